@@ -1,0 +1,57 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/provider/envprovider"
+	"go.opentelemetry.io/collector/confmap/provider/fileprovider"
+	"go.opentelemetry.io/collector/confmap/provider/httpprovider"
+	"go.opentelemetry.io/collector/confmap/provider/yamlprovider"
+	"go.opentelemetry.io/collector/otelcol"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func buildInfo() component.BuildInfo {
+	return component.BuildInfo{
+		Command:     "weft",
+		Description: "weft node agent: logs, metrics and traces of a Kubernetes node, tied together by trace ID",
+		Version:     version,
+	}
+}
+
+// collectorSettings returns the settings weft runs the collector with. uris
+// are the configuration sources used when no --config flag is given; weft
+// passes its embedded DaemonSet profile.
+func collectorSettings(uris ...string) otelcol.CollectorSettings {
+	return otelcol.CollectorSettings{
+		BuildInfo: buildInfo(),
+		Factories: components,
+		ConfigProviderSettings: otelcol.ConfigProviderSettings{
+			ResolverSettings: confmap.ResolverSettings{
+				URIs: uris,
+				ProviderFactories: []confmap.ProviderFactory{
+					embeddedProviderFactory(),
+					envprovider.NewFactory(),
+					fileprovider.NewFactory(),
+					yamlprovider.NewFactory(),
+					httpprovider.NewFactory(),
+				},
+				DefaultScheme: "env",
+			},
+		},
+	}
+}
+
+// newCommand is the weft command line: the collector's own command (run,
+// validate, components, featuregate) with the embedded default configuration
+// when --config is absent, plus `weft demo`.
+func newCommand() *cobra.Command {
+	cmd := otelcol.NewCommand(collectorSettings(defaultConfigURI))
+	cmd.Long = "weft runs the node agent. Without --config it runs the embedded DaemonSet profile (" +
+		defaultConfigURI + "); --config FILE replaces it, several --config flags are merged in order."
+	cmd.AddCommand(newDemoCommand())
+	return cmd
+}

@@ -1,0 +1,289 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"text/template"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.opentelemetry.io/collector/otelcol"
+
+	"github.com/weftobs/weft/internal/jaegerproc"
+	"github.com/weftobs/weft/internal/loopback"
+	"github.com/weftobs/weft/internal/simnode"
+)
+
+//go:embed config/demo.yaml.tmpl
+var demoConfigTemplate string
+
+type demoFlags struct {
+	rate       int
+	duration   time.Duration
+	errors     bool
+	errorAfter time.Duration
+	rotate     bool
+	rotateSize int64
+	dir        string
+	jaeger     string
+	progress   time.Duration
+}
+
+func newDemoCommand() *cobra.Command {
+	var f demoFlags
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run the agent against a simulated node (mesh app and a function, all on loopback)",
+		Long: "demo starts a simulated node: CRI container logs of a small Istio mesh app and a Knative function " +
+			"under a /var/log/pods-style tree, Envoy /stats/prometheus and application /metrics endpoints, and " +
+			"OTLP spans, every request with one W3C trace ID in all three. It starts weft on it with a demo " +
+			"configuration and, when a jaeger binary is on PATH, a Jaeger to send the traces to.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runDemo(ctx, f, cmd.OutOrStdout())
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&f.rate, "rate", 200, "log records per second written by all simulated containers together")
+	fl.DurationVar(&f.duration, "duration", 0, "stop after this long (0: run until interrupted)")
+	fl.BoolVar(&f.errors, "errors", true, "inject a burst of HTTP 503 in reviews-v2")
+	fl.DurationVar(&f.errorAfter, "error-after", 30*time.Second, "when the error burst starts")
+	fl.BoolVar(&f.rotate, "rotate", false, "rotate container logs the kubelet way (rename at --rotate-size)")
+	fl.Int64Var(&f.rotateSize, "rotate-size", 10<<20, "log size in bytes at which --rotate renames a file")
+	fl.StringVar(&f.dir, "dir", "", "directory for the simulated node (default: a temporary directory, removed at exit)")
+	fl.StringVar(&f.jaeger, "jaeger", "auto", "auto: start Jaeger if a jaeger binary is on PATH; off: never; or a path to the binary")
+	fl.DurationVar(&f.progress, "progress", 10*time.Second, "how often to print counters (0: never)")
+	return cmd
+}
+
+// demoConfig fills config/demo.yaml.tmpl.
+type demoConfig struct {
+	Health, ZPages, OTLPGRPC, OTLPHTTP string
+	MetricsHost, MetricsPort           string
+	DataDir                            string
+	Jaeger                             string // OTLP/gRPC endpoint of Jaeger; empty: debug exporter
+}
+
+func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
+	dir := f.dir
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "weft-demo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("demo dir: %w", err)
+	}
+
+	var jaeger *jaegerproc.Jaeger
+	if bin := demoJaegerBinary(f.jaeger); bin != "" {
+		j, err := jaegerproc.Start(ctx, bin, dir, nil)
+		if err != nil {
+			return fmt.Errorf("start jaeger: %w", err)
+		}
+		defer j.Stop()
+		jaeger = j
+	}
+
+	addrs, err := loopback.FreeAddrs(5)
+	if err != nil {
+		return err
+	}
+	cfg := demoConfig{
+		Health: addrs[0], ZPages: addrs[1], OTLPGRPC: addrs[2], OTLPHTTP: addrs[3], DataDir: filepath.Join(dir, "data"),
+	}
+	cfg.MetricsHost, cfg.MetricsPort, _ = net.SplitHostPort(addrs[4])
+	if jaeger != nil {
+		cfg.Jaeger = jaeger.OTLPGRPC
+	}
+	cfgPath := filepath.Join(dir, "weft-demo.yaml")
+	if err := writeDemoConfig(cfgPath, cfg); err != nil {
+		return err
+	}
+
+	agentCtx, stopAgent := context.WithCancel(context.WithoutCancel(ctx))
+	agentDone, err := startAgent(agentCtx, cfgPath)
+	if err != nil {
+		stopAgent()
+		return err
+	}
+	defer func() {
+		stopAgent()
+		<-agentDone
+	}()
+	if err := waitHTTP(ctx, "http://"+cfg.Health+"/", agentDone); err != nil {
+		return fmt.Errorf("agent did not become healthy: %w", err)
+	}
+
+	export, closeExport, err := simnode.OTLPExporter(cfg.OTLPGRPC)
+	if err != nil {
+		return err
+	}
+	defer closeExport()
+	opts := simnode.Options{
+		Dir: dir, Rate: f.rate, ErrorBurst: f.errors, ErrorAfter: f.errorAfter, Export: export,
+	}
+	if f.rotate {
+		opts.RotateSize = f.rotateSize
+	}
+	node, err := simnode.Start(opts)
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+
+	printDemoIntro(out, f, dir, cfgPath, cfg, jaeger, node)
+
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	// The simulation ends when the agent does: there is nothing to demo then.
+	go func() {
+		select {
+		case <-agentDone:
+			cancelRun()
+		case <-runCtx.Done():
+		}
+	}()
+	started := time.Now()
+	if f.progress > 0 {
+		go func() {
+			t := time.NewTicker(f.progress)
+			defer t.Stop()
+			for {
+				select {
+				case <-runCtx.Done():
+					return
+				case <-t.C:
+					fmt.Fprintf(out, "weft demo: %s\n", node.Stats().Summary(time.Since(started)))
+				}
+			}
+		}()
+	}
+	runErr := node.Run(runCtx, f.duration)
+	cancelRun()
+	closeErr := node.Close()
+	fmt.Fprintf(out, "weft demo: stopped: %s\n", node.Stats().Summary(time.Since(started)))
+	return errors.Join(runErr, closeErr)
+}
+
+func demoJaegerBinary(flag string) string {
+	switch flag {
+	case "off", "":
+		return ""
+	case "auto":
+		bin, err := jaegerproc.Find()
+		if err != nil {
+			return ""
+		}
+		return bin
+	default:
+		return flag
+	}
+}
+
+func writeDemoConfig(path string, cfg demoConfig) error {
+	tmpl, err := template.New("demo").Option("missingkey=error").Parse(demoConfigTemplate)
+	if err != nil {
+		return fmt.Errorf("parse demo config template: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := tmpl.Execute(&buf, cfg); err != nil {
+		return fmt.Errorf("render demo config: %w", err)
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o600)
+}
+
+// startAgent runs the collector in this process with the file at cfgPath.
+// The returned channel is closed when it has stopped.
+func startAgent(ctx context.Context, cfgPath string) (<-chan struct{}, error) {
+	set := collectorSettings("file:" + cfgPath)
+	set.DisableGracefulShutdown = true // the demo handles signals itself
+	col, err := otelcol.NewCollector(set)
+	if err != nil {
+		return nil, fmt.Errorf("create agent: %w", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := col.Run(ctx); err != nil {
+			fmt.Fprintf(os.Stderr, "weft demo: agent stopped: %v\n", err)
+		}
+	}()
+	return done, nil
+}
+
+// waitHTTP polls url until it answers 200, the context ends or stopped is
+// closed.
+func waitHTTP(ctx context.Context, url string, stopped <-chan struct{}) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", url, ctx.Err())
+		case <-stopped:
+			return errors.New("agent exited")
+		case <-t.C:
+		}
+	}
+}
+
+func printDemoIntro(out io.Writer, f demoFlags, dir, cfgPath string, cfg demoConfig, jaeger *jaegerproc.Jaeger, node *simnode.Node) {
+	p := func(format string, a ...any) { fmt.Fprintf(out, format+"\n", a...) }
+	p("weft demo: a simulated node is running (%d log records/s).", f.rate)
+	p("")
+	p("  node directory      %s", dir)
+	p("  container logs      %s", node.PodsDir())
+	p("  pods and endpoints  %s", node.ManifestPath())
+	p("  agent config        %s", cfgPath)
+	p("")
+	p("  agent health        http://%s/", cfg.Health)
+	p("  agent zpages        http://%s/debug/tracez", cfg.ZPages)
+	p("  agent self-metrics  http://%s:%s/metrics", cfg.MetricsHost, cfg.MetricsPort)
+	p("  agent OTLP          grpc %s, http http://%s", cfg.OTLPGRPC, cfg.OTLPHTTP)
+	if jaeger != nil {
+		p("  Jaeger UI           %s?service=reviews", jaeger.UIURL())
+	} else {
+		p("  traces              debug exporter (put a jaeger binary on PATH, e.g. `make tools`, to see them in Jaeger)")
+	}
+	p("")
+	for _, e := range node.Endpoints() {
+		p("  metrics %-46s %s", e.Namespace+"/"+e.Pod+"/"+e.Container, e.URL)
+	}
+	p("")
+	if f.errors {
+		p("  reviews-v2 starts failing (HTTP 503) %s after start, for a minute.", f.errorAfter)
+	}
+	if f.duration > 0 {
+		p("  Stops after %s.", f.duration)
+	} else {
+		p("  Ctrl-C stops.")
+	}
+}

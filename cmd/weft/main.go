@@ -1,0 +1,11 @@
+// Command weft is the weft node agent: a custom OpenTelemetry Collector
+// distribution for Kubernetes nodes with service-mesh sidecars and functions.
+package main
+
+import "os"
+
+func main() {
+	if err := newCommand().Execute(); err != nil {
+		os.Exit(1)
+	}
+}
