@@ -197,15 +197,22 @@ func demoJaegerBinary(flag string) string {
 }
 
 func writeDemoConfig(path string, cfg demoConfig) error {
+	var buf bytes.Buffer
+	if err := renderDemoConfig(&buf, cfg); err != nil {
+		return err
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o600)
+}
+
+func renderDemoConfig(w io.Writer, cfg demoConfig) error {
 	tmpl, err := template.New("demo").Option("missingkey=error").Parse(demoConfigTemplate)
 	if err != nil {
 		return fmt.Errorf("parse demo config template: %w", err)
 	}
-	var buf bytes.Buffer
-	if err := tmpl.Execute(&buf, cfg); err != nil {
+	if err := tmpl.Execute(w, cfg); err != nil {
 		return fmt.Errorf("render demo config: %w", err)
 	}
-	return os.WriteFile(path, buf.Bytes(), 0o600)
+	return nil
 }
 
 // startAgent runs the collector in this process with the file at cfgPath.

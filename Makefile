@@ -1,0 +1,53 @@
+# weft — build, demo, test, bench. `make help` lists the targets.
+
+GO        ?= go
+TOOLS_DIR ?= $(HOME)/.cache/weft/tools
+JAEGER_VERSION := v1.76.0
+JAEGER    := $(TOOLS_DIR)/jaeger-$(JAEGER_VERSION)
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+# Integration tests find the real backends through these.
+export WEFT_JAEGER := $(JAEGER)
+
+.PHONY: help build demo demo-jaeger test unit tools bench lint tidy-check clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build bin/weft
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/weft ./cmd/weft
+
+demo: build ## run the agent on a simulated node (uses Jaeger if `make tools` built it)
+	@if [ -x "$(JAEGER)" ]; then jaeger_flag="$(JAEGER)"; else jaeger_flag=auto; fi; \
+	  bin/weft demo --jaeger "$$jaeger_flag" $(DEMO_FLAGS)
+
+demo-jaeger: build tools ## like demo, building Jaeger first if needed
+	bin/weft demo --jaeger "$(JAEGER)" $(DEMO_FLAGS)
+
+tools: $(JAEGER) ## install the real backends the integration tests use
+	hack/install-debian-tools.sh
+
+$(JAEGER):
+	hack/install-jaeger.sh "$(TOOLS_DIR)" >/dev/null
+
+test: tools ## unit and integration tests, with the race detector
+	$(GO) test -race -count=1 -tags integration -timeout 30m ./...
+
+unit: ## unit tests only (no backends needed)
+	$(GO) test -race -count=1 ./...
+
+bench: ## Go benchmarks (see bench/RESULTS.md for recorded figures)
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+lint: ## go vet, gofmt, staticcheck
+	$(GO) vet -tags integration ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) run $(STATICCHECK) -tags integration ./...
+
+tidy-check: ## fail if go.mod/go.sum are not tidy
+	$(GO) mod tidy -diff
+
+clean:
+	rm -rf bin

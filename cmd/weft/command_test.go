@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+)
+
+// runWeft runs the test binary as the weft command with args and returns its
+// combined output and exit code.
+func runWeft(t *testing.T, env []string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), os.Args[0], args...)
+	cmd.Env = append(append(os.Environ(), "WEFT_TEST_RUN_MAIN=1"), env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if exitErr, ok := err.(*exec.ExitError); ok {
+		return out.String(), exitErr.ExitCode()
+	}
+	require.NoError(t, err)
+	return out.String(), 0
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+	return p
+}
+
+const validConfig = `
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:0
+exporters:
+  debug: {}
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [debug]
+`
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name     string
+		config   string
+		wantCode int
+		wantOut  []string // substrings of the output
+	}{
+		{name: "valid", config: validConfig, wantCode: 0},
+		{
+			name:     "unknown key",
+			config:   strings.Replace(validConfig, "debug: {}", "debug: {verbosty: detailed}", 1),
+			wantCode: 1,
+			wantOut:  []string{"debug", "verbosty"},
+		},
+		{
+			name:     "unknown component type",
+			config:   strings.Replace(validConfig, "debug: {}", "debgu: {}", 1),
+			wantCode: 1,
+			wantOut:  []string{"debgu"},
+		},
+		{
+			name:     "pipeline names a missing exporter",
+			config:   strings.Replace(validConfig, "exporters: [debug]", "exporters: [debug, otlp_grpc/jaeger]", 1),
+			wantCode: 1,
+			wantOut:  []string{"otlp_grpc/jaeger"},
+		},
+		{
+			name:     "not yaml",
+			config:   "receivers: [otlp\n",
+			wantCode: 1,
+			wantOut:  []string{"yaml"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, code := runWeft(t, nil, "validate", "--config", writeFile(t, "weft.yaml", tt.config))
+			assert.Equal(t, tt.wantCode, code, "output:\n%s", out)
+			for _, s := range tt.wantOut {
+				assert.Contains(t, out, s)
+			}
+		})
+	}
+}
+
+func TestValidateEmbeddedDefault(t *testing.T) {
+	// Without --config weft uses its embedded DaemonSet profile.
+	out, code := runWeft(t, []string{"WEFT_DATA_DIR=" + t.TempDir(), "NODE_NAME=node-a", "POD_IP=127.0.0.1"}, "validate")
+	assert.Equal(t, 0, code, "output:\n%s", out)
+	assert.NotContains(t, out, "deprecated")
+}
+
+func TestEmbeddedProviderRejectsUnknownName(t *testing.T) {
+	_, err := embeddedProvider{}.Retrieve(t.Context(), "weft:gateway", nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "weft:gateway")
+}
+
+// TestShippedConfigsUseCanonicalNames fails when a config weft ships names a
+// component by a deprecated alias (otlp for otlp_grpc, otlphttp, ...), which
+// would log a deprecation warning at every start.
+func TestShippedConfigsUseCanonicalNames(t *testing.T) {
+	factories, err := components()
+	require.NoError(t, err)
+	var demo bytes.Buffer
+	require.NoError(t, renderDemoConfig(&demo, demoConfig{Jaeger: "127.0.0.1:1"}))
+	var demoDebug bytes.Buffer
+	require.NoError(t, renderDemoConfig(&demoDebug, demoConfig{}))
+
+	for name, raw := range map[string][]byte{
+		"default": defaultConfig, "demo with jaeger": demo.Bytes(), "demo without jaeger": demoDebug.Bytes(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			ret, err := confmap.NewRetrievedFromYAML(raw)
+			require.NoError(t, err)
+			raw, err := ret.AsRaw()
+			require.NoError(t, err)
+			conf := confmap.NewFromStringMap(raw.(map[string]any))
+			kinds := map[string]func(string) (string, bool){
+				"receivers":  canonical(factories.Receivers),
+				"processors": canonical(factories.Processors),
+				"exporters":  canonical(factories.Exporters),
+				"extensions": canonical(factories.Extensions),
+				"connectors": canonical(factories.Connectors),
+			}
+			for kind, lookup := range kinds {
+				sub, err := conf.Sub(kind)
+				require.NoError(t, err)
+				for id := range sub.ToStringMap() {
+					typ, _, _ := strings.Cut(id, "/")
+					canon, ok := lookup(typ)
+					require.True(t, ok, "%s: unknown %s type %q", name, kind, typ)
+					assert.Equal(t, canon, typ, "%s: %s %q uses a deprecated alias", name, kind, id)
+				}
+			}
+		})
+	}
+}
+
+func canonical[T component.Factory](m map[component.Type]T) func(string) (string, bool) {
+	return func(typ string) (string, bool) {
+		for k, f := range m {
+			if k.String() == typ {
+				return f.Type().String(), true
+			}
+		}
+		return "", false
+	}
+}

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+)
+
+func typeNames[T component.Factory](m map[component.Type]T) []string {
+	var out []string
+	for typ, f := range m {
+		// Deprecated aliases (e.g. "otlp" for otlp_grpc) are in the map too;
+		// list only canonical names.
+		if f.Type() == typ {
+			out = append(out, typ.String())
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestComponents(t *testing.T) {
+	f, err := components()
+	require.NoError(t, err)
+	require.NotNil(t, f.Telemetry, "the collector refuses to start without a telemetry factory")
+
+	assert.Equal(t, []string{"otlp"}, typeNames(f.Receivers))
+	assert.Equal(t, []string{"batch", "memory_limiter"}, typeNames(f.Processors))
+	assert.Equal(t, []string{"debug", "otlp_grpc", "otlp_http"}, typeNames(f.Exporters))
+	assert.Equal(t, []string{"file_storage", "health_check", "pprof", "zpages"}, typeNames(f.Extensions))
+	assert.Empty(t, typeNames(f.Connectors))
+}
