@@ -276,7 +276,7 @@ func printDemoIntro(out io.Writer, f demoFlags, dir, cfgPath string, cfg demoCon
 	p("  agent self-metrics  http://%s:%s/metrics", cfg.MetricsHost, cfg.MetricsPort)
 	p("  agent OTLP          grpc %s, http http://%s", cfg.OTLPGRPC, cfg.OTLPHTTP)
 	if jaeger != nil {
-		p("  Jaeger UI           %s?service=reviews", jaeger.UIURL())
+		p("  Jaeger query API    %s/api/traces?service=reviews&limit=20", jaeger.QueryURL())
 	} else {
 		p("  traces              debug exporter (put a jaeger binary on PATH, e.g. `make tools`, to see them in Jaeger)")
 	}

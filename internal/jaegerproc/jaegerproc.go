@@ -123,8 +123,11 @@ func Start(ctx context.Context, binary, dir string, logOut io.Writer) (*Jaeger, 
 	}
 
 	j.cmd = exec.Command(binary, "--config", "file:"+cfgPath)
-	// Belt and braces: anything the config does not name binds loopback only.
-	j.cmd.Env = append(os.Environ(), "JAEGER_LISTEN_HOST="+loopback.Host)
+	// Belt and braces: anything the config does not name binds loopback only,
+	// and Jaeger's own tracing (which dials localhost:4317 by default, where a
+	// weft may listen) is off.
+	j.cmd.Env = append(os.Environ(), "JAEGER_LISTEN_HOST="+loopback.Host,
+		"OTEL_SDK_DISABLED=true", "OTEL_TRACES_EXPORTER=none")
 	j.cmd.Stdout = logOut
 	j.cmd.Stderr = logOut
 	if err := j.cmd.Start(); err != nil {
@@ -168,8 +171,10 @@ func (j *Jaeger) waitReady(ctx context.Context) error {
 	}
 }
 
-// UIURL is the address of Jaeger's web UI.
-func (j *Jaeger) UIURL() string { return "http://" + j.Query + "/search" }
+// QueryURL is the base URL of Jaeger's query service (HTTP API and, in
+// builds that embed the UI assets, the UI; a build from module source has
+// no UI assets).
+func (j *Jaeger) QueryURL() string { return "http://" + j.Query }
 
 // Stop ends the process and waits for it. Safe to call twice.
 func (j *Jaeger) Stop() error {
