@@ -61,9 +61,9 @@ type jaegerTrace struct {
 			RefType string `json:"refType"`
 			SpanID  string `json:"spanID"`
 		} `json:"references"`
-		Tags      []jaegerKV `json:"tags"`
+		Tags      []jaegerKV                    `json:"tags"`
 		Logs      []struct{ Fields []jaegerKV } `json:"logs"`
-		ProcessID string     `json:"processID"`
+		ProcessID string                        `json:"processID"`
 	} `json:"spans"`
 	Processes map[string]struct {
 		ServiceName string     `json:"serviceName"`

@@ -12,7 +12,6 @@ import (
 // Host is the only address weft's demo, tests and benchmarks bind to.
 const Host = "127.0.0.1"
 
-
 // FreeAddrs returns n distinct "127.0.0.1:port" addresses that were free a
 // moment ago. The listeners are held until all n are found, so the ports
 // differ from each other.

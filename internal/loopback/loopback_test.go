@@ -24,4 +24,3 @@ func TestFreeAddrsAreDistinctAndLoopback(t *testing.T) {
 		require.NoError(t, l.Close())
 	}
 }
-
