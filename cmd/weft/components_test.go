@@ -27,9 +27,9 @@ func TestComponents(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, f.Telemetry, "the collector refuses to start without a telemetry factory")
 
-	assert.Equal(t, []string{"otlp"}, typeNames(f.Receivers))
+	assert.Equal(t, []string{"jaeger", "otlp", "zipkin"}, typeNames(f.Receivers))
 	assert.Equal(t, []string{"batch", "memory_limiter"}, typeNames(f.Processors))
 	assert.Equal(t, []string{"debug", "otlp_grpc", "otlp_http"}, typeNames(f.Exporters))
 	assert.Equal(t, []string{"file_storage", "health_check", "pprof", "zpages"}, typeNames(f.Extensions))
-	assert.Empty(t, typeNames(f.Connectors))
+	assert.Equal(t, []string{"spanmetrics"}, typeNames(f.Connectors))
 }

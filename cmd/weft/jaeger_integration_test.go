@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"text/template"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -59,6 +61,7 @@ type jaegerTrace struct {
 		OperationName string `json:"operationName"`
 		References    []struct {
 			RefType string `json:"refType"`
+			TraceID string `json:"traceID"`
 			SpanID  string `json:"spanID"`
 		} `json:"references"`
 		Tags      []jaegerKV                    `json:"tags"`
@@ -227,6 +230,13 @@ func TestJaegerRoundTrip(t *testing.T) {
 	assert.Contains(t, cs.Logs[0].Fields, jaegerKV{Key: "event", Type: "string", Value: "retry"})
 	assert.Contains(t, cs.Logs[0].Fields, jaegerKV{Key: "attempt", Type: "int64", Value: float64(2)})
 	assert.Contains(t, cs.Logs[0].Fields, jaegerKV{Key: "reason", Type: "string", Value: "timeout"})
+}
+
+func renderTemplate(t *testing.T, text string, data any) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	require.NoError(t, template.Must(template.New("cfg").Option("missingkey=error").Parse(text)).Execute(&buf, data))
+	return buf.Bytes()
 }
 
 // syncBuffer is an io.Writer safe for the demo's goroutines and the test.
