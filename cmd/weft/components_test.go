@@ -29,7 +29,7 @@ func TestComponents(t *testing.T) {
 
 	assert.Equal(t, []string{"jaeger", "otlp", "zipkin"}, typeNames(f.Receivers))
 	assert.Equal(t, []string{"batch", "memory_limiter"}, typeNames(f.Processors))
-	assert.Equal(t, []string{"debug", "otlp_grpc", "otlp_http"}, typeNames(f.Exporters))
+	assert.Equal(t, []string{"debug", "otlp_grpc", "otlp_http", "prometheus_remote_write"}, typeNames(f.Exporters))
 	assert.Equal(t, []string{"file_storage", "health_check", "pprof", "zpages"}, typeNames(f.Extensions))
 	assert.Equal(t, []string{"spanmetrics"}, typeNames(f.Connectors))
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.opentelemetry.io/collector/otelcol"
 
-	"github.com/weftobs/weft/internal/jaegerproc"
+	"github.com/weftobs/weft/internal/backends"
 	"github.com/weftobs/weft/internal/loopback"
 	"github.com/weftobs/weft/internal/simnode"
 )
@@ -90,9 +90,9 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 		return fmt.Errorf("demo dir: %w", err)
 	}
 
-	var jaeger *jaegerproc.Jaeger
+	var jaeger *backends.Jaeger
 	if bin := demoJaegerBinary(f.jaeger); bin != "" {
-		j, err := jaegerproc.Start(ctx, bin, dir, nil)
+		j, err := backends.StartJaeger(ctx, bin, dir, nil)
 		if err != nil {
 			return fmt.Errorf("start jaeger: %w", err)
 		}
@@ -186,7 +186,7 @@ func demoJaegerBinary(flag string) string {
 	case "off", "":
 		return ""
 	case "auto":
-		bin, err := jaegerproc.Find()
+		bin, err := backends.FindJaeger()
 		if err != nil {
 			return ""
 		}
@@ -262,7 +262,7 @@ func waitHTTP(ctx context.Context, url string, stopped <-chan struct{}) error {
 	}
 }
 
-func printDemoIntro(out io.Writer, f demoFlags, dir, cfgPath string, cfg demoConfig, jaeger *jaegerproc.Jaeger, node *simnode.Node) {
+func printDemoIntro(out io.Writer, f demoFlags, dir, cfgPath string, cfg demoConfig, jaeger *backends.Jaeger, node *simnode.Node) {
 	p := func(format string, a ...any) { fmt.Fprintf(out, format+"\n", a...) }
 	p("weft demo: a simulated node is running (%d log records/s).", f.rate)
 	p("")

@@ -29,19 +29,19 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/weftobs/weft/internal/jaegerproc"
+	"github.com/weftobs/weft/internal/backends"
 	"github.com/weftobs/weft/internal/loopback"
 )
 
 // startJaeger runs the real Jaeger binary on free loopback ports. A missing
 // binary fails the test: `make test` builds it (make tools).
-func startJaeger(t *testing.T) *jaegerproc.Jaeger {
+func startJaeger(t *testing.T) *backends.Jaeger {
 	t.Helper()
-	bin, err := jaegerproc.Find()
+	bin, err := backends.FindJaeger()
 	require.NoError(t, err)
-	j, err := jaegerproc.Start(t.Context(), bin, t.TempDir(), testLogWriter{t})
+	j, err := backends.StartJaeger(t.Context(), bin, t.TempDir(), testLogWriter{t})
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = j.Stop() })
+	t.Cleanup(j.Stop)
 	return j
 }
 
@@ -260,7 +260,7 @@ func (s *syncBuffer) String() string {
 // TestDemoSendsTracesToJaeger runs `weft demo` with the real Jaeger and waits
 // until every simulated service has traces there.
 func TestDemoSendsTracesToJaeger(t *testing.T) {
-	bin, err := jaegerproc.Find()
+	bin, err := backends.FindJaeger()
 	require.NoError(t, err)
 
 	ctx, cancel := context.WithCancel(t.Context())

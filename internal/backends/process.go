@@ -1,0 +1,98 @@
+// Package backends runs real backend programs (Jaeger, Prometheus) on free
+// loopback ports, for the demo, integration tests and benchmarks. Each
+// program gets a configuration in which every endpoint is a free port on
+// 127.0.0.1, so nothing binds a fixed host port or a public address.
+package backends
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"sync"
+	"time"
+)
+
+// find returns $envVar when set, else name looked up on PATH; the error names
+// both and how to install the program.
+func find(envVar, name string) (string, error) {
+	if p := os.Getenv(envVar); p != "" {
+		return p, nil
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("%s binary not found: run `make tools` or set %s", name, envVar)
+	}
+	return p, nil
+}
+
+// process is a started program that is ready once an HTTP URL answers 200.
+type process struct {
+	cmd      *exec.Cmd
+	done     chan struct{}
+	waitErr  error
+	stopOnce sync.Once
+}
+
+// startProcess starts binary with args and extra environment, sends its
+// output to logOut (may be nil), and waits until readyURL answers 200.
+func startProcess(ctx context.Context, name, binary string, args, env []string, logOut io.Writer, readyURL string) (*process, error) {
+	p := &process{cmd: exec.Command(binary, args...), done: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = logOut, logOut
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s %s: %w", name, binary, err)
+	}
+	go func() {
+		p.waitErr = p.cmd.Wait()
+		close(p.done)
+	}()
+	if err := p.waitReady(ctx, name, readyURL); err != nil {
+		p.stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *process) waitReady(ctx context.Context, name, url string) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited before it was ready: %w", name, errors.Join(p.waitErr, errors.New("see its output")))
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready at %s: %w", name, url, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// stop interrupts the process, kills it after 10 s, and waits for it. Safe
+// to call twice.
+func (p *process) stop() {
+	p.stopOnce.Do(func() {
+		_ = p.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+}
