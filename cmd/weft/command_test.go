@@ -115,14 +115,17 @@ func TestEmbeddedProviderRejectsUnknownName(t *testing.T) {
 func TestShippedConfigsUseCanonicalNames(t *testing.T) {
 	factories, err := components()
 	require.NoError(t, err)
-	var demo bytes.Buffer
-	require.NoError(t, renderDemoConfig(&demo, demoConfig{Jaeger: "127.0.0.1:1"}))
-	var demoDebug bytes.Buffer
-	require.NoError(t, renderDemoConfig(&demoDebug, demoConfig{}))
-
-	for name, raw := range map[string][]byte{
-		"default": defaultConfig, "demo with jaeger": demo.Bytes(), "demo without jaeger": demoDebug.Bytes(),
+	configs := map[string][]byte{"default": defaultConfig}
+	for name, cfg := range map[string]demoConfig{
+		"demo with backends":    {Jaeger: "127.0.0.1:1", Prometheus: "http://127.0.0.1:2/api/v1/write"},
+		"demo with jaeger only": {Jaeger: "127.0.0.1:1"},
+		"demo without backends": {},
 	} {
+		var buf bytes.Buffer
+		require.NoError(t, renderDemoConfig(&buf, cfg))
+		configs[name] = buf.Bytes()
+	}
+	for name, raw := range configs {
 		t.Run(name, func(t *testing.T) {
 			ret, err := confmap.NewRetrievedFromYAML(raw)
 			require.NoError(t, err)

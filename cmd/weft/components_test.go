@@ -31,5 +31,5 @@ func TestComponents(t *testing.T) {
 	assert.Equal(t, []string{"batch", "memory_limiter"}, typeNames(f.Processors))
 	assert.Equal(t, []string{"debug", "otlp_grpc", "otlp_http", "prometheus_remote_write"}, typeNames(f.Exporters))
 	assert.Equal(t, []string{"file_storage", "health_check", "pprof", "zpages"}, typeNames(f.Extensions))
-	assert.Equal(t, []string{"spanmetrics"}, typeNames(f.Connectors))
+	assert.Equal(t, []string{"span_metrics"}, typeNames(f.Connectors))
 }

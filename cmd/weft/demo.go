@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
 	"go.opentelemetry.io/collector/otelcol"
 
 	"github.com/weftobs/weft/internal/backends"
@@ -36,7 +38,9 @@ type demoFlags struct {
 	rotateSize int64
 	dir        string
 	jaeger     string
+	prometheus string
 	progress   time.Duration
+	logOpts    []zap.Option // for tests: hooks on the agent's logger
 }
 
 func newDemoCommand() *cobra.Command {
@@ -63,17 +67,19 @@ func newDemoCommand() *cobra.Command {
 	fl.BoolVar(&f.rotate, "rotate", false, "rotate container logs the kubelet way (rename at --rotate-size)")
 	fl.Int64Var(&f.rotateSize, "rotate-size", 10<<20, "log size in bytes at which --rotate renames a file")
 	fl.StringVar(&f.dir, "dir", "", "directory for the simulated node (default: a temporary directory, removed at exit)")
-	fl.StringVar(&f.jaeger, "jaeger", "auto", "auto: start Jaeger if a jaeger binary is on PATH; off: never; or a path to the binary")
+	fl.StringVar(&f.jaeger, "jaeger", "auto", "auto: start Jaeger if a jaeger binary is on PATH (or $WEFT_JAEGER); off: never; or a path to the binary")
+	fl.StringVar(&f.prometheus, "prometheus", "auto", "auto: start Prometheus if a prometheus binary is on PATH (or $WEFT_PROMETHEUS); off: never; or a path to the binary")
 	fl.DurationVar(&f.progress, "progress", 10*time.Second, "how often to print counters (0: never)")
 	return cmd
 }
 
 // demoConfig fills config/demo.yaml.tmpl.
 type demoConfig struct {
-	Health, ZPages, OTLPGRPC, OTLPHTTP string
+	Health, PProf, OTLPGRPC, OTLPHTTP string
 	MetricsHost, MetricsPort           string
 	DataDir                            string
 	Jaeger                             string // OTLP/gRPC endpoint of Jaeger; empty: debug exporter
+	Prometheus                         string // remote-write URL of Prometheus; empty: debug exporter
 }
 
 func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
@@ -91,7 +97,7 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 	}
 
 	var jaeger *backends.Jaeger
-	if bin := demoJaegerBinary(f.jaeger); bin != "" {
+	if bin := demoBackendBinary(f.jaeger, backends.FindJaeger); bin != "" {
 		j, err := backends.StartJaeger(ctx, bin, dir, nil)
 		if err != nil {
 			return fmt.Errorf("start jaeger: %w", err)
@@ -99,17 +105,29 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 		defer j.Stop()
 		jaeger = j
 	}
+	var prom *backends.Prometheus
+	if bin := demoBackendBinary(f.prometheus, backends.FindPrometheus); bin != "" {
+		p, err := backends.StartPrometheus(ctx, bin, dir, "", nil)
+		if err != nil {
+			return fmt.Errorf("start prometheus: %w", err)
+		}
+		defer p.Stop()
+		prom = p
+	}
 
 	addrs, err := loopback.FreeAddrs(5)
 	if err != nil {
 		return err
 	}
 	cfg := demoConfig{
-		Health: addrs[0], ZPages: addrs[1], OTLPGRPC: addrs[2], OTLPHTTP: addrs[3], DataDir: filepath.Join(dir, "data"),
+		Health: addrs[0], PProf: addrs[1], OTLPGRPC: addrs[2], OTLPHTTP: addrs[3], DataDir: filepath.Join(dir, "data"),
 	}
 	cfg.MetricsHost, cfg.MetricsPort, _ = net.SplitHostPort(addrs[4])
 	if jaeger != nil {
 		cfg.Jaeger = jaeger.OTLPGRPC
+	}
+	if prom != nil {
+		cfg.Prometheus = prom.RemoteWriteURL()
 	}
 	cfgPath := filepath.Join(dir, "weft-demo.yaml")
 	if err := writeDemoConfig(cfgPath, cfg); err != nil {
@@ -117,7 +135,7 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 	}
 
 	agentCtx, stopAgent := context.WithCancel(context.WithoutCancel(ctx))
-	agentDone, err := startAgent(agentCtx, cfgPath)
+	agentDone, err := startAgent(agentCtx, "file:"+cfgPath, f.logOpts...)
 	if err != nil {
 		stopAgent()
 		return err
@@ -147,7 +165,7 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 	}
 	defer node.Close()
 
-	printDemoIntro(out, f, dir, cfgPath, cfg, jaeger, node)
+	printDemoIntro(out, f, dir, cfgPath, cfg, jaeger, prom, node)
 
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
@@ -181,12 +199,14 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 	return errors.Join(runErr, closeErr)
 }
 
-func demoJaegerBinary(flag string) string {
+// demoBackendBinary resolves a --jaeger/--prometheus flag to a binary path,
+// or "" for none.
+func demoBackendBinary(flag string, find func() (string, error)) string {
 	switch flag {
 	case "off", "":
 		return ""
 	case "auto":
-		bin, err := backends.FindJaeger()
+		bin, err := find()
 		if err != nil {
 			return ""
 		}
@@ -215,11 +235,13 @@ func renderDemoConfig(w io.Writer, cfg demoConfig) error {
 	return nil
 }
 
-// startAgent runs the collector in this process with the file at cfgPath.
-// The returned channel is closed when it has stopped.
-func startAgent(ctx context.Context, cfgPath string) (<-chan struct{}, error) {
-	set := collectorSettings("file:" + cfgPath)
+// startAgent runs the collector in this process with the configuration at
+// uri (e.g. "file:/path"). The returned channel is closed when it has
+// stopped. logOpts are added to the agent's logger (tests hook it).
+func startAgent(ctx context.Context, uri string, logOpts ...zap.Option) (<-chan struct{}, error) {
+	set := collectorSettings(uri)
 	set.DisableGracefulShutdown = true // the demo handles signals itself
+	set.LoggingOptions = logOpts
 	col, err := otelcol.NewCollector(set)
 	if err != nil {
 		return nil, fmt.Errorf("create agent: %w", err)
@@ -262,7 +284,7 @@ func waitHTTP(ctx context.Context, url string, stopped <-chan struct{}) error {
 	}
 }
 
-func printDemoIntro(out io.Writer, f demoFlags, dir, cfgPath string, cfg demoConfig, jaeger *backends.Jaeger, node *simnode.Node) {
+func printDemoIntro(out io.Writer, f demoFlags, dir, cfgPath string, cfg demoConfig, jaeger *backends.Jaeger, prom *backends.Prometheus, node *simnode.Node) {
 	p := func(format string, a ...any) { fmt.Fprintf(out, format+"\n", a...) }
 	p("weft demo: a simulated node is running (%d log records/s).", f.rate)
 	p("")
@@ -272,13 +294,19 @@ func printDemoIntro(out io.Writer, f demoFlags, dir, cfgPath string, cfg demoCon
 	p("  agent config        %s", cfgPath)
 	p("")
 	p("  agent health        http://%s/", cfg.Health)
-	p("  agent zpages        http://%s/debug/tracez", cfg.ZPages)
+	p("  agent pprof         http://%s/debug/pprof/", cfg.PProf)
 	p("  agent self-metrics  http://%s:%s/metrics", cfg.MetricsHost, cfg.MetricsPort)
 	p("  agent OTLP          grpc %s, http http://%s", cfg.OTLPGRPC, cfg.OTLPHTTP)
 	if jaeger != nil {
 		p("  Jaeger query API    %s/api/traces?service=reviews&limit=20", jaeger.QueryURL())
 	} else {
 		p("  traces              debug exporter (put a jaeger binary on PATH, e.g. `make tools`, to see them in Jaeger)")
+	}
+	if prom != nil {
+		p("  Prometheus          %s/graph?g0.expr=%s", prom.URL(),
+			url.QueryEscape(`sum by (service_name, http_response_status_code) (rate(traces_span_metrics_calls_total[1m]))`))
+	} else {
+		p("  RED metrics         debug exporter (install prometheus, e.g. `make tools`, to query them)")
 	}
 	p("")
 	for _, e := range node.Endpoints() {

@@ -143,7 +143,7 @@ func TestJaegerRoundTrip(t *testing.T) {
 	require.NoError(t, os.WriteFile(cfgPath, fmt.Appendf(nil, roundTripConfig, health, otlpGRPC, j.OTLPGRPC), 0o600))
 
 	agentCtx, stopAgent := context.WithCancel(context.Background())
-	done, err := startAgent(agentCtx, cfgPath)
+	done, err := startAgent(agentCtx, "file:"+cfgPath)
 	require.NoError(t, err)
 	t.Cleanup(func() { stopAgent(); <-done })
 	require.NoError(t, waitHTTP(t.Context(), "http://"+health+"/", done))

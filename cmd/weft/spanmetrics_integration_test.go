@@ -29,7 +29,7 @@ receivers:
       grpc:
         endpoint: {{.OTLPGRPC}}
 connectors:
-  spanmetrics:
+  span_metrics:
     dimensions:
       - name: http.route
       - name: http.response.status_code
@@ -39,16 +39,16 @@ connectors:
 exporters:
   prometheus_remote_write:
     endpoint: {{.Backend}}
-    resource_to_telemetry_conversion:
-      enabled: true
+    resource_constant_labels:
+      included: ["k8s.*"]
 service:
   extensions: [health_check]
   pipelines:
     traces:
       receivers: [otlp]
-      exporters: [spanmetrics]
+      exporters: [span_metrics]
     metrics:
-      receivers: [spanmetrics]
+      receivers: [span_metrics]
       exporters: [prometheus_remote_write]
   telemetry:
     metrics:
@@ -82,7 +82,7 @@ func TestSpanMetricsToPrometheus(t *testing.T) {
 	cfgPath := filepath.Join(t.TempDir(), "weft.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, renderTemplate(t, redConfig, ep), 0o600))
 	agentCtx, stopAgent := context.WithCancel(context.Background())
-	done, err := startAgent(agentCtx, cfgPath)
+	done, err := startAgent(agentCtx, "file:"+cfgPath)
 	require.NoError(t, err)
 	t.Cleanup(func() { stopAgent(); <-done })
 	require.NoError(t, waitHTTP(t.Context(), "http://"+ep.Health+"/", done))

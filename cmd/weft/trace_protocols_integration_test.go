@@ -234,7 +234,7 @@ func TestTraceProtocolsRoundTrip(t *testing.T) {
 	cfgPath := filepath.Join(t.TempDir(), "weft.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, renderTemplate(t, protocolsConfig, ep), 0o600))
 	agentCtx, stopAgent := context.WithCancel(context.Background())
-	done, err := startAgent(agentCtx, cfgPath)
+	done, err := startAgent(agentCtx, "file:"+cfgPath)
 	require.NoError(t, err)
 	t.Cleanup(func() { stopAgent(); <-done })
 	require.NoError(t, waitHTTP(t.Context(), "http://"+ep.Health+"/", done))
