@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.uber.org/zap"
 	"go.opentelemetry.io/collector/otelcol"
+	"go.uber.org/zap"
 
 	"github.com/weftobs/weft/internal/backends"
 	"github.com/weftobs/weft/internal/loopback"
@@ -76,10 +76,10 @@ func newDemoCommand() *cobra.Command {
 // demoConfig fills config/demo.yaml.tmpl.
 type demoConfig struct {
 	Health, PProf, OTLPGRPC, OTLPHTTP string
-	MetricsHost, MetricsPort           string
-	DataDir                            string
-	Jaeger                             string // OTLP/gRPC endpoint of Jaeger; empty: debug exporter
-	Prometheus                         string // remote-write URL of Prometheus; empty: debug exporter
+	MetricsHost, MetricsPort          string
+	DataDir                           string
+	Jaeger                            string // OTLP/gRPC endpoint of Jaeger; empty: debug exporter
+	Prometheus                        string // remote-write URL of Prometheus; empty: debug exporter
 }
 
 func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
