@@ -1,0 +1,76 @@
+package containerlogs
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+	"go.opentelemetry.io/collector/confmap"
+)
+
+func TestLoadConfig(t *testing.T) {
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+	storageID := component.MustNewID("file_storage")
+	tests := []struct {
+		id   component.ID
+		want *Config
+	}{
+		{id: component.NewID(component.MustNewType(typeStr)), want: createDefaultConfig().(*Config)},
+		{id: component.NewIDWithName(component.MustNewType(typeStr), "custom"), want: &Config{
+			Include:         []string{"/var/log/pods/*/*/*.log"},
+			Exclude:         []string{"/var/log/pods/kube-system_*/*/*.log"},
+			StartAt:         startAtBeginning,
+			PollInterval:    100 * time.Millisecond,
+			MaxLogSize:      65536,
+			FlushTimeout:    2 * time.Second,
+			MaxBatchRecords: 500,
+			MaxBatchBytes:   524288,
+			Storage:         &storageID,
+			Multiline:       MultilineConfig{LineStartPattern: `^\S`},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id.String(), func(t *testing.T) {
+			cfg := NewFactory().CreateDefaultConfig()
+			sub, err := cm.Sub(tt.id.String())
+			require.NoError(t, err)
+			require.NoError(t, sub.Unmarshal(cfg))
+			require.NoError(t, confmap.Validate(cfg))
+			assert.Equal(t, tt.want, cfg)
+		})
+	}
+}
+
+func TestValidateNamesKey(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+		key    string
+	}{
+		{"no include", func(c *Config) { c.Include = nil }, "include"},
+		{"bad glob", func(c *Config) { c.Exclude = []string{"["} }, "include/exclude"},
+		{"start_at", func(c *Config) { c.StartAt = "middle" }, "start_at"},
+		{"poll_interval zero", func(c *Config) { c.PollInterval = 0 }, "poll_interval"},
+		{"poll_interval too long", func(c *Config) { c.PollInterval = 2 * time.Second }, "poll_interval"},
+		{"max_log_size", func(c *Config) { c.MaxLogSize = 10 }, "max_log_size"},
+		{"flush_timeout", func(c *Config) { c.FlushTimeout = 0 }, "flush_timeout"},
+		{"max_batch_records", func(c *Config) { c.MaxBatchRecords = 0 }, "max_batch_records"},
+		{"max_batch_bytes", func(c *Config) { c.MaxBatchBytes = 1 }, "max_batch_bytes"},
+		{"multiline", func(c *Config) { c.Multiline.LineStartPattern = "(" }, "multiline.line_start_pattern"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := createDefaultConfig().(*Config)
+			require.NoError(t, cfg.Validate())
+			tt.mutate(cfg)
+			err := cfg.Validate()
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.key+":")
+		})
+	}
+}

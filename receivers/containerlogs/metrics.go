@@ -1,0 +1,66 @@
+package containerlogs
+
+import (
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// Lost-data reasons (the "reason" attribute of the lost/dropped counters).
+const (
+	reasonRotation  = "rotation"   // a rotated or truncated file's bytes that were gone before being read
+	reasonTruncated = "truncated"  // copytruncate: bytes between the last read and the truncation
+	reasonRejected  = "rejected"   // the next consumer returned a permanent error
+	reasonMissing   = "checkpoint" // a checkpointed file not found again at restart
+)
+
+// telemetry holds the receiver's self-metrics. Every place that can lose a
+// byte or a record counts it here.
+type telemetry struct {
+	bytesRead        metric.Int64Counter
+	recordsEmitted   metric.Int64Counter
+	recordsAcked     metric.Int64Counter
+	recordsDropped   metric.Int64Counter
+	bytesLost        metric.Int64Counter
+	truncatedLines   metric.Int64Counter
+	incompleteLines  metric.Int64Counter
+	parseErrors      metric.Int64Counter
+	permissionErrors metric.Int64Counter
+	openFiles        metric.Int64UpDownCounter
+}
+
+func newTelemetry(mp metric.MeterProvider) (*telemetry, error) {
+	m := mp.Meter("github.com/weftobs/weft/receivers/containerlogs")
+	t := &telemetry{}
+	var err error
+	mk := func(name, unit, desc string) metric.Int64Counter {
+		if err != nil {
+			return nil
+		}
+		var c metric.Int64Counter
+		c, err = m.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		return c
+	}
+	t.bytesRead = mk("weft.container_logs.bytes_read", "By", "Bytes read from container log files.")
+	t.recordsEmitted = mk("weft.container_logs.records_emitted", "{record}", "Log records sent to the next consumer (retries not counted).")
+	t.recordsAcked = mk("weft.container_logs.records_acknowledged", "{record}", "Log records the next consumer accepted.")
+	t.recordsDropped = mk("weft.container_logs.records_dropped", "{record}", "Log records dropped, by reason.")
+	t.bytesLost = mk("weft.container_logs.bytes_lost", "By", "Bytes of log files lost before they were read, by reason.")
+	t.truncatedLines = mk("weft.container_logs.truncated_lines", "{record}", "Messages cut at max_log_size.")
+	t.incompleteLines = mk("weft.container_logs.incomplete_lines", "{record}", "Partial messages emitted without their end (flush_timeout or file end).")
+	t.parseErrors = mk("weft.container_logs.parse_errors", "{line}", "Lines in neither CRI nor docker format (emitted raw).")
+	t.permissionErrors = mk("weft.container_logs.permission_errors", "{error}", "Files that could not be opened or read for lack of permission.")
+	if err != nil {
+		return nil, err
+	}
+	t.openFiles, err = m.Int64UpDownCounter("weft.container_logs.open_files", metric.WithUnit("{file}"),
+		metric.WithDescription("Files currently held open."))
+	return t, err
+}
+
+func reasonAttr(fileAttr attribute.KeyValue, reason string) metric.MeasurementOption {
+	return metric.WithAttributes(fileAttr, attribute.String("reason", reason))
+}
+
+func fileAttrOf(path string) attribute.KeyValue {
+	return attribute.String("log.file.path", path)
+}

@@ -1,0 +1,579 @@
+package containerlogs
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
+	"go.opentelemetry.io/collector/receiver"
+	"go.uber.org/zap"
+)
+
+// logsReceiver finds container log files and runs one tailer per file
+// identity.
+type logsReceiver struct {
+	set     receiver.Settings
+	cfg     *Config
+	next    consumer.Logs
+	tel     *telemetry
+	startRe *regexp.Regexp
+
+	store     kvStore
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+
+	mu     sync.Mutex
+	active map[fileID]*tailer
+	byPath map[string]*tailer // the newest tailer of each path
+	tombs  map[fileID]tomb    // released files that still exist
+	denied map[string]bool    // paths whose permission error was counted
+	seq    int64
+
+	idxMu sync.Mutex
+	keys  map[string]bool
+
+	logMu    sync.Mutex
+	lastWarn map[string]time.Time
+}
+
+// tomb remembers a released file that still exists (renamed within the
+// include patterns), so that finding it again does not read it twice.
+type tomb struct {
+	fp  []byte
+	off int64
+	at  time.Time
+}
+
+func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*logsReceiver, error) {
+	tel, err := newTelemetry(set.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
+	r := &logsReceiver{
+		set: set, cfg: cfg, next: next, tel: tel,
+		active: map[fileID]*tailer{}, byPath: map[string]*tailer{}, tombs: map[fileID]tomb{},
+		denied: map[string]bool{}, keys: map[string]bool{}, lastWarn: map[string]time.Time{},
+	}
+	if cfg.Multiline.LineStartPattern != "" {
+		if r.startRe, err = regexp.Compile(cfg.Multiline.LineStartPattern); err != nil {
+			return nil, fmt.Errorf("multiline.line_start_pattern: %w", err)
+		}
+	}
+	return r, nil
+}
+
+// Start opens the checkpoint store and starts discovery in the background.
+func (r *logsReceiver) Start(ctx context.Context, host component.Host) error {
+	store, err := r.openStore(ctx, host)
+	if err != nil {
+		return err
+	}
+	r.store = store
+	runCtx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.run(runCtx)
+	}()
+	return nil
+}
+
+func (r *logsReceiver) openStore(ctx context.Context, host component.Host) (kvStore, error) {
+	switch {
+	case r.cfg.Storage != nil:
+		ext, ok := host.GetExtensions()[*r.cfg.Storage]
+		if !ok {
+			return nil, fmt.Errorf("storage: extension %q not found", r.cfg.Storage)
+		}
+		se, ok := ext.(storage.Extension)
+		if !ok {
+			return nil, fmt.Errorf("storage: extension %q is not a storage extension", r.cfg.Storage)
+		}
+		c, err := se.GetClient(ctx, component.KindReceiver, r.set.ID, "")
+		if err != nil {
+			return nil, fmt.Errorf("storage: %w", err)
+		}
+		return c, nil
+	case r.cfg.CheckpointDirectory != "":
+		name := strings.NewReplacer("/", "_", ":", "_").Replace(r.set.ID.String())
+		return openFileStore(r.cfg.CheckpointDirectory, name)
+	default:
+		r.set.Logger.Info("no storage or checkpoint_directory: checkpoints are kept in memory only")
+		return newMemStore(), nil
+	}
+}
+
+// Shutdown stops every tailer (a blocked send is cancelled, its offset not
+// advanced) and closes the checkpoint store. It is safe without Start and
+// safe twice.
+func (r *logsReceiver) Shutdown(ctx context.Context) error {
+	if r.cancel != nil {
+		r.cancel()
+	}
+	r.wg.Wait()
+	var err error
+	r.closeOnce.Do(func() {
+		if r.store != nil {
+			err = r.store.Close(ctx)
+		}
+	})
+	return err
+}
+
+func (r *logsReceiver) run(ctx context.Context) {
+	firstStart := r.restore(ctx)
+	r.scan(ctx, firstStart)
+	ticker := time.NewTicker(r.cfg.PollInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			r.scan(ctx, false)
+		}
+	}
+}
+
+// restore loads the checkpoints of an earlier run and resumes each file
+// where it was acknowledged: at its path when identity and fingerprint match
+// and the offset is within the file, else among its rotated siblings (plain
+// or gzipped), which are then read to their end. It reports whether this is
+// the first start (no checkpoint index at all).
+func (r *logsReceiver) restore(ctx context.Context) bool {
+	b, err := r.store.Get(ctx, indexKey)
+	if err != nil {
+		r.set.Logger.Warn("read checkpoint index; starting without checkpoints", zap.Error(err))
+	}
+	if len(b) == 0 {
+		r.writeIndex(ctx)
+		return true
+	}
+	var keys []string
+	if err := json.Unmarshal(b, &keys); err != nil {
+		r.set.Logger.Warn("checkpoint index unreadable; starting without checkpoints", zap.Error(err))
+		return false
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		r.keys[k] = true
+	}
+	for _, k := range keys {
+		v, err := r.store.Get(ctx, k)
+		if err != nil || len(v) == 0 {
+			r.removeKey(ctx, k)
+			continue
+		}
+		var cp checkpoint
+		if err := json.Unmarshal(v, &cp); err != nil {
+			r.set.Logger.Warn("checkpoint unreadable; dropped", zap.String("key", k), zap.Error(err))
+			r.removeKey(ctx, k)
+			continue
+		}
+		r.resume(ctx, k, cp)
+	}
+	return false
+}
+
+func (r *logsReceiver) resume(ctx context.Context, key string, cp checkpoint) {
+	want := fileID{dev: cp.Dev, ino: cp.Ino}
+	if f, err := os.Open(cp.Path); err == nil {
+		if st, err := f.Stat(); err == nil && idOf(st) == want && cp.Offset <= st.Size() && fileHasPrefix(f, cp.FP) {
+			if _, err := f.Seek(cp.Offset, io.SeekStart); err == nil {
+				t := r.newTailer(cp.Path, key, f, f, want, cp.Offset, true)
+				t.fp = cp.FP
+				r.mu.Lock()
+				r.active[want], r.byPath[cp.Path] = t, t
+				r.mu.Unlock()
+				r.startTailer(ctx, t)
+				return
+			}
+		}
+		_ = f.Close()
+	}
+	// Not at its path: find it among the rotated siblings, then read it and
+	// every newer sibling to their ends before the live file.
+	sibs := siblings(cp.Path)
+	found := -1
+	var first *os.File
+	var firstSrc io.Reader
+	for i, p := range sibs {
+		f, src, size, ok := openSibling(p, cp.FP)
+		if ok && (size < 0 || cp.Offset <= size) {
+			found, first, firstSrc = i, f, src
+			break
+		}
+		if f != nil {
+			_ = f.Close()
+		}
+	}
+	if found < 0 {
+		r.tel.bytesLost.Add(ctx, 0, reasonAttr(fileAttrOf(cp.Path), reasonMissing))
+		r.set.Logger.Warn("checkpointed file not found at its path nor among its rotated siblings; its unread rest is lost",
+			zap.String("path", cp.Path), zap.Int64("offset", cp.Offset))
+		r.removeKey(ctx, key)
+		_ = r.store.Delete(ctx, key)
+		return
+	}
+	if err := skipTo(firstSrc, first, cp.Offset); err != nil {
+		_ = first.Close()
+		r.set.Logger.Warn("seek in rotated file", zap.String("path", sibs[found]), zap.Error(err))
+		return
+	}
+	var prev *tailer
+	chain := func(t *tailer) {
+		if prev != nil {
+			t.after = prev.done
+		}
+		prev = t
+		r.mu.Lock()
+		if t.id != (fileID{}) {
+			r.active[t.id] = t
+		}
+		r.byPath[cp.Path] = t
+		r.mu.Unlock()
+		r.startTailer(ctx, t)
+	}
+	t := r.newTailer(cp.Path, key, first, firstSrc, statIDOrZero(first, firstSrc), cp.Offset, false)
+	t.fp = cp.FP
+	chain(t)
+	for _, p := range sibs[found+1:] {
+		f, src, _, ok := openSibling(p, nil)
+		if !ok {
+			continue
+		}
+		chain(r.newTailer(cp.Path, r.newKey(), f, src, statIDOrZero(f, src), 0, false))
+	}
+}
+
+// statIDOrZero is the identity of a plain file; a gzip stream has none.
+func statIDOrZero(f *os.File, src io.Reader) fileID {
+	if io.Reader(f) != src {
+		return fileID{}
+	}
+	if st, err := f.Stat(); err == nil {
+		return idOf(st)
+	}
+	return fileID{}
+}
+
+// skipTo positions src at off (a seek for a file, a discard for gzip).
+func skipTo(src io.Reader, f *os.File, off int64) error {
+	if io.Reader(f) == src {
+		_, err := f.Seek(off, io.SeekStart)
+		return err
+	}
+	_, err := io.CopyN(io.Discard, src, off)
+	return err
+}
+
+// openSibling opens a rotated file (gzipped or not) and checks that it
+// starts with fp. size is -1 for gzip (unknown without reading it).
+func openSibling(path string, fp []byte) (*os.File, io.Reader, int64, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, 0, false
+	}
+	if strings.HasSuffix(path, ".gz") {
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			_ = f.Close()
+			return nil, nil, 0, false
+		}
+		if len(fp) > 0 {
+			head := make([]byte, len(fp))
+			if _, err := io.ReadFull(zr, head); err != nil || !bytes.Equal(head, fp) {
+				_ = f.Close()
+				return nil, nil, 0, false
+			}
+			// Start again so that offsets count from the file's beginning.
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				_ = f.Close()
+				return nil, nil, 0, false
+			}
+			if err := zr.Reset(f); err != nil {
+				_ = f.Close()
+				return nil, nil, 0, false
+			}
+		}
+		return f, zr, -1, true
+	}
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() || (len(fp) > 0 && !fileHasPrefix(f, fp)) {
+		_ = f.Close()
+		return nil, nil, 0, false
+	}
+	return f, f, st.Size(), true
+}
+
+// siblings lists the rotated files of path (path.*), oldest first: the
+// kubelet's timestamp suffixes sort by time, with or without ".gz".
+func siblings(path string) []string {
+	m, _ := filepath.Glob(escapeGlob(path) + ".*")
+	sort.Slice(m, func(i, j int) bool {
+		return strings.TrimSuffix(m[i], ".gz") < strings.TrimSuffix(m[j], ".gz")
+	})
+	return m
+}
+
+func escapeGlob(p string) string {
+	return strings.NewReplacer(`*`, `\*`, `?`, `\?`, `[`, `\[`, `\`, `\\`).Replace(p)
+}
+
+// scan globs the include patterns and starts a tailer for each file
+// identity not yet followed.
+func (r *logsReceiver) scan(ctx context.Context, firstStart bool) {
+	var paths []string
+	seen := map[string]bool{}
+	for _, pat := range r.cfg.Include {
+		m, err := filepath.Glob(pat)
+		if err != nil {
+			continue
+		}
+		for _, p := range m {
+			if !seen[p] && !r.excluded(p) {
+				seen[p] = true
+				paths = append(paths, p)
+			}
+		}
+	}
+	sort.Strings(paths)
+	now := time.Now()
+	r.mu.Lock()
+	for id, tb := range r.tombs {
+		if now.Sub(tb.at) > time.Minute {
+			delete(r.tombs, id)
+		}
+	}
+	r.mu.Unlock()
+	for _, p := range paths {
+		if ctx.Err() != nil {
+			return
+		}
+		r.consider(ctx, p, firstStart)
+	}
+}
+
+func (r *logsReceiver) excluded(p string) bool {
+	for _, pat := range r.cfg.Exclude {
+		if ok, _ := filepath.Match(pat, p); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *logsReceiver) consider(ctx context.Context, path string, firstStart bool) {
+	st, err := os.Stat(path)
+	if err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			r.countPermission(path, err)
+		}
+		return
+	}
+	if !st.Mode().IsRegular() {
+		return
+	}
+	r.mu.Lock()
+	_, known := r.active[idOf(st)]
+	r.mu.Unlock()
+	if known {
+		return
+	}
+	// Pre-check what the library would have exited on: open and stat here
+	// and count a refusal instead of failing later.
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			r.countPermission(path, err)
+		} else {
+			r.logReadError(path, err)
+		}
+		return
+	}
+	st, err = f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return
+	}
+	id := idOf(st)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, known := r.active[id]; known {
+		_ = f.Close()
+		return
+	}
+	delete(r.denied, path)
+	off := int64(0)
+	if tb, ok := r.tombs[id]; ok && tb.off <= st.Size() && fileHasPrefix(f, tb.fp) {
+		off = tb.off
+	} else if firstStart && r.cfg.StartAt == startAtEnd {
+		off = lastLineEnd(f, st.Size())
+	}
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		_ = f.Close()
+		return
+	}
+	t := r.newTailer(path, r.newKeyLocked(), f, f, id, off, true)
+	if prev := r.byPath[path]; prev != nil {
+		select {
+		case <-prev.done:
+		default:
+			t.after = prev.done // keep the order of a path across rotations
+		}
+	}
+	r.active[id], r.byPath[path] = t, t
+	r.startTailer(ctx, t)
+}
+
+// lastLineEnd is the offset just after the last newline before size, so that
+// start_at: end never begins in the middle of a line.
+func lastLineEnd(f *os.File, size int64) int64 {
+	const window = 64 * 1024
+	buf := make([]byte, window)
+	for end := size; end > 0; {
+		from := max(0, end-window)
+		n, _ := f.ReadAt(buf[:end-from], from)
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			return from + int64(i) + 1
+		}
+		end = from
+	}
+	return 0
+}
+
+func (r *logsReceiver) startTailer(ctx context.Context, t *tailer) {
+	r.tel.openFiles.Add(ctx, 1)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		t.run(ctx)
+		r.mu.Lock()
+		if r.active[t.id] == t {
+			delete(r.active, t.id)
+		}
+		if r.byPath[t.path] == t {
+			delete(r.byPath, t.path)
+		}
+		r.mu.Unlock()
+	}()
+}
+
+// forget is called by a tailer that read its file to the end and released
+// it: its checkpoint is deleted, and a tomb is kept if the file still exists.
+func (r *logsReceiver) forget(ctx context.Context, t *tailer) {
+	if t.f != nil && t.id != (fileID{}) {
+		if st, err := t.f.Stat(); err == nil && linksOf(st) > 0 {
+			r.mu.Lock()
+			r.tombs[t.id] = tomb{fp: t.fp, off: t.consumed, at: time.Now()}
+			r.mu.Unlock()
+		}
+	}
+	if err := r.store.Delete(ctx, t.key); err != nil {
+		r.set.Logger.Warn("delete checkpoint", zap.String("path", t.path), zap.Error(err))
+	}
+	r.removeKey(ctx, t.key)
+}
+
+func (r *logsReceiver) newKey() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.newKeyLocked()
+}
+
+func (r *logsReceiver) newKeyLocked() string {
+	r.seq++
+	return fmt.Sprintf("file/%d-%d", time.Now().UnixNano(), r.seq)
+}
+
+// addKey records a checkpoint key in the index before its first value is
+// written, so that no checkpoint exists that a restart cannot find.
+func (r *logsReceiver) addKey(ctx context.Context, k string) {
+	r.idxMu.Lock()
+	defer r.idxMu.Unlock()
+	if r.keys[k] {
+		return
+	}
+	r.keys[k] = true
+	r.writeIndexLocked(ctx)
+}
+
+func (r *logsReceiver) removeKey(ctx context.Context, k string) {
+	r.idxMu.Lock()
+	defer r.idxMu.Unlock()
+	if !r.keys[k] {
+		return
+	}
+	delete(r.keys, k)
+	r.writeIndexLocked(ctx)
+}
+
+func (r *logsReceiver) writeIndex(ctx context.Context) {
+	r.idxMu.Lock()
+	defer r.idxMu.Unlock()
+	r.writeIndexLocked(ctx)
+}
+
+func (r *logsReceiver) writeIndexLocked(ctx context.Context) {
+	keys := make([]string, 0, len(r.keys))
+	for k := range r.keys {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	b, _ := json.Marshal(keys)
+	if err := r.store.Set(ctx, indexKey, b); err != nil {
+		r.set.Logger.Warn("write checkpoint index", zap.Error(err))
+	}
+}
+
+func (r *logsReceiver) countPermission(path string, err error) {
+	r.mu.Lock()
+	first := !r.denied[path]
+	r.denied[path] = true
+	r.mu.Unlock()
+	if first {
+		r.tel.permissionErrors.Add(context.Background(), 1, reasonAttr(fileAttrOf(path), "permission"))
+		r.set.Logger.Warn("cannot read container log file", zap.String("path", path), zap.Error(err))
+	}
+}
+
+// rateLimited reports whether a message for key may be logged now.
+func (r *logsReceiver) rateLimited(key string) bool {
+	r.logMu.Lock()
+	defer r.logMu.Unlock()
+	now := time.Now()
+	if now.Sub(r.lastWarn[key]) < 10*time.Second {
+		return true
+	}
+	r.lastWarn[key] = now
+	return false
+}
+
+func (r *logsReceiver) logReadError(path string, err error) {
+	if !r.rateLimited("read " + path) {
+		r.set.Logger.Warn("read container log file", zap.String("path", path), zap.Error(err))
+	}
+}
+
+func (r *logsReceiver) logRetry(path string, err error) {
+	if !r.rateLimited("retry " + path) {
+		r.set.Logger.Warn("next consumer refused log records; reading paused, retrying with backoff",
+			zap.String("path", path), zap.Error(err))
+	}
+}

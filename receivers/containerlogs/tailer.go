@@ -1,0 +1,624 @@
+package containerlogs
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+)
+
+// fingerprintSize is how many of a file's first bytes identify it together
+// with its device and inode (an inode number is reused after a delete; the
+// first bytes of a container log carry a nanosecond timestamp).
+const fingerprintSize = 256
+
+const scopeName = "github.com/weftobs/weft/receivers/containerlogs"
+
+// Record attributes set by this receiver beyond the semantic conventions.
+const (
+	attrTruncated  = "weft.log.truncated"
+	attrIncomplete = "weft.log.incomplete"
+)
+
+// fileID is a file's identity on this node.
+type fileID struct {
+	dev, ino uint64
+}
+
+func idOf(fi os.FileInfo) fileID {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return fileID{dev: uint64(st.Dev), ino: st.Ino} //nolint:unconvert // Dev is int32 on some platforms
+	}
+	return fileID{}
+}
+
+func linksOf(fi os.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Nlink) //nolint:unconvert
+	}
+	return 1
+}
+
+// tailer reads one file identity from an offset, turns its lines into log
+// records, sends them in batches and saves the offset after each batch the
+// next consumer accepted. One goroutine owns a tailer.
+type tailer struct {
+	r      *logsReceiver
+	key    string // checkpoint key
+	path   string // the path the file was found at (log.file.path)
+	id     fileID
+	f      *os.File  // the open file (held so that its inode cannot be reused)
+	src    io.Reader // what is read: f, or a gzip reader over f
+	follow bool      // false: read to the current end once, then release
+	after  <-chan struct{}
+	done   chan struct{}
+
+	fp       []byte
+	format   format
+	docker   dockerParser
+	asm      assembler
+	join     *joiner
+	buf      []byte
+	start    int   // first unprocessed byte of buf
+	consumed int64 // file offset of buf[start]
+	readOff  int64 // file offset just after buf's last byte
+	skipping bool  // dropping the rest of an over-long physical line
+	skipFrom int64 // where that line began
+	acked    int64 // offset of the last saved checkpoint (-1: none)
+	lastSize int64 // file size at the last idle check
+	moved    int   // idle rounds since the file left its path
+	released bool  // read to its end and given up (not stopped by shutdown)
+
+	now      time.Time
+	nowTS    pcommon.Timestamp
+	resource pcommon.Map
+	logs     plog.Logs
+	lrs      plog.LogRecordSlice
+	bytes    int
+	fileAttr attribute.KeyValue
+	mopt     metric.MeasurementOption
+}
+
+func (r *logsReceiver) newTailer(path, key string, f *os.File, src io.Reader, id fileID, off int64, follow bool) *tailer {
+	t := &tailer{
+		r: r, key: key, path: path, id: id, f: f, src: src, follow: follow,
+		done:     make(chan struct{}),
+		asm:      assembler{maxLen: r.cfg.MaxLogSize},
+		buf:      make([]byte, 0, 64*1024),
+		consumed: off, readOff: off, acked: -1, lastSize: off,
+		resource: pcommon.NewMap(),
+		fileAttr: attribute.String("log.file.path", path),
+	}
+	t.mopt = metric.WithAttributes(t.fileAttr)
+	if r.startRe != nil {
+		t.join = &joiner{start: r.startRe, maxLen: r.cfg.MaxLogSize}
+	}
+	if m, ok := metaFromPath(path); ok {
+		m.putResource(t.resource)
+	}
+	t.newBatch()
+	return t
+}
+
+func (t *tailer) newBatch() {
+	t.logs = plog.NewLogs()
+	rl := t.logs.ResourceLogs().AppendEmpty()
+	t.resource.CopyTo(rl.Resource().Attributes())
+	sl := rl.ScopeLogs().AppendEmpty()
+	sl.Scope().SetName(scopeName)
+	t.lrs = sl.LogRecords()
+	t.bytes = 0
+}
+
+var errStopped = errors.New("receiver stopped")
+
+// run reads until the file is released or ctx is cancelled.
+func (t *tailer) run(ctx context.Context) {
+	defer close(t.done)
+	defer t.closeFile()
+	if t.after != nil {
+		select {
+		case <-t.after:
+		case <-ctx.Done():
+			return
+		}
+	}
+	if t.readOff > 0 && t.key != "" {
+		// Remember a start past 0 (start_at: end) before reading anything, so
+		// that a crash does not turn it into a start at 0.
+		if t.save(ctx, t.readOff) != nil {
+			return
+		}
+	}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+	for {
+		n, err := t.readChunk(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if n > 0 {
+			t.moved = 0
+			continue
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			if errors.Is(err, errStopped) {
+				return
+			}
+			t.r.logReadError(t.path, err)
+		}
+		if !t.idle(ctx) {
+			return
+		}
+		timer.Reset(t.r.cfg.PollInterval)
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+	}
+}
+
+func (t *tailer) closeFile() {
+	if t.f != nil {
+		_ = t.f.Close()
+		t.r.tel.openFiles.Add(context.Background(), -1)
+		t.f = nil
+	}
+}
+
+// maxLine is the longest physical line kept whole; the rest is skipped.
+func (t *tailer) maxLine() int { return t.r.cfg.MaxLogSize + 64*1024 }
+
+// readChunk reads once from the file and processes the complete lines.
+func (t *tailer) readChunk(ctx context.Context) (int, error) {
+	if t.start > 0 && (len(t.buf) == cap(t.buf) || t.start == len(t.buf)) {
+		n := copy(t.buf, t.buf[t.start:])
+		t.buf, t.start = t.buf[:n], 0
+	}
+	if len(t.buf) == cap(t.buf) {
+		if cap(t.buf) >= t.maxLine() {
+			// A physical line longer than maxLine: keep its start as a
+			// truncated line, skip the rest up to the next newline.
+			t.now = time.Now()
+			t.nowTS = pcommon.NewTimestampFromTime(t.now)
+			off := t.consumed
+			line := t.buf
+			t.consumed += int64(len(line))
+			t.buf = t.buf[:0]
+			t.skipping, t.skipFrom = true, off
+			if err := t.processLine(ctx, line, off, true); err != nil {
+				return 0, err
+			}
+		} else {
+			nb := make([]byte, len(t.buf), min(2*cap(t.buf), t.maxLine()))
+			copy(nb, t.buf)
+			t.buf = nb
+		}
+	}
+	n, err := t.src.Read(t.buf[len(t.buf):cap(t.buf)])
+	if n > 0 {
+		t.buf = t.buf[:len(t.buf)+n]
+		t.readOff += int64(n)
+		t.r.tel.bytesRead.Add(ctx, int64(n), t.mopt)
+		t.now = time.Now()
+		t.nowTS = pcommon.NewTimestampFromTime(t.now)
+		if perr := t.processLines(ctx); perr != nil {
+			return n, perr
+		}
+	}
+	if err != nil && errors.Is(err, syscall.EACCES) {
+		t.r.countPermission(t.path, err)
+	}
+	return n, err
+}
+
+func (t *tailer) processLines(ctx context.Context) error {
+	for {
+		data := t.buf[t.start:]
+		nl := bytes.IndexByte(data, '\n')
+		if t.skipping {
+			if nl < 0 {
+				t.start += len(data)
+				t.consumed += int64(len(data))
+				return nil
+			}
+			t.start += nl + 1
+			t.consumed += int64(nl + 1)
+			t.skipping = false
+			continue
+		}
+		if nl < 0 {
+			return nil
+		}
+		line := data[:nl]
+		off := t.consumed
+		t.start += nl + 1
+		t.consumed += int64(nl + 1)
+		if err := t.processLine(ctx, line, off, false); err != nil {
+			return err
+		}
+	}
+}
+
+// processLine parses one physical line that began at file offset off.
+func (t *tailer) processLine(ctx context.Context, line []byte, off int64, cut bool) error {
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1] // CR LF files (podman's conmon, Windows editors)
+	}
+	if t.format == formatUnknown {
+		t.format = detectFormat(line)
+	}
+	var e entry
+	var err error
+	switch t.format {
+	case formatCRI:
+		err = parseCRI(line, &e)
+	case formatDocker:
+		err = t.docker.parse(line, &e)
+	default:
+		err = errCRIFields
+	}
+	if err != nil {
+		t.r.tel.parseErrors.Add(ctx, 1, t.mopt)
+		if len(line) == 0 {
+			return nil // a blank line carries nothing; counted above
+		}
+		e = entry{stream: streamUnknown, msg: line}
+	}
+	if cut {
+		e.partial = false
+	}
+	rec, ok := t.asm.add(&e, off, t.now)
+	if !ok {
+		return nil
+	}
+	rec.truncated = rec.truncated || cut
+	return t.emit(ctx, rec)
+}
+
+func (t *tailer) emit(ctx context.Context, rec record) error {
+	if t.join != nil {
+		var ok bool
+		if rec, ok = t.join.add(rec, t.now); !ok {
+			return nil
+		}
+	}
+	return t.append(ctx, rec)
+}
+
+func (t *tailer) append(ctx context.Context, rec record) error {
+	lr := t.lrs.AppendEmpty()
+	if rec.ts != 0 {
+		lr.SetTimestamp(pcommon.Timestamp(rec.ts))
+	}
+	lr.SetObservedTimestamp(t.nowTS)
+	if utf8.Valid(rec.body) {
+		lr.Body().SetStr(string(rec.body))
+	} else {
+		lr.Body().SetStr(strings.ToValidUTF8(string(rec.body), "\uFFFD"))
+	}
+	attrs := lr.Attributes()
+	if rec.stream != streamUnknown {
+		attrs.PutStr("log.iostream", rec.stream.String())
+	}
+	attrs.PutStr("log.file.path", t.path)
+	if rec.truncated {
+		attrs.PutBool(attrTruncated, true)
+		t.r.tel.truncatedLines.Add(ctx, 1, t.mopt)
+	}
+	if rec.incomplete {
+		attrs.PutBool(attrIncomplete, true)
+		t.r.tel.incompleteLines.Add(ctx, 1, t.mopt)
+	}
+	t.bytes += len(rec.body)
+	if t.lrs.Len() >= t.r.cfg.MaxBatchRecords || t.bytes >= t.r.cfg.MaxBatchBytes {
+		return t.flush(ctx)
+	}
+	return nil
+}
+
+// safeOffset is the offset before which every byte has been emitted into
+// this or an earlier batch: a restart from here loses nothing.
+func (t *tailer) safeOffset() int64 {
+	s := t.consumed
+	if t.skipping {
+		s = t.skipFrom
+	}
+	if m := t.asm.minStart(); m >= 0 && m < s {
+		s = m
+	}
+	if t.join != nil {
+		if m := t.join.minStart(); m >= 0 && m < s {
+			s = m
+		}
+	}
+	return s
+}
+
+// flush sends the batch, retrying with backoff while the next consumer
+// refuses, and saves the checkpoint once it is accepted.
+func (t *tailer) flush(ctx context.Context) error {
+	safe := t.safeOffset()
+	n := t.lrs.Len()
+	if n == 0 {
+		if safe != t.acked {
+			return t.save(ctx, safe)
+		}
+		return nil
+	}
+	logs := t.logs
+	t.r.tel.recordsEmitted.Add(ctx, int64(n), t.mopt)
+	backoff := 50 * time.Millisecond
+	var timer *time.Timer
+	for {
+		err := t.r.next.ConsumeLogs(ctx, logs)
+		if err == nil {
+			t.r.tel.recordsAcked.Add(ctx, int64(n), t.mopt)
+			break
+		}
+		if ctx.Err() != nil {
+			return errStopped
+		}
+		if consumererror.IsPermanent(err) {
+			t.r.tel.recordsDropped.Add(ctx, int64(n), reasonAttr(t.fileAttr, reasonRejected))
+			t.r.set.Logger.Error("next consumer rejected log records permanently; dropped and counted",
+				zap.String("path", t.path), zap.Int("records", n), zap.Error(err))
+			break
+		}
+		t.r.logRetry(t.path, err)
+		if timer == nil {
+			timer = time.NewTimer(backoff)
+			defer timer.Stop()
+		} else {
+			timer.Reset(backoff)
+		}
+		select {
+		case <-ctx.Done():
+			return errStopped
+		case <-timer.C:
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+	t.newBatch()
+	return t.save(ctx, safe)
+}
+
+// save stores the checkpoint. A store error is logged, not fatal: the data
+// was delivered, and the worst outcome is a duplicate after a crash.
+func (t *tailer) save(ctx context.Context, off int64) error {
+	if ctx.Err() != nil {
+		return errStopped
+	}
+	t.refreshFP()
+	b, err := json.Marshal(checkpoint{Path: t.path, Dev: t.id.dev, Ino: t.id.ino, FP: t.fp, Offset: off})
+	if err != nil {
+		return err
+	}
+	t.r.addKey(ctx, t.key)
+	if err := t.r.store.Set(ctx, t.key, b); err != nil {
+		t.r.set.Logger.Warn("save checkpoint", zap.String("path", t.path), zap.Error(err))
+		return nil
+	}
+	t.acked = off
+	return nil
+}
+
+// refreshFP grows the fingerprint up to fingerprintSize from bytes already read.
+func (t *tailer) refreshFP() {
+	if t.f == nil || len(t.fp) >= fingerprintSize || t.src != io.Reader(t.f) {
+		return
+	}
+	want := min(int64(fingerprintSize), t.readOff)
+	if int64(len(t.fp)) >= want {
+		return
+	}
+	b := make([]byte, want)
+	n, _ := t.f.ReadAt(b, 0)
+	if n > len(t.fp) && bytes.HasPrefix(b[:n], t.fp) {
+		t.fp = b[:n]
+	}
+}
+
+// prefixMatches reports whether the file still starts with the fingerprint.
+func (t *tailer) prefixMatches() bool {
+	if len(t.fp) == 0 {
+		return true
+	}
+	return fileHasPrefix(t.f, t.fp)
+}
+
+func fileHasPrefix(f *os.File, fp []byte) bool {
+	b := make([]byte, len(fp))
+	n, _ := f.ReadAt(b, 0)
+	return n == len(fp) && bytes.Equal(b, fp)
+}
+
+// idle runs when a read found no new data. It flushes expired partial
+// messages and the batch, and checks the file for truncation and for having
+// left its path. It returns false when the tailer is done.
+func (t *tailer) idle(ctx context.Context) bool {
+	if err := t.flushExpired(ctx, t.r.cfg.FlushTimeout); err != nil {
+		return false
+	}
+	if err := t.flush(ctx); err != nil {
+		return false
+	}
+	if !t.follow {
+		return !t.release(ctx)
+	}
+	fi, err := t.f.Stat()
+	if err != nil {
+		t.r.logReadError(t.path, err)
+		return true
+	}
+	if fi.Size() < t.readOff || !t.prefixMatches() {
+		if err := t.truncated(ctx, fi.Size()); err != nil {
+			return false
+		}
+		return true
+	}
+	t.lastSize = fi.Size()
+	t.refreshFP()
+	st, err := os.Stat(t.path)
+	if err == nil && idOf(st) == t.id {
+		t.moved = 0
+		return true
+	}
+	// The file was renamed or deleted. Whoever rotated it may still append
+	// for a moment: release it after one more quiet round, within two
+	// rescans of the change.
+	t.moved++
+	if t.moved < 2 {
+		return true
+	}
+	return !t.release(ctx)
+}
+
+func (t *tailer) flushExpired(ctx context.Context, timeout time.Duration) error {
+	now := time.Now()
+	t.now, t.nowTS = now, pcommon.NewTimestampFromTime(now)
+	for {
+		rec, ok := t.asm.expired(now, timeout)
+		if !ok {
+			break
+		}
+		if err := t.emit(ctx, rec); err != nil {
+			return err
+		}
+	}
+	if t.join != nil {
+		for {
+			rec, ok := t.join.expired(now, timeout)
+			if !ok {
+				break
+			}
+			if err := t.append(ctx, rec); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// finish treats the unterminated rest of the file as a last line and emits
+// everything pending; the file will not grow any more.
+func (t *tailer) finish(ctx context.Context) error {
+	if rest := t.buf[t.start:]; len(rest) > 0 && !t.skipping {
+		off := t.consumed
+		t.consumed += int64(len(rest))
+		t.start = len(t.buf)
+		if err := t.processLine(ctx, rest, off, false); err != nil {
+			return err
+		}
+	}
+	t.skipping = false
+	if err := t.flushExpired(ctx, 0); err != nil {
+		return err
+	}
+	return t.flush(ctx)
+}
+
+// release reads what is left, sends it and forgets the file. It returns true
+// when the tailer is done (released or stopped).
+func (t *tailer) release(ctx context.Context) bool {
+	// Read whatever arrived since the last read.
+	for {
+		n, err := t.readChunk(ctx)
+		if errors.Is(err, errStopped) || ctx.Err() != nil {
+			return true
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if err := t.finish(ctx); err != nil {
+		return true
+	}
+	t.released = true
+	t.r.forget(ctx, t)
+	return true
+}
+
+// truncated handles a file that shrank or whose first bytes changed
+// (copytruncate, or a truncate and rewrite). The bytes between the last read
+// and the truncation are looked for in a copy beside the file; what cannot be
+// recovered is counted as lost.
+func (t *tailer) truncated(ctx context.Context, size int64) error {
+	lost := t.lastSize - t.readOff
+	if cp := t.findCopy(); cp != nil {
+		if st, err := cp.Stat(); err == nil {
+			lost = t.lastSize - st.Size()
+		}
+		if _, err := cp.Seek(t.readOff, io.SeekStart); err == nil {
+			src := t.src
+			t.src = cp
+			for {
+				n, err := t.readChunk(ctx)
+				if errors.Is(err, errStopped) || ctx.Err() != nil {
+					t.src = src
+					_ = cp.Close()
+					return errStopped
+				}
+				if n == 0 {
+					break
+				}
+			}
+			t.src = src
+		}
+		_ = cp.Close()
+	}
+	if lost > 0 {
+		t.r.tel.bytesLost.Add(ctx, lost, reasonAttr(t.fileAttr, reasonTruncated))
+		t.r.set.Logger.Warn("file truncated before it was read to its end; loss counted",
+			zap.String("path", t.path), zap.Int64("bytes_lost", lost))
+	}
+	if err := t.finish(ctx); err != nil {
+		return err
+	}
+	if _, err := t.f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	t.buf, t.start, t.consumed, t.readOff, t.lastSize = t.buf[:0], 0, 0, 0, 0
+	t.fp, t.acked, t.skipping = nil, -1, false
+	t.asm.reset()
+	_ = size
+	return t.save(ctx, 0)
+}
+
+// findCopy looks beside the file for a copy that starts with the same bytes
+// and reaches at least as far as what was read (logrotate's copytruncate).
+func (t *tailer) findCopy() *os.File {
+	if len(t.fp) == 0 {
+		return nil
+	}
+	for _, p := range siblings(t.path) {
+		if strings.HasSuffix(p, ".gz") {
+			continue
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		st, err := f.Stat()
+		if err == nil && idOf(st) != t.id && st.Size() >= t.readOff && fileHasPrefix(f, t.fp) {
+			return f
+		}
+		_ = f.Close()
+	}
+	return nil
+}
