@@ -1,0 +1,367 @@
+package podscrape
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/relabel"
+)
+
+// Config is the pod_scrape receiver's configuration.
+type Config struct {
+	// ScrapeConfigs are scrape jobs in Prometheus's own syntax (a subset:
+	// job_name, static_configs, kubernetes_sd_configs with role pod,
+	// relabel_configs, metric_relabel_configs, scrape_interval,
+	// scrape_timeout, honor_labels, sample_limit, body_size_limit,
+	// metrics_path, scheme, tls_config).
+	ScrapeConfigs []ScrapeConfig `mapstructure:"scrape_configs"`
+	// NodeName restricts Kubernetes pod discovery to the pods scheduled on
+	// this node (a spec.nodeName field selector). Shipped configs set it to
+	// ${env:NODE_NAME}; empty discovers the pods of every node.
+	NodeName string `mapstructure:"node_name"`
+	// KubernetesAPI is how the presets reach the Kubernetes API.
+	KubernetesAPI KubernetesAPIConfig `mapstructure:"kubernetes_api"`
+	// IstioSidecars scrapes every Envoy sidecar (istio-proxy container or
+	// sidecar.istio.io/status annotation) on :15090/stats/prometheus.
+	IstioSidecars bool `mapstructure:"istio_sidecars"`
+	// Annotations scrapes pods annotated prometheus.io/scrape: "true" on
+	// prometheus.io/port, prometheus.io/path and prometheus.io/scheme.
+	Annotations bool `mapstructure:"annotations"`
+	// Knative scrapes the queue-proxy (:9091/metrics) of Knative Serving pods.
+	Knative bool `mapstructure:"knative"`
+	// Monitors are PodMonitor/ServiceMonitor-like selections of pods.
+	Monitors []MonitorConfig `mapstructure:"monitors"`
+	// PresetInterval is the scrape interval of the presets' jobs.
+	PresetInterval time.Duration `mapstructure:"preset_interval"`
+	// PresetTimeout is the scrape timeout of the presets' jobs.
+	PresetTimeout time.Duration `mapstructure:"preset_timeout"`
+	// PresetSampleLimit is the sample_limit of the presets' jobs (0: none).
+	PresetSampleLimit int `mapstructure:"preset_sample_limit"`
+	// PresetBodySizeLimit is the body_size_limit in bytes of the presets'
+	// jobs (0: none).
+	PresetBodySizeLimit int64 `mapstructure:"preset_body_size_limit"`
+}
+
+// KubernetesAPIConfig tells the presets and kubernetes_sd_configs without
+// their own api_server how to reach the API server.
+type KubernetesAPIConfig struct {
+	// APIServer is the API server URL; empty uses the in-cluster service
+	// account.
+	APIServer string `mapstructure:"api_server"`
+	// KubeConfigFile is a kubeconfig file to use instead of the in-cluster
+	// service account.
+	KubeConfigFile string `mapstructure:"kubeconfig_file"`
+}
+
+// ScrapeConfig is one Prometheus scrape job.
+type ScrapeConfig struct {
+	// JobName is the job label of every target of this job.
+	JobName string `mapstructure:"job_name"`
+	// ScrapeInterval is how often each target is scraped (default 15s).
+	ScrapeInterval time.Duration `mapstructure:"scrape_interval"`
+	// ScrapeTimeout bounds one scrape (default 10s, at most scrape_interval).
+	ScrapeTimeout time.Duration `mapstructure:"scrape_timeout"`
+	// MetricsPath is the HTTP path scraped (default /metrics).
+	MetricsPath string `mapstructure:"metrics_path"`
+	// Scheme is http or https (default http).
+	Scheme string `mapstructure:"scheme"`
+	// HonorLabels keeps the exposed labels when they clash with target
+	// labels; otherwise exposed ones are renamed exported_<name>.
+	HonorLabels bool `mapstructure:"honor_labels"`
+	// SampleLimit fails a scrape with more samples than this after metric
+	// relabeling (0: no limit).
+	SampleLimit int `mapstructure:"sample_limit"`
+	// BodySizeLimit fails a scrape whose uncompressed body is larger than
+	// this many bytes (0: no limit).
+	BodySizeLimit int64 `mapstructure:"body_size_limit"`
+	// TLSConfig configures https scrapes.
+	TLSConfig TLSConfig `mapstructure:"tls_config"`
+	// StaticConfigs are fixed targets.
+	StaticConfigs []StaticConfig `mapstructure:"static_configs"`
+	// KubernetesSDConfigs discover pods (role pod only).
+	KubernetesSDConfigs []KubernetesSDConfig `mapstructure:"kubernetes_sd_configs"`
+	// RelabelConfigs rewrite target label sets before scraping.
+	RelabelConfigs []RelabelConfig `mapstructure:"relabel_configs"`
+	// MetricRelabelConfigs rewrite each scraped series.
+	MetricRelabelConfigs []RelabelConfig `mapstructure:"metric_relabel_configs"`
+}
+
+// TLSConfig is the subset of Prometheus's tls_config that pod_scrape knows.
+type TLSConfig struct {
+	// CAFile verifies the target's certificate.
+	CAFile string `mapstructure:"ca_file"`
+	// CertFile is the client certificate.
+	CertFile string `mapstructure:"cert_file"`
+	// KeyFile is the client certificate's key.
+	KeyFile string `mapstructure:"key_file"`
+	// ServerName overrides the name checked in the target's certificate.
+	ServerName string `mapstructure:"server_name"`
+	// InsecureSkipVerify disables certificate verification.
+	InsecureSkipVerify bool `mapstructure:"insecure_skip_verify"`
+}
+
+// StaticConfig is a group of fixed targets.
+type StaticConfig struct {
+	// Targets are host:port addresses.
+	Targets []string `mapstructure:"targets"`
+	// Labels are added to every target of the group.
+	Labels map[string]string `mapstructure:"labels"`
+}
+
+// KubernetesSDConfig is Prometheus's kubernetes_sd_configs entry, role pod.
+type KubernetesSDConfig struct {
+	// Role must be pod.
+	Role string `mapstructure:"role"`
+	// APIServer overrides kubernetes_api.api_server for this job.
+	APIServer string `mapstructure:"api_server"`
+	// KubeConfigFile overrides kubernetes_api.kubeconfig_file for this job.
+	KubeConfigFile string `mapstructure:"kubeconfig_file"`
+	// Namespaces restricts discovery to these namespaces (empty: all).
+	Namespaces NamespaceConfig `mapstructure:"namespaces"`
+	// Selectors are extra label/field selectors for pods.
+	Selectors []SelectorConfig `mapstructure:"selectors"`
+}
+
+// NamespaceConfig lists the namespaces to discover in.
+type NamespaceConfig struct {
+	// Names of namespaces; empty means all.
+	Names []string `mapstructure:"names"`
+}
+
+// SelectorConfig is a Kubernetes label and field selector for role pod.
+type SelectorConfig struct {
+	// Role must be pod.
+	Role string `mapstructure:"role"`
+	// Label is a label selector (app=foo).
+	Label string `mapstructure:"label"`
+	// Field is a field selector; spec.nodeName is added from node_name.
+	Field string `mapstructure:"field"`
+}
+
+// RelabelConfig is one Prometheus relabel rule. Unset fields take
+// Prometheus's defaults (separator ";", regex "(.*)", replacement "$1",
+// action replace).
+type RelabelConfig struct {
+	// SourceLabels are concatenated with separator and matched by regex.
+	SourceLabels []string `mapstructure:"source_labels"`
+	// Separator joins the source label values.
+	Separator *string `mapstructure:"separator"`
+	// Regex is matched against the joined value (anchored).
+	Regex *string `mapstructure:"regex"`
+	// Modulus is the hashmod modulus.
+	Modulus uint64 `mapstructure:"modulus"`
+	// TargetLabel is the label written by replace, hashmod and friends.
+	TargetLabel string `mapstructure:"target_label"`
+	// Replacement is the value written, with $1-style references.
+	Replacement *string `mapstructure:"replacement"`
+	// Action is replace, keep, drop, keepequal, dropequal, hashmod,
+	// labelmap, labeldrop, labelkeep, lowercase or uppercase.
+	Action string `mapstructure:"action"`
+}
+
+// MonitorConfig is a PodMonitor/ServiceMonitor-like selection: pods whose
+// labels match the selector, scraped on the named container port.
+type MonitorConfig struct {
+	// Name is the job label of the monitor's targets.
+	Name string `mapstructure:"name"`
+	// Selector picks pods by their labels.
+	Selector LabelSelector `mapstructure:"selector"`
+	// Namespaces restricts the monitor to these namespaces (empty: all).
+	Namespaces []string `mapstructure:"namespaces"`
+	// Port is the container port name (http-metrics) or number to scrape.
+	Port string `mapstructure:"port"`
+	// Path is the HTTP path (default /metrics).
+	Path string `mapstructure:"path"`
+	// Scheme is http or https (default http).
+	Scheme string `mapstructure:"scheme"`
+	// Interval is the scrape interval (default preset_interval).
+	Interval time.Duration `mapstructure:"interval"`
+}
+
+// LabelSelector is the matchLabels part of a Kubernetes label selector.
+type LabelSelector struct {
+	// MatchLabels must all be present on the pod with these values.
+	MatchLabels map[string]string `mapstructure:"match_labels"`
+}
+
+// Validate checks the configuration and names the offending key.
+func (c *Config) Validate() error {
+	var errs []error
+	names := map[string]bool{}
+	for i := range c.ScrapeConfigs {
+		sc := &c.ScrapeConfigs[i]
+		prefix := fmt.Sprintf("scrape_configs[%d]", i)
+		if err := sc.validate(prefix); err != nil {
+			errs = append(errs, err)
+		}
+		if sc.JobName != "" {
+			if names[sc.JobName] {
+				errs = append(errs, fmt.Errorf("%s.job_name: %q is used twice", prefix, sc.JobName))
+			}
+			names[sc.JobName] = true
+		}
+	}
+	if c.PresetInterval <= 0 {
+		errs = append(errs, errors.New("preset_interval: must be positive"))
+	}
+	if c.PresetTimeout <= 0 || c.PresetTimeout > c.PresetInterval {
+		errs = append(errs, errors.New("preset_timeout: must be positive and at most preset_interval"))
+	}
+	if c.PresetSampleLimit < 0 {
+		errs = append(errs, errors.New("preset_sample_limit: must not be negative"))
+	}
+	if c.PresetBodySizeLimit < 0 {
+		errs = append(errs, errors.New("preset_body_size_limit: must not be negative"))
+	}
+	for i, m := range c.Monitors {
+		prefix := fmt.Sprintf("monitors[%d]", i)
+		if m.Name == "" {
+			errs = append(errs, fmt.Errorf("%s.name: must be set", prefix))
+		} else if names[m.Name] {
+			errs = append(errs, fmt.Errorf("%s.name: %q is already a job name", prefix, m.Name))
+		}
+		names[m.Name] = true
+		if len(m.Selector.MatchLabels) == 0 {
+			errs = append(errs, fmt.Errorf("%s.selector.match_labels: must name at least one label", prefix))
+		}
+		if m.Port == "" {
+			errs = append(errs, fmt.Errorf("%s.port: must be a container port name or number", prefix))
+		}
+		if m.Scheme != "" && m.Scheme != "http" && m.Scheme != "https" {
+			errs = append(errs, fmt.Errorf("%s.scheme: %q is not http or https", prefix, m.Scheme))
+		}
+		if m.Interval < 0 {
+			errs = append(errs, fmt.Errorf("%s.interval: must not be negative", prefix))
+		}
+	}
+	for _, preset := range []string{istioJob, annotationsJob, knativeJob} {
+		if names[preset] {
+			errs = append(errs, fmt.Errorf("scrape_configs: job_name %q is reserved for a preset", preset))
+		}
+	}
+	if c.KubernetesAPI.APIServer != "" {
+		if _, err := url.Parse(c.KubernetesAPI.APIServer); err != nil {
+			errs = append(errs, fmt.Errorf("kubernetes_api.api_server: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (sc *ScrapeConfig) validate(prefix string) error {
+	var errs []error
+	if sc.JobName == "" {
+		errs = append(errs, fmt.Errorf("%s.job_name: must be set", prefix))
+	}
+	if sc.ScrapeInterval < 0 {
+		errs = append(errs, fmt.Errorf("%s.scrape_interval: must not be negative", prefix))
+	}
+	if sc.ScrapeTimeout < 0 {
+		errs = append(errs, fmt.Errorf("%s.scrape_timeout: must not be negative", prefix))
+	}
+	if sc.ScrapeInterval > 0 && sc.ScrapeTimeout > sc.ScrapeInterval {
+		errs = append(errs, fmt.Errorf("%s.scrape_timeout: must be at most scrape_interval", prefix))
+	}
+	if sc.Scheme != "" && sc.Scheme != "http" && sc.Scheme != "https" {
+		errs = append(errs, fmt.Errorf("%s.scheme: %q is not http or https", prefix, sc.Scheme))
+	}
+	if sc.MetricsPath != "" && !strings.HasPrefix(sc.MetricsPath, "/") {
+		errs = append(errs, fmt.Errorf("%s.metrics_path: %q must start with /", prefix, sc.MetricsPath))
+	}
+	if sc.SampleLimit < 0 {
+		errs = append(errs, fmt.Errorf("%s.sample_limit: must not be negative", prefix))
+	}
+	if sc.BodySizeLimit < 0 {
+		errs = append(errs, fmt.Errorf("%s.body_size_limit: must not be negative", prefix))
+	}
+	if len(sc.StaticConfigs) == 0 && len(sc.KubernetesSDConfigs) == 0 {
+		errs = append(errs, fmt.Errorf("%s: needs static_configs or kubernetes_sd_configs", prefix))
+	}
+	for j, st := range sc.StaticConfigs {
+		for k, t := range st.Targets {
+			if t == "" || strings.Contains(t, "/") {
+				errs = append(errs, fmt.Errorf("%s.static_configs[%d].targets[%d]: %q is not host:port", prefix, j, k, t))
+			}
+		}
+		for name := range st.Labels {
+			if !model.LabelName(name).IsValidLegacy() {
+				errs = append(errs, fmt.Errorf("%s.static_configs[%d].labels: %q is not a valid label name", prefix, j, name))
+			}
+		}
+	}
+	for j, sd := range sc.KubernetesSDConfigs {
+		if sd.Role != "pod" {
+			errs = append(errs, fmt.Errorf("%s.kubernetes_sd_configs[%d].role: %q is not supported (only pod)", prefix, j, sd.Role))
+		}
+		for k, sel := range sd.Selectors {
+			if sel.Role != "pod" {
+				errs = append(errs, fmt.Errorf("%s.kubernetes_sd_configs[%d].selectors[%d].role: %q is not supported (only pod)", prefix, j, k, sel.Role))
+			}
+		}
+	}
+	for j := range sc.RelabelConfigs {
+		if _, err := sc.RelabelConfigs[j].build(); err != nil {
+			errs = append(errs, fmt.Errorf("%s.relabel_configs[%d]: %w", prefix, j, err))
+		}
+	}
+	for j := range sc.MetricRelabelConfigs {
+		if _, err := sc.MetricRelabelConfigs[j].build(); err != nil {
+			errs = append(errs, fmt.Errorf("%s.metric_relabel_configs[%d]: %w", prefix, j, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// build turns the rule into Prometheus's relabel.Config, with Prometheus's
+// defaults and validation.
+func (r *RelabelConfig) build() (*relabel.Config, error) {
+	c := relabel.DefaultRelabelConfig
+	c.NameValidationScheme = model.LegacyValidation
+	for _, s := range r.SourceLabels {
+		c.SourceLabels = append(c.SourceLabels, model.LabelName(s))
+	}
+	if r.Separator != nil {
+		c.Separator = *r.Separator
+	}
+	if r.Regex != nil {
+		re, err := relabel.NewRegexp(*r.Regex)
+		if err != nil {
+			return nil, fmt.Errorf("regex: %w", err)
+		}
+		c.Regex = re
+	}
+	c.Modulus = r.Modulus
+	c.TargetLabel = r.TargetLabel
+	if r.Replacement != nil {
+		c.Replacement = *r.Replacement
+	}
+	if r.Action != "" {
+		act := relabel.Action(strings.ToLower(r.Action))
+		switch act {
+		case relabel.Replace, relabel.Keep, relabel.Drop, relabel.HashMod, relabel.LabelMap, relabel.LabelDrop,
+			relabel.LabelKeep, relabel.Lowercase, relabel.Uppercase, relabel.KeepEqual, relabel.DropEqual:
+			c.Action = act
+		default:
+			return nil, fmt.Errorf("action: %q is not one of replace, keep, drop, keepequal, dropequal, hashmod, labelmap, labeldrop, labelkeep, lowercase, uppercase", r.Action)
+		}
+	}
+	if err := c.Validate(model.LegacyValidation); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func buildRelabel(rules []RelabelConfig) ([]*relabel.Config, error) {
+	out := make([]*relabel.Config, 0, len(rules))
+	for i := range rules {
+		c, err := rules[i].build()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}

@@ -1,0 +1,648 @@
+package podscrape
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/relabel"
+	"github.com/prometheus/prometheus/model/textparse"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+)
+
+// metricKind is the pdata shape a Prometheus metric family becomes.
+type metricKind uint8
+
+const (
+	kindGauge metricKind = iota
+	kindCounter
+	kindHistogram
+	kindSummary
+)
+
+// sampleRole is the part of a data point one exposed sample carries.
+type sampleRole uint8
+
+const (
+	roleValue sampleRole = iota
+	roleBucket
+	roleSum
+	roleCount
+	roleQuantile
+)
+
+// Reasons a scrape fails; they are the reason attribute of
+// pod_scrape_failures_total and the reason field of the log line.
+const (
+	reasonConnection   = "connection"
+	reasonTimeout      = "timeout"
+	reasonTLS          = "tls"
+	reasonHTTPStatus   = "http_status"
+	reasonBodySize     = "body_size_limit"
+	reasonSampleLimit  = "sample_limit"
+	reasonParse        = "parse"
+	reasonDuplicate    = "duplicate_series"
+	reasonContentType  = "content_type"
+	reasonDecompress   = "decompress"
+	scopeName          = "github.com/weftobs/weft/receivers/podscrape"
+	failuresMetricName = "pod_scrape_failures_total"
+)
+
+// scrapeError is a failed scrape with its reason.
+type scrapeError struct {
+	reason string
+	err    error
+}
+
+func (e *scrapeError) Error() string { return e.reason + ": " + e.err.Error() }
+func (e *scrapeError) Unwrap() error { return e.err }
+
+func failf(reason, format string, args ...any) error {
+	return &scrapeError{reason: reason, err: fmt.Errorf(format, args...)}
+}
+
+// metricState is one pdata metric of a target, kept across scrapes.
+type metricState struct {
+	name string
+	help string
+	kind metricKind
+	// iter is the scrape in which m was appended to the output.
+	iter uint64
+	m    pmetric.Metric
+}
+
+// pointState is one pdata data point (a series, or a histogram/summary
+// label set) of a target, kept across scrapes for start times and staleness.
+type pointState struct {
+	metric *metricState
+	attrs  pcommon.Map
+	// start is the start time in ms; last the previous counter value (or
+	// histogram/summary count) for reset detection; lastTs its timestamp.
+	start  int64
+	last   float64
+	lastTs int64
+	// lastSeen is the last scrape that touched the point; okSeen the last
+	// successful scrape that emitted it.
+	lastSeen uint64
+	okSeen   uint64
+
+	// Current scrape.
+	ts        int64
+	created   int64
+	num       pmetric.NumberDataPoint
+	hist      pmetric.HistogramDataPoint
+	summ      pmetric.SummaryDataPoint
+	bounds    []float64
+	cum       []float64
+	infCount  float64
+	hasInf    bool
+	sum       float64
+	count     float64
+	hasCount  bool
+	hasSample bool
+}
+
+// seriesEntry caches what one exposed series (by its raw text) maps to.
+type seriesEntry struct {
+	point    *pointState
+	role     sampleRole
+	bound    float64
+	lastSeen uint64
+	dropped  bool
+}
+
+// appender turns exposition bodies of one target into pdata, keeping the
+// per-series state that start times and staleness need.
+type appender struct {
+	honorLabels   bool
+	sampleLimit   int
+	metricRelabel []*relabel.Config
+	targetLabels  labels.Labels
+	job, instance string
+
+	series  map[string]*seriesEntry
+	points  map[uint64]*pointState
+	metrics map[string]*metricState
+	iter    uint64
+	lastOK  uint64
+	touched []*pointState
+
+	symbols *labels.SymbolTable
+	lbls    labels.Labels
+	lb      *labels.Builder
+	ex      exemplar.Exemplar
+}
+
+func newAppender(targetLabels labels.Labels, honorLabels bool, sampleLimit int, metricRelabel []*relabel.Config) *appender {
+	return &appender{
+		honorLabels:   honorLabels,
+		sampleLimit:   sampleLimit,
+		metricRelabel: metricRelabel,
+		targetLabels:  targetLabels,
+		job:           targetLabels.Get(model.JobLabel),
+		instance:      targetLabels.Get(model.InstanceLabel),
+		series:        map[string]*seriesEntry{},
+		points:        map[uint64]*pointState{},
+		metrics:       map[string]*metricState{},
+		symbols:       labels.NewSymbolTable(),
+		lb:            labels.NewBuilder(labels.EmptyLabels()),
+	}
+}
+
+// parseStats are the counts of one scrape.
+type parseStats struct {
+	scraped      int
+	postRelabel  int
+	staleEmitted int
+}
+
+// appendBody parses body and appends its data points to ms. On error the
+// caller discards ms and calls fail.
+func (a *appender) appendBody(body []byte, contentType string, now time.Time, ms pmetric.MetricSlice) (parseStats, error) {
+	a.iter++
+	a.touched = a.touched[:0]
+	var st parseStats
+	p, err := textparse.New(body, contentType, a.symbols, textparse.ParserOptions{
+		IgnoreNativeHistograms:  true,
+		OpenMetricsSkipSTSeries: true,
+		FallbackContentType:     "text/plain",
+	})
+	if p == nil {
+		return st, failf(reasonContentType, "content type %q: %w", contentType, err)
+	}
+	nowMs := now.UnixMilli()
+	var (
+		family  []byte
+		famType model.MetricType
+		help    []byte
+		helpFor []byte
+	)
+	for {
+		e, err := p.Next()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return st, failf(reasonParse, "%w", err)
+		}
+		switch e {
+		case textparse.EntryType:
+			name, typ := p.Type()
+			family = append(family[:0], name...)
+			famType = typ
+			continue
+		case textparse.EntryHelp:
+			name, text := p.Help()
+			helpFor = append(helpFor[:0], name...)
+			help = append(help[:0], text...)
+			continue
+		case textparse.EntrySeries:
+		default:
+			// Comments, units and native histograms (not requested).
+			continue
+		}
+		met, tp, v := p.Series()
+		st.scraped++
+		ent := a.series[string(met)]
+		if ent == nil {
+			var h []byte
+			if string(helpFor) == string(family) {
+				h = help
+			}
+			ent = a.newEntry(p, family, famType, h)
+			a.series[string(met)] = ent
+		}
+		if ent.lastSeen == a.iter {
+			return st, failf(reasonDuplicate, "series %s exposed twice", met)
+		}
+		ent.lastSeen = a.iter
+		if ent.dropped {
+			continue
+		}
+		st.postRelabel++
+		if a.sampleLimit > 0 && st.postRelabel > a.sampleLimit {
+			return st, failf(reasonSampleLimit, "more than %d samples", a.sampleLimit)
+		}
+		ts := nowMs
+		if tp != nil {
+			ts = *tp
+		}
+		ps := ent.point
+		if ps.lastSeen != a.iter {
+			a.touch(ps, ms, ts)
+		} else if ent.role == roleValue {
+			return st, failf(reasonDuplicate, "series %s exposed twice", met)
+		}
+		if stt := p.StartTimestamp(); stt != 0 {
+			ps.created = stt
+		}
+		switch ent.role {
+		case roleValue:
+			ps.sum = v
+			ps.hasSample = true
+			a.appendExemplars(p, ps.num.Exemplars(), ts)
+		case roleBucket:
+			if math.IsInf(ent.bound, 1) {
+				ps.infCount, ps.hasInf = v, true
+			} else {
+				ps.bounds = append(ps.bounds, ent.bound)
+				ps.cum = append(ps.cum, v)
+			}
+			a.appendExemplars(p, ps.hist.Exemplars(), ts)
+		case roleSum:
+			ps.sum = v
+		case roleCount:
+			ps.count, ps.hasCount = v, true
+		case roleQuantile:
+			q := ps.summ.QuantileValues().AppendEmpty()
+			q.SetQuantile(ent.bound)
+			q.SetValue(v)
+		}
+	}
+	for _, ps := range a.touched {
+		a.finish(ps)
+	}
+	// Series seen in the last successful scrape and not in this one are
+	// ended, as Prometheus's staleness markers do.
+	if a.lastOK != 0 {
+		for _, ps := range a.points {
+			if ps.okSeen == a.lastOK && ps.lastSeen != a.iter {
+				a.appendStale(ps, ms, nowMs)
+				st.staleEmitted++
+			}
+		}
+	}
+	for key, ent := range a.series {
+		if ent.lastSeen != a.iter {
+			delete(a.series, key)
+		}
+	}
+	for key, ps := range a.points {
+		if ps.lastSeen != a.iter {
+			delete(a.points, key)
+		} else {
+			ps.okSeen = a.iter
+		}
+	}
+	for key, m := range a.metrics {
+		if m.iter != a.iter {
+			delete(a.metrics, key)
+		}
+	}
+	a.lastOK = a.iter
+	return st, nil
+}
+
+// fail ends every series of the last successful scrape (a failed scrape
+// makes them stale in Prometheus too) and returns how many it ended.
+func (a *appender) fail(now time.Time, ms pmetric.MetricSlice) int {
+	a.iter++
+	if a.lastOK == 0 {
+		return 0
+	}
+	n := 0
+	nowMs := now.UnixMilli()
+	for _, ps := range a.points {
+		if ps.okSeen == a.lastOK {
+			a.appendStale(ps, ms, nowMs)
+			n++
+		}
+	}
+	a.lastOK = 0
+	return n
+}
+
+// newEntry resolves a series seen for the first time: its pdata metric and
+// data point, after target labels and metric relabeling.
+func (a *appender) newEntry(p textparse.Parser, family []byte, famType model.MetricType, help []byte) *seriesEntry {
+	p.Labels(&a.lbls)
+	name := a.lbls.Get(model.MetricNameLabel)
+	ent := &seriesEntry{}
+	kind, metricName := kindGauge, name
+	fam := string(family)
+	switch famType {
+	case model.MetricTypeCounter:
+		if name == fam || name == fam+"_total" {
+			kind = kindCounter
+		}
+	case model.MetricTypeHistogram:
+		switch name {
+		case fam + "_bucket":
+			kind, metricName, ent.role = kindHistogram, fam, roleBucket
+			ent.bound = parseBound(a.lbls.Get(model.BucketLabel))
+		case fam + "_sum":
+			kind, metricName, ent.role = kindHistogram, fam, roleSum
+		case fam + "_count":
+			kind, metricName, ent.role = kindHistogram, fam, roleCount
+		}
+	case model.MetricTypeSummary:
+		switch name {
+		case fam:
+			kind, metricName, ent.role = kindSummary, fam, roleQuantile
+			ent.bound = parseBound(a.lbls.Get(model.QuantileLabel))
+		case fam + "_sum":
+			kind, metricName, ent.role = kindSummary, fam, roleSum
+		case fam + "_count":
+			kind, metricName, ent.role = kindSummary, fam, roleCount
+		}
+	}
+	if kind == kindHistogram && ent.role == roleBucket && math.IsNaN(ent.bound) ||
+		kind == kindSummary && ent.role == roleQuantile && math.IsNaN(ent.bound) {
+		// A bucket without a usable le (or quantile) is kept as a gauge.
+		kind, metricName, ent.role = kindGauge, name, roleValue
+	}
+
+	// Target labels win over exposed ones unless honor_labels (Prometheus's
+	// mutateSampleLabels).
+	a.lb.Reset(a.lbls)
+	a.targetLabels.Range(func(l labels.Label) {
+		if ev := a.lbls.Get(l.Name); ev != "" {
+			if a.honorLabels {
+				return
+			}
+			a.lb.Set(model.ExportedLabelPrefix+l.Name, ev)
+		}
+		a.lb.Set(l.Name, l.Value)
+	})
+	if len(a.metricRelabel) > 0 && !relabel.ProcessBuilder(a.lb, a.metricRelabel...) {
+		ent.dropped = true
+		return ent
+	}
+	if n := a.lb.Get(model.MetricNameLabel); n == "" {
+		ent.dropped = true
+		return ent
+	} else if n != name && kind != kindHistogram && kind != kindSummary {
+		metricName = n
+	}
+	switch ent.role {
+	case roleBucket:
+		a.lb.Del(model.BucketLabel)
+	case roleQuantile:
+		a.lb.Del(model.QuantileLabel)
+	}
+	a.lb.Set(model.MetricNameLabel, metricName)
+	lset := a.lb.Labels()
+	key := lset.Hash() ^ uint64(kind)
+	ps := a.points[key]
+	if ps == nil {
+		ps = &pointState{metric: a.metricFor(metricName, kind, help), attrs: pcommon.NewMap()}
+		ps.attrs.EnsureCapacity(lset.Len())
+		lset.Range(func(l labels.Label) {
+			switch {
+			case l.Name == model.MetricNameLabel:
+			case l.Name == model.JobLabel && l.Value == a.job:
+			case l.Name == model.InstanceLabel && l.Value == a.instance:
+			default:
+				ps.attrs.PutStr(l.Name, l.Value)
+			}
+		})
+		a.points[key] = ps
+	}
+	ent.point = ps
+	return ent
+}
+
+func (a *appender) metricFor(name string, kind metricKind, help []byte) *metricState {
+	key := name
+	if kind != kindGauge {
+		key = name + "\xff" + strconv.Itoa(int(kind))
+	}
+	m := a.metrics[key]
+	if m == nil {
+		m = &metricState{name: name, kind: kind, help: string(help)}
+		a.metrics[key] = m
+	}
+	return m
+}
+
+// parseBound parses an le or quantile label value; NaN if it is not a
+// number.
+func parseBound(s string) float64 {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return math.NaN()
+	}
+	return f
+}
+
+// output returns the pdata metric of m in the current scrape.
+func (a *appender) output(m *metricState, ms pmetric.MetricSlice) pmetric.Metric {
+	if m.iter == a.iter {
+		return m.m
+	}
+	m.iter = a.iter
+	m.m = ms.AppendEmpty()
+	m.m.SetName(m.name)
+	if m.help != "" {
+		m.m.SetDescription(m.help)
+	}
+	switch m.kind {
+	case kindCounter:
+		s := m.m.SetEmptySum()
+		s.SetIsMonotonic(true)
+		s.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	case kindHistogram:
+		m.m.SetEmptyHistogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	case kindSummary:
+		m.m.SetEmptySummary()
+	default:
+		m.m.SetEmptyGauge()
+	}
+	return m.m
+}
+
+// touch starts the point's data point in the current scrape.
+func (a *appender) touch(ps *pointState, ms pmetric.MetricSlice, ts int64) {
+	ps.lastSeen = a.iter
+	ps.ts = ts
+	ps.created = 0
+	ps.bounds, ps.cum = ps.bounds[:0], ps.cum[:0]
+	ps.hasInf, ps.hasCount, ps.hasSample = false, false, false
+	ps.sum, ps.count, ps.infCount = 0, 0, 0
+	a.touched = append(a.touched, ps)
+	m := a.output(ps.metric, ms)
+	switch ps.metric.kind {
+	case kindCounter:
+		ps.num = m.Sum().DataPoints().AppendEmpty()
+		ps.attrs.CopyTo(ps.num.Attributes())
+	case kindGauge:
+		ps.num = m.Gauge().DataPoints().AppendEmpty()
+		ps.attrs.CopyTo(ps.num.Attributes())
+	case kindHistogram:
+		ps.hist = m.Histogram().DataPoints().AppendEmpty()
+		ps.attrs.CopyTo(ps.hist.Attributes())
+	case kindSummary:
+		ps.summ = m.Summary().DataPoints().AppendEmpty()
+		ps.attrs.CopyTo(ps.summ.Attributes())
+	}
+}
+
+// startTime returns the start time of a cumulative point whose current
+// total is v, tracking resets.
+func (ps *pointState) startTime(v float64) int64 {
+	switch {
+	case ps.created != 0:
+		ps.start = ps.created
+	case ps.start == 0:
+		ps.start = ps.ts
+	case v < ps.last:
+		// The counter was reset after the previous scrape.
+		ps.start = ps.lastTs
+	}
+	if !math.IsNaN(v) {
+		ps.last = v
+	}
+	ps.lastTs = ps.ts
+	return ps.start
+}
+
+// finish completes the point's data point once its family is read.
+func (a *appender) finish(ps *pointState) {
+	ts := pcommon.Timestamp(ps.ts * int64(time.Millisecond))
+	switch ps.metric.kind {
+	case kindGauge:
+		ps.num.SetTimestamp(ts)
+		ps.num.SetDoubleValue(ps.sum)
+	case kindCounter:
+		ps.num.SetTimestamp(ts)
+		ps.num.SetDoubleValue(ps.sum)
+		ps.num.SetStartTimestamp(pcommon.Timestamp(ps.startTime(ps.sum) * int64(time.Millisecond)))
+	case kindHistogram:
+		dp := ps.hist
+		dp.SetTimestamp(ts)
+		count := ps.count
+		if !ps.hasCount && ps.hasInf {
+			count = ps.infCount
+		}
+		if !sort.Float64sAreSorted(ps.bounds) {
+			sort.Sort(byBound{ps.bounds, ps.cum})
+		}
+		dp.ExplicitBounds().FromRaw(ps.bounds)
+		bc := dp.BucketCounts()
+		bc.EnsureCapacity(len(ps.bounds) + 1)
+		prev := 0.0
+		for _, c := range ps.cum {
+			bc.Append(nonNegative(c - prev))
+			prev = c
+		}
+		total := count
+		if ps.hasInf {
+			total = ps.infCount
+		}
+		bc.Append(nonNegative(total - prev))
+		dp.SetCount(nonNegative(count))
+		dp.SetSum(ps.sum)
+		dp.SetStartTimestamp(pcommon.Timestamp(ps.startTime(count) * int64(time.Millisecond)))
+	case kindSummary:
+		dp := ps.summ
+		dp.SetTimestamp(ts)
+		dp.SetCount(nonNegative(ps.count))
+		dp.SetSum(ps.sum)
+		dp.SetStartTimestamp(pcommon.Timestamp(ps.startTime(ps.count) * int64(time.Millisecond)))
+	}
+}
+
+func nonNegative(f float64) uint64 {
+	if !(f > 0) || math.IsInf(f, 1) {
+		return 0
+	}
+	return uint64(f)
+}
+
+type byBound struct{ b, c []float64 }
+
+func (s byBound) Len() int           { return len(s.b) }
+func (s byBound) Less(i, j int) bool { return s.b[i] < s.b[j] }
+func (s byBound) Swap(i, j int) {
+	s.b[i], s.b[j] = s.b[j], s.b[i]
+	s.c[i], s.c[j] = s.c[j], s.c[i]
+}
+
+// appendStale ends a point: a data point flagged NoRecordedValue, which the
+// remote-write exporter turns into Prometheus's stale marker.
+func (a *appender) appendStale(ps *pointState, ms pmetric.MetricSlice, nowMs int64) {
+	m := a.output(ps.metric, ms)
+	ts := pcommon.Timestamp(nowMs * int64(time.Millisecond))
+	start := pcommon.Timestamp(ps.start * int64(time.Millisecond))
+	flags := pmetric.DefaultDataPointFlags.WithNoRecordedValue(true)
+	switch ps.metric.kind {
+	case kindCounter:
+		dp := m.Sum().DataPoints().AppendEmpty()
+		ps.attrs.CopyTo(dp.Attributes())
+		dp.SetStartTimestamp(start)
+		dp.SetTimestamp(ts)
+		dp.SetFlags(flags)
+	case kindGauge:
+		dp := m.Gauge().DataPoints().AppendEmpty()
+		ps.attrs.CopyTo(dp.Attributes())
+		dp.SetTimestamp(ts)
+		dp.SetFlags(flags)
+	case kindHistogram:
+		dp := m.Histogram().DataPoints().AppendEmpty()
+		ps.attrs.CopyTo(dp.Attributes())
+		dp.SetStartTimestamp(start)
+		dp.SetTimestamp(ts)
+		dp.SetFlags(flags)
+	case kindSummary:
+		dp := m.Summary().DataPoints().AppendEmpty()
+		ps.attrs.CopyTo(dp.Attributes())
+		dp.SetStartTimestamp(start)
+		dp.SetTimestamp(ts)
+		dp.SetFlags(flags)
+	}
+}
+
+// appendExemplars copies the sample's OpenMetrics exemplars; trace_id and
+// span_id become the exemplar's trace and span IDs.
+func (a *appender) appendExemplars(p textparse.Parser, dst pmetric.ExemplarSlice, ts int64) {
+	for {
+		a.ex = exemplar.Exemplar{}
+		if !p.Exemplar(&a.ex) {
+			return
+		}
+		ex := dst.AppendEmpty()
+		ex.SetDoubleValue(a.ex.Value)
+		ets := ts
+		if a.ex.HasTs {
+			ets = a.ex.Ts
+		}
+		ex.SetTimestamp(pcommon.Timestamp(ets * int64(time.Millisecond)))
+		a.ex.Labels.Range(func(l labels.Label) {
+			switch l.Name {
+			case "trace_id", "traceID", "trace-id":
+				var id pcommon.TraceID
+				if decodeID(id[:], l.Value) {
+					ex.SetTraceID(id)
+					return
+				}
+			case "span_id", "spanID", "span-id":
+				var id pcommon.SpanID
+				if decodeID(id[:], l.Value) {
+					ex.SetSpanID(id)
+					return
+				}
+			}
+			ex.FilteredAttributes().PutStr(l.Name, l.Value)
+		})
+	}
+}
+
+// decodeID decodes a hex ID, left-padding short ones with zeros (64-bit
+// trace IDs).
+func decodeID(dst []byte, s string) bool {
+	if len(s) == 0 || len(s) > 2*len(dst) || len(s)%2 != 0 {
+		return false
+	}
+	off := len(dst) - len(s)/2
+	_, err := hex.Decode(dst[off:], []byte(s))
+	return err == nil
+}

@@ -1,0 +1,304 @@
+package podscrape
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	promconfig "github.com/prometheus/common/config"
+	"github.com/prometheus/prometheus/discovery"
+	"github.com/prometheus/prometheus/discovery/kubernetes"
+	"github.com/prometheus/prometheus/discovery/targetgroup"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/receiver"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// podScrapeReceiver runs the scrape jobs and the discoveries feeding them.
+type podScrapeReceiver struct {
+	set  receiver.Settings
+	cfg  *Config
+	next consumer.Metrics
+	jobs []*job
+
+	mu      sync.Mutex
+	running map[*job]map[string]*target
+	groups  map[*job]map[string]*targetgroup.Group
+	clients map[*job]*http.Client
+	stopped bool
+	// firstScrapeNow scrapes new targets at once instead of at their
+	// spread offset (tests).
+	firstScrapeNow bool
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newReceiver(set receiver.Settings, cfg *Config, next consumer.Metrics) (*podScrapeReceiver, error) {
+	jobs, err := buildJobs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &podScrapeReceiver{
+		set:     set,
+		cfg:     cfg,
+		next:    next,
+		jobs:    jobs,
+		running: map[*job]map[string]*target{},
+		groups:  map[*job]map[string]*targetgroup.Group{},
+		clients: map[*job]*http.Client{},
+	}, nil
+}
+
+// Start starts the static targets and the Kubernetes discoveries; it does
+// not wait for any scrape.
+func (r *podScrapeReceiver) Start(_ context.Context, _ component.Host) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	r.mu.Lock()
+	r.cancel = cancel
+	r.mu.Unlock()
+	subscribers := map[sdKey][]*job{}
+	var order []sdKey
+	for _, j := range r.jobs {
+		if len(j.static) > 0 {
+			r.update(ctx, j, j.static)
+		}
+		for _, k := range j.sd {
+			if _, ok := subscribers[k]; !ok {
+				order = append(order, k)
+			}
+			subscribers[k] = append(subscribers[k], j)
+		}
+	}
+	for _, k := range order {
+		d, err := r.newDiscovery(k)
+		if err != nil {
+			cancel()
+			r.wait()
+			return fmt.Errorf("kubernetes pod discovery (api_server %q): %w", k.apiServer, err)
+		}
+		ch := make(chan []*targetgroup.Group)
+		r.wg.Add(2)
+		go func() {
+			defer r.wg.Done()
+			d.Run(ctx, ch)
+		}()
+		jobs := subscribers[k]
+		go func() {
+			defer r.wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case tgs := <-ch:
+					for _, j := range jobs {
+						r.update(ctx, j, tgs)
+					}
+				}
+			}
+		}()
+	}
+	return nil
+}
+
+// newDiscovery builds Prometheus's Kubernetes pod discovery for k, limited
+// to this node's pods by a spec.nodeName field selector.
+func (r *podScrapeReceiver) newDiscovery(k sdKey) (discovery.Discoverer, error) {
+	sd := &kubernetes.SDConfig{
+		Role:             kubernetes.RolePod,
+		KubeConfig:       k.kubeConfig,
+		HTTPClientConfig: promconfig.DefaultHTTPClientConfig,
+	}
+	if k.apiServer != "" {
+		u, err := url.Parse(k.apiServer)
+		if err != nil {
+			return nil, err
+		}
+		sd.APIServer = promconfig.URL{URL: u}
+	}
+	if k.namespaces != "" {
+		sd.NamespaceDiscovery.Names = strings.Split(k.namespaces, ",")
+	}
+	field := k.field
+	if r.cfg.NodeName != "" {
+		if field != "" {
+			field += ","
+		}
+		field += "spec.nodeName=" + r.cfg.NodeName
+	}
+	if field != "" || k.label != "" {
+		sd.Selectors = []kubernetes.SelectorConfig{{Role: kubernetes.RolePod, Label: k.label, Field: field}}
+	}
+	metrics := sd.NewDiscovererMetrics(prometheus.NewRegistry(), nil)
+	if err := metrics.Register(); err != nil {
+		return nil, err
+	}
+	return kubernetes.New(slog.New(zapHandler{r.set.Logger.With(zap.String("discovery", "kubernetes"))}), metrics, sd)
+}
+
+// update merges changed target groups into the job's view and starts and
+// stops targets to match.
+func (r *podScrapeReceiver) update(ctx context.Context, j *job, tgs []*targetgroup.Group) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped || ctx.Err() != nil {
+		return
+	}
+	g := r.groups[j]
+	if g == nil {
+		g = map[string]*targetgroup.Group{}
+		r.groups[j] = g
+	}
+	for _, tg := range tgs {
+		if tg == nil {
+			continue
+		}
+		if len(tg.Targets) == 0 {
+			delete(g, tg.Source)
+		} else {
+			g[tg.Source] = tg
+		}
+	}
+	all := make([]*targetgroup.Group, 0, len(g))
+	for _, tg := range g {
+		all = append(all, tg)
+	}
+	specs := j.targets(all, r.cfg.NodeName)
+	run := r.running[j]
+	if run == nil {
+		run = map[string]*target{}
+		r.running[j] = run
+	}
+	want := make(map[string]bool, len(specs))
+	for _, s := range specs {
+		key := s.key()
+		want[key] = true
+		if run[key] != nil {
+			continue
+		}
+		t, err := r.startTarget(ctx, j, s)
+		if err != nil {
+			r.set.Logger.Error("Cannot start target", zap.String("job", j.name), zap.String("url", s.url), zap.Error(err))
+			continue
+		}
+		run[key] = t
+	}
+	for key, t := range run {
+		if !want[key] {
+			t.removed.Store(true)
+			t.cancel()
+			delete(run, key)
+		}
+	}
+}
+
+func (r *podScrapeReceiver) startTarget(ctx context.Context, j *job, s *targetSpec) (*target, error) {
+	client := r.clients[j]
+	if client == nil {
+		c, err := newHTTPClient(j.tls)
+		if err != nil {
+			return nil, err
+		}
+		client = c
+		r.clients[j] = c
+	}
+	tctx, cancel := context.WithCancel(ctx)
+	t := &target{
+		job:      j,
+		url:      s.url,
+		resource: s.resource,
+		app:      newAppender(s.labels, j.honorLabels, j.sampleLimit, j.metricRelabel),
+		client:   client,
+		next:     r.next,
+		logger:   r.set.Logger,
+		started:  time.Now(),
+		failures: map[string]float64{},
+		cancel:   cancel,
+		done:     make(chan struct{}),
+	}
+	// Spread targets over the interval, stably per URL, as Prometheus does.
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(s.key()))
+	offset := time.Duration(h.Sum64() % uint64(j.interval))
+	if r.firstScrapeNow {
+		offset = 0
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		t.run(tctx, offset)
+	}()
+	return t, nil
+}
+
+// Shutdown stops every target and discovery and waits for them; it is safe
+// without Start and twice.
+func (r *podScrapeReceiver) Shutdown(context.Context) error {
+	r.mu.Lock()
+	r.stopped = true
+	cancel := r.cancel
+	r.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	r.wait()
+	r.mu.Lock()
+	for _, c := range r.clients {
+		c.CloseIdleConnections()
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *podScrapeReceiver) wait() { r.wg.Wait() }
+
+// zapHandler bridges Prometheus's slog logging to the component's zap
+// logger.
+type zapHandler struct{ l *zap.Logger }
+
+func (h zapHandler) Enabled(_ context.Context, lvl slog.Level) bool {
+	return h.l.Core().Enabled(zapLevel(lvl))
+}
+
+func (h zapHandler) Handle(_ context.Context, rec slog.Record) error {
+	fields := make([]zap.Field, 0, rec.NumAttrs())
+	rec.Attrs(func(a slog.Attr) bool {
+		fields = append(fields, zap.Any(a.Key, a.Value.Any()))
+		return true
+	})
+	if ce := h.l.Check(zapLevel(rec.Level), rec.Message); ce != nil {
+		ce.Write(fields...)
+	}
+	return nil
+}
+
+func (h zapHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	fields := make([]zap.Field, 0, len(attrs))
+	for _, a := range attrs {
+		fields = append(fields, zap.Any(a.Key, a.Value.Any()))
+	}
+	return zapHandler{h.l.With(fields...)}
+}
+
+func (h zapHandler) WithGroup(name string) slog.Handler { return zapHandler{h.l.Named(name)} }
+
+func zapLevel(l slog.Level) zapcore.Level {
+	switch {
+	case l >= slog.LevelError:
+		return zapcore.ErrorLevel
+	case l >= slog.LevelWarn:
+		return zapcore.WarnLevel
+	case l >= slog.LevelInfo:
+		return zapcore.InfoLevel
+	}
+	return zapcore.DebugLevel
+}

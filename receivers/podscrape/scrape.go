@@ -1,0 +1,303 @@
+package podscrape
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.uber.org/zap"
+)
+
+// acceptHeader prefers protobuf, then OpenMetrics, then the text format, as
+// Prometheus does.
+const acceptHeader = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.5," +
+	"application/openmetrics-text;version=1.0.0;q=0.4,application/openmetrics-text;version=0.0.1;q=0.3," +
+	"text/plain;version=0.0.4;q=0.2,*/*;q=0.1"
+
+// target is one scrape target with its own loop.
+type target struct {
+	job      *job
+	url      string
+	resource map[string]string
+	app      *appender
+	client   *http.Client
+	next     consumer.Metrics
+	logger   *zap.Logger
+
+	started  time.Time
+	failures map[string]float64
+	buf      bytes.Buffer
+	gz       *gzip.Reader
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	// removed is set when discovery dropped the target: its series are
+	// then ended with stale markers (not on shutdown, as Prometheus).
+	removed atomic.Bool
+}
+
+// fetch GETs the target's body into t.buf and returns its content type.
+func (t *target) fetch(ctx context.Context) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url, nil)
+	if err != nil {
+		return "", failf(reasonConnection, "request: %w", err)
+	}
+	req.Header.Set("Accept", acceptHeader)
+	req.Header.Set("Accept-Encoding", "gzip")
+	req.Header.Set("User-Agent", "weft-pod-scrape")
+	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", strconv.FormatFloat(t.job.timeout.Seconds(), 'f', -1, 64))
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return "", classify(ctx, err)
+	}
+	defer func() {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		_ = resp.Body.Close()
+	}()
+	if resp.StatusCode != http.StatusOK {
+		return "", failf(reasonHTTPStatus, "server returned HTTP status %s", resp.Status)
+	}
+	var body io.Reader = resp.Body
+	if resp.Header.Get("Content-Encoding") == "gzip" {
+		if t.gz == nil {
+			t.gz, err = gzip.NewReader(resp.Body)
+		} else {
+			err = t.gz.Reset(resp.Body)
+		}
+		if err != nil {
+			return "", failf(reasonDecompress, "gzip: %w", err)
+		}
+		body = t.gz
+	}
+	limit := t.job.bodyLimit
+	if limit > 0 {
+		body = io.LimitReader(body, limit+1)
+	}
+	t.buf.Reset()
+	if _, err := t.buf.ReadFrom(body); err != nil {
+		if ctx.Err() != nil {
+			return "", failf(reasonTimeout, "read body: %w", err)
+		}
+		return "", failf(reasonConnection, "read body: %w", err)
+	}
+	if limit > 0 && int64(t.buf.Len()) > limit {
+		t.buf.Reset()
+		return "", failf(reasonBodySize, "body larger than body_size_limit %d bytes", limit)
+	}
+	return resp.Header.Get("Content-Type"), nil
+}
+
+// classify gives a transport error its reason.
+func classify(ctx context.Context, err error) error {
+	var (
+		certErr    *tls.CertificateVerificationError
+		recordErr  tls.RecordHeaderError
+		unknownCA  x509.UnknownAuthorityError
+		hostErr    x509.HostnameError
+		invalidErr x509.CertificateInvalidError
+		alertErr   tls.AlertError
+		netErr     net.Error
+	)
+	switch {
+	case errors.As(err, &certErr), errors.As(err, &recordErr), errors.As(err, &unknownCA),
+		errors.As(err, &hostErr), errors.As(err, &invalidErr), errors.As(err, &alertErr):
+		return failf(reasonTLS, "%w", err)
+	case ctx.Err() != nil, errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return failf(reasonTimeout, "%w", err)
+	}
+	return failf(reasonConnection, "%w", err)
+}
+
+// run scrapes the target every interval until ctx ends, then ends its series.
+func (t *target) run(ctx context.Context, offset time.Duration) {
+	defer close(t.done)
+	timer := time.NewTimer(offset)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-timer.C:
+	}
+	ticker := time.NewTicker(t.job.interval)
+	defer ticker.Stop()
+	for {
+		t.scrapeOnce(ctx)
+		select {
+		case <-ctx.Done():
+			if t.removed.Load() {
+				t.end()
+			}
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// scrapeOnce scrapes, converts and hands one batch to the pipeline.
+func (t *target) scrapeOnce(ctx context.Context) {
+	start := time.Now()
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	t.fillResource(rm.Resource())
+	sm := rm.ScopeMetrics().AppendEmpty()
+	sm.Scope().SetName(scopeName)
+	ms := sm.Metrics()
+
+	sctx, cancel := context.WithTimeout(ctx, t.job.timeout)
+	ct, err := t.fetch(sctx)
+	cancel()
+	var st parseStats
+	if err == nil {
+		st, err = t.app.appendBody(t.buf.Bytes(), ct, start, ms)
+	}
+	if ctx.Err() != nil {
+		// Shutting down or the target went away: no batch for a scrape
+		// that was cut short.
+		return
+	}
+	if err != nil {
+		ms.RemoveIf(func(pmetric.Metric) bool { return true })
+		t.app.fail(start, ms)
+		reason := reasonConnection
+		var se *scrapeError
+		if errors.As(err, &se) {
+			reason = se.reason
+		}
+		t.failures[reason]++
+		t.logger.Warn("Scrape failed", zap.String("job", t.job.name), zap.String("url", t.url),
+			zap.String("reason", reason), zap.Error(err))
+	}
+	if t.buf.Cap() > 4*t.buf.Len()+(1<<20) {
+		// Give back the memory of a body that has shrunk a lot.
+		t.buf = bytes.Buffer{}
+	}
+	t.appendSelf(ms, start, time.Since(start), err == nil, st)
+	if cerr := t.next.ConsumeMetrics(ctx, md); cerr != nil {
+		t.logger.Warn("Pipeline refused scraped metrics", zap.String("job", t.job.name), zap.String("url", t.url),
+			zap.String("reason", "consumer"), zap.Error(cerr))
+	}
+}
+
+// end emits stale markers for every series of the target, when it goes away.
+func (t *target) end() {
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	t.fillResource(rm.Resource())
+	sm := rm.ScopeMetrics().AppendEmpty()
+	sm.Scope().SetName(scopeName)
+	now := time.Now()
+	t.app.fail(now, sm.Metrics())
+	ts := pcommon.NewTimestampFromTime(now)
+	flags := pmetric.DefaultDataPointFlags.WithNoRecordedValue(true)
+	for _, name := range selfGauges {
+		dp := sm.Metrics().AppendEmpty()
+		dp.SetName(name)
+		p := dp.SetEmptyGauge().DataPoints().AppendEmpty()
+		p.SetTimestamp(ts)
+		p.SetFlags(flags)
+	}
+	// The pipeline may be shutting down too: bound the hand-over.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := t.next.ConsumeMetrics(ctx, md); err != nil {
+		t.logger.Debug("Pipeline refused end-of-target stale markers", zap.String("url", t.url), zap.Error(err))
+	}
+}
+
+var selfGauges = []string{"up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_post_metric_relabeling"}
+
+func (t *target) fillResource(r pcommon.Resource) {
+	attrs := r.Attributes()
+	attrs.EnsureCapacity(len(t.resource))
+	for k, v := range t.resource {
+		attrs.PutStr(k, v)
+	}
+}
+
+// appendSelf appends Prometheus's per-target series and the failure counter.
+func (t *target) appendSelf(ms pmetric.MetricSlice, start time.Time, dur time.Duration, ok bool, st parseStats) {
+	ts := pcommon.NewTimestampFromTime(start)
+	up := 0.0
+	if ok {
+		up = 1
+	}
+	values := [...]float64{up, dur.Seconds(), float64(st.scraped), float64(st.postRelabel)}
+	if !ok {
+		values[2], values[3] = 0, 0
+	}
+	for i, name := range selfGauges {
+		m := ms.AppendEmpty()
+		m.SetName(name)
+		dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
+		dp.SetTimestamp(ts)
+		dp.SetDoubleValue(values[i])
+	}
+	if len(t.failures) == 0 {
+		return
+	}
+	m := ms.AppendEmpty()
+	m.SetName(failuresMetricName)
+	m.SetDescription("Scrapes of this target that failed, by reason.")
+	s := m.SetEmptySum()
+	s.SetIsMonotonic(true)
+	s.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	for reason, n := range t.failures {
+		dp := s.DataPoints().AppendEmpty()
+		dp.Attributes().PutStr("reason", reason)
+		dp.SetStartTimestamp(pcommon.NewTimestampFromTime(t.started))
+		dp.SetTimestamp(ts)
+		dp.SetDoubleValue(n)
+	}
+}
+
+// newHTTPClient builds the client of a job from its tls_config.
+func newHTTPClient(tc TLSConfig) (*http.Client, error) {
+	tlsCfg := &tls.Config{
+		ServerName:         tc.ServerName,
+		InsecureSkipVerify: tc.InsecureSkipVerify, //nolint:gosec // explicit user choice
+		MinVersion:         tls.VersionTLS12,
+	}
+	if tc.CAFile != "" {
+		pem, err := os.ReadFile(tc.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls_config.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls_config.ca_file: no certificate in %q", tc.CAFile)
+		}
+		tlsCfg.RootCAs = pool
+	}
+	if tc.CertFile != "" || tc.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(tc.CertFile, tc.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls_config.cert_file/key_file: %w", err)
+		}
+		tlsCfg.Certificates = []tls.Certificate{cert}
+	}
+	tr := &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       tlsCfg,
+		MaxIdleConnsPerHost:   2,
+		IdleConnTimeout:       5 * time.Minute,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 0,
+		DisableCompression:    true,
+	}
+	return &http.Client{Transport: tr}, nil
+}
