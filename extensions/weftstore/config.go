@@ -1,0 +1,48 @@
+package weftstore
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config is the configuration of the weft_store extension.
+type Config struct {
+	// Directory holds the metrics write-ahead log. Empty keeps metrics in
+	// memory only (no WAL; the TSDB head still needs a scratch directory for
+	// its memory-mapped chunks, created in os.TempDir and removed at shutdown).
+	Directory string `mapstructure:"directory"`
+	// MetricsRetention is how long metric samples are kept (default 30m).
+	MetricsRetention time.Duration `mapstructure:"metrics_retention"`
+	// MaxExemplars is the size, in exemplars, of the TSDB's circular
+	// exemplar buffer (default 100000).
+	MaxExemplars int64 `mapstructure:"max_exemplars"`
+	// TracesMaxBytes bounds the memory of the recent-spans index; the oldest
+	// spans are evicted first (default 64 MiB).
+	TracesMaxBytes int64 `mapstructure:"traces_max_bytes"`
+	// LogsMaxBytes bounds the memory of the recent-logs index; the oldest
+	// records are evicted first (default 64 MiB).
+	LogsMaxBytes int64 `mapstructure:"logs_max_bytes"`
+}
+
+// minIndexBytes is the smallest allowed traces_max_bytes / logs_max_bytes:
+// below it a single large span or record would not fit.
+const minIndexBytes = 64 << 10
+
+// Validate checks the configuration and names the offending keys.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.MetricsRetention < time.Minute {
+		errs = append(errs, fmt.Errorf("metrics_retention: must be at least 1m, got %s", c.MetricsRetention))
+	}
+	if c.MaxExemplars < 1 {
+		errs = append(errs, fmt.Errorf("max_exemplars: must be at least 1, got %d", c.MaxExemplars))
+	}
+	if c.TracesMaxBytes < minIndexBytes {
+		errs = append(errs, fmt.Errorf("traces_max_bytes: must be at least %d, got %d", minIndexBytes, c.TracesMaxBytes))
+	}
+	if c.LogsMaxBytes < minIndexBytes {
+		errs = append(errs, fmt.Errorf("logs_max_bytes: must be at least %d, got %d", minIndexBytes, c.LogsMaxBytes))
+	}
+	return errors.Join(errs...)
+}

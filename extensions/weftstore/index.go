@@ -1,0 +1,113 @@
+package weftstore
+
+// The span and log indexes share one layout: entries live in a ring in
+// arrival order, each with a sequence number; every index key (trace ID,
+// service, pod, ...) maps to a seqList of the sequence numbers of its entries
+// in ascending order. Eviction always removes the oldest entry, whose sequence
+// number is therefore at the front of every list it is on, so removing it from
+// an index is a pop from the front: no search, no tree.
+
+// seqList is a FIFO of ascending sequence numbers.
+type seqList struct {
+	s    []uint64
+	head int
+}
+
+func (l *seqList) push(seq uint64) { l.s = append(l.s, seq) }
+
+func (l *seqList) len() int { return len(l.s) - l.head }
+
+// popFront removes seq if it is the oldest element and reports whether the
+// list is now empty.
+func (l *seqList) popFront(seq uint64) bool {
+	if l.head < len(l.s) && l.s[l.head] == seq {
+		l.head++
+	}
+	if l.head == len(l.s) {
+		l.s, l.head = l.s[:0], 0
+		return true
+	}
+	// Compact once half of the backing array is dead.
+	if l.head >= 32 && 2*l.head >= len(l.s) {
+		n := copy(l.s, l.s[l.head:])
+		l.s, l.head = l.s[:n], 0
+	}
+	return false
+}
+
+// newestFirst calls fn for each sequence number from the newest to the
+// oldest until fn returns false.
+func (l *seqList) newestFirst(fn func(seq uint64) bool) {
+	for i := len(l.s) - 1; i >= l.head; i-- {
+		if !fn(l.s[i]) {
+			return
+		}
+	}
+}
+
+// ring holds entries in arrival order; the entry with sequence number seq is
+// at buf[(start + seq - first) % len(buf)].
+type ring[E any] struct {
+	buf   []E
+	start int    // index of the oldest entry
+	n     int    // number of entries
+	first uint64 // sequence number of the oldest entry
+}
+
+// push appends e and returns its sequence number.
+func (r *ring[E]) push(e E) uint64 {
+	if r.n == len(r.buf) {
+		size := 2 * len(r.buf)
+		if size == 0 {
+			size = 1024
+		}
+		buf := make([]E, size)
+		k := copy(buf, r.buf[r.start:])
+		copy(buf[k:], r.buf[:r.start])
+		r.buf, r.start = buf, 0
+	}
+	r.buf[(r.start+r.n)%len(r.buf)] = e
+	r.n++
+	return r.first + uint64(r.n) - 1
+}
+
+// get returns the entry with sequence number seq, or nil once it is evicted.
+func (r *ring[E]) get(seq uint64) *E {
+	if seq < r.first || seq >= r.first+uint64(r.n) {
+		return nil
+	}
+	return &r.buf[(r.start+int(seq-r.first))%len(r.buf)]
+}
+
+// oldest returns the oldest entry and its sequence number; ok is false when
+// the ring is empty.
+func (r *ring[E]) oldest() (e *E, seq uint64, ok bool) {
+	if r.n == 0 {
+		return nil, 0, false
+	}
+	return &r.buf[r.start], r.first, true
+}
+
+// pop removes the oldest entry.
+func (r *ring[E]) pop() {
+	var zero E
+	r.buf[r.start] = zero
+	r.start = (r.start + 1) % len(r.buf)
+	r.n--
+	r.first++
+}
+
+// next is the sequence number the next push will get.
+func (r *ring[E]) next() uint64 { return r.first + uint64(r.n) }
+
+// blob is a serialized resource and scope shared by the entries that came
+// in the same ResourceSpans/ScopeSpans (or logs equivalent). Its bytes are
+// charged to the index while at least one entry refers to it.
+type blob struct {
+	data []byte
+	refs int
+}
+
+// blobOverhead is the heap cost of a blob besides its bytes: the struct and
+// the slice header.
+const blobOverhead = 48

@@ -1,0 +1,205 @@
+package weftstore
+
+import (
+	"sync"
+	"unsafe"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+)
+
+// logEntry is one stored log record: its index fields and its serialized
+// form.
+type logEntry struct {
+	traceID   pcommon.TraceID
+	spanID    pcommon.SpanID
+	time      int64 // unix ns: the record's timestamp, else its observed timestamp
+	severity  plog.SeverityNumber
+	pod       *logPodPostings // nil when the resource names no pod
+	svc       *namedPostings  // nil when the resource names no service
+	container string
+	res       *blob
+	data      []byte // plog proto: one ResourceLogs (empty resource), one ScopeLogs (empty scope), the record
+	size      int32
+}
+
+type namedPostings struct {
+	name string
+	seqs seqList
+}
+
+type logPodPostings struct {
+	pod  Pod
+	seqs seqList
+}
+
+// logEntryOverhead is what one record costs besides its serialized bytes:
+// its ring slot, its sequence number on the trace, pod and service lists,
+// and a share of those maps' entries. The bounds test checks it against the
+// heap.
+const logEntryOverhead = int(unsafe.Sizeof(logEntry{})) + 3*8 + 64
+
+// logIndex keeps recent log records within maxBytes.
+type logIndex struct {
+	mu       sync.RWMutex
+	maxBytes int64
+	bytes    int64
+	ring     ring[logEntry]
+	byTrace  map[pcommon.TraceID]*seqList
+	byPod    map[Pod]*logPodPostings
+	bySvc    map[string]*namedPostings
+
+	evicted      int64
+	evictedBytes int64
+	unencodable  int64 // records that failed to serialize (never expected for valid pdata)
+
+	scratch plog.Logs
+	marsh   plog.ProtoMarshaler
+}
+
+func newLogIndex(maxBytes int64) *logIndex {
+	x := &logIndex{
+		maxBytes: maxBytes,
+		byTrace:  make(map[pcommon.TraceID]*seqList),
+		byPod:    make(map[Pod]*logPodPostings),
+		bySvc:    make(map[string]*namedPostings),
+		scratch:  plog.NewLogs(),
+	}
+	x.scratch.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
+	return x
+}
+
+func (x *logIndex) append(ld plog.Logs) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	scratchRec := x.scratch.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0)
+	rls := ld.ResourceLogs()
+	for i := 0; i < rls.Len(); i++ {
+		rl := rls.At(i)
+		attrs := rl.Resource().Attributes()
+		service := attrString(attrs, "service.name")
+		pod := podOf(attrs)
+		container := attrString(attrs, "k8s.container.name")
+		sls := rl.ScopeLogs()
+		for j := 0; j < sls.Len(); j++ {
+			sl := sls.At(j)
+			recs := sl.LogRecords()
+			if recs.Len() == 0 {
+				continue
+			}
+			res := x.resourceBlob(rl, sl)
+			for k := 0; k < recs.Len(); k++ {
+				lr := recs.At(k)
+				lr.CopyTo(scratchRec)
+				data, err := x.marsh.MarshalLogs(x.scratch)
+				if err != nil {
+					x.unencodable++
+					continue
+				}
+				x.insert(lr, service, pod, container, res, data)
+			}
+		}
+	}
+	x.evictOverflow()
+}
+
+func (x *logIndex) resourceBlob(rl plog.ResourceLogs, sl plog.ScopeLogs) *blob {
+	l := plog.NewLogs()
+	r := l.ResourceLogs().AppendEmpty()
+	rl.Resource().CopyTo(r.Resource())
+	r.SetSchemaUrl(rl.SchemaUrl())
+	s := r.ScopeLogs().AppendEmpty()
+	sl.Scope().CopyTo(s.Scope())
+	s.SetSchemaUrl(sl.SchemaUrl())
+	data, _ := x.marsh.MarshalLogs(l)
+	return &blob{data: data}
+}
+
+func (x *logIndex) insert(lr plog.LogRecord, service string, pod Pod, container string, res *blob, data []byte) {
+	seq := x.ring.next()
+	e := logEntry{
+		traceID: lr.TraceID(), spanID: lr.SpanID(),
+		time: int64(lr.Timestamp()), severity: lr.SeverityNumber(),
+		container: container, res: res, data: data,
+	}
+	if e.time == 0 {
+		e.time = int64(lr.ObservedTimestamp())
+	}
+	if !e.traceID.IsEmpty() {
+		tl := x.byTrace[e.traceID]
+		if tl == nil {
+			tl = &seqList{}
+			x.byTrace[e.traceID] = tl
+		}
+		tl.push(seq)
+	}
+	if pod.Name != "" {
+		pp := x.byPod[pod]
+		if pp == nil {
+			pp = &logPodPostings{pod: pod}
+			x.byPod[pod] = pp
+		}
+		pp.seqs.push(seq)
+		e.pod = pp
+	}
+	if service != "" {
+		sp := x.bySvc[service]
+		if sp == nil {
+			sp = &namedPostings{name: service}
+			x.bySvc[service] = sp
+		}
+		sp.seqs.push(seq)
+		e.svc = sp
+	}
+	if res.refs == 0 {
+		x.bytes += int64(len(res.data) + blobOverhead)
+	}
+	res.refs++
+	// The container name is a string of its own per entry (usually shared
+	// with the resource attribute it came from, but charged anyway).
+	size := len(data) + len(container) + logEntryOverhead
+	e.size = int32(size)
+	x.bytes += int64(size)
+	x.ring.push(e)
+}
+
+func (x *logIndex) evictOverflow() {
+	for x.bytes > x.maxBytes {
+		e, seq, ok := x.ring.oldest()
+		if !ok {
+			return
+		}
+		if !e.traceID.IsEmpty() && x.byTrace[e.traceID].popFront(seq) {
+			delete(x.byTrace, e.traceID)
+		}
+		if e.pod != nil && e.pod.seqs.popFront(seq) {
+			delete(x.byPod, e.pod.pod)
+		}
+		if e.svc != nil && e.svc.seqs.popFront(seq) {
+			delete(x.bySvc, e.svc.name)
+		}
+		e.res.refs--
+		if e.res.refs == 0 {
+			x.bytes -= int64(len(e.res.data) + blobOverhead)
+		}
+		x.bytes -= int64(e.size)
+		x.evicted++
+		x.evictedBytes += int64(e.size)
+		x.ring.pop()
+	}
+}
+
+// decodeLog rebuilds the record of e with its resource and scope.
+func decodeLog(e *logEntry) (plog.Logs, error) {
+	var u plog.ProtoUnmarshaler
+	ld, err := u.UnmarshalLogs(e.res.data)
+	if err != nil {
+		return ld, err
+	}
+	one, err := u.UnmarshalLogs(e.data)
+	if err != nil {
+		return ld, err
+	}
+	one.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().MoveAndAppendTo(ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords())
+	return ld, nil
+}

@@ -1,0 +1,570 @@
+package weftstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/otlptranslator"
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/storage"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+)
+
+// Reasons a sample or exemplar is not stored. Each is a self-metric label
+// value and a key of Stats.RejectedSamples / Stats.RejectedExemplars.
+const (
+	reasonOutOfOrder       = "out_of_order"
+	reasonOutOfBounds      = "out_of_bounds"
+	reasonTooOld           = "too_old"
+	reasonDuplicate        = "duplicate"
+	reasonDelta            = "delta_temporality"
+	reasonUnsupported      = "unsupported_type"
+	reasonCommitFailed     = "commit_failed"
+	reasonLabelLength      = "label_length"
+	reasonNoTraceID        = "no_trace_id"
+	reasonOther            = "other"
+	reasonExemplarDisabled = "exemplars_disabled"
+)
+
+var sampleReasons = []string{reasonOutOfOrder, reasonOutOfBounds, reasonTooOld, reasonDuplicate, reasonDelta, reasonUnsupported, reasonCommitFailed, reasonOther}
+
+var exemplarReasons = []string{reasonOutOfOrder, reasonDuplicate, reasonLabelLength, reasonNoTraceID, reasonExemplarDisabled, reasonOther}
+
+// promoted are the resource attributes that become labels of every series,
+// named the way Prometheus's promote_resource_attributes names them.
+var promoted = []struct{ attr, label string }{
+	{"k8s.namespace.name", "k8s_namespace_name"},
+	{"k8s.pod.name", "k8s_pod_name"},
+	{"k8s.container.name", "k8s_container_name"},
+	{"k8s.node.name", "k8s_node_name"},
+}
+
+// series kinds, part of a series' identity besides the metric's.
+const (
+	kindValue byte = iota
+	kindBucket
+	kindSum
+	kindCount
+	kindQuantile
+)
+
+// seriesEntry is a cached TSDB series: id is the exact identity bytes whose
+// hash is the cache key (compared on every hit, so a hash collision costs a
+// label build, never a wrong series).
+type seriesEntry struct {
+	id   []byte
+	ref  storage.SeriesRef
+	lset labels.Labels
+	gen  uint32
+	next *seriesEntry // same hash, different identity
+}
+
+// metricAppender converts pdata metrics into TSDB samples. Known series are
+// found by a hash of their pdata identity (metric, resource labels, point
+// attributes) and appended by SeriesRef: no label building, sorting or
+// label hashing.
+type metricAppender struct {
+	db storage.Appendable
+
+	mu    sync.Mutex
+	seed  maphash.Seed
+	cache map[uint64]*seriesEntry
+	gen   uint32
+
+	// Scratch state of one append call, reused.
+	app      storage.Appender
+	base     []byte // identity of the metric + resource + point attributes
+	id       []byte
+	res      []labels.Label // labels from the resource
+	ls       []labels.Label
+	metric   pmetric.Metric
+	mtype    otlptranslator.MetricType
+	promName string // lazily built Prometheus name of metric ("" until needed)
+	attrs    pcommon.Map
+	exLabels labels.ScratchBuilder
+
+	metricNamer otlptranslator.MetricNamer
+	labelNamer  otlptranslator.LabelNamer
+
+	samples           atomic.Int64
+	exemplars         atomic.Int64
+	newSeries         atomic.Int64
+	rejectedSamples   map[string]*atomic.Int64
+	rejectedExemplars map[string]*atomic.Int64
+}
+
+func newMetricAppender(db storage.Appendable) *metricAppender {
+	a := &metricAppender{
+		db:                db,
+		seed:              maphash.MakeSeed(),
+		cache:             make(map[uint64]*seriesEntry),
+		gen:               1,
+		exLabels:          labels.NewScratchBuilder(2),
+		metricNamer:       otlptranslator.MetricNamer{WithMetricSuffixes: true},
+		labelNamer:        otlptranslator.LabelNamer{},
+		rejectedSamples:   make(map[string]*atomic.Int64),
+		rejectedExemplars: make(map[string]*atomic.Int64),
+	}
+	for _, r := range sampleReasons {
+		a.rejectedSamples[r] = new(atomic.Int64)
+	}
+	for _, r := range exemplarReasons {
+		a.rejectedExemplars[r] = new(atomic.Int64)
+	}
+	return a
+}
+
+// purge forgets series not used since the previous purge: their refs may be
+// gone from the head after truncation.
+func (a *metricAppender) purge() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for h, e := range a.cache {
+		var keep *seriesEntry
+		for ; e != nil; e = e.next {
+			if e.gen+1 >= a.gen {
+				c := *e
+				c.next = keep
+				keep = &c
+			}
+		}
+		if keep == nil {
+			delete(a.cache, h)
+		} else {
+			a.cache[h] = keep
+		}
+	}
+	a.gen++
+}
+
+func (a *metricAppender) cachedSeries() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, e := range a.cache {
+		for ; e != nil; e = e.next {
+			n++
+		}
+	}
+	return n
+}
+
+func (a *metricAppender) append(ctx context.Context, md pmetric.Metrics) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.app = a.db.Appender(ctx)
+	defer func() { a.app = nil }()
+	var pending int64 // samples appended in this transaction
+	rms := md.ResourceMetrics()
+	for i := 0; i < rms.Len(); i++ {
+		rm := rms.At(i)
+		a.resourceLabels(rm.Resource().Attributes())
+		sms := rm.ScopeMetrics()
+		for j := 0; j < sms.Len(); j++ {
+			ms := sms.At(j).Metrics()
+			for k := 0; k < ms.Len(); k++ {
+				pending += a.appendMetric(ms.At(k))
+			}
+		}
+	}
+	if err := a.app.Commit(); err != nil {
+		a.rejectedSamples[reasonCommitFailed].Add(pending)
+		return fmt.Errorf("weft_store: commit samples: %w", err)
+	}
+	a.samples.Add(pending)
+	return nil
+}
+
+// resourceLabels sets a.res (sorted) from the resource attributes: job,
+// instance and the promoted k8s attributes.
+func (a *metricAppender) resourceLabels(attrs pcommon.Map) {
+	a.res = a.res[:0]
+	if svc := attrString(attrs, "service.name"); svc != "" {
+		job := svc
+		if ns := attrString(attrs, "service.namespace"); ns != "" {
+			job = ns + "/" + svc
+		}
+		a.res = append(a.res, labels.Label{Name: "job", Value: job})
+	}
+	if inst := attrString(attrs, "service.instance.id"); inst != "" {
+		a.res = append(a.res, labels.Label{Name: "instance", Value: inst})
+	}
+	for _, p := range promoted {
+		if v := attrString(attrs, p.attr); v != "" {
+			a.res = append(a.res, labels.Label{Name: p.label, Value: v})
+		}
+	}
+}
+
+// appendMetric appends every point of m and returns the number of samples
+// appended.
+func (a *metricAppender) appendMetric(m pmetric.Metric) int64 {
+	a.metric, a.promName = m, ""
+	var n int64
+	switch m.Type() {
+	case pmetric.MetricTypeGauge:
+		a.mtype = otlptranslator.MetricTypeGauge
+		pts := m.Gauge().DataPoints()
+		for i := 0; i < pts.Len(); i++ {
+			n += a.numberPoint(pts.At(i))
+		}
+	case pmetric.MetricTypeSum:
+		s := m.Sum()
+		a.mtype = otlptranslator.MetricTypeNonMonotonicCounter
+		if s.IsMonotonic() {
+			if s.AggregationTemporality() == pmetric.AggregationTemporalityDelta {
+				a.rejectedSamples[reasonDelta].Add(int64(s.DataPoints().Len()))
+				return 0
+			}
+			a.mtype = otlptranslator.MetricTypeMonotonicCounter
+		}
+		pts := s.DataPoints()
+		for i := 0; i < pts.Len(); i++ {
+			n += a.numberPoint(pts.At(i))
+		}
+	case pmetric.MetricTypeHistogram:
+		h := m.Histogram()
+		if h.AggregationTemporality() == pmetric.AggregationTemporalityDelta {
+			a.rejectedSamples[reasonDelta].Add(int64(h.DataPoints().Len()))
+			return 0
+		}
+		a.mtype = otlptranslator.MetricTypeHistogram
+		pts := h.DataPoints()
+		for i := 0; i < pts.Len(); i++ {
+			n += a.histogramPoint(pts.At(i))
+		}
+	case pmetric.MetricTypeSummary:
+		a.mtype = otlptranslator.MetricTypeSummary
+		pts := m.Summary().DataPoints()
+		for i := 0; i < pts.Len(); i++ {
+			n += a.summaryPoint(pts.At(i))
+		}
+	case pmetric.MetricTypeExponentialHistogram:
+		a.rejectedSamples[reasonUnsupported].Add(int64(m.ExponentialHistogram().DataPoints().Len()))
+	default:
+		// An empty metric has no points to lose.
+	}
+	return n
+}
+
+// startPoint computes the identity prefix of a point: metric name, unit,
+// type, resource labels and point attributes.
+func (a *metricAppender) startPoint(attrs pcommon.Map) {
+	a.attrs = attrs
+	b := a.base[:0]
+	b = append(b, byte(a.mtype))
+	b = append(b, a.metric.Name()...)
+	b = append(b, 0)
+	b = append(b, a.metric.Unit()...)
+	b = append(b, 0)
+	for _, l := range a.res {
+		b = append(b, l.Name...)
+		b = append(b, 0)
+		b = append(b, l.Value...)
+		b = append(b, 0)
+	}
+	b = append(b, 1)
+	for k, v := range attrs.All() {
+		b = append(b, k...)
+		b = append(b, 0)
+		b = appendValue(b, v)
+		b = append(b, 0)
+	}
+	a.base = b
+}
+
+func appendValue(b []byte, v pcommon.Value) []byte {
+	b = append(b, byte(v.Type()))
+	switch v.Type() {
+	case pcommon.ValueTypeStr:
+		return append(b, v.Str()...)
+	case pcommon.ValueTypeInt:
+		return strconv.AppendInt(b, v.Int(), 10)
+	case pcommon.ValueTypeDouble:
+		return strconv.AppendFloat(b, v.Double(), 'g', -1, 64)
+	case pcommon.ValueTypeBool:
+		return strconv.AppendBool(b, v.Bool())
+	default:
+		return append(b, v.AsString()...)
+	}
+}
+
+func ms(ts pcommon.Timestamp) int64 {
+	if ts == 0 {
+		return time.Now().UnixMilli()
+	}
+	return int64(ts) / int64(time.Millisecond)
+}
+
+func (a *metricAppender) numberPoint(p pmetric.NumberDataPoint) int64 {
+	a.startPoint(p.Attributes())
+	var v float64
+	switch p.ValueType() {
+	case pmetric.NumberDataPointValueTypeInt:
+		v = float64(p.IntValue())
+	default:
+		v = p.DoubleValue()
+	}
+	if p.Flags().NoRecordedValue() {
+		v = math.Float64frombits(value.StaleNaN)
+	}
+	ref, ok := a.add(kindValue, 0, "", "", ms(p.Timestamp()), v)
+	if !ok {
+		return 0
+	}
+	exs := p.Exemplars()
+	for i := 0; i < exs.Len(); i++ {
+		a.addExemplar(ref, exs.At(i))
+	}
+	return 1
+}
+
+func (a *metricAppender) histogramPoint(p pmetric.HistogramDataPoint) int64 {
+	a.startPoint(p.Attributes())
+	t := ms(p.Timestamp())
+	stale := p.Flags().NoRecordedValue()
+	val := func(v float64) float64 {
+		if stale {
+			return math.Float64frombits(value.StaleNaN)
+		}
+		return v
+	}
+	var n int64
+	bounds, counts := p.ExplicitBounds(), p.BucketCounts()
+	// Exemplars go to the first bucket whose bound holds their value.
+	exs := p.Exemplars()
+	var cum uint64
+	for i := 0; i < bounds.Len(); i++ {
+		if i < counts.Len() {
+			cum += counts.At(i)
+		}
+		bound := bounds.At(i)
+		ref, ok := a.add(kindBucket, i, "le", formatFloat(bound), t, val(float64(cum)))
+		if !ok {
+			continue
+		}
+		n++
+		for j := 0; j < exs.Len(); j++ {
+			if ex := exs.At(j); exemplarValue(ex) <= bound && (i == 0 || exemplarValue(ex) > bounds.At(i-1)) {
+				a.addExemplar(ref, ex)
+			}
+		}
+	}
+	if ref, ok := a.add(kindBucket, bounds.Len(), "le", "+Inf", t, val(float64(p.Count()))); ok {
+		n++
+		for j := 0; j < exs.Len(); j++ {
+			if ex := exs.At(j); bounds.Len() == 0 || exemplarValue(ex) > bounds.At(bounds.Len()-1) {
+				a.addExemplar(ref, ex)
+			}
+		}
+	}
+	if p.HasSum() {
+		if _, ok := a.add(kindSum, 0, "", "", t, val(p.Sum())); ok {
+			n++
+		}
+	}
+	if _, ok := a.add(kindCount, 0, "", "", t, val(float64(p.Count()))); ok {
+		n++
+	}
+	return n
+}
+
+func (a *metricAppender) summaryPoint(p pmetric.SummaryDataPoint) int64 {
+	a.startPoint(p.Attributes())
+	t := ms(p.Timestamp())
+	var n int64
+	qs := p.QuantileValues()
+	for i := 0; i < qs.Len(); i++ {
+		q := qs.At(i)
+		if _, ok := a.add(kindQuantile, i, "quantile", formatFloat(q.Quantile()), t, q.Value()); ok {
+			n++
+		}
+	}
+	if _, ok := a.add(kindSum, 0, "", "", t, p.Sum()); ok {
+		n++
+	}
+	if _, ok := a.add(kindCount, 0, "", "", t, float64(p.Count())); ok {
+		n++
+	}
+	return n
+}
+
+func formatFloat(f float64) string {
+	switch {
+	case math.IsInf(f, 1):
+		return "+Inf"
+	case math.IsInf(f, -1):
+		return "-Inf"
+	}
+	return strconv.FormatFloat(f, 'f', -1, 64)
+}
+
+// add appends one sample of the current point's series of the given kind
+// (with the extra label for buckets and quantiles) and returns its ref.
+func (a *metricAppender) add(kind byte, idx int, extraName, extraValue string, t int64, v float64) (storage.SeriesRef, bool) {
+	a.id = append(a.id[:0], a.base...)
+	a.id = append(a.id, kind)
+	a.id = append(a.id, extraValue...)
+	h := maphash.Bytes(a.seed, a.id)
+	var e *seriesEntry
+	for c := a.cache[h]; c != nil; c = c.next {
+		if string(c.id) == string(a.id) {
+			e = c
+			break
+		}
+	}
+	if e == nil {
+		e = &seriesEntry{id: slices.Clone(a.id), lset: a.buildLabels(kind, extraName, extraValue), next: a.cache[h]}
+		a.cache[h] = e
+		a.newSeries.Add(1)
+	}
+	e.gen = a.gen
+	ref, err := a.app.Append(e.ref, e.lset, t, v)
+	if err != nil {
+		a.rejectedSamples[sampleReason(err)].Add(1)
+		return 0, false
+	}
+	e.ref = ref
+	return ref, true
+}
+
+func sampleReason(err error) string {
+	switch {
+	case errors.Is(err, storage.ErrOutOfOrderSample):
+		return reasonOutOfOrder
+	case errors.Is(err, storage.ErrOutOfBounds):
+		return reasonOutOfBounds
+	case errors.Is(err, storage.ErrTooOldSample):
+		return reasonTooOld
+	case errors.Is(err, storage.ErrDuplicateSampleForTimestamp):
+		return reasonDuplicate
+	default:
+		return reasonOther
+	}
+}
+
+// buildLabels builds the label set of a new series: the Prometheus name,
+// the resource labels, the point attributes (which win over resource labels
+// of the same name) and the bucket/quantile label.
+func (a *metricAppender) buildLabels(kind byte, extraName, extraValue string) labels.Labels {
+	if a.promName == "" {
+		name, err := a.metricNamer.Build(otlptranslator.Metric{Name: a.metric.Name(), Unit: a.metric.Unit(), Type: a.mtype})
+		if err != nil || name == "" {
+			name = "unnamed_metric"
+		}
+		a.promName = name
+	}
+	name := a.promName
+	switch kind {
+	case kindBucket:
+		name += "_bucket"
+	case kindSum:
+		name += "_sum"
+	case kindCount:
+		name += "_count"
+	}
+	ls := a.ls[:0]
+	for k, v := range a.attrs.All() {
+		ln, err := a.labelNamer.Build(k)
+		if err != nil {
+			continue // an empty attribute key names no label
+		}
+		ls = append(ls, labels.Label{Name: ln, Value: v.AsString()})
+	}
+	// Attributes with the same sanitized name are joined with ";" as the
+	// Prometheus OTLP translator does.
+	slices.SortStableFunc(ls, func(x, y labels.Label) int { return strings.Compare(x.Name, y.Name) })
+	out := ls[:0]
+	for _, l := range ls {
+		if n := len(out); n > 0 && out[n-1].Name == l.Name {
+			out[n-1].Value += ";" + l.Value
+			continue
+		}
+		out = append(out, l)
+	}
+	ls = out
+	has := func(n string) bool {
+		_, found := slices.BinarySearchFunc(out, n, func(l labels.Label, n string) int { return strings.Compare(l.Name, n) })
+		return found
+	}
+	for _, l := range a.res {
+		if !has(l.Name) {
+			ls = append(ls, l)
+		}
+	}
+	if extraName != "" {
+		ls = append(ls, labels.Label{Name: extraName, Value: extraValue})
+	}
+	ls = append(ls, labels.Label{Name: labels.MetricName, Value: name})
+	a.ls = ls
+	return labels.New(ls...)
+}
+
+func exemplarValue(ex pmetric.Exemplar) float64 {
+	if ex.ValueType() == pmetric.ExemplarValueTypeInt {
+		return float64(ex.IntValue())
+	}
+	return ex.DoubleValue()
+}
+
+// addExemplar appends ex to the series ref. Exemplars without a trace ID
+// are counted as rejected: they cannot join anything.
+func (a *metricAppender) addExemplar(ref storage.SeriesRef, ex pmetric.Exemplar) {
+	tid := ex.TraceID()
+	if tid.IsEmpty() {
+		a.rejectedExemplars[reasonNoTraceID].Add(1)
+		return
+	}
+	a.exLabels.Reset()
+	sid := ex.SpanID()
+	if !sid.IsEmpty() {
+		a.exLabels.Add("span_id", sid.String())
+	}
+	a.exLabels.Add("trace_id", tid.String())
+	e := exemplar.Exemplar{Labels: a.exLabels.Labels(), Value: exemplarValue(ex), Ts: ms(ex.Timestamp()), HasTs: true}
+	var lset labels.Labels // the head appender finds the series by ref
+	if _, err := a.app.AppendExemplar(ref, lset, e); err != nil {
+		a.rejectedExemplars[exemplarReason(err)].Add(1)
+		return
+	}
+	a.exemplars.Add(1)
+}
+
+func exemplarReason(err error) string {
+	switch {
+	case errors.Is(err, storage.ErrOutOfOrderExemplar):
+		return reasonOutOfOrder
+	case errors.Is(err, storage.ErrDuplicateExemplar):
+		return reasonDuplicate
+	case errors.Is(err, storage.ErrExemplarLabelLength):
+		return reasonLabelLength
+	case errors.Is(err, storage.ErrExemplarsDisabled):
+		return reasonExemplarDisabled
+	default:
+		return reasonOther
+	}
+}
+
+func attrString(m pcommon.Map, key string) string {
+	if v, ok := m.Get(key); ok {
+		return v.AsString()
+	}
+	return ""
+}
+
+// podOf returns the pod named by resource attributes.
+func podOf(m pcommon.Map) Pod {
+	return Pod{Namespace: attrString(m, "k8s.namespace.name"), Name: attrString(m, "k8s.pod.name")}
+}

@@ -1,0 +1,252 @@
+package weftstore
+
+import (
+	"sync"
+	"time"
+	"unsafe"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// spanEntry is one stored span: its index fields and its serialized form.
+type spanEntry struct {
+	traceID pcommon.TraceID
+	spanID  pcommon.SpanID
+	start   int64 // unix ns
+	end     int64 // unix ns
+	svc     *svcPostings
+	op      *opPostings
+	pod     *podPostings // nil when the resource names no pod
+	res     *blob
+	data    []byte // ptrace proto: one ResourceSpans (empty resource), one ScopeSpans (empty scope), the span
+	size    int32  // bytes charged for this entry
+	isErr   bool
+}
+
+type svcPostings struct {
+	name string
+	all  seqList
+	errs seqList
+	ops  map[string]*opPostings
+}
+
+type opPostings struct {
+	name string
+	seqs seqList
+}
+
+type podPostings struct {
+	pod  Pod
+	all  seqList
+	errs seqList
+}
+
+// spanEntryOverhead is what one span costs besides its serialized bytes:
+// its ring slot and its sequence number on the trace, service, operation and
+// pod lists (and the error lists when it failed), plus a share of the map
+// entries of those keys. It is deliberately generous; the bounds test checks
+// that the heap stays within the budget.
+const spanEntryOverhead = int(unsafe.Sizeof(spanEntry{})) + 6*8 + 64
+
+// spanIndex keeps recent spans within maxBytes.
+type spanIndex struct {
+	mu       sync.RWMutex
+	maxBytes int64
+	bytes    int64
+	ring     ring[spanEntry]
+	byTrace  map[pcommon.TraceID]*seqList
+	bySvc    map[string]*svcPostings
+	byPod    map[Pod]*podPostings
+	errs     seqList // every failing span
+
+	evicted      int64
+	evictedBytes int64
+	unencodable  int64 // records that failed to serialize (never expected for valid pdata)
+
+	scratch ptrace.Traces
+	marsh   ptrace.ProtoMarshaler
+}
+
+func newSpanIndex(maxBytes int64) *spanIndex {
+	x := &spanIndex{
+		maxBytes: maxBytes,
+		byTrace:  make(map[pcommon.TraceID]*seqList),
+		bySvc:    make(map[string]*svcPostings),
+		byPod:    make(map[Pod]*podPostings),
+		scratch:  ptrace.NewTraces(),
+	}
+	x.scratch.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	return x
+}
+
+// append stores every span of td. It never fails: a span that cannot be
+// serialized is counted as evicted at once (that cannot happen with valid
+// pdata).
+func (x *spanIndex) append(td ptrace.Traces) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	scratchSpan := x.scratch.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		rs := rss.At(i)
+		attrs := rs.Resource().Attributes()
+		service := attrString(attrs, "service.name")
+		if service == "" {
+			service = "unknown_service"
+		}
+		pod := podOf(attrs)
+		sss := rs.ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			ss := sss.At(j)
+			spans := ss.Spans()
+			if spans.Len() == 0 {
+				continue
+			}
+			res := x.resourceBlob(rs, ss)
+			for k := 0; k < spans.Len(); k++ {
+				sp := spans.At(k)
+				sp.CopyTo(scratchSpan)
+				data, err := x.marsh.MarshalTraces(x.scratch)
+				if err != nil {
+					x.unencodable++
+					continue
+				}
+				x.insert(sp, service, pod, res, data)
+			}
+		}
+	}
+	x.evictOverflow()
+}
+
+func (x *spanIndex) resourceBlob(rs ptrace.ResourceSpans, ss ptrace.ScopeSpans) *blob {
+	t := ptrace.NewTraces()
+	r := t.ResourceSpans().AppendEmpty()
+	rs.Resource().CopyTo(r.Resource())
+	r.SetSchemaUrl(rs.SchemaUrl())
+	s := r.ScopeSpans().AppendEmpty()
+	ss.Scope().CopyTo(s.Scope())
+	s.SetSchemaUrl(ss.SchemaUrl())
+	data, _ := x.marsh.MarshalTraces(t)
+	return &blob{data: data}
+}
+
+func (x *spanIndex) insert(sp ptrace.Span, service string, pod Pod, res *blob, data []byte) {
+	seq := x.ring.next()
+	svc := x.bySvc[service]
+	if svc == nil {
+		svc = &svcPostings{name: service, ops: make(map[string]*opPostings)}
+		x.bySvc[service] = svc
+	}
+	name := sp.Name()
+	op := svc.ops[name]
+	if op == nil {
+		op = &opPostings{name: name}
+		svc.ops[name] = op
+	}
+	isErr := sp.Status().Code() == ptrace.StatusCodeError
+	svc.all.push(seq)
+	op.seqs.push(seq)
+	if isErr {
+		svc.errs.push(seq)
+		x.errs.push(seq)
+	}
+	var pp *podPostings
+	if pod.Name != "" {
+		pp = x.byPod[pod]
+		if pp == nil {
+			pp = &podPostings{pod: pod}
+			x.byPod[pod] = pp
+		}
+		pp.all.push(seq)
+		if isErr {
+			pp.errs.push(seq)
+		}
+	}
+	tid := sp.TraceID()
+	tl := x.byTrace[tid]
+	if tl == nil {
+		tl = &seqList{}
+		x.byTrace[tid] = tl
+	}
+	tl.push(seq)
+	if res.refs == 0 {
+		x.bytes += int64(len(res.data) + blobOverhead)
+	}
+	res.refs++
+	size := len(data) + spanEntryOverhead
+	x.bytes += int64(size)
+	x.ring.push(spanEntry{
+		traceID: tid, spanID: sp.SpanID(),
+		start: int64(sp.StartTimestamp()), end: int64(sp.EndTimestamp()),
+		svc: svc, op: op, pod: pp, res: res, data: data, size: int32(size), isErr: isErr,
+	})
+}
+
+// evictOverflow removes the oldest spans until the index fits its budget.
+func (x *spanIndex) evictOverflow() {
+	for x.bytes > x.maxBytes {
+		e, seq, ok := x.ring.oldest()
+		if !ok {
+			return
+		}
+		if x.byTrace[e.traceID].popFront(seq) {
+			delete(x.byTrace, e.traceID)
+		}
+		e.op.seqs.popFront(seq)
+		if e.op.seqs.len() == 0 {
+			delete(e.svc.ops, e.op.name)
+		}
+		if e.isErr {
+			e.svc.errs.popFront(seq)
+			x.errs.popFront(seq)
+		}
+		if e.svc.all.popFront(seq) {
+			delete(x.bySvc, e.svc.name)
+		}
+		if e.pod != nil {
+			if e.isErr {
+				e.pod.errs.popFront(seq)
+			}
+			if e.pod.all.popFront(seq) {
+				delete(x.byPod, e.pod.pod)
+			}
+		}
+		e.res.refs--
+		if e.res.refs == 0 {
+			x.bytes -= int64(len(e.res.data) + blobOverhead)
+		}
+		x.bytes -= int64(e.size)
+		x.evicted++
+		x.evictedBytes += int64(e.size)
+		x.ring.pop()
+	}
+}
+
+// decode rebuilds the span of e with its resource and scope.
+func decodeSpan(e *spanEntry) (ptrace.Traces, error) {
+	var u ptrace.ProtoUnmarshaler
+	td, err := u.UnmarshalTraces(e.res.data)
+	if err != nil {
+		return td, err
+	}
+	one, err := u.UnmarshalTraces(e.data)
+	if err != nil {
+		return td, err
+	}
+	one.ResourceSpans().At(0).ScopeSpans().At(0).Spans().MoveAndAppendTo(td.ResourceSpans().At(0).ScopeSpans().At(0).Spans())
+	return td, nil
+}
+
+func (e *spanEntry) summary() Span {
+	s := Span{
+		TraceID: e.traceID, SpanID: e.spanID,
+		Service: e.svc.name, Operation: e.op.name,
+		Start: time.Unix(0, e.start).UTC(), End: time.Unix(0, e.end).UTC(),
+		Error: e.isErr,
+	}
+	if e.pod != nil {
+		s.Pod = e.pod.pod
+	}
+	return s
+}

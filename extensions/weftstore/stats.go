@@ -1,0 +1,118 @@
+package weftstore
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// IndexStats describes the span or the log index.
+type IndexStats struct {
+	Records      int64 // stored now
+	Bytes        int64 // charged now (see README: how sizes are estimated)
+	MaxBytes     int64
+	Evicted      int64 // records evicted since creation, exactly
+	EvictedBytes int64
+	Unencodable  int64 // records that failed to serialize (not expected)
+}
+
+// Stats is a snapshot of the store's counters.
+type Stats struct {
+	Spans             IndexStats
+	Logs              IndexStats
+	SamplesAppended   int64
+	ExemplarsAppended int64
+	SeriesCreated     int64            // cache misses: series whose labels were built
+	CachedSeries      int              // series refs in the appender cache (0 before Start)
+	RejectedSamples   map[string]int64 // by reason
+	RejectedExemplars map[string]int64 // by reason
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() Stats {
+	st := Stats{Spans: s.spans.stats(), Logs: s.logs.stats()}
+	s.mu.RLock()
+	app := s.app
+	s.mu.RUnlock()
+	st.RejectedSamples = make(map[string]int64)
+	st.RejectedExemplars = make(map[string]int64)
+	if app == nil {
+		return st
+	}
+	st.SamplesAppended = app.samples.Load()
+	st.ExemplarsAppended = app.exemplars.Load()
+	st.SeriesCreated = app.newSeries.Load()
+	st.CachedSeries = app.cachedSeries()
+	for r, c := range app.rejectedSamples {
+		st.RejectedSamples[r] = c.Load()
+	}
+	for r, c := range app.rejectedExemplars {
+		st.RejectedExemplars[r] = c.Load()
+	}
+	return st
+}
+
+func (x *spanIndex) stats() IndexStats {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return IndexStats{Records: int64(x.ring.n), Bytes: x.bytes, MaxBytes: x.maxBytes,
+		Evicted: x.evicted, EvictedBytes: x.evictedBytes, Unencodable: x.unencodable}
+}
+
+func (x *logIndex) stats() IndexStats {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return IndexStats{Records: int64(x.ring.n), Bytes: x.bytes, MaxBytes: x.maxBytes,
+		Evicted: x.evicted, EvictedBytes: x.evictedBytes, Unencodable: x.unencodable}
+}
+
+// registerTelemetry publishes the counters as self-metrics through the
+// collector's meter provider. Called with s.mu held.
+func (s *Store) registerTelemetry() error {
+	if s.tel.MeterProvider == nil {
+		return nil
+	}
+	m := s.tel.MeterProvider.Meter("github.com/weftobs/weft/extensions/weftstore")
+	evicted, err1 := m.Int64ObservableCounter("weft_store.evicted_records",
+		metric.WithDescription("Spans or log records evicted from the store's bounded indexes (oldest first)."), metric.WithUnit("{record}"))
+	stored, err2 := m.Int64ObservableGauge("weft_store.stored_records",
+		metric.WithDescription("Spans or log records held in the store's indexes."), metric.WithUnit("{record}"))
+	bytes, err3 := m.Int64ObservableGauge("weft_store.stored_bytes",
+		metric.WithDescription("Bytes charged to the store's span or log index."), metric.WithUnit("By"))
+	samples, err4 := m.Int64ObservableCounter("weft_store.appended_samples",
+		metric.WithDescription("Metric samples appended to the TSDB."), metric.WithUnit("{sample}"))
+	rejSamples, err5 := m.Int64ObservableCounter("weft_store.rejected_samples",
+		metric.WithDescription("Metric samples not stored, by reason."), metric.WithUnit("{sample}"))
+	rejExemplars, err6 := m.Int64ObservableCounter("weft_store.rejected_exemplars",
+		metric.WithDescription("Exemplars not stored, by reason."), metric.WithUnit("{exemplar}"))
+	for _, err := range []error{err1, err2, err3, err4, err5, err6} {
+		if err != nil {
+			return err
+		}
+	}
+	spansAttr := metric.WithAttributes(attribute.String("signal", "spans"))
+	logsAttr := metric.WithAttributes(attribute.String("signal", "logs"))
+	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		st := s.Stats()
+		o.ObserveInt64(evicted, st.Spans.Evicted, spansAttr)
+		o.ObserveInt64(evicted, st.Logs.Evicted, logsAttr)
+		o.ObserveInt64(stored, st.Spans.Records, spansAttr)
+		o.ObserveInt64(stored, st.Logs.Records, logsAttr)
+		o.ObserveInt64(bytes, st.Spans.Bytes, spansAttr)
+		o.ObserveInt64(bytes, st.Logs.Bytes, logsAttr)
+		o.ObserveInt64(samples, st.SamplesAppended)
+		for r, n := range st.RejectedSamples {
+			o.ObserveInt64(rejSamples, n, metric.WithAttributes(attribute.String("reason", r)))
+		}
+		for r, n := range st.RejectedExemplars {
+			o.ObserveInt64(rejExemplars, n, metric.WithAttributes(attribute.String("reason", r)))
+		}
+		return nil
+	}, evicted, stored, bytes, samples, rejSamples, rejExemplars)
+	if err != nil {
+		return err
+	}
+	s.telReg = reg
+	return nil
+}

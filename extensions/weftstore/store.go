@@ -1,0 +1,309 @@
+package weftstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// Store is the weft_store extension: the node's local store of recent
+// metrics (a Prometheus TSDB with exemplars), spans and log records.
+//
+// Other components find it with
+//
+//	st, ok := host.GetExtensions()[id].(*weftstore.Store)
+//
+// All methods are safe for concurrent use. Span and log methods work from
+// creation on; metric appends and queries need Start and fail after
+// Shutdown.
+type Store struct {
+	cfg    Config
+	logger *zap.Logger
+	tel    component.TelemetrySettings
+
+	spans *spanIndex
+	logs  *logIndex
+
+	mu      sync.RWMutex // guards db, tmpDir, app and the lifecycle fields
+	db      *tsdb.DB
+	tmpDir  string // scratch head-chunk directory of the in-memory mode
+	app     *metricAppender
+	started bool
+	stopped bool
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	telReg  metric.Registration
+}
+
+var errNotStarted = errors.New("weft_store: metrics storage is not open (extension not started or already shut down)")
+
+func newStore(tel component.TelemetrySettings, cfg *Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Store{
+		cfg:    *cfg,
+		logger: tel.Logger,
+		tel:    tel,
+		spans:  newSpanIndex(cfg.TracesMaxBytes),
+		logs:   newLogIndex(cfg.LogsMaxBytes),
+	}, nil
+}
+
+// Start opens the TSDB (replaying its WAL when directory is set) and starts
+// the retention loop.
+func (s *Store) Start(_ context.Context, _ component.Host) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return errors.New("weft_store: started twice")
+	}
+	if s.stopped {
+		return errors.New("weft_store: start after shutdown")
+	}
+	dir := s.cfg.Directory
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "weftstore-")
+		if err != nil {
+			return fmt.Errorf("weft_store: create scratch directory: %w", err)
+		}
+		s.tmpDir, dir = tmp, tmp
+	} else if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("weft_store: directory %q: %w", dir, err)
+	}
+	opts := tsdb.DefaultOptions()
+	opts.EnableExemplarStorage = true
+	opts.MaxExemplars = s.cfg.MaxExemplars
+	opts.RetentionDuration = s.cfg.MetricsRetention.Milliseconds()
+	if s.cfg.Directory == "" {
+		opts.WALSegmentSize = -1 // no WAL
+		opts.NoLockfile = true
+	}
+	db, err := tsdb.Open(dir, slogFor(s.logger), nil, opts, nil)
+	if err != nil {
+		s.removeTmp()
+		return fmt.Errorf("weft_store: open TSDB in %q: %w", dir, err)
+	}
+	// Retention is enforced by truncating the head (see retain); no blocks
+	// are ever written, so the data lives in the head and its WAL only.
+	db.DisableCompactions()
+	s.db = db
+	s.app = newMetricAppender(db)
+	if err := s.registerTelemetry(); err != nil {
+		s.logger.Warn("weft_store: self-metrics unavailable", zap.Error(err))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.started = true
+	s.wg.Add(1)
+	go s.retentionLoop(ctx)
+	return nil
+}
+
+// Shutdown stops the retention loop and closes the TSDB. It is safe without
+// Start and safe to call twice.
+func (s *Store) Shutdown(context.Context) error {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return nil
+	}
+	s.stopped = true
+	cancel := s.cancel
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	s.wg.Wait()
+
+	var errs []error
+	// Unregister without holding s.mu: a running collection callback takes
+	// s.mu to read the counters.
+	s.mu.Lock()
+	reg := s.telReg
+	s.telReg = nil
+	s.mu.Unlock()
+	if reg != nil {
+		errs = append(errs, reg.Unregister())
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db != nil {
+		if err := s.db.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("weft_store: close TSDB: %w", err))
+		}
+		s.db = nil
+	}
+	s.removeTmp()
+	return errors.Join(errs...)
+}
+
+func (s *Store) removeTmp() {
+	if s.tmpDir != "" {
+		if err := os.RemoveAll(s.tmpDir); err != nil {
+			s.logger.Warn("weft_store: remove scratch directory", zap.String("dir", s.tmpDir), zap.Error(err))
+		}
+		s.tmpDir = ""
+	}
+}
+
+// retentionInterval is how often old samples are cut from the head.
+func (s *Store) retentionInterval() time.Duration {
+	return min(s.cfg.MetricsRetention/10, time.Minute)
+}
+
+func (s *Store) retentionLoop(ctx context.Context) {
+	defer s.wg.Done()
+	t := time.NewTicker(s.retentionInterval())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if err := s.retain(now); err != nil {
+				s.logger.Warn("weft_store: retention", zap.Error(err))
+			}
+		}
+	}
+}
+
+// retain drops samples older than now - metrics_retention from the head
+// (and checkpoints the WAL), and forgets cached series refs not used since
+// the previous call.
+func (s *Store) retain(now time.Time) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return nil
+	}
+	mint := now.Add(-s.cfg.MetricsRetention).UnixMilli()
+	if err := s.db.Head().Truncate(mint); err != nil {
+		return fmt.Errorf("truncate head before %d: %w", mint, err)
+	}
+	s.app.purge()
+	return nil
+}
+
+// AppendTraces stores the spans of td in the span index, evicting the oldest
+// spans beyond traces_max_bytes. It does not keep td.
+func (s *Store) AppendTraces(_ context.Context, td ptrace.Traces) error {
+	s.spans.append(td)
+	return nil
+}
+
+// AppendLogs stores the records of ld in the log index, evicting the oldest
+// records beyond logs_max_bytes. It does not keep ld.
+func (s *Store) AppendLogs(_ context.Context, ld plog.Logs) error {
+	s.logs.append(ld)
+	return nil
+}
+
+// AppendMetrics converts md to Prometheus series (see README: naming and
+// labels) and appends its samples and exemplars to the TSDB in one
+// transaction. Samples the TSDB rejects (out of order, too old, ...) are
+// counted by reason in Stats and the self-metrics; they do not fail the call.
+func (s *Store) AppendMetrics(ctx context.Context, md pmetric.Metrics) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return errNotStarted
+	}
+	return s.app.append(ctx, md)
+}
+
+// Queryable returns the TSDB as a storage.Queryable for the promql engine
+// and the rules manager. It may be taken before Start; its queriers fail
+// while the store is not open.
+func (s *Store) Queryable() storage.Queryable { return queryable{s} }
+
+// ExemplarQueryable returns the TSDB's exemplar storage, under the same
+// conditions as Queryable.
+func (s *Store) ExemplarQueryable() storage.ExemplarQueryable { return queryable{s} }
+
+type queryable struct{ s *Store }
+
+func (q queryable) Querier(mint, maxt int64) (storage.Querier, error) {
+	q.s.mu.RLock()
+	defer q.s.mu.RUnlock()
+	if q.s.db == nil {
+		return nil, errNotStarted
+	}
+	return q.s.db.Querier(mint, maxt)
+}
+
+func (q queryable) ExemplarQuerier(ctx context.Context) (storage.ExemplarQuerier, error) {
+	q.s.mu.RLock()
+	defer q.s.mu.RUnlock()
+	if q.s.db == nil {
+		return nil, errNotStarted
+	}
+	return q.s.db.ExemplarQuerier(ctx)
+}
+
+// slogFor bridges the TSDB's slog output to the component's zap logger.
+func slogFor(l *zap.Logger) *slog.Logger {
+	return slog.New(&zapHandler{l: l})
+}
+
+type zapHandler struct {
+	l     *zap.Logger
+	attrs []zap.Field
+}
+
+func (h *zapHandler) Enabled(_ context.Context, lvl slog.Level) bool {
+	return h.l.Core().Enabled(zapLevel(lvl))
+}
+
+func (h *zapHandler) Handle(_ context.Context, r slog.Record) error {
+	fields := make([]zap.Field, 0, len(h.attrs)+r.NumAttrs())
+	fields = append(fields, h.attrs...)
+	r.Attrs(func(a slog.Attr) bool {
+		fields = append(fields, zap.Any(a.Key, a.Value.Any()))
+		return true
+	})
+	if ce := h.l.Check(zapLevel(r.Level), r.Message); ce != nil {
+		ce.Write(fields...)
+	}
+	return nil
+}
+
+func (h *zapHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	n := &zapHandler{l: h.l, attrs: append([]zap.Field(nil), h.attrs...)}
+	for _, a := range as {
+		n.attrs = append(n.attrs, zap.Any(a.Key, a.Value.Any()))
+	}
+	return n
+}
+
+func (h *zapHandler) WithGroup(name string) slog.Handler {
+	return &zapHandler{l: h.l.Named(name), attrs: h.attrs}
+}
+
+func zapLevel(l slog.Level) zapcore.Level {
+	switch {
+	case l >= slog.LevelError:
+		return zapcore.ErrorLevel
+	case l >= slog.LevelWarn:
+		return zapcore.WarnLevel
+	case l >= slog.LevelInfo:
+		return zapcore.InfoLevel
+	default:
+		return zapcore.DebugLevel
+	}
+}

@@ -1,0 +1,413 @@
+package weftstore
+
+import (
+	"context"
+	"math"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/extension/extensiontest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func TestLoadConfig(t *testing.T) {
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+	tests := []struct {
+		id   component.ID
+		want *Config
+	}{
+		{component.NewID(componentType), createDefaultConfig().(*Config)},
+		{component.NewIDWithName(componentType, "custom"), &Config{
+			Directory: "/var/lib/weft/store", MetricsRetention: time.Hour, MaxExemplars: 5000,
+			TracesMaxBytes: 1 << 20, LogsMaxBytes: 2 << 20,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id.String(), func(t *testing.T) {
+			cfg := createDefaultConfig()
+			sub, err := cm.Sub(tt.id.String())
+			require.NoError(t, err)
+			require.NoError(t, sub.Unmarshal(cfg))
+			require.NoError(t, confmap.Validate(cfg))
+			assert.Equal(t, tt.want, cfg)
+		})
+	}
+	require.NoError(t, componenttest.CheckConfigStruct(createDefaultConfig()))
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		mod     func(*Config)
+		wantErr string
+	}{
+		{"default", func(*Config) {}, ""},
+		{"short retention", func(c *Config) { c.MetricsRetention = time.Second }, "metrics_retention"},
+		{"no exemplars", func(c *Config) { c.MaxExemplars = 0 }, "max_exemplars"},
+		{"tiny traces", func(c *Config) { c.TracesMaxBytes = 100 }, "traces_max_bytes"},
+		{"tiny logs", func(c *Config) { c.LogsMaxBytes = -1 }, "logs_max_bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := createDefaultConfig().(*Config)
+			tt.mod(cfg)
+			err := cfg.Validate()
+			if tt.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tt.wantErr)
+		})
+	}
+}
+
+func TestLifecycle(t *testing.T) {
+	f := NewFactory()
+	assert.Equal(t, componentType, f.Type())
+	for _, dir := range []string{"", t.TempDir()} {
+		t.Run("directory="+dir, func(t *testing.T) {
+			cfg := f.CreateDefaultConfig().(*Config)
+			cfg.Directory = dir
+			ctx := context.Background()
+
+			// Shutdown without Start, twice.
+			ext, err := f.Create(ctx, extensiontest.NewNopSettings(componentType), cfg)
+			require.NoError(t, err)
+			require.NoError(t, ext.Shutdown(ctx))
+			require.NoError(t, ext.Shutdown(ctx))
+			require.Error(t, ext.Start(ctx, componenttest.NewNopHost()), "start after shutdown")
+
+			ext, err = f.Create(ctx, extensiontest.NewNopSettings(componentType), cfg)
+			require.NoError(t, err)
+			st := ext.(*Store)
+			_, err = st.Queryable().Querier(0, 1)
+			require.ErrorIs(t, err, errNotStarted)
+			require.ErrorIs(t, st.AppendMetrics(ctx, pmetric.NewMetrics()), errNotStarted)
+			require.NoError(t, ext.Start(ctx, componenttest.NewNopHost()))
+			require.Error(t, ext.Start(ctx, componenttest.NewNopHost()), "second start")
+			q, err := st.Queryable().Querier(0, 1)
+			require.NoError(t, err)
+			require.NoError(t, q.Close())
+			require.NoError(t, ext.Shutdown(ctx))
+			require.NoError(t, ext.Shutdown(ctx))
+			_, err = st.ExemplarQueryable().ExemplarQuerier(ctx)
+			require.ErrorIs(t, err, errNotStarted)
+		})
+	}
+}
+
+// counter builds a cumulative monotonic sum with one point per value,
+// step apart, starting at start.
+func counter(name string, start time.Time, step time.Duration, values ...float64) pmetric.Metrics {
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	testPods[1].resource(rm.Resource())
+	rm.Resource().Attributes().PutStr("service.instance.id", "10.0.0.7:9080")
+	m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName(name)
+	s := m.SetEmptySum()
+	s.SetIsMonotonic(true)
+	s.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	for i, v := range values {
+		dp := s.DataPoints().AppendEmpty()
+		dp.SetTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Duration(i) * step)))
+		dp.SetDoubleValue(v)
+		dp.Attributes().PutStr("http.route", "/reviews/{id}")
+		dp.Attributes().PutInt("http.response.status_code", 200)
+	}
+	return md
+}
+
+func instant(t *testing.T, q storage.Queryable, expr string, ts time.Time) promql.Vector {
+	t.Helper()
+	eng := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
+	qry, err := eng.NewInstantQuery(context.Background(), q, nil, expr, ts)
+	require.NoError(t, err)
+	defer qry.Close()
+	res := qry.Exec(context.Background())
+	require.NoError(t, res.Err)
+	v, err := res.Vector()
+	require.NoError(t, err)
+	return v
+}
+
+func TestMetricsPromQL(t *testing.T) {
+	st := newTestStore(t, nil)
+	ctx := context.Background()
+	start := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
+	// 10 requests per 15 s.
+	vals := make([]float64, 21)
+	for i := range vals {
+		vals[i] = float64(10 * i)
+	}
+	require.NoError(t, st.AppendMetrics(ctx, counter("http.server.requests", start, 15*time.Second, vals...)))
+
+	end := start.Add(20 * 15 * time.Second)
+	v := instant(t, st.Queryable(), `rate(http_server_requests_total[1m])`, end)
+	require.Len(t, v, 1)
+	assert.InDelta(t, 10.0/15, v[0].F, 1e-9)
+	want := labels.FromStrings("http_route", "/reviews/{id}", "http_response_status_code", "200",
+		"instance", "10.0.0.7:9080", "job", "reviews",
+		"k8s_container_name", "reviews", "k8s_namespace_name", "bookinfo", "k8s_pod_name", "reviews-v1-5b8b8fcc9c-9kq2m")
+	assert.Equal(t, want, v[0].Metric)
+
+	stats := st.Stats()
+	assert.Equal(t, int64(21), stats.SamplesAppended)
+	assert.Equal(t, int64(1), stats.SeriesCreated)
+
+	// Known series: no new labels built.
+	require.NoError(t, st.AppendMetrics(ctx, counter("http.server.requests", end.Add(15*time.Second), 15*time.Second, 210, 220)))
+	stats = st.Stats()
+	assert.Equal(t, int64(23), stats.SamplesAppended)
+	assert.Equal(t, int64(1), stats.SeriesCreated)
+	assert.Equal(t, 1, stats.CachedSeries)
+
+	// An old sample is rejected and counted, not dropped silently.
+	require.NoError(t, st.AppendMetrics(ctx, counter("http.server.requests", start.Add(time.Second), time.Second, 5)))
+	assert.Equal(t, int64(1), st.Stats().RejectedSamples[reasonOutOfOrder])
+}
+
+func TestMetricTypes(t *testing.T) {
+	st := newTestStore(t, nil)
+	ts := time.Now().Add(-time.Minute).Truncate(time.Second)
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("service.name", "reviews")
+	rm.Resource().Attributes().PutStr("service.namespace", "bookinfo")
+	ms := rm.ScopeMetrics().AppendEmpty().Metrics()
+
+	g := ms.AppendEmpty()
+	g.SetName("process.memory.usage")
+	g.SetUnit("By")
+	gp := g.SetEmptyGauge().DataPoints().AppendEmpty()
+	gp.SetTimestamp(pcommon.NewTimestampFromTime(ts))
+	gp.SetIntValue(4096)
+
+	ud := ms.AppendEmpty()
+	ud.SetName("queue.size")
+	us := ud.SetEmptySum()
+	us.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	up := us.DataPoints().AppendEmpty()
+	up.SetTimestamp(pcommon.NewTimestampFromTime(ts))
+	up.SetDoubleValue(-3)
+
+	h := ms.AppendEmpty()
+	h.SetName("http.server.request.duration")
+	h.SetUnit("s")
+	hh := h.SetEmptyHistogram()
+	hh.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	hp := hh.DataPoints().AppendEmpty()
+	hp.SetTimestamp(pcommon.NewTimestampFromTime(ts))
+	hp.ExplicitBounds().FromRaw([]float64{0.1, 0.5})
+	hp.BucketCounts().FromRaw([]uint64{3, 5, 2})
+	hp.SetCount(10)
+	hp.SetSum(2.5)
+
+	sm := ms.AppendEmpty()
+	sm.SetName("rpc.latency")
+	sp := sm.SetEmptySummary().DataPoints().AppendEmpty()
+	sp.SetTimestamp(pcommon.NewTimestampFromTime(ts))
+	sp.SetCount(4)
+	sp.SetSum(8)
+	q := sp.QuantileValues().AppendEmpty()
+	q.SetQuantile(0.99)
+	q.SetValue(3)
+
+	d := ms.AppendEmpty()
+	d.SetName("delta.requests")
+	ds := d.SetEmptySum()
+	ds.SetIsMonotonic(true)
+	ds.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+	ds.DataPoints().AppendEmpty().SetIntValue(1)
+
+	e := ms.AppendEmpty()
+	e.SetName("exp.hist")
+	e.SetEmptyExponentialHistogram().DataPoints().AppendEmpty()
+
+	require.NoError(t, st.AppendMetrics(context.Background(), md))
+	at := ts.Add(time.Second)
+	tests := []struct {
+		expr string
+		want float64
+	}{
+		{`process_memory_usage_bytes{job="bookinfo/reviews"}`, 4096},
+		{`queue_size`, -3},
+		{`http_server_request_duration_seconds_bucket{le="0.1"}`, 3},
+		{`http_server_request_duration_seconds_bucket{le="0.5"}`, 8},
+		{`http_server_request_duration_seconds_bucket{le="+Inf"}`, 10},
+		{`http_server_request_duration_seconds_sum`, 2.5},
+		{`http_server_request_duration_seconds_count`, 10},
+		{`rpc_latency{quantile="0.99"}`, 3},
+		{`rpc_latency_sum`, 8},
+		{`rpc_latency_count`, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.expr, func(t *testing.T) {
+			v := instant(t, st.Queryable(), tt.expr, at)
+			require.Len(t, v, 1)
+			assert.Equal(t, tt.want, v[0].F)
+		})
+	}
+	stats := st.Stats()
+	assert.Equal(t, int64(1), stats.RejectedSamples[reasonDelta])
+	assert.Equal(t, int64(1), stats.RejectedSamples[reasonUnsupported])
+	assert.Equal(t, int64(10), stats.SamplesAppended)
+}
+
+func TestExemplars(t *testing.T) {
+	st := newTestStore(t, nil)
+	start := time.Now().Add(-time.Minute)
+	reqs, _, _, md := simulate(newRand(1), 50, start)
+	require.NoError(t, st.AppendMetrics(context.Background(), md))
+	stats := st.Stats()
+	require.Equal(t, int64(100), stats.ExemplarsAppended, "one counter and one histogram exemplar per request: %+v", stats.RejectedExemplars)
+
+	eq, err := st.ExemplarQueryable().ExemplarQuerier(context.Background())
+	require.NoError(t, err)
+	m := labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "http_server_requests_total")
+	res, err := eq.Select(start.UnixMilli(), time.Now().UnixMilli(), []*labels.Matcher{m})
+	require.NoError(t, err)
+	got := make(map[string]bool)
+	for _, r := range res {
+		for _, ex := range r.Exemplars {
+			got[ex.Labels.Get("trace_id")] = true
+			assert.Equal(t, 1.0, ex.Value)
+		}
+	}
+	for _, r := range reqs {
+		assert.True(t, got[r.traceID.String()], "exemplar of %s", r.traceID)
+	}
+
+	// The histogram exemplar sits on the bucket that holds its value.
+	m = labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "http_server_request_duration_seconds_bucket")
+	res, err = eq.Select(start.UnixMilli(), time.Now().UnixMilli(), []*labels.Matcher{m})
+	require.NoError(t, err)
+	n := 0
+	for _, r := range res {
+		le := r.SeriesLabels.Get("le")
+		for _, ex := range r.Exemplars {
+			n++
+			if le != "+Inf" {
+				bound, err := parseFloat(le)
+				require.NoError(t, err)
+				assert.LessOrEqual(t, ex.Value, bound)
+			}
+		}
+	}
+	assert.Equal(t, 50, n)
+
+	// Without a trace ID an exemplar cannot join anything: counted.
+	md = counter("no.trace", time.Now().Add(-time.Second), time.Second, 1)
+	md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Sum().DataPoints().At(0).Exemplars().AppendEmpty().SetDoubleValue(1)
+	require.NoError(t, st.AppendMetrics(context.Background(), md))
+	assert.Equal(t, int64(1), st.Stats().RejectedExemplars[reasonNoTraceID])
+}
+
+func TestWALSurvivesReopen(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	start := time.Now().Add(-5 * time.Minute).Truncate(time.Second)
+	cfg := func(c *Config) { c.Directory = dir }
+	st, err := newStore(componenttest.NewNopTelemetrySettings(), withDefaults(cfg))
+	require.NoError(t, err)
+	require.NoError(t, st.Start(context.Background(), componenttest.NewNopHost()))
+	require.NoError(t, st.AppendMetrics(context.Background(), counter("wal.requests", start, 15*time.Second, 1, 2, 3, 4)))
+	require.NoError(t, st.Shutdown(context.Background()))
+	require.DirExists(t, filepath.Join(dir, "wal"))
+
+	st2 := newTestStore(t, cfg)
+	v := instant(t, st2.Queryable(), `wal_requests_total`, start.Add(45*time.Second))
+	require.Len(t, v, 1)
+	assert.Equal(t, 4.0, v[0].F)
+	v = instant(t, st2.Queryable(), `count_over_time(wal_requests_total[1m])`, start.Add(45*time.Second))
+	require.Len(t, v, 1)
+	assert.Equal(t, 4.0, v[0].F)
+
+	// Without a directory nothing survives.
+	st3 := newTestStore(t, nil)
+	require.NoError(t, st3.AppendMetrics(context.Background(), counter("mem.requests", start, time.Second, 1)))
+	require.NoError(t, st3.Shutdown(context.Background()))
+	st4 := newTestStore(t, nil)
+	assert.Empty(t, instant(t, st4.Queryable(), `mem_requests_total`, start))
+}
+
+func TestRetention(t *testing.T) {
+	st := newTestStore(t, func(c *Config) { c.MetricsRetention = 10 * time.Minute })
+	now := time.Now().Truncate(time.Second)
+	old := now.Add(-20 * time.Minute)
+	require.NoError(t, st.AppendMetrics(context.Background(), counter("old.requests", old, time.Minute, 1, 2, 3)))
+	require.NoError(t, st.AppendMetrics(context.Background(), counter("new.requests", now.Add(-time.Minute), time.Second, 1)))
+	require.NotEmpty(t, instant(t, st.Queryable(), `old_requests_total`, old.Add(2*time.Minute)))
+	require.NoError(t, st.retain(now))
+	assert.Empty(t, instant(t, st.Queryable(), `old_requests_total`, old.Add(2*time.Minute)))
+	assert.NotEmpty(t, instant(t, st.Queryable(), `new_requests_total`, now))
+	// Samples older than the retention are now rejected, counted.
+	require.NoError(t, st.AppendMetrics(context.Background(), counter("old.requests", old, time.Minute, 1)))
+	assert.Equal(t, int64(1), st.Stats().RejectedSamples[reasonOutOfBounds])
+	// The appender cache keeps series used in the current or the previous
+	// retention interval: new.requests was last used before the first
+	// retain, old.requests after it.
+	assert.Equal(t, 2, st.Stats().CachedSeries)
+	require.NoError(t, st.retain(now))
+	require.NoError(t, st.retain(now))
+	assert.Equal(t, 1, st.Stats().CachedSeries)
+	require.NoError(t, st.retain(now))
+	assert.Equal(t, 0, st.Stats().CachedSeries)
+}
+
+func TestSelfMetrics(t *testing.T) {
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	cfg := createDefaultConfig().(*Config)
+	cfg.TracesMaxBytes = minIndexBytes
+	st, err := newStore(tel.NewTelemetrySettings(), cfg)
+	require.NoError(t, err)
+	require.NoError(t, st.Start(context.Background(), componenttest.NewNopHost()))
+	t.Cleanup(func() { require.NoError(t, st.Shutdown(context.Background())) })
+	_, td, _, _ := simulate(newRand(2), 2000, time.Now())
+	require.NoError(t, st.AppendTraces(context.Background(), td))
+	evicted := st.Stats().Spans.Evicted
+	require.Positive(t, evicted)
+
+	m, err := tel.GetMetric("weft_store.evicted_records")
+	require.NoError(t, err)
+	sum, ok := m.Data.(metricdata.Sum[int64])
+	require.True(t, ok, "evicted_records is an int64 sum, got %T", m.Data)
+	bySignal := make(map[string]int64)
+	for _, dp := range sum.DataPoints {
+		sig, _ := dp.Attributes.Value("signal")
+		bySignal[sig.AsString()] = dp.Value
+	}
+	assert.Equal(t, map[string]int64{"spans": evicted, "logs": 0}, bySignal)
+}
+
+func withDefaults(mod func(*Config)) *Config {
+	cfg := createDefaultConfig().(*Config)
+	mod(cfg)
+	return cfg
+}
+
+func parseFloat(s string) (float64, error) {
+	if s == "+Inf" {
+		return math.Inf(1), nil
+	}
+	return strconv.ParseFloat(s, 64)
+}
