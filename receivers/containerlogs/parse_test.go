@@ -136,12 +136,12 @@ type parsedRecord struct {
 func parseFile(t *testing.T, data []byte, multiline string) ([]parsedRecord, int) {
 	t.Helper()
 	var (
-		out    []parsedRecord
-		errs   int
-		fmt    format
-		dp     dockerParser
-		asm    = assembler{maxLen: 1 << 20}
-		jn     *joiner
+		out  []parsedRecord
+		errs int
+		fmt  format
+		dp   dockerParser
+		asm  = assembler{maxLen: 1 << 20}
+		jn   *joiner
 	)
 	if multiline != "" {
 		jn = &joiner{start: mustRegexp(t, multiline), maxLen: 1 << 20}
