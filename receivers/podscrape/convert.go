@@ -398,7 +398,8 @@ func (a *appender) newEntry(p textparse.Parser, family []byte, famType model.Met
 		ps.attrs.EnsureCapacity(lset.Len())
 		lset.Range(func(l labels.Label) {
 			switch {
-			case l.Name == model.MetricNameLabel:
+			case l.Name == model.MetricNameLabel, l.Value == "":
+				// An empty value is no label, in Prometheus.
 			case l.Name == model.JobLabel && l.Value == a.job:
 			case l.Name == model.InstanceLabel && l.Value == a.instance:
 			default:
