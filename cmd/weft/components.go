@@ -22,6 +22,11 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
+
+	"github.com/weftobs/weft/extensions/weftstore"
+	"github.com/weftobs/weft/processors/tracecontext"
+	"github.com/weftobs/weft/receivers/containerlogs"
+	"github.com/weftobs/weft/receivers/podscrape"
 )
 
 // components lists every component compiled into weft. It is written by hand,
@@ -39,6 +44,7 @@ func components() (otelcol.Factories, error) {
 		pprofextension.NewFactory(),
 		zpagesextension.NewFactory(),
 		filestorage.NewFactory(),
+		weftstore.NewFactory(),
 	)
 	if err != nil {
 		return otelcol.Factories{}, err
@@ -48,6 +54,8 @@ func components() (otelcol.Factories, error) {
 		otlpreceiver.NewFactory(),
 		jaegerreceiver.NewFactory(),
 		zipkinreceiver.NewFactory(),
+		containerlogs.NewFactory(),
+		podscrape.NewFactory(),
 	)
 	if err != nil {
 		return otelcol.Factories{}, err
@@ -58,6 +66,7 @@ func components() (otelcol.Factories, error) {
 		// the exporters' persistent sending queues instead (see DESIGN.md).
 		batchprocessor.NewFactory(),
 		memorylimiterprocessor.NewFactory(),
+		tracecontext.NewFactory(),
 	)
 	if err != nil {
 		return otelcol.Factories{}, err

@@ -27,9 +27,9 @@ func TestComponents(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, f.Telemetry, "the collector refuses to start without a telemetry factory")
 
-	assert.Equal(t, []string{"jaeger", "otlp", "zipkin"}, typeNames(f.Receivers))
-	assert.Equal(t, []string{"batch", "memory_limiter"}, typeNames(f.Processors))
+	assert.Equal(t, []string{"container_logs", "jaeger", "otlp", "pod_scrape", "zipkin"}, typeNames(f.Receivers))
+	assert.Equal(t, []string{"batch", "memory_limiter", "trace_context"}, typeNames(f.Processors))
 	assert.Equal(t, []string{"debug", "otlp_grpc", "otlp_http", "prometheus_remote_write"}, typeNames(f.Exporters))
-	assert.Equal(t, []string{"file_storage", "health_check", "pprof", "zpages"}, typeNames(f.Extensions))
+	assert.Equal(t, []string{"file_storage", "health_check", "pprof", "weft_store", "zpages"}, typeNames(f.Extensions))
 	assert.Equal(t, []string{"span_metrics"}, typeNames(f.Connectors))
 }
