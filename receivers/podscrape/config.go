@@ -80,6 +80,10 @@ type ScrapeConfig struct {
 	BodySizeLimit int64 `mapstructure:"body_size_limit"`
 	// TLSConfig configures https scrapes.
 	TLSConfig TLSConfig `mapstructure:"tls_config"`
+	// ScrapeProtocols are the formats asked for, most preferred first:
+	// PrometheusProto, OpenMetricsText1.0.0, OpenMetricsText0.0.1,
+	// PrometheusText0.0.4 (default: all, in that order).
+	ScrapeProtocols []string `mapstructure:"scrape_protocols"`
 	// StaticConfigs are fixed targets.
 	StaticConfigs []StaticConfig `mapstructure:"static_configs"`
 	// KubernetesSDConfigs discover pods (role pod only).
@@ -270,6 +274,11 @@ func (sc *ScrapeConfig) validate(prefix string) error {
 	}
 	if sc.MetricsPath != "" && !strings.HasPrefix(sc.MetricsPath, "/") {
 		errs = append(errs, fmt.Errorf("%s.metrics_path: %q must start with /", prefix, sc.MetricsPath))
+	}
+	for j, p := range sc.ScrapeProtocols {
+		if _, ok := protocolMediaTypes[p]; !ok {
+			errs = append(errs, fmt.Errorf("%s.scrape_protocols[%d]: %q is not one of PrometheusProto, OpenMetricsText1.0.0, OpenMetricsText0.0.1, PrometheusText0.0.4", prefix, j, p))
+		}
 	}
 	if sc.SampleLimit < 0 {
 		errs = append(errs, fmt.Errorf("%s.sample_limit: must not be negative", prefix))

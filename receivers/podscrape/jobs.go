@@ -24,6 +24,7 @@ type job struct {
 	sampleLimit   int
 	bodyLimit     int64
 	tls           TLSConfig
+	accept        string
 	relabel       []*relabel.Config
 	metricRelabel []*relabel.Config
 	static        []*targetgroup.Group
@@ -66,6 +67,7 @@ func buildJobs(cfg *Config) ([]*job, error) {
 			sampleLimit: sc.SampleLimit,
 			bodyLimit:   sc.BodySizeLimit,
 			tls:         sc.TLSConfig,
+			accept:      acceptHeader(sc.ScrapeProtocols),
 		}
 		if j.interval == 0 {
 			j.interval = 15 * time.Second

@@ -190,6 +190,7 @@ func presetJobs(cfg *Config) []*job {
 			bodyLimit:   cfg.PresetBodySizeLimit,
 			relabel:     rules,
 			sd:          []sdKey{key},
+			accept:      acceptHeader(nil),
 		}
 	}
 	var jobs []*job

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -22,11 +23,36 @@ import (
 	"go.uber.org/zap"
 )
 
-// acceptHeader prefers protobuf, then OpenMetrics, then the text format, as
-// Prometheus does.
-const acceptHeader = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.5," +
-	"application/openmetrics-text;version=1.0.0;q=0.4,application/openmetrics-text;version=0.0.1;q=0.3," +
-	"text/plain;version=0.0.4;q=0.2,*/*;q=0.1"
+// protocolMediaTypes are the scrape_protocols and what they ask for.
+var protocolMediaTypes = map[string]string{
+	"PrometheusProto":      "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited",
+	"OpenMetricsText1.0.0": "application/openmetrics-text;version=1.0.0",
+	"OpenMetricsText0.0.1": "application/openmetrics-text;version=0.0.1",
+	"PrometheusText0.0.4":  "text/plain;version=0.0.4",
+}
+
+// defaultProtocols prefer protobuf, then OpenMetrics, then the text format,
+// as Prometheus does.
+var defaultProtocols = []string{"PrometheusProto", "OpenMetricsText1.0.0", "OpenMetricsText0.0.1", "PrometheusText0.0.4"}
+
+// acceptHeader builds the Accept header of a scrape from the protocols,
+// most preferred first.
+func acceptHeader(protocols []string) string {
+	if len(protocols) == 0 {
+		protocols = defaultProtocols
+	}
+	var b strings.Builder
+	q := 0.5
+	for _, p := range protocols {
+		b.WriteString(protocolMediaTypes[p])
+		b.WriteString(";q=")
+		b.WriteString(strconv.FormatFloat(q, 'f', -1, 64))
+		b.WriteByte(',')
+		q = max(q-0.1, 0.2)
+	}
+	b.WriteString("*/*;q=0.1")
+	return b.String()
+}
 
 // target is one scrape target with its own loop.
 type target struct {
@@ -56,7 +82,7 @@ func (t *target) fetch(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", failf(reasonConnection, "request: %w", err)
 	}
-	req.Header.Set("Accept", acceptHeader)
+	req.Header.Set("Accept", t.job.accept)
 	req.Header.Set("Accept-Encoding", "gzip")
 	req.Header.Set("User-Agent", "weft-pod-scrape")
 	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", strconv.FormatFloat(t.job.timeout.Seconds(), 'f', -1, 64))
