@@ -119,7 +119,8 @@ func simulate(rng *rand.Rand, n int, start time.Time) ([]simRequest, ptrace.Trac
 			start:  start.Add(time.Duration(i) * 10 * time.Millisecond),
 			status: 200, route: "/" + server.app + "/{id}",
 		}
-		r.end = r.start.Add(time.Duration(1+rng.IntN(50)) * time.Millisecond)
+		// Distinct end times (the nanoseconds are i), so newest-first orders are unique.
+		r.end = r.start.Add(time.Millisecond + time.Duration(rng.IntN(50_000))*time.Microsecond + time.Duration(i))
 		r.scraped = r.start.Add(60 * time.Millisecond)
 		if i%5 == 4 {
 			r.status = 503

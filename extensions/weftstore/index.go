@@ -54,9 +54,14 @@ type ring[E any] struct {
 	first uint64 // sequence number of the oldest entry
 }
 
-// push appends e and returns its sequence number.
-func (r *ring[E]) push(e E) uint64 {
+// push appends e and returns its sequence number and the number of slots
+// the ring grew by (0 unless it was full).
+func (r *ring[E]) push(e E) (seq uint64, grown int) {
 	if r.n == len(r.buf) {
+		grown = len(r.buf)
+		if grown == 0 {
+			grown = 1024
+		}
 		size := 2 * len(r.buf)
 		if size == 0 {
 			size = 1024
@@ -68,7 +73,7 @@ func (r *ring[E]) push(e E) uint64 {
 	}
 	r.buf[(r.start+r.n)%len(r.buf)] = e
 	r.n++
-	return r.first + uint64(r.n) - 1
+	return r.first + uint64(r.n) - 1, grown
 }
 
 // get returns the entry with sequence number seq, or nil once it is evicted.

@@ -35,9 +35,13 @@ type logPodPostings struct {
 
 // logEntryOverhead is what one record costs besides its serialized bytes:
 // its ring slot, its sequence number on the trace, pod and service lists,
-// and a share of those maps' entries. The bounds test checks it against the
-// heap.
-const logEntryOverhead = int(unsafe.Sizeof(logEntry{})) + 3*8 + 64
+// and a share of those maps' entries and of allocator rounding; calibrated
+// by TestEvictionBounds like spanEntryOverhead.
+//
+// The ring's slots (unsafe.Sizeof of an entry each) are charged when the
+// ring grows, for its whole capacity, and never released: the ring does not
+// shrink.
+const logEntryOverhead = 3*8 + 144
 
 // logIndex keeps recent log records within maxBytes.
 type logIndex struct {
@@ -160,7 +164,7 @@ func (x *logIndex) insert(lr plog.LogRecord, service string, pod Pod, container 
 	size := len(data) + len(container) + logEntryOverhead
 	e.size = int32(size)
 	x.bytes += int64(size)
-	x.ring.push(e)
+	x.pushEntry(e)
 }
 
 func (x *logIndex) evictOverflow() {
@@ -202,4 +206,11 @@ func decodeLog(e *logEntry) (plog.Logs, error) {
 	}
 	one.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().MoveAndAppendTo(ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords())
 	return ld, nil
+}
+
+// pushEntry adds e to the ring, charging the ring's growth.
+func (x *logIndex) pushEntry(e logEntry) {
+	if _, grown := x.ring.push(e); grown > 0 {
+		x.bytes += int64(grown) * int64(unsafe.Sizeof(e))
+	}
 }

@@ -1,6 +1,7 @@
 package weftstore
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -204,8 +205,8 @@ type FailingTrace struct {
 }
 
 // FailingTraces returns the most recent failing traces of sel, newest
-// first (by arrival), each trace once. A failing span counts when it
-// matches the selector and its end lies in [Start, End].
+// first by the end of their newest failing span, each trace once. A failing
+// span counts when it matches the selector and its end lies in [Start, End].
 func (s *Store) FailingTraces(sel TraceSelector) []FailingTrace {
 	limit := sel.Limit
 	if limit <= 0 {
@@ -229,25 +230,48 @@ func (s *Store) FailingTraces(sel TraceSelector) []FailingTrace {
 		}
 		list = &svc.errs
 	}
-	seen := make(map[pcommon.TraceID]struct{})
-	var out []FailingTrace
+	var cands []candidate
 	list.newestFirst(func(seq uint64) bool {
 		e := x.ring.get(seq)
-		if sel.Service != "" && e.svc.name != sel.Service {
-			return true
+		if (sel.Service == "" || e.svc.name == sel.Service) && inWindow(e.end, sel.Start, sel.End) {
+			cands = append(cands, candidate{t: e.end, seq: seq})
 		}
-		if !inWindow(e.end, sel.Start, sel.End) {
-			return true
-		}
+		return true
+	})
+	sortNewestFirst(cands)
+	seen := make(map[pcommon.TraceID]struct{})
+	var out []FailingTrace
+	for _, c := range cands {
+		e := x.ring.get(c.seq)
 		if _, dup := seen[e.traceID]; dup {
-			return true
+			continue
 		}
 		seen[e.traceID] = struct{}{}
 		sp := e.summary()
 		out = append(out, FailingTrace{TraceID: e.traceID, Time: sp.End, Service: sp.Service, Operation: sp.Operation, Pod: sp.Pod})
-		return len(out) < limit
-	})
+		if len(out) == limit {
+			break
+		}
+	}
 	return out
+}
+
+// candidate is an entry that passed the cheap filters of a query, with the
+// time it is ordered by.
+type candidate struct {
+	t   int64
+	seq uint64
+}
+
+// sortNewestFirst orders candidates by time, newest first; ties by arrival,
+// latest first.
+func sortNewestFirst(cs []candidate) {
+	slices.SortFunc(cs, func(a, b candidate) int {
+		if a.t != b.t {
+			return cmp.Compare(b.t, a.t)
+		}
+		return cmp.Compare(b.seq, a.seq)
+	})
 }
 
 func inWindow(ns int64, start, end time.Time) bool {
@@ -275,7 +299,9 @@ type SpanQuery struct {
 }
 
 // FindTraces returns the IDs of traces with at least one span matching q,
-// most recent arrival first.
+// newest first by the start of their newest matching span. Cheap filters
+// run over the chosen index list; tags are checked (decoding the span) in
+// that order only until Limit traces are found.
 func (s *Store) FindTraces(q SpanQuery) ([]pcommon.TraceID, error) {
 	limit := q.Limit
 	if limit <= 0 {
@@ -284,14 +310,9 @@ func (s *Store) FindTraces(q SpanQuery) ([]pcommon.TraceID, error) {
 	x := s.spans
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	seen := make(map[pcommon.TraceID]struct{})
-	var out []pcommon.TraceID
-	var err error
+	var cands []candidate
 	visit := func(seq uint64) bool {
 		e := x.ring.get(seq)
-		if _, dup := seen[e.traceID]; dup {
-			return true
-		}
 		if q.Service != "" && e.svc.name != q.Service || q.Operation != "" && e.op.name != q.Operation {
 			return true
 		}
@@ -302,18 +323,8 @@ func (s *Store) FindTraces(q SpanQuery) ([]pcommon.TraceID, error) {
 		if d < q.MinDuration || q.MaxDuration > 0 && d > q.MaxDuration {
 			return true
 		}
-		if len(q.Tags) > 0 {
-			var ok bool
-			if ok, err = tagsMatch(e, q.Tags); err != nil {
-				return false
-			}
-			if !ok {
-				return true
-			}
-		}
-		seen[e.traceID] = struct{}{}
-		out = append(out, e.traceID)
-		return len(out) < limit
+		cands = append(cands, candidate{t: e.start, seq: seq})
+		return true
 	}
 	switch {
 	case q.Service != "" && q.Operation != "":
@@ -328,12 +339,33 @@ func (s *Store) FindTraces(q SpanQuery) ([]pcommon.TraceID, error) {
 		}
 	default:
 		for seq := x.ring.next(); seq > x.ring.first; seq-- {
-			if !visit(seq - 1) {
-				break
-			}
+			visit(seq - 1)
 		}
 	}
-	return out, err
+	sortNewestFirst(cands)
+	seen := make(map[pcommon.TraceID]struct{})
+	var out []pcommon.TraceID
+	for _, c := range cands {
+		e := x.ring.get(c.seq)
+		if _, dup := seen[e.traceID]; dup {
+			continue
+		}
+		if len(q.Tags) > 0 {
+			ok, err := tagsMatch(e, q.Tags)
+			if err != nil {
+				return out, err
+			}
+			if !ok {
+				continue
+			}
+		}
+		seen[e.traceID] = struct{}{}
+		out = append(out, e.traceID)
+		if len(out) == limit {
+			break
+		}
+	}
+	return out, nil
 }
 
 func tagsMatch(e *spanEntry, tags map[string]string) (bool, error) {
@@ -404,7 +436,8 @@ type LogQuery struct {
 	Limit       int
 }
 
-// SearchLogs returns matching records, with Data, newest arrival first.
+// SearchLogs returns matching records, with Data, newest first by record
+// time (ties: latest arrival first).
 func (s *Store) SearchLogs(q LogQuery) ([]LogRecord, error) {
 	limit := q.Limit
 	if limit <= 0 {
@@ -413,31 +446,20 @@ func (s *Store) SearchLogs(q LogQuery) ([]LogRecord, error) {
 	x := s.logs
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	var out []LogRecord
-	var err error
+	var cands []candidate
 	visit := func(seq uint64) bool {
 		e := x.ring.get(seq)
-		if !q.TraceID.IsEmpty() && e.traceID != q.TraceID {
-			return true
-		}
-		if q.Pod != "" && (e.pod == nil || e.pod.pod.Name != q.Pod) {
-			return true
-		}
-		if q.Namespace != "" && (e.pod == nil || e.pod.pod.Namespace != q.Namespace) {
-			return true
-		}
-		if q.Service != "" && (e.svc == nil || e.svc.name != q.Service) ||
+		if !q.TraceID.IsEmpty() && e.traceID != q.TraceID ||
+			q.Pod != "" && (e.pod == nil || e.pod.pod.Name != q.Pod) ||
+			q.Namespace != "" && (e.pod == nil || e.pod.pod.Namespace != q.Namespace) ||
+			q.Service != "" && (e.svc == nil || e.svc.name != q.Service) ||
 			q.Container != "" && e.container != q.Container ||
 			e.severity < q.MinSeverity ||
 			!q.Since.IsZero() && e.time < q.Since.UnixNano() {
 			return true
 		}
-		var rec LogRecord
-		if rec, err = logRecordOf(e); err != nil {
-			return false
-		}
-		out = append(out, rec)
-		return len(out) < limit
+		cands = append(cands, candidate{t: e.time, seq: seq})
+		return true
 	}
 	switch {
 	case !q.TraceID.IsEmpty():
@@ -454,12 +476,20 @@ func (s *Store) SearchLogs(q LogQuery) ([]LogRecord, error) {
 		}
 	default:
 		for seq := x.ring.next(); seq > x.ring.first; seq-- {
-			if !visit(seq - 1) {
-				break
-			}
+			visit(seq - 1)
 		}
 	}
-	return out, err
+	sortNewestFirst(cands)
+	cands = cands[:min(len(cands), limit)]
+	out := make([]LogRecord, 0, len(cands))
+	for _, c := range cands {
+		rec, err := logRecordOf(x.ring.get(c.seq))
+		if err != nil {
+			return out, err
+		}
+		out = append(out, rec)
+	}
+	return out, nil
 }
 
 func logRecordOf(e *logEntry) (LogRecord, error) {
