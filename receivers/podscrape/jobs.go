@@ -211,10 +211,12 @@ func (j *job) finishTarget(lb *labels.Builder, meta labels.Labels, nodeName stri
 		put("k8s.node.name", nodeName)
 	}
 	svc := ""
+	// Knative sets app to the revision name; its service label names the
+	// service people know, so it comes first.
 	for _, l := range []string{
+		"__meta_kubernetes_pod_label_serving_knative_dev_service",
 		"__meta_kubernetes_pod_label_app",
 		"__meta_kubernetes_pod_label_app_kubernetes_io_name",
-		"__meta_kubernetes_pod_label_serving_knative_dev_service",
 	} {
 		if svc = meta.Get(l); svc != "" {
 			break

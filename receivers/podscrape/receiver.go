@@ -38,6 +38,9 @@ type podScrapeReceiver struct {
 	// firstScrapeNow scrapes new targets at once instead of at their
 	// spread offset (tests).
 	firstScrapeNow bool
+	// dial replaces the scrape clients' dialer (tests map pod IPs to
+	// loopback servers with it).
+	dial dialFunc
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -204,7 +207,7 @@ func (r *podScrapeReceiver) update(ctx context.Context, j *job, tgs []*targetgro
 func (r *podScrapeReceiver) startTarget(ctx context.Context, j *job, s *targetSpec) (*target, error) {
 	client := r.clients[j]
 	if client == nil {
-		c, err := newHTTPClient(j.tls)
+		c, err := newHTTPClient(j.tls, r.dial)
 		if err != nil {
 			return nil, err
 		}

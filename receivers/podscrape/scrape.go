@@ -290,8 +290,11 @@ func (t *target) appendSelf(ms pmetric.MetricSlice, start time.Time, dur time.Du
 	}
 }
 
+// dialFunc opens a connection (net.Dialer.DialContext's signature).
+type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
 // newHTTPClient builds the client of a job from its tls_config.
-func newHTTPClient(tc TLSConfig) (*http.Client, error) {
+func newHTTPClient(tc TLSConfig, dial dialFunc) (*http.Client, error) {
 	tlsCfg := &tls.Config{
 		ServerName:         tc.ServerName,
 		InsecureSkipVerify: tc.InsecureSkipVerify, //nolint:gosec // explicit user choice
@@ -315,9 +318,12 @@ func newHTTPClient(tc TLSConfig) (*http.Client, error) {
 		}
 		tlsCfg.Certificates = []tls.Certificate{cert}
 	}
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	}
 	tr := &http.Transport{
 		Proxy:                 nil,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           dial,
 		TLSClientConfig:       tlsCfg,
 		MaxIdleConnsPerHost:   2,
 		IdleConnTimeout:       5 * time.Minute,
