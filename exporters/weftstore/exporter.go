@@ -1,0 +1,72 @@
+package weftstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/weftobs/weft/extensions/weftstore"
+)
+
+// storeExporter writes every signal into the weft_store extension named by
+// its config. It keeps no state besides the extension it found at start.
+type storeExporter struct {
+	cfg   *Config
+	store atomic.Pointer[weftstore.Store]
+}
+
+var errNoStore = errors.New("weft_store exporter: not started")
+
+func newExporter(cfg *Config) *storeExporter { return &storeExporter{cfg: cfg} }
+
+// start finds the extension. Extensions start before pipelines, so it is
+// there (and open) by the time data flows.
+func (e *storeExporter) start(_ context.Context, host component.Host) error {
+	ext, ok := host.GetExtensions()[e.cfg.Store]
+	if !ok {
+		return fmt.Errorf("store: extension %q is not configured; add it under extensions: and service.extensions", e.cfg.Store)
+	}
+	st, ok := ext.(*weftstore.Store)
+	if !ok {
+		return fmt.Errorf("store: extension %q is a %T, not the weft_store extension", e.cfg.Store, ext)
+	}
+	e.store.Store(st)
+	return nil
+}
+
+func (e *storeExporter) pushTraces(ctx context.Context, td ptrace.Traces) error {
+	st := e.store.Load()
+	if st == nil {
+		return errNoStore
+	}
+	return st.AppendTraces(ctx, td)
+}
+
+func (e *storeExporter) pushLogs(ctx context.Context, ld plog.Logs) error {
+	st := e.store.Load()
+	if st == nil {
+		return errNoStore
+	}
+	return st.AppendLogs(ctx, ld)
+}
+
+// pushMetrics appends md. Samples the TSDB rejects are counted by the store
+// (weft_store.rejected_samples) and are not an error; a failed commit is
+// permanent: retrying the same batch cannot succeed.
+func (e *storeExporter) pushMetrics(ctx context.Context, md pmetric.Metrics) error {
+	st := e.store.Load()
+	if st == nil {
+		return errNoStore
+	}
+	if err := st.AppendMetrics(ctx, md); err != nil {
+		return consumererror.NewPermanent(err)
+	}
+	return nil
+}
