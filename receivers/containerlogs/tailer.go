@@ -136,6 +136,7 @@ func (t *tailer) run(ctx context.Context) {
 			return
 		}
 	}
+	t.initFP()
 	if t.readOff > 0 && t.key != "" {
 		// Remember a start past 0 (start_at: end) before reading anything, so
 		// that a crash does not turn it into a start at 0.
@@ -169,6 +170,15 @@ func (t *tailer) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
+		}
+		// A copytruncate may have happened during the wait and the file
+		// been written past our offset again: check before reading.
+		if t.follow {
+			if fi, err := t.f.Stat(); err == nil && (fi.Size() < t.readOff || !t.prefixMatches()) {
+				if t.truncated(ctx, fi.Size()) != nil {
+					return
+				}
+			}
 		}
 	}
 }
@@ -212,6 +222,12 @@ func (t *tailer) readChunk(ctx context.Context) (int, error) {
 	}
 	n, err := t.src.Read(t.buf[len(t.buf):cap(t.buf)])
 	if n > 0 {
+		data := t.buf[len(t.buf) : len(t.buf)+n]
+		if t.readOff < fingerprintSize && int64(len(t.fp)) == t.readOff {
+			// The fingerprint is taken from the bytes as read, never re-read
+			// later from a file that may have been truncated meanwhile.
+			t.fp = append(t.fp, data[:min(int64(n), fingerprintSize-t.readOff)]...)
+		}
 		t.buf = t.buf[:len(t.buf)+n]
 		t.readOff += int64(n)
 		t.r.tel.bytesRead.Add(ctx, int64(n), t.mopt)
@@ -404,7 +420,6 @@ func (t *tailer) save(ctx context.Context, off int64) error {
 	if ctx.Err() != nil {
 		return errStopped
 	}
-	t.refreshFP()
 	b, err := json.Marshal(checkpoint{Path: t.path, Dev: t.id.dev, Ino: t.id.ino, FP: t.fp, Offset: off})
 	if err != nil {
 		return err
@@ -418,20 +433,15 @@ func (t *tailer) save(ctx context.Context, off int64) error {
 	return nil
 }
 
-// refreshFP grows the fingerprint up to fingerprintSize from bytes already read.
-func (t *tailer) refreshFP() {
-	if t.f == nil || len(t.fp) >= fingerprintSize || t.src != io.Reader(t.f) {
+// initFP takes the fingerprint of a file that is not read from its
+// beginning (start_at: end, a tomb) from the file itself.
+func (t *tailer) initFP() {
+	if t.f == nil || len(t.fp) > 0 || t.readOff == 0 || t.src != io.Reader(t.f) {
 		return
 	}
-	want := min(int64(fingerprintSize), t.readOff)
-	if int64(len(t.fp)) >= want {
-		return
-	}
-	b := make([]byte, want)
+	b := make([]byte, min(int64(fingerprintSize), t.readOff))
 	n, _ := t.f.ReadAt(b, 0)
-	if n > len(t.fp) && bytes.HasPrefix(b[:n], t.fp) {
-		t.fp = b[:n]
-	}
+	t.fp = b[:n]
 }
 
 // prefixMatches reports whether the file still starts with the fingerprint.
@@ -473,7 +483,6 @@ func (t *tailer) idle(ctx context.Context) bool {
 		return true
 	}
 	t.lastSize = fi.Size()
-	t.refreshFP()
 	st, err := os.Stat(t.path)
 	if err == nil && idOf(st) == t.id {
 		t.moved = 0
