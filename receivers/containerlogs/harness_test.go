@@ -127,9 +127,10 @@ func startReceiver(t *testing.T, cfg *Config, next consumer.Logs) *running {
 	tel := componenttest.NewTelemetry()
 	set := receivertest.NewNopSettings(component.MustNewType(typeStr))
 	set.TelemetrySettings = tel.NewTelemetrySettings()
+	set.ID = component.NewID(component.MustNewType(typeStr)) // stable across restarts, as in a real collector
 	r, err := newReceiver(set, cfg, next)
 	require.NoError(t, err)
-	require.NoError(t, r.Start(t.Context(), componenttest.NewNopHost()))
+	require.NoError(t, r.Start(t.Context(), extHost{componenttest.NewNopHost()}))
 	run := &running{r: r, tel: tel}
 	t.Cleanup(func() { run.stop(t) })
 	return run
