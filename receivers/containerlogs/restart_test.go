@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -179,4 +179,3 @@ func (extHost) GetExtensions() map[component.ID]component.Component {
 	}
 	return m
 }
-
