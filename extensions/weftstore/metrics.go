@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/otlptranslator"
 	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/storage"
@@ -252,7 +253,16 @@ func (a *metricAppender) appendMetric(m pmetric.Metric) int64 {
 			n += a.summaryPoint(pts.At(i))
 		}
 	case pmetric.MetricTypeExponentialHistogram:
-		a.rejectedSamples[reasonUnsupported].Add(int64(m.ExponentialHistogram().DataPoints().Len()))
+		h := m.ExponentialHistogram()
+		if h.AggregationTemporality() == pmetric.AggregationTemporalityDelta {
+			a.rejectedSamples[reasonDelta].Add(int64(h.DataPoints().Len()))
+			return 0
+		}
+		a.mtype = otlptranslator.MetricTypeExponentialHistogram
+		pts := h.DataPoints()
+		for i := 0; i < pts.Len(); i++ {
+			n += a.expHistogramPoint(pts.At(i))
+		}
 	default:
 		// An empty metric has no points to lose.
 	}
@@ -413,7 +423,20 @@ func formatFloat(f float64) string {
 
 // add appends one sample of the current point's series of the given kind
 // (with the extra label for buckets and quantiles) and returns its ref.
-func (a *metricAppender) add(kind byte, idx int, extraName, extraValue string, t int64, v float64) (storage.SeriesRef, bool) {
+func (a *metricAppender) add(kind byte, _ int, extraName, extraValue string, t int64, v float64) (storage.SeriesRef, bool) {
+	e := a.series(kind, extraName, extraValue)
+	ref, err := a.app.Append(e.ref, e.lset, t, v)
+	if err != nil {
+		a.rejectedSamples[sampleReason(err)].Add(1)
+		return 0, false
+	}
+	e.ref = ref
+	return ref, true
+}
+
+// series returns the cache entry of the current point's series of the
+// given kind, building its labels on a miss.
+func (a *metricAppender) series(kind byte, extraName, extraValue string) *seriesEntry {
 	a.id = append(a.id[:0], a.base...)
 	a.id = append(a.id, kind)
 	a.id = append(a.id, extraValue...)
@@ -431,13 +454,92 @@ func (a *metricAppender) add(kind byte, idx int, extraName, extraValue string, t
 		a.newSeries.Add(1)
 	}
 	e.gen = a.gen
-	ref, err := a.app.Append(e.ref, e.lset, t, v)
+	return e
+}
+
+// expHistogramPoint appends an exponential histogram point as a native
+// histogram. OTel bucket i covers (base^i, base^(i+1)], Prometheus bucket j
+// covers (base^(j-1), base^j]: j = i+1. Scales above 8 are merged down to
+// 8 (the finest native schema); scales below -4 cannot be represented and
+// are counted as unsupported.
+func (a *metricAppender) expHistogramPoint(p pmetric.ExponentialHistogramDataPoint) int64 {
+	scale := p.Scale()
+	if scale < -4 {
+		a.rejectedSamples[reasonUnsupported].Add(1)
+		return 0
+	}
+	var down int32
+	if scale > 8 {
+		down, scale = scale-8, 8
+	}
+	a.startPoint(p.Attributes())
+	h := &histogram.Histogram{
+		CounterResetHint: histogram.UnknownCounterReset,
+		Schema:           scale,
+		ZeroThreshold:    p.ZeroThreshold(),
+		ZeroCount:        p.ZeroCount(),
+		Count:            p.Count(),
+		Sum:              p.Sum(),
+	}
+	if p.Flags().NoRecordedValue() {
+		h.Sum = math.Float64frombits(value.StaleNaN)
+	}
+	h.PositiveSpans, h.PositiveBuckets = nativeBuckets(p.Positive(), down)
+	h.NegativeSpans, h.NegativeBuckets = nativeBuckets(p.Negative(), down)
+	e := a.series(kindValue, "", "")
+	ref, err := a.app.AppendHistogram(e.ref, e.lset, ms(p.Timestamp()), h, nil)
 	if err != nil {
 		a.rejectedSamples[sampleReason(err)].Add(1)
-		return 0, false
+		return 0
 	}
 	e.ref = ref
-	return ref, true
+	exs := p.Exemplars()
+	for i := 0; i < exs.Len(); i++ {
+		a.addExemplar(ref, exs.At(i))
+	}
+	return 1
+}
+
+// nativeBuckets converts OTel exponential buckets, merged by 2^down, to
+// native histogram spans and delta-encoded counts. Empty buckets are left
+// out (they become gaps between spans).
+func nativeBuckets(b pmetric.ExponentialHistogramDataPointBuckets, down int32) ([]histogram.Span, []int64) {
+	counts := b.BucketCounts()
+	var (
+		spans  []histogram.Span
+		deltas []int64
+		prev   int64
+		last   int32 // Prometheus index of the last emitted bucket
+	)
+	emit := func(idx int32, c uint64) {
+		if c == 0 {
+			return
+		}
+		switch {
+		case len(spans) == 0:
+			spans = append(spans, histogram.Span{Offset: idx})
+		case idx != last+1:
+			spans = append(spans, histogram.Span{Offset: idx - last - 1})
+		}
+		spans[len(spans)-1].Length++
+		deltas = append(deltas, int64(c)-prev)
+		prev, last = int64(c), idx
+	}
+	var acc uint64
+	var accIdx int32
+	for i := 0; i < counts.Len(); i++ {
+		idx := (b.Offset() + int32(i)) >> down // arithmetic shift: floor division
+		if i > 0 && idx != accIdx {
+			emit(accIdx+1, acc)
+			acc = 0
+		}
+		accIdx = idx
+		acc += counts.At(i)
+	}
+	if counts.Len() > 0 {
+		emit(accIdx+1, acc)
+	}
+	return spans, deltas
 }
 
 func sampleReason(err error) string {

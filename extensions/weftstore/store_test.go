@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
@@ -241,7 +242,33 @@ func TestMetricTypes(t *testing.T) {
 
 	e := ms.AppendEmpty()
 	e.SetName("exp.hist")
-	e.SetEmptyExponentialHistogram().DataPoints().AppendEmpty()
+	e.SetUnit("s")
+	eh := e.SetEmptyExponentialHistogram()
+	eh.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	ep := eh.DataPoints().AppendEmpty()
+	ep.SetTimestamp(pcommon.NewTimestampFromTime(ts))
+	ep.SetScale(0) // bucket i: (2^i, 2^(i+1)]
+	ep.SetZeroCount(1)
+	ep.Positive().SetOffset(0)
+	ep.Positive().BucketCounts().FromRaw([]uint64{2, 0, 3}) // (1,2]: 2, (4,8]: 3
+	ep.SetCount(6)
+	ep.SetSum(25)
+
+	fine := ms.AppendEmpty()
+	fine.SetName("exp.fine")
+	fp := fine.SetEmptyExponentialHistogram().DataPoints().AppendEmpty()
+	fp.SetTimestamp(pcommon.NewTimestampFromTime(ts))
+	fp.SetScale(10) // merged down to scale 8: four buckets of scale 10 per bucket
+	fp.Positive().SetOffset(0)
+	fp.Positive().BucketCounts().FromRaw([]uint64{1, 1, 1, 1, 1})
+	fp.SetCount(5)
+	fp.SetSum(5.1)
+
+	coarse := ms.AppendEmpty()
+	coarse.SetName("exp.coarse")
+	cp := coarse.SetEmptyExponentialHistogram().DataPoints().AppendEmpty()
+	cp.SetTimestamp(pcommon.NewTimestampFromTime(ts))
+	cp.SetScale(-5)
 
 	require.NoError(t, st.AppendMetrics(context.Background(), md))
 	at := ts.Add(time.Second)
@@ -259,6 +286,11 @@ func TestMetricTypes(t *testing.T) {
 		{`rpc_latency{quantile="0.99"}`, 3},
 		{`rpc_latency_sum`, 8},
 		{`rpc_latency_count`, 4},
+		{`histogram_count(exp_hist_seconds)`, 6},
+		{`histogram_sum(exp_hist_seconds)`, 25},
+		{`histogram_fraction(0, 2, exp_hist_seconds)`, 0.5},
+		{`histogram_fraction(0, 8, exp_hist_seconds)`, 1},
+		{`histogram_count(exp_fine)`, 5},
 	}
 	for _, tt := range tests {
 		t.Run(tt.expr, func(t *testing.T) {
@@ -270,7 +302,7 @@ func TestMetricTypes(t *testing.T) {
 	stats := st.Stats()
 	assert.Equal(t, int64(1), stats.RejectedSamples[reasonDelta])
 	assert.Equal(t, int64(1), stats.RejectedSamples[reasonUnsupported])
-	assert.Equal(t, int64(10), stats.SamplesAppended)
+	assert.Equal(t, int64(12), stats.SamplesAppended)
 }
 
 func TestExemplars(t *testing.T) {
@@ -410,4 +442,31 @@ func parseFloat(s string) (float64, error) {
 		return math.Inf(1), nil
 	}
 	return strconv.ParseFloat(s, 64)
+}
+
+func TestNativeBuckets(t *testing.T) {
+	tests := []struct {
+		name       string
+		offset     int32
+		counts     []uint64
+		down       int32
+		wantSpans  []histogram.Span
+		wantDeltas []int64
+	}{
+		{"empty", 0, nil, 0, nil, nil},
+		{"contiguous", 0, []uint64{2, 3, 1}, 0, []histogram.Span{{Offset: 1, Length: 3}}, []int64{2, 1, -2}},
+		{"gap", -3, []uint64{1, 0, 0, 4}, 0, []histogram.Span{{Offset: -2, Length: 1}, {Offset: 2, Length: 1}}, []int64{1, 3}},
+		{"merge by 4", 0, []uint64{1, 1, 1, 1, 1}, 2, []histogram.Span{{Offset: 1, Length: 2}}, []int64{4, -3}},
+		{"merge negative indexes", -3, []uint64{1, 2, 3}, 1, []histogram.Span{{Offset: -1, Length: 2}}, []int64{1, 4}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := pmetric.NewExponentialHistogramDataPointBuckets()
+			b.SetOffset(tt.offset)
+			b.BucketCounts().FromRaw(tt.counts)
+			spans, deltas := nativeBuckets(b, tt.down)
+			assert.Equal(t, tt.wantSpans, spans)
+			assert.Equal(t, tt.wantDeltas, deltas)
+		})
+	}
 }
