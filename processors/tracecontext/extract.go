@@ -515,7 +515,7 @@ func (e *extractor) extractMap(m pcommon.Map, out *ids) bool {
 	*out = ids{}
 	for _, name := range e.traceFields {
 		if v, ok := lookupPath(m, name); ok {
-			if t, ok := parseTraceHex(v); ok && allHex(v) {
+			if t, ok := traceFromValue(v); ok {
 				out.trace, out.src = t, sourceField
 				e.findSpanInMap(m, out)
 				return true
@@ -523,7 +523,8 @@ func (e *extractor) extractMap(m pcommon.Map, out *ids) bool {
 		}
 	}
 	var key ids
-	haveKey, haveB3 := false, false
+	haveKey, haveB3, keyB3 := false, false, false
+	sampled, haveSampled := "", false // x-b3-sampled
 	var b3 ids
 	for k, v := range m.All() {
 		switch v.Type() {
@@ -532,7 +533,7 @@ func (e *extractor) extractMap(m pcommon.Map, out *ids) bool {
 			// ECS: {"trace": {"id": "..."}}
 			if !haveKey && strings.EqualFold(k, "trace") {
 				if id, ok := v.Map().Get("id"); ok && id.Type() == pcommon.ValueTypeStr {
-					if t, ok := parseTraceHex(id.Str()); ok && allHex(id.Str()) {
+					if t, ok := traceFromValue(id.Str()); ok {
 						key = ids{trace: t, src: sourceKey}
 						haveKey = true
 					}
@@ -558,10 +559,12 @@ func (e *extractor) extractMap(m pcommon.Map, out *ids) bool {
 				}
 			}
 		case !haveKey && isTraceKeyName(k):
-			if t, ok := parseTraceHex(sv); ok && allHex(sv) {
+			if t, ok := traceFromValue(sv); ok {
 				key = ids{trace: t, src: sourceKey}
-				haveKey = true
+				haveKey, keyB3 = true, b3Prefix(k[:min(5, len(k))])
 			}
+		case !haveSampled && len(k) == 12 && b3Prefix(k[:5]) && strings.EqualFold(k[5:], "sampled"):
+			sampled, haveSampled = sv, true
 		}
 	}
 	switch {
@@ -571,6 +574,14 @@ func (e *extractor) extractMap(m pcommon.Map, out *ids) bool {
 	case haveKey:
 		*out = key
 		e.findSpanInMap(m, out)
+		if keyB3 && haveSampled {
+			switch sampled {
+			case "1", "true":
+				out.flags, out.hasFlags = 1, true
+			case "0", "false":
+				out.flags, out.hasFlags = 0, true
+			}
+		}
 		return true
 	}
 	for _, v := range m.All() {
@@ -580,6 +591,14 @@ func (e *extractor) extractMap(m pcommon.Map, out *ids) bool {
 	}
 	*out = ids{}
 	return false
+}
+
+// traceFromValue parses a whole value as a trace ID (32 or 16 hex digits).
+func traceFromValue(v string) ([16]byte, bool) {
+	if (len(v) != 32 && len(v) != 16) || !allHex(v) {
+		return [16]byte{}, false
+	}
+	return parseTraceHex(v)
 }
 
 // isTraceKeyName reports whether a whole map key is a built-in trace key.
@@ -631,7 +650,10 @@ func (e *extractor) findSpanInMap(m pcommon.Map, out *ids) {
 		default:
 			continue
 		}
-		if sp, ok := parseSpanHex(sv); ok && allHex(sv) {
+		if !allHex(sv) {
+			continue
+		}
+		if sp, ok := parseSpanHex(sv); ok {
 			out.span, out.hasSpan = sp, true
 			return
 		}

@@ -221,6 +221,11 @@ func TestExtractMap(t *testing.T) {
 		{"traceparent key", FieldsConfig{}, map[string]any{"trace_id": tid3, "traceparent": "00-" + tid + "-" + sid + "-01"}, found{tid, sid, 1, sourceTraceparent}},
 		{"b3 key", FieldsConfig{}, map[string]any{"b3": t64 + "-" + sid + "-1"}, found{pad + t64, sid, 1, sourceB3Single}},
 		{"x-b3 keys", FieldsConfig{}, map[string]any{"x-b3-traceid": tid, "x-b3-spanid": sid}, found{tid, sid, -1, sourceKey}},
+		{"x-b3 keys sampled", FieldsConfig{}, map[string]any{"X-B3-Sampled": "1", "X-B3-TraceId": t64, "X-B3-SpanId": sid}, found{pad + t64, sid, 1, sourceKey}},
+		{"x-b3-sampled ignored for trace_id", FieldsConfig{}, map[string]any{"x-b3-sampled": "1", "trace_id": tid}, found{tid, "", -1, sourceKey}},
+		{"b3 beats trace_id", FieldsConfig{}, map[string]any{"trace_id": tid3, "b3": tid + "-" + sid}, found{tid, sid, -1, sourceB3Single}},
+		{"configured span field in map", FieldsConfig{SpanID: []string{"op"}}, map[string]any{"trace_id": tid, "span_id": sid, "op": sid3}, found{tid, sid3, -1, sourceKey}},
+		{"non-hex value of right length", FieldsConfig{}, map[string]any{"trace_id": "4bf92f3577b34da6a3ce929d0e0e473z", "span_id": "00f067aa0ba902bz"}, none},
 		{"configured dotted path", FieldsConfig{TraceID: []string{"ctx.trace"}, SpanID: []string{"ctx.span"}},
 			map[string]any{"traceparent": "00-" + tid + "-" + sid + "-01", "ctx": map[string]any{"trace": tid2, "span": sid2}}, found{tid2, sid2, -1, sourceField}},
 		{"configured literal dotted key", FieldsConfig{TraceID: []string{"ctx.trace"}}, map[string]any{"ctx.trace": tid2}, found{tid2, "", -1, sourceField}},
@@ -238,5 +243,18 @@ func TestExtractMap(t *testing.T) {
 			ok := e.extractValue(mapFrom(t, tt.body), &id)
 			assert.Equal(t, tt.want, toFound(ok, id))
 		})
+	}
+}
+
+// TestExtractMapOrder: among built-in keys, the first in map order wins.
+func TestExtractMapOrder(t *testing.T) {
+	e := newExtractor(FieldsConfig{})
+	for _, order := range [][2]string{{"traceId", "trace_id"}, {"trace_id", "traceId"}} {
+		v := pcommon.NewValueMap()
+		v.Map().PutStr(order[0], tid)
+		v.Map().PutStr(order[1], tid2)
+		var id ids
+		ok := e.extractValue(v, &id)
+		assert.Equal(t, found{tid, "", -1, sourceKey}, toFound(ok, id), "order %v", order)
 	}
 }
