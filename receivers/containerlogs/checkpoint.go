@@ -29,6 +29,7 @@ type checkpoint struct {
 	Ino    uint64 `json:"ino"`    // inode of the file
 	FP     []byte `json:"fp"`     // the file's first bytes (up to fingerprintSize)
 	Offset int64  `json:"offset"` // everything before this was acknowledged
+	Size   int64  `json:"size"`   // the file's size when this was saved (known unread: Size-Offset)
 }
 
 // indexKey holds the list of checkpoint keys (storage clients cannot list).

@@ -7,10 +7,9 @@ import (
 
 // Lost-data reasons (the "reason" attribute of the lost/dropped counters).
 const (
-	reasonRotation  = "rotation"   // a rotated or truncated file's bytes that were gone before being read
-	reasonTruncated = "truncated"  // copytruncate: bytes between the last read and the truncation
-	reasonRejected  = "rejected"   // the next consumer returned a permanent error
-	reasonMissing   = "checkpoint" // a checkpointed file not found again at restart
+	reasonRotation  = "rotation"  // a checkpointed file rotated away (deleted) while the agent was down
+	reasonTruncated = "truncated" // copytruncate: bytes seen but not copied before the truncation
+	reasonRejected  = "rejected"  // the next consumer returned a permanent error
 )
 
 // telemetry holds the receiver's self-metrics. Every place that can lose a

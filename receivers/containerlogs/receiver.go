@@ -224,9 +224,9 @@ func (r *logsReceiver) resume(ctx context.Context, key string, cp checkpoint) {
 		}
 	}
 	if found < 0 {
-		r.tel.bytesLost.Add(ctx, 0, reasonAttr(fileAttrOf(cp.Path), reasonMissing))
+		r.tel.bytesLost.Add(ctx, max(0, cp.Size-cp.Offset), reasonAttr(fileAttrOf(cp.Path), reasonRotation))
 		r.set.Logger.Warn("checkpointed file not found at its path nor among its rotated siblings; its unread rest is lost",
-			zap.String("path", cp.Path), zap.Int64("offset", cp.Offset))
+			zap.String("path", cp.Path), zap.Int64("offset", cp.Offset), zap.Int64("known_unread_bytes", max(0, cp.Size-cp.Offset)))
 		r.removeKey(ctx, key)
 		_ = r.store.Delete(ctx, key)
 		return

@@ -12,11 +12,13 @@ import (
 	"time"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/extension"
 	"go.opentelemetry.io/collector/extension/extensiontest"
+	"go.opentelemetry.io/collector/pdata/plog"
 )
 
 // restartCase runs the receiver, stops it, lets change() alter the files
@@ -178,4 +180,63 @@ func (extHost) GetExtensions() map[component.ID]component.Component {
 		m[id] = e
 	}
 	return m
+}
+
+// A checkpointed file rotated away and deleted while the agent is down: the
+// bytes known to be unread are counted as lost to rotation, never silent.
+func TestRotatedAwayWhileDownCounted(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testCfg(filepath.Join(dir, "*", "*", "*.log"))
+	cfg.CheckpointDirectory = filepath.Join(dir, "checkpoints")
+	cfg.MaxBatchRecords = 50
+	path := podLogPath(t, dir, "ns", "pod", "c")
+	w := newKubeletWriter(t, path, "r")
+	w.write(100)
+	s1 := &refuseAfter{n: 1}
+	run1 := startReceiver(t, cfg, s1)
+	require.Eventually(t, func() bool {
+		return run1.counter(t, "weft.container_logs.records_acknowledged", "") == 50 && s1.refusals() > 0
+	}, 5*time.Second, 10*time.Millisecond)
+	run1.stop(t)
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	unread := int64(len(b)) - int64(bytesIndexNth(b, '\n', 50)+1)
+	// Rotated, and the rotated file deleted (kubelet keeps only so many).
+	rotated := w.rotate()
+	require.NoError(t, os.Remove(rotated))
+	w.write(10)
+	w.close()
+	s2 := &sink{}
+	run2 := startReceiver(t, cfg, s2)
+	require.Eventually(t, func() bool { return s2.len() == 10 }, 5*time.Second, 10*time.Millisecond)
+	assert.Equal(t, unread, run2.counter(t, "weft.container_logs.bytes_lost", reasonRotation))
+}
+
+// refuseAfter accepts n batches, then refuses everything.
+type refuseAfter struct {
+	sink
+	n int
+}
+
+func (s *refuseAfter) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
+	s.mu.Lock()
+	if s.batches >= s.n {
+		s.sink.refused++
+		s.mu.Unlock()
+		return errBlocked
+	}
+	s.mu.Unlock()
+	return s.sink.ConsumeLogs(ctx, ld)
+}
+
+func bytesIndexNth(b []byte, c byte, n int) int {
+	for i, x := range b {
+		if x == c {
+			n--
+			if n == 0 {
+				return i
+			}
+		}
+	}
+	return -1
 }

@@ -420,7 +420,7 @@ func (t *tailer) save(ctx context.Context, off int64) error {
 	if ctx.Err() != nil {
 		return errStopped
 	}
-	b, err := json.Marshal(checkpoint{Path: t.path, Dev: t.id.dev, Ino: t.id.ino, FP: t.fp, Offset: off})
+	b, err := json.Marshal(checkpoint{Path: t.path, Dev: t.id.dev, Ino: t.id.ino, FP: t.fp, Offset: off, Size: max(t.lastSize, t.readOff)})
 	if err != nil {
 		return err
 	}
