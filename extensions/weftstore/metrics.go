@@ -64,12 +64,37 @@ const (
 // seriesEntry is a cached TSDB series: id is the exact identity bytes whose
 // hash is the cache key (compared on every hit, so a hash collision costs a
 // label build, never a wrong series).
+//
+// lastT/lastV are the last sample appended through this entry in
+// transaction tx. The head checks a sample only against committed data, and
+// drops a sample that is out of order against an earlier one of the same
+// transaction at commit without telling the caller; checking against lastT
+// within a transaction makes those rejections visible (counted by reason).
 type seriesEntry struct {
-	id   []byte
-	ref  storage.SeriesRef
-	lset labels.Labels
-	gen  uint32
-	next *seriesEntry // same hash, different identity
+	id    []byte
+	ref   storage.SeriesRef
+	lset  labels.Labels
+	gen   uint32
+	lastT int64
+	lastV uint64       // float bits; for histograms the count
+	tx    uint64       // the append call that set lastT
+	next  *seriesEntry // same hash, different identity
+}
+
+// check reports why a sample at t with value bits v cannot follow the
+// entry's last one, or "" when it can. A repeat of the last sample is
+// accepted (the head ignores it; nothing is lost).
+func (e *seriesEntry) check(tx uint64, t int64, v uint64) string {
+	if e.tx != tx {
+		return "" // the head checks against committed samples
+	}
+	switch {
+	case t < e.lastT:
+		return reasonOutOfOrder
+	case t == e.lastT && v != e.lastV:
+		return reasonDuplicate
+	}
+	return ""
 }
 
 // metricAppender converts pdata metrics into TSDB samples. Known series are
@@ -83,6 +108,7 @@ type metricAppender struct {
 	seed  maphash.Seed
 	cache map[uint64]*seriesEntry
 	gen   uint32
+	tx    uint64 // number of the current append call, from 1
 
 	// Scratch state of one append call, reused.
 	app      storage.Appender
@@ -166,6 +192,7 @@ func (a *metricAppender) append(ctx context.Context, md pmetric.Metrics) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.app = a.db.Appender(ctx)
+	a.tx++
 	defer func() { a.app = nil }()
 	var pending int64 // samples appended in this transaction
 	rms := md.ResourceMetrics()
@@ -425,12 +452,16 @@ func formatFloat(f float64) string {
 // (with the extra label for buckets and quantiles) and returns its ref.
 func (a *metricAppender) add(kind byte, _ int, extraName, extraValue string, t int64, v float64) (storage.SeriesRef, bool) {
 	e := a.series(kind, extraName, extraValue)
+	if r := e.check(a.tx, t, math.Float64bits(v)); r != "" {
+		a.rejectedSamples[r].Add(1)
+		return 0, false
+	}
 	ref, err := a.app.Append(e.ref, e.lset, t, v)
 	if err != nil {
 		a.rejectedSamples[sampleReason(err)].Add(1)
 		return 0, false
 	}
-	e.ref = ref
+	e.ref, e.lastT, e.lastV, e.tx = ref, t, math.Float64bits(v), a.tx
 	return ref, true
 }
 
@@ -487,12 +518,17 @@ func (a *metricAppender) expHistogramPoint(p pmetric.ExponentialHistogramDataPoi
 	h.PositiveSpans, h.PositiveBuckets = nativeBuckets(p.Positive(), down)
 	h.NegativeSpans, h.NegativeBuckets = nativeBuckets(p.Negative(), down)
 	e := a.series(kindValue, "", "")
-	ref, err := a.app.AppendHistogram(e.ref, e.lset, ms(p.Timestamp()), h, nil)
+	t := ms(p.Timestamp())
+	if r := e.check(a.tx, t, h.Count); r != "" {
+		a.rejectedSamples[r].Add(1)
+		return 0
+	}
+	ref, err := a.app.AppendHistogram(e.ref, e.lset, t, h, nil)
 	if err != nil {
 		a.rejectedSamples[sampleReason(err)].Add(1)
 		return 0
 	}
-	e.ref = ref
+	e.ref, e.lastT, e.lastV, e.tx = ref, t, h.Count, a.tx
 	exs := p.Exemplars()
 	for i := 0; i < exs.Len(); i++ {
 		a.addExemplar(ref, exs.At(i))

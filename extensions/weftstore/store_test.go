@@ -187,6 +187,50 @@ func TestMetricsPromQL(t *testing.T) {
 	assert.Equal(t, int64(1), st.Stats().RejectedSamples[reasonOutOfOrder])
 }
 
+// TestRejectedWithinBatch: the head drops samples that are out of order
+// against an earlier sample of the same transaction at commit, silently;
+// the appender counts them itself.
+func TestRejectedWithinBatch(t *testing.T) {
+	tests := []struct {
+		name    string
+		offsets []time.Duration
+		values  []float64
+		stored  int64
+		reason  string
+	}{
+		{"in order", []time.Duration{0, time.Second, 2 * time.Second}, []float64{1, 2, 3}, 3, ""},
+		{"out of order", []time.Duration{0, 2 * time.Second, time.Second}, []float64{1, 2, 3}, 2, reasonOutOfOrder},
+		{"duplicate timestamp", []time.Duration{0, time.Second, time.Second}, []float64{1, 2, 3}, 2, reasonDuplicate},
+		{"repeated sample", []time.Duration{0, time.Second, time.Second}, []float64{1, 2, 2}, 2, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := newTestStore(t, nil)
+			start := time.Now().Add(-time.Minute).Truncate(time.Second)
+			md := counter("batch.requests", start, 0, tt.values...)
+			pts := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Sum().DataPoints()
+			for i, off := range tt.offsets {
+				pts.At(i).SetTimestamp(pcommon.NewTimestampFromTime(start.Add(off)))
+			}
+			require.NoError(t, st.AppendMetrics(context.Background(), md))
+			v := instant(t, st.Queryable(), `count_over_time(batch_requests_total[5m])`, start.Add(time.Minute))
+			require.Len(t, v, 1)
+			assert.Equal(t, float64(tt.stored), v[0].F, "samples in the TSDB")
+			s := st.Stats()
+			var rejected int64
+			for _, n := range s.RejectedSamples {
+				rejected += n
+			}
+			if tt.reason != "" {
+				assert.Equal(t, int64(1), s.RejectedSamples[tt.reason])
+				assert.Equal(t, int64(1), rejected)
+			} else {
+				assert.Zero(t, rejected)
+			}
+		})
+	}
+}
+
 func TestMetricTypes(t *testing.T) {
 	st := newTestStore(t, nil)
 	ts := time.Now().Add(-time.Minute).Truncate(time.Second)
