@@ -1,0 +1,56 @@
+package containerlogs
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// inotifyFDs counts this process's inotify instances.
+func inotifyFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	n := 0
+	for _, e := range ents {
+		if target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && target == "anon_inode:inotify" {
+			n++
+		}
+	}
+	return n
+}
+
+// Acceptance 9: 500 files. The receiver polls and never uses inotify, so an
+// exhausted inotify watch limit cannot stop it nor make it exit (the
+// library's exit paths are on its inotify and stat-failure branches, which
+// weft does not call). The test checks that no inotify instance is opened
+// and that every line of 500 growing files arrives exactly once.
+func TestFiveHundredFilesPollOnly(t *testing.T) {
+	dir := t.TempDir()
+	const files, per = 500, 20
+	paths := make([]string, files)
+	tags := make([]string, files)
+	for i := range files {
+		tags[i] = fmt.Sprintf("f%03d", i)
+		paths[i] = podLogPath(t, dir, "ns", tags[i], "c")
+		appendFile(t, paths[i], seqLines(tags[i], 0, per))
+	}
+	before := inotifyFDs(t)
+	s := &sink{}
+	cfg := testCfg(filepath.Join(dir, "*", "*", "*.log"))
+	cfg.PollInterval = 200 * time.Millisecond
+	startReceiver(t, cfg, s)
+	require.Eventually(t, func() bool { return s.len() == files*per }, 20*time.Second, 20*time.Millisecond)
+	for i := range files {
+		appendFile(t, paths[i], seqLines(tags[i], per, per))
+	}
+	require.Eventually(t, func() bool { return s.len() == 2*files*per }, 20*time.Second, 20*time.Millisecond)
+	assert.Equal(t, before, inotifyFDs(t), "the receiver opened an inotify instance")
+	time.Sleep(2 * cfg.PollInterval)
+	checkExactlyOnce(t, s.records(), 2*per, tags...)
+}
