@@ -493,10 +493,14 @@ func findB3Sampled(s string) (uint8, bool) {
 			continue
 		}
 		p = skipQuote(s, skipSpaces(s, p+1))
-		switch {
-		case strings.HasPrefix(s[p:], "1"), strings.HasPrefix(s[p:], "true"):
+		q := p
+		for q < len(s) && isAlnum(s[q]) {
+			q++
+		}
+		switch s[p:q] {
+		case "1", "true":
 			return 1, true
-		case strings.HasPrefix(s[p:], "0"), strings.HasPrefix(s[p:], "false"):
+		case "0", "false":
 			return 0, true
 		}
 	}

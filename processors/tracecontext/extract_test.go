@@ -171,6 +171,8 @@ func TestExtractPrecedence(t *testing.T) {
 		{"leftmost built-in key wins", FieldsConfig{}, `{"traceId":"` + tid + `","trace_id":"` + tid2 + `"}`, found{tid, "", -1, sourceKey}},
 		{"zero key skipped for a later valid one", FieldsConfig{}, `traceId=00000000000000000000000000000000 trace_id=` + tid2, found{tid2, "", -1, sourceKey}},
 		{"leftmost span key wins", FieldsConfig{}, `trace_id=` + tid + ` spanId=` + sid2 + ` span_id=` + sid, found{tid, sid2, -1, sourceKey}},
+		{"x-b3-sampled must be a whole token", FieldsConfig{}, `x-b3-traceid=` + tid + ` x-b3-sampled=10`, found{tid, "", -1, sourceKey}},
+		{"first valid x-b3-sampled", FieldsConfig{}, `x-b3-sampled=yes x-b3-traceid=` + tid + ` X-B3-Sampled="true"`, found{tid, "", 1, sourceKey}},
 		{"x-b3-sampled ignored for non-b3 trace key", FieldsConfig{}, `trace_id=` + tid + ` x-b3-sampled=1`, found{tid, "", -1, sourceKey}},
 	}
 	for _, tt := range tests {
@@ -257,4 +259,17 @@ func TestExtractMapOrder(t *testing.T) {
 		ok := e.extractValue(v, &id)
 		assert.Equal(t, found{tid, "", -1, sourceKey}, toFound(ok, id), "order %v", order)
 	}
+}
+
+// TestExtractNoAllocs: the extractor allocates nothing, with or without an ID.
+func TestExtractNoAllocs(t *testing.T) {
+	e := newExtractor(FieldsConfig{TraceID: []string{"corr"}, SpanID: []string{"op"}})
+	for _, bl := range benchLines {
+		var id ids
+		allocs := testing.AllocsPerRun(100, func() { e.extractString(bl.line, &id) })
+		assert.Zero(t, allocs, bl.name)
+	}
+	v := mapFrom(t, map[string]any{"msg": "x", "trace_id": tid, "span_id": sid, "n": 1})
+	var id ids
+	assert.Zero(t, testing.AllocsPerRun(100, func() { e.extractValue(v, &id) }), "map body")
 }

@@ -157,3 +157,21 @@ func TestFactoryType(t *testing.T) {
 	_, err := f.CreateTraces(t.Context(), processortest.NewNopSettings(f.Type()), f.CreateDefaultConfig(), consumertest.NewNop())
 	require.Error(t, err, "only logs are supported")
 }
+
+// TestApplyNoAllocs: processing a record allocates nothing, with or without
+// an ID (the per-batch allocations of processorhelper are not per record).
+func TestApplyNoAllocs(t *testing.T) {
+	p := newLogsProcessor(&Config{Body: true, Attributes: []string{"message"}})
+	lr := plog.NewLogRecord()
+	lr.Attributes().PutStr("message", "no id")
+	for _, bl := range benchLines {
+		lr.Body().SetStr(bl.line)
+		allocs := testing.AllocsPerRun(100, func() {
+			lr.SetTraceID(pcommon.TraceID{})
+			if p.apply(lr) != bl.id {
+				t.Fatalf("%s: unexpected result", bl.name)
+			}
+		})
+		assert.Zero(t, allocs, bl.name)
+	}
+}
