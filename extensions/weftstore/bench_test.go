@@ -139,3 +139,26 @@ func BenchmarkAppendSamples(b *testing.B) {
 		perItem(b, "sample")
 	})
 }
+
+// BenchmarkCorrelate measures one Correlate call on a store holding 20000
+// simulated requests (40000 spans, 40000 log records, 40000 exemplars).
+func BenchmarkCorrelate(b *testing.B) {
+	st := newTestStore(b, nil)
+	ctx := context.Background()
+	reqs, td, ld, md := simulate(newRand(9), 20000, time.Now().Add(-10*time.Minute))
+	for _, err := range []error{st.AppendTraces(ctx, td), st.AppendLogs(ctx, ld), st.AppendMetrics(ctx, md)} {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		c, err := st.Correlate(ctx, reqs[i%len(reqs)].traceID)
+		if err != nil || len(c.Exemplars) != 2 {
+			b.Fatalf("correlate: %v, %d exemplars", err, len(c.Exemplars))
+		}
+		i++
+	}
+}

@@ -101,6 +101,11 @@ func (s *Store) Start(_ context.Context, _ component.Host) error {
 	// Retention is enforced by truncating the head (see retain); no blocks
 	// are ever written, so the data lives in the head and its WAL only.
 	db.DisableCompactions()
+	// The WAL keeps samples until its segments are checkpointed, so a replay
+	// can bring back samples that retention had cut: cut them again now.
+	if err := db.Head().Truncate(time.Now().Add(-s.cfg.MetricsRetention).UnixMilli()); err != nil {
+		s.logger.Warn("weft_store: retention after WAL replay", zap.Error(err))
+	}
 	s.db = db
 	s.app = newMetricAppender(db)
 	if err := s.registerTelemetry(); err != nil {
