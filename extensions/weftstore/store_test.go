@@ -428,13 +428,15 @@ func TestWALSurvivesReopen(t *testing.T) {
 func TestRetention(t *testing.T) {
 	st := newTestStore(t, func(c *Config) { c.MetricsRetention = 10 * time.Minute })
 	now := time.Now().Truncate(time.Second)
-	old := now.Add(-20 * time.Minute)
+	old := now.Add(-9 * time.Minute) // within the retention at Start
 	require.NoError(t, st.AppendMetrics(context.Background(), counter("old.requests", old, time.Minute, 1, 2, 3)))
 	require.NoError(t, st.AppendMetrics(context.Background(), counter("new.requests", now.Add(-time.Minute), time.Second, 1)))
 	require.NotEmpty(t, instant(t, st.Queryable(), `old_requests_total`, old.Add(2*time.Minute)))
+	// Five minutes later old.requests is past the retention, new.requests not.
+	now = now.Add(5 * time.Minute)
 	require.NoError(t, st.retain(now))
 	assert.Empty(t, instant(t, st.Queryable(), `old_requests_total`, old.Add(2*time.Minute)))
-	assert.NotEmpty(t, instant(t, st.Queryable(), `new_requests_total`, now))
+	assert.NotEmpty(t, instant(t, st.Queryable(), `new_requests_total`, now.Add(-5*time.Minute)))
 	// Samples older than the retention are now rejected, counted.
 	require.NoError(t, st.AppendMetrics(context.Background(), counter("old.requests", old, time.Minute, 1)))
 	assert.Equal(t, int64(1), st.Stats().RejectedSamples[reasonOutOfBounds])
