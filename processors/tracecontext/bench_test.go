@@ -1,6 +1,7 @@
 package tracecontext
 
 import (
+	"strings"
 	"testing"
 
 	"go.opentelemetry.io/collector/consumer/consumertest"
@@ -104,6 +105,32 @@ func BenchmarkExtractMap(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				e.extractValue(v, &id)
+			}
+		})
+	}
+}
+
+// BenchmarkExtractLarge is a 40 KiB debug line (the size internal/simnode
+// writes now and then), with no ID and with a trace_id at its start.
+func BenchmarkExtractLarge(b *testing.B) {
+	e := newExtractor(FieldsConfig{})
+	filler := strings.Repeat("lorem ipsum dolor sit amet 2026-11-25 ", 40*1024/38)
+	for _, tc := range []struct {
+		name, line string
+		id         bool
+	}{
+		{"noID", `{"level":"DEBUG","logger":"productpage","msg":"response body","body":"` + filler + `"}`, false},
+		{"ID", `{"level":"DEBUG","logger":"productpage","msg":"response body","trace_id":"` + tid + `","body":"` + filler + `"}`, true},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			var id ids
+			if e.extractString(tc.line, &id) != tc.id {
+				b.Fatal("unexpected result")
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(tc.line)))
+			for b.Loop() {
+				e.extractString(tc.line, &id)
 			}
 		})
 	}

@@ -209,6 +209,10 @@ func scanDashed(s string, out *ids) bool {
 		}
 		d := i + j
 		i = d + 1
+		// Both forms have at least 16 lower-case hex digits after the dash.
+		if d+17 > len(s) || !isLowerHex(s[d+1]) || !isLowerHex(s[d+16]) {
+			continue
+		}
 		n := 0
 		for n <= 32 && n < d && isLowerHex(s[d-n-1]) {
 			n++

@@ -22,6 +22,10 @@ const (
 	uuid = "0885d493-a77e-924e-b4da-03e451f5dc28"
 )
 
+// istioJSON is an access-log line with the keys of Istio's default JSON
+// format, without its closing brace.
+const istioJSON = `{"authority":"reviews:9080","bytes_received":0,"bytes_sent":295,"connection_termination_details":null,"downstream_local_address":"10.244.0.12:9080","downstream_remote_address":"10.244.0.9:51234","duration":12,"method":"GET","path":"/reviews/0","protocol":"HTTP/1.1","request_id":"` + uuid + `","requested_server_name":"outbound_.9080_._.reviews.bookinfo.svc.cluster.local","response_code":200,"response_code_details":"via_upstream","response_flags":"-","route_name":"default","start_time":"2026-11-25T19:20:00.123Z","upstream_cluster":"inbound|9080||","upstream_host":"10.244.0.12:9080","upstream_local_address":"127.0.0.6:40311","upstream_service_time":"11","upstream_transport_failure_reason":null,"user_agent":"Mozilla/5.0","x_forwarded_for":null`
+
 // found is the extractor's result in hex, for readable tables.
 type found struct {
 	trace, span string
@@ -106,6 +110,12 @@ func TestExtractString(t *testing.T) {
 			found{tid, sid, 1, sourceTraceparent}},
 		{"istio text with b3", `[2020-10-29T21:51:57.945Z] "GET /status/418 HTTP/1.1" 418 - "-" 0 135 2 2 "-" "curl/7.69.1" "f65c68d3-619a-44c7-a9c1-44384b3055ba" "httpbin:8000" "127.0.0.1:80" inbound|8000|| "` + tid + `-` + sid + `-1"`,
 			found{tid, sid, 1, sourceB3Single}},
+
+		// Istio's default JSON access-log keys (sorted as Envoy's json_format
+		// writes them), with Envoy's %TRACE_ID% added under trace_id.
+		{"istio default json with %TRACE_ID%", istioJSON + `,"trace_id":"` + tid + `"}`, found{tid, "", -1, sourceKey}},
+		{"istio default json with b3 headers", istioJSON + `,"x-b3-traceid":"` + t64 + `","x-b3-spanid":"` + sid + `","x-b3-sampled":"1"}`, found{pad + t64, sid, 1, sourceKey}},
+		{"istio default json without tracing", istioJSON + `}`, none},
 
 		// Nothing to find.
 		{"empty", ``, none},
