@@ -70,8 +70,10 @@ func TestNxadmTailEvidenceRenameLosesTail(t *testing.T) {
 		_, ok := recvLine(t, tl, 3*time.Second)
 		require.True(t, ok)
 	}
-	// The library is now waiting for changes; append and rename at once,
+	// Let the library reach EOF and wait for changes (the pause positions the
+	// race this test is about), then append and rename at once,
 	// as a runtime that writes right before the kubelet rotates.
+	time.Sleep(100 * time.Millisecond)
 	appendFile(t, path, seqLines("n", 3, 5))
 	require.NoError(t, os.Rename(path, path+".20240101-000000"))
 	var got []string
