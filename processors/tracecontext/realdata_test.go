@@ -23,7 +23,7 @@ func realLines(t *testing.T, patterns ...string) map[string][]string {
 	for _, pat := range patterns {
 		files, err := filepath.Glob(filepath.Join(realdataDir, pat))
 		require.NoError(t, err)
-		require.NotEmpty(t, files, "no %s in %s: the shared real-world samples are missing", pat, realdataDir)
+		require.NotEmpty(t, files, "no %s in %s: the real samples live in shared/realdata beside the repository (/work/shared/realdata)", pat, realdataDir)
 		for _, f := range files {
 			b, err := os.ReadFile(f)
 			require.NoError(t, err)
