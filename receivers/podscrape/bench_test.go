@@ -1,0 +1,125 @@
+package podscrape
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.uber.org/zap"
+)
+
+var benchSizes = []int{10000, 50000}
+
+// BenchmarkAppendBody is the parse → pdata path of one scrape in steady
+// state (series already known, as from the second scrape on).
+func BenchmarkAppendBody(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("envoy-%dk", n/1000), func(b *testing.B) {
+			body := envoyPayload(n)
+			a := newAppender(labels.FromStrings("job", "envoy", "instance", "10.0.0.1:15090"), false, 0, nil)
+			now := time.Unix(1700000000, 0)
+			var samples int
+			run := func() {
+				md := pmetric.NewMetrics()
+				ms := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics()
+				st, err := a.appendBody(body, ctText, now, ms)
+				if err != nil {
+					b.Fatal(err)
+				}
+				samples = st.scraped
+				now = now.Add(15 * time.Second)
+			}
+			run()
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				run()
+			}
+			b.StopTimer()
+			ops := float64(b.N)
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/ops/float64(samples), "ns/sample")
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+		})
+	}
+}
+
+// BenchmarkScrape is one scrape end to end: HTTP GET from a loopback
+// server, parse, pdata, self metrics, hand-over to a consumer.
+func BenchmarkScrape(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("envoy-%dk", n/1000), func(b *testing.B) {
+			body := envoyPayload(n)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+				_, _ = w.Write(body)
+			}))
+			defer srv.Close()
+			tg, samples := benchTarget(b, srv.URL+"/stats/prometheus")
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				tg.scrapeOnce(context.Background())
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(samples), "ns/sample")
+		})
+	}
+}
+
+func benchTarget(b *testing.B, rawURL string) (*target, int) {
+	b.Helper()
+	client, err := newHTTPClient(TLSConfig{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(client.CloseIdleConnections)
+	j := &job{name: "envoy", interval: 15 * time.Second, timeout: 10 * time.Second, accept: acceptHeader(nil)}
+	sink := new(consumertest.MetricsSink)
+	tg := &target{
+		job: j, url: rawURL, resource: map[string]string{"job": "envoy", "instance": "x"},
+		app:    newAppender(labels.FromStrings("job", "envoy", "instance", "x"), false, 0, nil),
+		client: client, next: consumertest.NewNop(), logger: zap.NewNop(), started: time.Now(),
+		failures: map[string]float64{}, done: make(chan struct{}),
+	}
+	_ = sink
+	tg.scrapeOnce(context.Background())
+	return tg, len(tg.app.series)
+}
+
+// BenchmarkRetainedPerSeries measures the heap a target keeps between
+// scrapes (series cache, point state, body buffer), per active series.
+func BenchmarkRetainedPerSeries(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("envoy-%dk", n/1000), func(b *testing.B) {
+			body := envoyPayload(n)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+				_, _ = w.Write(body)
+			}))
+			defer srv.Close()
+			var perSeries float64
+			for b.Loop() {
+				runtime.GC()
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				tg, samples := benchTarget(b, srv.URL+"/")
+				tg.scrapeOnce(context.Background())
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				perSeries = float64(after.HeapAlloc-before.HeapAlloc) / float64(samples)
+				runtime.KeepAlive(tg)
+			}
+			b.ReportMetric(perSeries, "B/series")
+		})
+	}
+}
