@@ -179,3 +179,17 @@ func assertAllStale(t *testing.T, md pmetric.Metrics, points int) {
 	assert.True(t, up.Gauge().DataPoints().At(0).Flags().NoRecordedValue(), "up ends too")
 	assert.Equal(t, points, n)
 }
+
+func TestNoClusterLogsAndKeepsStaticTargets(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	t.Setenv("KUBERNETES_SERVICE_PORT", "")
+	addr := serveText(t, []byte("a 1\n"))
+	cfg := staticConfig("static", addr, nil)
+	cfg.IstioSidecars = true
+	_, sink, logs := startReceiver(t, cfg)
+	md := waitBatches(t, sink, 1)[0]
+	assert.Equal(t, 1.0, gaugeValue(t, md, "up"))
+	entries := logs.FilterMessage("Kubernetes pod discovery unavailable; its jobs scrape nothing").All()
+	require.Len(t, entries, 1)
+	assert.Equal(t, []any{istioJob}, entries[0].ContextMap()["jobs"])
+}

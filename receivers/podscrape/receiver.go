@@ -2,7 +2,6 @@ package podscrape
 
 import (
 	"context"
-	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"net/http"
@@ -85,9 +84,13 @@ func (r *podScrapeReceiver) Start(_ context.Context, _ component.Host) error {
 	for _, k := range order {
 		d, err := r.newDiscovery(k)
 		if err != nil {
-			cancel()
-			r.wait()
-			return fmt.Errorf("kubernetes pod discovery (api_server %q): %w", k.apiServer, err)
+			// Static targets and the other discoveries keep working; a
+			// node agent outside a cluster (or without RBAC) says so loudly
+			// rather than refusing to start.
+			r.set.Logger.Error("Kubernetes pod discovery unavailable; its jobs scrape nothing",
+				zap.String("api_server", k.apiServer), zap.String("kubeconfig_file", k.kubeConfig),
+				zap.Strings("jobs", jobNames(subscribers[k])), zap.Error(err))
+			continue
 		}
 		ch := make(chan []*targetgroup.Group)
 		r.wg.Add(2)
@@ -111,6 +114,14 @@ func (r *podScrapeReceiver) Start(_ context.Context, _ component.Host) error {
 		}()
 	}
 	return nil
+}
+
+func jobNames(jobs []*job) []string {
+	out := make([]string, len(jobs))
+	for i, j := range jobs {
+		out[i] = j.name
+	}
+	return out
 }
 
 // newDiscovery builds Prometheus's Kubernetes pod discovery for k, limited
