@@ -120,6 +120,7 @@ func (t *tailer) newBatch() {
 	sl := rl.ScopeLogs().AppendEmpty()
 	sl.Scope().SetName(scopeName)
 	t.lrs = sl.LogRecords()
+	t.lrs.EnsureCapacity(min(t.r.cfg.MaxBatchRecords, 1024))
 	t.bytes = 0
 }
 
@@ -329,6 +330,7 @@ func (t *tailer) append(ctx context.Context, rec record) error {
 		lr.Body().SetStr(strings.ToValidUTF8(string(rec.body), "\uFFFD"))
 	}
 	attrs := lr.Attributes()
+	attrs.EnsureCapacity(2)
 	if rec.stream != streamUnknown {
 		attrs.PutStr("log.iostream", rec.stream.String())
 	}
