@@ -104,15 +104,3 @@ func (r *ring[E]) pop() {
 
 // next is the sequence number the next push will get.
 func (r *ring[E]) next() uint64 { return r.first + uint64(r.n) }
-
-// blob is a serialized resource and scope shared by the entries that came
-// in the same ResourceSpans/ScopeSpans (or logs equivalent). Its bytes are
-// charged to the index while at least one entry refers to it.
-type blob struct {
-	data []byte
-	refs int
-}
-
-// blobOverhead is the heap cost of a blob besides its bytes: the struct and
-// the slice header.
-const blobOverhead = 48

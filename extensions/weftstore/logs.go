@@ -1,6 +1,7 @@
 package weftstore
 
 import (
+	"bytes"
 	"sync"
 	"unsafe"
 
@@ -19,7 +20,7 @@ type logEntry struct {
 	svc       *namedPostings  // nil when the resource names no service
 	container string
 	res       *blob
-	data      []byte // plog proto: one ResourceLogs (empty resource), one ScopeLogs (empty scope), the record
+	data      []byte // the LogRecord message
 	size      int32
 }
 
@@ -57,8 +58,7 @@ type logIndex struct {
 	evictedBytes int64
 	unencodable  int64 // records that failed to serialize (never expected for valid pdata)
 
-	scratch plog.Logs
-	marsh   plog.ProtoMarshaler
+	marsh plog.ProtoMarshaler
 }
 
 func newLogIndex(maxBytes int64) *logIndex {
@@ -67,16 +67,20 @@ func newLogIndex(maxBytes int64) *logIndex {
 		byTrace:  make(map[pcommon.TraceID]*seqList),
 		byPod:    make(map[Pod]*logPodPostings),
 		bySvc:    make(map[string]*namedPostings),
-		scratch:  plog.NewLogs(),
 	}
-	x.scratch.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
 	return x
 }
 
+// append stores every record of ld, like spanIndex.append.
 func (x *logIndex) append(ld plog.Logs) {
+	buf, err := x.marsh.MarshalLogs(ld)
+	var ws []wireScope
+	if err == nil {
+		ws, err = splitOTLP(buf, nil)
+	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	scratchRec := x.scratch.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0)
+	n := 0
 	rls := ld.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
 		rl := rls.At(i)
@@ -86,37 +90,26 @@ func (x *logIndex) append(ld plog.Logs) {
 		container := attrString(attrs, "k8s.container.name")
 		sls := rl.ScopeLogs()
 		for j := 0; j < sls.Len(); j++ {
-			sl := sls.At(j)
-			recs := sl.LogRecords()
+			recs := sls.At(j).LogRecords()
+			var w *wireScope
+			if err == nil && n < len(ws) && len(ws[n].recs) == recs.Len() {
+				w = &ws[n]
+			}
+			n++
 			if recs.Len() == 0 {
 				continue
 			}
-			res := x.resourceBlob(rl, sl)
+			if w == nil {
+				x.unencodable += int64(recs.Len())
+				continue
+			}
+			res := newBlob(w)
 			for k := 0; k < recs.Len(); k++ {
-				lr := recs.At(k)
-				lr.CopyTo(scratchRec)
-				data, err := x.marsh.MarshalLogs(x.scratch)
-				if err != nil {
-					x.unencodable++
-					continue
-				}
-				x.insert(lr, service, pod, container, res, data)
+				x.insert(recs.At(k), service, pod, container, res, bytes.Clone(w.recs[k]))
 			}
 		}
 	}
 	x.evictOverflow()
-}
-
-func (x *logIndex) resourceBlob(rl plog.ResourceLogs, sl plog.ScopeLogs) *blob {
-	l := plog.NewLogs()
-	r := l.ResourceLogs().AppendEmpty()
-	rl.Resource().CopyTo(r.Resource())
-	r.SetSchemaUrl(rl.SchemaUrl())
-	s := r.ScopeLogs().AppendEmpty()
-	sl.Scope().CopyTo(s.Scope())
-	s.SetSchemaUrl(sl.SchemaUrl())
-	data, _ := x.marsh.MarshalLogs(l)
-	return &blob{data: data}
 }
 
 func (x *logIndex) insert(lr plog.LogRecord, service string, pod Pod, container string, res *blob, data []byte) {
@@ -156,7 +149,7 @@ func (x *logIndex) insert(lr plog.LogRecord, service string, pod Pod, container 
 		e.svc = sp
 	}
 	if res.refs == 0 {
-		x.bytes += int64(len(res.data) + blobOverhead)
+		x.bytes += res.size()
 	}
 	res.refs++
 	// The container name is a string of its own per entry (usually shared
@@ -184,7 +177,7 @@ func (x *logIndex) evictOverflow() {
 		}
 		e.res.refs--
 		if e.res.refs == 0 {
-			x.bytes -= int64(len(e.res.data) + blobOverhead)
+			x.bytes -= e.res.size()
 		}
 		x.bytes -= int64(e.size)
 		x.evicted++
@@ -196,16 +189,7 @@ func (x *logIndex) evictOverflow() {
 // decodeLog rebuilds the record of e with its resource and scope.
 func decodeLog(e *logEntry) (plog.Logs, error) {
 	var u plog.ProtoUnmarshaler
-	ld, err := u.UnmarshalLogs(e.res.data)
-	if err != nil {
-		return ld, err
-	}
-	one, err := u.UnmarshalLogs(e.data)
-	if err != nil {
-		return ld, err
-	}
-	one.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().MoveAndAppendTo(ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords())
-	return ld, nil
+	return u.UnmarshalLogs(e.res.wrap(e.data))
 }
 
 // pushEntry adds e to the ring, charging the ring's growth.

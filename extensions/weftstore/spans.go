@@ -1,6 +1,7 @@
 package weftstore
 
 import (
+	"bytes"
 	"sync"
 	"time"
 	"unsafe"
@@ -69,8 +70,7 @@ type spanIndex struct {
 	evictedBytes int64
 	unencodable  int64 // records that failed to serialize (never expected for valid pdata)
 
-	scratch ptrace.Traces
-	marsh   ptrace.ProtoMarshaler
+	marsh ptrace.ProtoMarshaler
 }
 
 func newSpanIndex(maxBytes int64) *spanIndex {
@@ -79,19 +79,22 @@ func newSpanIndex(maxBytes int64) *spanIndex {
 		byTrace:  make(map[pcommon.TraceID]*seqList),
 		bySvc:    make(map[string]*svcPostings),
 		byPod:    make(map[Pod]*podPostings),
-		scratch:  ptrace.NewTraces(),
 	}
-	x.scratch.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
 	return x
 }
 
-// append stores every span of td. It never fails: a span that cannot be
-// serialized is counted as evicted at once (that cannot happen with valid
-// pdata).
+// append stores every span of td. td is marshaled once and split into
+// each span's bytes (see splitOTLP). A span that cannot be serialized is
+// counted as unencodable (not expected for valid pdata).
 func (x *spanIndex) append(td ptrace.Traces) {
+	buf, err := x.marsh.MarshalTraces(td)
+	var ws []wireScope
+	if err == nil {
+		ws, err = splitOTLP(buf, nil)
+	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	scratchSpan := x.scratch.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
+	n := 0
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
@@ -103,37 +106,26 @@ func (x *spanIndex) append(td ptrace.Traces) {
 		pod := podOf(attrs)
 		sss := rs.ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
-			ss := sss.At(j)
-			spans := ss.Spans()
+			spans := sss.At(j).Spans()
+			var w *wireScope
+			if err == nil && n < len(ws) && len(ws[n].recs) == spans.Len() {
+				w = &ws[n]
+			}
+			n++
 			if spans.Len() == 0 {
 				continue
 			}
-			res := x.resourceBlob(rs, ss)
+			if w == nil {
+				x.unencodable += int64(spans.Len())
+				continue
+			}
+			res := newBlob(w)
 			for k := 0; k < spans.Len(); k++ {
-				sp := spans.At(k)
-				sp.CopyTo(scratchSpan)
-				data, err := x.marsh.MarshalTraces(x.scratch)
-				if err != nil {
-					x.unencodable++
-					continue
-				}
-				x.insert(sp, service, pod, res, data)
+				x.insert(spans.At(k), service, pod, res, bytes.Clone(w.recs[k]))
 			}
 		}
 	}
 	x.evictOverflow()
-}
-
-func (x *spanIndex) resourceBlob(rs ptrace.ResourceSpans, ss ptrace.ScopeSpans) *blob {
-	t := ptrace.NewTraces()
-	r := t.ResourceSpans().AppendEmpty()
-	rs.Resource().CopyTo(r.Resource())
-	r.SetSchemaUrl(rs.SchemaUrl())
-	s := r.ScopeSpans().AppendEmpty()
-	ss.Scope().CopyTo(s.Scope())
-	s.SetSchemaUrl(ss.SchemaUrl())
-	data, _ := x.marsh.MarshalTraces(t)
-	return &blob{data: data}
 }
 
 func (x *spanIndex) insert(sp ptrace.Span, service string, pod Pod, res *blob, data []byte) {
@@ -176,7 +168,7 @@ func (x *spanIndex) insert(sp ptrace.Span, service string, pod Pod, res *blob, d
 	}
 	tl.push(seq)
 	if res.refs == 0 {
-		x.bytes += int64(len(res.data) + blobOverhead)
+		x.bytes += res.size()
 	}
 	res.refs++
 	size := len(data) + spanEntryOverhead
@@ -219,7 +211,7 @@ func (x *spanIndex) evictOverflow() {
 		}
 		e.res.refs--
 		if e.res.refs == 0 {
-			x.bytes -= int64(len(e.res.data) + blobOverhead)
+			x.bytes -= e.res.size()
 		}
 		x.bytes -= int64(e.size)
 		x.evicted++
@@ -228,19 +220,10 @@ func (x *spanIndex) evictOverflow() {
 	}
 }
 
-// decode rebuilds the span of e with its resource and scope.
+// decodeSpan rebuilds the span of e with its resource and scope.
 func decodeSpan(e *spanEntry) (ptrace.Traces, error) {
 	var u ptrace.ProtoUnmarshaler
-	td, err := u.UnmarshalTraces(e.res.data)
-	if err != nil {
-		return td, err
-	}
-	one, err := u.UnmarshalTraces(e.data)
-	if err != nil {
-		return td, err
-	}
-	one.ResourceSpans().At(0).ScopeSpans().At(0).Spans().MoveAndAppendTo(td.ResourceSpans().At(0).ScopeSpans().At(0).Spans())
-	return td, nil
+	return u.UnmarshalTraces(e.res.wrap(e.data))
 }
 
 func (e *spanEntry) summary() Span {
