@@ -38,6 +38,11 @@ type Config struct {
 	// MaxBatchBytes bounds the message bytes held in one file's batch; with
 	// max_log_size it bounds the memory in flight per file.
 	MaxBatchBytes int `mapstructure:"max_batch_bytes"`
+	// MaxInFlightBytes bounds the message bytes held in unacknowledged
+	// batches across all files. A file whose next record would pass it sends
+	// what it holds first (and waits while the next consumer refuses), so
+	// the memory in flight stays near this bound however many files there are.
+	MaxInFlightBytes int `mapstructure:"max_in_flight_bytes"`
 	// Storage is the ID of a storage extension (e.g. file_storage) that keeps
 	// the checkpoints. When empty, CheckpointDirectory is used.
 	Storage *component.ID `mapstructure:"storage"`
@@ -92,6 +97,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBatchBytes < 1024 {
 		errs = append(errs, fmt.Errorf("max_batch_bytes: %d must be at least 1024", c.MaxBatchBytes))
+	}
+	if c.MaxInFlightBytes < c.MaxBatchBytes {
+		errs = append(errs, fmt.Errorf("max_in_flight_bytes: %d must be at least max_batch_bytes (%d)", c.MaxInFlightBytes, c.MaxBatchBytes))
 	}
 	if c.Multiline.LineStartPattern != "" {
 		if _, err := regexp.Compile(c.Multiline.LineStartPattern); err != nil {

@@ -22,16 +22,17 @@ func TestLoadConfig(t *testing.T) {
 	}{
 		{id: component.NewID(component.MustNewType(typeStr)), want: createDefaultConfig().(*Config)},
 		{id: component.NewIDWithName(component.MustNewType(typeStr), "custom"), want: &Config{
-			Include:         []string{"/var/log/pods/*/*/*.log"},
-			Exclude:         []string{"/var/log/pods/kube-system_*/*/*.log"},
-			StartAt:         startAtBeginning,
-			PollInterval:    100 * time.Millisecond,
-			MaxLogSize:      65536,
-			FlushTimeout:    2 * time.Second,
-			MaxBatchRecords: 500,
-			MaxBatchBytes:   524288,
-			Storage:         &storageID,
-			Multiline:       MultilineConfig{LineStartPattern: `^\S`},
+			Include:          []string{"/var/log/pods/*/*/*.log"},
+			Exclude:          []string{"/var/log/pods/kube-system_*/*/*.log"},
+			StartAt:          startAtBeginning,
+			PollInterval:     100 * time.Millisecond,
+			MaxLogSize:       65536,
+			FlushTimeout:     2 * time.Second,
+			MaxBatchRecords:  500,
+			MaxBatchBytes:    524288,
+			MaxInFlightBytes: 8388608,
+			Storage:          &storageID,
+			Multiline:        MultilineConfig{LineStartPattern: `^\S`},
 		}},
 	}
 	for _, tt := range tests {
@@ -61,6 +62,7 @@ func TestValidateNamesKey(t *testing.T) {
 		{"flush_timeout", func(c *Config) { c.FlushTimeout = 0 }, "flush_timeout"},
 		{"max_batch_records", func(c *Config) { c.MaxBatchRecords = 0 }, "max_batch_records"},
 		{"max_batch_bytes", func(c *Config) { c.MaxBatchBytes = 1 }, "max_batch_bytes"},
+		{"max_in_flight_bytes", func(c *Config) { c.MaxInFlightBytes = c.MaxBatchBytes - 1 }, "max_in_flight_bytes"},
 		{"multiline", func(c *Config) { c.Multiline.LineStartPattern = "(" }, "multiline.line_start_pattern"},
 	}
 	for _, tt := range tests {

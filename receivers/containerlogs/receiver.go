@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -31,6 +32,8 @@ type logsReceiver struct {
 	next    consumer.Logs
 	tel     *telemetry
 	startRe *regexp.Regexp
+
+	inFlight atomic.Int64 // message bytes in unacknowledged batches, all files
 
 	store     kvStore
 	cancel    context.CancelFunc

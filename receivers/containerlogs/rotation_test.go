@@ -257,3 +257,37 @@ func TestBackpressureRetries(t *testing.T) {
 	assert.Less(t, refusedAt, 20, "retries back off")
 	assert.Equal(t, int64(1000), run.counter(t, "weft.container_logs.records_acknowledged", ""))
 }
+
+// In-flight memory is bounded across files: with the sink refusing, the
+// bytes held in unacknowledged batches stay near max_in_flight_bytes (plus
+// at most one record per file), and everything arrives once it accepts.
+func TestInFlightBytesBounded(t *testing.T) {
+	dir := t.TempDir()
+	s := &sink{}
+	s.setClosed(true)
+	cfg := testCfg(filepath.Join(dir, "*", "*", "*.log"))
+	cfg.MaxBatchBytes = 64 * 1024
+	cfg.MaxInFlightBytes = 64 * 1024
+	const files, per = 20, 2000
+	tags := make([]string, files)
+	for i := range files {
+		tags[i] = fmt.Sprintf("m%02d", i)
+		appendFile(t, podLogPath(t, dir, "ns", tags[i], "c"), seqLines(tags[i], 0, per))
+	}
+	run := startReceiver(t, cfg, s)
+	const recordMax = 16
+	bound := int64(cfg.MaxInFlightBytes + files*recordMax)
+	var peak int64
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		peak = max(peak, run.r.inFlight.Load())
+		require.LessOrEqual(t, run.r.inFlight.Load(), bound)
+		time.Sleep(time.Millisecond) // sampling the gauge is the test's subject
+	}
+	t.Logf("peak in flight %d bytes (bound %d)", peak, bound)
+	require.Positive(t, peak)
+	s.setClosed(false)
+	require.Eventually(t, func() bool { return s.len() == files*per }, 20*time.Second, 10*time.Millisecond)
+	checkExactlyOnce(t, s.records(), per, tags...)
+	assert.Zero(t, run.r.inFlight.Load())
+}

@@ -344,7 +344,9 @@ func (t *tailer) append(ctx context.Context, rec record) error {
 		t.r.tel.incompleteLines.Add(ctx, 1, t.mopt)
 	}
 	t.bytes += len(rec.body)
-	if t.lrs.Len() >= t.r.cfg.MaxBatchRecords || t.bytes >= t.r.cfg.MaxBatchBytes {
+	total := t.r.inFlight.Add(int64(len(rec.body)))
+	if t.lrs.Len() >= t.r.cfg.MaxBatchRecords || t.bytes >= t.r.cfg.MaxBatchBytes ||
+		total >= int64(t.r.cfg.MaxInFlightBytes) {
 		return t.flush(ctx)
 	}
 	return nil
@@ -412,6 +414,7 @@ func (t *tailer) flush(ctx context.Context) error {
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
+	t.r.inFlight.Add(-int64(t.bytes))
 	t.newBatch()
 	return t.save(ctx, safe)
 }
