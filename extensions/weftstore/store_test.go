@@ -543,3 +543,26 @@ func TestWALRetentionReopen(t *testing.T) {
 	require.Len(t, v, 1)
 	assert.Equal(t, 2.0, v[0].F)
 }
+
+// TestAppendable: what the rules manager writes through Appendable is
+// queryable; before Start the appender refuses.
+func TestAppendable(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	st, err := newStore(componenttest.NewNopTelemetrySettings(), cfg)
+	require.NoError(t, err)
+	app := st.Appendable().Appender(context.Background())
+	_, err = app.Append(0, labels.FromStrings("__name__", "x"), 1, 1)
+	require.ErrorIs(t, err, errNotStarted)
+	require.ErrorIs(t, app.Commit(), errNotStarted)
+	require.NoError(t, st.Shutdown(context.Background()))
+
+	st = newTestStore(t, nil)
+	ts := time.Now().Add(-time.Minute)
+	app = st.Appendable().Appender(context.Background())
+	_, err = app.Append(0, labels.FromStrings("__name__", "job:requests:rate1m", "job", "reviews"), ts.UnixMilli(), 0.5)
+	require.NoError(t, err)
+	require.NoError(t, app.Commit())
+	v := instant(t, st.Queryable(), `job:requests:rate1m{job="reviews"}`, ts)
+	require.Len(t, v, 1)
+	assert.Equal(t, 0.5, v[0].F)
+}

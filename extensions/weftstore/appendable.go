@@ -1,0 +1,63 @@
+package weftstore
+
+import (
+	"context"
+
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/storage"
+)
+
+// Appendable returns the TSDB as a storage.Appendable, for writers that
+// speak Prometheus series directly (the rules manager's recording rules and
+// ALERTS series). It may be taken before Start; its appenders fail every
+// call while the store is not open.
+func (s *Store) Appendable() storage.Appendable { return appendable{s} }
+
+type appendable struct{ s *Store }
+
+func (a appendable) Appender(ctx context.Context) storage.Appender {
+	a.s.mu.RLock()
+	defer a.s.mu.RUnlock()
+	if a.s.db == nil {
+		return closedAppender{}
+	}
+	return a.s.db.Appender(ctx)
+}
+
+// closedAppender is the appender of a store that is not open.
+type closedAppender struct{}
+
+var _ storage.Appender = closedAppender{}
+
+func (closedAppender) Append(storage.SeriesRef, labels.Labels, int64, float64) (storage.SeriesRef, error) {
+	return 0, errNotStarted
+}
+
+func (closedAppender) SetOptions(*storage.AppendOptions) {}
+
+func (closedAppender) Commit() error { return errNotStarted }
+
+func (closedAppender) Rollback() error { return nil }
+
+func (closedAppender) AppendExemplar(storage.SeriesRef, labels.Labels, exemplar.Exemplar) (storage.SeriesRef, error) {
+	return 0, errNotStarted
+}
+
+func (closedAppender) AppendHistogram(storage.SeriesRef, labels.Labels, int64, *histogram.Histogram, *histogram.FloatHistogram) (storage.SeriesRef, error) {
+	return 0, errNotStarted
+}
+
+func (closedAppender) AppendHistogramSTZeroSample(storage.SeriesRef, labels.Labels, int64, int64, *histogram.Histogram, *histogram.FloatHistogram) (storage.SeriesRef, error) {
+	return 0, errNotStarted
+}
+
+func (closedAppender) UpdateMetadata(storage.SeriesRef, labels.Labels, metadata.Metadata) (storage.SeriesRef, error) {
+	return 0, errNotStarted
+}
+
+func (closedAppender) AppendSTZeroSample(storage.SeriesRef, labels.Labels, int64, int64) (storage.SeriesRef, error) {
+	return 0, errNotStarted
+}
