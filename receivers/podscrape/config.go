@@ -35,15 +35,17 @@ type Config struct {
 	Knative bool `mapstructure:"knative"`
 	// Monitors are PodMonitor/ServiceMonitor-like selections of pods.
 	Monitors []MonitorConfig `mapstructure:"monitors"`
-	// PresetInterval is the scrape interval of the presets' jobs.
-	PresetInterval time.Duration `mapstructure:"preset_interval"`
-	// PresetTimeout is the scrape timeout of the presets' jobs.
-	PresetTimeout time.Duration `mapstructure:"preset_timeout"`
-	// PresetSampleLimit is the sample_limit of the presets' jobs (0: none).
-	PresetSampleLimit int `mapstructure:"preset_sample_limit"`
-	// PresetBodySizeLimit is the body_size_limit in bytes of the presets'
-	// jobs (0: none).
-	PresetBodySizeLimit int64 `mapstructure:"preset_body_size_limit"`
+	// ScrapeInterval is the scrape interval of the presets, the monitors and
+	// the scrape_configs entries that set none (Prometheus's global one).
+	ScrapeInterval time.Duration `mapstructure:"scrape_interval"`
+	// ScrapeTimeout is the scrape timeout of the jobs that set none; a job
+	// with a shorter interval uses its interval.
+	ScrapeTimeout time.Duration `mapstructure:"scrape_timeout"`
+	// SampleLimit is the sample_limit of the jobs that set none (0: none).
+	SampleLimit int `mapstructure:"sample_limit"`
+	// BodySizeLimit is the body_size_limit in bytes of the jobs that set
+	// none; it bounds the memory one scrape takes (0: none).
+	BodySizeLimit int64 `mapstructure:"body_size_limit"`
 }
 
 // KubernetesAPIConfig tells the presets and kubernetes_sd_configs without
@@ -61,9 +63,11 @@ type KubernetesAPIConfig struct {
 type ScrapeConfig struct {
 	// JobName is the job label of every target of this job.
 	JobName string `mapstructure:"job_name"`
-	// ScrapeInterval is how often each target is scraped (default 15s).
+	// ScrapeInterval is how often each target is scraped (default: the
+	// receiver's scrape_interval).
 	ScrapeInterval time.Duration `mapstructure:"scrape_interval"`
-	// ScrapeTimeout bounds one scrape (default 10s, at most scrape_interval).
+	// ScrapeTimeout bounds one scrape (default: the receiver's
+	// scrape_timeout, at most scrape_interval).
 	ScrapeTimeout time.Duration `mapstructure:"scrape_timeout"`
 	// MetricsPath is the HTTP path scraped (default /metrics).
 	MetricsPath string `mapstructure:"metrics_path"`
@@ -73,10 +77,10 @@ type ScrapeConfig struct {
 	// labels; otherwise exposed ones are renamed exported_<name>.
 	HonorLabels bool `mapstructure:"honor_labels"`
 	// SampleLimit fails a scrape with more samples than this after metric
-	// relabeling (0: no limit).
+	// relabeling (default: the receiver's sample_limit).
 	SampleLimit int `mapstructure:"sample_limit"`
 	// BodySizeLimit fails a scrape whose uncompressed body is larger than
-	// this many bytes (0: no limit).
+	// this many bytes (default: the receiver's body_size_limit).
 	BodySizeLimit int64 `mapstructure:"body_size_limit"`
 	// TLSConfig configures https scrapes.
 	TLSConfig TLSConfig `mapstructure:"tls_config"`
@@ -182,7 +186,7 @@ type MonitorConfig struct {
 	Path string `mapstructure:"path"`
 	// Scheme is http or https (default http).
 	Scheme string `mapstructure:"scheme"`
-	// Interval is the scrape interval (default preset_interval).
+	// Interval is the scrape interval (default scrape_interval).
 	Interval time.Duration `mapstructure:"interval"`
 }
 
@@ -209,17 +213,17 @@ func (c *Config) Validate() error {
 			names[sc.JobName] = true
 		}
 	}
-	if c.PresetInterval <= 0 {
-		errs = append(errs, errors.New("preset_interval: must be positive"))
+	if c.ScrapeInterval <= 0 {
+		errs = append(errs, errors.New("scrape_interval: must be positive"))
 	}
-	if c.PresetTimeout <= 0 || c.PresetTimeout > c.PresetInterval {
-		errs = append(errs, errors.New("preset_timeout: must be positive and at most preset_interval"))
+	if c.ScrapeTimeout <= 0 || c.ScrapeTimeout > c.ScrapeInterval {
+		errs = append(errs, errors.New("scrape_timeout: must be positive and at most scrape_interval"))
 	}
-	if c.PresetSampleLimit < 0 {
-		errs = append(errs, errors.New("preset_sample_limit: must not be negative"))
+	if c.SampleLimit < 0 {
+		errs = append(errs, errors.New("sample_limit: must not be negative"))
 	}
-	if c.PresetBodySizeLimit < 0 {
-		errs = append(errs, errors.New("preset_body_size_limit: must not be negative"))
+	if c.BodySizeLimit < 0 {
+		errs = append(errs, errors.New("body_size_limit: must not be negative"))
 	}
 	for i, m := range c.Monitors {
 		prefix := fmt.Sprintf("monitors[%d]", i)

@@ -50,6 +50,9 @@ func TestLoadConfig(t *testing.T) {
 	assert.Equal(t, 30*time.Second, jobs[5].interval)
 	assert.Equal(t, 15*time.Second, jobs[1].interval, "default scrape_interval")
 	assert.Equal(t, "/metrics", jobs[1].path)
+	assert.Equal(t, int64(64<<20), jobs[1].bodyLimit, "receiver-wide body_size_limit when the job sets none")
+	assert.Equal(t, int64(10485760), jobs[0].bodyLimit)
+	assert.Equal(t, 10*time.Second, jobs[1].timeout)
 }
 
 func TestValidateNamesKeys(t *testing.T) {
@@ -57,7 +60,7 @@ func TestValidateNamesKeys(t *testing.T) {
 	err := confmap.Validate(cfg)
 	require.Error(t, err)
 	for _, want := range []string{
-		"preset_interval",
+		"scrape_interval: must be positive",
 		"scrape_configs[0].job_name",
 		"scrape_configs[0].scheme: \"ftp\"",
 		"scrape_configs[0].metrics_path",

@@ -22,9 +22,9 @@ func NewFactory() receiver.Factory {
 
 func createDefaultConfig() component.Config {
 	return &Config{
-		PresetInterval:      15 * time.Second,
-		PresetTimeout:       10 * time.Second,
-		PresetBodySizeLimit: 64 << 20,
+		ScrapeInterval: 15 * time.Second,
+		ScrapeTimeout:  10 * time.Second,
+		BodySizeLimit:  64 << 20,
 	}
 }
 

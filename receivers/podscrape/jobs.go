@@ -70,10 +70,16 @@ func buildJobs(cfg *Config) ([]*job, error) {
 			accept:      acceptHeader(sc.ScrapeProtocols),
 		}
 		if j.interval == 0 {
-			j.interval = 15 * time.Second
+			j.interval = cfg.ScrapeInterval
 		}
 		if j.timeout == 0 {
-			j.timeout = min(10*time.Second, j.interval)
+			j.timeout = min(cfg.ScrapeTimeout, j.interval)
+		}
+		if j.sampleLimit == 0 {
+			j.sampleLimit = cfg.SampleLimit
+		}
+		if j.bodyLimit == 0 {
+			j.bodyLimit = cfg.BodySizeLimit
 		}
 		if j.path == "" {
 			j.path = "/metrics"

@@ -84,7 +84,7 @@ func TestPodsAddedChangedRemoved(t *testing.T) {
 	api.Apply(knative)
 
 	cfg := presetConfig(api.URL())
-	cfg.PresetInterval, cfg.PresetTimeout = time.Hour, 10*time.Second
+	cfg.ScrapeInterval, cfg.ScrapeTimeout = time.Hour, 10*time.Second
 	require.NoError(t, cfg.Validate())
 	core, logs := observer.New(zapcore.DebugLevel)
 	set := receivertest.NewNopSettings(component.MustNewType(typeStr))

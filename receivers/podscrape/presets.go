@@ -182,12 +182,12 @@ func presetJobs(cfg *Config) []*job {
 	base := func(name string, rules []*relabel.Config) *job {
 		return &job{
 			name:        name,
-			interval:    cfg.PresetInterval,
-			timeout:     cfg.PresetTimeout,
+			interval:    cfg.ScrapeInterval,
+			timeout:     min(cfg.ScrapeTimeout, cfg.ScrapeInterval),
 			path:        "/metrics",
 			scheme:      "http",
-			sampleLimit: cfg.PresetSampleLimit,
-			bodyLimit:   cfg.PresetBodySizeLimit,
+			sampleLimit: cfg.SampleLimit,
+			bodyLimit:   cfg.BodySizeLimit,
 			relabel:     rules,
 			sd:          []sdKey{key},
 			accept:      acceptHeader(nil),
