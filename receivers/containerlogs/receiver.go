@@ -177,6 +177,8 @@ func (r *logsReceiver) restore(ctx context.Context) bool {
 	for _, k := range keys {
 		r.keys[k] = true
 	}
+	// Load all first: a rotated sibling may be the file of a later checkpoint.
+	var cps []keyed
 	for _, k := range keys {
 		v, err := r.store.Get(ctx, k)
 		if err != nil || len(v) == 0 {
@@ -189,12 +191,44 @@ func (r *logsReceiver) restore(ctx context.Context) bool {
 			r.removeKey(ctx, k)
 			continue
 		}
-		r.resume(ctx, k, cp)
+		cps = append(cps, keyed{key: k, cp: cp})
+	}
+	// Keys sort by creation time: an older file of a path is resumed first.
+	for i := range cps {
+		if !cps[i].claimed {
+			r.resume(ctx, cps, i)
+		}
 	}
 	return false
 }
 
-func (r *logsReceiver) resume(ctx context.Context, key string, cp checkpoint) {
+// keyed is a checkpoint with its key, loaded at restart.
+type keyed struct {
+	key     string
+	cp      checkpoint
+	claimed bool // resumed as part of another checkpoint's sibling chain
+}
+
+// claim finds an unclaimed checkpoint of path whose fingerprint the file
+// at p (plain or gzip) starts with.
+func claim(cps []keyed, path, p string) (int, bool) {
+	for i := range cps {
+		c := &cps[i]
+		if c.claimed || c.cp.Path != path || len(c.cp.FP) == 0 {
+			continue
+		}
+		if f, _, _, ok := openSibling(p, c.cp.FP); ok {
+			_ = f.Close()
+			c.claimed = true
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+func (r *logsReceiver) resume(ctx context.Context, cps []keyed, idx int) {
+	key, cp := cps[idx].key, cps[idx].cp
+	cps[idx].claimed = true
 	want := fileID{dev: cp.Dev, ino: cp.Ino}
 	if f, err := os.Open(cp.Path); err == nil {
 		if st, err := f.Stat(); err == nil && idOf(st) == want && cp.Offset <= st.Size() && fileHasPrefix(f, cp.FP) {
@@ -202,6 +236,9 @@ func (r *logsReceiver) resume(ctx context.Context, key string, cp checkpoint) {
 				t := r.newTailer(cp.Path, key, f, f, want, cp.Offset, true)
 				t.fp = cp.FP
 				r.mu.Lock()
+				if prev := r.byPath[cp.Path]; prev != nil {
+					t.after = prev.done // an older file of this path is still being read
+				}
 				r.active[want], r.byPath[cp.Path] = t, t
 				r.mu.Unlock()
 				r.startTailer(ctx, t)
@@ -239,7 +276,9 @@ func (r *logsReceiver) resume(ctx context.Context, key string, cp checkpoint) {
 		r.set.Logger.Warn("seek in rotated file", zap.String("path", sibs[found]), zap.Error(err))
 		return
 	}
-	var prev *tailer
+	r.mu.Lock()
+	prev := r.byPath[cp.Path]
+	r.mu.Unlock()
 	chain := func(t *tailer) {
 		if prev != nil {
 			t.after = prev.done
@@ -257,11 +296,24 @@ func (r *logsReceiver) resume(ctx context.Context, key string, cp checkpoint) {
 	t.fp = cp.FP
 	chain(t)
 	for _, p := range sibs[found+1:] {
+		// A newer sibling that is the file of another checkpoint starts at
+		// that checkpoint's offset, not at 0.
+		k, off := r.newKey(), int64(0)
+		var fp []byte
+		if j, ok := claim(cps, cp.Path, p); ok {
+			k, off, fp = cps[j].key, cps[j].cp.Offset, cps[j].cp.FP
+		}
 		f, src, _, ok := openSibling(p, nil)
 		if !ok {
 			continue
 		}
-		chain(r.newTailer(cp.Path, r.newKey(), f, src, statIDOrZero(f, src), 0, false))
+		if err := skipTo(src, f, off); err != nil {
+			_ = f.Close()
+			continue
+		}
+		t := r.newTailer(cp.Path, k, f, src, statIDOrZero(f, src), off, false)
+		t.fp = fp
+		chain(t)
 	}
 }
 
