@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -239,4 +240,57 @@ func bytesIndexNth(b []byte, c byte, n int) int {
 		}
 	}
 	return -1
+}
+
+// Two checkpoints of one path, both files rotated while the agent was
+// down: each resumes at its own offset, in order, then the live file.
+func TestTwoCheckpointsOfOnePath(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testCfg(filepath.Join(dir, "*", "*", "*.log"))
+	cfg.CheckpointDirectory = filepath.Join(dir, "checkpoints")
+	path := podLogPath(t, dir, "ns", "pod", "c")
+	w := newKubeletWriter(t, path, "r")
+	w.write(100)
+	a := w.rotate()
+	w.write(100)
+	bfile := w.rotate()
+	w.write(100)
+	w.close()
+	// Checkpoints as a crashed run would have left them: file a acknowledged
+	// up to line 60, file b up to line 130 (30 lines into it).
+	fs, err := openFileStore(cfg.CheckpointDirectory, "container_logs")
+	require.NoError(t, err)
+	mk := func(key, file string, lines int) {
+		b, err := os.ReadFile(file)
+		require.NoError(t, err)
+		var st syscall.Stat_t
+		require.NoError(t, syscall.Stat(file, &st))
+		cp := checkpoint{Path: path, Dev: uint64(st.Dev), Ino: st.Ino, FP: b[:fingerprintSize], //nolint:unconvert
+			Offset: int64(bytesIndexNth(b, '\n', lines) + 1), Size: int64(len(b))}
+		v, err := json.Marshal(cp)
+		require.NoError(t, err)
+		require.NoError(t, fs.Set(context.Background(), key, v))
+	}
+	mk("file/1-1", a, 60)
+	mk("file/2-2", bfile, 30)
+	idx, err := json.Marshal([]string{"file/1-1", "file/2-2"})
+	require.NoError(t, err)
+	require.NoError(t, fs.Set(context.Background(), indexKey, idx))
+
+	s := &sink{}
+	startReceiver(t, cfg, s)
+	require.Eventually(t, func() bool { return s.len() >= 40+70+100 }, 5*time.Second, 10*time.Millisecond)
+	time.Sleep(3 * cfg.PollInterval) // nothing more may arrive (duplicates)
+	var got []string
+	for _, r := range s.records() {
+		got = append(got, strings.Fields(r.body)[0])
+	}
+	var want []string
+	for i := 60; i < 100; i++ {
+		want = append(want, "r-"+strconv.Itoa(i))
+	}
+	for i := 130; i < 300; i++ {
+		want = append(want, "r-"+strconv.Itoa(i))
+	}
+	assert.Equal(t, want, got)
 }
