@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/textparse"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/zap"
@@ -40,14 +41,14 @@ func BenchmarkAppendBody(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
 			b.ResetTimer()
+			m0 := mallocs()
 			for b.Loop() {
 				run()
 			}
 			b.StopTimer()
 			ops := float64(b.N)
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/ops/float64(samples), "ns/sample")
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
+			b.ReportMetric(float64(mallocs()-m0)/ops/float64(samples), "allocs/sample")
 		})
 	}
 }
@@ -67,13 +68,21 @@ func BenchmarkScrape(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
 			b.ResetTimer()
+			m0 := mallocs()
 			for b.Loop() {
 				tg.scrapeOnce(context.Background())
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(samples), "ns/sample")
+			b.ReportMetric(float64(mallocs()-m0)/float64(b.N)/float64(samples), "allocs/sample")
 		})
 	}
+}
+
+func mallocs() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.Mallocs
 }
 
 func benchTarget(b *testing.B, rawURL string) (*target, int) {
@@ -84,14 +93,12 @@ func benchTarget(b *testing.B, rawURL string) (*target, int) {
 	}
 	b.Cleanup(client.CloseIdleConnections)
 	j := &job{name: "envoy", interval: 15 * time.Second, timeout: 10 * time.Second, accept: acceptHeader(nil)}
-	sink := new(consumertest.MetricsSink)
 	tg := &target{
 		job: j, url: rawURL, resource: map[string]string{"job": "envoy", "instance": "x"},
 		app:    newAppender(labels.FromStrings("job", "envoy", "instance", "x"), false, 0, nil),
 		client: client, next: consumertest.NewNop(), logger: zap.NewNop(), started: time.Now(),
 		failures: map[string]float64{}, done: make(chan struct{}),
 	}
-	_ = sink
 	tg.scrapeOnce(context.Background())
 	return tg, len(tg.app.series)
 }
@@ -120,6 +127,35 @@ func BenchmarkRetainedPerSeries(b *testing.B) {
 				runtime.KeepAlive(tg)
 			}
 			b.ReportMetric(perSeries, "B/series")
+		})
+	}
+}
+
+// BenchmarkTextparseOnly is the floor: Prometheus's text parser alone
+// (Next and Series per sample, no labels), on the same payloads.
+func BenchmarkTextparseOnly(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("envoy-%dk", n/1000), func(b *testing.B) {
+			body := envoyPayload(n)
+			st := labels.NewSymbolTable()
+			samples := 0
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				p, _ := textparse.New(body, ctText, st, textparse.ParserOptions{})
+				samples = 0
+				for {
+					e, err := p.Next()
+					if err != nil {
+						break
+					}
+					if e == textparse.EntrySeries {
+						_, _, _ = p.Series()
+						samples++
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(samples), "ns/sample")
 		})
 	}
 }

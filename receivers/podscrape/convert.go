@@ -136,6 +136,14 @@ type appender struct {
 	lastOK  uint64
 	touched []*pointState
 
+	// Targets expose their series in the same order every scrape: the
+	// previous successful scrape's series text (keys, cut at offs) and
+	// entries (order) let the next one find most entries by position,
+	// comparing sequential memory instead of hashing into the map.
+	keys, nextKeys   []byte
+	offs, nextOffs   []uint32
+	order, nextOrder []*seriesEntry
+
 	symbols *labels.SymbolTable
 	lbls    labels.Labels
 	lb      *labels.Builder
@@ -170,6 +178,7 @@ type parseStats struct {
 func (a *appender) appendBody(body []byte, contentType string, now time.Time, ms pmetric.MetricSlice) (parseStats, error) {
 	a.iter++
 	a.touched = a.touched[:0]
+	a.nextKeys, a.nextOffs, a.nextOrder = a.nextKeys[:0], append(a.nextOffs[:0], 0), a.nextOrder[:0]
 	var st parseStats
 	p, err := textparse.New(body, contentType, a.symbols, textparse.ParserOptions{
 		IgnoreNativeHistograms:  true,
@@ -211,8 +220,16 @@ func (a *appender) appendBody(body []byte, contentType string, now time.Time, ms
 			continue
 		}
 		met, tp, v := p.Series()
+		idx := st.scraped
 		st.scraped++
-		ent := a.series[string(met)]
+		var ent *seriesEntry
+		if idx < len(a.order) && string(a.keys[a.offs[idx]:a.offs[idx+1]]) == string(met) {
+			ent = a.order[idx]
+		} else {
+			ent = a.series[string(met)]
+		}
+		a.nextKeys = append(a.nextKeys, met...)
+		a.nextOffs = append(a.nextOffs, uint32(len(a.nextKeys)))
 		if ent == nil {
 			var h []byte
 			if string(helpFor) == string(family) {
@@ -221,6 +238,7 @@ func (a *appender) appendBody(body []byte, contentType string, now time.Time, ms
 			ent = a.newEntry(p, family, famType, h)
 			a.series[string(met)] = ent
 		}
+		a.nextOrder = append(a.nextOrder, ent)
 		if ent.lastSeen == a.iter {
 			return st, failf(reasonDuplicate, "series %s exposed twice", met)
 		}
@@ -299,6 +317,10 @@ func (a *appender) appendBody(body []byte, contentType string, now time.Time, ms
 		}
 	}
 	a.lastOK = a.iter
+	a.keys, a.nextKeys = a.nextKeys, a.keys
+	a.offs, a.nextOffs = a.nextOffs, a.offs
+	a.order, a.nextOrder = a.nextOrder, a.order
+	clear(a.nextOrder) // no references to freed entries
 	return st, nil
 }
 
