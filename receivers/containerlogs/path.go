@@ -14,8 +14,13 @@ type podMeta struct {
 }
 
 // metaFromPath extracts pod metadata from a kubelet log path. Rotated names
-// (0.log.20240101-000000, 0.log.20240101-000000.gz) are understood too.
+// (0.log.20240101-000000, 0.log.20240101-000000.gz) are understood too, and
+// so are the /var/log/containers/<pod>_<namespace>_<container>-<id>.log
+// links (which carry no pod UID nor restart count).
 func metaFromPath(path string) (podMeta, bool) {
+	if m, ok := metaFromContainersLink(path); ok {
+		return m, true
+	}
 	file := filepath.Base(path)
 	containerDir := filepath.Dir(path)
 	podDir := filepath.Base(filepath.Dir(containerDir))
@@ -47,7 +52,9 @@ func metaFromPath(path string) (podMeta, bool) {
 func (m podMeta) putResource(attrs pcommon.Map) {
 	attrs.PutStr("k8s.namespace.name", m.namespace)
 	attrs.PutStr("k8s.pod.name", m.pod)
-	attrs.PutStr("k8s.pod.uid", m.uid)
+	if m.uid != "" {
+		attrs.PutStr("k8s.pod.uid", m.uid)
+	}
 	attrs.PutStr("k8s.container.name", m.container)
 	if n, ok := atoi(m.restart); ok {
 		attrs.PutInt("k8s.container.restart_count", n)
@@ -66,4 +73,29 @@ func atoi(s string) (int64, bool) {
 		n = n*10 + int64(c-'0')
 	}
 	return n, true
+}
+
+func metaFromContainersLink(path string) (podMeta, bool) {
+	if filepath.Base(filepath.Dir(path)) != "containers" {
+		return podMeta{}, false
+	}
+	name, ok := strings.CutSuffix(filepath.Base(path), ".log")
+	if !ok {
+		return podMeta{}, false
+	}
+	first := strings.IndexByte(name, '_')
+	if first <= 0 {
+		return podMeta{}, false
+	}
+	second := strings.IndexByte(name[first+1:], '_')
+	if second <= 0 {
+		return podMeta{}, false
+	}
+	second += first + 1
+	rest := name[second+1:]
+	dash := strings.LastIndexByte(rest, '-')
+	if dash <= 0 || len(rest)-dash-1 != 64 {
+		return podMeta{}, false
+	}
+	return podMeta{pod: name[:first], namespace: name[first+1 : second], container: rest[:dash]}, true
 }
