@@ -331,3 +331,23 @@ func TestUntypedAfterTypedFamilyIsGauge(t *testing.T) {
 	assert.Equal(t, pmetric.MetricTypeGauge, hb.Type())
 	assert.True(t, strings.HasPrefix(hb.Name(), "h_"))
 }
+
+func TestReorderedAndChangedExposition(t *testing.T) {
+	a := testAppender(false, 0)
+	t0 := time.Unix(1700000000, 0)
+	bodies := []string{
+		"a{k=\"1\"} 1\na{k=\"2\"} 2\nb 3\n",
+		"b 30\na{k=\"2\"} 20\na{k=\"1\"} 10\n",
+		"a{k=\"1\"} 100\nc 5\nb 300\n",
+	}
+	wants := []map[string]float64{
+		{`a{k="1"}`: 1, `a{k="2"}`: 2, `b{}`: 3},
+		{`a{k="1"}`: 10, `a{k="2"}`: 20, `b{}`: 30},
+		{`a{k="1"}`: 100, `b{}`: 300, `c{}`: 5},
+	}
+	for i, body := range bodies {
+		md, _, err := scrapeBody(t, a, body, ctText, t0.Add(time.Duration(i)*15*time.Second))
+		require.NoError(t, err)
+		assert.Equal(t, wants[i], flattenPdata(md), "scrape %d", i)
+	}
+}

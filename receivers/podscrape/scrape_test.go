@@ -347,3 +347,35 @@ func TestConnectionRefusedAndRecovery(t *testing.T) {
 	assert.Equal(t, 0.0, gaugeValue(t, md, "up"))
 	assert.Equal(t, reasonConnection, failureReason(t, md))
 }
+
+func TestShutdownWithoutStartAndTwice(t *testing.T) {
+	set := receivertest.NewNopSettings(component.MustNewType(typeStr))
+	rcv, err := NewFactory().CreateMetrics(t.Context(), set, createDefaultConfig(), consumertest.NewNop())
+	require.NoError(t, err)
+	require.NoError(t, rcv.Shutdown(context.Background()))
+	require.NoError(t, rcv.Shutdown(context.Background()))
+
+	addr := serveText(t, []byte("a 1\n"))
+	r, sink, _ := startReceiver(t, staticConfig("s", addr, nil))
+	waitBatches(t, sink, 1)
+	require.NoError(t, r.Shutdown(context.Background()))
+	require.NoError(t, r.Shutdown(context.Background()))
+	assert.Empty(t, runningTargetsAfterStop(r), "no target is started after shutdown")
+}
+
+func runningTargetsAfterStop(r *podScrapeReceiver) []string {
+	r.update(context.Background(), r.jobs[0], r.jobs[0].static)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, ts := range r.running {
+		for _, t := range ts {
+			select {
+			case <-t.done:
+			default:
+				out = append(out, t.url)
+			}
+		}
+	}
+	return out
+}
