@@ -37,11 +37,12 @@ const (
 	reasonNoTraceID        = "no_trace_id"
 	reasonOther            = "other"
 	reasonExemplarDisabled = "exemplars_disabled"
+	reasonSampleRejected   = "sample_rejected" // the exemplar's sample was rejected
 )
 
 var sampleReasons = []string{reasonOutOfOrder, reasonOutOfBounds, reasonTooOld, reasonDuplicate, reasonDelta, reasonUnsupported, reasonCommitFailed, reasonOther}
 
-var exemplarReasons = []string{reasonOutOfOrder, reasonDuplicate, reasonLabelLength, reasonNoTraceID, reasonExemplarDisabled, reasonOther}
+var exemplarReasons = []string{reasonOutOfOrder, reasonDuplicate, reasonLabelLength, reasonNoTraceID, reasonExemplarDisabled, reasonSampleRejected, reasonOther}
 
 // promoted are the resource attributes that become labels of every series,
 // named the way Prometheus's promote_resource_attributes names them.
@@ -358,14 +359,26 @@ func (a *metricAppender) numberPoint(p pmetric.NumberDataPoint) int64 {
 		v = math.Float64frombits(value.StaleNaN)
 	}
 	ref, ok := a.add(kindValue, 0, "", "", ms(p.Timestamp()), v)
+	exs := p.Exemplars()
 	if !ok {
+		a.rejectedExemplars[reasonSampleRejected].Add(int64(exs.Len()))
 		return 0
 	}
-	exs := p.Exemplars()
 	for i := 0; i < exs.Len(); i++ {
 		a.addExemplar(ref, exs.At(i))
 	}
 	return 1
+}
+
+// bucketOf returns the index of the first bucket whose upper bound holds v
+// (len(bounds) for +Inf).
+func bucketOf(bounds pcommon.Float64Slice, v float64) int {
+	for i := 0; i < bounds.Len(); i++ {
+		if v <= bounds.At(i) {
+			return i
+		}
+	}
+	return bounds.Len()
 }
 
 func (a *metricAppender) histogramPoint(p pmetric.HistogramDataPoint) int64 {
@@ -382,31 +395,35 @@ func (a *metricAppender) histogramPoint(p pmetric.HistogramDataPoint) int64 {
 	bounds, counts := p.ExplicitBounds(), p.BucketCounts()
 	// Exemplars go to the first bucket whose bound holds their value.
 	exs := p.Exemplars()
+	exemplars := func(bucket int, ref storage.SeriesRef, ok bool) {
+		for j := 0; j < exs.Len(); j++ {
+			ex := exs.At(j)
+			if bucketOf(bounds, exemplarValue(ex)) != bucket {
+				continue
+			}
+			if !ok {
+				a.rejectedExemplars[reasonSampleRejected].Add(1)
+				continue
+			}
+			a.addExemplar(ref, ex)
+		}
+	}
 	var cum uint64
 	for i := 0; i < bounds.Len(); i++ {
 		if i < counts.Len() {
 			cum += counts.At(i)
 		}
-		bound := bounds.At(i)
-		ref, ok := a.add(kindBucket, i, "le", formatFloat(bound), t, val(float64(cum)))
-		if !ok {
-			continue
+		ref, ok := a.add(kindBucket, i, "le", formatFloat(bounds.At(i)), t, val(float64(cum)))
+		if ok {
+			n++
 		}
-		n++
-		for j := 0; j < exs.Len(); j++ {
-			if ex := exs.At(j); exemplarValue(ex) <= bound && (i == 0 || exemplarValue(ex) > bounds.At(i-1)) {
-				a.addExemplar(ref, ex)
-			}
-		}
+		exemplars(i, ref, ok)
 	}
-	if ref, ok := a.add(kindBucket, bounds.Len(), "le", "+Inf", t, val(float64(p.Count()))); ok {
+	ref, ok := a.add(kindBucket, bounds.Len(), "le", "+Inf", t, val(float64(p.Count())))
+	if ok {
 		n++
-		for j := 0; j < exs.Len(); j++ {
-			if ex := exs.At(j); bounds.Len() == 0 || exemplarValue(ex) > bounds.At(bounds.Len()-1) {
-				a.addExemplar(ref, ex)
-			}
-		}
 	}
+	exemplars(bounds.Len(), ref, ok)
 	if p.HasSum() {
 		if _, ok := a.add(kindSum, 0, "", "", t, val(p.Sum())); ok {
 			n++
@@ -519,17 +536,19 @@ func (a *metricAppender) expHistogramPoint(p pmetric.ExponentialHistogramDataPoi
 	h.NegativeSpans, h.NegativeBuckets = nativeBuckets(p.Negative(), down)
 	e := a.series(kindValue, "", "")
 	t := ms(p.Timestamp())
+	exs := p.Exemplars()
 	if r := e.check(a.tx, t, h.Count); r != "" {
 		a.rejectedSamples[r].Add(1)
+		a.rejectedExemplars[reasonSampleRejected].Add(int64(exs.Len()))
 		return 0
 	}
 	ref, err := a.app.AppendHistogram(e.ref, e.lset, t, h, nil)
 	if err != nil {
 		a.rejectedSamples[sampleReason(err)].Add(1)
+		a.rejectedExemplars[reasonSampleRejected].Add(int64(exs.Len()))
 		return 0
 	}
 	e.ref, e.lastT, e.lastV, e.tx = ref, t, h.Count, a.tx
-	exs := p.Exemplars()
 	for i := 0; i < exs.Len(); i++ {
 		a.addExemplar(ref, exs.At(i))
 	}

@@ -391,6 +391,12 @@ func TestExemplars(t *testing.T) {
 	}
 	assert.Equal(t, 50, n)
 
+	// The exemplar of a rejected sample is counted too.
+	md = counter("http.server.requests", start.Add(-time.Hour), time.Second, 1)
+	md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Sum().DataPoints().At(0).Exemplars().AppendEmpty().SetTraceID(pcommon.TraceID{1})
+	require.NoError(t, st.AppendMetrics(context.Background(), md))
+	assert.Equal(t, int64(1), st.Stats().RejectedExemplars[reasonSampleRejected])
+
 	// Without a trace ID an exemplar cannot join anything: counted.
 	md = counter("no.trace", time.Now().Add(-time.Second), time.Second, 1)
 	md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Sum().DataPoints().At(0).Exemplars().AppendEmpty().SetDoubleValue(1)
