@@ -20,7 +20,7 @@ type logEntry struct {
 	svc       *namedPostings  // nil when the resource names no service
 	container string
 	res       *blob
-	data      []byte // the LogRecord message
+	data      []byte // the serialized LogRecord message
 	size      int32
 }
 

@@ -20,7 +20,7 @@ type spanEntry struct {
 	op      *opPostings
 	pod     *podPostings // nil when the resource names no pod
 	res     *blob
-	data    []byte // ptrace proto: one ResourceSpans (empty resource), one ScopeSpans (empty scope), the span
+	data    []byte // the serialized Span message
 	size    int32  // bytes charged for this entry
 	isErr   bool
 }
