@@ -108,7 +108,14 @@ func TestLifecycle(t *testing.T) {
 			q, err := st.Queryable().Querier(0, 1)
 			require.NoError(t, err)
 			require.NoError(t, q.Close())
+			tsdbDir := st.db.Dir()
+			require.DirExists(t, tsdbDir)
 			require.NoError(t, ext.Shutdown(ctx))
+			if dir == "" {
+				assert.NoDirExists(t, tsdbDir, "the scratch directory is removed")
+			} else {
+				assert.DirExists(t, filepath.Join(dir, "wal"))
+			}
 			require.NoError(t, ext.Shutdown(ctx))
 			_, err = st.ExemplarQueryable().ExemplarQuerier(ctx)
 			require.ErrorIs(t, err, errNotStarted)
