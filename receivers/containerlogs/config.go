@@ -21,9 +21,12 @@ type Config struct {
 	// checkpoint from an earlier run) is read from: "beginning" or "end".
 	// Files that appear later are always read from their beginning.
 	StartAt string `mapstructure:"start_at"`
-	// PollInterval is how often files are checked for new data and the
-	// include patterns are globbed again for new files.
+	// PollInterval is how often each open file is checked for new data,
+	// truncation and rotation.
 	PollInterval time.Duration `mapstructure:"poll_interval"`
+	// RescanInterval is how often the include patterns are globbed again
+	// for new files (at most 1s, so that a new file is found within 1s).
+	RescanInterval time.Duration `mapstructure:"rescan_interval"`
 	// MaxLogSize is the largest message, in bytes, after partial lines are
 	// joined; the rest of a longer message is dropped, flagged and counted.
 	MaxLogSize int `mapstructure:"max_log_size"`
@@ -84,7 +87,10 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("start_at: %q is not one of beginning, end", c.StartAt))
 	}
 	if c.PollInterval <= 0 || c.PollInterval > time.Second {
-		errs = append(errs, fmt.Errorf("poll_interval: %s must be > 0 and at most 1s (new files are found within 1s)", c.PollInterval))
+		errs = append(errs, fmt.Errorf("poll_interval: %s must be > 0 and at most 1s", c.PollInterval))
+	}
+	if c.RescanInterval <= 0 || c.RescanInterval > time.Second {
+		errs = append(errs, fmt.Errorf("rescan_interval: %s must be > 0 and at most 1s (new files are found within 1s)", c.RescanInterval))
 	}
 	if c.MaxLogSize < 1024 {
 		errs = append(errs, fmt.Errorf("max_log_size: %d must be at least 1024 bytes", c.MaxLogSize))

@@ -29,6 +29,7 @@ func createDefaultConfig() component.Config {
 		Include:          []string{"/var/log/pods/*/*/*.log"},
 		StartAt:          startAtEnd,
 		PollInterval:     200 * time.Millisecond,
+		RescanInterval:   500 * time.Millisecond,
 		MaxLogSize:       1 << 20,
 		FlushTimeout:     5 * time.Second,
 		MaxBatchRecords:  1000,

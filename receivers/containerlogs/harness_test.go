@@ -112,6 +112,7 @@ func testCfg(include ...string) *Config {
 	cfg.Include = include
 	cfg.StartAt = startAtBeginning
 	cfg.PollInterval = 50 * time.Millisecond
+	cfg.RescanInterval = 50 * time.Millisecond
 	cfg.FlushTimeout = 500 * time.Millisecond
 	return cfg
 }

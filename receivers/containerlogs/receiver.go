@@ -40,6 +40,8 @@ type logsReceiver struct {
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 
+	lister dirLister // used by the discovery goroutine only
+
 	mu     sync.Mutex
 	active map[fileID]*tailer
 	byPath map[string]*tailer // the newest tailer of each path
@@ -142,7 +144,7 @@ func (r *logsReceiver) Shutdown(ctx context.Context) error {
 func (r *logsReceiver) run(ctx context.Context) {
 	firstStart := r.restore(ctx)
 	r.scan(ctx, firstStart)
-	ticker := time.NewTicker(r.cfg.PollInterval)
+	ticker := time.NewTicker(r.cfg.RescanInterval)
 	defer ticker.Stop()
 	for {
 		select {
@@ -397,7 +399,7 @@ func (r *logsReceiver) scan(ctx context.Context, firstStart bool) {
 	var paths []string
 	seen := map[string]bool{}
 	for _, pat := range r.cfg.Include {
-		m, err := filepath.Glob(pat)
+		m, err := r.lister.glob(pat)
 		if err != nil {
 			continue
 		}

@@ -58,6 +58,7 @@ func TestStartAtEndAndNewFileFromBeginning(t *testing.T) {
 	cfg := testCfg(filepath.Join(dir, "*", "*", "*.log"))
 	cfg.StartAt = startAtEnd
 	cfg.PollInterval = 200 * time.Millisecond
+	cfg.RescanInterval = createDefaultConfig().(*Config).RescanInterval // the default must find a new file within 1 s
 	s := &sink{}
 	startReceiver(t, cfg, s)
 	// Give the first scan time to place the old file at its end.

@@ -66,21 +66,22 @@ type tailer struct {
 	after  <-chan struct{}
 	done   chan struct{}
 
-	fp       []byte
-	format   format
-	docker   dockerParser
-	asm      assembler
-	join     *joiner
-	buf      []byte
-	start    int   // first unprocessed byte of buf
-	consumed int64 // file offset of buf[start]
-	readOff  int64 // file offset just after buf's last byte
-	skipping bool  // dropping the rest of an over-long physical line
-	skipFrom int64 // where that line began
-	acked    int64 // offset of the last saved checkpoint (-1: none)
-	lastSize int64 // file size at the last idle check
-	moved    int   // idle rounds since the file left its path
-	released bool  // read to its end and given up (not stopped by shutdown)
+	fp        []byte
+	format    format
+	docker    dockerParser
+	asm       assembler
+	join      *joiner
+	buf       []byte
+	start     int       // first unprocessed byte of buf
+	consumed  int64     // file offset of buf[start]
+	readOff   int64     // file offset just after buf's last byte
+	skipping  bool      // dropping the rest of an over-long physical line
+	skipFrom  int64     // where that line began
+	acked     int64     // offset of the last saved checkpoint (-1: none)
+	lastSize  int64     // file size at the last check
+	lastMtime time.Time // file mtime at the last check
+	moved     int       // idle rounds since the file left its path
+	released  bool      // read to its end and given up (not stopped by shutdown)
 
 	now      time.Time
 	nowTS    pcommon.Timestamp
@@ -149,6 +150,9 @@ func (t *tailer) run(ctx context.Context) {
 	defer timer.Stop()
 	<-timer.C
 	for {
+		if t.follow && t.checkTruncation(ctx) != nil {
+			return
+		}
 		n, err := t.readChunk(ctx)
 		if ctx.Err() != nil {
 			return
@@ -172,16 +176,26 @@ func (t *tailer) run(ctx context.Context) {
 			return
 		case <-timer.C:
 		}
-		// A copytruncate may have happened during the wait and the file
-		// been written past our offset again: check before reading.
-		if t.follow {
-			if fi, err := t.f.Stat(); err == nil && (fi.Size() < t.readOff || !t.prefixMatches()) {
-				if t.truncated(ctx, fi.Size()) != nil {
-					return
-				}
-			}
-		}
 	}
+}
+
+// checkTruncation runs before each read: a copytruncate may have happened
+// during the wait and the file been written past our offset again. A file
+// that shrank, or that changed and no longer starts with the fingerprint,
+// was truncated. The fingerprint is only re-read when size or mtime moved.
+func (t *tailer) checkTruncation(ctx context.Context) error {
+	fi, err := t.f.Stat()
+	if err != nil {
+		t.r.logReadError(t.path, err)
+		return nil
+	}
+	size, mtime := fi.Size(), fi.ModTime()
+	changed := size != t.lastSize || !mtime.Equal(t.lastMtime)
+	if size < t.readOff || (changed && !t.prefixMatches()) {
+		return t.truncated(ctx, size)
+	}
+	t.lastSize, t.lastMtime = size, mtime
+	return nil
 }
 
 func (t *tailer) closeFile() {
@@ -464,8 +478,8 @@ func fileHasPrefix(f *os.File, fp []byte) bool {
 }
 
 // idle runs when a read found no new data. It flushes expired partial
-// messages and the batch, and checks the file for truncation and for having
-// left its path. It returns false when the tailer is done.
+// messages and the batch, and checks whether the file left its path. It
+// returns false when the tailer is done.
 func (t *tailer) idle(ctx context.Context) bool {
 	if err := t.flushExpired(ctx, t.r.cfg.FlushTimeout); err != nil {
 		return false
@@ -476,18 +490,6 @@ func (t *tailer) idle(ctx context.Context) bool {
 	if !t.follow {
 		return !t.release(ctx)
 	}
-	fi, err := t.f.Stat()
-	if err != nil {
-		t.r.logReadError(t.path, err)
-		return true
-	}
-	if fi.Size() < t.readOff || !t.prefixMatches() {
-		if err := t.truncated(ctx, fi.Size()); err != nil {
-			return false
-		}
-		return true
-	}
-	t.lastSize = fi.Size()
 	st, err := os.Stat(t.path)
 	if err == nil && idOf(st) == t.id {
 		t.moved = 0
