@@ -103,6 +103,10 @@ type pointState struct {
 	summ      pmetric.SummaryDataPoint
 	bounds    []float64
 	cum       []float64
+	// okBounds are the histogram bounds (or summary quantiles) last
+	// emitted: a stale marker repeats them so that every bucket (quantile)
+	// series ends.
+	okBounds  []float64
 	infCount  float64
 	hasInf    bool
 	sum       float64
@@ -281,6 +285,7 @@ func (a *appender) appendBody(body []byte, contentType string, now time.Time, ms
 		case roleCount:
 			ps.count, ps.hasCount = v, true
 		case roleQuantile:
+			ps.bounds = append(ps.bounds, ent.bound)
 			q := ps.summ.QuantileValues().AppendEmpty()
 			q.SetQuantile(ent.bound)
 			q.SetValue(v)
@@ -564,6 +569,7 @@ func (a *appender) finish(ps *pointState) {
 		bc.Append(nonNegative(total - prev))
 		dp.SetCount(nonNegative(count))
 		dp.SetSum(ps.sum)
+		ps.okBounds = append(ps.okBounds[:0], ps.bounds...)
 		dp.SetStartTimestamp(pcommon.Timestamp(ps.startTime(count) * int64(time.Millisecond)))
 	case kindSummary:
 		dp := ps.summ
@@ -571,6 +577,7 @@ func (a *appender) finish(ps *pointState) {
 		dp.SetCount(nonNegative(ps.count))
 		dp.SetSum(ps.sum)
 		dp.SetStartTimestamp(pcommon.Timestamp(ps.startTime(ps.count) * int64(time.Millisecond)))
+		ps.okBounds = append(ps.okBounds[:0], ps.bounds...)
 	}
 }
 
@@ -615,12 +622,20 @@ func (a *appender) appendStale(ps *pointState, ms pmetric.MetricSlice, nowMs int
 		dp.SetStartTimestamp(start)
 		dp.SetTimestamp(ts)
 		dp.SetFlags(flags)
+		// Same buckets and a sum, so that every _bucket and _sum series
+		// gets its marker too.
+		dp.ExplicitBounds().FromRaw(ps.okBounds)
+		dp.BucketCounts().FromRaw(make([]uint64, len(ps.okBounds)+1))
+		dp.SetSum(0)
 	case kindSummary:
 		dp := m.Summary().DataPoints().AppendEmpty()
 		ps.attrs.CopyTo(dp.Attributes())
 		dp.SetStartTimestamp(start)
 		dp.SetTimestamp(ts)
 		dp.SetFlags(flags)
+		for _, q := range ps.okBounds {
+			dp.QuantileValues().AppendEmpty().SetQuantile(q)
+		}
 	}
 }
 

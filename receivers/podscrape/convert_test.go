@@ -231,6 +231,11 @@ func TestStalenessAndCounterResets(t *testing.T) {
 	assert.Equal(t, [2]int{1, 1}, [2]int{stale, live})
 	stale, live = staleCount(md, "h")
 	assert.Equal(t, [2]int{1, 0}, [2]int{stale, live})
+	h, _ := findMetric(md, "h")
+	sh := h.Histogram().DataPoints().At(0)
+	assert.Equal(t, []float64{1}, sh.ExplicitBounds().AsRaw(), "the marker repeats the buckets so each _bucket series ends")
+	assert.Equal(t, 2, sh.BucketCounts().Len())
+	assert.True(t, sh.HasSum())
 	c, _ := findMetric(md, "c")
 	for i := 0; i < c.Sum().DataPoints().Len(); i++ {
 		dp := c.Sum().DataPoints().At(i)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter"
+	"github.com/prometheus/prometheus/discovery/targetgroup"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
@@ -26,7 +27,9 @@ import (
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"github.com/weftobs/weft/internal/loopback"
+	"go.uber.org/zap/zaptest"
 )
+
 
 const prometheusBin = "/usr/bin/prometheus"
 
@@ -127,7 +130,9 @@ func TestRemoteWriteToPrometheus(t *testing.T) {
 		"disable_scope_info":   true,
 		"target_info":          map[string]any{"enabled": false},
 	}).Unmarshal(ecfg))
-	exp, err := fact.CreateMetrics(t.Context(), exportertest.NewNopSettings(fact.Type()), ecfg)
+	eset := exportertest.NewNopSettings(fact.Type())
+	eset.Logger = zaptest.NewLogger(t)
+	exp, err := fact.CreateMetrics(t.Context(), eset, ecfg)
 	require.NoError(t, err)
 	require.NoError(t, exp.Start(t.Context(), componenttest.NewNopHost()))
 	t.Cleanup(func() { require.NoError(t, exp.Shutdown(context.Background())) })
@@ -147,7 +152,9 @@ func TestRemoteWriteToPrometheus(t *testing.T) {
 			defer srv.Close()
 			instance := srv.Listener.Addr().String()
 			cfg := staticConfig(tc.job, instance, func(sc *ScrapeConfig) { sc.MetricsPath = "/stats/prometheus" })
-			r, err := newReceiver(receivertest.NewNopSettings(component.MustNewType(typeStr)), cfg, exp)
+			set := receivertest.NewNopSettings(component.MustNewType(typeStr))
+			set.Logger = zaptest.NewLogger(t)
+			r, err := newReceiver(set, cfg, exp)
 			require.NoError(t, err)
 			r.firstScrapeNow = true
 			require.NoError(t, r.Start(t.Context(), componenttest.NewNopHost()))
@@ -164,6 +171,13 @@ func TestRemoteWriteToPrometheus(t *testing.T) {
 			assertSamples(t, want, got)
 			up := querySamples(t, promURL, fmt.Sprintf(`up{job=%q}`, tc.job), true)
 			require.Equal(t, map[string]float64{seriesKey("up", map[string]string{"job": tc.job, "instance": instance}): 1}, up)
+
+			// The target goes away: its stale markers hide every series in
+			// Prometheus at once (no 5-minute lookback tail).
+			r.update(t.Context(), r.jobs[0], []*targetgroup.Group{{Source: r.jobs[0].static[0].Source}})
+			require.Eventually(t, func() bool {
+				return len(querySamples(t, promURL, sel, true)) == 0
+			}, 60*time.Second, 250*time.Millisecond, "stale markers did not end every series (buckets, sums, up)")
 		})
 	}
 }
