@@ -96,13 +96,13 @@ type pointState struct {
 	okSeen   uint64
 
 	// Current scrape.
-	ts        int64
-	created   int64
-	num       pmetric.NumberDataPoint
-	hist      pmetric.HistogramDataPoint
-	summ      pmetric.SummaryDataPoint
-	bounds    []float64
-	cum       []float64
+	ts      int64
+	created int64
+	num     pmetric.NumberDataPoint
+	hist    pmetric.HistogramDataPoint
+	summ    pmetric.SummaryDataPoint
+	bounds  []float64
+	cum     []float64
 	// okBounds are the histogram bounds (or summary quantiles) last
 	// emitted: a stale marker repeats them so that every bucket (quantile)
 	// series ends.

@@ -30,7 +30,6 @@ import (
 	"go.uber.org/zap/zaptest"
 )
 
-
 const prometheusBin = "/usr/bin/prometheus"
 
 // startPrometheus runs the Debian package's Prometheus with the
