@@ -291,3 +291,25 @@ func TestInFlightBytesBounded(t *testing.T) {
 	checkExactlyOnce(t, s.records(), per, tags...)
 	assert.Zero(t, run.r.inFlight.Load())
 }
+
+// Stopping never deadlocks: with the next consumer refusing forever,
+// Shutdown returns promptly, and the refused batch is not acknowledged (it
+// is read again after a restart).
+func TestShutdownWhileRefused(t *testing.T) {
+	dir := t.TempDir()
+	s := &sink{}
+	s.setClosed(true)
+	cfg := testCfg(filepath.Join(dir, "*", "*", "*.log"))
+	cfg.CheckpointDirectory = filepath.Join(dir, "checkpoints")
+	path := podLogPath(t, dir, "ns", "pod", "c")
+	appendFile(t, path, seqLines("s", 0, 50))
+	run := startReceiver(t, cfg, s)
+	require.Eventually(t, func() bool { return s.refusals() >= 2 }, 5*time.Second, 10*time.Millisecond)
+	start := time.Now()
+	run.stop(t)
+	assert.Less(t, time.Since(start), time.Second, "Shutdown took too long")
+	s2 := &sink{}
+	startReceiver(t, cfg, s2)
+	require.Eventually(t, func() bool { return s2.len() == 50 }, 5*time.Second, 10*time.Millisecond)
+	checkExactlyOnce(t, s2.records(), 50, "s")
+}
