@@ -306,6 +306,10 @@ func (t *tailer) processLine(ctx context.Context, line []byte, off int64, cut bo
 	}
 	if err != nil {
 		t.r.tel.parseErrors.Add(ctx, 1, t.mopt)
+		if !t.r.rateLimited("parse " + t.path) {
+			t.r.set.Logger.Warn("line in neither CRI nor docker format; emitted as it is and counted",
+				zap.String("path", t.path), zap.Int64("offset", off), zap.String("format", t.format.String()), zap.Error(err))
+		}
 		if len(line) == 0 {
 			return nil // a blank line carries nothing; counted above
 		}
@@ -352,6 +356,10 @@ func (t *tailer) append(ctx context.Context, rec record) error {
 	if rec.truncated {
 		attrs.PutBool(attrTruncated, true)
 		t.r.tel.truncatedLines.Add(ctx, 1, t.mopt)
+		if !t.r.rateLimited("truncated " + t.path) {
+			t.r.set.Logger.Warn("message longer than max_log_size cut; flagged and counted",
+				zap.String("path", t.path), zap.Int("max_log_size", t.r.cfg.MaxLogSize))
+		}
 	}
 	if rec.incomplete {
 		attrs.PutBool(attrIncomplete, true)
