@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 
+	weftstoreexporter "github.com/weftobs/weft/exporters/weftstore"
 	"github.com/weftobs/weft/extensions/weftstore"
 	"github.com/weftobs/weft/processors/tracecontext"
 	"github.com/weftobs/weft/receivers/containerlogs"
@@ -77,6 +78,7 @@ func components() (otelcol.Factories, error) {
 		otlpexporter.NewFactory(),
 		otlphttpexporter.NewFactory(),
 		prometheusremotewriteexporter.NewFactory(),
+		weftstoreexporter.NewFactory(),
 	)
 	if err != nil {
 		return otelcol.Factories{}, err
