@@ -78,8 +78,44 @@ type demoConfig struct {
 	Health, PProf, OTLPGRPC, OTLPHTTP string
 	MetricsHost, MetricsPort          string
 	DataDir                           string
-	Jaeger                            string // OTLP/gRPC endpoint of Jaeger; empty: debug exporter
-	Prometheus                        string // remote-write URL of Prometheus; empty: debug exporter
+	Jaeger                            string // OTLP/gRPC endpoint of Jaeger; empty: none
+	Prometheus                        string // remote-write URL of Prometheus; empty: none
+	PodsDir                           string // the simulated node's /var/log/pods
+	ScrapeJobs                        []scrapeJob
+}
+
+// scrapeJob is one pod_scrape job of the demo: the simulated endpoints that
+// share a metrics path.
+type scrapeJob struct {
+	Name, Path string
+	Targets    []scrapeTarget
+}
+
+type scrapeTarget struct {
+	Addr, Namespace, Pod, Container string
+}
+
+// demoScrapeJobs groups the simulated node's metrics endpoints into jobs as
+// the pod_scrape presets would (Envoy sidecars, Knative queue-proxies,
+// application containers), as static targets.
+func demoScrapeJobs(endpoints []simnode.Endpoint) ([]scrapeJob, error) {
+	jobs := []scrapeJob{{Name: "envoy"}, {Name: "queue-proxy"}, {Name: "apps"}}
+	for _, e := range endpoints {
+		u, err := url.Parse(e.URL)
+		if err != nil {
+			return nil, fmt.Errorf("simulated endpoint %q: %w", e.URL, err)
+		}
+		i := 2
+		switch e.Container {
+		case "istio-proxy":
+			i = 0
+		case "queue-proxy":
+			i = 1
+		}
+		jobs[i].Path = u.Path
+		jobs[i].Targets = append(jobs[i].Targets, scrapeTarget{Addr: u.Host, Namespace: e.Namespace, Pod: e.Pod, Container: e.Container})
+	}
+	return jobs, nil
 }
 
 func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
@@ -129,25 +165,8 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 	if prom != nil {
 		cfg.Prometheus = prom.RemoteWriteURL()
 	}
-	cfgPath := filepath.Join(dir, "weft-demo.yaml")
-	if err := writeDemoConfig(cfgPath, cfg); err != nil {
-		return err
-	}
-
-	agentCtx, stopAgent := context.WithCancel(context.WithoutCancel(ctx))
-	agentDone, err := startAgent(agentCtx, "file:"+cfgPath, f.logOpts...)
-	if err != nil {
-		stopAgent()
-		return err
-	}
-	defer func() {
-		stopAgent()
-		<-agentDone
-	}()
-	if err := waitHTTP(ctx, "http://"+cfg.Health+"/", agentDone); err != nil {
-		return fmt.Errorf("agent did not become healthy: %w", err)
-	}
-
+	// The node comes first: the agent's configuration names its endpoints.
+	// Traffic flows only once Run starts, after the agent is healthy.
 	export, closeExport, err := simnode.OTLPExporter(cfg.OTLPGRPC)
 	if err != nil {
 		return err
@@ -164,6 +183,28 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 		return err
 	}
 	defer node.Close()
+	cfg.PodsDir = node.PodsDir()
+	if cfg.ScrapeJobs, err = demoScrapeJobs(node.Endpoints()); err != nil {
+		return err
+	}
+
+	cfgPath := filepath.Join(dir, "weft-demo.yaml")
+	if err := writeDemoConfig(cfgPath, cfg); err != nil {
+		return err
+	}
+	agentCtx, stopAgent := context.WithCancel(context.WithoutCancel(ctx))
+	agentDone, err := startAgent(agentCtx, "file:"+cfgPath, f.logOpts...)
+	if err != nil {
+		stopAgent()
+		return err
+	}
+	defer func() {
+		stopAgent()
+		<-agentDone
+	}()
+	if err := waitHTTP(ctx, "http://"+cfg.Health+"/", agentDone); err != nil {
+		return fmt.Errorf("agent did not become healthy: %w", err)
+	}
 
 	printDemoIntro(out, f, dir, cfgPath, cfg, jaeger, prom, node)
 
@@ -300,13 +341,13 @@ func printDemoIntro(out io.Writer, f demoFlags, dir, cfgPath string, cfg demoCon
 	if jaeger != nil {
 		p("  Jaeger query API    %s/api/traces?service=reviews&limit=20", jaeger.QueryURL())
 	} else {
-		p("  traces              debug exporter (put a jaeger binary on PATH, e.g. `make tools`, to see them in Jaeger)")
+		p("  traces              local store only (put a jaeger binary on PATH, e.g. `make tools`, to see them in Jaeger)")
 	}
 	if prom != nil {
 		p("  Prometheus          %s/graph?g0.expr=%s", prom.URL(),
 			url.QueryEscape(`sum by (service_name, http_response_status_code) (rate(traces_span_metrics_calls_total[1m]))`))
 	} else {
-		p("  RED metrics         debug exporter (install prometheus, e.g. `make tools`, to query them)")
+		p("  metrics             local store only (install prometheus, e.g. `make tools`, to query them there)")
 	}
 	p("")
 	for _, e := range node.Endpoints() {

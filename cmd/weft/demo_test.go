@@ -22,7 +22,7 @@ func TestDemoWithoutJaeger(t *testing.T) {
 	require.NoError(t, err, "output:\n%s", out.String())
 	text := out.String()
 
-	for _, want := range []string{"agent health", "agent OTLP", "debug exporter", "/stats/prometheus", "/metrics", "Stops after 2s"} {
+	for _, want := range []string{"agent health", "agent OTLP", "local store only", "/stats/prometheus", "/metrics", "Stops after 2s"} {
 		assert.Contains(t, text, want)
 	}
 	m := regexp.MustCompile(`stopped: requests=(\d+) log_records=(\d+) .* spans_sent=(\d+) spans_dropped=(\d+)`).FindStringSubmatch(text)
@@ -39,5 +39,5 @@ func TestDemoWithoutJaeger(t *testing.T) {
 	assert.Len(t, logs, 10, "one log per simulated container")
 	cfg, err := os.ReadFile(filepath.Join(dir, "weft-demo.yaml"))
 	require.NoError(t, err)
-	assert.Contains(t, string(cfg), "debug:")
+	assert.Contains(t, string(cfg), "container_logs:")
 }

@@ -294,15 +294,21 @@ func (n *Node) Run(ctx context.Context, duration time.Duration) error {
 	tick := time.NewTicker(n.opts.FlushInterval)
 	defer tick.Stop()
 	var written int64
+	last := n.started
 	for {
 		select {
 		case <-ctx.Done():
 			return n.flush(time.Now())
 		case now := <-tick.C:
+			// Spread the tick's requests over the time since the last one,
+			// so no two requests of a series end at the same instant.
 			due := int64(now.Sub(n.started).Seconds() * float64(n.opts.Rate))
-			for written < due {
-				written += int64(n.step(now))
+			span := now.Sub(last)
+			for start := written; written < due; {
+				frac := float64(written-start) / float64(due-start)
+				written += int64(n.step(last.Add(time.Duration(frac * float64(span)))))
 			}
+			last = now
 			if err := n.flush(now); err != nil {
 				return err
 			}
