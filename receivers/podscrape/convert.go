@@ -143,7 +143,10 @@ type appender struct {
 	// Targets expose their series in the same order every scrape: the
 	// previous successful scrape's series text (keys, cut at offs) and
 	// entries (order) let the next one find most entries by position,
-	// comparing sequential memory instead of hashing into the map.
+	// comparing sequential memory instead of hashing into the map (whose
+	// keys lie all over the heap). While a scrape matches them, nothing is
+	// copied; from the first difference on, new ones are built (nextKeys,
+	// nextOffs, nextOrder) and replace them if the scrape succeeds.
 	keys, nextKeys   []byte
 	offs, nextOffs   []uint32
 	order, nextOrder []*seriesEntry
@@ -182,7 +185,8 @@ type parseStats struct {
 func (a *appender) appendBody(body []byte, contentType string, now time.Time, ms pmetric.MetricSlice) (parseStats, error) {
 	a.iter++
 	a.touched = a.touched[:0]
-	a.nextKeys, a.nextOffs, a.nextOrder = a.nextKeys[:0], append(a.nextOffs[:0], 0), a.nextOrder[:0]
+	a.nextKeys, a.nextOffs, a.nextOrder = nil, nil, nil
+	diverged := false
 	var st parseStats
 	p, err := textparse.New(body, contentType, a.symbols, textparse.ParserOptions{
 		IgnoreNativeHistograms:  true,
@@ -230,10 +234,16 @@ func (a *appender) appendBody(body []byte, contentType string, now time.Time, ms
 		if idx < len(a.order) && string(a.keys[a.offs[idx]:a.offs[idx+1]]) == string(met) {
 			ent = a.order[idx]
 		} else {
+			if !diverged {
+				diverged = true
+				a.diverge(idx, len(body))
+			}
 			ent = a.series[string(met)]
 		}
-		a.nextKeys = append(a.nextKeys, met...)
-		a.nextOffs = append(a.nextOffs, uint32(len(a.nextKeys)))
+		if diverged {
+			a.nextKeys = append(a.nextKeys, met...)
+			a.nextOffs = append(a.nextOffs, uint32(len(a.nextKeys)))
+		}
 		if ent == nil {
 			var h []byte
 			if string(helpFor) == string(family) {
@@ -242,7 +252,9 @@ func (a *appender) appendBody(body []byte, contentType string, now time.Time, ms
 			ent = a.newEntry(p, family, famType, h)
 			a.series[string(met)] = ent
 		}
-		a.nextOrder = append(a.nextOrder, ent)
+		if diverged {
+			a.nextOrder = append(a.nextOrder, ent)
+		}
 		if ent.lastSeen == a.iter {
 			return st, failf(reasonDuplicate, "series %s exposed twice", met)
 		}
@@ -294,6 +306,7 @@ func (a *appender) appendBody(body []byte, contentType string, now time.Time, ms
 	for _, ps := range a.touched {
 		a.finish(ps)
 	}
+	defer a.release()
 	// Series seen in the last successful scrape and not in this one are
 	// ended, as Prometheus's staleness markers do.
 	if a.lastOK != 0 {
@@ -322,16 +335,59 @@ func (a *appender) appendBody(body []byte, contentType string, now time.Time, ms
 		}
 	}
 	a.lastOK = a.iter
-	a.keys, a.nextKeys = a.nextKeys, a.keys
-	a.offs, a.nextOffs = a.nextOffs, a.offs
-	a.order, a.nextOrder = a.nextOrder, a.order
-	clear(a.nextOrder) // no references to freed entries
+	switch {
+	case diverged:
+		a.keys, a.offs, a.order = a.nextKeys, a.nextOffs, a.nextOrder
+	case st.scraped < len(a.order):
+		// Series gone from the end: keep the matching prefix.
+		clear(a.order[st.scraped:])
+		a.keys, a.offs, a.order = a.keys[:a.offs[st.scraped]], a.offs[:st.scraped+1], a.order[:st.scraped]
+	}
+	a.nextKeys, a.nextOffs, a.nextOrder = nil, nil, nil
 	return st, nil
+}
+
+// diverge starts new position data at the first series (idx) that differs
+// from the previous scrape, with the matching prefix copied.
+func (a *appender) diverge(idx, bodyLen int) {
+	keysCap, n := bodyLen, idx+1
+	if len(a.order) > 0 {
+		keysCap = len(a.keys) + len(a.keys)/16
+		n = max(len(a.order)+len(a.order)/16, idx+1)
+	}
+	a.nextKeys = append(make([]byte, 0, max(keysCap, int(a.offs0(idx)))), a.keys[:a.offs0(idx)]...)
+	a.nextOffs = append(make([]uint32, 0, n+1), 0)
+	if idx > 0 {
+		a.nextOffs = append(a.nextOffs[:0], a.offs[:idx+1]...)
+	}
+	a.nextOrder = append(make([]*seriesEntry, 0, n), a.order[:idx]...)
+}
+
+// offs0 is where the idx-th series' text starts in keys.
+func (a *appender) offs0(idx int) uint32 {
+	if idx == 0 || len(a.offs) == 0 {
+		return 0
+	}
+	return a.offs[idx]
+}
+
+// release drops the references into this scrape's pdata, so that the
+// batch is garbage once the pipeline is done with it.
+func (a *appender) release() {
+	for _, ps := range a.touched {
+		ps.num, ps.hist, ps.summ = pmetric.NumberDataPoint{}, pmetric.HistogramDataPoint{}, pmetric.SummaryDataPoint{}
+	}
+	for _, m := range a.metrics {
+		m.m = pmetric.Metric{}
+	}
+	clear(a.touched)
+	a.touched = a.touched[:0]
 }
 
 // fail ends every series of the last successful scrape (a failed scrape
 // makes them stale in Prometheus too) and returns how many it ended.
 func (a *appender) fail(now time.Time, ms pmetric.MetricSlice) int {
+	defer a.release()
 	a.iter++
 	if a.lastOK == 0 {
 		return 0

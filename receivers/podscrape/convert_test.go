@@ -344,15 +344,25 @@ func TestReorderedAndChangedExposition(t *testing.T) {
 		"a{k=\"1\"} 1\na{k=\"2\"} 2\nb 3\n",
 		"b 30\na{k=\"2\"} 20\na{k=\"1\"} 10\n",
 		"a{k=\"1\"} 100\nc 5\nb 300\n",
+		"a{k=\"1\"} 101\nc 6\n",
+		"a{k=\"1\"} 102\nc 7\n",
+		"a{k=\"1\"} 103\nc 8\nd 1\n",
+		"a{k=\"1\"} 104\nc 9\nd 2\n",
 	}
 	wants := []map[string]float64{
 		{`a{k="1"}`: 1, `a{k="2"}`: 2, `b{}`: 3},
 		{`a{k="1"}`: 10, `a{k="2"}`: 20, `b{}`: 30},
 		{`a{k="1"}`: 100, `b{}`: 300, `c{}`: 5},
+		{`a{k="1"}`: 101, `c{}`: 6},
+		{`a{k="1"}`: 102, `c{}`: 7},
+		{`a{k="1"}`: 103, `c{}`: 8, `d{}`: 1},
+		{`a{k="1"}`: 104, `c{}`: 9, `d{}`: 2},
 	}
 	for i, body := range bodies {
 		md, _, err := scrapeBody(t, a, body, ctText, t0.Add(time.Duration(i)*15*time.Second))
 		require.NoError(t, err)
 		assert.Equal(t, wants[i], flattenPdata(md), "scrape %d", i)
+		assert.Len(t, a.order, len(wants[i]), "scrape %d: position data", i)
+		assert.Len(t, a.offs, len(wants[i])+1, "scrape %d: position data", i)
 	}
 }

@@ -67,6 +67,7 @@ type target struct {
 	started  time.Time
 	failures map[string]float64
 	buf      bytes.Buffer
+	lastLen  int64
 	gz       *gzip.Reader
 
 	cancel context.CancelFunc
@@ -114,12 +115,24 @@ func (t *target) fetch(ctx context.Context) (string, error) {
 		body = io.LimitReader(body, limit+1)
 	}
 	t.buf.Reset()
+	// Room for the previous body's size (or the announced one) up front:
+	// ReadFrom alone doubles its way to up to twice the body.
+	want := max(t.lastLen+t.lastLen/16, resp.ContentLength) + bytes.MinRead
+	if limit > 0 {
+		want = min(want, limit+bytes.MinRead)
+	} else {
+		want = min(want, 64<<20) // a Content-Length is no promise
+	}
+	if want > int64(t.buf.Cap()) {
+		t.buf.Grow(int(want))
+	}
 	if _, err := t.buf.ReadFrom(body); err != nil {
 		if ctx.Err() != nil {
 			return "", failf(reasonTimeout, "read body: %w", err)
 		}
 		return "", failf(reasonConnection, "read body: %w", err)
 	}
+	t.lastLen = int64(t.buf.Len())
 	if limit > 0 && int64(t.buf.Len()) > limit {
 		t.buf.Reset()
 		return "", failf(reasonBodySize, "body larger than body_size_limit %d bytes", limit)
@@ -207,8 +220,9 @@ func (t *target) scrapeOnce(ctx context.Context) {
 		t.logger.Warn("Scrape failed", zap.String("job", t.job.name), zap.String("url", t.url),
 			zap.String("reason", reason), zap.Error(err))
 	}
-	if t.buf.Cap() > 4*t.buf.Len()+(1<<20) {
-		// Give back the memory of a body that has shrunk a lot.
+	if t.buf.Cap() > t.buf.Len()+t.buf.Len()/4+(64<<10) {
+		// Give back the slack of a buffer that grew by doubling or of a
+		// body that shrank; the next scrape sizes it from this body.
 		t.buf = bytes.Buffer{}
 	}
 	t.appendSelf(ms, start, time.Since(start), err == nil, st)
