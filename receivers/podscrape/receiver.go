@@ -81,6 +81,9 @@ func (r *podScrapeReceiver) Start(_ context.Context, _ component.Host) error {
 			subscribers[k] = append(subscribers[k], j)
 		}
 	}
+	if len(order) > 0 && r.cfg.NodeName == "" {
+		r.set.Logger.Warn("node_name is empty: pod discovery watches the pods of every node; set node_name: ${env:NODE_NAME} in a DaemonSet")
+	}
 	for _, k := range order {
 		d, err := r.newDiscovery(k)
 		if err != nil {
