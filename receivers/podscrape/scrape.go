@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // protocolMediaTypes are the scrape_protocols and what they ask for.
@@ -66,9 +67,11 @@ type target struct {
 
 	started  time.Time
 	failures map[string]float64
-	buf      bytes.Buffer
-	lastLen  int64
-	gz       *gzip.Reader
+	// lastReason is the reason of the last scrape if it failed.
+	lastReason string
+	buf        bytes.Buffer
+	lastLen    int64
+	gz         *gzip.Reader
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -217,8 +220,22 @@ func (t *target) scrapeOnce(ctx context.Context) {
 			reason = se.reason
 		}
 		t.failures[reason]++
-		t.logger.Warn("Scrape failed", zap.String("job", t.job.name), zap.String("url", t.url),
-			zap.String("reason", reason), zap.Error(err))
+		// Rate-limited: a warning when a target starts failing or fails
+		// for another reason; the same failure again is a debug line (the
+		// counter keeps counting).
+		lvl := zapcore.WarnLevel
+		if reason == t.lastReason {
+			lvl = zapcore.DebugLevel
+		}
+		t.lastReason = reason
+		if ce := t.logger.Check(lvl, "Scrape failed"); ce != nil {
+			ce.Write(zap.String("job", t.job.name), zap.String("url", t.url), zap.String("reason", reason),
+				zap.Float64("failures", t.failures[reason]), zap.Error(err))
+		}
+	} else if t.lastReason != "" {
+		t.logger.Info("Scrape recovered", zap.String("job", t.job.name), zap.String("url", t.url),
+			zap.String("after", t.lastReason))
+		t.lastReason = ""
 	}
 	if t.buf.Cap() > t.buf.Len()+t.buf.Len()/4+(64<<10) {
 		// Give back the slack of a buffer that grew by doubling or of a

@@ -379,3 +379,47 @@ func runningTargetsAfterStop(r *podScrapeReceiver) []string {
 	}
 	return out
 }
+
+func TestFailureLogIsRateLimitedAndRecoveryLogged(t *testing.T) {
+	var mu sync.Mutex
+	fail := true
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if fail {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "a 1\n")
+	}))
+	defer srv.Close()
+	r, sink, logs := startReceiver(t, staticConfig("flaky", hostOf(srv.URL+"/"), nil))
+	var tg *target
+	r.mu.Lock()
+	for _, ts := range r.running {
+		for _, x := range ts {
+			tg = x
+		}
+	}
+	r.mu.Unlock()
+	require.NotNil(t, tg)
+	waitBatches(t, sink, 1)
+	// Further scrapes driven by hand (the loop's interval is an hour);
+	// the loop is parked on its ticker, so nothing else touches the target.
+	tg.scrapeOnce(t.Context())
+	tg.scrapeOnce(t.Context())
+	mu.Lock()
+	fail = false
+	mu.Unlock()
+	tg.scrapeOnce(t.Context())
+
+	all := sink.AllMetrics()
+	require.Len(t, all, 4)
+	m, _ := findMetric(all[2], failuresMetricName)
+	assert.Equal(t, 3.0, m.Sum().DataPoints().At(0).DoubleValue(), "every failure counted")
+	assert.Equal(t, 1.0, gaugeValue(t, all[3], "up"))
+	warns := logs.FilterMessage("Scrape failed").FilterLevelExact(zapcore.WarnLevel).All()
+	assert.Len(t, warns, 1, "one warning for three identical failures")
+	assert.Len(t, logs.FilterMessage("Scrape failed").FilterLevelExact(zapcore.DebugLevel).All(), 2)
+	assert.Len(t, logs.FilterMessage("Scrape recovered").All(), 1)
+}
