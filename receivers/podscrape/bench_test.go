@@ -5,7 +5,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -158,4 +162,52 @@ func BenchmarkTextparseOnly(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(samples), "ns/sample")
 		})
 	}
+}
+
+// BenchmarkRSSPerSeries measures the process's resident memory that 4
+// targets of the payload keep after two scrapes each (memory returned to
+// the OS before both readings), per active series.
+func BenchmarkRSSPerSeries(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("envoy-%dk", n/1000), func(b *testing.B) {
+			body := envoyPayload(n)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+				_, _ = w.Write(body)
+			}))
+			defer srv.Close()
+			const targets = 4
+			var perSeries float64
+			for b.Loop() {
+				debug.FreeOSMemory()
+				before := rss(b)
+				tgs := make([]*target, targets)
+				series := 0
+				for i := range tgs {
+					tg, s := benchTarget(b, srv.URL+"/")
+					tg.scrapeOnce(context.Background())
+					tgs[i], series = tg, series+s
+				}
+				debug.FreeOSMemory()
+				perSeries = float64(rss(b)-before) / float64(series)
+				runtime.KeepAlive(tgs)
+			}
+			b.ReportMetric(perSeries, "RSS-B/series")
+		})
+	}
+}
+
+// rss reads the resident set size of this process from /proc.
+func rss(b *testing.B) int64 {
+	b.Helper()
+	raw, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(string(raw))
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return pages * int64(os.Getpagesize())
 }
