@@ -365,7 +365,7 @@ func (a *metricAppender) numberPoint(p pmetric.NumberDataPoint) int64 {
 		return 0
 	}
 	for i := 0; i < exs.Len(); i++ {
-		a.addExemplar(ref, exs.At(i))
+		a.addExemplar(ref, exs.At(i), ms(p.Timestamp()))
 	}
 	return 1
 }
@@ -405,7 +405,7 @@ func (a *metricAppender) histogramPoint(p pmetric.HistogramDataPoint) int64 {
 				a.rejectedExemplars[reasonSampleRejected].Add(1)
 				continue
 			}
-			a.addExemplar(ref, ex)
+			a.addExemplar(ref, ex, t)
 		}
 	}
 	var cum uint64
@@ -550,7 +550,7 @@ func (a *metricAppender) expHistogramPoint(p pmetric.ExponentialHistogramDataPoi
 	}
 	e.ref, e.lastT, e.lastV, e.tx = ref, t, h.Count, a.tx
 	for i := 0; i < exs.Len(); i++ {
-		a.addExemplar(ref, exs.At(i))
+		a.addExemplar(ref, exs.At(i), t)
 	}
 	return 1
 }
@@ -677,8 +677,9 @@ func exemplarValue(ex pmetric.Exemplar) float64 {
 }
 
 // addExemplar appends ex to the series ref. Exemplars without a trace ID
-// are counted as rejected: they cannot join anything.
-func (a *metricAppender) addExemplar(ref storage.SeriesRef, ex pmetric.Exemplar) {
+// are counted as rejected: they cannot join anything. An exemplar without a
+// timestamp (the span_metrics connector sets none) takes its point's, t.
+func (a *metricAppender) addExemplar(ref storage.SeriesRef, ex pmetric.Exemplar, t int64) {
 	tid := ex.TraceID()
 	if tid.IsEmpty() {
 		a.rejectedExemplars[reasonNoTraceID].Add(1)
@@ -690,7 +691,11 @@ func (a *metricAppender) addExemplar(ref storage.SeriesRef, ex pmetric.Exemplar)
 		a.exLabels.Add("span_id", sid.String())
 	}
 	a.exLabels.Add("trace_id", tid.String())
-	e := exemplar.Exemplar{Labels: a.exLabels.Labels(), Value: exemplarValue(ex), Ts: ms(ex.Timestamp()), HasTs: true}
+	ts := ms(ex.Timestamp())
+	if ex.Timestamp() == 0 {
+		ts = t
+	}
+	e := exemplar.Exemplar{Labels: a.exLabels.Labels(), Value: exemplarValue(ex), Ts: ts, HasTs: true}
 	var lset labels.Labels // the head appender finds the series by ref
 	if _, err := a.app.AppendExemplar(ref, lset, e); err != nil {
 		a.rejectedExemplars[exemplarReason(err)].Add(1)

@@ -579,3 +579,25 @@ func TestAppendable(t *testing.T) {
 	require.Len(t, v, 1)
 	assert.Equal(t, 0.5, v[0].F)
 }
+
+// TestExemplarWithoutTimestamp: the span_metrics connector sets no exemplar
+// timestamp; such an exemplar takes its data point's time, so it falls in
+// the point's time window (and under retention) instead of at 1970.
+func TestExemplarWithoutTimestamp(t *testing.T) {
+	st := newTestStore(t, nil)
+	at := time.Now().Add(-10 * time.Second).Truncate(time.Millisecond)
+	md := counter("span.calls", at, time.Second, 3)
+	ex := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Sum().DataPoints().At(0).Exemplars().AppendEmpty()
+	ex.SetTraceID(pcommon.TraceID{9, 9, 9})
+	ex.SetDoubleValue(1)
+	require.NoError(t, st.AppendMetrics(context.Background(), md))
+
+	eq, err := st.ExemplarQueryable().ExemplarQuerier(context.Background())
+	require.NoError(t, err)
+	m := labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "span_calls_total")
+	res, err := eq.Select(at.Add(-time.Second).UnixMilli(), at.Add(time.Second).UnixMilli(), []*labels.Matcher{m})
+	require.NoError(t, err)
+	require.Len(t, res, 1)
+	require.Len(t, res[0].Exemplars, 1)
+	assert.Equal(t, at.UnixMilli(), res[0].Exemplars[0].Ts)
+}
