@@ -275,6 +275,30 @@ func TestFailedScrapes(t *testing.T) {
 			reason: reasonBodySize,
 		},
 		{
+			name: "gzip bomb over body_size_limit",
+			handler: func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Encoding", "gzip")
+				gz := gzip.NewWriter(w)
+				zeros := make([]byte, 1<<20)
+				for range 100 {
+					if _, err := gz.Write(zeros); err != nil {
+						return
+					}
+				}
+				_ = gz.Close()
+			},
+			mutate: func(sc *ScrapeConfig) { sc.BodySizeLimit = 1 << 20 },
+			reason: reasonBodySize,
+		},
+		{
+			name: "corrupt gzip",
+			handler: func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Encoding", "gzip")
+				_, _ = io.WriteString(w, "this is not gzip")
+			},
+			reason: reasonDecompress,
+		},
+		{
 			name: "sample_limit",
 			handler: func(w http.ResponseWriter, _ *http.Request) {
 				for i := range 100 {
