@@ -29,7 +29,7 @@ const istioStatus = `{"initContainers":["istio-init"],"containers":["istio-proxy
 func nodePods(t *testing.T) []*corev1.Pod {
 	t.Helper()
 	var kn corev1.Pod
-	require.NoError(t, json.Unmarshal(readFile(t, "/work/shared/realdata/pod-knative-queue-proxy-event-display.json"), &kn))
+	require.NoError(t, json.Unmarshal(readFile(t, knativeFile), &kn))
 	kn.Spec.NodeName = "node-a"
 	kn.Status.Phase = corev1.PodRunning
 	kn.Status.PodIP = "10.244.1.13"

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,15 +23,20 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-const (
-	envoyFile = "/work/shared/realdata/envoy-stats-istio-proxy-merged-1.11.4.txt"
-	omFile    = "/work/shared/realdata/openmetrics-exemplars-prometheus-omtestdata.txt"
+// realdata holds the shared real-world samples (read-only), in shared/
+// beside the repository.
+const realdata = "../../../shared/realdata"
+
+var (
+	envoyFile   = filepath.Join(realdata, "envoy-stats-istio-proxy-merged-1.11.4.txt")
+	omFile      = filepath.Join(realdata, "openmetrics-exemplars-prometheus-omtestdata.txt")
+	knativeFile = filepath.Join(realdata, "pod-knative-queue-proxy-event-display.json")
 )
 
 func readFile(t testing.TB, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
-	require.NoError(t, err)
+	require.NoError(t, err, "real samples live in shared/realdata beside the repository")
 	return b
 }
 
