@@ -1,6 +1,7 @@
 package weftstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -122,6 +123,9 @@ type metricAppender struct {
 	promName string // lazily built Prometheus name of metric ("" until needed)
 	attrs    pcommon.Map
 	exLabels labels.ScratchBuilder
+	// pendingEx are the exemplars of the current transaction, appended in
+	// order just before Commit (see appendExemplars).
+	pendingEx []pendingExemplar
 
 	metricNamer otlptranslator.MetricNamer
 	labelNamer  otlptranslator.LabelNamer
@@ -208,6 +212,7 @@ func (a *metricAppender) append(ctx context.Context, md pmetric.Metrics) error {
 			}
 		}
 	}
+	a.appendExemplars()
 	if err := a.app.Commit(); err != nil {
 		a.rejectedSamples[reasonCommitFailed].Add(pending)
 		return fmt.Errorf("weft_store: commit samples: %w", err)
@@ -676,7 +681,8 @@ func exemplarValue(ex pmetric.Exemplar) float64 {
 	return ex.DoubleValue()
 }
 
-// addExemplar appends ex to the series ref. Exemplars without a trace ID
+// addExemplar queues ex for the series ref (see appendExemplars).
+// Exemplars without a trace ID
 // are counted as rejected: they cannot join anything. An exemplar without a
 // timestamp (the span_metrics connector sets none) takes its point's, t.
 func (a *metricAppender) addExemplar(ref storage.SeriesRef, ex pmetric.Exemplar, t int64) {
@@ -696,12 +702,40 @@ func (a *metricAppender) addExemplar(ref storage.SeriesRef, ex pmetric.Exemplar,
 		ts = t
 	}
 	e := exemplar.Exemplar{Labels: a.exLabels.Labels(), Value: exemplarValue(ex), Ts: ts, HasTs: true}
+	a.pendingEx = append(a.pendingEx, pendingExemplar{ref: ref, e: e, hash: e.Labels.Hash()})
+}
+
+// pendingExemplar is an exemplar waiting for appendExemplars.
+type pendingExemplar struct {
+	ref  storage.SeriesRef
+	e    exemplar.Exemplar
+	hash uint64 // of e.Labels
+}
+
+// appendExemplars appends the transaction's exemplars per series in the
+// order the TSDB's exemplar storage requires (time, then value, then label
+// hash). The head checks an exemplar against the stored ones when it is
+// appended, but one that is out of order within the same transaction is
+// dropped at Commit without a word; sorting first makes every drop one that
+// is counted here.
+func (a *metricAppender) appendExemplars() {
+	pending := a.pendingEx
+	a.pendingEx = a.pendingEx[:0]
+	slices.SortStableFunc(pending, func(x, y pendingExemplar) int {
+		return cmp.Or(cmp.Compare(x.ref, y.ref), cmp.Compare(x.e.Ts, y.e.Ts), cmp.Compare(x.e.Value, y.e.Value), cmp.Compare(x.hash, y.hash))
+	})
 	var lset labels.Labels // the head appender finds the series by ref
-	if _, err := a.app.AppendExemplar(ref, lset, e); err != nil {
-		a.rejectedExemplars[exemplarReason(err)].Add(1)
-		return
+	for i, p := range pending {
+		if i > 0 && pending[i-1].ref == p.ref && pending[i-1].e.Equals(p.e) {
+			a.rejectedExemplars[reasonDuplicate].Add(1)
+			continue
+		}
+		if _, err := a.app.AppendExemplar(p.ref, lset, p.e); err != nil {
+			a.rejectedExemplars[exemplarReason(err)].Add(1)
+			continue
+		}
+		a.exemplars.Add(1)
 	}
-	a.exemplars.Add(1)
 }
 
 func exemplarReason(err error) string {

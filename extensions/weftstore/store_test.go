@@ -601,3 +601,39 @@ func TestExemplarWithoutTimestamp(t *testing.T) {
 	require.Len(t, res[0].Exemplars, 1)
 	assert.Equal(t, at.UnixMilli(), res[0].Exemplars[0].Ts)
 }
+
+// TestExemplarsOfOneFlush: the span_metrics connector hands over many
+// exemplars of one data point at once, in span order (values unordered, no
+// timestamps). The TSDB would keep only those in its order and drop the rest
+// at Commit without a word; the store keeps them all.
+func TestExemplarsOfOneFlush(t *testing.T) {
+	st := newTestStore(t, nil)
+	at := time.Now().Add(-10 * time.Second).Truncate(time.Millisecond)
+	md := counter("span.calls", at, time.Second, 40)
+	exs := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Sum().DataPoints().At(0).Exemplars()
+	want := map[string]bool{}
+	for i := range 40 {
+		ex := exs.AppendEmpty()
+		tid := pcommon.TraceID{7, byte(i + 1)}
+		ex.SetTraceID(tid)
+		ex.SetDoubleValue(float64(40 - i)) // descending
+		want[tid.String()] = true
+	}
+	// And the same exemplar twice: kept once, counted as duplicate.
+	exs.At(0).CopyTo(exs.AppendEmpty())
+	require.NoError(t, st.AppendMetrics(context.Background(), md))
+
+	eq, err := st.ExemplarQueryable().ExemplarQuerier(context.Background())
+	require.NoError(t, err)
+	m := labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "span_calls_total")
+	res, err := eq.Select(at.Add(-time.Second).UnixMilli(), at.Add(time.Second).UnixMilli(), []*labels.Matcher{m})
+	require.NoError(t, err)
+	require.Len(t, res, 1)
+	got := map[string]bool{}
+	for _, ex := range res[0].Exemplars {
+		got[ex.Labels.Get("trace_id")] = true
+	}
+	assert.Equal(t, want, got)
+	assert.Equal(t, int64(40), st.Stats().ExemplarsAppended)
+	assert.Equal(t, int64(1), st.Stats().RejectedExemplars[reasonDuplicate])
+}
