@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -52,6 +54,7 @@ func TestEmbeddedDefaultStartsCleanly(t *testing.T) {
 	t.Setenv("WEFT_DATA_DIR", t.TempDir())
 	t.Setenv("WEFT_JAEGER_ENDPOINT", "127.0.0.1:9")
 	t.Setenv("WEFT_REMOTE_WRITE_URL", "http://127.0.0.1:9/api/v1/write")
+	t.Setenv("WEFT_KUBERNETES_API", emptyKubernetesAPI(t))
 
 	var rec logRecorder
 	ctx, stop := context.WithCancel(context.Background())
@@ -62,6 +65,24 @@ func TestEmbeddedDefaultStartsCleanly(t *testing.T) {
 	// complaints are logged by then.
 	require.NoError(t, waitHTTP(t.Context(), "http://"+podIP+":13133/", done))
 	assert.Empty(t, rec.warnings())
+}
+
+// emptyKubernetesAPI serves a Kubernetes API with no pods: lists are empty
+// and watches stay open without events. It returns its URL.
+func emptyKubernetesAPI(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Query().Get("watch") == "true" {
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+			return
+		}
+		_, _ = w.Write([]byte(`{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"1"},"items":[]}`))
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 func TestDemoConfigStartsCleanly(t *testing.T) {
