@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -297,32 +296,10 @@ func startAgent(ctx context.Context, uri string, logOpts ...zap.Option) (<-chan 
 	return done, nil
 }
 
-// waitHTTP polls url until it answers 200, the context ends or stopped is
-// closed.
+// waitHTTP polls url until it answers 200; it fails after 30 s, when the
+// context ends or when stopped is closed.
 func waitHTTP(ctx context.Context, url string, stopped <-chan struct{}) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: %w", url, ctx.Err())
-		case <-stopped:
-			return errors.New("agent exited")
-		case <-t.C:
-		}
-	}
+	return backends.WaitHTTP(ctx, url, 30*time.Second, stopped)
 }
 
 func printDemoIntro(out io.Writer, f demoFlags, dir, cfgPath string, cfg demoConfig, jaeger *backends.Jaeger, prom *backends.Prometheus, node *simnode.Node) {

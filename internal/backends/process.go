@@ -58,7 +58,23 @@ func startProcess(ctx context.Context, name, binary string, args, env []string, 
 }
 
 func (p *process) waitReady(ctx context.Context, name, url string) error {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	err := WaitHTTP(ctx, url, 60*time.Second, p.done)
+	if errors.Is(err, ErrExited) {
+		return fmt.Errorf("%s exited before it was ready: %w", name, errors.Join(p.waitErr, errors.New("see its output")))
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+// ErrExited is WaitHTTP's error when the program it waits for ended.
+var ErrExited = errors.New("exited before it was ready")
+
+// WaitHTTP polls url every 100 ms until it answers 200, and fails when
+// timeout passes, ctx ends or exited is closed (nil: never).
+func WaitHTTP(ctx context.Context, url string, timeout time.Duration, exited <-chan struct{}) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -74,10 +90,10 @@ func (p *process) waitReady(ctx context.Context, name, url string) error {
 			}
 		}
 		select {
-		case <-p.done:
-			return fmt.Errorf("%s exited before it was ready: %w", name, errors.Join(p.waitErr, errors.New("see its output")))
+		case <-exited:
+			return ErrExited
 		case <-ctx.Done():
-			return fmt.Errorf("%s not ready at %s: %w", name, url, ctx.Err())
+			return fmt.Errorf("not ready at %s: %w", url, ctx.Err())
 		case <-tick.C:
 		}
 	}
