@@ -169,6 +169,9 @@ func run(ctx context.Context, o options, logw io.Writer) (*report, error) {
 		return nil, err
 	}
 	defer jaeger.Stop()
+	// WaitHTTP polls with the default client; drop its keep-alive
+	// connections to the stopped children and Jaeger.
+	defer http.DefaultClient.CloseIdleConnections()
 
 	rep := &report{Options: o, CLKTCK: clockTicks()}
 	bins := map[string]string{sideWeft: o.WeftBin, sidePeer: o.PeerBin}
@@ -523,6 +526,7 @@ func waitDrained(ctx context.Context, o options, queryURL string, w *workload, e
 	}
 	deadline := time.Now().Add(o.DrainTimeout)
 	client := &http.Client{Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
 	spans := 0
 	for _, t := range check {
 		id := w.traceID(t)
