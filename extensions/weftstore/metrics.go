@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/common/model"
 	"hash/maphash"
 	"math"
 	"slices"
@@ -669,7 +670,7 @@ func (a *metricAppender) buildLabels(kind byte, extraName, extraValue string) la
 	if extraName != "" {
 		ls = append(ls, labels.Label{Name: extraName, Value: extraValue})
 	}
-	ls = append(ls, labels.Label{Name: labels.MetricName, Value: name})
+	ls = append(ls, labels.Label{Name: model.MetricNameLabel, Value: name})
 	a.ls = ls
 	return labels.New(ls...)
 }

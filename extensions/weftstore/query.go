@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"github.com/prometheus/common/model"
 	"math"
 	"slices"
 	"strings"
@@ -96,7 +97,7 @@ func (s *Store) exemplarsOf(ctx context.Context, traceID pcommon.TraceID) ([]Exe
 	if err != nil {
 		return nil, err
 	}
-	all := labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+")
+	all := labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, ".+")
 	res, err := q.Select(math.MinInt64, math.MaxInt64, []*labels.Matcher{all})
 	if err != nil {
 		return nil, fmt.Errorf("weft_store: select exemplars: %w", err)

@@ -2,6 +2,7 @@ package weftstore
 
 import (
 	"context"
+	"github.com/prometheus/common/model"
 	"math"
 	"path/filepath"
 	"strconv"
@@ -366,7 +367,7 @@ func TestExemplars(t *testing.T) {
 
 	eq, err := st.ExemplarQueryable().ExemplarQuerier(context.Background())
 	require.NoError(t, err)
-	m := labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "http_server_requests_total")
+	m := labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, "http_server_requests_total")
 	res, err := eq.Select(start.UnixMilli(), time.Now().UnixMilli(), []*labels.Matcher{m})
 	require.NoError(t, err)
 	got := make(map[string]bool)
@@ -381,7 +382,7 @@ func TestExemplars(t *testing.T) {
 	}
 
 	// The histogram exemplar sits on the bucket that holds its value.
-	m = labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "http_server_request_duration_seconds_bucket")
+	m = labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, "http_server_request_duration_seconds_bucket")
 	res, err = eq.Select(start.UnixMilli(), time.Now().UnixMilli(), []*labels.Matcher{m})
 	require.NoError(t, err)
 	n := 0
@@ -594,7 +595,7 @@ func TestExemplarWithoutTimestamp(t *testing.T) {
 
 	eq, err := st.ExemplarQueryable().ExemplarQuerier(context.Background())
 	require.NoError(t, err)
-	m := labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "span_calls_total")
+	m := labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, "span_calls_total")
 	res, err := eq.Select(at.Add(-time.Second).UnixMilli(), at.Add(time.Second).UnixMilli(), []*labels.Matcher{m})
 	require.NoError(t, err)
 	require.Len(t, res, 1)
@@ -625,7 +626,7 @@ func TestExemplarsOfOneFlush(t *testing.T) {
 
 	eq, err := st.ExemplarQueryable().ExemplarQuerier(context.Background())
 	require.NoError(t, err)
-	m := labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "span_calls_total")
+	m := labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, "span_calls_total")
 	res, err := eq.Select(at.Add(-time.Second).UnixMilli(), at.Add(time.Second).UnixMilli(), []*labels.Matcher{m})
 	require.NoError(t, err)
 	require.Len(t, res, 1)

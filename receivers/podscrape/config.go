@@ -300,7 +300,7 @@ func (sc *ScrapeConfig) validate(prefix string) error {
 			}
 		}
 		for name := range st.Labels {
-			if !model.LabelName(name).IsValidLegacy() {
+			if !model.LegacyValidation.IsValidLabelName(name) {
 				errs = append(errs, fmt.Errorf("%s.static_configs[%d].labels: %q is not a valid label name", prefix, j, name))
 			}
 		}
