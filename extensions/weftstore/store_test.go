@@ -2,13 +2,13 @@ package weftstore
 
 import (
 	"context"
-	"github.com/prometheus/common/model"
 	"math"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
