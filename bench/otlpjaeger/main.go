@@ -77,6 +77,7 @@ type sample struct {
 	StartupCPUSec   float64 `json:"startup_cpu_s"`
 	WorkloadCPUSec  float64 `json:"workload_cpu_s"`
 	CPUMicrosPerSpn float64 `json:"cpu_us_per_span"`
+	ReadyRSSMiB     float64 `json:"ready_rss_mib"`
 	PeakRSSMiB      float64 `json:"peak_rss_mib"`
 	SendSec         float64 `json:"send_s"`
 	DrainSec        float64 `json:"drain_s"`
@@ -189,8 +190,8 @@ func run(ctx context.Context, o options, logw io.Writer) (*report, error) {
 				return nil, fmt.Errorf("round %d, %s: %w (logs in %s)", round+1, side, err, o.WorkDir)
 			}
 			s.Round = round + 1
-			fmt.Fprintf(logw, "  %.2f µs/span, peak RSS %.1f MiB, %.0f spans/s, drained in %.1fs, %d traces / %d spans verified in Jaeger\n",
-				s.CPUMicrosPerSpn, s.PeakRSSMiB, s.RateAchieved, s.DrainSec, s.TracesChecked, s.SpansChecked)
+			fmt.Fprintf(logw, "  %.2f µs/span, RSS %.1f MiB when ready, peak %.1f MiB, %.0f spans/s, drained in %.1fs, %d traces / %d spans verified in Jaeger\n",
+				s.CPUMicrosPerSpn, s.ReadyRSSMiB, s.PeakRSSMiB, s.RateAchieved, s.DrainSec, s.TracesChecked, s.SpansChecked)
 			rep.Samples = append(rep.Samples, s)
 		}
 	}
@@ -333,6 +334,11 @@ func runOne(ctx context.Context, o options, side, bin string, jaeger *backends.J
 		return s, err
 	}
 	s.StartupCPUSec = cpu0
+	ready, err := procStatusKiB(pid, "VmRSS:")
+	if err != nil {
+		return s, err
+	}
+	s.ReadyRSSMiB = float64(ready) / 1024
 
 	w := newWorkload(o)
 	t0 := time.Now()
@@ -354,7 +360,7 @@ func runOne(ctx context.Context, o options, side, bin string, jaeger *backends.J
 	if err != nil {
 		return s, err
 	}
-	hwm, err := peakRSSKiB(pid)
+	hwm, err := procStatusKiB(pid, "VmHWM:")
 	if err != nil {
 		return s, err
 	}
@@ -625,18 +631,19 @@ func cpuSeconds(pid, clkTck int) (float64, error) {
 	return float64(ut+st) / float64(clkTck), nil
 }
 
-// peakRSSKiB is VmHWM of pid in KiB.
-func peakRSSKiB(pid int) (int, error) {
+// procStatusKiB is a field of /proc/<pid>/status in KiB, such as "VmHWM:"
+// (peak RSS) or "VmRSS:".
+func procStatusKiB(pid int, field string) (int, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(line, field); ok {
 			return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
 		}
 	}
-	return 0, fmt.Errorf("/proc/%d/status: no VmHWM", pid)
+	return 0, fmt.Errorf("/proc/%d/status: no %s", pid, field)
 }
 
 // stats is median, min and max.
@@ -655,16 +662,23 @@ func summarize(v []float64) stats {
 	return stats{Median: m, Min: s[0], Max: s[len(s)-1]}
 }
 
-func sideStats(rep *report, side string) (cpu, rss, rate stats, n int) {
-	var c, r, q []float64
+// sideSummary is one side's row of the table.
+type sideSummary struct {
+	N                        int
+	CPU, ReadyRSS, RSS, Rate stats
+}
+
+func summarizeSide(rep *report, side string) sideSummary {
+	var c, rr, r, q []float64
 	for _, s := range rep.Samples {
 		if s.Side == side {
 			c = append(c, s.CPUMicrosPerSpn)
+			rr = append(rr, s.ReadyRSSMiB)
 			r = append(r, s.PeakRSSMiB)
 			q = append(q, s.RateAchieved)
 		}
 	}
-	return summarize(c), summarize(r), summarize(q), len(c)
+	return sideSummary{N: len(c), CPU: summarize(c), ReadyRSS: summarize(rr), RSS: summarize(r), Rate: summarize(q)}
 }
 
 // markdown is the result table: per side the median and range of CPU per
@@ -678,21 +692,22 @@ func markdown(rep *report) string {
 	}
 	fmt.Fprintf(&b, "%d spans per run at %s, batches of %d, %d spans per trace, %d sender(s), GOMAXPROCS=%s GOMEMLIMIT=%s, %d ABBA round(s)\n\n",
 		o.Spans, rate, o.BatchSize, o.SpansPerTrace, o.Senders, o.GoMaxProcs, o.GoMemLimit, o.Rounds)
-	b.WriteString("| side | runs | CPU µs/span median (min–max) | peak RSS MiB median (min–max) | achieved spans/s (median) |\n")
-	b.WriteString("|---|---|---|---|---|\n")
-	wc, wr, wq, wn := sideStats(rep, sideWeft)
-	pc, pr, pq, pn := sideStats(rep, sidePeer)
-	row := func(name string, n int, c, r, q stats) {
-		fmt.Fprintf(&b, "| %s | %d | %.2f (%.2f–%.2f) | %.1f (%.1f–%.1f) | %.0f |\n", name, n, c.Median, c.Min, c.Max, r.Median, r.Min, r.Max, q.Median)
+	b.WriteString("| side | runs | CPU µs/span median (min–max) | peak RSS MiB median (min–max) | RSS MiB when ready (median) | achieved spans/s (median) |\n")
+	b.WriteString("|---|---|---|---|---|---|\n")
+	w, p := summarizeSide(rep, sideWeft), summarizeSide(rep, sidePeer)
+	row := func(name string, s sideSummary) {
+		fmt.Fprintf(&b, "| %s | %d | %.2f (%.2f–%.2f) | %.1f (%.1f–%.1f) | %.1f | %.0f |\n", name, s.N,
+			s.CPU.Median, s.CPU.Min, s.CPU.Max, s.RSS.Median, s.RSS.Min, s.RSS.Max, s.ReadyRSS.Median, s.Rate.Median)
 	}
-	row("weft", wn, wc, wr, wq)
-	row("otelcol core (bench/peer)", pn, pc, pr, pq)
+	row("weft", w)
+	row("otelcol core (bench/peer)", p)
 	ratio := func(a, b float64) string {
 		if b == 0 {
 			return "—"
 		}
 		return fmt.Sprintf("%.2f×", a/b)
 	}
-	fmt.Fprintf(&b, "| ratio weft / otelcol core | | %s | %s | |\n", ratio(wc.Median, pc.Median), ratio(wr.Median, pr.Median))
+	fmt.Fprintf(&b, "| ratio weft / otelcol core | | %s | %s | %s | |\n",
+		ratio(w.CPU.Median, p.CPU.Median), ratio(w.RSS.Median, p.RSS.Median), ratio(w.ReadyRSS.Median, p.ReadyRSS.Median))
 	return b.String()
 }

@@ -76,9 +76,15 @@ func TestProcReaders(t *testing.T) {
 	cpu, err := cpuSeconds(os.Getpid(), clockTicks())
 	require.NoError(t, err)
 	assert.Greater(t, cpu, 0.0)
-	kib, err := peakRSSKiB(os.Getpid())
+	// VmRSS first: the peak read after it can only be as large or larger.
+	rss, err := procStatusKiB(os.Getpid(), "VmRSS:")
 	require.NoError(t, err)
-	assert.Greater(t, kib, 1024)
+	hwm, err := procStatusKiB(os.Getpid(), "VmHWM:")
+	require.NoError(t, err)
+	assert.Greater(t, hwm, 1024)
+	assert.LessOrEqual(t, rss, hwm)
+	_, err = procStatusKiB(os.Getpid(), "NoSuchField:")
+	assert.Error(t, err)
 	_, err = cpuSeconds(-1, 100)
 	assert.Error(t, err)
 }
@@ -100,10 +106,10 @@ func TestSummarize(t *testing.T) {
 
 func TestMarkdownRatio(t *testing.T) {
 	rep := &report{Options: options{Spans: 100, Rate: 0, BatchSize: 100, SpansPerTrace: 10, Rounds: 1, Senders: 1}, Samples: []sample{
-		{Side: sideWeft, CPUMicrosPerSpn: 4, PeakRSSMiB: 60},
-		{Side: sidePeer, CPUMicrosPerSpn: 8, PeakRSSMiB: 40},
+		{Side: sideWeft, CPUMicrosPerSpn: 4, PeakRSSMiB: 60, ReadyRSSMiB: 30},
+		{Side: sidePeer, CPUMicrosPerSpn: 8, PeakRSSMiB: 40, ReadyRSSMiB: 20},
 	}}
 	md := markdown(rep)
-	assert.Contains(t, md, "| weft | 1 | 4.00 (4.00–4.00) | 60.0 (60.0–60.0) |")
-	assert.Contains(t, md, "| ratio weft / otelcol core | | 0.50× | 1.50× | |")
+	assert.Contains(t, md, "| weft | 1 | 4.00 (4.00–4.00) | 60.0 (60.0–60.0) | 30.0 |")
+	assert.Contains(t, md, "| ratio weft / otelcol core | | 0.50× | 1.50× | 1.50× | |")
 }

@@ -32,6 +32,7 @@ func TestSmoke(t *testing.T) {
 		assert.Equal(t, (o.Sample+1)*o.SpansPerTrace, s.SpansChecked, s.Side)
 		assert.Greater(t, s.WorkloadCPUSec, 0.0, s.Side)
 		assert.Greater(t, s.PeakRSSMiB, 10.0, s.Side)
+		assert.GreaterOrEqual(t, s.PeakRSSMiB, s.ReadyRSSMiB, s.Side)
 		assert.Greater(t, s.StartupCPUSec, 0.0, s.Side)
 	}
 	md := markdown(rep)
