@@ -24,6 +24,7 @@ type telemetry struct {
 	incompleteLines  metric.Int64Counter
 	parseErrors      metric.Int64Counter
 	permissionErrors metric.Int64Counter
+	truncations      metric.Int64Counter
 	openFiles        metric.Int64UpDownCounter
 }
 
@@ -47,6 +48,8 @@ func newTelemetry(mp metric.MeterProvider) (*telemetry, error) {
 	t.truncatedLines = mk("weft.container_logs.truncated_lines", "{record}", "Messages cut at max_log_size.")
 	t.incompleteLines = mk("weft.container_logs.incomplete_lines", "{record}", "Partial messages emitted without their end (flush_timeout or file end).")
 	t.parseErrors = mk("weft.container_logs.parse_errors", "{line}", "Lines in neither CRI nor docker format (emitted raw).")
+	t.truncations = mk("weft.container_logs.truncations", "{event}", "Files found truncated (copytruncate or rewrite), by whether a copy was found. "+
+		"Lines written after a copy and before its truncation exist nowhere; each such window is one event here.")
 	t.permissionErrors = mk("weft.container_logs.permission_errors", "{error}", "Files that could not be opened or read for lack of permission.")
 	if err != nil {
 		return nil, err

@@ -227,6 +227,10 @@ func TestCopyTruncate(t *testing.T) {
 	}
 	checkTagOnce(t, kept, (rounds+2)*per, "ct")
 	t.Logf("bytes counted lost: %d", run.counter(t, "weft.container_logs.bytes_lost", ""))
+	// The gap's lines exist in no file, so their bytes cannot be measured;
+	// every truncation window is counted, so none passes silently.
+	assert.Equal(t, int64(rounds+1), run.counter(t, "weft.container_logs.truncations", ""),
+		"each copytruncate is one truncation event")
 }
 
 func copyFile(t *testing.T, from, to string) {

@@ -584,7 +584,12 @@ func (t *tailer) release(ctx context.Context) bool {
 // recovered is counted as lost.
 func (t *tailer) truncated(ctx context.Context, size int64) error {
 	lost := t.lastSize - t.readOff
-	if cp := t.findCopy(); cp != nil {
+	cp := t.findCopy()
+	// Lines written between a copy and the truncation are in neither file:
+	// no reader can see or measure them. Each truncation is counted so that
+	// such a window is never silent; bytes known to be lost are counted below.
+	t.r.tel.truncations.Add(ctx, 1, metric.WithAttributes(t.fileAttr, attribute.Bool("copy_found", cp != nil)))
+	if cp != nil {
 		if st, err := cp.Stat(); err == nil {
 			lost = t.lastSize - st.Size()
 		}
