@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -85,6 +86,10 @@ func TestProcReaders(t *testing.T) {
 	assert.LessOrEqual(t, rss, hwm)
 	_, err = procStatusKiB(os.Getpid(), "NoSuchField:")
 	assert.Error(t, err)
+
+	stop := sampleAnon(os.Getpid(), time.Millisecond)
+	assert.Eventually(t, func() bool { return stop() > 0 }, time.Second, time.Millisecond)
+	assert.Equal(t, stop(), stop(), "a second call returns the same peak")
 	_, err = cpuSeconds(-1, 100)
 	assert.Error(t, err)
 }
@@ -106,10 +111,10 @@ func TestSummarize(t *testing.T) {
 
 func TestMarkdownRatio(t *testing.T) {
 	rep := &report{Options: options{Spans: 100, Rate: 0, BatchSize: 100, SpansPerTrace: 10, Rounds: 1, Senders: 1}, Samples: []sample{
-		{Side: sideWeft, CPUMicrosPerSpn: 4, PeakRSSMiB: 60, ReadyRSSMiB: 30},
-		{Side: sidePeer, CPUMicrosPerSpn: 8, PeakRSSMiB: 40, ReadyRSSMiB: 20},
+		{Side: sideWeft, CPUMicrosPerSpn: 4, PeakRSSMiB: 60, PeakAnonMiB: 30, ReadyRSSMiB: 30, ReadyFileMiB: 20},
+		{Side: sidePeer, CPUMicrosPerSpn: 8, PeakRSSMiB: 40, PeakAnonMiB: 30, ReadyRSSMiB: 20, ReadyFileMiB: 10},
 	}}
 	md := markdown(rep)
-	assert.Contains(t, md, "| weft | 1 | 4.00 (4.00–4.00) | 60.0 (60.0–60.0) | 30.0 |")
-	assert.Contains(t, md, "| ratio weft / otelcol core | | 0.50× | 1.50× | 1.50× | |")
+	assert.Contains(t, md, "| weft | 1 | 4.00 (4.00–4.00) | 60.0 (60.0–60.0) | 30.0 | 30.0 / 20.0 |")
+	assert.Contains(t, md, "| ratio weft / otelcol core | | 0.50× | 1.50× | 1.00× | 1.50× / 2.00× | |")
 }

@@ -33,6 +33,9 @@ func TestSmoke(t *testing.T) {
 		assert.Greater(t, s.WorkloadCPUSec, 0.0, s.Side)
 		assert.Greater(t, s.PeakRSSMiB, 10.0, s.Side)
 		assert.GreaterOrEqual(t, s.PeakRSSMiB, s.ReadyRSSMiB, s.Side)
+		assert.Greater(t, s.PeakAnonMiB, 1.0, s.Side)
+		assert.Greater(t, s.ReadyFileMiB, 1.0, s.Side)
+		assert.Less(t, s.PeakAnonMiB, s.PeakRSSMiB, s.Side)
 		assert.Greater(t, s.StartupCPUSec, 0.0, s.Side)
 	}
 	md := markdown(rep)
