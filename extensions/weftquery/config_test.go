@@ -1,0 +1,171 @@
+package weftquery
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+	"go.opentelemetry.io/collector/config/configtls"
+	"go.opentelemetry.io/collector/extension/extensioncapabilities"
+	"go.opentelemetry.io/collector/extension/extensiontest"
+)
+
+func TestLoadConfig(t *testing.T) {
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+	tlsCfg := configtls.NewDefaultServerConfig()
+	tlsCfg.CertFile, tlsCfg.KeyFile = "/etc/weft/tls.crt", "/etc/weft/tls.key"
+	tests := []struct {
+		id   component.ID
+		want *Config
+	}{
+		{component.NewID(componentType), createDefaultConfig().(*Config)},
+		{component.NewIDWithName(componentType, "full"), &Config{
+			Endpoint: "0.0.0.0:9686",
+			TLS:      &tlsCfg,
+			CORS:     CORSConfig{AllowedOrigins: []string{"https://grafana.example.com"}},
+			Store:    component.MustNewIDWithName("weft_store", "custom"),
+			Rules:    component.MustNewID("weft_rules"),
+			Auth: AuthConfig{
+				BearerTokenFile: "/var/run/secrets/weft/token",
+				Basic:           &BasicAuthConfig{Username: "grafana", Password: "s3cret"},
+			},
+			MaxRequestBytes: 65536,
+			Timeout:         10 * time.Second,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id.String(), func(t *testing.T) {
+			cfg := createDefaultConfig()
+			sub, err := cm.Sub(tt.id.String())
+			require.NoError(t, err)
+			require.NoError(t, sub.Unmarshal(cfg))
+			require.NoError(t, confmap.Validate(cfg))
+			assert.Equal(t, tt.want, cfg)
+		})
+	}
+	require.NoError(t, componenttest.CheckConfigStruct(createDefaultConfig()))
+}
+
+func TestConfigUnknownKey(t *testing.T) {
+	cfg := createDefaultConfig()
+	err := confmap.NewFromStringMap(map[string]any{"auth": map[string]any{"token": "x"}}).Unmarshal(cfg)
+	require.ErrorContains(t, err, "token")
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		mod     func(*Config)
+		wantErr string
+	}{
+		{"default", func(*Config) {}, ""},
+		{"no endpoint", func(c *Config) { c.Endpoint = "" }, "endpoint"},
+		{"endpoint without port", func(c *Config) { c.Endpoint = "localhost" }, "endpoint"},
+		{"no store", func(c *Config) { c.Store = component.ID{} }, "store"},
+		{"token and file", func(c *Config) { c.Auth.BearerToken, c.Auth.BearerTokenFile = "a", "/b" }, "bearer_token or bearer_token_file"},
+		{"basic without user", func(c *Config) { c.Auth.Basic = &BasicAuthConfig{Password: "p"} }, "auth.basic.username"},
+		{"basic without password", func(c *Config) { c.Auth.Basic = &BasicAuthConfig{Username: "u"} }, "auth.basic.password"},
+		{"tiny body limit", func(c *Config) { c.MaxRequestBytes = 10 }, "max_request_bytes"},
+		{"zero timeout", func(c *Config) { c.Timeout = 0 }, "timeout"},
+		{"empty origin", func(c *Config) { c.CORS.AllowedOrigins = []string{""} }, "cors.allowed_origins[0]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := createDefaultConfig().(*Config)
+			tt.mod(cfg)
+			err := cfg.Validate()
+			if tt.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tt.wantErr)
+		})
+	}
+}
+
+func TestLifecycle(t *testing.T) {
+	f := NewFactory()
+	assert.Equal(t, componentType, f.Type())
+	cfg := f.CreateDefaultConfig().(*Config)
+	cfg.Endpoint = "127.0.0.1:0"
+	ctx := context.Background()
+
+	// Shutdown without Start, twice.
+	ext, err := f.Create(ctx, extensiontest.NewNopSettings(componentType), cfg)
+	require.NoError(t, err)
+	require.NoError(t, ext.Shutdown(ctx))
+	require.NoError(t, ext.Shutdown(ctx))
+
+	dep, ok := ext.(extensioncapabilities.Dependent)
+	require.True(t, ok, "weft_query must declare its store dependency")
+	assert.Equal(t, []component.ID{storeID}, dep.Dependencies())
+
+	// Without the store, Start fails and names the key.
+	require.ErrorContains(t, ext.Start(ctx, componenttest.NewNopHost()), "store")
+
+	// A named rules extension that does not exist fails too.
+	cfg2 := *cfg
+	cfg2.Rules = component.MustNewID("weft_rules")
+	ext2, err := f.Create(ctx, extensiontest.NewNopSettings(componentType), &cfg2)
+	require.NoError(t, err)
+	st := newTestStore(t)
+	host := testHost{exts: map[component.ID]component.Component{storeID: st}}
+	require.ErrorContains(t, ext2.Start(ctx, host), "rules")
+	assert.Equal(t, []component.ID{storeID, cfg2.Rules}, ext2.(extensioncapabilities.Dependent).Dependencies())
+
+	// Started: /healthz and /ready answer; after Shutdown (twice) the port is closed.
+	ext3, err := f.Create(ctx, extensiontest.NewNopSettings(componentType), cfg)
+	require.NoError(t, err)
+	require.NoError(t, ext3.Start(ctx, host))
+	base := "http://" + ext3.(*server).addr()
+	code, body := get(t, base+"/healthz")
+	assert.Equal(t, 200, code)
+	assert.Equal(t, "ok\n", string(body))
+	code, _ = get(t, base+"/ready")
+	assert.Equal(t, 200, code)
+	require.NoError(t, ext3.Shutdown(ctx))
+	require.NoError(t, ext3.Shutdown(ctx))
+	_, err = (&httpClient{}).get(base + "/healthz")
+	require.Error(t, err, "server still answers after Shutdown")
+}
+
+func TestBearerTokenFile(t *testing.T) {
+	st := newTestStore(t)
+	host := testHost{exts: map[component.ID]component.Component{storeID: st}}
+	for _, tt := range []struct {
+		name, content, wantErr string
+	}{
+		{"missing", "", "bearer_token_file"},
+		{"empty", "  \n", "is empty"},
+		{"ok", "tok-123\n", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := createDefaultConfig().(*Config)
+			cfg.Endpoint = "127.0.0.1:0"
+			cfg.Auth.BearerTokenFile = filepath.Join(t.TempDir(), "token")
+			if tt.name != "missing" {
+				require.NoError(t, writeFile(cfg.Auth.BearerTokenFile, tt.content))
+			}
+			s := newServer(componenttest.NewNopTelemetrySettings(), cfg)
+			err := s.Start(t.Context(), host)
+			t.Cleanup(func() { require.NoError(t, s.Shutdown(context.Background())) })
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			code, _ := get(t, "http://"+s.addr()+"/api/services", "Authorization", "Bearer tok-123")
+			assert.Equal(t, 200, code)
+			code, _ = get(t, "http://"+s.addr()+"/api/services", "Authorization", "Bearer tok-124")
+			assert.Equal(t, 401, code)
+		})
+	}
+}

@@ -1,0 +1,271 @@
+package weftquery
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/extension/extensiontest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/weftobs/weft/extensions/weftstore"
+)
+
+// testHost is a component.Host with a fixed set of extensions.
+type testHost struct {
+	exts map[component.ID]component.Component
+}
+
+func (h testHost) GetExtensions() map[component.ID]component.Component { return h.exts }
+
+var storeID = component.MustNewID("weft_store")
+
+// newTestStore opens and starts a real in-memory weft_store, shut down in
+// t.Cleanup.
+func newTestStore(t testing.TB) *weftstore.Store {
+	t.Helper()
+	f := weftstore.NewFactory()
+	ext, err := f.Create(t.Context(), extensiontest.NewNopSettings(f.Type()), f.CreateDefaultConfig())
+	require.NoError(t, err)
+	require.NoError(t, ext.Start(context.Background(), componenttest.NewNopHost()))
+	t.Cleanup(func() { require.NoError(t, ext.Shutdown(context.Background())) })
+	return ext.(*weftstore.Store)
+}
+
+// fixture is a store filled with known data and a started weft_query on a
+// loopback port.
+type fixture struct {
+	store *weftstore.Store
+	srv   *server
+	url   string // base URL of the HTTP server
+	t0    time.Time
+	// trace IDs of the stored traces
+	checkoutTrace, reviewsTrace pcommon.TraceID
+}
+
+// Fixed IDs of the fixture's data.
+var (
+	checkoutTraceID = pcommon.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36}
+	reviewsTraceID  = pcommon.TraceID{0x0a, 0xf7, 0x65, 0x19, 0x16, 0xcd, 0x43, 0xdd, 0x84, 0x48, 0xeb, 0x21, 0x1c, 0x80, 0x31, 0x9c}
+	rootSpanID      = pcommon.SpanID{0, 0, 0, 0, 0, 0, 0, 1}
+	chargeSpanID    = pcommon.SpanID{0, 0, 0, 0, 0, 0, 0, 2}
+	reviewsSpanID   = pcommon.SpanID{0, 0, 0, 0, 0, 0, 0, 3}
+)
+
+// newFixture starts weft_query (cfg modified by mod) over a store with the
+// fixture's data; rules may be nil.
+func newFixture(t *testing.T, mod func(*Config), rules RulesSource) *fixture {
+	t.Helper()
+	st := newTestStore(t)
+	t0 := time.Now().Truncate(time.Minute).Add(-10 * time.Minute).UTC()
+	fillStore(t, st, t0)
+
+	cfg := createDefaultConfig().(*Config)
+	cfg.Endpoint = "127.0.0.1:0"
+	if mod != nil {
+		mod(cfg)
+	}
+	require.NoError(t, cfg.Validate())
+	s := newServer(componenttest.NewNopTelemetrySettings(), cfg)
+	exts := map[component.ID]component.Component{storeID: st}
+	if rules != nil {
+		exts[component.MustNewID("weft_rules")] = rules.(component.Component)
+	}
+	// Bind a free port: start on :0 and read the address back.
+	require.NoError(t, s.Start(t.Context(), testHost{exts: exts}))
+	t.Cleanup(func() { require.NoError(t, s.Shutdown(context.Background())) })
+	return &fixture{store: st, srv: s, url: "http://" + s.addr(), t0: t0, checkoutTrace: checkoutTraceID, reviewsTrace: reviewsTraceID}
+}
+
+// ts converts a fixture offset to pdata time.
+func ts(t time.Time) pcommon.Timestamp { return pcommon.NewTimestampFromTime(t) }
+
+func putPod(r pcommon.Resource, service, ns, pod, container string) {
+	a := r.Attributes()
+	a.PutStr("service.name", service)
+	a.PutStr("k8s.namespace.name", ns)
+	a.PutStr("k8s.pod.name", pod)
+	a.PutStr("k8s.container.name", container)
+}
+
+// fillStore writes: gauge node_temp_celsius{sensor=a|b} and counter
+// http_requests_total{code=200|500} every 15 s for 5 min from t0 (with
+// exemplars of the two traces on the 500 series), two traces, and four log
+// records.
+func fillStore(t testing.TB, st *weftstore.Store, t0 time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	putPod(rm.Resource(), "checkout", "shop", "checkout-7d9c8b5f4-x2x9q", "checkout")
+	sm := rm.ScopeMetrics().AppendEmpty()
+	g := sm.Metrics().AppendEmpty()
+	g.SetName("node_temp_celsius")
+	gauge := g.SetEmptyGauge()
+	c := sm.Metrics().AppendEmpty()
+	c.SetName("http_requests")
+	sum := c.SetEmptySum()
+	sum.SetIsMonotonic(true)
+	sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	for i := range 21 {
+		at := t0.Add(time.Duration(i) * 15 * time.Second)
+		for j, sensor := range []string{"a", "b"} {
+			p := gauge.DataPoints().AppendEmpty()
+			p.SetTimestamp(ts(at))
+			p.SetDoubleValue(float64(i) * float64(j+1))
+			p.Attributes().PutStr("sensor", sensor)
+		}
+		for j, code := range []string{"200", "500"} {
+			p := sum.DataPoints().AppendEmpty()
+			p.SetStartTimestamp(ts(t0.Add(-time.Minute)))
+			p.SetTimestamp(ts(at))
+			p.SetIntValue(int64(i * 10 / (j*9 + 1)))
+			p.Attributes().PutStr("code", code)
+			if code == "500" && i == 4 {
+				ex := p.Exemplars().AppendEmpty()
+				ex.SetTimestamp(ts(at.Add(-time.Second)))
+				ex.SetDoubleValue(1)
+				ex.SetTraceID(checkoutTraceID)
+				ex.SetSpanID(rootSpanID)
+			}
+		}
+	}
+	require.NoError(t, st.AppendMetrics(ctx, md))
+
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	putPod(rs.Resource(), "checkout", "shop", "checkout-7d9c8b5f4-x2x9q", "checkout")
+	ss := rs.ScopeSpans().AppendEmpty()
+	ss.Scope().SetName("weft/test")
+	root := ss.Spans().AppendEmpty()
+	root.SetTraceID(checkoutTraceID)
+	root.SetSpanID(rootSpanID)
+	root.SetName("POST /checkout")
+	root.SetKind(ptrace.SpanKindServer)
+	root.SetStartTimestamp(ts(t0.Add(time.Minute)))
+	root.SetEndTimestamp(ts(t0.Add(time.Minute + 40*time.Millisecond)))
+	root.Attributes().PutStr("http.route", "/checkout")
+	root.Attributes().PutInt("http.response.status_code", 502)
+	root.Attributes().PutDouble("cart.value", 42.5)
+	root.Attributes().PutBool("cart.gift", true)
+	root.Status().SetCode(ptrace.StatusCodeError)
+	root.Status().SetMessage("payment failed")
+
+	rs2 := td.ResourceSpans().AppendEmpty()
+	putPod(rs2.Resource(), "payment", "shop", "payment-5c4d7-abcde", "payment")
+	ss2 := rs2.ScopeSpans().AppendEmpty()
+	child := ss2.Spans().AppendEmpty()
+	child.SetTraceID(checkoutTraceID)
+	child.SetSpanID(chargeSpanID)
+	child.SetParentSpanID(rootSpanID)
+	child.SetName("charge card")
+	child.SetKind(ptrace.SpanKindClient)
+	child.SetStartTimestamp(ts(t0.Add(time.Minute + 10*time.Millisecond)))
+	child.SetEndTimestamp(ts(t0.Add(time.Minute + 30*time.Millisecond)))
+	child.Attributes().PutStr("payment.provider", "acme")
+	ev := child.Events().AppendEmpty()
+	ev.SetName("retry")
+	ev.SetTimestamp(ts(t0.Add(time.Minute + 20*time.Millisecond)))
+	ev.Attributes().PutInt("attempt", 2)
+	child.Status().SetCode(ptrace.StatusCodeError)
+	child.Status().SetMessage("card declined")
+
+	rs3 := td.ResourceSpans().AppendEmpty()
+	putPod(rs3.Resource(), "reviews", "bookinfo", "reviews-v2-7f5c9c8b6f-4wz7p", "reviews")
+	rv := rs3.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	rv.SetTraceID(reviewsTraceID)
+	rv.SetSpanID(reviewsSpanID)
+	rv.SetName("GET /reviews")
+	rv.SetKind(ptrace.SpanKindServer)
+	rv.SetStartTimestamp(ts(t0.Add(2 * time.Minute)))
+	rv.SetEndTimestamp(ts(t0.Add(2*time.Minute + 5*time.Millisecond)))
+	rv.Status().SetCode(ptrace.StatusCodeOk)
+	require.NoError(t, st.AppendTraces(ctx, td))
+
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	putPod(rl.Resource(), "checkout", "shop", "checkout-7d9c8b5f4-x2x9q", "checkout")
+	sl := rl.ScopeLogs().AppendEmpty()
+	for i, body := range []string{"request received", "payment failed: card declined", "responding 502"} {
+		lr := sl.LogRecords().AppendEmpty()
+		lr.SetTimestamp(ts(t0.Add(time.Minute + time.Duration(i)*10*time.Millisecond)))
+		lr.Body().SetStr(body)
+		lr.SetTraceID(checkoutTraceID)
+		lr.SetSpanID(rootSpanID)
+		lr.SetSeverityNumber(plog.SeverityNumberInfo)
+		lr.SetSeverityText("INFO")
+	}
+	rl2 := ld.ResourceLogs().AppendEmpty()
+	putPod(rl2.Resource(), "reviews", "bookinfo", "reviews-v2-7f5c9c8b6f-4wz7p", "reviews")
+	lr := rl2.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
+	lr.SetTimestamp(ts(t0.Add(2 * time.Minute)))
+	lr.Body().SetStr("served reviews")
+	require.NoError(t, st.AppendLogs(ctx, ld))
+}
+
+// get sends a GET with optional headers and returns status and body.
+func get(t testing.TB, rawURL string, header ...string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, rawURL, nil)
+	require.NoError(t, err)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, b
+}
+
+// promGet calls a Prometheus API path with params and decodes the envelope.
+func promGet(t testing.TB, base, path string, params url.Values) (int, promEnvelope) {
+	t.Helper()
+	u := base + path
+	if len(params) > 0 {
+		u += "?" + params.Encode()
+	}
+	code, body := get(t, u)
+	var env promEnvelope
+	require.NoError(t, json.Unmarshal(body, &env), "body: %s", body)
+	return code, env
+}
+
+// promEnvelope decodes a Prometheus API answer, data kept raw.
+type promEnvelope struct {
+	Status    string          `json:"status"`
+	Data      json.RawMessage `json:"data"`
+	ErrorType string          `json:"errorType"`
+	Error     string          `json:"error"`
+	Warnings  []string        `json:"warnings"`
+}
+
+// secs formats a time as Prometheus API seconds.
+func secs(t time.Time) string { return string(formatMillis(t.UnixMilli())) }
+
+// httpClient does one GET without keep-alive, returning transport errors.
+type httpClient struct{}
+
+func (httpClient) get(u string) (int, error) {
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	resp, err := c.Get(u)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }

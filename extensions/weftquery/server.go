@@ -1,0 +1,279 @@
+package weftquery
+
+import (
+	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/extension/extensioncapabilities"
+	"go.uber.org/zap"
+
+	"github.com/weftobs/weft/extensions/weftstore"
+)
+
+// server is the weft_query extension: one HTTP server with the Prometheus,
+// Jaeger, correlation and log APIs over a weft_store.
+type server struct {
+	cfg    *Config
+	logger *zap.Logger
+	now    func() time.Time
+
+	store  *weftstore.Store
+	rules  RulesSource // nil: no rules engine
+	engine *promql.Engine
+	parser parser.Parser
+
+	token string // bearer token (from bearer_token or bearer_token_file)
+	ready atomic.Bool
+
+	mu      sync.Mutex
+	srv     *http.Server
+	bound   string // the listener's address once started
+	serveWG sync.WaitGroup
+}
+
+var (
+	_ extensioncapabilities.Dependent = (*server)(nil)
+	_ component.Component             = (*server)(nil)
+)
+
+func newServer(set component.TelemetrySettings, cfg *Config) *server {
+	return &server{cfg: cfg, logger: set.Logger, now: time.Now}
+}
+
+// Dependencies makes the collector start the store (and a named rules
+// extension) before this one and stop them after it.
+func (s *server) Dependencies() []component.ID {
+	deps := []component.ID{s.cfg.Store}
+	if s.cfg.Rules.Type().String() != "" {
+		deps = append(deps, s.cfg.Rules)
+	}
+	return deps
+}
+
+// Start finds the store (and rules source), loads credentials and TLS, binds
+// the endpoint and serves in the background.
+func (s *server) Start(ctx context.Context, host component.Host) error {
+	exts := host.GetExtensions()
+	st, ok := exts[s.cfg.Store].(*weftstore.Store)
+	if !ok {
+		return fmt.Errorf("weft_query: store: extension %q is not a started weft_store", s.cfg.Store)
+	}
+	rules, err := findRules(exts, s.cfg.Rules)
+	if err != nil {
+		return err
+	}
+	token := string(s.cfg.Auth.BearerToken)
+	if f := s.cfg.Auth.BearerTokenFile; f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("weft_query: auth.bearer_token_file: %w", err)
+		}
+		if token = strings.TrimSpace(string(b)); token == "" {
+			return fmt.Errorf("weft_query: auth.bearer_token_file: %q is empty", f)
+		}
+	}
+	var tlsCfg *tls.Config
+	if s.cfg.TLS != nil {
+		if tlsCfg, err = s.cfg.TLS.LoadTLSConfig(ctx); err != nil {
+			return fmt.Errorf("weft_query: tls: %w", err)
+		}
+	}
+	s.store, s.rules, s.token = st, rules, token
+	s.initEngine()
+
+	ln, err := net.Listen("tcp", s.cfg.Endpoint)
+	if err != nil {
+		return fmt.Errorf("weft_query: listen on endpoint %q: %w", s.cfg.Endpoint, err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	srv := &http.Server{
+		Handler:           s.handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          zap.NewStdLog(s.logger),
+	}
+	s.mu.Lock()
+	s.srv, s.bound = srv, ln.Addr().String()
+	s.mu.Unlock()
+	s.serveWG.Add(1)
+	go func() {
+		defer s.serveWG.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.logger.Error("weft_query server stopped", zap.Error(err))
+		}
+	}()
+	s.ready.Store(true)
+	s.logger.Info("weft_query listening", zap.String("endpoint", ln.Addr().String()))
+	return nil
+}
+
+// addr is the address the server listens on (empty before Start).
+func (s *server) addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bound
+}
+
+// initEngine creates the PromQL engine and parser (also used by tests that
+// build the handler without Start).
+func (s *server) initEngine() {
+	s.parser = parser.NewParser(parser.Options{})
+	s.engine = promql.NewEngine(promql.EngineOpts{
+		Logger:                   newSlogger(s.logger),
+		MaxSamples:               50_000_000,
+		Timeout:                  s.cfg.Timeout,
+		LookbackDelta:            5 * time.Minute,
+		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
+		EnableAtModifier:         true,
+		EnableNegativeOffset:     true,
+		Parser:                   s.parser,
+	})
+}
+
+// Shutdown stops the server and waits for in-flight requests (bounded by
+// ctx). Safe without Start and twice.
+func (s *server) Shutdown(ctx context.Context) error {
+	s.ready.Store(false)
+	s.mu.Lock()
+	srv := s.srv
+	s.srv = nil
+	s.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	err := srv.Shutdown(ctx)
+	if err != nil {
+		err = errors.Join(err, srv.Close())
+	}
+	s.serveWG.Wait()
+	return err
+}
+
+// handler is the whole HTTP handler: CORS, auth, limits, then the routes.
+func (s *server) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /ready", s.handleReady)
+	s.promRoutes(mux)
+	s.jaegerRoutes(mux)
+	s.weftRoutes(mux)
+
+	var h http.Handler = mux
+	h = s.limits(h)
+	h = s.authenticate(h)
+	h = s.cors(h)
+	return h
+}
+
+func (s *server) handleReady(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if !s.ready.Load() || s.store == nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("not ready\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+// public reports whether a path is served without credentials (probes).
+func public(path string) bool { return path == "/healthz" || path == "/ready" }
+
+// authenticate answers 401 to requests without a valid credential when auth
+// is configured; /healthz and /ready are always open.
+func (s *server) authenticate(next http.Handler) http.Handler {
+	if !s.cfg.Auth.enabled() {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if public(r.URL.Path) || r.Method == http.MethodOptions || s.authorized(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if s.cfg.Auth.Basic != nil {
+			w.Header().Set("WWW-Authenticate", `Basic realm="weft"`)
+		} else {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="weft"`)
+		}
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+	})
+}
+
+func (s *server) authorized(r *http.Request) bool {
+	h := r.Header.Get("Authorization")
+	if s.token != "" {
+		if tok, ok := strings.CutPrefix(h, "Bearer "); ok && equalSecret(strings.TrimSpace(tok), s.token) {
+			return true
+		}
+	}
+	if b := s.cfg.Auth.Basic; b != nil {
+		if u, p, ok := r.BasicAuth(); ok {
+			// Both comparisons always run, so timing does not tell which failed.
+			uok := equalSecret(u, b.Username)
+			pok := equalSecret(p, string(b.Password))
+			return uok && pok
+		}
+	}
+	return false
+}
+
+func equalSecret(got, want string) bool {
+	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+}
+
+// limits rejects bodies over max_request_bytes with 413 and bounds each
+// request's time with timeout.
+func (s *server) limits(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > s.cfg.MaxRequestBytes {
+			http.Error(w, fmt.Sprintf("request body larger than max_request_bytes (%d)", s.cfg.MaxRequestBytes), http.StatusRequestEntityTooLarge)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxRequestBytes)
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// cors sets CORS headers for allowed origins and answers preflight requests.
+// Without allowed_origins it sends none.
+func (s *server) cors(next http.Handler) http.Handler {
+	allowed := s.cfg.CORS.AllowedOrigins
+	if len(allowed) == 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if origin != "" && (slices.Contains(allowed, "*") || slices.Contains(allowed, origin)) {
+			h := w.Header()
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Add("Vary", "Origin")
+			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+				h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
