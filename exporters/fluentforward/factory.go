@@ -1,0 +1,100 @@
+package fluentforward
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/config/configretry"
+	"go.opentelemetry.io/collector/config/configtls"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/exporter/exporterhelper"
+)
+
+var componentType = component.MustNewType("fluent_forward")
+
+// NewFactory returns the factory of the fluent_forward exporter.
+func NewFactory() exporter.Factory {
+	return exporter.NewFactory(componentType, createDefaultConfig,
+		exporter.WithLogs(createLogs, component.StabilityLevelDevelopment),
+	)
+}
+
+func createDefaultConfig() component.Config {
+	queue := exporterhelper.NewDefaultQueueConfig()
+	// Bounded in bytes, and blocking when full so that readers slow down
+	// (backpressure) before anything is dropped.
+	queue.Sizer = exporterhelper.RequestSizerTypeBytes
+	queue.QueueSize = 64 << 20
+	queue.BlockOnOverflow = true
+	queue.NumConsumers = 4
+	// Batches are cut after the queue, so records are persisted first.
+	batch := exporterhelper.NewDefaultBatchConfig()
+	batch.Sizer = exporterhelper.RequestSizerTypeItems
+	batch.MinSize = 2048
+	batch.MaxSize = 8192
+	batch.FlushTimeout = 200 * time.Millisecond
+	queue.Batch = configoptional.Some(batch)
+	timeout := exporterhelper.NewDefaultTimeoutConfig()
+	timeout.Timeout = 30 * time.Second
+	return &Config{
+		Tag:              defaultTag,
+		RequireAck:       true,
+		AckTimeout:       15 * time.Second,
+		DialTimeout:      5 * time.Second,
+		WriteTimeout:     10 * time.Second,
+		Keepalive:        30 * time.Second,
+		MaxIdleConns:     4,
+		FailoverCooldown: 30 * time.Second,
+		TLS:              configtls.ClientConfig{Insecure: true},
+		TimeoutConfig:    timeout,
+		QueueConfig:      configoptional.Some(queue),
+		BackOffConfig:    configretry.NewDefaultBackOffConfig(),
+	}
+}
+
+func createLogs(ctx context.Context, set exporter.Settings, cfg component.Config) (exporter.Logs, error) {
+	c := cfg.(*Config)
+	e, err := newExporter(c, set.Logger)
+	if err != nil {
+		return nil, err
+	}
+	inner, err := exporterhelper.NewLogs(ctx, set, cfg, e.pushLogs,
+		exporterhelper.WithStart(e.start),
+		exporterhelper.WithShutdown(e.shutdown),
+		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
+		exporterhelper.WithTimeout(c.TimeoutConfig),
+		exporterhelper.WithQueue(c.QueueConfig),
+		exporterhelper.WithRetry(c.BackOffConfig),
+	)
+	if err != nil {
+		return nil, err
+	}
+	return &logsExporter{Logs: inner, fe: e}, nil
+}
+
+// logsExporter bounds Shutdown: batches in flight get up to ack_timeout (or
+// until the shutdown context ends, if sooner) to be acknowledged, then every
+// connection is closed so that nothing waits on a silent server. With a
+// persistent queue the unacknowledged batches stay in storage. It also makes
+// a second Shutdown a no-op.
+type logsExporter struct {
+	exporter.Logs
+	fe   *forwardExporter
+	once sync.Once
+	err  error
+}
+
+func (l *logsExporter) Shutdown(ctx context.Context) error {
+	l.once.Do(func() {
+		grace, cancel := context.WithTimeout(ctx, l.fe.cfg.AckTimeout)
+		defer cancel()
+		stop := context.AfterFunc(grace, l.fe.abort)
+		defer stop()
+		l.err = l.Logs.Shutdown(ctx)
+	})
+	return l.err
+}
