@@ -269,3 +269,16 @@ func (httpClient) get(u string) (int, error) {
 }
 
 func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }
+
+// promPost sends params as a form body.
+func promPost(t testing.TB, base, path string, params url.Values) (int, promEnvelope) {
+	t.Helper()
+	resp, err := http.PostForm(base+path, params)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	var env promEnvelope
+	require.NoError(t, json.Unmarshal(b, &env), "body: %s", b)
+	return resp.StatusCode, env
+}
