@@ -63,9 +63,15 @@ var (
 	reviewsSpanID   = pcommon.SpanID{0, 0, 0, 0, 0, 0, 0, 3}
 )
 
-// newFixture starts weft_query (cfg modified by mod) over a store with the
-// fixture's data; rules may be nil.
-func newFixture(t *testing.T, mod func(*Config), rules RulesSource) *fixture {
+// fixtureOpts changes a fixture before its server starts; every field may be nil.
+type fixtureOpts struct {
+	mod   func(*Config)
+	rules func(t0 time.Time) *fakeRules // registered as extension weft_rules
+	now   func(t0 time.Time) time.Time  // the server's clock
+}
+
+// newFixture starts weft_query over a store with the fixture's data.
+func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	t.Helper()
 	st := newTestStore(t)
 	t0 := time.Now().Truncate(time.Minute).Add(-10 * time.Minute).UTC()
@@ -73,14 +79,17 @@ func newFixture(t *testing.T, mod func(*Config), rules RulesSource) *fixture {
 
 	cfg := createDefaultConfig().(*Config)
 	cfg.Endpoint = "127.0.0.1:0"
-	if mod != nil {
-		mod(cfg)
+	if o.mod != nil {
+		o.mod(cfg)
 	}
 	require.NoError(t, cfg.Validate())
 	s := newServer(componenttest.NewNopTelemetrySettings(), cfg)
 	exts := map[component.ID]component.Component{storeID: st}
-	if rules != nil {
-		exts[component.MustNewID("weft_rules")] = rules.(component.Component)
+	if o.rules != nil {
+		exts[component.MustNewID("weft_rules")] = o.rules(t0)
+	}
+	if o.now != nil {
+		s.now = func() time.Time { return o.now(t0) }
 	}
 	// Bind a free port: start on :0 and read the address back.
 	require.NoError(t, s.Start(t.Context(), testHost{exts: exts}))

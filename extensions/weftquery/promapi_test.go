@@ -29,7 +29,7 @@ type (
 )
 
 func TestPromQuery(t *testing.T) {
-	f := newFixture(t, nil, nil)
+	f := newFixture(t, fixtureOpts{})
 	at := f.t0.Add(5 * time.Minute)
 	tests := []struct {
 		name     string
@@ -106,7 +106,7 @@ func TestPromQuery(t *testing.T) {
 }
 
 func TestPromQueryRange(t *testing.T) {
-	f := newFixture(t, nil, nil)
+	f := newFixture(t, fixtureOpts{})
 	params := url.Values{
 		"query": {`node_temp_celsius{sensor="a"}`},
 		"start": {secs(f.t0)}, "end": {secs(f.t0.Add(time.Minute))}, "step": {"15s"},
@@ -135,7 +135,7 @@ func TestPromQueryRange(t *testing.T) {
 
 // TestPromErrors checks the error classes and status codes Prometheus gives.
 func TestPromErrors(t *testing.T) {
-	f := newFixture(t, nil, nil)
+	f := newFixture(t, fixtureOpts{})
 	at := secs(f.t0.Add(5 * time.Minute))
 	start, end := secs(f.t0), secs(f.t0.Add(time.Minute))
 	tests := []struct {
@@ -185,7 +185,7 @@ func TestPromErrors(t *testing.T) {
 }
 
 func TestPromSeriesAndLabels(t *testing.T) {
-	f := newFixture(t, nil, nil)
+	f := newFixture(t, fixtureOpts{})
 	tests := []struct {
 		name, path string
 		params     url.Values
@@ -262,7 +262,7 @@ func TestPromSeriesAndLabels(t *testing.T) {
 }
 
 func TestPromExemplars(t *testing.T) {
-	f := newFixture(t, nil, nil)
+	f := newFixture(t, fixtureOpts{})
 	code, env := promGet(t, f.url, "/api/v1/query_exemplars", url.Values{
 		"query": {`rate(http_requests_total[1m])`}, "start": {secs(f.t0)}, "end": {secs(f.t0.Add(5 * time.Minute))},
 	})
