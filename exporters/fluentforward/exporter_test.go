@@ -18,6 +18,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 )
 
 func TestMain(m *testing.M) {
@@ -43,7 +45,10 @@ func testConfig(endpoints ...string) *Config {
 func startExporter(t *testing.T, cfg *Config, host component.Host) exporter.Logs {
 	t.Helper()
 	require.NoError(t, cfg.Validate())
-	exp, err := NewFactory().CreateLogs(t.Context(), exportertest.NewNopSettings(componentType), cfg)
+	set := exportertest.NewNopSettings(componentType)
+	set.ID = component.NewID(componentType) // stable: the persistent queue is keyed by it
+	set.Logger = zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
+	exp, err := NewFactory().CreateLogs(t.Context(), set, cfg)
 	require.NoError(t, err)
 	if host == nil {
 		host = componenttest.NewNopHost()
@@ -316,11 +321,16 @@ func TestQueueDisabled(t *testing.T) {
 	// surfaces as a retryable error to the caller.
 	srv := newFwdServer(t, modeNeverAck)
 	cfg := testConfig(srv.addr())
-	cfg.QueueConfig = configoptional.None[exporterhelper.QueueBatchConfig]()
+	cfg.QueueConfig = noQueue()
 	cfg.BackOffConfig.Enabled = false
 	exp := startExporter(t, cfg, nil)
 	defer shutdownWithin(t, exp, 5*time.Second)
 	err := exp.ConsumeLogs(t.Context(), seqLogs(0, 3))
 	require.ErrorContains(t, err, "no ack for chunk")
 	require.ErrorContains(t, err, "ack_timeout")
+}
+
+// noQueue disables the sending queue: ConsumeLogs returns the export's error.
+func noQueue() configoptional.Optional[exporterhelper.QueueBatchConfig] {
+	return configoptional.None[exporterhelper.QueueBatchConfig]()
 }

@@ -2,6 +2,7 @@ package fluentforward
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -62,8 +63,24 @@ type fwdServer struct {
 
 func newFwdServer(t testing.TB, mode serverMode) *fwdServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return newFwdServerAt(t, "127.0.0.1:0", mode)
+}
+
+// newFwdServerAt listens on addr; a test uses it to bring a server back on
+// the port an exporter already knows.
+func newFwdServerAt(t testing.TB, addr string, mode serverMode) *fwdServer {
+	t.Helper()
+	return newFwdServerTLS(t, addr, mode, nil)
+}
+
+// newFwdServerTLS serves TLS when tlsCfg is not nil.
+func newFwdServerTLS(t testing.TB, addr string, mode serverMode, tlsCfg *tls.Config) *fwdServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
 	require.NoError(t, err)
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
 	s := &fwdServer{t: t, ln: ln, lateBy: 300 * time.Millisecond, conns: make(map[net.Conn]struct{}), stop: make(chan struct{}), ackedChunks: make(map[string]bool)}
 	s.mode.Store(int32(mode))
 	s.wg.Add(1)
