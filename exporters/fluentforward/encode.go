@@ -159,10 +159,9 @@ func (e *encoder) recordTime(lr plog.LogRecord) time.Time {
 // appendEntry appends [EventTime, record] for one log record.
 func (e *encoder) appendEntry(b []byte, meta *resourceMeta, lr plog.LogRecord) ([]byte, error) {
 	b = msgp.AppendArrayHeader(b, 2)
-	et := fluent.EventTime(e.recordTime(lr))
-	b, err := msgp.AppendExtension(b, &et)
+	b, err := appendEventTime(b, e.recordTime(lr))
 	if err != nil {
-		return nil, fmt.Errorf("encode event time: %w", err)
+		return nil, err
 	}
 
 	attrs := lr.Attributes()
@@ -233,6 +232,20 @@ func (e *encoder) appendEntry(b []byte, meta *resourceMeta, lr plog.LogRecord) (
 		b = appendValue(b, v)
 	}
 	return b, nil
+}
+
+// appendEventTime writes t as the forward protocol's EventTime: msgpack
+// fixext8 of type 0 holding big-endian seconds and nanoseconds. The payload
+// comes from the library's EventTime; the framing is written here so that no
+// Extension interface value is allocated per record (msgp.AppendExtension).
+func appendEventTime(b []byte, t time.Time) ([]byte, error) {
+	et := fluent.EventTime(t)
+	var raw [8]byte
+	if err := et.MarshalBinaryTo(raw[:]); err != nil {
+		return nil, fmt.Errorf("encode event time: %w", err)
+	}
+	b = append(b, 0xd7, byte(et.ExtensionType()))
+	return append(b, raw[:]...), nil
 }
 
 func appendKubernetes(b []byte, meta *resourceMeta) []byte {
