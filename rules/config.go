@@ -1,0 +1,195 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"text/template"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configopaque"
+)
+
+// Config is the configuration of the weft_rules extension.
+type Config struct {
+	// Store is the ID of the weft_store extension whose TSDB the rules read
+	// and write (default weft_store).
+	Store component.ID `mapstructure:"store"`
+	// RuleFiles lists rule sources: files, directories (every *.yaml / *.yml
+	// in them) and globs. Each file holds either Prometheus rule groups or
+	// PrometheusRule manifests (monitoring.coreos.com/v1, several documents
+	// allowed).
+	RuleFiles []string `mapstructure:"rule_files"`
+	// EvaluationInterval is the interval of groups that set none (default 15s).
+	EvaluationInterval time.Duration `mapstructure:"evaluation_interval"`
+	// ReloadInterval is how often the rule files are checked for changes;
+	// a changed set is loaded and swapped in (default 30s; 0 disables).
+	ReloadInterval time.Duration `mapstructure:"reload_interval"`
+	// ResendDelay is the minimum time before a still-firing alert is sent
+	// again (default 1m, as Prometheus's --rules.alert.resend-delay).
+	ResendDelay time.Duration `mapstructure:"resend_delay"`
+	// Alertmanagers receive alerts through the Alertmanager v2 API.
+	Alertmanagers []AlertmanagerConfig `mapstructure:"alertmanagers"`
+	// Webhooks receive alerts as Alertmanager webhook JSON (version 4),
+	// POSTed to each URL.
+	Webhooks []string `mapstructure:"webhooks"`
+	// ExternalLabels are added to every alert (and usable in templates as
+	// $externalLabels).
+	ExternalLabels map[string]string `mapstructure:"external_labels"`
+	// ExternalURL is the base of each alert's generatorURL.
+	ExternalURL string `mapstructure:"external_url"`
+	// Evidence controls the trace IDs, log lines and links attached to
+	// firing alerts.
+	Evidence EvidenceConfig `mapstructure:"evidence"`
+}
+
+// AlertmanagerConfig is one Alertmanager, reached at URL.
+type AlertmanagerConfig struct {
+	// URL is the Alertmanager's base URL (http or https, optional path
+	// prefix); alerts are POSTed to <url>/api/v2/alerts.
+	URL string `mapstructure:"url"`
+	// BasicAuth authenticates with a user name and password.
+	BasicAuth *BasicAuth `mapstructure:"basic_auth"`
+	// BearerToken is sent as "Authorization: Bearer <token>".
+	BearerToken configopaque.String `mapstructure:"bearer_token"`
+	// BearerTokenFile is read for the bearer token on every request.
+	BearerTokenFile string `mapstructure:"bearer_token_file"`
+	// TLS configures the client side of https connections.
+	TLS TLSConfig `mapstructure:"tls"`
+	// Timeout bounds one push (0: 10s).
+	Timeout time.Duration `mapstructure:"timeout"`
+}
+
+// BasicAuth is HTTP basic authentication.
+type BasicAuth struct {
+	// Username is the user name.
+	Username string `mapstructure:"username"`
+	// Password is the password.
+	Password configopaque.String `mapstructure:"password"`
+	// PasswordFile is read for the password instead of Password.
+	PasswordFile string `mapstructure:"password_file"`
+}
+
+// TLSConfig is the client TLS configuration.
+type TLSConfig struct {
+	// CAFile verifies the server certificate (default: system roots).
+	CAFile string `mapstructure:"ca_file"`
+	// CertFile is the client certificate, with KeyFile.
+	CertFile string `mapstructure:"cert_file"`
+	// KeyFile is the client key, with CertFile.
+	KeyFile string `mapstructure:"key_file"`
+	// ServerName overrides the name checked in the server certificate.
+	ServerName string `mapstructure:"server_name"`
+	// InsecureSkipVerify disables server certificate verification.
+	InsecureSkipVerify bool `mapstructure:"insecure_skip_verify"`
+}
+
+// EvidenceConfig controls alert evidence.
+type EvidenceConfig struct {
+	// MaxTraces is the number of failing trace IDs attached to a firing
+	// alert (default 3; 0 turns evidence off).
+	MaxTraces int `mapstructure:"max_traces"`
+	// MaxLogLines is the number of log lines attached per trace (default 3).
+	MaxLogLines int `mapstructure:"max_log_lines"`
+	// LinkTemplate builds a link per trace ID with Go text/template; the
+	// data has .TraceID (hex) and .Labels (the alert's labels), e.g.
+	// "http://jaeger:16686/trace/{{ .TraceID }}". Empty: no links.
+	LinkTemplate string `mapstructure:"link_template"`
+	// Timeout bounds the evidence lookup of one notification (default
+	// 100ms); an alert whose lookup is not done in time goes out without
+	// evidence, which is attached to its next resend.
+	Timeout time.Duration `mapstructure:"timeout"`
+}
+
+// Validate checks the configuration and names the offending keys.
+func (c *Config) Validate() error {
+	var errs []error
+	for i, p := range c.RuleFiles {
+		if p == "" {
+			errs = append(errs, fmt.Errorf("rule_files[%d]: must not be empty", i))
+		} else if _, err := filepath.Match(p, ""); err != nil {
+			errs = append(errs, fmt.Errorf("rule_files[%d]: bad pattern %q: %w", i, p, err))
+		}
+	}
+	if c.EvaluationInterval <= 0 {
+		errs = append(errs, fmt.Errorf("evaluation_interval: must be positive, got %s", c.EvaluationInterval))
+	}
+	if c.ReloadInterval < 0 {
+		errs = append(errs, fmt.Errorf("reload_interval: must be 0 (off) or positive, got %s", c.ReloadInterval))
+	}
+	if c.ResendDelay < 0 {
+		errs = append(errs, fmt.Errorf("resend_delay: must not be negative, got %s", c.ResendDelay))
+	}
+	for i, am := range c.Alertmanagers {
+		errs = append(errs, am.validate(fmt.Sprintf("alertmanagers[%d]", i)))
+	}
+	for i, w := range c.Webhooks {
+		if err := checkHTTPURL(w); err != nil {
+			errs = append(errs, fmt.Errorf("webhooks[%d]: %w", i, err))
+		}
+	}
+	for k := range c.ExternalLabels {
+		if k == "" || k == "__name__" {
+			errs = append(errs, fmt.Errorf("external_labels: invalid label name %q", k))
+		}
+	}
+	if c.ExternalURL != "" {
+		if err := checkHTTPURL(c.ExternalURL); err != nil {
+			errs = append(errs, fmt.Errorf("external_url: %w", err))
+		}
+	}
+	if c.Evidence.MaxTraces < 0 {
+		errs = append(errs, fmt.Errorf("evidence.max_traces: must be 0 (off) or positive, got %d", c.Evidence.MaxTraces))
+	}
+	if c.Evidence.MaxLogLines < 0 {
+		errs = append(errs, fmt.Errorf("evidence.max_log_lines: must not be negative, got %d", c.Evidence.MaxLogLines))
+	}
+	if c.Evidence.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("evidence.timeout: must be positive, got %s", c.Evidence.Timeout))
+	}
+	if c.Evidence.LinkTemplate != "" {
+		if _, err := template.New("link").Option("missingkey=error").Parse(c.Evidence.LinkTemplate); err != nil {
+			errs = append(errs, fmt.Errorf("evidence.link_template: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (am *AlertmanagerConfig) validate(key string) error {
+	var errs []error
+	if err := checkHTTPURL(am.URL); err != nil {
+		errs = append(errs, fmt.Errorf("%s.url: %w", key, err))
+	}
+	if am.BearerToken != "" && am.BearerTokenFile != "" {
+		errs = append(errs, fmt.Errorf("%s: set at most one of bearer_token and bearer_token_file", key))
+	}
+	if am.BasicAuth != nil && (am.BearerToken != "" || am.BearerTokenFile != "") {
+		errs = append(errs, fmt.Errorf("%s: set at most one of basic_auth and bearer_token(_file)", key))
+	}
+	if am.BasicAuth != nil && am.BasicAuth.Password != "" && am.BasicAuth.PasswordFile != "" {
+		errs = append(errs, fmt.Errorf("%s.basic_auth: set at most one of password and password_file", key))
+	}
+	if (am.TLS.CertFile == "") != (am.TLS.KeyFile == "") {
+		errs = append(errs, fmt.Errorf("%s.tls: cert_file and key_file go together", key))
+	}
+	if am.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("%s.timeout: must not be negative, got %s", key, am.Timeout))
+	}
+	return errors.Join(errs...)
+}
+
+func checkHTTPURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("invalid URL %q: %w", s, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("URL %q: scheme must be http or https", s)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("URL %q: no host", s)
+	}
+	return nil
+}

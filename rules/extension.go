@@ -1,0 +1,465 @@
+package rules
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/discovery/targetgroup"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/notifier"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	promrules "github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/util/strutil"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/extension/extensioncapabilities"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+
+	"github.com/weftobs/weft/extensions/weftstore"
+)
+
+// Extension is the weft_rules extension: it evaluates rule files over the
+// weft_store TSDB and sends alerts. Other extensions (the query API) may
+// find it with a type assertion and call Status, Groups and Reload.
+type Extension struct {
+	cfg    *Config
+	tel    component.TelemetrySettings
+	logger *zap.Logger
+	parser parser.Parser
+
+	reloadMu sync.Mutex // one reload at a time
+	loader   *snapshotLoader
+
+	mu          sync.Mutex
+	status      Status
+	lastAttempt [32]byte // hash of the last set tried
+	applied     bool     // a set was applied since setup
+	store       *weftstore.Store
+	engine      *promql.Engine
+	mgr         *promrules.Manager
+	notifier    *notifier.Manager
+	tsets       chan map[string][]*targetgroup.Group
+	webhook     *webhookSender
+	evidence    *evidenceFinder
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+	started     bool
+	stopped     bool
+	telReg      metric.Registration
+	reloadCount metric.Int64Counter
+	// onSend, when set (tests), sees every notification after evidence.
+	onSend func([]*notifier.Alert)
+}
+
+var _ extensioncapabilities.Dependent = (*Extension)(nil)
+
+// Status describes the loaded rule set and the last reload.
+type Status struct {
+	Files             []string  // rule files of the running set
+	Groups            int       // groups running
+	Rules             int       // rules running
+	LastReload        time.Time // time of the last reload attempt
+	LastReloadSuccess bool      // whether the last attempt was applied
+	LastError         string    // error of the last failed attempt, with file and line
+	Reloads           int64     // applied reloads
+	ReloadFailures    int64     // rejected reloads (the previous set kept running)
+}
+
+func newExtension(tel component.TelemetrySettings, cfg *Config) (*Extension, error) {
+	p := parser.NewParser(parser.Options{})
+	e := &Extension{cfg: cfg, tel: tel, logger: tel.Logger, parser: p}
+	if e.logger == nil {
+		e.logger = zap.NewNop()
+	}
+	e.loader = &snapshotLoader{parser: p}
+	return e, nil
+}
+
+// Dependencies makes the collector start the store first.
+func (e *Extension) Dependencies() []component.ID { return []component.ID{e.cfg.Store} }
+
+// Start finds the store, loads the rules and starts evaluation and
+// notification. An invalid rule set at start is reported (status, log,
+// self-metric) and leaves no rules running; it does not stop the agent.
+func (e *Extension) Start(_ context.Context, host component.Host) error {
+	ext, ok := host.GetExtensions()[e.cfg.Store]
+	if !ok {
+		return fmt.Errorf("store: extension %q not found (add it under extensions and service.extensions)", e.cfg.Store)
+	}
+	st, ok := ext.(*weftstore.Store)
+	if !ok {
+		return fmt.Errorf("store: extension %q is a %T, not a weft_store", e.cfg.Store, ext)
+	}
+	if err := e.setup(st); err != nil {
+		return err
+	}
+	if err := e.registerTelemetry(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.mu.Lock()
+	e.cancel = cancel
+	e.started = true
+	e.mu.Unlock()
+
+	if err := e.Reload(); err != nil {
+		e.logger.Error("Rule files not loaded; no rules run until a valid set is found", zap.Error(err))
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		e.mgr.Run()
+	}()
+	if e.notifier != nil {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			e.notifier.Run(e.tsets)
+		}()
+	}
+	if e.webhook != nil {
+		e.webhook.start(ctx)
+	}
+	if e.cfg.ReloadInterval > 0 {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			e.reloadLoop(ctx)
+		}()
+	}
+	return nil
+}
+
+// setup builds the engine, rule manager, notifier, webhook sender and
+// evidence finder over a store. Tests call it without a host.
+func (e *Extension) setup(st *weftstore.Store) error {
+	slogger := slogFor(e.logger)
+	reg := prometheus.NewRegistry() // the libraries' own metrics stay private
+	engine := promql.NewEngine(promql.EngineOpts{
+		Logger: slogger, MaxSamples: 50_000_000, Timeout: 2 * time.Minute,
+		EnableAtModifier: true, EnableNegativeOffset: true, Parser: e.parser,
+	})
+	ev, err := newEvidenceFinder(st, e.parser, e.cfg.Evidence)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.store, e.engine, e.evidence = st, engine, ev
+	if len(e.cfg.Alertmanagers) > 0 {
+		pc, tgs, err := alertmanagerConfigs(e.cfg)
+		if err != nil {
+			return err
+		}
+		n := notifier.NewManager(&notifier.Options{QueueCapacity: 10000, DrainOnShutdown: true, Registerer: reg},
+			model.UTF8Validation, slogger.With("component", "notifier"))
+		if err := n.ApplyConfig(pc); err != nil {
+			return fmt.Errorf("alertmanagers: %w", err)
+		}
+		e.notifier = n
+		e.tsets = make(chan map[string][]*targetgroup.Group, 1)
+		e.tsets <- tgs
+	}
+	if len(e.cfg.Webhooks) > 0 {
+		e.webhook = newWebhookSender(e.cfg.Webhooks, e.logger)
+	}
+	e.mgr = promrules.NewManager(&promrules.ManagerOptions{
+		NameValidationScheme: model.UTF8Validation,
+		QueryFunc:            promrules.EngineQueryFunc(engine, st.Queryable()),
+		NotifyFunc:           e.notify,
+		Context:              context.Background(),
+		Appendable:           st.Appendable(),
+		Queryable:            st.Queryable(),
+		Logger:               slogger,
+		Registerer:           reg,
+		OutageTolerance:      time.Hour,
+		ForGracePeriod:       10 * time.Minute,
+		ResendDelay:          e.cfg.ResendDelay,
+		GroupLoader:          e.loader,
+		Parser:               e.parser,
+	})
+	return nil
+}
+
+// Shutdown stops evaluation and notification and waits for them; safe
+// without Start and twice.
+func (e *Extension) Shutdown(context.Context) error {
+	e.mu.Lock()
+	if !e.started || e.stopped {
+		e.stopped = true
+		e.mu.Unlock()
+		return nil
+	}
+	e.stopped = true
+	cancel, mgr, n, reg := e.cancel, e.mgr, e.notifier, e.telReg
+	e.mu.Unlock()
+
+	cancel()
+	e.reloadMu.Lock() // no reload in flight from here on
+	mgr.Stop()
+	e.reloadMu.Unlock()
+	if n != nil {
+		n.Stop()
+	}
+	e.wg.Wait()
+	if e.webhook != nil {
+		e.webhook.wg.Wait()
+	}
+	e.evidence.wait()
+	if reg != nil {
+		return reg.Unregister()
+	}
+	return nil
+}
+
+func (e *Extension) reloadLoop(ctx context.Context) {
+	t := time.NewTicker(e.cfg.ReloadInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := e.reload(false); err != nil {
+				e.logger.Warn("Rule reload rejected, previous rules keep running", zap.Error(err))
+			}
+		}
+	}
+}
+
+// Reload reads the rule files again and swaps the new set in atomically.
+// An invalid set is rejected: the previous rules keep running and the
+// error, naming file and line, is returned and kept in Status.
+func (e *Extension) Reload() error { return e.reload(true) }
+
+func (e *Extension) reload(force bool) error {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	e.mu.Lock()
+	mgr, stopped := e.mgr, e.stopped
+	e.mu.Unlock()
+	if mgr == nil || stopped {
+		return errors.New("weft_rules: not running")
+	}
+	files, contents, sum, readErr := readSources(e.cfg.RuleFiles)
+	e.mu.Lock()
+	unchanged := e.applied && sum == e.lastAttempt
+	e.lastAttempt = sum
+	e.mu.Unlock()
+	if unchanged && !force {
+		return nil
+	}
+	set, err := e.parseSet(files, contents)
+	if err == nil {
+		err = readErr
+	}
+	if err == nil {
+		e.loader.set(set)
+		err = mgr.Update(e.cfg.EvaluationInterval, files, labels.FromMap(e.cfg.ExternalLabels), e.cfg.ExternalURL, nil)
+	}
+	e.record(files, err)
+	return err
+}
+
+// parseSet validates every file; all errors are reported together.
+func (e *Extension) parseSet(files []string, contents [][]byte) (map[string]*rulefmt.RuleGroups, error) {
+	set := make(map[string]*rulefmt.RuleGroups, len(files))
+	var errs []error
+	for i, f := range files {
+		rgs, ferrs := loadRuleFile(f, contents[i], e.parser, slogFor(e.logger))
+		errs = append(errs, ferrs...)
+		set[f] = rgs
+	}
+	return set, errors.Join(errs...)
+}
+
+func (e *Extension) record(files []string, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.status.LastReload = time.Now()
+	e.status.LastReloadSuccess = err == nil
+	result := "success"
+	if err != nil {
+		e.status.LastError = err.Error()
+		e.status.ReloadFailures++
+		result = "failure"
+	} else {
+		e.applied = true
+		e.status.LastError = ""
+		e.status.Reloads++
+		e.status.Files = files
+		e.status.Groups, e.status.Rules = 0, 0
+		for _, g := range e.mgr.RuleGroups() {
+			e.status.Groups++
+			e.status.Rules += len(g.Rules())
+		}
+	}
+	if e.reloadCount != nil {
+		e.reloadCount.Add(context.Background(), 1, metric.WithAttributes(attribute.String("result", result)))
+	}
+}
+
+// Status returns the state of the rule set and of the last reload.
+func (e *Extension) Status() Status {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.status
+	s.Files = append([]string(nil), s.Files...)
+	return s
+}
+
+// Groups returns the running rule groups (for the rules/alerts API).
+func (e *Extension) Groups() []*promrules.Group {
+	e.mu.Lock()
+	mgr := e.mgr
+	e.mu.Unlock()
+	if mgr == nil {
+		return nil
+	}
+	return mgr.RuleGroups()
+}
+
+// readSources expands rule_files and reads every file; the hash covers
+// names and contents, so any change (including a ConfigMap swap) shows.
+func readSources(patterns []string) ([]string, [][]byte, [32]byte, error) {
+	files, err := expandSources(patterns)
+	errs := []error{err}
+	h := sha256.New()
+	contents := make([][]byte, len(files))
+	for i, f := range files {
+		b, rerr := os.ReadFile(f)
+		if rerr != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f, rerr))
+		}
+		contents[i] = b
+		fmt.Fprintf(h, "%s\x00%d\x00", f, len(b))
+		h.Write(b)
+	}
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	return files, contents, sum, errors.Join(errs...)
+}
+
+// notify is the rule manager's NotifyFunc: it attaches evidence (within
+// the evidence budget) and hands the alerts to the Alertmanagers and
+// webhooks.
+func (e *Extension) notify(ctx context.Context, expr string, alerts ...*promrules.Alert) {
+	if len(alerts) == 0 {
+		return
+	}
+	refs := make([]alertRef, len(alerts))
+	for i, a := range alerts {
+		refs[i] = alertRef{labels: a.Labels, activeAt: a.ActiveAt, at: a.LastSentAt, resolved: !a.ResolvedAt.IsZero()}
+	}
+	evs := e.evidence.find(ctx, expr, refs)
+	out := make([]*notifier.Alert, 0, len(alerts))
+	for i, a := range alerts {
+		ann := a.Annotations
+		if evs[i] != nil {
+			b := labels.NewBuilder(ann)
+			evs[i].annotate(b)
+			ann = b.Labels()
+		}
+		na := &notifier.Alert{
+			StartsAt: a.FiredAt, Labels: a.Labels, Annotations: ann,
+			GeneratorURL: e.cfg.ExternalURL + strutil.TableLinkForExpression(expr),
+		}
+		if !a.ResolvedAt.IsZero() {
+			na.EndsAt = a.ResolvedAt
+		} else {
+			na.EndsAt = a.ValidUntil
+		}
+		out = append(out, na)
+	}
+	if e.onSend != nil {
+		e.onSend(out)
+	}
+	if e.notifier != nil {
+		e.notifier.Send(out...)
+	}
+	if e.webhook != nil {
+		e.webhook.enqueue(buildWebhookMessage(out, labels.FromMap(e.cfg.ExternalLabels), e.cfg.ExternalURL, alerts[0].LastSentAt))
+	}
+}
+
+func (e *Extension) registerTelemetry() error {
+	if e.tel.MeterProvider == nil {
+		return nil
+	}
+	m := e.tel.MeterProvider.Meter("github.com/weftobs/weft/rules")
+	reloads, err1 := m.Int64Counter("weft_rules.reloads",
+		metric.WithDescription("Rule set reload attempts, by result (success, failure: the previous set kept running)."), metric.WithUnit("{reload}"))
+	ok, err2 := m.Int64ObservableGauge("weft_rules.last_reload_successful",
+		metric.WithDescription("1 when the last rule reload was applied, 0 when it was rejected."))
+	rules, err3 := m.Int64ObservableGauge("weft_rules.rules",
+		metric.WithDescription("Rules running."), metric.WithUnit("{rule}"))
+	webhook, err4 := m.Int64ObservableCounter("weft_rules.webhook_notifications",
+		metric.WithDescription("Webhook posts, by result (sent, failed, dropped: queue full)."), metric.WithUnit("{notification}"))
+	evTimeouts, err5 := m.Int64ObservableCounter("weft_rules.evidence_timeouts",
+		metric.WithDescription("Notifications sent before their evidence lookup finished."), metric.WithUnit("{notification}"))
+	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
+		return err
+	}
+	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		s := e.Status()
+		v := int64(0)
+		if s.LastReloadSuccess {
+			v = 1
+		}
+		o.ObserveInt64(ok, v)
+		o.ObserveInt64(rules, int64(s.Rules))
+		if w := e.webhook; w != nil {
+			o.ObserveInt64(webhook, w.sent.Load(), metric.WithAttributes(attribute.String("result", "sent")))
+			o.ObserveInt64(webhook, w.failed.Load(), metric.WithAttributes(attribute.String("result", "failed")))
+			o.ObserveInt64(webhook, w.dropped.Load(), metric.WithAttributes(attribute.String("result", "dropped")))
+		}
+		e.evidence.mu.Lock()
+		o.ObserveInt64(evTimeouts, e.evidence.timeouts)
+		e.evidence.mu.Unlock()
+		return nil
+	}, ok, rules, webhook, evTimeouts)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.telReg, e.reloadCount = reg, reloads
+	e.mu.Unlock()
+	return nil
+}
+
+// snapshotLoader hands the rule manager the groups validated by the
+// reload, so the files are read once per reload and what runs is exactly
+// what was validated.
+type snapshotLoader struct {
+	parser parser.Parser
+	mu     sync.Mutex
+	groups map[string]*rulefmt.RuleGroups
+}
+
+func (l *snapshotLoader) set(g map[string]*rulefmt.RuleGroups) {
+	l.mu.Lock()
+	l.groups = g
+	l.mu.Unlock()
+}
+
+func (l *snapshotLoader) Load(identifier string, _ bool, _ model.ValidationScheme) (*rulefmt.RuleGroups, []error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	g, ok := l.groups[identifier]
+	if !ok || g == nil {
+		return nil, []error{fmt.Errorf("%s: not in the validated rule set", identifier)}
+	}
+	return g, nil
+}
+
+func (l *snapshotLoader) Parse(query string) (parser.Expr, error) { return l.parser.ParseExpr(query) }

@@ -1,0 +1,171 @@
+package rules
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/notifier"
+	promrules "github.com/prometheus/prometheus/rules"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/extension/extensiontest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/weftobs/weft/extensions/weftstore"
+)
+
+// newTestStore creates and starts a real weft_store with its WAL in dir
+// (a new temp dir when empty); it is shut down in t.Cleanup unless the
+// test shuts it down itself (Shutdown is safe twice).
+func newTestStore(t *testing.T, dir string) *weftstore.Store {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	f := weftstore.NewFactory()
+	cfg := f.CreateDefaultConfig()
+	require.NoError(t, setField(cfg, dir))
+	ext, err := f.Create(t.Context(), extensiontest.NewNopSettings(f.Type()), cfg)
+	require.NoError(t, err)
+	require.NoError(t, ext.Start(context.Background(), componenttest.NewNopHost()))
+	t.Cleanup(func() { require.NoError(t, ext.Shutdown(context.Background())) })
+	return ext.(*weftstore.Store)
+}
+
+func setField(cfg component.Config, dir string) error {
+	cfg.(*weftstore.Config).Directory = dir
+	return nil
+}
+
+// writeFile writes content to dir/name and returns the path.
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+	return p
+}
+
+// sink records notifications.
+type sink struct {
+	mu    sync.Mutex
+	now   time.Time // the evaluation time, set by the test
+	sends []sent
+}
+
+// sent is one notification and the evaluation time it was sent at.
+type sent struct {
+	at     time.Time
+	alerts []*notifier.Alert
+}
+
+func (s *sink) setNow(ts time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.now = ts
+}
+
+func (s *sink) record(as []*notifier.Alert) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sends = append(s.sends, sent{s.now, as})
+}
+
+func (s *sink) take() []sent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.sends
+	s.sends = nil
+	return out
+}
+
+// newEvalExtension returns an extension set up over st (no goroutines:
+// groups are evaluated by the test at explicit times) and the groups of
+// the rule files.
+func newEvalExtension(t *testing.T, st *weftstore.Store, mod func(*Config), files ...string) (*Extension, []*promrules.Group, *sink) {
+	t.Helper()
+	cfg := createDefaultConfig().(*Config)
+	cfg.RuleFiles = files
+	if mod != nil {
+		mod(cfg)
+	}
+	require.NoError(t, cfg.Validate())
+	e, err := newExtension(componenttest.NewNopTelemetrySettings(), cfg)
+	require.NoError(t, err)
+	require.NoError(t, e.setup(st))
+	s := &sink{}
+	e.onSend = s.record
+	list, contents, _, err := readSources(cfg.RuleFiles)
+	require.NoError(t, err)
+	set, err := e.parseSet(list, contents)
+	require.NoError(t, err)
+	e.loader.set(set)
+	groups, errs := e.mgr.LoadGroups(cfg.EvaluationInterval, labels.FromMap(cfg.ExternalLabels), cfg.ExternalURL, nil, false, list...)
+	require.Empty(t, errs)
+	var out []*promrules.Group
+	for _, g := range groups {
+		out = append(out, g)
+	}
+	t.Cleanup(e.evidence.wait)
+	return e, out, s
+}
+
+// appendSample writes one float sample and, when traceID is set, an
+// exemplar on it.
+func appendSample(t *testing.T, st *weftstore.Store, ls labels.Labels, ts time.Time, v float64, traceID string) {
+	t.Helper()
+	app := st.Appendable().Appender(context.Background())
+	ref, err := app.Append(0, ls, ts.UnixMilli(), v)
+	require.NoError(t, err)
+	if traceID != "" {
+		_, err = app.AppendExemplar(ref, ls, exemplar.Exemplar{
+			Labels: labels.FromStrings("trace_id", traceID), Value: 1, Ts: ts.UnixMilli(), HasTs: true,
+		})
+		require.NoError(t, err)
+	}
+	require.NoError(t, app.Commit())
+}
+
+// appendFailingSpan stores one failing server span and one log line of
+// the trace.
+func appendFailingSpan(t *testing.T, st *weftstore.Store, service, ns, pod string, traceID pcommon.TraceID, end time.Time, logBody string) {
+	t.Helper()
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	a := rs.Resource().Attributes()
+	a.PutStr("service.name", service)
+	a.PutStr("k8s.namespace.name", ns)
+	a.PutStr("k8s.pod.name", pod)
+	sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	sp.SetTraceID(traceID)
+	sp.SetSpanID(pcommon.SpanID{1, 2, 3, 4, 5, 6, 7, 8})
+	sp.SetName("GET /reviews")
+	sp.SetStartTimestamp(pcommon.NewTimestampFromTime(end.Add(-50 * time.Millisecond)))
+	sp.SetEndTimestamp(pcommon.NewTimestampFromTime(end))
+	sp.Status().SetCode(ptrace.StatusCodeError)
+	require.NoError(t, st.AppendTraces(context.Background(), td))
+
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	la := rl.Resource().Attributes()
+	la.PutStr("service.name", service)
+	la.PutStr("k8s.namespace.name", ns)
+	la.PutStr("k8s.pod.name", pod)
+	lr := rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
+	lr.SetTimestamp(pcommon.NewTimestampFromTime(end))
+	lr.SetTraceID(traceID)
+	lr.Body().SetStr(logBody)
+	require.NoError(t, st.AppendLogs(context.Background(), ld))
+}
+
+func traceID(b byte) pcommon.TraceID {
+	return pcommon.TraceID{0xaa, b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b}
+}
