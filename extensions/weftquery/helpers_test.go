@@ -71,7 +71,7 @@ type fixtureOpts struct {
 }
 
 // newFixture starts weft_query over a store with the fixture's data.
-func newFixture(t *testing.T, o fixtureOpts) *fixture {
+func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	t.Helper()
 	st := newTestStore(t)
 	t0 := time.Now().Truncate(time.Minute).Add(-10 * time.Minute).UTC()
