@@ -1,0 +1,152 @@
+package rules
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/weftobs/weft/extensions/weftstore"
+)
+
+// storeHost is a host whose only extension is a weft_store.
+type storeHost struct {
+	component.Host
+	st *weftstore.Store
+}
+
+func (h storeHost) GetExtensions() map[component.ID]component.Component {
+	return map[component.ID]component.Component{component.MustNewID("weft_store"): h.st}
+}
+
+const twoRules = `groups:
+- name: a
+  rules:
+  - record: r1
+    expr: vector(1)
+  - alert: A
+    expr: vector(1) > 2
+`
+
+const threeRules = twoRules + `- name: b
+  rules:
+  - record: r2
+    expr: vector(2)
+`
+
+func startExtension(t *testing.T, tel component.TelemetrySettings, mod func(*Config)) *Extension {
+	t.Helper()
+	st := newTestStore(t, "")
+	cfg := createDefaultConfig().(*Config)
+	mod(cfg)
+	require.NoError(t, cfg.Validate())
+	e, err := newExtension(tel, cfg)
+	require.NoError(t, err)
+	require.NoError(t, e.Start(context.Background(), storeHost{componenttest.NewNopHost(), st}))
+	t.Cleanup(func() { require.NoError(t, e.Shutdown(context.Background())) })
+	return e
+}
+
+func TestReloadKeepsOldSetOnError(t *testing.T) {
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	dir := t.TempDir()
+	f := writeFile(t, dir, "r.yaml", twoRules)
+	e := startExtension(t, tel.NewTelemetrySettings(), func(c *Config) {
+		c.RuleFiles = []string{filepath.Join(dir, "*.yaml")}
+		c.ReloadInterval = 0 // reloads by hand only
+	})
+	s := e.Status()
+	require.True(t, s.LastReloadSuccess, s.LastError)
+	assert.Equal(t, 1, s.Groups)
+	assert.Equal(t, 2, s.Rules)
+	assert.Equal(t, []string{f}, s.Files)
+	before := e.Groups()
+
+	// An invalid set: rejected with file and line, the old groups run on.
+	writeFile(t, dir, "r.yaml", twoRules+"  - alert: B\n    expr: sum(\n")
+	err := e.Reload()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), f+": 9:11:")
+	s = e.Status()
+	assert.False(t, s.LastReloadSuccess)
+	assert.Contains(t, s.LastError, f+": 9:11:")
+	assert.Equal(t, int64(1), s.ReloadFailures)
+	assert.Equal(t, 2, s.Rules)
+	after := e.Groups()
+	require.Len(t, after, 1)
+	assert.Same(t, before[0], after[0], "the running group is untouched")
+
+	gauge := func() int64 {
+		m, err := tel.GetMetric("weft_rules.last_reload_successful")
+		require.NoError(t, err)
+		return m.Data.(metricdata.Gauge[int64]).DataPoints[0].Value
+	}
+	assert.Equal(t, int64(0), gauge())
+	m, err := tel.GetMetric("weft_rules.reloads")
+	require.NoError(t, err)
+	byResult := map[string]int64{}
+	for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+		r, _ := dp.Attributes.Value("result")
+		byResult[r.AsString()] = dp.Value
+	}
+	assert.Equal(t, map[string]int64{"success": 1, "failure": 1}, byResult)
+
+	// A valid set swaps in.
+	writeFile(t, dir, "r.yaml", threeRules)
+	require.NoError(t, e.Reload())
+	s = e.Status()
+	assert.True(t, s.LastReloadSuccess)
+	assert.Empty(t, s.LastError)
+	assert.Equal(t, 2, s.Groups)
+	assert.Equal(t, 3, s.Rules)
+	assert.Equal(t, int64(1), gauge())
+
+	// A file that disappears from the glob removes its groups.
+	require.NoError(t, os.Rename(f, filepath.Join(dir, "r.disabled")))
+	require.NoError(t, e.Reload())
+	assert.Equal(t, 0, e.Status().Rules)
+}
+
+func TestReloadOnFileChange(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "r.yaml", twoRules)
+	e := startExtension(t, componenttest.NewNopTelemetrySettings(), func(c *Config) {
+		c.RuleFiles = []string{dir}
+		c.ReloadInterval = 20 * time.Millisecond
+	})
+	require.Equal(t, 2, e.Status().Rules)
+
+	writeFile(t, dir, "bad.yaml", "groups:\n- name: x\n  rules:\n  - record: y\n    expr: rate(\n")
+	require.Eventually(t, func() bool { return e.Status().ReloadFailures > 0 }, 10*time.Second, 10*time.Millisecond)
+	s := e.Status()
+	assert.Contains(t, s.LastError, "bad.yaml: 5:")
+	assert.Equal(t, 2, s.Rules, "the previous set keeps running")
+	failures := s.ReloadFailures
+
+	require.NoError(t, os.Remove(filepath.Join(dir, "bad.yaml")))
+	writeFile(t, dir, "more.yaml", "groups:\n- name: m\n  rules:\n  - record: z\n    expr: vector(3)\n")
+	require.Eventually(t, func() bool { return e.Status().Rules == 3 }, 10*time.Second, 10*time.Millisecond)
+	s = e.Status()
+	assert.True(t, s.LastReloadSuccess)
+	assert.Equal(t, failures, s.ReloadFailures, "an unchanged invalid set is not retried")
+}
+
+func TestStartWithInvalidRulesRunsNone(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "r.yaml", "groups:\n- name: a\n  rules:\n  - alert: A\n    expr: up ==\n")
+	e := startExtension(t, componenttest.NewNopTelemetrySettings(), func(c *Config) {
+		c.RuleFiles = []string{filepath.Join(dir, "r.yaml")}
+	})
+	s := e.Status()
+	assert.False(t, s.LastReloadSuccess)
+	assert.Contains(t, s.LastError, "r.yaml: 5:")
+	assert.Zero(t, s.Rules)
+}
