@@ -30,6 +30,14 @@ type Config struct {
 	// ResendDelay is the minimum time before a still-firing alert is sent
 	// again (default 1m, as Prometheus's --rules.alert.resend-delay).
 	ResendDelay time.Duration `mapstructure:"resend_delay"`
+	// ForGracePeriod is the minimum 'for' time an alert keeps after a
+	// restart: pending state restored from ALERTS_FOR_STATE is only used
+	// for rules whose 'for' is at least this long (default 10m, as
+	// Prometheus's --rules.alert.for-grace-period).
+	ForGracePeriod time.Duration `mapstructure:"for_grace_period"`
+	// OutageTolerance is how long a restart may take for pending state to
+	// be restored (default 1h, as --rules.alert.for-outage-tolerance).
+	OutageTolerance time.Duration `mapstructure:"outage_tolerance"`
 	// Alertmanagers receive alerts through the Alertmanager v2 API.
 	Alertmanagers []AlertmanagerConfig `mapstructure:"alertmanagers"`
 	// Webhooks receive alerts as Alertmanager webhook JSON (version 4),
@@ -121,6 +129,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ResendDelay < 0 {
 		errs = append(errs, fmt.Errorf("resend_delay: must not be negative, got %s", c.ResendDelay))
+	}
+	if c.ForGracePeriod < 0 {
+		errs = append(errs, fmt.Errorf("for_grace_period: must not be negative, got %s", c.ForGracePeriod))
+	}
+	if c.OutageTolerance <= 0 {
+		errs = append(errs, fmt.Errorf("outage_tolerance: must be positive, got %s", c.OutageTolerance))
 	}
 	for i, am := range c.Alertmanagers {
 		errs = append(errs, am.validate(fmt.Sprintf("alertmanagers[%d]", i)))

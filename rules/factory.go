@@ -21,6 +21,8 @@ func createDefaultConfig() component.Config {
 		EvaluationInterval: 15 * time.Second,
 		ReloadInterval:     30 * time.Second,
 		ResendDelay:        time.Minute,
+		ForGracePeriod:     10 * time.Minute,
+		OutageTolerance:    time.Hour,
 		Evidence: EvidenceConfig{
 			MaxTraces:   3,
 			MaxLogLines: 3,
