@@ -66,8 +66,9 @@ var (
 // fixtureOpts changes a fixture before its server starts; every field may be nil.
 type fixtureOpts struct {
 	mod   func(*Config)
-	rules func(t0 time.Time) *fakeRules // registered as extension weft_rules
-	now   func(t0 time.Time) time.Time  // the server's clock
+	rules func(t0 time.Time) *fakeRules                         // registered as extension weft_rules
+	now   func(t0 time.Time) time.Time                          // the server's clock
+	fill  func(t testing.TB, st *weftstore.Store, t0 time.Time) // default fillStore
 }
 
 // newFixture starts weft_query over a store with the fixture's data.
@@ -75,7 +76,10 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	t.Helper()
 	st := newTestStore(t)
 	t0 := time.Now().Truncate(time.Minute).Add(-10 * time.Minute).UTC()
-	fillStore(t, st, t0)
+	if o.fill == nil {
+		o.fill = fillStore
+	}
+	o.fill(t, st, t0)
 
 	cfg := createDefaultConfig().(*Config)
 	cfg.Endpoint = "127.0.0.1:0"
