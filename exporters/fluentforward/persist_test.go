@@ -69,7 +69,7 @@ func TestPersistentQueueSurvivesOutageAndRestart(t *testing.T) {
 	exp2 := startExporter(t, cfg, host2)
 	defer shutdownWithin(t, exp2, 5*time.Second)
 
-	require.Eventually(t, func() bool { return ackedSeqs(srv) == batches*perBatch }, 20*time.Second, 10*time.Millisecond, "acked %d", func() int { return ackedSeqs(srv) }())
+	require.Eventually(t, func() bool { return ackedSeqs(srv) == batches*perBatch }, 20*time.Second, 10*time.Millisecond, "not every record acknowledged")
 	evs, _, unacked, _ := srv.snapshot()
 	assert.Len(t, evs, batches*perBatch, "no duplicates: nothing reached the server before the restart")
 	assert.Zero(t, unacked)
