@@ -138,18 +138,10 @@ func (c *client) get(ctx context.Context) (*conn, error) {
 	return c.dial(ctx)
 }
 
-// alive reports whether the peer has not closed or written to an idle
-// connection (a server never sends anything unrequested).
+// alive reports whether an idle connection is still usable: nothing
+// buffered and the peer has neither closed it nor written to it.
 func alive(cn *conn) bool {
-	if cn.rd.Buffered() > 0 {
-		return false
-	}
-	if err := cn.nc.SetReadDeadline(time.Now()); err != nil {
-		return false
-	}
-	var one [1]byte
-	_, err := cn.nc.Read(one[:])
-	return errors.Is(err, os.ErrDeadlineExceeded)
+	return cn.rd.Buffered() == 0 && !peerGone(cn.nc)
 }
 
 // dialOrder lists endpoint indexes: healthy ones in config order, then the

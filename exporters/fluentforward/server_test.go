@@ -48,6 +48,9 @@ type fwdServer struct {
 	ln     net.Listener
 	mode   atomic.Int32
 	lateBy time.Duration
+	// decide, when set before the first connection, picks the mode for the
+	// n-th message (1-based) instead of mode.
+	decide func(n int) serverMode
 	wg     sync.WaitGroup
 	stop   chan struct{}
 
@@ -151,6 +154,9 @@ func (s *fwdServer) serve(c net.Conn) {
 		s.mu.Lock()
 		s.events = append(s.events, evs...)
 		s.messages++
+		if s.decide != nil {
+			mode = s.decide(s.messages)
+		}
 		prev := s.prevChunk
 		s.prevChunk = chunk
 		if mode != modeAck || chunk == "" {
