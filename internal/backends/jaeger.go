@@ -39,10 +39,13 @@ const jaegerConfig = `service:
   telemetry:
     metrics:
       level: none
+    traces:
+      level: none
     logs:
       level: warn
 extensions:
   jaeger_query:
+    enable_tracing: false # else it exports its own spans to localhost:4317
     storage:
       traces: memstore
     http:
@@ -99,9 +102,9 @@ func StartJaeger(ctx context.Context, binary, dir string, logOut io.Writer) (*Ja
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, fmt.Errorf("write jaeger config: %w", err)
 	}
-	// Anything the config does not name binds loopback only, and Jaeger's
-	// own tracing (which dials localhost:4317 by default, where a weft may
-	// listen) is off.
+	// Anything the config does not name binds loopback only; Jaeger's own
+	// tracing (which dials localhost:4317, where a weft may listen) is off
+	// in the config (enable_tracing) and, belt and braces, in the SDK.
 	env := []string{"JAEGER_LISTEN_HOST=" + loopback.Host, "OTEL_SDK_DISABLED=true", "OTEL_TRACES_EXPORTER=none"}
 	j.proc, err = startProcess(ctx, "jaeger", binary, []string{"--config", "file:" + cfgPath}, env, logOut,
 		"http://"+j.Query+"/api/services")
