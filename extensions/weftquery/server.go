@@ -176,6 +176,7 @@ func (s *server) handler() http.Handler {
 	s.promRoutes(mux)
 	s.jaegerRoutes(mux)
 	s.weftRoutes(mux)
+	s.statusRoutes(mux)
 
 	var h http.Handler = mux
 	h = s.limits(h)

@@ -1,0 +1,265 @@
+package weftquery
+
+import (
+	"cmp"
+	"html/template"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/weftobs/weft/extensions/weftstore"
+)
+
+// The status page and the trace view: server-rendered HTML, no scripts, no
+// build step.
+
+const pageHead = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{.Title}}</title>
+<style>
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
+h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.6em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;width:100%}td,th{padding:3px 8px;text-align:left;border-bottom:1px solid #eee;vertical-align:top}
+th{background:#f6f6f6}.firing{color:#b00020;font-weight:bold}.pending{color:#b36b00}.ok{color:#0a7d32}.err{color:#b00020}
+.lbl{font:12px monospace;background:#f1f1f1;border-radius:3px;padding:0 3px;margin-right:3px}
+.wf{position:relative;height:18px;background:#fafafa}.bar{position:absolute;top:3px;height:12px;background:#4a7bd0;border-radius:2px}
+.bar.error{background:#d03a3a}.muted{color:#777}code{font-size:12px}
+</style></head><body>`
+
+var statusTmpl = template.Must(template.New("status").Parse(pageHead + `
+<h1>weft node status</h1>
+<p class="muted">rendered {{.Now.Format "2006-01-02 15:04:05 MST"}}</p>
+
+<h2>Alerts</h2>
+{{if .Alerts}}<table><tr><th>alert</th><th>state</th><th>active since</th><th>value</th><th>labels</th><th>evidence</th></tr>
+{{range .Alerts}}<tr class="alert"><td>{{index .Labels "alertname"}}</td><td class="{{.State}}">{{.State}}</td>
+<td>{{if not .ActiveAt.IsZero}}{{.ActiveAt.Format "15:04:05"}}{{end}}</td><td>{{.Value}}</td>
+<td>{{range $k, $v := .Labels}}<span class="lbl">{{$k}}="{{$v}}"</span>{{end}}</td>
+<td>{{range .TraceIDs}}<a href="trace/{{.}}">{{.}}</a><br>{{end}}</td></tr>
+{{end}}</table>{{else}}<p class="muted">{{if .HasRules}}no active alerts{{else}}no rules engine{{end}}</p>{{end}}
+
+<h2>Rules</h2>
+{{if .Groups}}<table><tr><th>group</th><th>rule</th><th>type</th><th>state</th><th>health</th><th>last evaluation</th></tr>
+{{range $g := .Groups}}{{range .Rules}}<tr><td>{{$g.Name}}</td><td>{{.Name}}<br><code>{{.Query}}</code></td><td>{{.Type}}</td>
+<td class="{{.State}}">{{.State}}</td><td class="{{.Health}}">{{.Health}}{{if .LastError}}: {{.LastError}}{{end}}</td>
+<td>{{if not .LastEvaluation.IsZero}}{{.LastEvaluation.Format "15:04:05"}}{{end}}</td></tr>
+{{end}}{{end}}</table>{{else}}<p class="muted">no rules loaded</p>{{end}}
+
+<h2>Recent failing traces</h2>
+{{if .Failing}}<table><tr><th>time</th><th>service</th><th>operation</th><th>pod</th><th>trace</th></tr>
+{{range .Failing}}<tr><td>{{.Time.Format "15:04:05.000"}}</td><td>{{.Service}}</td><td>{{.Operation}}</td><td>{{.Pod}}</td>
+<td><a href="trace/{{.TraceID}}">{{.TraceID}}</a></td></tr>
+{{end}}</table>{{else}}<p class="muted">none stored</p>{{end}}
+
+<h2>Store</h2>
+<table><tr><th></th><th>records</th><th>bytes</th><th>budget</th><th>evicted</th></tr>
+<tr><td>spans</td><td>{{.Stats.Spans.Records}}</td><td>{{.Stats.Spans.Bytes}}</td><td>{{.Stats.Spans.MaxBytes}}</td><td>{{.Stats.Spans.Evicted}}</td></tr>
+<tr><td>logs</td><td>{{.Stats.Logs.Records}}</td><td>{{.Stats.Logs.Bytes}}</td><td>{{.Stats.Logs.MaxBytes}}</td><td>{{.Stats.Logs.Evicted}}</td></tr>
+</table>
+<p>samples appended {{.Stats.SamplesAppended}}, exemplars {{.Stats.ExemplarsAppended}}, series created {{.Stats.SeriesCreated}}</p>
+{{if .Rejected}}<p>rejected: {{range .Rejected}}<span class="lbl">{{.}}</span>{{end}}</p>{{end}}
+<p>services: {{range .Services}}<span class="lbl">{{.}}</span>{{else}}<span class="muted">none</span>{{end}}</p>
+<p class="muted">Scrape targets, tailed files and exporter queues are not shown yet: those components do not publish their state to this extension.</p>
+</body></html>`))
+
+var traceTmpl = template.Must(template.New("trace").Parse(pageHead + `
+<p><a href="../">← status</a></p>
+<h1>trace {{.TraceID}}</h1>
+{{if .Spans}}<p>{{len .Spans}} spans, {{.Duration}}, from {{.Start.Format "2006-01-02 15:04:05.000 MST"}}</p>
+<table><tr><th style="width:30%">span</th><th style="width:12%">service</th><th style="width:8%">duration</th><th>timeline</th></tr>
+{{range .Spans}}<tr class="span"><td style="padding-left:{{.Indent}}px">{{.Operation}}{{if .Error}} <span class="err">error</span>{{end}}</td>
+<td>{{.Service}}</td><td>{{.Duration}}</td>
+<td><div class="wf"><div class="bar{{if .Error}} error{{end}}" style="left:{{.Left}}%;width:{{.Width}}%"></div></div></td></tr>
+{{end}}</table>{{else}}<p class="muted">no spans stored for this trace</p>{{end}}
+
+{{if .Alerts}}<h2>Alerts citing this trace</h2><ul>{{range .Alerts}}<li class="{{.State}}">{{index .Labels "alertname"}} ({{.State}})</li>{{end}}</ul>{{end}}
+
+<h2>Logs</h2>
+{{if .Logs}}<table><tr><th>time</th><th>pod</th><th>severity</th><th>message</th></tr>
+{{range .Logs}}<tr class="log"><td>{{.Time.Format "15:04:05.000"}}</td><td>{{.Pod}}</td><td>{{.Severity}}</td><td><code>{{.Body}}</code></td></tr>
+{{end}}</table>{{else}}<p class="muted">no log records with this trace ID</p>{{end}}
+
+{{if .Exemplars}}<h2>Exemplars</h2><ul>{{range .Exemplars}}<li><code>{{.Series}}</code> = {{.Value}} at {{.Time.Format "15:04:05.000"}}</li>{{end}}</ul>{{end}}
+</body></html>`))
+
+type statusPage struct {
+	Title    string
+	Now      time.Time
+	HasRules bool
+	Alerts   []Alert
+	Groups   []RuleGroup
+	Failing  []weftstore.FailingTrace
+	Stats    weftstore.Stats
+	Rejected []string
+	Services []string
+}
+
+// waterfallSpan is one row of the trace view.
+type waterfallSpan struct {
+	Operation, Service string
+	Error              bool
+	Duration           time.Duration
+	Indent             int
+	Left, Width        float64 // percent of the trace's extent
+}
+
+type tracePage struct {
+	Title     string
+	TraceID   string
+	Start     time.Time
+	Duration  time.Duration
+	Spans     []waterfallSpan
+	Logs      []logJSON
+	Exemplars []weftstore.Exemplar
+	Alerts    []Alert
+}
+
+func (s *server) statusRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /{$}", s.statusPage)
+	mux.HandleFunc("GET /trace/{traceID}", s.tracePage)
+}
+
+func renderHTML(w http.ResponseWriter, t *template.Template, status int, data any) {
+	var b strings.Builder
+	if err := t.Execute(&b, data); err != nil {
+		http.Error(w, "render: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(b.String()))
+}
+
+func (s *server) statusPage(w http.ResponseWriter, _ *http.Request) {
+	p := statusPage{Title: "weft status", Now: s.now(), HasRules: s.rules != nil, Stats: s.store.Stats(), Services: s.store.Services()}
+	if s.rules != nil {
+		p.Alerts, p.Groups = s.rules.Alerts(), s.rules.RuleGroups()
+		slices.SortStableFunc(p.Alerts, func(a, b Alert) int { return cmp.Compare(a.State, b.State) }) // firing before pending
+	}
+	p.Failing = s.store.FailingTraces(weftstore.TraceSelector{Limit: 20})
+	for r, n := range p.Stats.RejectedSamples {
+		if n > 0 {
+			p.Rejected = append(p.Rejected, "sample "+r+": "+itoa(n))
+		}
+	}
+	for r, n := range p.Stats.RejectedExemplars {
+		if n > 0 {
+			p.Rejected = append(p.Rejected, "exemplar "+r+": "+itoa(n))
+		}
+	}
+	slices.Sort(p.Rejected)
+	renderHTML(w, statusTmpl, http.StatusOK, p)
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func (s *server) tracePage(w http.ResponseWriter, r *http.Request) {
+	id, err := parseTraceID(r.PathValue("traceID"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	c, _ := s.store.Correlate(r.Context(), id) // exemplars may be missing; spans and logs are shown
+	p := tracePage{Title: "trace " + id.String(), TraceID: id.String(), Exemplars: c.Exemplars, Spans: waterfall(c.Spans)}
+	if len(c.Spans) > 0 {
+		p.Start = c.Spans[0].Start
+		end := p.Start
+		for _, sp := range c.Spans {
+			end = laterOf(end, sp.End)
+		}
+		p.Duration = end.Sub(p.Start)
+	}
+	for _, l := range c.Logs {
+		p.Logs = append(p.Logs, toLogJSON(l))
+	}
+	if s.rules != nil {
+		for _, a := range s.rules.Alerts() {
+			if slices.Contains(a.TraceIDs, id.String()) {
+				p.Alerts = append(p.Alerts, a)
+			}
+		}
+	}
+	status := http.StatusOK
+	if len(c.Spans) == 0 && len(c.Logs) == 0 {
+		status = http.StatusNotFound
+	}
+	renderHTML(w, traceTmpl, status, p)
+}
+
+func laterOf(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// waterfall orders spans depth-first from the roots (children by start
+// time) and places each bar relative to the trace's extent.
+func waterfall(spans []weftstore.Span) []waterfallSpan {
+	if len(spans) == 0 {
+		return nil
+	}
+	start, end := spans[0].Start, spans[0].End
+	byID := make(map[pcommon.SpanID]bool, len(spans))
+	for _, sp := range spans {
+		byID[sp.SpanID] = true
+		if sp.Start.Before(start) {
+			start = sp.Start
+		}
+		end = laterOf(end, sp.End)
+	}
+	total := float64(end.Sub(start))
+	if total <= 0 {
+		total = 1
+	}
+	children := map[pcommon.SpanID][]int{}
+	var roots []int
+	for i, sp := range spans {
+		parent := parentOf(sp)
+		if parent.IsEmpty() || !byID[parent] {
+			roots = append(roots, i)
+			continue
+		}
+		children[parent] = append(children[parent], i)
+	}
+	var out []waterfallSpan
+	seen := make([]bool, len(spans))
+	var walk func(i, depth int)
+	walk = func(i, depth int) {
+		if seen[i] { // a cycle of parent IDs: show each span once
+			return
+		}
+		seen[i] = true
+		sp := spans[i]
+		left := float64(sp.Start.Sub(start)) / total * 100
+		width := max(float64(sp.End.Sub(sp.Start))/total*100, 0.3)
+		out = append(out, waterfallSpan{
+			Operation: sp.Operation, Service: sp.Service, Error: sp.Error, Duration: sp.End.Sub(sp.Start),
+			Indent: 8 + 16*min(depth, 30), Left: round2(left), Width: round2(min(width, 100-left)),
+		})
+		for _, c := range children[sp.SpanID] {
+			walk(c, depth+1)
+		}
+	}
+	for _, r := range roots {
+		walk(r, 0)
+	}
+	for i := range spans { // spans only reachable through a cycle
+		walk(i, 0)
+	}
+	return out
+}
+
+func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
+
+// parentOf returns a stored span's parent span ID.
+func parentOf(sp weftstore.Span) pcommon.SpanID {
+	rss := sp.Data.ResourceSpans()
+	if rss.Len() == 0 || rss.At(0).ScopeSpans().Len() == 0 || rss.At(0).ScopeSpans().At(0).Spans().Len() == 0 {
+		return pcommon.SpanID{}
+	}
+	return rss.At(0).ScopeSpans().At(0).Spans().At(0).ParentSpanID()
+}
