@@ -32,6 +32,7 @@ func TestLoadConfig(t *testing.T) {
 			assert.Equal(t, exporterhelper.RequestSizerTypeBytes, q.Sizer, "queue bounded in bytes")
 			assert.True(t, q.BlockOnOverflow, "backpressure before drop")
 			assert.True(t, c.BackOffConfig.Enabled)
+			assert.Zero(t, c.BackOffConfig.MaxElapsedTime, "retry until delivered")
 		}},
 		{name: "full", check: func(t *testing.T, c *Config) {
 			assert.Equal(t, []string{"fluentd-0.logging:24224", "fluentd-1.logging:24224"}, c.Endpoints)
@@ -50,7 +51,7 @@ func TestLoadConfig(t *testing.T) {
 			assert.Equal(t, component.MustNewID("file_storage"), *q.StorageID)
 			assert.Equal(t, int64(1000000), q.QueueSize)
 			assert.Equal(t, time.Second, c.BackOffConfig.InitialInterval)
-			assert.Equal(t, time.Duration(0), c.BackOffConfig.MaxElapsedTime)
+			assert.Equal(t, time.Hour, c.BackOffConfig.MaxElapsedTime)
 		}},
 		{name: "no_endpoints", wantErr: []string{"endpoints: at least one"}},
 		{name: "bad_endpoint", wantErr: []string{`endpoints[0]: "fluentd-no-port" must be host:port`}},

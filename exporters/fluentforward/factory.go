@@ -40,6 +40,10 @@ func createDefaultConfig() component.Config {
 	queue.Batch = configoptional.Some(batch)
 	timeout := exporterhelper.NewDefaultTimeoutConfig()
 	timeout.Timeout = 30 * time.Second
+	// Retry until delivered: giving up after a while would drop records that
+	// the (persistent) queue holds; a full queue slows the readers instead.
+	retry := configretry.NewDefaultBackOffConfig()
+	retry.MaxElapsedTime = 0
 	return &Config{
 		Tag:              defaultTag,
 		RequireAck:       true,
@@ -52,7 +56,7 @@ func createDefaultConfig() component.Config {
 		TLS:              configtls.ClientConfig{Insecure: true},
 		TimeoutConfig:    timeout,
 		QueueConfig:      configoptional.Some(queue),
-		BackOffConfig:    configretry.NewDefaultBackOffConfig(),
+		BackOffConfig:    retry,
 	}
 }
 
