@@ -119,7 +119,7 @@ func hasSecondDocument(content []byte) bool {
 // Kubernetes object (has apiVersion or kind at its root).
 func isManifest(content []byte) bool {
 	dec := yaml.NewDecoder(bytes.NewReader(content))
-	for {
+	for range 10000 { // bounded: a decoder that stops advancing cannot hang us
 		var n yaml.Node
 		if err := dec.Decode(&n); err != nil {
 			return false
@@ -138,6 +138,7 @@ func isManifest(content []byte) bool {
 		}
 		return false
 	}
+	return false
 }
 
 // manifest is a PrometheusRule object. Metadata accepts the fields of a

@@ -216,3 +216,24 @@ func TestExpandSources(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "missing.yaml")
 }
+
+func TestLoadManifestLayouts(t *testing.T) {
+	tests := []struct {
+		name    string
+		content string
+		groups  []string
+	}{
+		{"flow spec", "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata: {name: x}\nspec: {groups: [{name: a, rules: [{alert: A, expr: 'up == 0', for: 1m}]}]}\n", []string{"a"}},
+		{"crlf", "apiVersion: monitoring.coreos.com/v1\r\nkind: PrometheusRule\r\nmetadata:\r\n  name: x\r\nspec:\r\n  groups:\r\n  - name: a\r\n    rules:\r\n    - record: r\r\n      expr: up\r\n", []string{"a"}},
+		{"root key after spec", "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nspec:\n  groups:\n  - name: a\n    rules:\n    - record: r\n      expr: |\n        sum(up)\nmetadata:\n  name: late\n", []string{"a"}},
+		{"empty documents around", "---\napiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nspec:\n  groups:\n  - name: a\n    rules: []\n---\n# only a comment\n---\napiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nspec:\n  groups:\n  - name: b\n    rules: []\n", []string{"a", "b"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := writeFile(t, t.TempDir(), "m.yaml", tt.content)
+			names, errs := loadForTest(t, p)
+			require.Empty(t, errs)
+			assert.Equal(t, tt.groups, names)
+		})
+	}
+}
