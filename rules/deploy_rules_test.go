@@ -45,7 +45,7 @@ func TestDeployIstioRuleFires(t *testing.T) {
 		appendSample(t, st, series, ts, v, "")
 	}
 	var firstFiring time.Duration
-	for i, ts := 0, base.Add(time.Minute); !ts.After(base.Add(10*time.Minute)); i, ts = i+1, ts.Add(15*time.Second) {
+	for i, ts := 0, base.Add(time.Minute); !ts.After(base.Add(10 * time.Minute)); i, ts = i+1, ts.Add(15*time.Second) {
 		snk.setNow(ts)
 		evalAsRun(g, i, ts)
 		for _, r := range g.AlertingRules() {
