@@ -430,7 +430,7 @@ func (s *server) labelNames(r *http.Request) (any, annotations.Annotations, *api
 
 func (s *server) labelValues(r *http.Request) (any, annotations.Annotations, *apiError) {
 	name := r.PathValue("name")
-	if !model.LabelName(name).IsValidLegacy() {
+	if !model.LegacyValidation.IsValidLabelName(name) {
 		return nil, nil, badData(fmt.Errorf("invalid label name: %q", name))
 	}
 	return s.labelsOf(r, name)
