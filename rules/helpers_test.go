@@ -169,3 +169,28 @@ func appendFailingSpan(t *testing.T, st *weftstore.Store, service, ns, pod strin
 func traceID(b byte) pcommon.TraceID {
 	return pcommon.TraceID{0xaa, b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b}
 }
+
+func writeBenchFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }
+
+// benchExtension is newEvalExtension for benchmarks.
+func benchExtension(b *testing.B, st *weftstore.Store, files ...string) (*Extension, []*promrules.Group) {
+	b.Helper()
+	cfg := createDefaultConfig().(*Config)
+	cfg.RuleFiles = files
+	e, err := newExtension(componenttest.NewNopTelemetrySettings(), cfg)
+	require.NoError(b, err)
+	require.NoError(b, e.setup(st))
+	list, contents, _, err := readSources(cfg.RuleFiles)
+	require.NoError(b, err)
+	set, err := e.parseSet(list, contents)
+	require.NoError(b, err)
+	e.loader.set(set)
+	groups, errs := e.mgr.LoadGroups(cfg.EvaluationInterval, labels.EmptyLabels(), "", nil, false, list...)
+	require.Empty(b, errs)
+	out := make([]*promrules.Group, 0, len(groups))
+	for _, g := range groups {
+		out = append(out, g)
+	}
+	b.Cleanup(e.evidence.wait)
+	return e, out
+}
