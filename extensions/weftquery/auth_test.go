@@ -207,3 +207,41 @@ func FuzzQueryParams(f *testing.F) {
 		}
 	})
 }
+
+// TestMalformedRequestsNoGrowth sends 3000 malformed requests over the
+// network and requires 4xx answers and a heap that does not keep them.
+func TestMalformedRequestsNoGrowth(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	bad := []string{
+		"/api/v1/query?query=" + url.QueryEscape(strings.Repeat("sum(", 5000)),
+		"/api/v1/query?query=up&time=" + strings.Repeat("9", 4000),
+		"/api/v1/query_range?query=up&start=0&end=1e12&step=1",
+		"/api/v1/series?match[]=" + url.QueryEscape("{"+strings.Repeat(`a="b",`, 2000)),
+		"/api/v1/label/" + strings.Repeat("-", 3000) + "/values",
+		"/api/traces?service=x&tags=" + url.QueryEscape(strings.Repeat("{", 4000)),
+		"/api/traces/" + strings.Repeat("f", 4000),
+		"/api/v1/logs?trace_id=" + strings.Repeat("z", 4000),
+		"/api/v1/correlate/" + strings.Repeat("0", 33),
+	}
+	client := &http.Client{}
+	t.Cleanup(client.CloseIdleConnections)
+	send := func(n int) {
+		for i := range n {
+			p := bad[i%len(bad)]
+			resp, err := client.Get(f.url + p)
+			require.NoError(t, err)
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			require.True(t, resp.StatusCode >= 400 && resp.StatusCode < 500, "%s: %d", p[:min(len(p), 60)], resp.StatusCode)
+		}
+	}
+	send(300) // warm up pools and caches
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	send(3000)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	grown := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	assert.Less(t, grown, int64(4<<20), "heap grew by %d bytes over 3000 malformed requests", grown)
+}
