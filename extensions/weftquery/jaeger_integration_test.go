@@ -126,7 +126,7 @@ func normalizeJaeger(t *testing.T, body []byte) any {
 			require.NoError(t, json.Unmarshal(mustJSON(t, sp), &s))
 			fields := []string{}
 			for k := range sp {
-				if k != "warnings" && k != "flags" {
+				if k != "warnings" {
 					fields = append(fields, k)
 				}
 			}
@@ -138,7 +138,7 @@ func normalizeJaeger(t *testing.T, body []byte) any {
 				sortKVs(l.Fields)
 			}
 			slices.SortFunc(s.References, func(a, b jaegerRef) int { return strings.Compare(a.RefType+a.SpanID, b.RefType+b.SpanID) })
-			s.ProcessID, s.Warnings, s.Flags = "", nil, 0
+			s.ProcessID, s.Warnings = "", nil
 			ns[s.SpanID] = map[string]any{"fields": fields, "span": s, "process": p}
 		}
 		byID[id] = map[string]any{"keys": keys, "spans": ns, "processes": len(procs)}
