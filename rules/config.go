@@ -38,6 +38,9 @@ type Config struct {
 	// OutageTolerance is how long a restart may take for pending state to
 	// be restored (default 1h, as --rules.alert.for-outage-tolerance).
 	OutageTolerance time.Duration `mapstructure:"outage_tolerance"`
+	// Kubernetes adds the PrometheusRule objects of the Kubernetes API to
+	// the rule sources, listed every reload_interval.
+	Kubernetes KubernetesConfig `mapstructure:"kubernetes"`
 	// Alertmanagers receive alerts through the Alertmanager v2 API.
 	Alertmanagers []AlertmanagerConfig `mapstructure:"alertmanagers"`
 	// Webhooks receive alerts as Alertmanager webhook JSON (version 4),
@@ -68,6 +71,23 @@ type AlertmanagerConfig struct {
 	TLS TLSConfig `mapstructure:"tls"`
 	// Timeout bounds one push (0: 10s).
 	Timeout time.Duration `mapstructure:"timeout"`
+}
+
+// KubernetesConfig selects PrometheusRule objects from the Kubernetes API.
+type KubernetesConfig struct {
+	// Enabled turns the Kubernetes source on (default false).
+	Enabled bool `mapstructure:"enabled"`
+	// APIServer is the API server URL; empty: in cluster (service account
+	// token and CA, KUBERNETES_SERVICE_HOST/PORT).
+	APIServer string `mapstructure:"api_server"`
+	// Namespaces to list; empty: all namespaces.
+	Namespaces []string `mapstructure:"namespaces"`
+	// LabelSelector filters the objects (Kubernetes label selector syntax).
+	LabelSelector string `mapstructure:"label_selector"`
+	// TokenFile holds a bearer token (in cluster: the service account's).
+	TokenFile string `mapstructure:"token_file"`
+	// CAFile verifies the API server (in cluster: the service account's).
+	CAFile string `mapstructure:"ca_file"`
 }
 
 // BasicAuth is HTTP basic authentication.
@@ -135,6 +155,16 @@ func (c *Config) Validate() error {
 	}
 	if c.OutageTolerance <= 0 {
 		errs = append(errs, fmt.Errorf("outage_tolerance: must be positive, got %s", c.OutageTolerance))
+	}
+	if c.Kubernetes.Enabled {
+		if c.Kubernetes.APIServer != "" {
+			if err := checkHTTPURL(c.Kubernetes.APIServer); err != nil {
+				errs = append(errs, fmt.Errorf("kubernetes.api_server: %w", err))
+			}
+		}
+		if c.ReloadInterval == 0 {
+			errs = append(errs, errors.New("kubernetes: needs a reload_interval above 0 (the objects are listed every reload_interval)"))
+		}
 	}
 	for i, am := range c.Alertmanagers {
 		errs = append(errs, am.validate(fmt.Sprintf("alertmanagers[%d]", i)))

@@ -32,6 +32,7 @@ func TestLoadConfig(t *testing.T) {
 	}
 	full.Webhooks = []string{"http://127.0.0.1:8080/hook"}
 	full.ExternalLabels = map[string]string{"cluster": "prod", "node": "n1"}
+	full.Kubernetes = KubernetesConfig{Enabled: true, Namespaces: []string{"shop"}, LabelSelector: "team=a"}
 	full.Evidence.MaxTraces = 5
 	full.Evidence.LinkTemplate = "http://jaeger:16686/trace/{{ .TraceID }}"
 

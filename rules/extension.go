@@ -51,6 +51,7 @@ type Extension struct {
 	tsets       chan map[string][]*targetgroup.Group
 	webhook     *webhookSender
 	evidence    *evidenceFinder
+	kube        *kubeLister
 	cancel      context.CancelFunc
 	wg          sync.WaitGroup
 	started     bool
@@ -173,6 +174,13 @@ func (e *Extension) setup(st *weftstore.Store) error {
 	if len(e.cfg.Webhooks) > 0 {
 		e.webhook = newWebhookSender(e.cfg.Webhooks, e.logger)
 	}
+	if e.cfg.Kubernetes.Enabled {
+		kl, err := newKubeLister(e.cfg.Kubernetes)
+		if err != nil {
+			return err
+		}
+		e.kube = kl
+	}
 	e.mgr = promrules.NewManager(&promrules.ManagerOptions{
 		NameValidationScheme: model.UTF8Validation,
 		QueryFunc:            promrules.EngineQueryFunc(engine, st.Queryable()),
@@ -252,6 +260,25 @@ func (e *Extension) reload(force bool) error {
 		return errors.New("weft_rules: not running")
 	}
 	files, contents, sum, readErr := readSources(e.cfg.RuleFiles)
+	if e.kube != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		names, objs, err := e.kube.list(ctx)
+		cancel()
+		if err != nil {
+			// An unreachable API server must not drop the running rules.
+			e.record(files, err)
+			return err
+		}
+		h := sha256.New()
+		h.Write(sum[:])
+		for i, n := range names {
+			fmt.Fprintf(h, "%s\x00%d\x00", n, len(objs[i]))
+			h.Write(objs[i])
+		}
+		copy(sum[:], h.Sum(nil))
+		files = append(files, names...)
+		contents = append(contents, objs...)
+	}
 	e.mu.Lock()
 	unchanged := e.applied && sum == e.lastAttempt
 	e.lastAttempt = sum
