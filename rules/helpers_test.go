@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/prometheus/notifier"
 	promrules "github.com/prometheus/prometheus/rules"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/extension/extensiontest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -32,18 +31,13 @@ func newTestStore(t *testing.T, dir string) *weftstore.Store {
 		dir = t.TempDir()
 	}
 	f := weftstore.NewFactory()
-	cfg := f.CreateDefaultConfig()
-	require.NoError(t, setField(cfg, dir))
+	cfg := f.CreateDefaultConfig().(*weftstore.Config)
+	cfg.Directory = dir
 	ext, err := f.Create(t.Context(), extensiontest.NewNopSettings(f.Type()), cfg)
 	require.NoError(t, err)
 	require.NoError(t, ext.Start(context.Background(), componenttest.NewNopHost()))
 	t.Cleanup(func() { require.NoError(t, ext.Shutdown(context.Background())) })
 	return ext.(*weftstore.Store)
-}
-
-func setField(cfg component.Config, dir string) error {
-	cfg.(*weftstore.Config).Directory = dir
-	return nil
 }
 
 // writeFile writes content to dir/name and returns the path.

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/stretchr/testify/assert"
@@ -236,4 +237,23 @@ func TestLoadManifestLayouts(t *testing.T) {
 			assert.Equal(t, tt.groups, names)
 		})
 	}
+}
+
+// The real-world manifests evaluate over the store without rule errors.
+func TestRealManifestsEvaluate(t *testing.T) {
+	st := newTestStore(t, "")
+	_, groups, _ := newEvalExtension(t, st, nil,
+		filepath.Join(realdata, "rules-istio-tools-stability-prometheusrule.yaml"),
+		filepath.Join(realdata, "rules-kube-prometheus-node-exporter-prometheusrule.yaml"))
+	require.Len(t, groups, 8)
+	rules := 0
+	for _, g := range groups {
+		evalAsRun(g, 0, time.Now())
+		for _, r := range g.Rules() {
+			rules++
+			assert.NoError(t, r.LastError(), "%s/%s", g.Name(), r.Name())
+			assert.Equal(t, "ok", string(r.Health()), "%s/%s", g.Name(), r.Name())
+		}
+	}
+	assert.Greater(t, rules, 30)
 }
