@@ -61,6 +61,7 @@ var (
 	rootSpanID      = pcommon.SpanID{0, 0, 0, 0, 0, 0, 0, 1}
 	chargeSpanID    = pcommon.SpanID{0, 0, 0, 0, 0, 0, 0, 2}
 	reviewsSpanID   = pcommon.SpanID{0, 0, 0, 0, 0, 0, 0, 3}
+	ratingsSpanID   = pcommon.SpanID{0, 0, 0, 0, 0, 0, 0, 4}
 )
 
 // fixtureOpts changes a fixture before its server starts; every field may be nil.
@@ -300,5 +301,35 @@ func fixtureTraces(t0 time.Time) ptrace.Traces {
 	rv.SetStartTimestamp(ts(t0.Add(2 * time.Minute)))
 	rv.SetEndTimestamp(ts(t0.Add(2*time.Minute + 5*time.Millisecond)))
 	rv.Status().SetCode(ptrace.StatusCodeOk)
+
+	// An internal span with what the translation must also carry: a link,
+	// trace state, scope version, typed resource attributes, bytes, slice and
+	// map attributes, an unnamed event.
+	rs4 := td.ResourceSpans().AppendEmpty()
+	putPod(rs4.Resource(), "reviews", "bookinfo", "reviews-v2-7f5c9c8b6f-4wz7p", "reviews")
+	rs4.Resource().Attributes().PutInt("process.pid", 4242)
+	rs4.Resource().Attributes().PutBool("debug", false)
+	ss4 := rs4.ScopeSpans().AppendEmpty()
+	ss4.Scope().SetName("reviews/db")
+	ss4.Scope().SetVersion("1.2.3")
+	ld := ss4.Spans().AppendEmpty()
+	ld.SetTraceID(reviewsTraceID)
+	ld.SetSpanID(ratingsSpanID)
+	ld.SetParentSpanID(reviewsSpanID)
+	ld.SetName("load ratings")
+	ld.SetKind(ptrace.SpanKindInternal)
+	ld.TraceState().FromRaw("vendor=abc")
+	ld.SetStartTimestamp(ts(t0.Add(2*time.Minute + time.Millisecond)))
+	ld.SetEndTimestamp(ts(t0.Add(2*time.Minute + 3*time.Millisecond)))
+	ld.Attributes().PutEmptyBytes("db.key").FromRaw([]byte{0xde, 0xad, 0xbe, 0xef})
+	ld.Attributes().PutEmptySlice("db.hosts").FromRaw([]any{"a", "b"})
+	ld.Attributes().PutEmptyMap("db.opts").PutInt("retries", 3)
+	ld.Attributes().PutDouble("db.ratio", 0.5)
+	link := ld.Links().AppendEmpty()
+	link.SetTraceID(checkoutTraceID)
+	link.SetSpanID(rootSpanID)
+	unnamed := ld.Events().AppendEmpty()
+	unnamed.SetTimestamp(ts(t0.Add(2*time.Minute + 2*time.Millisecond)))
+	unnamed.Attributes().PutStr("cache", "miss")
 	return td
 }

@@ -23,7 +23,7 @@ func TestStatusPage(t *testing.T) {
 		`<td>HighErrorRate</td><td class="firing">firing</td>`,
 		`<a href="trace/` + checkoutTraceID.String() + `">`, // evidence link of the alert and failing trace
 		"job:http_requests:rate1m", `class="err">err: boom`, // rules with health
-		"<td>spans</td><td>3</td>", "<td>logs</td><td>4</td>", // store counters
+		"<td>spans</td><td>4</td>", "<td>logs</td><td>4</td>", // store counters
 		`<span class="lbl">checkout</span>`, // services
 	} {
 		assert.Contains(t, page, want)

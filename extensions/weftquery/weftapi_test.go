@@ -127,7 +127,7 @@ func TestCorrelate(t *testing.T) {
 	code, env = promGet(t, f.url, "/api/v1/correlate/"+reviewsTraceID.String(), nil)
 	require.Equal(t, 200, code)
 	require.NoError(t, json.Unmarshal(env.Data, &c))
-	assert.Len(t, c.Trace.Spans, 1)
+	assert.Len(t, c.Trace.Spans, 2)
 	assert.Empty(t, c.Alerts)
 
 	code, env = promGet(t, f.url, "/api/v1/correlate/00000000000000000000000000000bad", nil)
