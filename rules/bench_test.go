@@ -88,3 +88,35 @@ func BenchmarkEvaluate200RulesOver50kSeries(b *testing.B) {
 	}
 	require.Positive(b, alerts, "the rules select data")
 }
+
+// BenchmarkEvidenceLookup: one op is the evidence lookup of one new
+// firing alert (exemplar query over the alert's series, then log lines
+// and links of three traces), over a store with 2000 exemplar-carrying
+// series and 2000 failing traces with logs.
+func BenchmarkEvidenceLookup(b *testing.B) {
+	f := weftstore.NewFactory()
+	cfg := f.CreateDefaultConfig().(*weftstore.Config)
+	ext, err := f.Create(context.Background(), extensiontest.NewNopSettings(f.Type()), cfg)
+	require.NoError(b, err)
+	require.NoError(b, ext.Start(context.Background(), componenttest.NewNopHost()))
+	b.Cleanup(func() { require.NoError(b, ext.Shutdown(context.Background())) })
+	st := ext.(*weftstore.Store)
+	now := time.Now()
+	for i := range 2000 {
+		id := traceID(byte(i))
+		id[2], id[3] = byte(i>>8), byte(i)
+		ls := labels.FromStrings("__name__", "http_requests_total", "status", "500", "k8s_namespace_name", "bookinfo", "k8s_pod_name", "pod-"+strconv.Itoa(i%100))
+		appendSample(b, st, ls, now.Add(time.Duration(i)*time.Millisecond-time.Minute), float64(i), id.String())
+		appendFailingSpan(b, st, "reviews", "bookinfo", "pod-"+strconv.Itoa(i%100), id, now.Add(-time.Minute), "upstream reset")
+	}
+	ev, err := newEvidenceFinder(st, e2eParser(), EvidenceConfig{MaxTraces: 3, MaxLogLines: 3, Timeout: time.Second, LinkTemplate: "http://j/trace/{{ .TraceID }}"})
+	require.NoError(b, err)
+	alert := labels.FromStrings("alertname", "HighErrorRate", "k8s_namespace_name", "bookinfo", "k8s_pod_name", "pod-7", "status", "500")
+	b.ReportAllocs()
+	for b.Loop() {
+		e := ev.collect(context.Background(), `rate(http_requests_total{status=~"5.."}[5m]) > 0.01`, alertRef{labels: alert, activeAt: now.Add(-time.Minute), at: now})
+		if len(e.traceIDs) != 3 || e.source != "exemplars" {
+			b.Fatalf("evidence %+v", e)
+		}
+	}
+}

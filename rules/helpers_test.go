@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/notifier"
+	"github.com/prometheus/prometheus/promql/parser"
 	promrules "github.com/prometheus/prometheus/rules"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
@@ -114,7 +115,7 @@ func newEvalExtension(t *testing.T, st *weftstore.Store, mod func(*Config), file
 
 // appendSample writes one float sample and, when traceID is set, an
 // exemplar on it.
-func appendSample(t *testing.T, st *weftstore.Store, ls labels.Labels, ts time.Time, v float64, traceID string) {
+func appendSample(t testing.TB, st *weftstore.Store, ls labels.Labels, ts time.Time, v float64, traceID string) {
 	t.Helper()
 	app := st.Appendable().Appender(context.Background())
 	ref, err := app.Append(0, ls, ts.UnixMilli(), v)
@@ -130,7 +131,7 @@ func appendSample(t *testing.T, st *weftstore.Store, ls labels.Labels, ts time.T
 
 // appendFailingSpan stores one failing server span and one log line of
 // the trace.
-func appendFailingSpan(t *testing.T, st *weftstore.Store, service, ns, pod string, traceID pcommon.TraceID, end time.Time, logBody string) {
+func appendFailingSpan(t testing.TB, st *weftstore.Store, service, ns, pod string, traceID pcommon.TraceID, end time.Time, logBody string) {
 	t.Helper()
 	td := ptrace.NewTraces()
 	rs := td.ResourceSpans().AppendEmpty()
@@ -188,3 +189,5 @@ func benchExtension(b *testing.B, st *weftstore.Store, files ...string) (*Extens
 	b.Cleanup(e.evidence.wait)
 	return e, out
 }
+
+func e2eParser() parser.Parser { return parser.NewParser(parser.Options{}) }
