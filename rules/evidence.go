@@ -402,3 +402,14 @@ func unhex(c byte) (byte, bool) {
 	}
 	return 0, false
 }
+
+// cached returns the trace IDs found for an alert's current firing episode,
+// if a lookup has finished; it never starts one.
+func (f *evidenceFinder) cached(a alertRef) []pcommon.TraceID {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c, ok := f.cache[a.key()]; ok && c.ev != nil {
+		return append([]pcommon.TraceID(nil), c.ev.traceIDs...)
+	}
+	return nil
+}

@@ -112,6 +112,19 @@ func TestWebhookCarriesEvidence(t *testing.T) {
 		require.NoError(t, err)
 		assert.NotEmpty(t, sp, "trace %s is in the store", id)
 	}
+
+	// The query API sees the same alert with the same evidence.
+	alerts := e.Alerts()
+	require.Len(t, alerts, 1)
+	assert.Equal(t, "firing", alerts[0].State)
+	assert.Equal(t, "PodDown", alerts[0].Labels["alertname"])
+	assert.Equal(t, want, alerts[0].TraceIDs)
+	groups := e.RuleGroups()
+	require.Len(t, groups, 1)
+	require.Len(t, groups[0].Rules, 1)
+	assert.Equal(t, "alerting", groups[0].Rules[0].Type)
+	assert.Equal(t, "firing", groups[0].Rules[0].State)
+	assert.Equal(t, "ok", groups[0].Rules[0].Health)
 }
 
 func mustTraceID(t *testing.T, s string) [16]byte {

@@ -25,10 +25,12 @@ import (
 	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 
 	weftstoreexporter "github.com/weftobs/weft/exporters/weftstore"
+	"github.com/weftobs/weft/extensions/weftquery"
 	"github.com/weftobs/weft/extensions/weftstore"
 	"github.com/weftobs/weft/processors/tracecontext"
 	"github.com/weftobs/weft/receivers/containerlogs"
 	"github.com/weftobs/weft/receivers/podscrape"
+	"github.com/weftobs/weft/rules"
 )
 
 // components lists every component compiled into weft. It is written by hand,
@@ -47,6 +49,8 @@ func components() (otelcol.Factories, error) {
 		zpagesextension.NewFactory(),
 		filestorage.NewFactory(),
 		weftstore.NewFactory(),
+		weftquery.NewFactory(),
+		rules.NewFactory(),
 	)
 	if err != nil {
 		return otelcol.Factories{}, err

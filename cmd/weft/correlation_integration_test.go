@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -92,9 +93,9 @@ func mustTraceID(t *testing.T, id string) pcommon.TraceID {
 // ID returns its spans, its log records and exemplars pointing at it.
 func TestDemoCorrelation(t *testing.T) {
 	dir := t.TempDir()
-	addrs, err := loopback.FreeAddrs(5)
+	addrs, err := loopback.FreeAddrs(6)
 	require.NoError(t, err)
-	cfg := demoConfig{Health: addrs[0], PProf: addrs[1], OTLPGRPC: addrs[2], OTLPHTTP: addrs[3], DataDir: filepath.Join(dir, "data")}
+	cfg := demoConfig{Health: addrs[0], PProf: addrs[1], OTLPGRPC: addrs[2], OTLPHTTP: addrs[3], Query: addrs[5], DataDir: filepath.Join(dir, "data")}
 	cfg.MetricsHost, cfg.MetricsPort, _ = strings.Cut(addrs[4], ":")
 
 	export, closeExport, err := simnode.OTLPExporter(cfg.OTLPGRPC)
@@ -110,8 +111,8 @@ func TestDemoCorrelation(t *testing.T) {
 	var rendered strings.Builder
 	require.NoError(t, renderDemoConfig(&rendered, cfg))
 	yaml := strings.Replace(rendered.String(), "extensions:\n", "extensions:\n  weft_probe: {}\n", 1)
-	yaml = strings.Replace(yaml, "extensions: [health_check, pprof, file_storage, weft_store]",
-		"extensions: [health_check, pprof, file_storage, weft_store, weft_probe]", 1)
+	yaml = strings.Replace(yaml, "extensions: [health_check, pprof, file_storage, weft_store, weft_query]",
+		"extensions: [health_check, pprof, file_storage, weft_store, weft_query, weft_probe]", 1)
 	cfgPath := filepath.Join(dir, "weft.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(yaml), 0o600))
 
@@ -193,6 +194,21 @@ func TestDemoCorrelation(t *testing.T) {
 			t.Logf("no exemplar: trace %s (#%d) spans %v", id, pos[id], names)
 		}
 	}
+	// The same joins through weft_query's HTTP API, as a dashboard sees them.
+	last := ids[len(ids)-1]
+	var corr map[string]any
+	code, err := getJSON(t.Context(), "http://"+cfg.Query+"/api/v1/correlate/"+last, &corr)
+	require.NoError(t, err)
+	require.Equal(t, 200, code)
+	body, err := json.Marshal(corr)
+	require.NoError(t, err)
+	assert.Contains(t, string(body), last)
+	var q promResult
+	// The node is gone, so its series are stale now: look back over the run.
+	_, err = getJSON(t.Context(), "http://"+cfg.Query+`/api/v1/query?query=sum(max_over_time(istio_requests_total[10m]))`, &q)
+	require.NoError(t, err)
+	require.Len(t, q.Data.Result, 1, "scraped Envoy metrics are queryable")
+
 	assert.Empty(t, noSpans, "traces without spans")
 	assert.Empty(t, noLogs, "traces without log records")
 	assert.Empty(t, noExemplars, "traces without exemplars")

@@ -75,6 +75,7 @@ func newDemoCommand() *cobra.Command {
 // demoConfig fills config/demo.yaml.tmpl.
 type demoConfig struct {
 	Health, PProf, OTLPGRPC, OTLPHTTP string
+	Query                             string // weft_query's endpoint
 	MetricsHost, MetricsPort          string
 	DataDir                           string
 	Jaeger                            string // OTLP/gRPC endpoint of Jaeger; empty: none
@@ -150,12 +151,13 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 		prom = p
 	}
 
-	addrs, err := loopback.FreeAddrs(5)
+	addrs, err := loopback.FreeAddrs(6)
 	if err != nil {
 		return err
 	}
 	cfg := demoConfig{
-		Health: addrs[0], PProf: addrs[1], OTLPGRPC: addrs[2], OTLPHTTP: addrs[3], DataDir: filepath.Join(dir, "data"),
+		Health: addrs[0], PProf: addrs[1], OTLPGRPC: addrs[2], OTLPHTTP: addrs[3], Query: addrs[5],
+		DataDir: filepath.Join(dir, "data"),
 	}
 	cfg.MetricsHost, cfg.MetricsPort, _ = net.SplitHostPort(addrs[4])
 	if jaeger != nil {
@@ -311,6 +313,7 @@ func printDemoIntro(out io.Writer, f demoFlags, dir, cfgPath string, cfg demoCon
 	p("  pods and endpoints  %s", node.ManifestPath())
 	p("  agent config        %s", cfgPath)
 	p("")
+	p("  status page         http://%s/   (weft_query: /api/v1/query, /api/traces, /api/v1/correlate/{traceID})", cfg.Query)
 	p("  agent health        http://%s/", cfg.Health)
 	p("  agent pprof         http://%s/debug/pprof/", cfg.PProf)
 	p("  agent self-metrics  http://%s:%s/metrics", cfg.MetricsHost, cfg.MetricsPort)
