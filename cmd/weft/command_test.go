@@ -118,7 +118,7 @@ func TestShippedConfigsUseCanonicalNames(t *testing.T) {
 	configs := map[string][]byte{"default": defaultConfig}
 	jobs := []scrapeJob{{Name: "apps", Path: "/metrics", Targets: []scrapeTarget{{Addr: "127.0.0.1:3", Namespace: "ns", Pod: "p", Container: "c"}}}}
 	for name, cfg := range map[string]demoConfig{
-		"demo with backends":    {Jaeger: "127.0.0.1:1", Prometheus: "http://127.0.0.1:2/api/v1/write", PodsDir: "/tmp/x", ScrapeJobs: jobs},
+		"demo with backends":    {Jaeger: "127.0.0.1:1", Prometheus: "http://127.0.0.1:2/api/v1/write", Alertmanager: "http://127.0.0.1:4", PodsDir: "/tmp/x", RulesDir: "/tmp/r", ScrapeJobs: jobs},
 		"demo with jaeger only": {Jaeger: "127.0.0.1:1", PodsDir: "/tmp/x", ScrapeJobs: jobs},
 		"demo without backends": {PodsDir: "/tmp/x", ScrapeJobs: jobs},
 	} {

@@ -108,11 +108,13 @@ func TestDemoCorrelation(t *testing.T) {
 	cfg.ScrapeJobs, err = demoScrapeJobs(node.Endpoints())
 	require.NoError(t, err)
 
+	cfg.RulesDir, err = writeDemoRules(dir)
+	require.NoError(t, err)
 	var rendered strings.Builder
 	require.NoError(t, renderDemoConfig(&rendered, cfg))
 	yaml := strings.Replace(rendered.String(), "extensions:\n", "extensions:\n  weft_probe: {}\n", 1)
-	yaml = strings.Replace(yaml, "extensions: [health_check, pprof, file_storage, weft_store, weft_query]",
-		"extensions: [health_check, pprof, file_storage, weft_store, weft_query, weft_probe]", 1)
+	yaml = strings.Replace(yaml, "extensions: [health_check, pprof, file_storage, weft_store, weft_rules, weft_query]",
+		"extensions: [health_check, pprof, file_storage, weft_store, weft_rules, weft_query, weft_probe]", 1)
 	cfgPath := filepath.Join(dir, "weft.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(yaml), 0o600))
 

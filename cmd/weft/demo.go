@@ -28,6 +28,21 @@ import (
 //go:embed config/demo.yaml.tmpl
 var demoConfigTemplate string
 
+// demoRules is the HighErrorRate rule file shipped in deploy/ (a test keeps
+// the copies equal).
+//
+//go:embed config/rules/high-error-rate.rules.yaml
+var demoRules []byte
+
+// writeDemoRules writes the demo's rule files and returns their directory.
+func writeDemoRules(dir string) (string, error) {
+	rulesDir := filepath.Join(dir, "rules")
+	if err := os.MkdirAll(rulesDir, 0o755); err != nil {
+		return "", fmt.Errorf("demo rules: %w", err)
+	}
+	return rulesDir, os.WriteFile(filepath.Join(rulesDir, "high-error-rate.rules.yaml"), demoRules, 0o644)
+}
+
 type demoFlags struct {
 	rate       int
 	duration   time.Duration
@@ -76,6 +91,8 @@ func newDemoCommand() *cobra.Command {
 type demoConfig struct {
 	Health, PProf, OTLPGRPC, OTLPHTTP string
 	Query                             string // weft_query's endpoint
+	RulesDir                          string // weft_rules' rule files
+	Alertmanager                      string // URL of an Alertmanager; empty: none
 	MetricsHost, MetricsPort          string
 	DataDir                           string
 	Jaeger                            string // OTLP/gRPC endpoint of Jaeger; empty: none
@@ -189,6 +206,9 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 		return err
 	}
 
+	if cfg.RulesDir, err = writeDemoRules(dir); err != nil {
+		return err
+	}
 	cfgPath := filepath.Join(dir, "weft-demo.yaml")
 	if err := writeDemoConfig(cfgPath, cfg); err != nil {
 		return err
@@ -335,7 +355,8 @@ func printDemoIntro(out io.Writer, f demoFlags, dir, cfgPath string, cfg demoCon
 	}
 	p("")
 	if f.errors {
-		p("  reviews-v2 starts failing (HTTP 503) %s after start, for a minute.", f.errorAfter)
+		p("  reviews-v2 starts failing (HTTP 503) %s after start, for a minute; HighErrorRate (for: 2m)", f.errorAfter)
+		p("  fires about two minutes later: see http://%s/api/v1/alerts and the status page.", cfg.Query)
 	}
 	if f.duration > 0 {
 		p("  Stops after %s.", f.duration)
