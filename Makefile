@@ -32,8 +32,12 @@ tools: $(JAEGER) ## install the real backends the integration tests use
 $(JAEGER):
 	hack/install-jaeger.sh "$(TOOLS_DIR)" >/dev/null
 
+# Test binaries are built in parallel first; they then run one package at a
+# time (-p 1), so integration tests of different packages do not race for
+# the free loopback ports they pick.
 test: tools ## unit and integration tests, with the race detector
-	$(GO) test -race -count=1 -tags integration -timeout 30m ./...
+	$(GO) test -race -count=1 -tags integration -run '^$$' ./... >/dev/null
+	$(GO) test -race -count=1 -tags integration -timeout 30m -p 1 ./...
 
 unit: ## unit tests only (no backends needed)
 	$(GO) test -race -count=1 ./...

@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.opentelemetry.io/collector/otelcol"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/zap"
 
 	"github.com/weftobs/weft/internal/backends"
@@ -168,15 +169,7 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 		prom = p
 	}
 
-	addrs, err := loopback.FreeAddrs(6)
-	if err != nil {
-		return err
-	}
-	cfg := demoConfig{
-		Health: addrs[0], PProf: addrs[1], OTLPGRPC: addrs[2], OTLPHTTP: addrs[3], Query: addrs[5],
-		DataDir: filepath.Join(dir, "data"),
-	}
-	cfg.MetricsHost, cfg.MetricsPort, _ = net.SplitHostPort(addrs[4])
+	cfg := demoConfig{DataDir: filepath.Join(dir, "data")}
 	if jaeger != nil {
 		cfg.Jaeger = jaeger.OTLPGRPC
 	}
@@ -184,14 +177,12 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 		cfg.Prometheus = prom.RemoteWriteURL()
 	}
 	// The node comes first: the agent's configuration names its endpoints.
-	// Traffic flows only once Run starts, after the agent is healthy.
-	export, closeExport, err := simnode.OTLPExporter(cfg.OTLPGRPC)
-	if err != nil {
-		return err
-	}
-	defer closeExport()
+	// Traffic flows only once Run starts, after the agent is healthy; its
+	// spans go to the agent's OTLP endpoint, known by then.
+	var export simnode.ExportFunc
 	opts := simnode.Options{
-		Dir: dir, Rate: f.rate, ErrorBurst: f.errors, ErrorAfter: f.errorAfter, Export: export,
+		Dir: dir, Rate: f.rate, ErrorBurst: f.errors, ErrorAfter: f.errorAfter,
+		Export: func(ctx context.Context, td ptrace.Traces) error { return export(ctx, td) },
 	}
 	if f.rotate {
 		opts.RotateSize = f.rotateSize
@@ -205,27 +196,25 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 	if cfg.ScrapeJobs, err = demoScrapeJobs(node.Endpoints()); err != nil {
 		return err
 	}
-
 	if cfg.RulesDir, err = writeDemoRules(dir); err != nil {
 		return err
 	}
+
 	cfgPath := filepath.Join(dir, "weft-demo.yaml")
-	if err := writeDemoConfig(cfgPath, cfg); err != nil {
-		return err
-	}
-	agentCtx, stopAgent := context.WithCancel(context.WithoutCancel(ctx))
-	agentDone, err := startAgent(agentCtx, "file:"+cfgPath, f.logOpts...)
+	agentDone, stopAgent, err := startDemoAgent(ctx, &cfg, cfgPath, out, f.logOpts)
 	if err != nil {
-		stopAgent()
 		return err
 	}
 	defer func() {
 		stopAgent()
 		<-agentDone
 	}()
-	if err := waitHTTP(ctx, "http://"+cfg.Health+"/", agentDone); err != nil {
-		return fmt.Errorf("agent did not become healthy: %w", err)
+	otlpExport, closeExport, err := simnode.OTLPExporter(cfg.OTLPGRPC)
+	if err != nil {
+		return err
 	}
+	defer closeExport()
+	export = otlpExport
 
 	printDemoIntro(out, f, dir, cfgPath, cfg, jaeger, prom, node)
 
@@ -259,6 +248,40 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 	closeErr := node.Close()
 	fmt.Fprintf(out, "weft demo: stopped: %s\n", node.Stats().Summary(time.Since(started)))
 	return errors.Join(runErr, closeErr)
+}
+
+// startDemoAgent picks free loopback ports, writes the configuration and
+// starts the agent until it is healthy. A port picked free can be taken by
+// another program before the agent binds it, so a failed start is retried
+// on new ports, three times at most.
+func startDemoAgent(ctx context.Context, cfg *demoConfig, cfgPath string, out io.Writer, logOpts []zap.Option) (<-chan struct{}, func(), error) {
+	for attempt := 1; ; attempt++ {
+		addrs, err := loopback.FreeAddrs(6)
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.Health, cfg.PProf, cfg.OTLPGRPC, cfg.OTLPHTTP, cfg.Query = addrs[0], addrs[1], addrs[2], addrs[3], addrs[5]
+		cfg.MetricsHost, cfg.MetricsPort, _ = net.SplitHostPort(addrs[4])
+		if err := writeDemoConfig(cfgPath, *cfg); err != nil {
+			return nil, nil, err
+		}
+		agentCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		done, err := startAgent(agentCtx, "file:"+cfgPath, logOpts...)
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		err = waitHTTP(ctx, "http://"+cfg.Health+"/", done)
+		if err == nil {
+			return done, stop, nil
+		}
+		stop()
+		<-done
+		if attempt == 3 || ctx.Err() != nil {
+			return nil, nil, fmt.Errorf("agent did not become healthy: %w", err)
+		}
+		fmt.Fprintf(out, "weft demo: the agent did not start (%v); trying other ports\n", err)
+	}
 }
 
 // demoBackendBinary resolves a --jaeger/--prometheus flag to a binary path,

@@ -84,30 +84,34 @@ exporters:
 // written to dir, and waits until its query API answers. ctx bounds the
 // start only; stop it with Stop.
 func StartJaeger(ctx context.Context, binary, dir string, logOut io.Writer) (*Jaeger, error) {
-	addrs, err := loopback.FreeAddrs(7)
-	if err != nil {
-		return nil, err
-	}
-	j := &Jaeger{
-		OTLPGRPC: addrs[0], OTLPHTTP: addrs[1], JaegerGRPC: addrs[2], ThriftHTTP: addrs[3],
-		Zipkin: addrs[4], Query: addrs[5], QueryGRPC: addrs[6],
-	}
-	cfg := strings.NewReplacer(
-		"{{query}}", j.Query, "{{query_grpc}}", j.QueryGRPC,
-		"{{otlp_grpc}}", j.OTLPGRPC, "{{otlp_http}}", j.OTLPHTTP,
-		"{{jaeger_grpc}}", j.JaegerGRPC, "{{thrift_http}}", j.ThriftHTTP,
-		"{{zipkin}}", j.Zipkin,
-	).Replace(jaegerConfig)
-	cfgPath := filepath.Join(dir, "jaeger.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return nil, fmt.Errorf("write jaeger config: %w", err)
-	}
-	// Anything the config does not name binds loopback only; Jaeger's own
-	// tracing (which dials localhost:4317, where a weft may listen) is off
-	// in the config (enable_tracing) and, belt and braces, in the SDK.
-	env := []string{"JAEGER_LISTEN_HOST=" + loopback.Host, "OTEL_SDK_DISABLED=true", "OTEL_TRACES_EXPORTER=none"}
-	j.proc, err = startProcess(ctx, "jaeger", binary, []string{"--config", "file:" + cfgPath}, env, logOut,
-		"http://"+j.Query+"/api/services")
+	j := &Jaeger{}
+	err := withFreshPorts(func() error {
+		addrs, err := loopback.FreeAddrs(7)
+		if err != nil {
+			return err
+		}
+		*j = Jaeger{
+			OTLPGRPC: addrs[0], OTLPHTTP: addrs[1], JaegerGRPC: addrs[2], ThriftHTTP: addrs[3],
+			Zipkin: addrs[4], Query: addrs[5], QueryGRPC: addrs[6],
+		}
+		cfg := strings.NewReplacer(
+			"{{query}}", j.Query, "{{query_grpc}}", j.QueryGRPC,
+			"{{otlp_grpc}}", j.OTLPGRPC, "{{otlp_http}}", j.OTLPHTTP,
+			"{{jaeger_grpc}}", j.JaegerGRPC, "{{thrift_http}}", j.ThriftHTTP,
+			"{{zipkin}}", j.Zipkin,
+		).Replace(jaegerConfig)
+		cfgPath := filepath.Join(dir, "jaeger.yaml")
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+			return fmt.Errorf("write jaeger config: %w", err)
+		}
+		// Anything the config does not name binds loopback only; Jaeger's own
+		// tracing (which dials localhost:4317, where a weft may listen) is off
+		// in the config (enable_tracing) and, belt and braces, in the SDK.
+		env := []string{"JAEGER_LISTEN_HOST=" + loopback.Host, "OTEL_SDK_DISABLED=true", "OTEL_TRACES_EXPORTER=none"}
+		j.proc, err = startProcess(ctx, "jaeger", binary, []string{"--config", "file:" + cfgPath}, env, logOut,
+			"http://"+j.Query+"/api/services")
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

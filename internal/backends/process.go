@@ -60,7 +60,7 @@ func startProcess(ctx context.Context, name, binary string, args, env []string, 
 func (p *process) waitReady(ctx context.Context, name, url string) error {
 	err := WaitHTTP(ctx, url, 60*time.Second, p.done)
 	if errors.Is(err, ErrExited) {
-		return fmt.Errorf("%s exited before it was ready: %w", name, errors.Join(p.waitErr, errors.New("see its output")))
+		return fmt.Errorf("%s %w (%v; see its output)", name, ErrExited, p.waitErr)
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
@@ -97,6 +97,19 @@ func WaitHTTP(ctx context.Context, url string, timeout time.Duration, exited <-c
 		case <-tick.C:
 		}
 	}
+}
+
+// withFreshPorts runs start up to three times: a port picked free can be
+// taken by another program before the backend binds it, and the backend
+// then exits at once; each attempt picks new ports.
+func withFreshPorts(start func() error) error {
+	var err error
+	for range 3 {
+		if err = start(); !errors.Is(err, ErrExited) {
+			return err
+		}
+	}
+	return err
 }
 
 // stop interrupts the process, kills it after 10 s, and waits for it. Safe

@@ -33,25 +33,29 @@ func (p *Prometheus) RemoteWriteURL() string { return p.URL() + "/api/v1/write" 
 // and waits until it is ready. extraConfig is appended to the configuration
 // file after the global section (e.g. scrape_configs).
 func StartPrometheus(ctx context.Context, binary, dir, extraConfig string, logOut io.Writer) (*Prometheus, error) {
-	addrs, err := loopback.FreeAddrs(1)
-	if err != nil {
-		return nil, err
-	}
-	p := &Prometheus{Addr: addrs[0]}
 	cfgPath := filepath.Join(dir, "prometheus.yml")
 	cfg := "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\n" + extraConfig
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, fmt.Errorf("write prometheus config: %w", err)
 	}
-	args := []string{
-		"--config.file=" + cfgPath,
-		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
-		"--web.listen-address=" + p.Addr,
-		"--web.enable-remote-write-receiver",
-		"--enable-feature=exemplar-storage",
-		"--log.level=warn",
-	}
-	p.proc, err = startProcess(ctx, "prometheus", binary, args, nil, logOut, p.URL()+"/-/ready")
+	p := &Prometheus{}
+	err := withFreshPorts(func() error {
+		addrs, err := loopback.FreeAddrs(1)
+		if err != nil {
+			return err
+		}
+		p.Addr = addrs[0]
+		args := []string{
+			"--config.file=" + cfgPath,
+			"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+			"--web.listen-address=" + p.Addr,
+			"--web.enable-remote-write-receiver",
+			"--enable-feature=exemplar-storage",
+			"--log.level=warn",
+		}
+		p.proc, err = startProcess(ctx, "prometheus", binary, args, nil, logOut, p.URL()+"/-/ready")
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
