@@ -36,7 +36,8 @@ $(JAEGER):
 # time (-p 1), so integration tests of different packages do not race for
 # the free loopback ports they pick.
 test: tools ## unit and integration tests, with the race detector
-	$(GO) test -race -count=1 -tags integration -run '^$$' ./... >/dev/null
+	@mkdir -p bin
+	$(GO) test -race -count=1 -tags integration -run '^$$' ./... >bin/test-build.log 2>&1 || { cat bin/test-build.log; exit 1; }
 	$(GO) test -race -count=1 -tags integration -timeout 30m -p 1 ./...
 
 unit: ## unit tests only (no backends needed)
