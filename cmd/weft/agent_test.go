@@ -56,6 +56,7 @@ func TestEmbeddedDefaultStartsCleanly(t *testing.T) {
 	t.Setenv("WEFT_REMOTE_WRITE_URL", "http://127.0.0.1:9/api/v1/write")
 	t.Setenv("WEFT_KUBERNETES_API", emptyKubernetesAPI(t))
 	t.Setenv("WEFT_ALERTMANAGER_URL", "http://127.0.0.1:9")
+	t.Setenv("WEFT_FLUENT_ENDPOINT", "127.0.0.1:9")
 
 	var rec logRecorder
 	ctx, stop := context.WithCancel(context.Background())

@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 
+	"github.com/weftobs/weft/exporters/fluentforward"
 	weftstoreexporter "github.com/weftobs/weft/exporters/weftstore"
 	"github.com/weftobs/weft/extensions/weftquery"
 	"github.com/weftobs/weft/extensions/weftstore"
@@ -85,6 +86,7 @@ func components() (otelcol.Factories, error) {
 		prometheusexporter.NewFactory(),
 		prometheusremotewriteexporter.NewFactory(),
 		weftstoreexporter.NewFactory(),
+		fluentforward.NewFactory(),
 	)
 	if err != nil {
 		return otelcol.Factories{}, err
