@@ -10,6 +10,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
@@ -307,7 +308,7 @@ func (f *evidenceFinder) fromExemplars(ctx context.Context, expr string, alertLa
 func agrees(series, alert labels.Labels) bool {
 	ok := true
 	series.Range(func(l labels.Label) {
-		if l.Name == labels.MetricName {
+		if l.Name == model.MetricNameLabel {
 			return
 		}
 		if v := alert.Get(l.Name); v != "" && v != l.Value {

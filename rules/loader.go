@@ -78,13 +78,6 @@ func expandSources(patterns []string) ([]string, error) {
 
 func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
 
-// ruleSet is a loaded, validated set of rule files.
-type ruleSet struct {
-	files  []string                       // sorted
-	groups map[string]*rulefmt.RuleGroups // by file
-	hash   [32]byte                       // of the files' names and contents
-}
-
 // loadRuleFile reads and validates one file: Prometheus rule groups, or
 // PrometheusRule manifests. Errors name the file and, where known, the line.
 func loadRuleFile(path string, content []byte, p parser.Parser, logger *slog.Logger) (*rulefmt.RuleGroups, []error) {

@@ -567,10 +567,7 @@ func send(ctx context.Context, o options, addr string, w *workload) error {
 // spans it verified.
 func waitDrained(ctx context.Context, o options, queryURL string, w *workload, exited <-chan struct{}) (int, int, error) {
 	n := w.traces()
-	check := []int{n - 1}
-	for _, t := range rand.Perm(n - 1)[:min(o.Sample, n-1)] {
-		check = append(check, t)
-	}
+	check := append([]int{n - 1}, rand.Perm(n - 1)[:min(o.Sample, n-1)]...)
 	deadline := time.Now().Add(o.DrainTimeout)
 	client := &http.Client{Timeout: 10 * time.Second}
 	defer client.CloseIdleConnections()
