@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/extension/extensioncapabilities"
 	"go.uber.org/zap"
+	"go.uber.org/zap/exp/zapslog"
 
 	"github.com/weftobs/weft/extensions/weftstore"
 )
@@ -135,7 +137,7 @@ func (s *server) addr() string {
 func (s *server) initEngine() {
 	s.parser = parser.NewParser(parser.Options{})
 	s.engine = promql.NewEngine(promql.EngineOpts{
-		Logger:                   newSlogger(s.logger),
+		Logger:                   slog.New(zapslog.NewHandler(s.logger.Core())),
 		MaxSamples:               50_000_000,
 		Timeout:                  s.cfg.Timeout,
 		LookbackDelta:            5 * time.Minute,

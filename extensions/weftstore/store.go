@@ -17,7 +17,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/exp/zapslog"
 )
 
 // Store is the weft_store extension: the node's local store of recent
@@ -262,53 +262,4 @@ func (q queryable) ExemplarQuerier(ctx context.Context) (storage.ExemplarQuerier
 }
 
 // slogFor bridges the TSDB's slog output to the component's zap logger.
-func slogFor(l *zap.Logger) *slog.Logger {
-	return slog.New(&zapHandler{l: l})
-}
-
-type zapHandler struct {
-	l     *zap.Logger
-	attrs []zap.Field
-}
-
-func (h *zapHandler) Enabled(_ context.Context, lvl slog.Level) bool {
-	return h.l.Core().Enabled(zapLevel(lvl))
-}
-
-func (h *zapHandler) Handle(_ context.Context, r slog.Record) error {
-	fields := make([]zap.Field, 0, len(h.attrs)+r.NumAttrs())
-	fields = append(fields, h.attrs...)
-	r.Attrs(func(a slog.Attr) bool {
-		fields = append(fields, zap.Any(a.Key, a.Value.Any()))
-		return true
-	})
-	if ce := h.l.Check(zapLevel(r.Level), r.Message); ce != nil {
-		ce.Write(fields...)
-	}
-	return nil
-}
-
-func (h *zapHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	n := &zapHandler{l: h.l, attrs: append([]zap.Field(nil), h.attrs...)}
-	for _, a := range as {
-		n.attrs = append(n.attrs, zap.Any(a.Key, a.Value.Any()))
-	}
-	return n
-}
-
-func (h *zapHandler) WithGroup(name string) slog.Handler {
-	return &zapHandler{l: h.l.Named(name), attrs: h.attrs}
-}
-
-func zapLevel(l slog.Level) zapcore.Level {
-	switch {
-	case l >= slog.LevelError:
-		return zapcore.ErrorLevel
-	case l >= slog.LevelWarn:
-		return zapcore.WarnLevel
-	case l >= slog.LevelInfo:
-		return zapcore.InfoLevel
-	default:
-		return zapcore.DebugLevel
-	}
-}
+func slogFor(l *zap.Logger) *slog.Logger { return slog.New(zapslog.NewHandler(l.Core())) }

@@ -19,7 +19,7 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/exp/zapslog"
 )
 
 // podScrapeReceiver runs the scrape jobs and the discoveries feeding them.
@@ -159,7 +159,7 @@ func (r *podScrapeReceiver) newDiscovery(k sdKey) (discovery.Discoverer, error) 
 	if err := metrics.Register(); err != nil {
 		return nil, err
 	}
-	return kubernetes.New(slog.New(zapHandler{r.set.Logger.With(zap.String("discovery", "kubernetes"))}), metrics, sd)
+	return kubernetes.New(slog.New(zapslog.NewHandler(r.set.Logger.With(zap.String("discovery", "kubernetes")).Core())), metrics, sd)
 }
 
 // update merges changed target groups into the job's view and starts and
@@ -277,45 +277,3 @@ func (r *podScrapeReceiver) Shutdown(context.Context) error {
 }
 
 func (r *podScrapeReceiver) wait() { r.wg.Wait() }
-
-// zapHandler bridges Prometheus's slog logging to the component's zap
-// logger.
-type zapHandler struct{ l *zap.Logger }
-
-func (h zapHandler) Enabled(_ context.Context, lvl slog.Level) bool {
-	return h.l.Core().Enabled(zapLevel(lvl))
-}
-
-func (h zapHandler) Handle(_ context.Context, rec slog.Record) error {
-	fields := make([]zap.Field, 0, rec.NumAttrs())
-	rec.Attrs(func(a slog.Attr) bool {
-		fields = append(fields, zap.Any(a.Key, a.Value.Any()))
-		return true
-	})
-	if ce := h.l.Check(zapLevel(rec.Level), rec.Message); ce != nil {
-		ce.Write(fields...)
-	}
-	return nil
-}
-
-func (h zapHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	fields := make([]zap.Field, 0, len(attrs))
-	for _, a := range attrs {
-		fields = append(fields, zap.Any(a.Key, a.Value.Any()))
-	}
-	return zapHandler{h.l.With(fields...)}
-}
-
-func (h zapHandler) WithGroup(name string) slog.Handler { return zapHandler{h.l.Named(name)} }
-
-func zapLevel(l slog.Level) zapcore.Level {
-	switch {
-	case l >= slog.LevelError:
-		return zapcore.ErrorLevel
-	case l >= slog.LevelWarn:
-		return zapcore.WarnLevel
-	case l >= slog.LevelInfo:
-		return zapcore.InfoLevel
-	}
-	return zapcore.DebugLevel
-}
