@@ -3,6 +3,7 @@ package rules
 import (
 	"cmp"
 	"context"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -376,32 +377,16 @@ func (f *evidenceFinder) firstLogLines(id pcommon.TraceID) []string {
 	return out
 }
 
+// parseTraceID reads a 32-digit hex trace ID; all zeros is no ID.
 func parseTraceID(s string) (pcommon.TraceID, bool) {
 	var id pcommon.TraceID
-	if len(s) != 32 {
+	if len(s) != 2*len(id) {
 		return id, false
 	}
-	for i := range 16 {
-		hi, ok1 := unhex(s[2*i])
-		lo, ok2 := unhex(s[2*i+1])
-		if !ok1 || !ok2 {
-			return pcommon.TraceID{}, false
-		}
-		id[i] = hi<<4 | lo
+	if _, err := hex.Decode(id[:], []byte(s)); err != nil {
+		return pcommon.TraceID{}, false
 	}
 	return id, !id.IsEmpty()
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }
 
 // cached returns the trace IDs found for an alert's current firing episode,

@@ -232,3 +232,22 @@ func TestWebhookMessage(t *testing.T) {
 		})
 	}
 }
+
+func TestParseTraceID(t *testing.T) {
+	for _, tt := range []struct {
+		in string
+		ok bool
+	}{
+		{"4bf92f3577b34da6a3ce929d0e0e4736", true},
+		{"00000000000000000000000000000000", false}, // all zero: no ID
+		{"4bf92f3577b34da6a3ce929d0e0e473", false},  // 31 digits
+		{"4bf92f3577b34da6a3ce929d0e0e473g", false}, // not hex
+		{"", false},
+	} {
+		id, ok := parseTraceID(tt.in)
+		assert.Equal(t, tt.ok, ok, tt.in)
+		if ok {
+			assert.Equal(t, tt.in, id.String())
+		}
+	}
+}

@@ -3,6 +3,7 @@ package weftstore
 import (
 	"cmp"
 	"context"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"slices"
@@ -133,32 +134,16 @@ func podOfSeries(ls labels.Labels) Pod {
 	return p
 }
 
+// parseSpanID reads a 16-digit hex span ID (an exemplar's span_id label).
 func parseSpanID(s string) (pcommon.SpanID, bool) {
 	var id pcommon.SpanID
-	if len(s) != 16 {
+	if len(s) != 2*len(id) {
 		return id, false
 	}
-	for i := range 8 {
-		hi, ok1 := unhex(s[2*i])
-		lo, ok2 := unhex(s[2*i+1])
-		if !ok1 || !ok2 {
-			return pcommon.SpanID{}, false
-		}
-		id[i] = hi<<4 | lo
+	if _, err := hex.Decode(id[:], []byte(s)); err != nil {
+		return pcommon.SpanID{}, false
 	}
 	return id, true
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }
 
 // Trace returns the stored spans of a trace, with Data, oldest start first.
