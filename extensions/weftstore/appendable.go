@@ -27,6 +27,35 @@ func (a appendable) Appender(ctx context.Context) storage.Appender {
 	return a.s.db.Appender(ctx)
 }
 
+// AppendableV2 returns the TSDB as a storage.AppendableV2: the appender
+// that takes a start timestamp with each sample (stored when
+// start_timestamps is on, ignored otherwise) and exemplars in its options.
+// Like Appendable it may be taken before Start; its appenders fail every
+// call while the store is not open.
+func (s *Store) AppendableV2() storage.AppendableV2 { return appendable{s} }
+
+func (a appendable) AppenderV2(ctx context.Context) storage.AppenderV2 {
+	a.s.mu.RLock()
+	defer a.s.mu.RUnlock()
+	if a.s.db == nil {
+		return closedAppenderV2{}
+	}
+	return a.s.db.AppenderV2(ctx)
+}
+
+// closedAppenderV2 is the AppenderV2 of a store that is not open.
+type closedAppenderV2 struct{}
+
+var _ storage.AppenderV2 = closedAppenderV2{}
+
+func (closedAppenderV2) Append(storage.SeriesRef, labels.Labels, int64, int64, float64, *histogram.Histogram, *histogram.FloatHistogram, storage.AOptions) (storage.SeriesRef, error) {
+	return 0, errNotStarted
+}
+
+func (closedAppenderV2) Commit() error { return errNotStarted }
+
+func (closedAppenderV2) Rollback() error { return nil }
+
 // closedAppender is the appender of a store that is not open.
 type closedAppender struct{}
 

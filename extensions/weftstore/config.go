@@ -23,6 +23,16 @@ type Config struct {
 	// LogsMaxBytes bounds the memory of the recent-logs index; the oldest
 	// records are evicted first (default 64 MiB).
 	LogsMaxBytes int64 `mapstructure:"logs_max_bytes"`
+	// AppendableWindow is how far behind the newest sample of the store a
+	// sample may still be appended, as long as it is in order for its own
+	// series (default 1h, the TSDB's own default; Prometheus's PromQL test
+	// storage uses 12h). Older samples are rejected as out_of_bounds.
+	AppendableWindow time.Duration `mapstructure:"appendable_window"`
+	// StartTimestamps stores each sample's start timestamp (the start time
+	// of a cumulative series, as OTLP carries it) in start-timestamp-capable
+	// chunks, so rate() and increase() see counter resets that fall between
+	// two samples. Writers pass it through Store.AppendableV2 (default false).
+	StartTimestamps bool `mapstructure:"start_timestamps"`
 }
 
 // minIndexBytes is the smallest allowed traces_max_bytes / logs_max_bytes:
@@ -43,6 +53,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LogsMaxBytes < minIndexBytes {
 		errs = append(errs, fmt.Errorf("logs_max_bytes: must be at least %d, got %d", minIndexBytes, c.LogsMaxBytes))
+	}
+	if c.AppendableWindow < time.Minute {
+		errs = append(errs, fmt.Errorf("appendable_window: must be at least 1m, got %s", c.AppendableWindow))
 	}
 	return errors.Join(errs...)
 }

@@ -16,6 +16,7 @@ const (
 	defaultMaxExemplars     = 100_000
 	defaultTracesMaxBytes   = 64 << 20
 	defaultLogsMaxBytes     = 64 << 20
+	defaultAppendableWindow = time.Hour
 )
 
 // NewFactory returns the factory of the weft_store extension.
@@ -29,6 +30,7 @@ func createDefaultConfig() component.Config {
 		MaxExemplars:     defaultMaxExemplars,
 		TracesMaxBytes:   defaultTracesMaxBytes,
 		LogsMaxBytes:     defaultLogsMaxBytes,
+		AppendableWindow: defaultAppendableWindow,
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -89,6 +90,18 @@ func (s *Store) Start(_ context.Context, _ component.Host) error {
 	opts.EnableExemplarStorage = true
 	opts.MaxExemplars = s.cfg.MaxExemplars
 	opts.RetentionDuration = s.cfg.MetricsRetention.Milliseconds()
+	// The head accepts in-order samples down to its newest sample minus
+	// half its chunk range; no blocks are cut (compactions are off), so the
+	// range only sets that window (and where head chunks are cut).
+	opts.MinBlockDuration = 2 * s.cfg.AppendableWindow.Milliseconds()
+	opts.MaxBlockDuration = opts.MinBlockDuration
+	if s.cfg.StartTimestamps {
+		// Start timestamps need the XOR2 float chunk encoding and the
+		// start-timestamp histogram encodings.
+		opts.EnableSTStorage = true
+		opts.FloatChunkEncoding = chunkenc.EncXOR2
+		opts.EnableHistogramSTEncoding = true
+	}
 	if s.cfg.Directory == "" {
 		opts.WALSegmentSize = -1 // no WAL
 		opts.NoLockfile = true

@@ -41,6 +41,7 @@ func TestLoadConfig(t *testing.T) {
 		{component.NewIDWithName(componentType, "custom"), &Config{
 			Directory: "/var/lib/weft/store", MetricsRetention: time.Hour, MaxExemplars: 5000,
 			TracesMaxBytes: 1 << 20, LogsMaxBytes: 2 << 20,
+			AppendableWindow: 3 * time.Hour, StartTimestamps: true,
 		}},
 	}
 	for _, tt := range tests {
@@ -67,6 +68,7 @@ func TestConfigValidate(t *testing.T) {
 		{"no exemplars", func(c *Config) { c.MaxExemplars = 0 }, "max_exemplars"},
 		{"tiny traces", func(c *Config) { c.TracesMaxBytes = 100 }, "traces_max_bytes"},
 		{"tiny logs", func(c *Config) { c.LogsMaxBytes = -1 }, "logs_max_bytes"},
+		{"short appendable window", func(c *Config) { c.AppendableWindow = time.Second }, "appendable_window"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
