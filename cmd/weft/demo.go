@@ -54,6 +54,7 @@ type demoFlags struct {
 	dir        string
 	jaeger     string
 	prometheus string
+	alertmgr   string
 	progress   time.Duration
 	logOpts    []zap.Option // for tests: hooks on the agent's logger
 }
@@ -66,7 +67,8 @@ func newDemoCommand() *cobra.Command {
 		Long: "demo starts a simulated node: CRI container logs of a small Istio mesh app and a Knative function " +
 			"under a /var/log/pods-style tree, Envoy /stats/prometheus and application /metrics endpoints, and " +
 			"OTLP spans, every request with one W3C trace ID in all three. It starts weft on it with a demo " +
-			"configuration and, when a jaeger binary is on PATH, a Jaeger to send the traces to.",
+			"configuration and, when their binaries are on PATH, a Jaeger for the traces, a Prometheus for the " +
+			"metrics and an Alertmanager for the alerts.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -84,6 +86,7 @@ func newDemoCommand() *cobra.Command {
 	fl.StringVar(&f.dir, "dir", "", "directory for the simulated node (default: a temporary directory, removed at exit)")
 	fl.StringVar(&f.jaeger, "jaeger", "auto", "auto: start Jaeger if a jaeger binary is on PATH (or $WEFT_JAEGER); off: never; or a path to the binary")
 	fl.StringVar(&f.prometheus, "prometheus", "auto", "auto: start Prometheus if a prometheus binary is on PATH (or $WEFT_PROMETHEUS); off: never; or a path to the binary")
+	fl.StringVar(&f.alertmgr, "alertmanager", "auto", "auto: start Alertmanager if prometheus-alertmanager or alertmanager is on PATH (or $WEFT_ALERTMANAGER) and send the alerts there; off: never; or a path to the binary")
 	fl.DurationVar(&f.progress, "progress", 10*time.Second, "how often to print counters (0: never)")
 	return cmd
 }
@@ -169,7 +172,20 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 		prom = p
 	}
 
+	var am *backends.Alertmanager
+	if bin := demoBackendBinary(f.alertmgr, backends.FindAlertmanager); bin != "" {
+		a, err := backends.StartAlertmanager(ctx, bin, dir, nil)
+		if err != nil {
+			return fmt.Errorf("start alertmanager: %w", err)
+		}
+		defer a.Stop()
+		am = a
+	}
+
 	cfg := demoConfig{DataDir: filepath.Join(dir, "data")}
+	if am != nil {
+		cfg.Alertmanager = am.URL()
+	}
 	if jaeger != nil {
 		cfg.Jaeger = jaeger.OTLPGRPC
 	}
@@ -284,7 +300,7 @@ func startDemoAgent(ctx context.Context, cfg *demoConfig, cfgPath string, out io
 	}
 }
 
-// demoBackendBinary resolves a --jaeger/--prometheus flag to a binary path,
+// demoBackendBinary resolves a --jaeger/--prometheus/--alertmanager flag to a binary path,
 // or "" for none.
 func demoBackendBinary(flag string, find func() (string, error)) string {
 	switch flag {
@@ -380,6 +396,11 @@ func printDemoIntro(out io.Writer, f demoFlags, dir, cfgPath string, cfg demoCon
 	if f.errors {
 		p("  reviews-v2 starts failing (HTTP 503) %s after start, for a minute; HighErrorRate (for: 2m)", f.errorAfter)
 		p("  fires about two minutes later: see http://%s/api/v1/alerts and the status page.", cfg.Query)
+		if cfg.Alertmanager != "" {
+			p("  Alertmanager receives it with its evidence: %s/#/alerts", cfg.Alertmanager)
+		} else {
+			p("  (install prometheus-alertmanager, e.g. `make tools`, to see it arrive in Alertmanager)")
+		}
 	}
 	if f.duration > 0 {
 		p("  Stops after %s.", f.duration)

@@ -18,7 +18,7 @@ import (
 func TestDemoWithoutJaeger(t *testing.T) {
 	dir := t.TempDir()
 	var out bytes.Buffer
-	err := runDemo(t.Context(), demoFlags{rate: 2000, duration: 2 * time.Second, jaeger: "off", prometheus: "off", dir: dir}, &out)
+	err := runDemo(t.Context(), demoFlags{rate: 2000, duration: 2 * time.Second, jaeger: "off", prometheus: "off", alertmgr: "off", dir: dir}, &out)
 	require.NoError(t, err, "output:\n%s", out.String())
 	text := out.String()
 

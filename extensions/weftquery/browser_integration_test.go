@@ -1,44 +1,28 @@
-//go:build browser
+//go:build integration
 
 package weftquery
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/weftobs/weft/internal/backends"
 )
 
-// chromium runs headless Chromium on one URL with extra arguments and
-// returns its standard output. Every request to a host other than loopback
-// goes to a dead proxy on 127.0.0.1, and host names other than 127.0.0.1
-// do not resolve, so the browser sends nothing off the machine.
+// chromium loads target in headless Chromium (kept on loopback by
+// backends.RunChromium) and returns what it printed.
 func chromium(t *testing.T, target string, args ...string) string {
 	t.Helper()
-	bin := os.Getenv("WEFT_CHROMIUM")
-	if bin == "" {
-		var err error
-		bin, err = exec.LookPath("chromium")
-		require.NoError(t, err, "headless Chromium not found: apt-get install chromium (Debian package) or set WEFT_CHROMIUM")
-	}
-	base := []string{
-		"--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-default-apps",
-		"--disable-domain-reliability", "--disable-client-side-phishing-detection", "--no-pings",
-		"--metrics-recording-only", "--disable-features=OptimizationHints,MediaRouter,Translate",
-		"--proxy-server=http://127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-		"--user-data-dir=" + t.TempDir(), "--window-size=1280,1400",
-	}
-	cmd := exec.CommandContext(t.Context(), bin, append(append(base, args...), target)...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	require.NoError(t, err, "chromium: %s", stderr.String())
-	return string(out)
+	bin, err := backends.FindChromium()
+	require.NoError(t, err, "headless Chromium is needed: apt-get install chromium (Debian package)")
+	out, err := backends.RunChromium(t.Context(), bin, t.TempDir(), target, append([]string{"--window-size=1280,1400"}, args...)...)
+	require.NoError(t, err)
+	return out
 }
 
 // TestBrowserStatusPage loads the status page and the trace view of the
