@@ -3,23 +3,18 @@ package podscrape
 import (
 	"context"
 	"hash/fnv"
-	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	promconfig "github.com/prometheus/common/config"
-	"github.com/prometheus/prometheus/discovery"
-	"github.com/prometheus/prometheus/discovery/kubernetes"
 	"github.com/prometheus/prometheus/discovery/targetgroup"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
 	"go.uber.org/zap"
-	"go.uber.org/zap/exp/zapslog"
+
+	"github.com/weftobs/weft/internal/kubepods"
 )
 
 // podScrapeReceiver runs the scrape jobs and the discoveries feeding them.
@@ -127,24 +122,9 @@ func jobNames(jobs []*job) []string {
 	return out
 }
 
-// newDiscovery builds Prometheus's Kubernetes pod discovery for k, limited
-// to this node's pods by a spec.nodeName field selector.
-func (r *podScrapeReceiver) newDiscovery(k sdKey) (discovery.Discoverer, error) {
-	sd := &kubernetes.SDConfig{
-		Role:             kubernetes.RolePod,
-		KubeConfig:       k.kubeConfig,
-		HTTPClientConfig: promconfig.DefaultHTTPClientConfig,
-	}
-	if k.apiServer != "" {
-		u, err := url.Parse(k.apiServer)
-		if err != nil {
-			return nil, err
-		}
-		sd.APIServer = promconfig.URL{URL: u}
-	}
-	if k.namespaces != "" {
-		sd.NamespaceDiscovery.Names = strings.Split(k.namespaces, ",")
-	}
+// newDiscovery builds the Kubernetes pod discovery for k, limited to this
+// node's pods by a spec.nodeName field selector.
+func (r *podScrapeReceiver) newDiscovery(k sdKey) (discoverer, error) {
 	field := k.field
 	if r.cfg.NodeName != "" {
 		if field != "" {
@@ -152,14 +132,18 @@ func (r *podScrapeReceiver) newDiscovery(k sdKey) (discovery.Discoverer, error) 
 		}
 		field += "spec.nodeName=" + r.cfg.NodeName
 	}
-	if field != "" || k.label != "" {
-		sd.Selectors = []kubernetes.SelectorConfig{{Role: kubernetes.RolePod, Label: k.label, Field: field}}
+	var namespaces []string
+	if k.namespaces != "" {
+		namespaces = strings.Split(k.namespaces, ",")
 	}
-	metrics := sd.NewDiscovererMetrics(prometheus.NewRegistry(), nil)
-	if err := metrics.Register(); err != nil {
-		return nil, err
+	cfg := kubepods.Config{
+		APIServer:      k.apiServer,
+		KubeConfigFile: k.kubeConfig,
+		FieldSelector:  field,
+		LabelSelector:  k.label,
+		UserAgent:      "weft-pod-scrape",
 	}
-	return kubernetes.New(slog.New(zapslog.NewHandler(r.set.Logger.With(zap.String("discovery", "kubernetes")).Core())), metrics, sd)
+	return newPodDiscovery(cfg, namespaces, r.set.Logger.With(zap.String("discovery", "kubernetes")))
 }
 
 // update merges changed target groups into the job's view and starts and
