@@ -37,6 +37,12 @@ type Extension struct {
 	logger *zap.Logger
 	parser parser.Parser
 
+	// id and lastGood (both set by the factory) let an instance whose rule
+	// set is invalid at its first load run the last set a previous
+	// instance with the same ID applied; without lastGood it runs none.
+	id       component.ID
+	lastGood *lastGoodSets
+
 	reloadMu sync.Mutex // one reload at a time
 	loader   *snapshotLoader
 
@@ -72,8 +78,12 @@ type Status struct {
 	LastReload        time.Time // time of the last reload attempt
 	LastReloadSuccess bool      // whether the last attempt was applied
 	LastError         string    // error of the last failed attempt, with file and line
-	Reloads           int64     // applied reloads
-	ReloadFailures    int64     // rejected reloads (the previous set kept running)
+	// Inherited is true while the running set is the last valid set of a
+	// previous instance (before a collector reload), because this
+	// instance's own set was invalid.
+	Inherited      bool
+	Reloads        int64 // applied reloads
+	ReloadFailures int64 // rejected reloads (the previous set kept running)
 }
 
 func newExtension(tel component.TelemetrySettings, cfg *Config) (*Extension, error) {
@@ -113,7 +123,7 @@ func (e *Extension) Start(_ context.Context, host component.Host) error {
 	e.started = true
 	e.mu.Unlock()
 
-	if err := e.Reload(); err != nil {
+	if err := e.Reload(); err != nil && !e.Status().Inherited {
 		e.logger.Error("Rule files not loaded; no rules run until a valid set is found", zap.Error(err))
 	}
 	e.wg.Add(1)
@@ -265,8 +275,13 @@ func (e *Extension) reload(force bool) error {
 		names, objs, err := e.kube.list(ctx)
 		cancel()
 		if err != nil {
-			// An unreachable API server must not drop the running rules.
-			e.record(files, err)
+			// An unreachable API server must not drop the running rules
+			// (nor, at the first load, those of the previous instance).
+			if e.inherit(mgr) {
+				e.recordInherited(err)
+			} else {
+				e.record(files, err)
+			}
 			return err
 		}
 		h := sha256.New()
@@ -291,11 +306,53 @@ func (e *Extension) reload(force bool) error {
 		err = readErr
 	}
 	if err == nil {
-		e.loader.set(set)
-		err = mgr.Update(e.cfg.EvaluationInterval, files, labels.FromMap(e.cfg.ExternalLabels), e.cfg.ExternalURL, nil)
+		err = e.apply(mgr, files, set)
+	}
+	if err == nil && e.lastGood != nil {
+		e.lastGood.put(e.id, files, contents)
+	}
+	if err != nil && e.inherit(mgr) {
+		e.recordInherited(err)
+		return err
 	}
 	e.record(files, err)
 	return err
+}
+
+func (e *Extension) apply(mgr *promrules.Manager, files []string, set map[string]*rulefmt.RuleGroups) error {
+	e.loader.set(set)
+	return mgr.Update(e.cfg.EvaluationInterval, files, labels.FromMap(e.cfg.ExternalLabels), e.cfg.ExternalURL, nil)
+}
+
+// inherit applies the last good set of a previous instance with the same
+// ID, when this instance has applied no set of its own yet. It reports
+// whether it did.
+func (e *Extension) inherit(mgr *promrules.Manager) bool {
+	e.mu.Lock()
+	applied := e.applied
+	e.mu.Unlock()
+	if applied || e.lastGood == nil {
+		return false
+	}
+	prev, ok := e.lastGood.get(e.id)
+	if !ok {
+		return false
+	}
+	set, err := e.parseSet(prev.files, prev.contents)
+	if err == nil {
+		err = e.apply(mgr, prev.files, set)
+	}
+	if err != nil {
+		// Cannot happen for a set that was applied before with the same
+		// parser; keep the error visible all the same.
+		e.logger.Error("Previous rule set could not be restored", zap.Error(err))
+		return false
+	}
+	e.mu.Lock()
+	e.status.Files = prev.files
+	e.status.Inherited = true
+	e.mu.Unlock()
+	return true
 }
 
 // parseSet validates every file; all errors are reported together.
@@ -310,6 +367,23 @@ func (e *Extension) parseSet(files []string, contents [][]byte) (map[string]*rul
 	return set, errors.Join(errs...)
 }
 
+// recordInherited records a failed reload after which the inherited set
+// runs: a failure (status, self-metric), with the running set's size.
+func (e *Extension) recordInherited(err error) {
+	e.mu.Lock()
+	e.applied = true // the unchanged invalid set is not retried every poll
+	e.mu.Unlock()
+	e.logger.Error("Rule set invalid; running the last valid set of the previous configuration", zap.Error(err))
+	e.record(nil, err)
+	e.mu.Lock()
+	e.status.Groups, e.status.Rules = 0, 0
+	for _, g := range e.mgr.RuleGroups() {
+		e.status.Groups++
+		e.status.Rules += len(g.Rules())
+	}
+	e.mu.Unlock()
+}
+
 func (e *Extension) record(files []string, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -322,6 +396,7 @@ func (e *Extension) record(files []string, err error) {
 		result = "failure"
 	} else {
 		e.applied = true
+		e.status.Inherited = false
 		e.status.LastError = ""
 		e.status.Reloads++
 		e.status.Files = files

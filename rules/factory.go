@@ -32,5 +32,10 @@ func createDefaultConfig() component.Config {
 }
 
 func createExtension(_ context.Context, set extension.Settings, cfg component.Config) (extension.Extension, error) {
-	return newExtension(set.TelemetrySettings, cfg.(*Config))
+	e, err := newExtension(set.TelemetrySettings, cfg.(*Config))
+	if err != nil {
+		return nil, err
+	}
+	e.id, e.lastGood = set.ID, processSets
+	return e, nil
 }
