@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -33,6 +34,11 @@ type Config struct {
 	// Timeout bounds the time spent on one request, PromQL evaluation
 	// included (default 30s); a query past it answers 503 "timeout".
 	Timeout time.Duration `mapstructure:"timeout"`
+	// TelemetryURL is the agent's own Prometheus self-metrics endpoint
+	// (service.telemetry.metrics pull reader, e.g.
+	// http://127.0.0.1:8888/metrics); the status page reads exporter queue
+	// sizes and failures from it. Empty: the page shows no exporter table.
+	TelemetryURL string `mapstructure:"telemetry_url"`
 }
 
 // CORSConfig configures cross-origin requests.
@@ -73,6 +79,11 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("endpoint: must be host:port, got empty"))
 	} else if _, _, err := net.SplitHostPort(c.Endpoint); err != nil {
 		errs = append(errs, fmt.Errorf("endpoint: must be host:port, got %q: %w", c.Endpoint, err))
+	}
+	if c.TelemetryURL != "" {
+		if u, err := url.Parse(c.TelemetryURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("telemetry_url: must be an http(s) URL, got %q", c.TelemetryURL))
+		}
 	}
 	if c.Store.Type().String() == "" {
 		errs = append(errs, errors.New("store: must name the weft_store extension, got empty"))

@@ -73,6 +73,8 @@ func TestConfigValidate(t *testing.T) {
 		{"token and file", func(c *Config) { c.Auth.BearerToken, c.Auth.BearerTokenFile = "a", "/b" }, "bearer_token or bearer_token_file"},
 		{"basic without user", func(c *Config) { c.Auth.Basic = &BasicAuthConfig{Password: "p"} }, "auth.basic.username"},
 		{"basic without password", func(c *Config) { c.Auth.Basic = &BasicAuthConfig{Username: "u"} }, "auth.basic.password"},
+		{"telemetry_url not a URL", func(c *Config) { c.TelemetryURL = "localhost:8888/metrics" }, "telemetry_url: must be an http(s) URL"},
+		{"telemetry_url ok", func(c *Config) { c.TelemetryURL = "http://127.0.0.1:8888/metrics" }, ""},
 		{"tiny body limit", func(c *Config) { c.MaxRequestBytes = 10 }, "max_request_bytes"},
 		{"zero timeout", func(c *Config) { c.Timeout = 0 }, "timeout"},
 		{"empty origin", func(c *Config) { c.CORS.AllowedOrigins = []string{""} }, "cors.allowed_origins[0]"},

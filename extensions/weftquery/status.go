@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
 	"github.com/weftobs/weft/extensions/weftstore"
+	"github.com/weftobs/weft/internal/nodestatus"
 )
 
 // The status page and the trace view: server-rendered HTML, no scripts, no
@@ -23,7 +24,7 @@ const pageHead = `<!doctype html>
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
 h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.6em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;width:100%}td,th{padding:3px 8px;text-align:left;border-bottom:1px solid #eee;vertical-align:top}
-th{background:#f6f6f6}.firing{color:#b00020;font-weight:bold}.pending{color:#b36b00}.ok{color:#0a7d32}.err{color:#b00020}
+th{background:#f6f6f6}.firing{color:#b00020;font-weight:bold}.pending{color:#b36b00}.ok{color:#0a7d32}.up{color:#0a7d32}.down{color:#b00020;font-weight:bold}.lag{color:#b36b00}.err{color:#b00020}
 .lbl{font:12px monospace;background:#f1f1f1;border-radius:3px;padding:0 3px;margin-right:3px}
 .wf{position:relative;height:18px;background:#fafafa}.bar{position:absolute;top:3px;height:12px;background:#4a7bd0;border-radius:2px}
 .bar.error{background:#d03a3a}.muted{color:#777}code{font-size:12px}
@@ -48,6 +49,29 @@ var statusTmpl = template.Must(template.New("status").Parse(pageHead + `
 <td>{{if not .LastEvaluation.IsZero}}{{.LastEvaluation.Format "15:04:05"}}{{end}}</td></tr>
 {{end}}{{end}}</table>{{else}}<p class="muted">no rules loaded</p>{{end}}
 
+<h2>Scrape targets</h2>
+{{if .Targets}}<table><tr><th>receiver</th><th>job</th><th>target</th><th>health</th><th>last scrape</th><th>duration</th><th>samples</th><th>last error</th></tr>
+{{range $src := .Targets}}{{range .Items}}<tr class="target"><td>{{$src.Component}}</td><td>{{.Job}}</td><td>{{.URL}}</td><td class="{{.Health}}">{{.Health}}</td>
+<td>{{if not .LastScrape.IsZero}}{{.LastScrape.Format "15:04:05"}}{{end}}</td><td>{{.LastDuration}}</td><td>{{.Samples}}</td><td>{{if .LastError}}<span class="err">{{.LastError}}</span>{{end}}</td></tr>
+{{end}}{{end}}</table>{{else}}<p class="muted">no scrape targets</p>{{end}}
+
+<h2>Tailed files</h2>
+{{if .Files}}<table><tr><th>receiver</th><th>file</th><th>size</th><th>read to</th><th>lag</th><th>checkpoint</th><th>records</th><th>last read</th></tr>
+{{range $src := .Files}}{{range .Items}}<tr class="file"><td>{{$src.Component}}</td><td>{{.Path}}{{if not .Following}} <span class="muted">(rotated)</span>{{end}}</td>
+<td>{{.Size}}</td><td>{{.Offset}}</td><td class="{{if .Lag}}lag{{end}}">{{.Lag}}</td><td>{{.Acked}}</td><td>{{.Records}}</td>
+<td>{{if not .LastRead.IsZero}}{{.LastRead.Format "15:04:05"}}{{end}}</td></tr>
+{{end}}{{end}}</table>{{else}}<p class="muted">no tailed files</p>{{end}}
+
+<h2>Exporters</h2>
+{{if .TelemetryErr}}<p class="err">self-metrics: {{.TelemetryErr}}</p>{{end}}
+{{if .Exporters}}<table><tr><th>exporter</th><th>queue</th><th>capacity</th><th>sent</th><th>send failed</th><th>refused (queue full)</th></tr>
+{{range .Exporters}}<tr class="exporter"><td>{{.Name}}</td><td>{{if .HasQueue}}{{.QueueSize}}{{else}}<span class="muted">no queue</span>{{end}}</td><td>{{if .HasQueue}}{{.QueueCapacity}}{{end}}</td>
+<td>{{.Sent}}</td><td class="{{if .Failed}}err{{end}}">{{.Failed}}</td><td class="{{if .EnqueueFailed}}err{{end}}">{{.EnqueueFailed}}</td></tr>
+{{end}}</table>{{else if not .TelemetryErr}}<p class="muted">{{if .HasTelemetry}}no exporter has sent anything yet{{else}}set telemetry_url to the agent's self-metrics endpoint to see exporter queues{{end}}</p>{{end}}
+{{if .Losses}}<h3>Dropped and lost data</h3><table><tr><th>counter</th><th>labels</th><th>value</th></tr>
+{{range .Losses}}<tr class="loss"><td>{{.Metric}}</td><td><code>{{.Labels}}</code></td><td class="err">{{.Value}}</td></tr>
+{{end}}</table>{{end}}
+
 <h2>Recent failing traces</h2>
 {{if .Failing}}<table><tr><th>time</th><th>service</th><th>operation</th><th>pod</th><th>trace</th></tr>
 {{range .Failing}}<tr><td>{{.Time.Format "15:04:05.000"}}</td><td>{{.Service}}</td><td>{{.Operation}}</td><td>{{.Pod}}</td>
@@ -62,7 +86,6 @@ var statusTmpl = template.Must(template.New("status").Parse(pageHead + `
 <p>samples appended {{.Stats.SamplesAppended}}, exemplars {{.Stats.ExemplarsAppended}}, series created {{.Stats.SeriesCreated}}</p>
 {{if .Rejected}}<p>rejected: {{range .Rejected}}<span class="lbl">{{.}}</span>{{end}}</p>{{end}}
 <p>services: {{range .Services}}<span class="lbl">{{.}}</span>{{else}}<span class="muted">none</span>{{end}}</p>
-<p class="muted">Scrape targets, tailed files and exporter queues are not shown yet: those components do not publish their state to this extension.</p>
 </body></html>`))
 
 var traceTmpl = template.Must(template.New("trace").Parse(pageHead + `
@@ -95,6 +118,13 @@ type statusPage struct {
 	Stats    weftstore.Stats
 	Rejected []string
 	Services []string
+
+	Targets      []nodestatus.Source[nodestatus.Target]
+	Files        []nodestatus.Source[nodestatus.File]
+	HasTelemetry bool
+	TelemetryErr string
+	Exporters    []exporterRow
+	Losses       []lossRow
 }
 
 // waterfallSpan is one row of the trace view.
@@ -133,8 +163,17 @@ func renderHTML(w http.ResponseWriter, t *template.Template, status int, data an
 	_, _ = w.Write([]byte(b.String()))
 }
 
-func (s *server) statusPage(w http.ResponseWriter, _ *http.Request) {
-	p := statusPage{Title: "weft status", Now: s.now(), HasRules: s.rules != nil, Stats: s.store.Stats(), Services: s.store.Services()}
+func (s *server) statusPage(w http.ResponseWriter, r *http.Request) {
+	p := statusPage{Title: "weft status", Now: s.now(), HasRules: s.rules != nil, Stats: s.store.Stats(), Services: s.store.Services(),
+		Targets: nodestatus.Targets(), Files: nodestatus.Files(), HasTelemetry: s.cfg.TelemetryURL != ""}
+	if p.HasTelemetry {
+		fams, err := fetchTelemetry(r.Context(), s.cfg.TelemetryURL)
+		if err != nil {
+			p.TelemetryErr = err.Error()
+		} else {
+			p.Exporters, p.Losses = exporterRows(fams), lossRows(fams)
+		}
+	}
 	if s.rules != nil {
 		p.Alerts, p.Groups = s.rules.Alerts(), s.rules.RuleGroups()
 		slices.SortStableFunc(p.Alerts, func(a, b Alert) int { return cmp.Compare(a.State, b.State) }) // firing before pending

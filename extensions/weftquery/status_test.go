@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/weftobs/weft/extensions/weftstore"
+	"github.com/weftobs/weft/internal/nodestatus"
 )
 
 func TestStatusPage(t *testing.T) {
@@ -81,4 +82,71 @@ func TestWaterfallOrphan(t *testing.T) {
 	assert.Equal(t, 0.0, rows[0].Left)
 	assert.Equal(t, 100.0, rows[0].Width)
 	assert.Nil(t, waterfall([]weftstore.Span(nil)))
+}
+
+// selfMetrics is a collector self-metrics page as the pull reader serves it.
+const selfMetrics = `# TYPE otelcol_exporter_queue_size gauge
+otelcol_exporter_queue_size{exporter="fluent_forward",otel_scope_name="x"} 120
+# TYPE otelcol_exporter_queue_capacity gauge
+otelcol_exporter_queue_capacity{exporter="fluent_forward"} 5000
+# TYPE otelcol_exporter_sent_log_records_total counter
+otelcol_exporter_sent_log_records_total{exporter="fluent_forward"} 900
+otelcol_exporter_sent_log_records_total{exporter="weft_store"} 1000
+# TYPE otelcol_exporter_sent_spans_total counter
+otelcol_exporter_sent_spans_total{exporter="weft_store"} 50
+# TYPE otelcol_exporter_send_failed_log_records_total counter
+otelcol_exporter_send_failed_log_records_total{exporter="fluent_forward"} 7
+# TYPE otelcol_exporter_enqueue_failed_log_records_total counter
+otelcol_exporter_enqueue_failed_log_records_total{exporter="fluent_forward"} 3
+# TYPE weft_container_logs_records_dropped_total counter
+weft_container_logs_records_dropped_total{log_file_path="/var/log/pods/a/b/0.log",reason="rejected",service_name="weft"} 4
+weft_container_logs_records_dropped_total{log_file_path="/var/log/pods/c/d/0.log",reason="rejected"} 0
+# TYPE weft_container_logs_bytes_read_total counter
+weft_container_logs_bytes_read_total 999
+`
+
+func TestStatusPagePipelines(t *testing.T) {
+	tel := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte(selfMetrics))
+	}))
+	defer tel.Close()
+	defer nodestatus.RegisterFiles("container_logs", func() []nodestatus.File {
+		return []nodestatus.File{{Path: "/var/log/pods/a/b/0.log", Size: 5000, Offset: 4000, Acked: 3900, Records: 42, Following: true}}
+	})()
+	defer nodestatus.RegisterTargets("pod_scrape", func() []nodestatus.Target {
+		return []nodestatus.Target{
+			{Job: "envoy", URL: "http://10.0.0.7:15090/stats/prometheus", Health: "up", Samples: 812, LastDuration: 12 * time.Millisecond},
+			{Job: "apps", URL: "http://10.0.0.8:8080/metrics", Health: "down", LastError: "connection refused"},
+		}
+	})()
+
+	f := newFixture(t, fixtureOpts{mod: func(c *Config) { c.TelemetryURL = tel.URL + "/metrics" }})
+	code, body := get(t, f.url+"/")
+	require.Equal(t, http.StatusOK, code)
+	page := string(body)
+	for _, want := range []string{
+		`<td>envoy</td><td>http://10.0.0.7:15090/stats/prometheus</td><td class="up">up</td>`,
+		`<td class="down">down</td>`, `<span class="err">connection refused</span>`, "<td>812</td>",
+		`<td>/var/log/pods/a/b/0.log</td>`, `<td>5000</td><td>4000</td><td class="lag">1000</td><td>3900</td><td>42</td>`,
+		`<td>fluent_forward</td><td>120</td><td>5000</td>`, `<td>900</td><td class="err">7</td><td class="err">3</td>`,
+		`<td>weft_store</td><td><span class="muted">no queue</span></td><td></td>` + "\n<td>1050</td>",
+		`<td>weft_container_logs_records_dropped_total</td><td><code>log_file_path=/var/log/pods/a/b/0.log reason=rejected</code></td><td class="err">4</td>`,
+	} {
+		assert.Contains(t, page, want)
+	}
+	assert.Equal(t, 1, strings.Count(page, `<tr class="loss">`), "zero counters and non-loss counters are not listed")
+
+	// An unreachable self-metrics endpoint is reported, the rest renders.
+	tel.Close()
+	code, body = get(t, f.url+"/")
+	require.Equal(t, http.StatusOK, code)
+	assert.Contains(t, string(body), `<p class="err">self-metrics: `)
+	assert.Contains(t, string(body), `<td class="down">down</td>`)
+}
+
+func TestStatusPageWithoutTelemetry(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	_, body := get(t, f.url+"/")
+	assert.Contains(t, string(body), "set telemetry_url")
+	assert.NotContains(t, string(body), `<tr class="exporter">`)
 }

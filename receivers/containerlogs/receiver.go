@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -22,6 +23,8 @@ import (
 	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.opentelemetry.io/collector/receiver"
 	"go.uber.org/zap"
+
+	"github.com/weftobs/weft/internal/nodestatus"
 )
 
 // logsReceiver finds container log files and runs one tailer per file
@@ -35,10 +38,11 @@ type logsReceiver struct {
 
 	inFlight atomic.Int64 // message bytes in unacknowledged batches, all files
 
-	store     kvStore
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	closeOnce sync.Once
+	store      kvStore
+	cancel     context.CancelFunc
+	unregister func() // withdraws the files from nodestatus
+	wg         sync.WaitGroup
+	closeOnce  sync.Once
 
 	lister dirLister // used by the discovery goroutine only
 
@@ -89,6 +93,7 @@ func (r *logsReceiver) Start(ctx context.Context, host component.Host) error {
 		return err
 	}
 	r.store = store
+	r.unregister = nodestatus.RegisterFiles(r.set.ID.String(), r.fileStatus)
 	runCtx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	r.wg.Add(1)
@@ -134,11 +139,26 @@ func (r *logsReceiver) Shutdown(ctx context.Context) error {
 	r.wg.Wait()
 	var err error
 	r.closeOnce.Do(func() {
+		if r.unregister != nil {
+			r.unregister()
+		}
 		if r.store != nil {
 			err = r.store.Close(ctx)
 		}
 	})
 	return err
+}
+
+// fileStatus lists the files being read, by path, for the status page.
+func (r *logsReceiver) fileStatus() []nodestatus.File {
+	r.mu.Lock()
+	out := make([]nodestatus.File, 0, len(r.active))
+	for _, t := range r.active {
+		out = append(out, t.status())
+	}
+	r.mu.Unlock()
+	slices.SortFunc(out, func(a, b nodestatus.File) int { return strings.Compare(a.Path, b.Path) })
+	return out
 }
 
 func (r *logsReceiver) run(ctx context.Context) {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/weftobs/weft/internal/nodestatus"
 )
 
 func TestShutdownWithoutStart(t *testing.T) {
@@ -245,4 +247,48 @@ func TestTruncatedLine(t *testing.T) {
 	assert.Equal(t, "after", recs[2].body)
 	assert.Equal(t, int64(2), run.counter(t, "weft.container_logs.truncated_lines", ""))
 	_ = fmt.Sprint()
+}
+
+// The status page sees each tailed file with its offsets and record count,
+// and no longer once the receiver stopped.
+func TestFileStatusPublished(t *testing.T) {
+	dir := t.TempDir()
+	path := podLogPath(t, dir, "shop", "cart-7d9f", "server")
+	ts := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	content := criLine(ts, "stdout", "F", "hello") + criLine(ts, "stderr", "F", "oops")
+	appendFile(t, path, content)
+	s := &sink{}
+	run := startReceiver(t, testCfg(filepath.Join(dir, "*", "*", "*.log")), s)
+	find := func() (nodestatus.File, bool) {
+		for _, src := range nodestatus.Files() {
+			for _, f := range src.Items {
+				if f.Path == path {
+					return f, true
+				}
+			}
+		}
+		return nodestatus.File{}, false
+	}
+	size := int64(len(content))
+	require.Eventually(t, func() bool {
+		f, ok := find()
+		return ok && f.Acked == size && f.Records == 2
+	}, 5*time.Second, 10*time.Millisecond)
+	f, _ := find()
+	assert.Equal(t, size, f.Offset)
+	assert.Equal(t, size, f.Size)
+	assert.Zero(t, f.Lag())
+	assert.True(t, f.Following)
+	assert.WithinDuration(t, time.Now(), f.LastRead, time.Minute)
+
+	more := criLine(ts, "stdout", "F", "again")
+	appendFile(t, path, more)
+	require.Eventually(t, func() bool {
+		f, _ := find()
+		return f.Acked == size+int64(len(more)) && f.Records == 3
+	}, 5*time.Second, 10*time.Millisecond)
+
+	run.stop(t)
+	_, ok := find()
+	assert.False(t, ok, "a stopped receiver's files are withdrawn")
 }

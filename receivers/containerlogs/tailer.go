@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -18,6 +19,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
+
+	"github.com/weftobs/weft/internal/nodestatus"
 )
 
 // fingerprintSize is how many of a file's first bytes identify it together
@@ -91,6 +94,33 @@ type tailer struct {
 	bytes    int
 	fileAttr attribute.KeyValue
 	mopt     metric.MeasurementOption
+
+	pub published // what the status page shows, read by other goroutines
+}
+
+// published is a tailer's progress for nodestatus: written by the tailer's
+// goroutine, read by whoever renders the status.
+type published struct {
+	size, offset, acked, records, lastRead atomic.Int64
+}
+
+// publish makes the tailer's offsets visible to nodestatus readers.
+func (t *tailer) publish() {
+	t.pub.offset.Store(t.readOff)
+	t.pub.size.Store(max(t.lastSize, t.readOff))
+	t.pub.acked.Store(t.acked)
+}
+
+// status is the tailer's nodestatus entry.
+func (t *tailer) status() nodestatus.File {
+	f := nodestatus.File{
+		Path: t.path, Size: t.pub.size.Load(), Offset: t.pub.offset.Load(), Acked: t.pub.acked.Load(),
+		Records: t.pub.records.Load(), Following: t.follow,
+	}
+	if ns := t.pub.lastRead.Load(); ns > 0 {
+		f.LastRead = time.Unix(0, ns)
+	}
+	return f
 }
 
 func (r *logsReceiver) newTailer(path, key string, f *os.File, src io.Reader, id fileID, off int64, follow bool) *tailer {
@@ -104,6 +134,7 @@ func (r *logsReceiver) newTailer(path, key string, f *os.File, src io.Reader, id
 		fileAttr: attribute.String("log.file.path", path),
 	}
 	t.mopt = metric.WithAttributes(t.fileAttr)
+	t.publish()
 	if r.startRe != nil {
 		t.join = &joiner{start: r.startRe, maxLen: r.cfg.MaxLogSize}
 	}
@@ -195,6 +226,7 @@ func (t *tailer) checkTruncation(ctx context.Context) error {
 		return t.truncated(ctx, size)
 	}
 	t.lastSize, t.lastMtime = size, mtime
+	t.publish()
 	return nil
 }
 
@@ -247,6 +279,8 @@ func (t *tailer) readChunk(ctx context.Context) (int, error) {
 		t.readOff += int64(n)
 		t.r.tel.bytesRead.Add(ctx, int64(n), t.mopt)
 		t.now = time.Now()
+		t.pub.lastRead.Store(t.now.UnixNano())
+		t.publish()
 		t.nowTS = pcommon.NewTimestampFromTime(t.now)
 		if perr := t.processLines(ctx); perr != nil {
 			return n, perr
@@ -405,6 +439,7 @@ func (t *tailer) flush(ctx context.Context) error {
 	}
 	logs := t.logs
 	t.r.tel.recordsEmitted.Add(ctx, int64(n), t.mopt)
+	t.pub.records.Add(int64(n))
 	backoff := 50 * time.Millisecond
 	var timer *time.Timer
 	for {
@@ -457,6 +492,7 @@ func (t *tailer) save(ctx context.Context, off int64) error {
 		return nil
 	}
 	t.acked = off
+	t.publish()
 	return nil
 }
 
@@ -624,6 +660,7 @@ func (t *tailer) truncated(ctx context.Context, size int64) error {
 	}
 	t.buf, t.start, t.consumed, t.readOff, t.lastSize = t.buf[:0], 0, 0, 0, 0
 	t.fp, t.acked, t.skipping = nil, -1, false
+	t.publish()
 	t.asm.reset()
 	_ = size
 	return t.save(ctx, 0)
