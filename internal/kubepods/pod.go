@@ -5,6 +5,8 @@
 // weft's binary.
 package kubepods
 
+import "encoding/json"
+
 // Pod is the part of a core/v1 Pod that pod discovery reads.
 type Pod struct {
 	// Metadata is the pod's object metadata.
@@ -102,20 +104,11 @@ type listMeta struct {
 }
 
 // watchEvent is one line of a watch stream. The object is decoded once the
-// type says what it is (a pod, or a Status for ERROR).
+// type says what it is: a pod, or a Status for ERROR (whose "status" is a
+// string, so one struct cannot hold both).
 type watchEvent struct {
-	Type   string        `json:"type"`
-	Object watchEventObj `json:"object"`
-}
-
-// watchEventObj holds both shapes a watch object takes: a pod (with
-// metadata) or a Status (code, reason, message).
-type watchEventObj struct {
-	Pod
-	Kind    string `json:"kind"`
-	Code    int    `json:"code"`
-	Reason  string `json:"reason"`
-	Message string `json:"message"`
+	Type   string          `json:"type"`
+	Object json.RawMessage `json:"object"`
 }
 
 // status is a metav1.Status returned with a failed request.

@@ -305,7 +305,20 @@ func (w *Watcher) watch(ctx context.Context) (progressed bool, err error) {
 			}
 			return progressed, fmt.Errorf("watch pods: decode: %w", err)
 		}
-		p := &ev.Object.Pod
+		if ev.Type == "ERROR" {
+			var st status
+			if err := json.Unmarshal(ev.Object, &st); err != nil {
+				return progressed, fmt.Errorf("watch pods: decode error event: %w", err)
+			}
+			if st.Code == http.StatusGone {
+				return progressed, errGone
+			}
+			return progressed, fmt.Errorf("watch pods: server error %d %s: %s", st.Code, st.Reason, st.Message)
+		}
+		p := new(Pod)
+		if err := json.Unmarshal(ev.Object, p); err != nil {
+			return progressed, fmt.Errorf("watch pods: decode %s event: %w", ev.Type, err)
+		}
 		switch ev.Type {
 		case "ADDED", "MODIFIED":
 			progressed = true
@@ -332,11 +345,6 @@ func (w *Watcher) watch(ctx context.Context) (progressed bool, err error) {
 		case "BOOKMARK":
 			progressed = true
 			w.rv = p.Metadata.ResourceVersion
-		case "ERROR":
-			if ev.Object.Code == http.StatusGone {
-				return progressed, errGone
-			}
-			return progressed, fmt.Errorf("watch pods: server error %d %s: %s", ev.Object.Code, ev.Object.Reason, ev.Object.Message)
 		default:
 			return progressed, fmt.Errorf("watch pods: unknown event type %q", ev.Type)
 		}

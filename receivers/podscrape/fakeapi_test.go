@@ -18,7 +18,9 @@ import (
 
 // fakeAPI is a Kubernetes API server for pods only: list, watch (also the
 // streaming watch-list client-go uses), with the spec.nodeName field
-// selector honoured so that the test sees the receiver asking for it.
+// selector honoured so that the test sees the receiver asking for it. A
+// watch from a resourceVersion replays the changes after it; one older
+// than Expire's cut gets a 410 Gone ERROR event, as a real server does.
 type fakeAPI struct {
 	t   *testing.T
 	srv *httptest.Server
@@ -26,9 +28,27 @@ type fakeAPI struct {
 	mu        sync.Mutex
 	rv        int
 	pods      map[string]*corev1.Pod
-	watchers  map[chan event]string // channel -> node filter
+	watchers  map[chan event]watchFilter
 	selectors []string
 	closed    chan struct{}
+	// history holds every change, for watches that start from a version.
+	history []change
+	// expired is the oldest resourceVersion a watch may start from.
+	expired int
+	// watches counts the watch requests served.
+	watches int
+}
+
+type watchFilter struct{ node, namespace string }
+
+func (w watchFilter) match(p *corev1.Pod) bool {
+	return (w.node == "" || w.node == p.Spec.NodeName) && (w.namespace == "" || w.namespace == p.Namespace)
+}
+
+type change struct {
+	rv  int
+	pod *corev1.Pod
+	ev  event
 }
 
 type event struct {
@@ -37,7 +57,7 @@ type event struct {
 }
 
 func newFakeAPI(t *testing.T) *fakeAPI {
-	f := &fakeAPI{t: t, pods: map[string]*corev1.Pod{}, watchers: map[chan event]string{}, closed: make(chan struct{})}
+	f := &fakeAPI{t: t, pods: map[string]*corev1.Pod{}, watchers: map[chan event]watchFilter{}, closed: make(chan struct{})}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(func() {
 		close(f.closed)
@@ -75,13 +95,37 @@ func (f *fakeAPI) encode(p *corev1.Pod) json.RawMessage {
 	return b
 }
 
+// Expire makes every resourceVersion up to now too old to watch from, as
+// an API server's compaction does; open watches get a 410 ERROR event.
+func (f *fakeAPI) Expire() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.expired = f.rv
+	f.history = nil
+	gone := event{Type: "ERROR", Object: json.RawMessage(`{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too old resource version","reason":"Expired","code":410}`)}
+	for ch := range f.watchers {
+		ch <- gone
+	}
+}
+
+// Watches returns how many watch requests were served.
+func (f *fakeAPI) Watches() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.watches
+}
+
 func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/api/v1/pods" {
+	filter := watchFilter{}
+	if ns, ok := strings.CutPrefix(r.URL.Path, "/api/v1/namespaces/"); ok && strings.HasSuffix(ns, "/pods") {
+		filter.namespace = strings.TrimSuffix(ns, "/pods")
+	} else if r.URL.Path != "/api/v1/pods" {
 		http.NotFound(w, r)
 		return
 	}
 	q := r.URL.Query()
 	node := nodeFilter(q.Get("fieldSelector"))
+	filter.node = node
 	f.mu.Lock()
 	f.selectors = append(f.selectors, q.Get("fieldSelector"))
 	if q.Get("watch") != "true" && q.Get("watch") != "1" {
@@ -89,7 +133,7 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 		list.ResourceVersion = strconv.Itoa(f.rv)
 		for _, name := range f.sortedNames() {
 			p := f.pods[name]
-			if node == "" || p.Spec.NodeName == node {
+			if filter.match(p) {
 				list.Items = append(list.Items, *p)
 			}
 		}
@@ -98,12 +142,13 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(&list)
 		return
 	}
+	f.watches++
 	ch := make(chan event, 64)
 	var initial []event
 	if q.Get("sendInitialEvents") == "true" {
 		for _, name := range f.sortedNames() {
 			p := f.pods[name]
-			if node == "" || p.Spec.NodeName == node {
+			if filter.match(p) {
 				initial = append(initial, event{Type: "ADDED", Object: f.encode(p)})
 			}
 		}
@@ -112,8 +157,17 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 			Annotations:     map[string]string{metav1.InitialEventsAnnotationKey: "true"},
 		}}
 		initial = append(initial, event{Type: "BOOKMARK", Object: f.encode(bm)})
+	} else if from, err := strconv.Atoi(q.Get("resourceVersion")); err == nil && from > 0 {
+		if from < f.expired {
+			initial = append(initial, event{Type: "ERROR", Object: json.RawMessage(`{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too old resource version","reason":"Expired","code":410}`)})
+		}
+		for _, c := range f.history {
+			if c.rv > from && filter.match(c.pod) {
+				initial = append(initial, c.ev)
+			}
+		}
 	}
-	f.watchers[ch] = node
+	f.watchers[ch] = filter
 	f.mu.Unlock()
 	defer func() {
 		f.mu.Lock()
@@ -156,8 +210,9 @@ func (f *fakeAPI) emit(typ string, p *corev1.Pod) {
 	f.rv++
 	p.ResourceVersion = strconv.Itoa(f.rv)
 	e := event{Type: typ, Object: f.encode(p)}
-	for ch, node := range f.watchers {
-		if node == "" || node == p.Spec.NodeName {
+	f.history = append(f.history, change{rv: f.rv, pod: p, ev: e})
+	for ch, filter := range f.watchers {
+		if filter.match(p) {
 			select {
 			case ch <- e:
 			default:
