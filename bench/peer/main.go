@@ -1,8 +1,15 @@
 // Command peer is the comparison point for weft's benchmarks: an OpenTelemetry
-// Collector "core" build with only the components the OTLP → Jaeger path
-// needs (otlp receiver, memory_limiter and batch processors, otlp_grpc and
-// debug exporters) plus the health_check extension, so that the harness can
-// wait for it exactly as it waits for weft.
+// Collector build of the same release as weft.
+//
+// By default it is a "core" build: the otlp receiver, memory_limiter and
+// batch processors, otlp_grpc, otlp_http, nop and debug exporters, plus the
+// health_check extension (so that a harness can wait for it exactly as it
+// waits for weft). bench/otlpjaeger compares against this build.
+//
+// Built with `-tags contrib` it adds the contrib components of issue #10's
+// side-by-side harness (bench/compare): the filelog receiver (with its
+// container operator), the prometheus and fluent_forward receivers and the
+// prometheus_remote_write exporter (components_contrib.go).
 //
 // It is a separate Go module (bench/peer/go.mod) and never a dependency of
 // weft; `go build ./...` at the repository root does not see it.
@@ -20,7 +27,9 @@ import (
 	"go.opentelemetry.io/collector/confmap/provider/yamlprovider"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/debugexporter"
+	"go.opentelemetry.io/collector/exporter/nopexporter"
 	"go.opentelemetry.io/collector/exporter/otlpexporter"
+	"go.opentelemetry.io/collector/exporter/otlphttpexporter"
 	"go.opentelemetry.io/collector/extension"
 	"go.opentelemetry.io/collector/otelcol"
 	"go.opentelemetry.io/collector/processor"
@@ -44,7 +53,7 @@ func components() (otelcol.Factories, error) {
 		return otelcol.Factories{}, err
 	}
 	factories.Receivers, err = otelcol.MakeFactoryMap[receiver.Factory](
-		otlpreceiver.NewFactory(),
+		append([]receiver.Factory{otlpreceiver.NewFactory()}, extraReceivers()...)...,
 	)
 	if err != nil {
 		return otelcol.Factories{}, err
@@ -57,8 +66,12 @@ func components() (otelcol.Factories, error) {
 		return otelcol.Factories{}, err
 	}
 	factories.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](
-		debugexporter.NewFactory(),
-		otlpexporter.NewFactory(),
+		append([]exporter.Factory{
+			debugexporter.NewFactory(),
+			nopexporter.NewFactory(),
+			otlpexporter.NewFactory(),
+			otlphttpexporter.NewFactory(),
+		}, extraExporters()...)...,
 	)
 	if err != nil {
 		return otelcol.Factories{}, err
@@ -70,7 +83,7 @@ func main() {
 	settings := otelcol.CollectorSettings{
 		BuildInfo: component.BuildInfo{
 			Command:     "peer",
-			Description: "otelcol core build (OTLP in, OTLP/gRPC out) for weft's side-by-side benchmarks",
+			Description: "otelcol build (core set; contrib set with -tags contrib) for weft's side-by-side benchmarks",
 			Version:     "v0.165.0",
 		},
 		Factories: components,

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// clockTicks is the kernel's clock ticks per second (`getconf CLK_TCK`), the
+// unit of utime and stime in /proc/<pid>/stat.
+func clockTicks() int {
+	out, err := exec.Command("getconf", "CLK_TCK").Output()
+	if err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(out))); err == nil && n > 0 {
+			return n
+		}
+	}
+	return 100
+}
+
+// parseStatCPU returns utime+stime in clock ticks from the text of
+// /proc/<pid>/stat. The command name (field 2) may hold spaces and
+// parentheses, so fields are counted after its last ')'.
+func parseStatCPU(b []byte) (uint64, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("no ')' in stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state); utime is field 14, stime field 15.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("stat has %d fields after the name", len(f))
+	}
+	ut, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return ut + st, nil
+}
+
+// parseStatusKiB returns a "Name:   123 kB" field of /proc/<pid>/status.
+func parseStatusKiB(b []byte, field string) (int, error) {
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+		}
+	}
+	return 0, fmt.Errorf("no %s in status", field)
+}
+
+// procReader reads one process's CPU time and memory.
+type procReader struct {
+	pid    int
+	clkTck int
+}
+
+// cpu is utime+stime in seconds.
+func (p procReader) cpu() (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid))
+	if err != nil {
+		return 0, err
+	}
+	t, err := parseStatCPU(b)
+	if err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %w", p.pid, err)
+	}
+	return float64(t) / float64(p.clkTck), nil
+}
+
+// status returns the named /proc/<pid>/status fields in MiB.
+func (p procReader) status(fields ...string) ([]float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]float64, len(fields))
+	for i, f := range fields {
+		kib, err := parseStatusKiB(b, f)
+		if err != nil {
+			return nil, fmt.Errorf("/proc/%d/status: %w", p.pid, err)
+		}
+		out[i] = float64(kib) / 1024
+	}
+	return out, nil
+}
+
+// point is one reading of the sampler: seconds since the window began, CPU
+// seconds used since then, resident set in MiB.
+type point struct {
+	T      float64 `json:"t_s"`
+	CPU    float64 `json:"cpu_s"`
+	RSSMiB float64 `json:"rss_mib"`
+}
+
+// sampler reads CPU and VmRSS of a process at a fixed interval from the
+// start of a measurement window until stopped.
+type sampler struct {
+	p      procReader
+	t0     time.Time
+	cpu0   float64
+	stop   chan struct{}
+	done   chan struct{}
+	mu     sync.Mutex
+	points []point
+	once   sync.Once
+}
+
+// startSampler begins a window now: CPU is counted from this moment.
+func startSampler(p procReader, every time.Duration) (*sampler, error) {
+	c, err := p.cpu()
+	if err != nil {
+		return nil, err
+	}
+	s := &sampler{p: p, t0: time.Now(), cpu0: c, stop: make(chan struct{}), done: make(chan struct{})}
+	s.read()
+	go func() {
+		defer close(s.done)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-tick.C:
+				s.read()
+			}
+		}
+	}()
+	return s, nil
+}
+
+func (s *sampler) read() {
+	c, err := s.p.cpu()
+	if err != nil {
+		return
+	}
+	m, err := s.p.status("VmRSS")
+	if err != nil {
+		return
+	}
+	now := time.Now()
+	s.mu.Lock()
+	s.points = append(s.points, point{T: now.Sub(s.t0).Seconds(), CPU: c - s.cpu0, RSSMiB: m[0]})
+	s.mu.Unlock()
+}
+
+// finish ends the window: a last reading, then the CPU seconds and wall
+// seconds of the window and every point taken.
+func (s *sampler) finish() (cpu, wall float64, pts []point) {
+	s.once.Do(func() { close(s.stop); <-s.done; s.read() })
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.points) == 0 {
+		return 0, 0, nil
+	}
+	last := s.points[len(s.points)-1]
+	return last.CPU, last.T, append([]point(nil), s.points...)
+}
+
+// restart begins the window again from now (CPU and time), dropping the
+// points taken so far.
+func (s *sampler) restart() {
+	c, err := s.p.cpu()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil {
+		s.cpu0 = c
+	}
+	s.t0 = time.Now()
+	s.points = s.points[:0]
+}

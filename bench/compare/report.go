@@ -1,0 +1,237 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// stats is the median and range of a set of figures.
+type stats struct{ Median, Min, Max float64 }
+
+func summarize(v []float64) stats {
+	if len(v) == 0 {
+		return stats{}
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return stats{Median: m, Min: s[0], Max: s[len(s)-1]}
+}
+
+// sideStats summarizes one side of one workload.
+type sideStats struct {
+	Runs, Verified   int
+	CPU, Peak, Ready stats
+	Rate             stats
+	Sent, Received   []int64
+}
+
+func summarizeSide(ss []sample) sideStats {
+	var c, p, r, q []float64
+	st := sideStats{Runs: len(ss)}
+	for _, s := range ss {
+		c = append(c, s.CPUPerItem)
+		p = append(p, s.PeakRSSMiB)
+		r = append(r, s.ReadyRSSMiB)
+		q = append(q, s.ItemsPerSec)
+		st.Sent = append(st.Sent, s.Sent)
+		st.Received = append(st.Received, s.Received)
+		if s.Verified {
+			st.Verified++
+		}
+	}
+	st.CPU, st.Peak, st.Ready, st.Rate = summarize(c), summarize(p), summarize(r), summarize(q)
+	return st
+}
+
+// cpuFormat picks a readable scale for CPU seconds per item of a unit.
+func cpuFormat(unit string, v float64) string {
+	switch {
+	case unit == "second":
+		return fmt.Sprintf("%.2f %%", v*100)
+	case v == 0:
+		return "0"
+	case v < 1e-3:
+		return fmt.Sprintf("%.2f µs", v*1e6)
+	case v < 1:
+		return fmt.Sprintf("%.1f ms", v*1e3)
+	default:
+		return fmt.Sprintf("%.2f s", v)
+	}
+}
+
+func cpuHeader(unit string) string {
+	if unit == "second" {
+		return "CPU, % of one core"
+	}
+	return "CPU per " + unit
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f×", a/b)
+}
+
+func sentReceived(st sideStats) string {
+	same := true
+	for i := range st.Sent {
+		if st.Sent[i] != st.Sent[0] || st.Received[i] != st.Received[0] {
+			same = false
+		}
+	}
+	if len(st.Sent) > 0 && same {
+		return fmt.Sprintf("%d/%d (%d = %d)", st.Verified, st.Runs, st.Sent[0], st.Received[0])
+	}
+	var parts []string
+	for i := range st.Sent {
+		parts = append(parts, fmt.Sprintf("%d = %d", st.Sent[i], st.Received[i]))
+	}
+	return fmt.Sprintf("%d/%d (%s)", st.Verified, st.Runs, strings.Join(parts, ", "))
+}
+
+// markdown is the comparison: the machine, then one section per workload.
+func markdown(rep *report) string {
+	var b strings.Builder
+	m, o := rep.Machine, rep.Options
+	fmt.Fprintf(&b, "Run %s on %s CPU(s), %s, %s, %s. Load average at the start: %s. "+
+		"Every child ran with GOMAXPROCS=%s GOMEMLIMIT=%s, %d ABBA round(s) per workload (weft, peer, peer, weft, …). "+
+		"CPU = utime+stime of the child over the measurement window (/proc/<pid>/stat), peak RSS = VmHWM, ready = VmRSS when health_check (Prometheus: /-/ready) first answered.\n\n",
+		m.Started, m.NProc, m.CPU, m.Kernel, m.Go, m.LoadAvg, o.GoMaxProcs, o.GoMemLimit, o.Rounds)
+	titles := map[string]workload{}
+	for _, w := range workloads() {
+		titles[w.name] = w
+	}
+	for _, wl := range workloadsIn(rep) {
+		w := titles[wl]
+		ws, ps := sidesOf(rep, wl, sideWeft), sidesOf(rep, wl, sidePeer)
+		wst, pst := summarizeSide(ws), summarizeSide(ps)
+		peer := w.peer(nil)
+		fmt.Fprintf(&b, "### %s: %s\n\n", wl, w.title)
+		fmt.Fprintf(&b, "Peer: %s. %s\n\n", peer, describeWorkload(wl, o))
+		fmt.Fprintf(&b, "| side | runs | verified: sent = received | %s, median (min–max) | peak RSS MiB, median (min–max) | RSS when ready MiB (median) | %ss/s (median) |\n", cpuHeader(w.unit), w.unit)
+		b.WriteString("|---|---|---|---|---|---|---|\n")
+		row := func(name string, st sideStats) {
+			fmt.Fprintf(&b, "| %s | %d | %s | %s (%s–%s) | %.1f (%.1f–%.1f) | %.1f | %.4g |\n", name, st.Runs, sentReceived(st),
+				cpuFormat(w.unit, st.CPU.Median), cpuFormat(w.unit, st.CPU.Min), cpuFormat(w.unit, st.CPU.Max),
+				st.Peak.Median, st.Peak.Min, st.Peak.Max, st.Ready.Median, st.Rate.Median)
+		}
+		row("weft", wst)
+		row(peerShort(wl), pst)
+		fmt.Fprintf(&b, "| **ratio weft / peer** | | | **%s** | **%s** | %s | |\n\n",
+			ratio(wst.CPU.Median, pst.CPU.Median), ratio(wst.Peak.Median, pst.Peak.Median), ratio(wst.Ready.Median, pst.Ready.Median))
+		for _, s := range append(ws, ps...) {
+			if !s.Verified {
+				fmt.Fprintf(&b, "- NOT VERIFIED: %s round %d: %s\n", s.Side, s.Round, s.Detail)
+			}
+		}
+		if len(ws) > 0 {
+			fmt.Fprintf(&b, "Run details (first run of each side): weft: %s; peer: %s.\n\n", ws[0].Detail, firstDetail(ps))
+		}
+	}
+	return b.String()
+}
+
+func firstDetail(ss []sample) string {
+	if len(ss) == 0 {
+		return "—"
+	}
+	return ss[0].Detail
+}
+
+func peerShort(wl string) string {
+	switch wl {
+	case "traces":
+		return "otelcol core"
+	case "rules":
+		return "Prometheus 2.42"
+	}
+	return "otelcol contrib"
+}
+
+func describeWorkload(wl string, o options) string {
+	switch wl {
+	case "logs-10k":
+		return fmt.Sprintf("%d CRI lines of %d B at %d lines/s over %d files (/var/log/pods layout); weft `container_logs`, peer `filelog` with the `container` operator (format cri); both start_at beginning, memory_limiter, `otlp_http` exporter (compression none, default sending queue) to the harness's sink, which checks every line number arrived once. Window: from ready until the sink holds every line.",
+			o.LogLines, o.LogLineBytes, o.LogRate, o.LogFiles)
+	case "logs-max":
+		return fmt.Sprintf("%d lines written as fast as the side keeps up: the writer stays at most %d lines ahead of what the sink received; kubelet-style rotation (rename 0.log → 0.log.<time>, new 0.log) at %d MiB, %d rotated files kept, older ones deleted. Same pipelines as logs-10k.",
+			o.LogMaxLines, o.LogMaxAhead, o.RotateBytes>>20, o.RotateKeep)
+	case "scrape":
+		return fmt.Sprintf("A %d-series Envoy /stats/prometheus text payload (upstream counters, membership gauges, Istio duration histograms; counters grow every scrape) scraped every %s; weft `pod_scrape` (static target), peer `prometheus` receiver; memory_limiter, `prometheus_remote_write` exporter (defaults) to the harness's sink, which decodes snappy+protobuf and checks every payload series arrived exactly once per scrape (up, scrape_* and target_info are counted apart). Window: from the first scrape until %d scrapes were served and all their samples arrived; CPU per sample.",
+			o.ScrapeSeries, o.ScrapeInterval, o.ScrapeCount)
+	case "traces":
+		return fmt.Sprintf("%d spans in OTLP/gRPC requests of %d (10 attributes per span) at %d spans/s from 2 senders; memory_limiter, `otlp_grpc` exporter (compression none) to the sink, which checks every span ID arrived once. Window: from ready until the sink holds every span. The same core build as bench/otlpjaeger.",
+			o.TraceSpans, traceBatch, o.TraceRate)
+	case "idle":
+		return fmt.Sprintf("An OTLP receiver (gRPC and HTTP) and the log receiver of logs-10k on an empty directory, exporters to the sink, nobody sending, for %s. Verified: nothing reaches the sink.", o.IdleFor)
+	case "rules":
+		return fmt.Sprintf("Both scrape the same %d counter series (shard × pod) every %s and evaluate the same %d alerting rules (`rate(http_requests_total{shard=\"N\",status=~\"5..\"}[5m]) > 0.2`, for 2m, 10 groups: the rule set of rules/bench_test.go) every %s. weft: `pod_scrape` → `weft_store` (WAL directory) + `weft_rules` + `weft_query`; Prometheus: its own scrape, TSDB and rules manager. Window: %d intervals from the first scrape; CPU per evaluation cycle is everything the process did in an interval (scrape, storage, rules). Verified: count(http_requests_total) through each side's query API = the series sent, and every rule evaluated with health ok.",
+			o.RuleSeries, o.RuleInterval, o.RuleCount, o.RuleInterval, o.RuleCycles)
+	}
+	return ""
+}
+
+const (
+	regionBegin = "<!-- bench-compare:begin (written by `make bench-compare`; edits inside are overwritten) -->"
+	regionEnd   = "<!-- bench-compare:end -->"
+)
+
+// replaceRegion puts section between the markers of doc, appending the
+// markers when doc has none.
+func replaceRegion(doc, section string) string {
+	block := regionBegin + "\n" + section + regionEnd + "\n"
+	i := strings.Index(doc, regionBegin)
+	j := strings.Index(doc, regionEnd)
+	if i < 0 || j < i {
+		if doc != "" && !strings.HasSuffix(doc, "\n") {
+			doc += "\n"
+		}
+		return doc + "\n" + block
+	}
+	rest := doc[j+len(regionEnd):]
+	rest = strings.TrimPrefix(rest, "\n")
+	return doc[:i] + block + rest
+}
+
+// writeOutputs writes, under the bench/ directory out: the section of
+// RESULTS.md, compare/results/samples.json and the charts.
+func writeOutputs(out string, rep *report) error {
+	resDir := filepath.Join(out, "compare", "results")
+	if err := os.MkdirAll(resDir, 0o755); err != nil {
+		return err
+	}
+	if err := writeJSON(filepath.Join(resDir, "samples.json"), rep); err != nil {
+		return err
+	}
+	charts, err := writeCharts(resDir, rep)
+	if err != nil {
+		return err
+	}
+	var sec strings.Builder
+	sec.WriteString("## Side by side: weft vs otelcol contrib/core and Prometheus (bench/compare)\n\n")
+	sec.WriteString("Written by `make bench-compare` (harness: bench/compare; peers: bench/peer, built as core and with `-tags contrib`, and Prometheus 2.42). " +
+		"The machine is shared with other engineers working at the same time: absolute figures drift with their load; the ratios compare runs interleaved in the same period.\n\n")
+	sec.WriteString(markdown(rep))
+	sec.WriteString("Charts: ")
+	for i, c := range charts {
+		if i > 0 {
+			sec.WriteString(", ")
+		}
+		fmt.Fprintf(&sec, "[%s](compare/results/%s)", strings.TrimSuffix(c, ".png"), c)
+	}
+	sec.WriteString(". Raw samples (every run, with its RSS/CPU points): [compare/results/samples.json](compare/results/samples.json).\n\n")
+	path := filepath.Join(out, "RESULTS.md")
+	doc, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return os.WriteFile(path, []byte(replaceRegion(string(doc), sec.String())), 0o644)
+}

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// envoyPayload writes an Envoy /stats/prometheus-style text exposition of
+// exactly n series for scrape number k: per upstream cluster request
+// counters by response class, a membership gauge, and Istio request
+// duration histograms (20 buckets, sum, count = 22 series each). Counters
+// grow with k, so every scrape carries new values.
+func envoyPayload(b *bytes.Buffer, n, k int) {
+	b.Reset()
+	const histSeries = 22
+	hists := n / 4 / histSeries
+	rest := n - hists*histSeries
+	clusters := rest / 4 // 3 counters + 1 gauge per cluster
+	extra := rest - clusters*4
+	cluster := func(c int) string {
+		return "outbound|9080|v" + strconv.Itoa(c%3) + "|svc-" + strconv.Itoa(c) + ".ns-" + strconv.Itoa(c%7) + ".svc.cluster.local"
+	}
+	b.WriteString("# TYPE envoy_cluster_upstream_rq_total counter\n")
+	for c := range clusters {
+		for j, class := range [...]string{"2xx", "4xx", "5xx"} {
+			fmt.Fprintf(b, "envoy_cluster_upstream_rq_total{response_code_class=%q,cluster_name=%q} %d\n", class, cluster(c), (c%11+1)*(3-j)*(k+1))
+		}
+	}
+	b.WriteString("# TYPE envoy_cluster_membership_healthy gauge\n")
+	for c := range clusters + extra {
+		fmt.Fprintf(b, "envoy_cluster_membership_healthy{cluster_name=%q} %d\n", cluster(c), (c+k)%5)
+	}
+	bounds := [...]string{"0.5", "1", "5", "10", "25", "50", "100", "250", "500", "1000", "2500", "5000", "10000", "30000", "60000", "300000", "600000", "1800000", "3600000", "+Inf"}
+	b.WriteString("# TYPE istio_request_duration_milliseconds histogram\n")
+	for i := range hists {
+		lbls := fmt.Sprintf(`reporter="destination",source_workload="productpage-v%d",destination_workload="reviews-v%d",destination_service="reviews-%d.default.svc.cluster.local",response_code="%d",connection_security_policy="mutual_tls"`,
+			i%4, i%3, i, 200+i%3*100)
+		cum := 0
+		for j, le := range bounds {
+			if j%4 == 1 {
+				cum += (i%5 + 1) * (k + 1)
+			}
+			fmt.Fprintf(b, "istio_request_duration_milliseconds_bucket{%s,le=%q} %d\n", lbls, le, cum)
+		}
+		fmt.Fprintf(b, "istio_request_duration_milliseconds_sum{%s} %d.5\n", lbls, cum*13)
+		fmt.Fprintf(b, "istio_request_duration_milliseconds_count{%s} %d\n", lbls, cum)
+	}
+}
+
+// target serves a generated payload and counts the scrapes it answered.
+type target struct {
+	Addr    string
+	srv     *http.Server
+	wg      sync.WaitGroup
+	served  atomic.Int64
+	mu      sync.Mutex
+	first   chan struct{} // closed at the first request
+	once    sync.Once
+	payload func(b *bytes.Buffer, k int)
+}
+
+func startTarget(path string, payload func(b *bytes.Buffer, k int)) (*target, error) {
+	addrs, err := freeAddrs(1)
+	if err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", addrs[0])
+	if err != nil {
+		return nil, err
+	}
+	t := &target{Addr: addrs[0], first: make(chan struct{}), payload: payload}
+	mux := http.NewServeMux()
+	var buf bytes.Buffer
+	mux.HandleFunc("GET "+path, func(w http.ResponseWriter, _ *http.Request) {
+		t.once.Do(func() { close(t.first) })
+		t.mu.Lock() // one scrape at a time: numbers are consecutive
+		defer t.mu.Unlock()
+		k := int(t.served.Load())
+		t.payload(&buf, k)
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+		if _, err := w.Write(buf.Bytes()); err == nil {
+			t.served.Add(1)
+		}
+	})
+	t.srv = &http.Server{Handler: mux}
+	t.wg.Go(func() { _ = t.srv.Serve(l) })
+	return t, nil
+}
+
+func (t *target) close() {
+	_ = t.srv.Close()
+	t.wg.Wait()
+}
+
+// waitFirst waits for the first scrape.
+func (t *target) waitFirst(ctx context.Context, c *child, timeout time.Duration) error {
+	select {
+	case <-t.first:
+		return nil
+	case <-c.done:
+		return fmt.Errorf("%s exited before its first scrape (see %s)", c.name, c.logf.Name())
+	case <-time.After(timeout):
+		return fmt.Errorf("%s: no scrape within %s", c.name, timeout)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Same exporter on both sides; the receivers differ.
+const scrapeWeftReceiver = `  pod_scrape:
+    scrape_configs:
+      - job_name: envoy
+        scrape_interval: {{interval}}
+        scrape_timeout: {{timeout}}
+        metrics_path: /stats/prometheus
+        static_configs:
+          - targets: [{{target}}]
+`
+
+const scrapePeerReceiver = `  prometheus:
+    config:
+      scrape_configs:
+        - job_name: envoy
+          scrape_interval: {{interval}}
+          scrape_timeout: {{timeout}}
+          metrics_path: /stats/prometheus
+          static_configs:
+            - targets: [{{target}}]
+`
+
+const scrapeConfig = `extensions:
+  health_check:
+    endpoint: {{health}}
+receivers:
+{{receiver}}processors:
+  memory_limiter:
+    check_interval: 1s
+    limit_mib: 1024
+    spike_limit_mib: 256
+exporters:
+  prometheus_remote_write:
+    endpoint: {{sink}}
+service:
+  extensions: [health_check]
+  telemetry:
+    metrics:
+      level: none
+    logs:
+      level: warn
+  pipelines:
+    metrics:
+      receivers: [{{rname}}]
+      processors: [memory_limiter]
+      exporters: [prometheus_remote_write]
+`
+
+// runScrape: the side scrapes the payload every ScrapeInterval; the window
+// runs from the first scrape until ScrapeCount scrapes were served and the
+// sink holds every sample of each exactly once.
+func runScrape(ctx context.Context, h *harness, side string, s *sample) error {
+	name := fmt.Sprintf("%s-%02d-%s", s.Workload, s.Order, side)
+	n := h.o.ScrapeSeries
+	tgt, err := startTarget("/stats/prometheus", func(b *bytes.Buffer, k int) { envoyPayload(b, n, k) })
+	if err != nil {
+		return err
+	}
+	defer tgt.close()
+	sink, err := startRWSink()
+	if err != nil {
+		return err
+	}
+	defer sink.close()
+	recv, rname := scrapeWeftReceiver, "pod_scrape"
+	if side == sidePeer {
+		recv, rname = scrapePeerReceiver, "prometheus"
+	}
+	timeout := min(10*time.Second, h.o.ScrapeInterval*9/10)
+	c, smp, err := h.launch(ctx, name, side, false, func(health string) string {
+		return replaceAll(scrapeConfig, "{{receiver}}", recv, "{{rname}}", rname, "{{health}}", health,
+			"{{interval}}", promDuration(h.o.ScrapeInterval), "{{timeout}}", promDuration(timeout),
+			"{{target}}", tgt.Addr, "{{sink}}", sink.URL())
+	}, s)
+	if err != nil {
+		return err
+	}
+	defer c.stop()
+	// The window starts at the first scrape (the first one comes at a
+	// random offset within the interval on both sides).
+	if err := tgt.waitFirst(ctx, c, 2*h.o.ScrapeInterval+30*time.Second); err != nil {
+		return err
+	}
+	smp.restart()
+	k := int64(h.o.ScrapeCount)
+	err = c.waitFor(ctx, time.Duration(k+1)*h.o.ScrapeInterval+h.o.DrainTimeout, func() bool {
+		served := tgt.served.Load()
+		return served >= k && sink.samples.Load() >= served*int64(n)
+	}, func() string {
+		return fmt.Sprintf("%d scrapes served, %d samples received (want %d per scrape)", tgt.served.Load(), sink.samples.Load(), n)
+	})
+	h.finish(c, smp, s)
+	served := tgt.served.Load()
+	ok, detail := sink.check(n, int(served))
+	s.Sent, s.Received = served*int64(n), sink.samples.Load()
+	s.Verified = err == nil && ok && s.Sent == s.Received
+	s.Items = float64(s.Received)
+	s.Detail = fmt.Sprintf("%d scrapes of %d series; sink: %s; %d samples of up/scrape_*/target_info", served, n, detail, sink.synth.Load())
+	if err != nil {
+		s.Detail += "; " + err.Error()
+	}
+	return nil
+}
