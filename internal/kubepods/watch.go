@@ -291,16 +291,24 @@ func (w *Watcher) watch(ctx context.Context) (progressed bool, err error) {
 		return false, fmt.Errorf("watch pods: %w", err)
 	}
 	defer resp.Body.Close()
-	dec := json.NewDecoder(resp.Body)
+	progressed, err = w.consume(resp.Body)
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		// Our own deadline on a quiet stream: watch again.
+		return progressed, nil
+	}
+	return progressed, err
+}
+
+// consume applies the events of one watch stream to the state and hands
+// them to the handler, until the stream ends (nil), an ERROR event or a
+// malformed line. progressed reports whether any event was applied.
+func (w *Watcher) consume(body io.Reader) (progressed bool, err error) {
+	dec := json.NewDecoder(body)
 	one := make([]Event, 1)
 	for {
 		var ev watchEvent
 		if err := dec.Decode(&ev); err != nil {
 			if errors.Is(err, io.EOF) {
-				return progressed, nil
-			}
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				// Our own deadline on a quiet stream: watch again.
 				return progressed, nil
 			}
 			return progressed, fmt.Errorf("watch pods: decode: %w", err)
@@ -318,6 +326,10 @@ func (w *Watcher) watch(ctx context.Context) (progressed bool, err error) {
 		p := new(Pod)
 		if err := json.Unmarshal(ev.Object, p); err != nil {
 			return progressed, fmt.Errorf("watch pods: decode %s event: %w", ev.Type, err)
+		}
+		if p.Metadata.ResourceVersion == "" {
+			// Watching on from "" would mean "from now" and skip changes.
+			return progressed, fmt.Errorf("watch pods: %s event without resourceVersion", ev.Type)
 		}
 		switch ev.Type {
 		case "ADDED", "MODIFIED":
