@@ -17,7 +17,6 @@ import (
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
-	"go.uber.org/zap"
 )
 
 // benchLogs returns n container-log-like records of one pod.
@@ -49,13 +48,13 @@ func BenchmarkEncode(b *testing.B) {
 	tag, err := parseTagTemplate(defaultTag)
 	require.NoError(b, err)
 	enc := encoder{tag: tag, requestAck: true, now: time.Now}
-	msgs, err := enc.encode(ld)
+	msgs, _, err := enc.encode(ld)
 	require.NoError(b, err)
 	b.SetBytes(int64(len(msgs[0].data)))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := enc.encode(ld); err != nil {
+		if _, _, err := enc.encode(ld); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -122,12 +121,12 @@ func BenchmarkSendWithAcks(b *testing.B) {
 	addr := ackServer(b)
 	cfg := NewFactory().CreateDefaultConfig().(*Config)
 	cfg.Endpoints = []string{addr}
-	fe, err := newExporter(cfg, zap.NewNop())
+	fe, err := newExporter(cfg, componenttest.NewNopTelemetrySettings())
 	require.NoError(b, err)
 	require.NoError(b, fe.start(b.Context(), nil))
 	defer func() { require.NoError(b, fe.shutdown(b.Context())) }()
 	ld := benchLogs(n)
-	msgs, err := fe.enc.encode(ld)
+	msgs, _, err := fe.enc.encode(ld)
 	require.NoError(b, err)
 	b.SetBytes(int64(len(msgs[0].data)))
 	b.ReportAllocs()

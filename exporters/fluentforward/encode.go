@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/fluent/fluent-logger-golang/fluent"
@@ -71,8 +72,19 @@ type encoder struct {
 	now        func() time.Time
 }
 
-// encode returns one message per distinct tag in ld, in order of first appearance.
-func (e *encoder) encode(ld plog.Logs) ([]message, error) {
+// maxEventSeconds is the last second an EventTime can hold: the forward
+// protocol writes seconds as an unsigned 32-bit integer.
+const maxEventSeconds = math.MaxUint32
+
+// encodable reports whether the record's time fits an EventTime.
+func (e *encoder) encodable(lr plog.LogRecord) bool {
+	return e.recordTime(lr).Unix() <= maxEventSeconds
+}
+
+// encode returns one message per distinct tag in ld, in order of first
+// appearance, and the number of records left out because they cannot be
+// encoded (see encodable).
+func (e *encoder) encode(ld plog.Logs) ([]message, int, error) {
 	type group struct {
 		tag   string
 		res   []int
@@ -83,11 +95,19 @@ func (e *encoder) encode(ld plog.Logs) ([]message, error) {
 	var groups []*group
 	byTag := make(map[string]*group)
 	var tagBuf []byte
+	unencodable := 0
 	for i := 0; i < rls.Len(); i++ {
 		rl := rls.At(i)
 		n := 0
 		for j := 0; j < rl.ScopeLogs().Len(); j++ {
-			n += rl.ScopeLogs().At(j).LogRecords().Len()
+			lrs := rl.ScopeLogs().At(j).LogRecords()
+			for k := 0; k < lrs.Len(); k++ {
+				if e.encodable(lrs.At(k)) {
+					n++
+				} else {
+					unencodable++
+				}
+			}
 		}
 		if n == 0 {
 			continue
@@ -110,7 +130,7 @@ func (e *encoder) encode(ld plog.Logs) ([]message, error) {
 		if e.requestAck {
 			id, err := newChunkID()
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			m.chunk = id
 		}
@@ -123,9 +143,13 @@ func (e *encoder) encode(ld plog.Logs) ([]message, error) {
 			for j := 0; j < rl.ScopeLogs().Len(); j++ {
 				lrs := rl.ScopeLogs().At(j).LogRecords()
 				for k := 0; k < lrs.Len(); k++ {
+					lr := lrs.At(k)
+					if !e.encodable(lr) {
+						continue
+					}
 					var err error
-					if b, err = e.appendEntry(b, &metas[ri], lrs.At(k)); err != nil {
-						return nil, err
+					if b, err = e.appendEntry(b, &metas[ri], lr); err != nil {
+						return nil, 0, err
 					}
 				}
 			}
@@ -142,7 +166,7 @@ func (e *encoder) encode(ld plog.Logs) ([]message, error) {
 		m.data = b
 		msgs = append(msgs, m)
 	}
-	return msgs, nil
+	return msgs, unencodable, nil
 }
 
 // recordTime is the record's timestamp, else its observed timestamp, else now.

@@ -2,6 +2,7 @@ package fluentforward
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/config/configtls"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
+	"go.opentelemetry.io/collector/pdata/plog"
 )
 
 var componentType = component.MustNewType("fluent_forward")
@@ -61,16 +63,27 @@ func createDefaultConfig() component.Config {
 
 func createLogs(ctx context.Context, set exporter.Settings, cfg component.Config) (exporter.Logs, error) {
 	c := cfg.(*Config)
-	e, err := newExporter(c, set.Logger)
+	e, err := newExporter(c, set.TelemetrySettings)
 	if err != nil {
 		return nil, err
+	}
+	timeout, retry := c.TimeoutConfig, c.BackOffConfig
+	if e.ownRetry {
+		// With a sending queue pushLogs retries and times out each attempt
+		// itself (deliver), so that it can count what it gives up on. The
+		// retry left to exporterhelper only sees errors returned once
+		// Shutdown has begun and turns them into the shutdown error for
+		// which the persistent queue keeps a batch.
+		timeout = exporterhelper.TimeoutConfig{}
+		retry = configretry.NewDefaultBackOffConfig()
+		retry.MaxElapsedTime = 0
 	}
 	inner, err := exporterhelper.NewLogs(ctx, set, cfg, e.pushLogs,
 		exporterhelper.WithStart(e.start),
 		exporterhelper.WithShutdown(e.shutdown),
-		exporterhelper.WithTimeout(c.TimeoutConfig),
+		exporterhelper.WithTimeout(timeout),
 		exporterhelper.WithQueue(c.QueueConfig),
-		exporterhelper.WithRetry(c.BackOffConfig),
+		exporterhelper.WithRetry(retry),
 	)
 	if err != nil {
 		return nil, err
@@ -78,11 +91,12 @@ func createLogs(ctx context.Context, set exporter.Settings, cfg component.Config
 	return &logsExporter{Logs: inner, fe: e}, nil
 }
 
-// logsExporter bounds Shutdown: batches in flight get up to ack_timeout (or
-// until the shutdown context ends, if sooner) to be acknowledged, then every
+// logsExporter counts the records the sending queue does not accept, and
+// bounds Shutdown: batches in flight get up to ack_timeout (or until the
+// shutdown context ends, if sooner) to be acknowledged, then every
 // connection is closed so that nothing waits on a silent server. With a
-// persistent queue the unacknowledged batches stay in storage. It also makes
-// a second Shutdown a no-op.
+// persistent queue the unacknowledged batches stay in storage. It also
+// makes a second Shutdown a no-op.
 type logsExporter struct {
 	exporter.Logs
 	fe   *forwardExporter
@@ -90,8 +104,31 @@ type logsExporter struct {
 	err  error
 }
 
+// ConsumeLogs hands ld to the sending queue. When there is a queue and it
+// refuses the batch, the records are counted as dropped (the caller also
+// gets the error); without a queue the caller gets every export error.
+func (l *logsExporter) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
+	if !l.fe.ownRetry {
+		return l.Logs.ConsumeLogs(ctx, ld)
+	}
+	n := ld.LogRecordCount() // the queue may take ld over
+	err := l.Logs.ConsumeLogs(ctx, ld)
+	if err != nil {
+		reason := reasonNotPersisted
+		if errors.Is(err, exporterhelper.ErrQueueIsFull) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			// Full, or full until the caller stopped waiting.
+			reason = reasonQueueFull
+		} else if !l.fe.persistent {
+			reason = reasonShutdown // a memory queue refuses only once stopped
+		}
+		l.fe.tel.drop(n, reason, err)
+	}
+	return err
+}
+
 func (l *logsExporter) Shutdown(ctx context.Context) error {
 	l.once.Do(func() {
+		l.fe.beginShutdown()
 		grace, cancel := context.WithTimeout(ctx, l.fe.cfg.AckTimeout)
 		defer cancel()
 		stop := context.AfterFunc(grace, l.fe.abort)
