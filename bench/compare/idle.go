@@ -68,7 +68,7 @@ func runIdle(ctx context.Context, h *harness, side string, s *sample) error {
 	}
 	recv, rname := logsWeftReceiver, "container_logs"
 	if side == sidePeer {
-		recv, rname = logsPeerReceiver, "filelog"
+		recv, rname = logsPeerReceiver, "file_log"
 	}
 	c, smp, err := h.launch(ctx, name, side, false, func(health string) string {
 		return replaceAll(idleConfig, "{{receiver}}", recv, "{{rname}}", rname, "{{dir}}", dir, "{{health}}", health,

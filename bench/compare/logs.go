@@ -131,13 +131,13 @@ const logsWeftReceiver = `  container_logs:
     start_at: beginning
 `
 
-const logsPeerReceiver = `  filelog:
+const logsPeerReceiver = `  file_log:
     include: [{{dir}}/*/*/*.log]
     start_at: beginning
     include_file_path: true
     operators:
       - type: container
-        format: cri
+        format: containerd
 `
 
 const logsConfig = `extensions:
@@ -170,7 +170,7 @@ service:
 func logsChildConfig(side, dir, health, sinkHTTP string) string {
 	recv, rname := logsWeftReceiver, "container_logs"
 	if side == sidePeer {
-		recv, rname = logsPeerReceiver, "filelog"
+		recv, rname = logsPeerReceiver, "file_log"
 	}
 	return replaceAll(logsConfig, "{{receiver}}", recv, "{{rname}}", rname, "{{dir}}", dir,
 		"{{health}}", health, "{{sink}}", sinkHTTP)

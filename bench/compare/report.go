@@ -159,7 +159,7 @@ func peerShort(wl string) string {
 func describeWorkload(wl string, o options) string {
 	switch wl {
 	case "logs-10k":
-		return fmt.Sprintf("%d CRI lines of %d B at %d lines/s over %d files (/var/log/pods layout); weft `container_logs`, peer `filelog` with the `container` operator (format cri); both start_at beginning, memory_limiter, `otlp_http` exporter (compression none, default sending queue) to the harness's sink, which checks every line number arrived once. Window: from ready until the sink holds every line.",
+		return fmt.Sprintf("%d CRI lines of %d B at %d lines/s over %d files (/var/log/pods layout); weft `container_logs`, peer `file_log` (alias filelog) with the `container` operator (format containerd); both start_at beginning, memory_limiter, `otlp_http` exporter (compression none, default sending queue) to the harness's sink, which checks every line number arrived once. Window: from ready until the sink holds every line.",
 			o.LogLines, o.LogLineBytes, o.LogRate, o.LogFiles)
 	case "logs-max":
 		return fmt.Sprintf("%d lines written as fast as the side keeps up: the writer stays at most %d lines ahead of what the sink received; kubelet-style rotation (rename 0.log → 0.log.<time>, new 0.log) at %d MiB, %d rotated files kept, older ones deleted. Same pipelines as logs-10k.",

@@ -170,7 +170,7 @@ func runRules(ctx context.Context, h *harness, side string, s *sample) error {
 	count, cerr := queryScalar(ctx, base, "count(http_requests_total)")
 	evaluated, rerr := rulesEvaluatedOK(ctx, base)
 	s.Sent, s.Received = int64(n), int64(count)
-	s.Items = float64(h.o.RuleCycles)
+	s.Items = s.WallSec / h.o.RuleInterval.Seconds() // intervals in the window (≈ RuleCycles)
 	s.Verified = cerr == nil && rerr == nil && count == n && evaluated == nr
 	s.Detail = fmt.Sprintf("%d scrapes served; %d series stored; %d of %d rules evaluated with health ok", tgt.served.Load(), count, evaluated, nr)
 	for _, e := range []error{cerr, rerr} {

@@ -1,0 +1,335 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+func TestParseStatCPU(t *testing.T) {
+	for _, tc := range []struct {
+		name, stat string
+		want       uint64
+		err        bool
+	}{
+		{"plain", "4242 (weft) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 75 0 0 20 0 12 0 100 0 0", 325, false},
+		{"name with spaces and parens", "7 (my (odd) proc) R 1 7 7 0 -1 0 0 0 0 0 3 4 0 0 20 0 1 0 1 0 0", 7, false},
+		{"no name end", "7 weft R 1", 0, true},
+		{"short", "7 (weft) R 1 2", 0, true},
+		{"not a number", "7 (weft) R 1 7 7 0 -1 0 0 0 0 0 x 4 0", 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseStatCPU([]byte(tc.stat))
+			if tc.err {
+				require.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func TestParseStatusKiB(t *testing.T) {
+	status := "Name:\tweft\nVmHWM:\t   70000 kB\nVmRSS:\t   65536 kB\nRssAnon:\t  20480 kB\n"
+	for field, want := range map[string]int{"VmHWM": 70000, "VmRSS": 65536, "RssAnon": 20480} {
+		got, err := parseStatusKiB([]byte(status), field)
+		require.NoError(t, err)
+		assert.Equal(t, want, got, field)
+	}
+	_, err := parseStatusKiB([]byte(status), "VmSwap")
+	assert.Error(t, err)
+}
+
+// The sampler reads this very process: CPU grows with work done, RSS is
+// positive, the window's wall time is what passed.
+func TestSamplerReadsOwnProcess(t *testing.T) {
+	smp, err := startSampler(procReader{pid: os.Getpid(), clkTck: clockTicks()}, 10*time.Millisecond)
+	require.NoError(t, err)
+	deadline := time.Now().Add(300 * time.Millisecond)
+	x := 0.0
+	for time.Now().Before(deadline) {
+		x += math.Sqrt(x + 1) // burn CPU for the window
+	}
+	cpu, wall, pts := smp.finish()
+	assert.Greater(t, x, 0.0)
+	assert.Greater(t, cpu, 0.1, "300 ms of busy loop")
+	assert.InDelta(t, 0.3, wall, 0.2)
+	require.Greater(t, len(pts), 5)
+	for _, p := range pts {
+		assert.Greater(t, p.RSSMiB, 1.0)
+	}
+	assert.Equal(t, cpu, pts[len(pts)-1].CPU)
+}
+
+func TestTracker(t *testing.T) {
+	tr := newTracker(100)
+	for i := range int64(100) {
+		tr.mark(i, true)
+	}
+	assert.True(t, tr.complete(100))
+	tr.mark(5, true)
+	assert.False(t, tr.complete(100), "a duplicate fails the check")
+	assert.Equal(t, int64(1), tr.dups.Load())
+
+	tr = newTracker(10)
+	tr.mark(10, true)
+	tr.mark(3, false)
+	assert.Equal(t, int64(2), tr.bad.Load())
+	assert.False(t, tr.complete(0))
+}
+
+func TestLogSeq(t *testing.T) {
+	for body, want := range map[string]int64{"seq=0 x": 0, "seq=123456 level=info": 123456, "seq=42": 42} {
+		got, ok := logSeq(body)
+		assert.True(t, ok, body)
+		assert.Equal(t, want, got, body)
+	}
+	for _, body := range []string{"", "seq=", "seq=x1", "level=info seq=1", "2026-11-25T00:00:00Z stdout F seq=1"} {
+		_, ok := logSeq(body)
+		assert.False(t, ok, body)
+	}
+}
+
+func TestAppendLineIsACRILineOfTheSetLength(t *testing.T) {
+	b := appendLine(nil, "2026-11-25T22:00:00.123456789Z", 1234567, 200)
+	require.Len(t, b, 200)
+	assert.Equal(t, byte('\n'), b[199])
+	ts, rest, _ := strings.Cut(string(b[:199]), " ")
+	assert.Equal(t, "2026-11-25T22:00:00.123456789Z", ts)
+	stream, rest, _ := strings.Cut(rest, " ")
+	tag, msg, _ := strings.Cut(rest, " ")
+	assert.Equal(t, "stdout", stream)
+	assert.Equal(t, "F", tag)
+	n, ok := logSeq(msg)
+	assert.True(t, ok)
+	assert.Equal(t, int64(1234567), n)
+}
+
+// Rotation renames 0.log away, starts a new one, and keeps only the newest
+// rotated files; every line written is in exactly one remaining or deleted
+// file, numbered in order.
+func TestLogTreeRotatesLikeTheKubelet(t *testing.T) {
+	dir := t.TempDir()
+	tree, err := newLogTree(dir, 2, 100, 1000, 2)
+	require.NoError(t, err)
+	defer tree.close()
+	for range 30 {
+		require.NoError(t, tree.write(7))
+	}
+	// 210 lines of 100 B over 2 files: 10,500 B each, rotated every 1000 B
+	// (each write adds 3 or 4 lines): at least 9 rotations per file.
+	assert.GreaterOrEqual(t, tree.rotation, 18)
+	logs, err := filepath.Glob(filepath.Join(dir, "*", "app", "0.log"))
+	require.NoError(t, err)
+	assert.Len(t, logs, 2)
+	rotated, err := filepath.Glob(filepath.Join(dir, "*", "app", "0.log.*"))
+	require.NoError(t, err)
+	assert.Len(t, rotated, 4, "two kept per container")
+	for _, l := range logs {
+		assert.Regexp(t, `/bench_load-\d+-7d9f8b6c5-x2k4p_[0-9a-f-]{36}/app/0\.log$`, l, "the layout both readers take metadata from")
+		b, err := os.ReadFile(l)
+		require.NoError(t, err)
+		assert.Less(t, len(b), 1000+4*100)
+	}
+	assert.Equal(t, int64(210), tree.seq)
+}
+
+func TestEnvoyPayloadHasExactlyNSeries(t *testing.T) {
+	for _, n := range []int{100, 5000, 50_000} {
+		var b bytes.Buffer
+		envoyPayload(&b, n, 3)
+		series, seen := 0, map[string]bool{}
+		for line := range strings.SplitSeq(strings.TrimSuffix(b.String(), "\n"), "\n") {
+			if strings.HasPrefix(line, "#") {
+				continue
+			}
+			key := line[:strings.LastIndexByte(line, ' ')]
+			require.False(t, seen[key], "series %s twice", key)
+			seen[key] = true
+			series++
+		}
+		assert.Equal(t, n, series)
+	}
+	var b0, b1 bytes.Buffer
+	envoyPayload(&b0, 1000, 0)
+	envoyPayload(&b1, 1000, 1)
+	assert.NotEqual(t, b0.String(), b1.String(), "values move between scrapes")
+}
+
+func TestRulePayloadAndRuleFile(t *testing.T) {
+	var b bytes.Buffer
+	rulePayload(&b, 1000, 200, 2)
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	require.Len(t, lines, 1001)
+	assert.Equal(t, `http_requests_total{shard="3",pod="pod-0",status="500"} 6`, lines[4])
+	f := ruleFile(200)
+	assert.Equal(t, 200, strings.Count(f, "- alert: A"))
+	assert.Equal(t, 10, strings.Count(f, "- name: g"))
+	assert.Contains(t, f, `expr: rate(http_requests_total{shard="199",status=~"5.."}[5m]) > 0.2`)
+}
+
+// The OTLP sink counts over both transports; a record without a number is
+// counted as invalid.
+func TestOTLPSinkGRPCAndHTTP(t *testing.T) {
+	sink, err := startOTLPSink(10, 1)
+	require.NoError(t, err)
+	defer sink.close()
+	logs := func(from, to int, extra string) plogotlp.ExportRequest {
+		ld := plog.NewLogs()
+		lrs := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords()
+		for i := from; i < to; i++ {
+			lrs.AppendEmpty().Body().SetStr("seq=" + string(rune('0'+i)) + " hello")
+		}
+		if extra != "" {
+			lrs.AppendEmpty().Body().SetStr(extra)
+		}
+		return plogotlp.NewExportRequestFromLogs(ld)
+	}
+	conn, err := grpc.NewClient(sink.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = plogotlp.NewGRPCClient(conn).Export(context.Background(), logs(0, 5, ""))
+	require.NoError(t, err)
+
+	body, err := logs(5, 10, "no number").MarshalProto()
+	require.NoError(t, err)
+	resp, err := http.Post("http://"+sink.HTTPAddr+"/v1/logs", "application/x-protobuf", bytes.NewReader(body))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	assert.Equal(t, int64(10), sink.logs.received.Load())
+	assert.Equal(t, int64(1), sink.logs.bad.Load())
+	assert.False(t, sink.logs.complete(10), "the record without a number spoils it")
+	assert.Equal(t, int64(2), sink.requests.Load())
+}
+
+func TestRemoteWriteSinkCountsPerSeries(t *testing.T) {
+	sink, err := startRWSink()
+	require.NoError(t, err)
+	defer sink.close()
+	post := func(req *prompb.WriteRequest) int {
+		raw, err := req.Marshal()
+		require.NoError(t, err)
+		resp, err := http.Post(sink.URL(), "application/x-protobuf", bytes.NewReader(snappy.Encode(nil, raw)))
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	series := func(name, v string, samples ...float64) prompb.TimeSeries {
+		ts := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: name}, {Name: "k", Value: v}}}
+		for i, s := range samples {
+			ts.Samples = append(ts.Samples, prompb.Sample{Value: s, Timestamp: int64(i)})
+		}
+		return ts
+	}
+	for scrape := range 2 {
+		req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+			series("a_total", "1", float64(scrape)), series("a_total", "2", float64(scrape)),
+			series("up", "", 1), series("scrape_duration_seconds", "", 0.1),
+		}}
+		require.Equal(t, http.StatusNoContent, post(req))
+	}
+	ok, detail := sink.check(2, 2)
+	assert.True(t, ok, detail)
+	assert.Equal(t, int64(4), sink.samples.Load())
+	assert.Equal(t, int64(4), sink.synth.Load())
+
+	// A stale marker is not a sample; a third sample of one series breaks
+	// "exactly once per scrape".
+	stale := math.Float64frombits(staleNaN)
+	require.Equal(t, http.StatusNoContent, post(&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("a_total", "1", stale, 7)}}))
+	assert.Equal(t, int64(1), sink.stale.Load())
+	ok, detail = sink.check(2, 2)
+	assert.False(t, ok)
+	assert.Contains(t, detail, "1 with a sample count other than 2")
+
+	resp, err := http.Post(sink.URL(), "application/x-protobuf", strings.NewReader("not snappy"))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+}
+
+func TestReplaceRegion(t *testing.T) {
+	doc := "# Results\n\nother section\n"
+	once := replaceRegion(doc, "A\n")
+	assert.Equal(t, doc+"\n"+regionBegin+"\nA\n"+regionEnd+"\n", once)
+	twice := replaceRegion(once+"tail\n", "B\n")
+	assert.Equal(t, doc+"\n"+regionBegin+"\nB\n"+regionEnd+"\ntail\n", twice, "the section is replaced, what follows kept")
+}
+
+func TestReplaceAllNested(t *testing.T) {
+	assert.Equal(t, "r: a=/x\n", replaceAll("r: {{inner}}\n", "{{inner}}", "a={{dir}}", "{{dir}}", "/x"))
+}
+
+func TestSummarize(t *testing.T) {
+	assert.Equal(t, stats{Median: 2, Min: 1, Max: 9}, summarize([]float64{9, 1, 2}))
+	assert.Equal(t, stats{Median: 2.5, Min: 1, Max: 9}, summarize([]float64{9, 1, 2, 3}))
+	assert.Equal(t, stats{}, summarize(nil))
+}
+
+// The report names each workload, both sides, the ratio of the medians and
+// any run whose sent and received differ; the charts are PNG files.
+func TestMarkdownAndCharts(t *testing.T) {
+	rep := &report{Options: defaultOptions(), Machine: machine{NProc: "2", CPU: "Test CPU", Kernel: "Linux 6.1"}}
+	add := func(side string, order int, cpu, rss float64, verified bool) {
+		rep.Samples = append(rep.Samples, sample{Workload: "traces", Side: side, Order: order, Round: (order + 1) / 2, Unit: "span",
+			Sent: 100, Received: map[bool]int64{true: 100, false: 99}[verified], Verified: verified, Items: 100,
+			CPUPerItem: cpu, PeakRSSMiB: rss, Detail: "d", Points: []point{{0, 0, rss / 2}, {1, cpu * 100, rss}}})
+	}
+	add(sideWeft, 1, 10e-6, 60, true)
+	add(sidePeer, 2, 8e-6, 40, true)
+	add(sidePeer, 3, 12e-6, 50, false)
+	add(sideWeft, 4, 14e-6, 62, true)
+	md := markdown(rep)
+	assert.Contains(t, md, "### traces:")
+	assert.Contains(t, md, "| weft | 2 | 2/2 (100 = 100) | 12.00 µs (10.00 µs–14.00 µs) | 61.0 (60.0–62.0) |")
+	assert.Contains(t, md, "| otelcol core | 2 | 1/2 (100 = 100, 100 = 99) | 10.00 µs (8.00 µs–12.00 µs) | 45.0 (40.0–50.0) |")
+	assert.Contains(t, md, "| **ratio weft / peer** | | | **1.20×** | **1.36×** |")
+	assert.Contains(t, md, "NOT VERIFIED: peer round 2")
+	assert.Contains(t, md, "2 CPU(s), Test CPU, Linux 6.1")
+
+	out := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(out, "RESULTS.md"), []byte("# Benchmark results\n"), 0o644))
+	require.NoError(t, writeOutputs(out, rep))
+	doc, err := os.ReadFile(filepath.Join(out, "RESULTS.md"))
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(doc), "# Benchmark results\n"))
+	assert.Contains(t, string(doc), "[rss-traces](compare/results/rss-traces.png)")
+	for _, f := range []string{"ratios.png", "cpu-traces.png", "rss-traces.png"} {
+		b, err := os.ReadFile(filepath.Join(out, "compare", "results", f))
+		require.NoError(t, err)
+		assert.True(t, bytes.HasPrefix(b, []byte("\x89PNG")), f)
+	}
+	_, err = os.Stat(filepath.Join(out, "compare", "results", "samples.json"))
+	assert.NoError(t, err)
+}
+
+func TestOptionsValidate(t *testing.T) {
+	o := defaultOptions()
+	require.NoError(t, o.validate())
+	o.smoke()
+	require.NoError(t, o.validate())
+	bad := defaultOptions()
+	bad.Workloads = []string{"logs-10k", "nope"}
+	assert.ErrorContains(t, bad.validate(), `unknown workload "nope"`)
+	bad = defaultOptions()
+	bad.TraceSpans = 150
+	assert.Error(t, bad.validate())
+}
