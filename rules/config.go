@@ -39,7 +39,7 @@ type Config struct {
 	// be restored (default 1h, as --rules.alert.for-outage-tolerance).
 	OutageTolerance time.Duration `mapstructure:"outage_tolerance"`
 	// Kubernetes adds the PrometheusRule objects of the Kubernetes API to
-	// the rule sources, listed every reload_interval.
+	// the rule sources, kept current by list and watch (a change reloads).
 	Kubernetes KubernetesConfig `mapstructure:"kubernetes"`
 	// Alertmanagers receive alerts through the Alertmanager v2 API.
 	Alertmanagers []AlertmanagerConfig `mapstructure:"alertmanagers"`
@@ -80,7 +80,7 @@ type KubernetesConfig struct {
 	// APIServer is the API server URL; empty: in cluster (service account
 	// token and CA, KUBERNETES_SERVICE_HOST/PORT).
 	APIServer string `mapstructure:"api_server"`
-	// Namespaces to list; empty: all namespaces.
+	// Namespaces to list and watch; empty: all namespaces.
 	Namespaces []string `mapstructure:"namespaces"`
 	// LabelSelector filters the objects (Kubernetes label selector syntax).
 	LabelSelector string `mapstructure:"label_selector"`
@@ -161,9 +161,6 @@ func (c *Config) Validate() error {
 			if err := checkHTTPURL(c.Kubernetes.APIServer); err != nil {
 				errs = append(errs, fmt.Errorf("kubernetes.api_server: %w", err))
 			}
-		}
-		if c.ReloadInterval == 0 {
-			errs = append(errs, errors.New("kubernetes: needs a reload_interval above 0 (the objects are listed every reload_interval)"))
 		}
 	}
 	for i, am := range c.Alertmanagers {

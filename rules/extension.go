@@ -57,13 +57,17 @@ type Extension struct {
 	tsets       chan map[string][]*targetgroup.Group
 	webhook     *webhookSender
 	evidence    *evidenceFinder
-	kube        *kubeLister
+	kube        *kubeWatcher
+	kubeGood    map[string][]byte // last valid version of each Kubernetes object (guarded by reloadMu)
 	cancel      context.CancelFunc
 	wg          sync.WaitGroup
 	started     bool
 	stopped     bool
 	telReg      metric.Registration
 	reloadCount metric.Int64Counter
+	// kubeBackoff, when set (tests), replaces the Kubernetes source's
+	// backoff bounds (min, max).
+	kubeBackoff [2]time.Duration
 	// onSend, when set (tests), sees every notification after evidence.
 	onSend func([]*notifier.Alert)
 }
@@ -81,9 +85,19 @@ type Status struct {
 	// Inherited is true while the running set is the last valid set of a
 	// previous instance (before a collector reload), because this
 	// instance's own set was invalid.
-	Inherited      bool
-	Reloads        int64 // applied reloads
-	ReloadFailures int64 // rejected reloads (the previous set kept running)
+	Inherited bool
+	// Rejected lists the Kubernetes objects of the running set that are
+	// invalid, each with its error: they run in their last valid version
+	// or not at all, the other sources run (LastReloadSuccess is false).
+	Rejected []string
+	// KubernetesError is the last list/watch error of the Kubernetes
+	// source ("" while it is healthy); the known objects stay meanwhile.
+	KubernetesError string
+	// KubernetesLists, KubernetesWatches and KubernetesGone count the
+	// source's list and watch requests and its "410 Gone" relists.
+	KubernetesLists, KubernetesWatches, KubernetesGone int64
+	Reloads                                            int64 // applied reloads
+	ReloadFailures                                     int64 // rejected reloads (the previous set kept running)
 }
 
 func newExtension(tel component.TelemetrySettings, cfg *Config) (*Extension, error) {
@@ -123,6 +137,19 @@ func (e *Extension) Start(_ context.Context, host component.Host) error {
 	e.started = true
 	e.mu.Unlock()
 
+	if e.kube != nil {
+		// The first list (or its failure) before the first load, so the
+		// first set has the objects; watching goes on in the background.
+		e.kube.run(ctx, &e.wg)
+		wctx, wcancel := context.WithTimeout(ctx, kubeRequestTimeout)
+		e.kube.waitFirst(wctx)
+		wcancel()
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			e.kubeLoop(ctx)
+		}()
+	}
 	if err := e.Reload(); err != nil && !e.Status().Inherited {
 		e.logger.Error("Rule files not loaded; no rules run until a valid set is found", zap.Error(err))
 	}
@@ -185,11 +212,15 @@ func (e *Extension) setup(st *weftstore.Store) error {
 		e.webhook = newWebhookSender(e.cfg.Webhooks, e.logger)
 	}
 	if e.cfg.Kubernetes.Enabled {
-		kl, err := newKubeLister(e.cfg.Kubernetes)
+		kw, err := newKubeWatcher(e.cfg.Kubernetes, e.logger)
 		if err != nil {
 			return err
 		}
-		e.kube = kl
+		if e.kubeBackoff[0] > 0 {
+			kw.backoffMin, kw.backoffMax = e.kubeBackoff[0], e.kubeBackoff[1]
+		}
+		e.kube = kw
+		e.kubeGood = map[string][]byte{}
 	}
 	e.mgr = promrules.NewManager(&promrules.ManagerOptions{
 		NameValidationScheme: model.UTF8Validation,
@@ -240,6 +271,20 @@ func (e *Extension) Shutdown(context.Context) error {
 	return nil
 }
 
+// kubeLoop reloads when the watched PrometheusRule objects change.
+func (e *Extension) kubeLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.kube.changed:
+			if err := e.reload(false); err != nil {
+				e.logger.Warn("Rule reload after a PrometheusRule change", zap.Error(err))
+			}
+		}
+	}
+}
+
 func (e *Extension) reloadLoop(ctx context.Context) {
 	t := time.NewTicker(e.cfg.ReloadInterval)
 	defer t.Stop()
@@ -270,29 +315,38 @@ func (e *Extension) reload(force bool) error {
 		return errors.New("weft_rules: not running")
 	}
 	files, contents, sum, readErr := readSources(e.cfg.RuleFiles)
+	var kubeNames []string
+	var kubeObjs [][]byte
+	var kubeDown error
 	if e.kube != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		names, objs, err := e.kube.list(ctx)
-		cancel()
-		if err != nil {
-			// An unreachable API server must not drop the running rules
-			// (nor, at the first load, those of the previous instance).
-			if e.inherit(mgr) {
-				e.recordInherited(err)
-			} else {
-				e.record(files, err)
-			}
+		names, objs, err := e.kube.snapshot()
+		e.mu.Lock()
+		applied := e.applied
+		e.mu.Unlock()
+		switch {
+		case err != nil && applied:
+			// The objects have never been listed (this can only be before
+			// this instance's first set): keep the running set.
+			e.record(files, err, nil)
 			return err
+		case err != nil && e.inherit(mgr):
+			// At the first load, the previous instance's set.
+			e.recordInherited(err)
+			return err
+		case err != nil:
+			// Nothing runs yet: the files run without the objects until
+			// they are listed (the watcher's first list reloads).
+			kubeDown = err
 		}
 		h := sha256.New()
 		h.Write(sum[:])
+		fmt.Fprintf(h, "listed=%t\x00", err == nil)
 		for i, n := range names {
 			fmt.Fprintf(h, "%s\x00%d\x00", n, len(objs[i]))
 			h.Write(objs[i])
 		}
 		copy(sum[:], h.Sum(nil))
-		files = append(files, names...)
-		contents = append(contents, objs...)
+		kubeNames, kubeObjs = names, objs
 	}
 	e.mu.Lock()
 	unchanged := e.applied && sum == e.lastAttempt
@@ -305,6 +359,17 @@ func (e *Extension) reload(force bool) error {
 	if err == nil {
 		err = readErr
 	}
+	var rejected []error
+	if err == nil && e.kube != nil {
+		var kf []string
+		var kc [][]byte
+		kf, kc, rejected = e.parseKube(set, kubeNames, kubeObjs)
+		files = append(files, kf...)
+		contents = append(contents, kc...)
+	}
+	if kubeDown != nil {
+		rejected = append(rejected, kubeDown)
+	}
 	if err == nil {
 		err = e.apply(mgr, files, set)
 	}
@@ -315,8 +380,49 @@ func (e *Extension) reload(force bool) error {
 		e.recordInherited(err)
 		return err
 	}
-	e.record(files, err)
-	return err
+	e.record(files, err, rejected)
+	return errors.Join(append([]error{err}, rejected...)...)
+}
+
+// parseKube adds the Kubernetes objects to set, one by one: an invalid
+// object is reported (its name and the error) and does not hold the others
+// back; its last valid version, if it had one, keeps running. It returns
+// the sources that went into the set and the rejections.
+func (e *Extension) parseKube(set map[string]*rulefmt.RuleGroups, names []string, objs [][]byte) ([]string, [][]byte, []error) {
+	var files []string
+	var contents [][]byte
+	var rejected []error
+	seen := make(map[string]bool, len(names))
+	for i, n := range names {
+		seen[n] = true
+		rgs, errs := loadRuleFile(n, objs[i], e.parser, slogFor(e.logger))
+		if len(errs) == 0 {
+			set[n] = rgs
+			e.kubeGood[n] = objs[i]
+			files, contents = append(files, n), append(contents, objs[i])
+			continue
+		}
+		good, ok := e.kubeGood[n]
+		if ok {
+			rgs, gerrs := loadRuleFile(n, good, e.parser, slogFor(e.logger))
+			ok = len(gerrs) == 0
+			if ok {
+				set[n] = rgs
+				files, contents = append(files, n), append(contents, good)
+			}
+		}
+		keep := "not loaded"
+		if ok {
+			keep = "its last valid version keeps running"
+		}
+		rejected = append(rejected, fmt.Errorf("%s rejected (%s): %w", n, keep, errors.Join(errs...)))
+	}
+	for n := range e.kubeGood {
+		if !seen[n] {
+			delete(e.kubeGood, n) // deleted objects do not come back
+		}
+	}
+	return files, contents, rejected
 }
 
 func (e *Extension) apply(mgr *promrules.Manager, files []string, set map[string]*rulefmt.RuleGroups) error {
@@ -374,7 +480,7 @@ func (e *Extension) recordInherited(err error) {
 	e.applied = true // the unchanged invalid set is not retried every poll
 	e.mu.Unlock()
 	e.logger.Error("Rule set invalid; running the last valid set of the previous configuration", zap.Error(err))
-	e.record(nil, err)
+	e.record(nil, err, nil)
 	e.mu.Lock()
 	e.status.Groups, e.status.Rules = 0, 0
 	for _, g := range e.mgr.RuleGroups() {
@@ -384,11 +490,14 @@ func (e *Extension) recordInherited(err error) {
 	e.mu.Unlock()
 }
 
-func (e *Extension) record(files []string, err error) {
+// record updates the status and self-metrics after a reload: err rejected
+// the whole set; rejected are Kubernetes objects left out of (or running
+// in their last valid version in) an applied set.
+func (e *Extension) record(files []string, err error, rejected []error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.status.LastReload = time.Now()
-	e.status.LastReloadSuccess = err == nil
+	e.status.LastReloadSuccess = err == nil && len(rejected) == 0
 	result := "success"
 	if err != nil {
 		e.status.LastError = err.Error()
@@ -398,6 +507,14 @@ func (e *Extension) record(files []string, err error) {
 		e.applied = true
 		e.status.Inherited = false
 		e.status.LastError = ""
+		e.status.Rejected = e.status.Rejected[:0]
+		for _, r := range rejected {
+			e.status.Rejected = append(e.status.Rejected, r.Error())
+		}
+		if len(rejected) > 0 {
+			e.status.LastError = errors.Join(rejected...).Error()
+			result = "partial"
+		}
 		e.status.Reloads++
 		e.status.Files = files
 		e.status.Groups, e.status.Rules = 0, 0
@@ -417,6 +534,12 @@ func (e *Extension) Status() Status {
 	defer e.mu.Unlock()
 	s := e.status
 	s.Files = append([]string(nil), s.Files...)
+	s.Rejected = append([]string(nil), s.Rejected...)
+	if e.kube != nil {
+		var st kubeStats
+		s.KubernetesError, st = e.kube.health()
+		s.KubernetesLists, s.KubernetesWatches, s.KubernetesGone = st.Lists, st.Watches, st.Gone
+	}
 	return s
 }
 
@@ -500,7 +623,7 @@ func (e *Extension) registerTelemetry() error {
 	}
 	m := e.tel.MeterProvider.Meter("github.com/weftobs/weft/rules")
 	reloads, err1 := m.Int64Counter("weft_rules.reloads",
-		metric.WithDescription("Rule set reload attempts, by result (success, failure: the previous set kept running)."), metric.WithUnit("{reload}"))
+		metric.WithDescription("Rule set reload attempts, by result (success; partial: applied without invalid Kubernetes objects; failure: the previous set kept running)."), metric.WithUnit("{reload}"))
 	ok, err2 := m.Int64ObservableGauge("weft_rules.last_reload_successful",
 		metric.WithDescription("1 when the last rule reload was applied, 0 when it was rejected."))
 	rules, err3 := m.Int64ObservableGauge("weft_rules.rules",

@@ -7,13 +7,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // In-cluster service account files.
@@ -25,26 +29,71 @@ const (
 // kubeSourcePrefix marks rule sources read from the Kubernetes API.
 const kubeSourcePrefix = "kubernetes:"
 
-// kubeLister lists PrometheusRule objects from the Kubernetes API.
-type kubeLister struct {
-	base       string // API server URL
-	namespaces []string
-	selector   string
-	tokenFile  string
-	client     *http.Client
+const (
+	// kubeRequestTimeout bounds a list request.
+	kubeRequestTimeout = 30 * time.Second
+	// kubeWatchSeconds is the server-side timeout of one watch request;
+	// the client gives up kubeWatchSlack later if the server does not end it.
+	kubeWatchSeconds = 300
+	kubeWatchSlack   = 30 * time.Second
+	// Backoff after a failed list or watch: doubles from min to max, reset
+	// by a successful list or a watch that delivered an event.
+	kubeBackoffMin = 500 * time.Millisecond
+	kubeBackoffMax = 30 * time.Second
+)
+
+// errGone is a watch whose resourceVersion the API server no longer has
+// (HTTP 410 or a watch ERROR event with code 410): list again.
+var errGone = errors.New("resource version too old (410 Gone)")
+
+// kubeWatcher keeps the PrometheusRule objects selected by namespace and
+// label selector in memory, by list and watch (per namespace, or once for
+// all namespaces): list for a snapshot and its resourceVersion, then watch
+// from there with bookmarks; a 410 Gone lists again; failures back off.
+// Every change is signalled on changed (coalesced: one pending signal).
+type kubeWatcher struct {
+	base      string // API server URL
+	paths     []string
+	selector  string
+	tokenFile string
+	client    *http.Client // lists
+	watchCl   *http.Client // watches (no overall timeout)
+	logger    *zap.Logger
+
+	backoffMin, backoffMax time.Duration
+
+	changed chan struct{}
+
+	mu      sync.Mutex
+	objs    map[string]map[string][]byte // path → source name → object JSON
+	synced  map[string]bool              // path → listed at least once
+	tried   map[string]bool              // path → first list attempted
+	lastErr map[string]error             // path → last list/watch error (nil when fine)
+	first   chan struct{}                // closed when every path's first list was attempted
+	stats   kubeStats
 }
 
-func newKubeLister(c KubernetesConfig) (*kubeLister, error) {
-	l := &kubeLister{base: strings.TrimSuffix(c.APIServer, "/"), namespaces: c.Namespaces, selector: c.LabelSelector, tokenFile: c.TokenFile}
+// kubeStats counts the watcher's API calls.
+type kubeStats struct {
+	Lists, Watches, Gone, Failures int64
+}
+
+func newKubeWatcher(c KubernetesConfig, logger *zap.Logger) (*kubeWatcher, error) {
+	w := &kubeWatcher{
+		base: strings.TrimSuffix(c.APIServer, "/"), selector: c.LabelSelector, tokenFile: c.TokenFile, logger: logger,
+		backoffMin: kubeBackoffMin, backoffMax: kubeBackoffMax,
+		changed: make(chan struct{}, 1), first: make(chan struct{}),
+		objs: map[string]map[string][]byte{}, synced: map[string]bool{}, tried: map[string]bool{}, lastErr: map[string]error{},
+	}
 	caFile := c.CAFile
-	if l.base == "" { // in cluster
+	if w.base == "" { // in cluster
 		host, port := os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT")
 		if host == "" || port == "" {
 			return nil, errors.New("kubernetes.api_server: not set and not running in a cluster (KUBERNETES_SERVICE_HOST/PORT unset)")
 		}
-		l.base = "https://" + net.JoinHostPort(host, port)
-		if l.tokenFile == "" {
-			l.tokenFile = serviceAccountToken
+		w.base = "https://" + net.JoinHostPort(host, port)
+		if w.tokenFile == "" {
+			w.tokenFile = serviceAccountToken
 		}
 		if caFile == "" {
 			caFile = serviceAccountCA
@@ -62,83 +111,339 @@ func newKubeLister(c KubernetesConfig) (*kubeLister, error) {
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	l.client = &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	return l, nil
+	w.client = &http.Client{Transport: tr, Timeout: kubeRequestTimeout}
+	w.watchCl = &http.Client{Transport: tr}
+	if len(c.Namespaces) == 0 {
+		w.paths = []string{"/apis/monitoring.coreos.com/v1/prometheusrules"}
+	}
+	for _, ns := range c.Namespaces {
+		w.paths = append(w.paths, "/apis/monitoring.coreos.com/v1/namespaces/"+url.PathEscape(ns)+"/prometheusrules")
+	}
+	return w, nil
 }
 
-// list returns each PrometheusRule object as a rule source: its name
-// ("kubernetes:<namespace>/<name>") and the object as JSON (which the
-// manifest loader reads as YAML). Sorted by name.
-func (l *kubeLister) list(ctx context.Context) ([]string, [][]byte, error) {
-	paths := []string{"/apis/monitoring.coreos.com/v1/prometheusrules"}
-	if len(l.namespaces) > 0 {
-		paths = paths[:0]
-		for _, ns := range l.namespaces {
-			paths = append(paths, "/apis/monitoring.coreos.com/v1/namespaces/"+url.PathEscape(ns)+"/prometheusrules")
-		}
+// run lists and watches every path until ctx ends; one goroutine per path.
+func (w *kubeWatcher) run(ctx context.Context, wg *sync.WaitGroup) {
+	for _, p := range w.paths {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.loop(ctx, p)
+		}()
 	}
-	type item struct {
-		name string
-		obj  []byte
+}
+
+// waitFirst waits until every path's first list was attempted, or ctx ends.
+func (w *kubeWatcher) waitFirst(ctx context.Context) {
+	select {
+	case <-w.first:
+	case <-ctx.Done():
 	}
-	var items []item
-	for _, p := range paths {
-		objs, err := l.get(ctx, p)
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, raw := range objs {
-			var meta struct {
-				Metadata struct {
-					Name      string `json:"name"`
-					Namespace string `json:"namespace"`
-				} `json:"metadata"`
+}
+
+// snapshot returns the objects as rule sources, sorted by name
+// ("kubernetes:<namespace>/<name>", content the object's JSON). It fails
+// while a path has never been listed.
+func (w *kubeWatcher) snapshot() ([]string, [][]byte, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var errs []error
+	var names []string
+	all := map[string][]byte{}
+	for _, p := range w.paths {
+		if !w.synced[p] {
+			err := w.lastErr[p]
+			if err == nil {
+				err = errors.New("not listed yet")
 			}
-			if err := json.Unmarshal(raw, &meta); err != nil {
-				return nil, nil, fmt.Errorf("kubernetes: decode PrometheusRule: %w", err)
-			}
-			items = append(items, item{kubeSourcePrefix + meta.Metadata.Namespace + "/" + meta.Metadata.Name, raw})
+			errs = append(errs, fmt.Errorf("kubernetes: PrometheusRules %s: %w", p, err))
+			continue
+		}
+		for n, o := range w.objs[p] {
+			names = append(names, n)
+			all[n] = o
 		}
 	}
-	slices.SortFunc(items, func(a, b item) int { return strings.Compare(a.name, b.name) })
-	names := make([]string, len(items))
-	objs := make([][]byte, len(items))
-	for i, it := range items {
-		names[i], objs[i] = it.name, it.obj
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, err
+	}
+	slices.Sort(names)
+	objs := make([][]byte, len(names))
+	for i, n := range names {
+		objs[i] = all[n]
 	}
 	return names, objs, nil
 }
 
-func (l *kubeLister) get(ctx context.Context, path string) ([]json.RawMessage, error) {
-	u := l.base + path
-	if l.selector != "" {
-		u += "?labelSelector=" + url.QueryEscape(l.selector)
+// health is the last list or watch error of any path ("" when none).
+func (w *kubeWatcher) health() (string, kubeStats) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var errs []error
+	for _, p := range w.paths {
+		errs = append(errs, w.lastErr[p])
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err.Error(), w.stats
+	}
+	return "", w.stats
+}
+
+func (w *kubeWatcher) signal() {
+	select {
+	case w.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (w *kubeWatcher) loop(ctx context.Context, path string) {
+	backoff := w.backoffMin
+	wait := func() bool {
+		t := time.NewTimer(backoff)
+		defer t.Stop()
+		backoff = min(2*backoff, w.backoffMax)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		}
+	}
+	for ctx.Err() == nil {
+		rv, err := w.list(ctx, path)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			w.fail(path, err)
+			if !wait() {
+				return
+			}
+			continue
+		}
+		backoff = w.backoffMin
+		for ctx.Err() == nil {
+			progressed, err := w.watch(ctx, path, &rv)
+			if ctx.Err() != nil {
+				return
+			}
+			if progressed {
+				backoff = w.backoffMin
+			}
+			if errors.Is(err, errGone) {
+				w.mu.Lock()
+				w.stats.Gone++
+				w.mu.Unlock()
+				w.logger.Info("PrometheusRule watch expired, listing again", zap.String("path", path), zap.String("resource_version", rv))
+				break // list again, at once
+			}
+			if err != nil {
+				w.fail(path, err)
+				if !wait() {
+					return
+				}
+			}
+			// A watch the server ended in time is resumed from rv at once.
+		}
+	}
+}
+
+func (w *kubeWatcher) fail(path string, err error) {
+	w.logger.Warn("PrometheusRule list/watch failed; the known objects stay", zap.String("path", path), zap.Error(err))
+	w.mu.Lock()
+	w.lastErr[path] = err
+	w.stats.Failures++
+	first := w.markTried(path)
+	w.mu.Unlock()
+	if first {
+		close(w.first)
+		w.signal()
+	}
+}
+
+// markTried records a path's first list attempt; it reports whether that
+// completed the set (the caller closes first). w.mu is held.
+func (w *kubeWatcher) markTried(path string) bool {
+	if w.tried[path] {
+		return false
+	}
+	w.tried[path] = true
+	return len(w.tried) == len(w.paths)
+}
+
+// watchMeta is the part of an object or list the watcher reads.
+type watchMeta struct {
+	Metadata struct {
+		Name            string `json:"name"`
+		Namespace       string `json:"namespace"`
+		ResourceVersion string `json:"resourceVersion"`
+	} `json:"metadata"`
+}
+
+func sourceName(m watchMeta) string {
+	return kubeSourcePrefix + m.Metadata.Namespace + "/" + m.Metadata.Name
+}
+
+// list replaces the path's objects with a fresh list and returns the
+// list's resourceVersion.
+func (w *kubeWatcher) list(ctx context.Context, path string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, kubeRequestTimeout)
+	defer cancel()
+	q := url.Values{}
+	if w.selector != "" {
+		q.Set("labelSelector", w.selector)
+	}
+	resp, err := w.do(ctx, w.client, path, q)
+	if err != nil {
+		return "", fmt.Errorf("list: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("list: HTTP %d%s", resp.StatusCode, statusMessage(resp.Body))
+	}
+	var list struct {
+		watchMeta
+		Items []json.RawMessage `json:"items"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		return "", fmt.Errorf("list: decode PrometheusRuleList: %w", err)
+	}
+	objs := make(map[string][]byte, len(list.Items))
+	for _, raw := range list.Items {
+		var m watchMeta
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return "", fmt.Errorf("list: decode PrometheusRule: %w", err)
+		}
+		objs[sourceName(m)] = raw
+	}
+	w.mu.Lock()
+	w.stats.Lists++
+	w.objs[path] = objs
+	w.synced[path] = true
+	w.lastErr[path] = nil
+	first := w.markTried(path)
+	w.mu.Unlock()
+	if first {
+		close(w.first)
+	}
+	w.signal()
+	return list.Metadata.ResourceVersion, nil
+}
+
+// watchEvent is one line of a watch stream.
+type watchEvent struct {
+	Type   string          `json:"type"`
+	Object json.RawMessage `json:"object"`
+}
+
+// watch follows the path from *rv until the server ends the stream, ctx
+// ends or an error occurs, applying events and advancing *rv. progressed
+// tells whether any event arrived.
+func (w *kubeWatcher) watch(ctx context.Context, path string, rv *string) (progressed bool, _ error) {
+	ctx, cancel := context.WithTimeout(ctx, kubeWatchSeconds*time.Second+kubeWatchSlack)
+	defer cancel()
+	q := url.Values{}
+	q.Set("watch", "true")
+	q.Set("allowWatchBookmarks", "true")
+	q.Set("resourceVersion", *rv)
+	q.Set("timeoutSeconds", fmt.Sprint(kubeWatchSeconds))
+	if w.selector != "" {
+		q.Set("labelSelector", w.selector)
+	}
+	resp, err := w.do(ctx, w.watchCl, path, q)
+	if err != nil {
+		return false, fmt.Errorf("watch: %w", err)
+	}
+	defer resp.Body.Close()
+	w.mu.Lock()
+	w.stats.Watches++
+	w.mu.Unlock()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusGone:
+		return false, errGone
+	default:
+		return false, fmt.Errorf("watch: HTTP %d%s", resp.StatusCode, statusMessage(resp.Body))
+	}
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var ev watchEvent
+		if err := dec.Decode(&ev); err != nil {
+			if errors.Is(err, io.EOF) {
+				return progressed, nil // the server's timeout: resume
+			}
+			return progressed, fmt.Errorf("watch: read event: %w", err)
+		}
+		progressed = true
+		switch ev.Type {
+		case "ADDED", "MODIFIED", "DELETED":
+			var m watchMeta
+			if err := json.Unmarshal(ev.Object, &m); err != nil {
+				return progressed, fmt.Errorf("watch: decode %s PrometheusRule: %w", ev.Type, err)
+			}
+			name := sourceName(m)
+			w.mu.Lock()
+			if ev.Type == "DELETED" {
+				delete(w.objs[path], name)
+			} else {
+				w.objs[path][name] = ev.Object
+			}
+			w.lastErr[path] = nil
+			w.mu.Unlock()
+			*rv = m.Metadata.ResourceVersion
+			w.signal()
+		case "BOOKMARK":
+			var m watchMeta
+			if err := json.Unmarshal(ev.Object, &m); err != nil {
+				return progressed, fmt.Errorf("watch: decode BOOKMARK: %w", err)
+			}
+			*rv = m.Metadata.ResourceVersion
+		case "ERROR":
+			var st struct {
+				Code    int    `json:"code"`
+				Reason  string `json:"reason"`
+				Message string `json:"message"`
+			}
+			if err := json.Unmarshal(ev.Object, &st); err != nil {
+				return progressed, fmt.Errorf("watch: decode ERROR: %w", err)
+			}
+			if st.Code == http.StatusGone {
+				return progressed, errGone
+			}
+			return progressed, fmt.Errorf("watch: error event %d %s: %s", st.Code, st.Reason, st.Message)
+		default:
+			return progressed, fmt.Errorf("watch: unknown event type %q", ev.Type)
+		}
+	}
+}
+
+func (w *kubeWatcher) do(ctx context.Context, cl *http.Client, path string, q url.Values) (*http.Response, error) {
+	u := w.base + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Accept", "application/json")
-	if l.tokenFile != "" {
-		tok, err := os.ReadFile(l.tokenFile)
+	if w.tokenFile != "" {
+		tok, err := os.ReadFile(w.tokenFile) // read each time: tokens rotate
 		if err != nil {
 			return nil, fmt.Errorf("kubernetes.token_file: %w", err)
 		}
 		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
 	}
-	resp, err := l.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes: list PrometheusRules: %w", err)
+	return cl.Do(req)
+}
+
+// statusMessage is ": <message>" of a Kubernetes Status body, if any.
+func statusMessage(r io.Reader) string {
+	var st struct {
+		Message string `json:"message"`
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("kubernetes: list PrometheusRules %s: HTTP %d", path, resp.StatusCode)
+	if err := json.NewDecoder(io.LimitReader(r, 64<<10)).Decode(&st); err != nil || st.Message == "" {
+		return ""
 	}
-	var list struct {
-		Items []json.RawMessage `json:"items"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
-		return nil, fmt.Errorf("kubernetes: decode PrometheusRuleList: %w", err)
-	}
-	return list.Items, nil
+	return ": " + st.Message
 }

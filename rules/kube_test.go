@@ -1,117 +1,478 @@
 package rules
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
 )
 
-// fakeKubeAPI serves PrometheusRule lists per namespace and records the
-// requests' label selectors and tokens.
+// fakeKubeAPI is a small Kubernetes API server for PrometheusRule objects:
+// list and a streaming watch (ADDED/MODIFIED/DELETED, BOOKMARK, ERROR)
+// per namespace or over all namespaces, equality label selectors, a
+// resourceVersion per change, and expiry of old resourceVersions (410).
 type fakeKubeAPI struct {
-	mu       sync.Mutex
-	objects  map[string][]map[string]any // by namespace
-	status   int
-	selector []string
-	auth     []string
+	mu      sync.Mutex
+	changed *sync.Cond // broadcast on every event and on endWatches
+	rv      int
+	objects map[string]map[string]any // "ns/name" → object
+	events  []fakeEvent
+	// goneBefore: a watch from an older resourceVersion gets 410.
+	goneBefore int
+	// goneAsEvent: answer such a watch with 200 and an ERROR event (as the
+	// API server does for an expired watch cache) instead of HTTP 410.
+	goneAsEvent bool
+	// fail: the next fail list requests answer failStatus.
+	fail       int
+	failStatus int
+	epoch      int  // endWatches bumps it; open watches end
+	down       bool // every request answers 503
+	requests   []fakeRequest
+}
+
+type fakeEvent struct {
+	rv     int
+	typ    string
+	ns     string
+	object map[string]any
+}
+
+type fakeRequest struct {
+	at    time.Time
+	path  string
+	query map[string]string
+	auth  string
+}
+
+func newFakeKubeAPI() *fakeKubeAPI {
+	f := &fakeKubeAPI{rv: 100, objects: map[string]map[string]any{}}
+	f.changed = sync.NewCond(&f.mu)
+	return f
+}
+
+const promRulesPath = "/apis/monitoring.coreos.com/v1/prometheusrules"
+
+// namespaceOf parses /apis/monitoring.coreos.com/v1[/namespaces/<ns>]/prometheusrules;
+// all is true for the cluster-wide path.
+func namespaceOf(path string) (ns string, all, ok bool) {
+	if path == promRulesPath {
+		return "", true, true
+	}
+	const pre, post = "/apis/monitoring.coreos.com/v1/namespaces/", "/prometheusrules"
+	if !strings.HasPrefix(path, pre) || !strings.HasSuffix(path, post) || len(path) <= len(pre)+len(post) {
+		return "", false, false
+	}
+	return path[len(pre) : len(path)-len(post)], false, true
+}
+
+// matches applies an equality label selector ("a=b,c=d").
+func matches(obj map[string]any, selector string) bool {
+	if selector == "" {
+		return true
+	}
+	lbls, _ := obj["metadata"].(map[string]any)["labels"].(map[string]any)
+	for _, term := range strings.Split(selector, ",") {
+		k, v, _ := strings.Cut(term, "=")
+		if lbls[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 func (f *fakeKubeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := map[string]string{}
+	for k := range r.URL.Query() {
+		q[k] = r.URL.Query().Get(k)
+	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.selector = append(f.selector, r.URL.Query().Get("labelSelector"))
-	f.auth = append(f.auth, r.Header.Get("Authorization"))
-	if f.status != 0 {
-		w.WriteHeader(f.status)
+	f.requests = append(f.requests, fakeRequest{at: time.Now(), path: r.URL.Path, query: q, auth: r.Header.Get("Authorization")})
+	if f.down {
+		f.mu.Unlock()
+		http.Error(w, `{"kind":"Status","message":"down"}`, http.StatusServiceUnavailable)
 		return
 	}
-	var ns string
-	if _, err := namespaceOf(r.URL.Path, &ns); err != nil {
+	ns, all, ok := namespaceOf(r.URL.Path)
+	if !ok {
+		f.mu.Unlock()
 		http.NotFound(w, r)
 		return
 	}
-	_ = json.NewEncoder(w).Encode(map[string]any{"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRuleList", "items": f.objects[ns]})
-}
-
-func namespaceOf(path string, ns *string) (int, error) {
-	const pre, post = "/apis/monitoring.coreos.com/v1/namespaces/", "/prometheusrules"
-	if len(path) <= len(pre)+len(post) || path[:len(pre)] != pre || path[len(path)-len(post):] != post {
-		return 0, os.ErrNotExist
+	if q["watch"] == "true" {
+		f.serveWatch(w, r, ns, all, q) // unlocks
+		return
 	}
-	*ns = path[len(pre) : len(path)-len(post)]
-	return 1, nil
+	defer f.mu.Unlock()
+	if f.fail > 0 {
+		f.fail--
+		w.WriteHeader(f.failStatus)
+		_ = json.NewEncoder(w).Encode(map[string]any{"kind": "Status", "status": "Failure", "message": "injected failure", "code": f.failStatus})
+		return
+	}
+	items := []any{}
+	keys := make([]string, 0, len(f.objects))
+	for k := range f.objects {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		o := f.objects[k]
+		if (all || strings.HasPrefix(k, ns+"/")) && matches(o, q["labelSelector"]) {
+			items = append(items, o)
+		}
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRuleList",
+		"metadata": map[string]any{"resourceVersion": strconv.Itoa(f.rv)}, "items": items,
+	})
 }
 
-func promRuleObject(ns, name, group, expr string) map[string]any {
+// serveWatch streams the events after the request's resourceVersion, then
+// new ones as they come, until the client leaves or endWatches. Called
+// with f.mu held; releases it.
+func (f *fakeKubeAPI) serveWatch(w http.ResponseWriter, r *http.Request, ns string, all bool, q map[string]string) {
+	from, err := strconv.Atoi(q["resourceVersion"])
+	if err != nil {
+		f.mu.Unlock()
+		http.Error(w, "bad resourceVersion", http.StatusBadRequest)
+		return
+	}
+	if from < f.goneBefore {
+		asEvent := f.goneAsEvent
+		f.mu.Unlock()
+		st := map[string]any{"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Expired",
+			"message": fmt.Sprintf("too old resource version: %d", from), "code": 410}
+		if !asEvent {
+			w.WriteHeader(http.StatusGone)
+			_ = json.NewEncoder(w).Encode(st)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"type": "ERROR", "object": st})
+		return
+	}
+	epoch := f.epoch
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.(http.Flusher).Flush()
+	stop := context.AfterFunc(r.Context(), func() {
+		f.mu.Lock()
+		f.changed.Broadcast()
+		f.mu.Unlock()
+	})
+	defer stop()
+	sent := from
+	for r.Context().Err() == nil {
+		var out []fakeEvent
+		for _, ev := range f.events {
+			if ev.rv > sent && (all || ev.ns == ns) && (ev.typ == "BOOKMARK" || matches(ev.object, q["labelSelector"])) {
+				out = append(out, ev)
+			}
+		}
+		if len(out) == 0 {
+			if f.epoch != epoch {
+				break // ended, after the pending events went out
+			}
+			f.changed.Wait()
+			continue
+		}
+		sent = out[len(out)-1].rv
+		f.mu.Unlock()
+		enc := json.NewEncoder(w)
+		for _, ev := range out {
+			_ = enc.Encode(map[string]any{"type": ev.typ, "object": ev.object})
+		}
+		w.(http.Flusher).Flush()
+		f.mu.Lock()
+	}
+	f.mu.Unlock()
+}
+
+// apply records a change as an event (and in the objects, unless silent:
+// a change whose event a watch missed, seen only by a new list).
+func (f *fakeKubeAPI) apply(typ string, obj map[string]any, silent bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rv++
+	meta := obj["metadata"].(map[string]any)
+	meta["resourceVersion"] = strconv.Itoa(f.rv)
+	key := meta["namespace"].(string) + "/" + meta["name"].(string)
+	if typ == "DELETED" {
+		delete(f.objects, key)
+	} else {
+		f.objects[key] = obj
+	}
+	if !silent {
+		f.events = append(f.events, fakeEvent{rv: f.rv, typ: typ, ns: meta["namespace"].(string), object: obj})
+	}
+	f.changed.Broadcast()
+}
+
+// bookmark sends a BOOKMARK at a new resourceVersion and returns it.
+func (f *fakeKubeAPI) bookmark(ns string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rv++
+	f.events = append(f.events, fakeEvent{rv: f.rv, typ: "BOOKMARK", ns: ns, object: map[string]any{
+		"kind": "PrometheusRule", "apiVersion": "monitoring.coreos.com/v1",
+		"metadata": map[string]any{"resourceVersion": strconv.Itoa(f.rv)},
+	}})
+	f.changed.Broadcast()
+	return f.rv
+}
+
+// expire makes every resourceVersion up to now too old, and ends the
+// open watches (so the client comes back with an expired one).
+func (f *fakeKubeAPI) expire(asEvent bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rv++
+	f.goneBefore = f.rv
+	f.goneAsEvent = asEvent
+	f.epoch++
+	f.changed.Broadcast()
+}
+
+// endWatches ends the open watches as a server-side timeout does.
+func (f *fakeKubeAPI) endWatches() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.epoch++
+	f.changed.Broadcast()
+}
+
+func (f *fakeKubeAPI) requestLog() []fakeRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.requests)
+}
+
+func promRuleObject(ns, name string, lbls map[string]any, rules ...map[string]any) map[string]any {
+	rs := make([]any, len(rules))
+	for i, r := range rules {
+		rs[i] = r
+	}
 	return map[string]any{
 		"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
 		"metadata": map[string]any{
-			"name": name, "namespace": ns, "uid": "u-1", "resourceVersion": "7", "generation": 1,
-			"creationTimestamp": "2026-01-01T00:00:00Z", "labels": map[string]any{"team": "a"},
+			"name": name, "namespace": ns, "uid": "u-" + name, "generation": 1,
+			"creationTimestamp": "2026-01-01T00:00:00Z", "labels": lbls,
 			"managedFields": []any{map[string]any{"manager": "kubectl"}},
 		},
-		"spec": map[string]any{"groups": []any{map[string]any{
-			"name": group, "rules": []any{map[string]any{"alert": "A", "expr": expr, "for": "1m"}},
-		}}},
+		"spec": map[string]any{"groups": []any{map[string]any{"name": ns + "." + name, "rules": rs}}},
 	}
 }
 
-func TestKubernetesSource(t *testing.T) {
-	api := &fakeKubeAPI{objects: map[string][]map[string]any{
-		"shop":  {promRuleObject("shop", "errors", "shop.errors", "up == 0")},
-		"other": {promRuleObject("other", "x", "other", "up == 0")},
-	}}
+func alertRule(name, expr string) map[string]any {
+	return map[string]any{"alert": name, "expr": expr, "for": "1m"}
+}
+
+var teamA = map[string]any{"team": "a"}
+
+// startKubeExtension starts weft_rules on a store with the Kubernetes
+// source on the fake API and fast backoff.
+func startKubeExtension(t *testing.T, api *fakeKubeAPI, kc KubernetesConfig, ruleFiles ...string) (*Extension, *httptest.Server) {
+	t.Helper()
 	srv := httptest.NewServer(api)
+	st := newTestStore(t, "")
+	cfg := createDefaultConfig().(*Config)
+	cfg.RuleFiles = ruleFiles
+	cfg.ReloadInterval = 0 // the watch alone reloads
+	kc.Enabled, kc.APIServer = true, srv.URL
+	cfg.Kubernetes = kc
+	require.NoError(t, cfg.Validate())
+	e, err := newExtension(componenttest.NewNopTelemetrySettings(), cfg)
+	require.NoError(t, err)
+	e.kubeBackoff = [2]time.Duration{20 * time.Millisecond, 100 * time.Millisecond}
+	require.NoError(t, e.Start(context.Background(), storeHost{componenttest.NewNopHost(), st}))
+	// Stop the extension before the server: Close waits for open watches.
 	t.Cleanup(srv.Close)
+	t.Cleanup(func() { require.NoError(t, e.Shutdown(context.Background())) })
+	return e, srv
+}
+
+// eventually waits until the status satisfies cond.
+func eventually(t *testing.T, e *Extension, what string, cond func(Status) bool) Status {
+	t.Helper()
+	var s Status
+	require.Eventually(t, func() bool {
+		s = e.Status()
+		return cond(s)
+	}, 10*time.Second, 5*time.Millisecond, "%s; last status %+v", what, s)
+	return s
+}
+
+// TestKubernetesWatch drives the source through the fake API: the first
+// list, watch events of every kind, a selector, invalid objects (reported
+// by namespace/name, the others still load, a broken object's last valid
+// version runs on), a bookmark, a server-side watch end, and 410 Gone as
+// HTTP status and as ERROR event (relist, picking up changes no event
+// carried).
+func TestKubernetesWatch(t *testing.T) {
+	api := newFakeKubeAPI()
+	api.apply("ADDED", promRuleObject("shop", "errors", teamA, alertRule("E", "up == 0")), false)
+	api.apply("ADDED", promRuleObject("shop", "teamb", map[string]any{"team": "b"}, alertRule("B", "up == 0")), false)
+	api.apply("ADDED", promRuleObject("other", "x", teamA, alertRule("X", "up == 0")), false)
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	require.NoError(t, os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600))
 	dir := t.TempDir()
-	writeFile(t, dir, "r.yaml", twoRules)
+	rf := writeFile(t, dir, "r.yaml", twoRules)
 
-	e := startExtension(t, componenttest.NewNopTelemetrySettings(), func(c *Config) {
-		c.RuleFiles = []string{dir}
-		c.ReloadInterval = 3600e9 // reloads by hand
-		c.Kubernetes = KubernetesConfig{Enabled: true, APIServer: srv.URL, Namespaces: []string{"shop"}, LabelSelector: "team=a", TokenFile: tokenFile}
-	})
+	e, _ := startKubeExtension(t, api, KubernetesConfig{Namespaces: []string{"shop"}, LabelSelector: "team=a", TokenFile: tokenFile}, dir)
 	s := e.Status()
 	require.True(t, s.LastReloadSuccess, s.LastError)
-	assert.Equal(t, []string{filepath.Join(dir, "r.yaml"), "kubernetes:shop/errors"}, s.Files)
+	assert.Equal(t, []string{rf, "kubernetes:shop/errors"}, s.Files, "selector and namespace applied")
 	assert.Equal(t, 3, s.Rules)
+	reqs := api.requestLog()
+	require.NotEmpty(t, reqs)
+	assert.Equal(t, "/apis/monitoring.coreos.com/v1/namespaces/shop/prometheusrules", reqs[0].path)
+	assert.Equal(t, map[string]string{"labelSelector": "team=a"}, reqs[0].query)
+	assert.Equal(t, "Bearer s3cret", reqs[0].auth)
 	api.mu.Lock()
-	assert.Equal(t, "team=a", api.selector[0])
-	assert.Equal(t, "Bearer s3cret", api.auth[0])
+	listRV := strconv.Itoa(api.rv)
 	api.mu.Unlock()
+	require.Eventually(t, func() bool {
+		r := api.requestLog()
+		return len(r) >= 2 && r[1].query["watch"] == "true"
+	}, 10*time.Second, 5*time.Millisecond)
+	w := api.requestLog()[1]
+	assert.Equal(t, listRV, w.query["resourceVersion"], "the watch starts at the list's resourceVersion")
+	assert.Equal(t, "true", w.query["allowWatchBookmarks"])
+	assert.Equal(t, "team=a", w.query["labelSelector"])
+	assert.Equal(t, "Bearer s3cret", w.auth)
 
-	// An invalid object is rejected with its name; the old set runs on.
-	api.mu.Lock()
-	api.objects["shop"] = append(api.objects["shop"], promRuleObject("shop", "bad", "bad", "rate(up[5m]"))
-	api.mu.Unlock()
-	err := e.Reload()
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "kubernetes:shop/bad")
-	assert.Equal(t, 3, e.Status().Rules)
+	// ADDED and MODIFIED: picked up without any poll.
+	api.apply("ADDED", promRuleObject("shop", "latency", teamA, alertRule("L", "up > 1")), false)
+	eventually(t, e, "ADDED", func(s Status) bool { return s.Rules == 4 })
+	api.apply("MODIFIED", promRuleObject("shop", "latency", teamA, alertRule("L", "up > 1"), alertRule("L2", "up > 2")), false)
+	s = eventually(t, e, "MODIFIED", func(s Status) bool { return s.Rules == 5 })
+	assert.Equal(t, []string{rf, "kubernetes:shop/errors", "kubernetes:shop/latency"}, s.Files)
+	// Another team's object and another namespace never show.
+	api.apply("MODIFIED", promRuleObject("shop", "teamb", map[string]any{"team": "b"}, alertRule("B", "up == 0"), alertRule("B2", "up == 0")), false)
+	api.apply("ADDED", promRuleObject("other", "y", teamA, alertRule("Y", "up == 0")), false)
 
-	// The API failing keeps the old set too.
-	api.mu.Lock()
-	api.status = http.StatusForbidden
-	api.mu.Unlock()
-	err = e.Reload()
-	require.ErrorContains(t, err, "HTTP 403")
-	assert.Equal(t, 3, e.Status().Rules)
+	// An invalid new object: reported with namespace/name, the rest runs.
+	api.apply("ADDED", promRuleObject("shop", "bad", teamA, alertRule("Bad", "rate(up[5m]")), false)
+	s = eventually(t, e, "invalid object reported", func(s Status) bool { return len(s.Rejected) == 1 })
+	assert.False(t, s.LastReloadSuccess)
+	assert.Contains(t, s.Rejected[0], "kubernetes:shop/bad rejected (not loaded)")
+	assert.Contains(t, s.LastError, "kubernetes:shop/bad")
+	assert.Equal(t, 5, s.Rules)
+	assert.NotContains(t, s.Files, "kubernetes:shop/bad")
 
-	// Fixed: the new object runs.
+	// A valid object turning invalid keeps its last valid version; other
+	// objects still change meanwhile.
+	api.apply("MODIFIED", promRuleObject("shop", "latency", teamA, alertRule("L", "up >")), false)
+	s = eventually(t, e, "broken object reported", func(s Status) bool { return len(s.Rejected) == 2 })
+	assert.Contains(t, strings.Join(s.Rejected, "\n"), "kubernetes:shop/latency rejected (its last valid version keeps running)")
+	assert.Equal(t, 5, s.Rules)
+	api.apply("ADDED", promRuleObject("shop", "new", teamA, alertRule("N", "up < 1")), false)
+	s = eventually(t, e, "valid object added beside invalid ones", func(s Status) bool { return s.Rules == 6 })
+	assert.Len(t, s.Rejected, 2)
+
+	// DELETED and fixed: clean again.
+	api.apply("DELETED", promRuleObject("shop", "bad", teamA), false)
+	api.apply("MODIFIED", promRuleObject("shop", "latency", teamA, alertRule("L", "up > 1")), false)
+	s = eventually(t, e, "fixed", func(s Status) bool { return s.LastReloadSuccess && s.Rules == 5 })
+	assert.Empty(t, s.Rejected)
+	assert.Empty(t, s.LastError)
+
+	// A bookmark moves the resourceVersion; the next watch resumes there.
+	bm := api.bookmark("shop")
+	api.endWatches()
+	require.Eventually(t, func() bool {
+		r := api.requestLog()
+		last := r[len(r)-1]
+		return last.query["watch"] == "true" && last.query["resourceVersion"] == strconv.Itoa(bm)
+	}, 10*time.Second, 5*time.Millisecond, "re-watch from the bookmark")
+	listsBefore := e.Status().KubernetesLists
+	assert.Equal(t, int64(1), listsBefore, "a watch ended by the server is resumed, not relisted")
+
+	// 410 Gone (HTTP status): list again; a change no event carried shows.
+	api.apply("DELETED", promRuleObject("shop", "new", teamA), true)
+	api.expire(false)
+	s = eventually(t, e, "relist after 410", func(s Status) bool { return s.KubernetesGone == 1 && s.Rules == 4 })
+	assert.Equal(t, int64(2), s.KubernetesLists)
+
+	// 410 Gone as a watch ERROR event: the same.
+	api.apply("ADDED", promRuleObject("shop", "silent", teamA, alertRule("S", "up < 1")), true)
+	api.expire(true)
+	s = eventually(t, e, "relist after ERROR 410", func(s Status) bool { return s.KubernetesGone == 2 && s.Rules == 5 })
+	assert.Equal(t, int64(3), s.KubernetesLists)
+	assert.Empty(t, s.KubernetesError)
+
+	// After the relist, events flow again.
+	api.apply("DELETED", promRuleObject("shop", "errors", teamA), false)
+	eventually(t, e, "event after relist", func(s Status) bool { return s.Rules == 4 })
+}
+
+// TestKubernetesBackoff: an API server that fails the first lists. The
+// file rules run meanwhile (the failure is reported); lists are retried
+// with a doubling delay up to the maximum; the first good list loads the
+// objects.
+func TestKubernetesBackoff(t *testing.T) {
+	api := newFakeKubeAPI()
+	api.apply("ADDED", promRuleObject("shop", "errors", teamA, alertRule("E", "up == 0")), false)
+	api.fail, api.failStatus = 5, http.StatusInternalServerError
+	dir := t.TempDir()
+	writeFile(t, dir, "r.yaml", twoRules)
+
+	e, _ := startKubeExtension(t, api, KubernetesConfig{}, dir)
+	s := e.Status()
+	assert.False(t, s.LastReloadSuccess)
+	assert.Equal(t, 2, s.Rules, "the files run while the API fails")
+	assert.Contains(t, s.LastError, "HTTP 500: injected failure")
+	assert.Contains(t, s.KubernetesError, "HTTP 500")
+
+	s = eventually(t, e, "loaded after the failures", func(s Status) bool { return s.LastReloadSuccess && s.Rules == 3 })
+	assert.Empty(t, s.KubernetesError)
+	var lists []time.Time
+	for _, r := range api.requestLog() {
+		if r.query["watch"] == "" {
+			assert.Equal(t, promRulesPath, r.path, "no namespaces: the cluster-wide path")
+			lists = append(lists, r.at)
+		}
+	}
+	require.Len(t, lists, 6, "5 failures, 1 success")
+	// Delays at least 20, 40, 80, 100, 100 ms (doubling, capped at 100).
+	want := []time.Duration{20, 40, 80, 100, 100}
+	for i := 1; i < len(lists); i++ {
+		assert.GreaterOrEqual(t, lists[i].Sub(lists[i-1]), want[i-1]*time.Millisecond, "delay before list %d", i+1)
+	}
+}
+
+// TestKubernetesWatchFailureKeepsObjects: a watch that fails (HTTP 500)
+// keeps the known objects and is retried; changes then arrive.
+func TestKubernetesWatchFailureKeepsObjects(t *testing.T) {
+	api := newFakeKubeAPI()
+	api.apply("ADDED", promRuleObject("shop", "errors", teamA, alertRule("E", "up == 0")), false)
+	e, _ := startKubeExtension(t, api, KubernetesConfig{Namespaces: []string{"shop"}})
+	require.Equal(t, 1, e.Status().Rules)
+
+	// Every request fails for a while: watches and lists.
 	api.mu.Lock()
-	api.status = 0
-	api.objects["shop"][1] = promRuleObject("shop", "bad", "fixed", "rate(up[5m]) > 1")
+	api.down = true
 	api.mu.Unlock()
-	require.NoError(t, e.Reload())
-	assert.Equal(t, 4, e.Status().Rules)
+	api.endWatches()
+	s := eventually(t, e, "watch failure reported", func(s Status) bool { return strings.Contains(s.KubernetesError, "HTTP 503") })
+	assert.Equal(t, 1, s.Rules, "the known objects stay")
+
+	api.mu.Lock()
+	api.down = false
+	api.mu.Unlock()
+	api.apply("ADDED", promRuleObject("shop", "more", teamA, alertRule("M", "up == 0")), false)
+	s = eventually(t, e, "recovered", func(s Status) bool { return s.Rules == 2 && s.KubernetesError == "" })
+	assert.True(t, s.LastReloadSuccess)
 }
