@@ -51,10 +51,13 @@ type Config struct {
 // KubernetesAPIConfig tells the presets and kubernetes_sd_configs without
 // their own api_server how to reach the API server.
 type KubernetesAPIConfig struct {
-	// APIServer is the API server URL; empty uses the in-cluster service
-	// account.
+	// APIServer is the API server URL (http or https, no authentication);
+	// empty uses the in-cluster service account (KUBERNETES_SERVICE_HOST and
+	// _PORT, its token, re-read for every request, and CA).
 	APIServer string `mapstructure:"api_server"`
-	// KubeConfigFile is a kubeconfig file to use instead of the in-cluster
+	// KubeConfigFile is a kubeconfig file (its current context: server, CA,
+	// token, token file, client certificate or basic auth; exec and
+	// auth-provider plugins are not supported) to use instead of the in-cluster
 	// service account.
 	KubeConfigFile string `mapstructure:"kubeconfig_file"`
 }
@@ -251,12 +254,25 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("scrape_configs: job_name %q is reserved for a preset", preset))
 		}
 	}
-	if c.KubernetesAPI.APIServer != "" {
-		if _, err := url.Parse(c.KubernetesAPI.APIServer); err != nil {
-			errs = append(errs, fmt.Errorf("kubernetes_api.api_server: %w", err))
-		}
+	if err := checkAPIServer(c.KubernetesAPI.APIServer); err != nil {
+		errs = append(errs, fmt.Errorf("kubernetes_api.api_server: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// checkAPIServer accepts "" (in cluster) or an http(s)://host[:port] URL.
+func checkAPIServer(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("%q is not an http(s)://host[:port] URL", s)
+	}
+	return nil
 }
 
 func (sc *ScrapeConfig) validate(prefix string) error {
@@ -306,6 +322,9 @@ func (sc *ScrapeConfig) validate(prefix string) error {
 		}
 	}
 	for j, sd := range sc.KubernetesSDConfigs {
+		if err := checkAPIServer(sd.APIServer); err != nil {
+			errs = append(errs, fmt.Errorf("%s.kubernetes_sd_configs[%d].api_server: %w", prefix, j, err))
+		}
 		if sd.Role != "pod" {
 			errs = append(errs, fmt.Errorf("%s.kubernetes_sd_configs[%d].role: %q is not supported (only pod)", prefix, j, sd.Role))
 		}

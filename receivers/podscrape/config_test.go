@@ -80,3 +80,27 @@ func TestDefaultConfigIsValid(t *testing.T) {
 	require.NoError(t, confmap.Validate(cfg))
 	assert.Equal(t, "pod_scrape", NewFactory().Type().String())
 }
+
+func TestValidateAPIServer(t *testing.T) {
+	for _, tc := range []struct {
+		name, global, job, want string
+	}{
+		{name: "in cluster"},
+		{name: "https URL", global: "https://10.96.0.1:443", job: "http://127.0.0.1:8001"},
+		{name: "no scheme", global: "kubernetes.default.svc:443", want: `kubernetes_api.api_server: "kubernetes.default.svc:443" is not an http(s)://host[:port] URL`},
+		{name: "job ftp", job: "ftp://k8s", want: `scrape_configs[0].kubernetes_sd_configs[0].api_server: "ftp://k8s" is not an http(s)://host[:port] URL`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := createDefaultConfig().(*Config)
+			cfg.KubernetesAPI.APIServer = tc.global
+			cfg.ScrapeConfigs = []ScrapeConfig{{JobName: "j", KubernetesSDConfigs: []KubernetesSDConfig{{Role: "pod", APIServer: tc.job}}}}
+			err := cfg.Validate()
+			if tc.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
