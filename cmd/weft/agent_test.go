@@ -90,7 +90,7 @@ func emptyKubernetesAPI(t *testing.T) string {
 func TestDemoConfigStartsCleanly(t *testing.T) {
 	var rec logRecorder
 	err := runDemo(t.Context(), demoFlags{rate: 200, duration: 500 * time.Millisecond, jaeger: "off",
-		prometheus: "off", dir: t.TempDir(), logOpts: []zap.Option{rec.hook()}}, &strings.Builder{})
+		prometheus: "off", alertmgr: "off", dir: t.TempDir(), logOpts: []zap.Option{rec.hook()}}, &strings.Builder{})
 	require.NoError(t, err)
 	assert.Empty(t, rec.warnings())
 }

@@ -70,6 +70,12 @@ func TestDemoAlertInAlertmanagerAndBrowser(t *testing.T) {
 	}
 	status := urlOf("status page")
 	am := urlOf("Alertmanager receives it with its evidence:")
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		resp, err := http.Get(status + "/ready")
+		require.NoError(c, err)
+		resp.Body.Close()
+		assert.Equal(c, http.StatusOK, resp.StatusCode)
+	}, 30*time.Second, 100*time.Millisecond, "weft_query is ready once the agent's pipelines run")
 
 	// HighErrorRate: rate over 5m > 0.01 for 2m, evaluated every 5 s.
 	type amAlert struct {

@@ -131,8 +131,18 @@ func TestLifecycle(t *testing.T) {
 	code, body := get(t, base+"/healthz")
 	assert.Equal(t, 200, code)
 	assert.Equal(t, "ok\n", string(body))
+	// Ready once the collector reports its pipelines running, and no
+	// longer when it begins to stop them.
+	code, body = get(t, base+"/ready")
+	assert.Equal(t, 503, code)
+	assert.Equal(t, "not ready: pipelines not running\n", string(body))
+	watcher := ext3.(extensioncapabilities.PipelineWatcher)
+	require.NoError(t, watcher.Ready())
 	code, _ = get(t, base+"/ready")
 	assert.Equal(t, 200, code)
+	require.NoError(t, watcher.NotReady())
+	code, _ = get(t, base+"/ready")
+	assert.Equal(t, 503, code)
 	require.NoError(t, ext3.Shutdown(ctx))
 	require.NoError(t, ext3.Shutdown(ctx))
 	_, err = (&httpClient{}).get(base + "/healthz")

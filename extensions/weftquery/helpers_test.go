@@ -98,6 +98,7 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	}
 	// Bind a free port: start on :0 and read the address back.
 	require.NoError(t, s.Start(t.Context(), testHost{exts: exts}))
+	require.NoError(t, s.Ready()) // as the collector does once its pipelines run
 	t.Cleanup(func() { require.NoError(t, s.Shutdown(context.Background())) })
 	return &fixture{store: st, srv: s, url: "http://" + s.addr(), t0: t0, checkoutTrace: checkoutTraceID, reviewsTrace: reviewsTraceID}
 }

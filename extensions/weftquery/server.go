@@ -38,8 +38,9 @@ type server struct {
 	engine *promql.Engine
 	parser parser.Parser
 
-	token string // bearer token (from bearer_token or bearer_token_file)
-	ready atomic.Bool
+	token     string      // bearer token (from bearer_token or bearer_token_file)
+	ready     atomic.Bool // listening, store found
+	pipelines atomic.Bool // the collector reported its pipelines running
 
 	mu      sync.Mutex
 	srv     *http.Server
@@ -48,8 +49,9 @@ type server struct {
 }
 
 var (
-	_ extensioncapabilities.Dependent = (*server)(nil)
-	_ component.Component             = (*server)(nil)
+	_ extensioncapabilities.Dependent       = (*server)(nil)
+	_ extensioncapabilities.PipelineWatcher = (*server)(nil)
+	_ component.Component                   = (*server)(nil)
 )
 
 func newServer(set component.TelemetrySettings, cfg *Config) *server {
@@ -187,14 +189,34 @@ func (s *server) handler() http.Handler {
 	return h
 }
 
+// Ready is called by the collector once every pipeline has started: every
+// receiver's Start returned, so checkpoint stores are open.
+func (s *server) Ready() error {
+	s.pipelines.Store(true)
+	return nil
+}
+
+// NotReady is called when the collector begins to stop its pipelines.
+func (s *server) NotReady() error {
+	s.pipelines.Store(false)
+	return nil
+}
+
+// handleReady answers the readiness probe: 200 once the server listens over
+// its store and the collector's pipelines run, 503 with the reason before
+// and from the start of shutdown.
 func (s *server) handleReady(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if !s.ready.Load() || s.store == nil {
+	switch {
+	case !s.ready.Load() || s.store == nil:
 		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte("not ready\n"))
-		return
+		_, _ = w.Write([]byte("not ready: not serving\n"))
+	case !s.pipelines.Load():
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("not ready: pipelines not running\n"))
+	default:
+		_, _ = w.Write([]byte("ready\n"))
 	}
-	_, _ = w.Write([]byte("ready\n"))
 }
 
 // public reports whether a path is served without credentials (probes).
