@@ -58,6 +58,9 @@ func (h *harness) ready(ctx context.Context, c *child, url string, s *sample) (*
 // window began, the RSS points, and the peak RSS (VmHWM) of the process.
 func (h *harness) finish(c *child, smp *sampler, s *sample) {
 	s.CPUSec, s.WallSec, s.Points = smp.finish()
+	for _, p := range s.Points {
+		s.PeakAnonMiB = max(s.PeakAnonMiB, p.AnonMiB)
+	}
 	if m, err := c.proc.status("VmHWM"); err == nil {
 		s.PeakRSSMiB = m[0]
 	} else {

@@ -190,7 +190,9 @@ type report struct {
 	Machine machine  `json:"machine"`
 	CLKTCK  int      `json:"clk_tck"`
 	Peers   []string `json:"peers"`
-	Samples []sample `json:"samples"`
+	// BinaryMB is the size of each binary that ran, in MB (10^6 bytes).
+	BinaryMB map[string]float64 `json:"binary_mb"`
+	Samples  []sample           `json:"samples"`
 }
 
 // sample is one run of one side of one workload.
@@ -212,7 +214,8 @@ type sample struct {
 	WallSec     float64 `json:"wall_s"`
 	CPUPerItem  float64 `json:"cpu_s_per_item"`
 	ReadyRSSMiB float64 `json:"ready_rss_mib"`
-	PeakRSSMiB  float64 `json:"peak_rss_mib"` // VmHWM
+	PeakRSSMiB  float64 `json:"peak_rss_mib"`      // VmHWM
+	PeakAnonMiB float64 `json:"peak_rss_anon_mib"` // largest RssAnon sampled in the window
 	ItemsPerSec float64 `json:"items_per_s"`
 	Points      []point `json:"points"`
 }
@@ -294,7 +297,13 @@ func run(ctx context.Context, o options, logw io.Writer) (*report, error) {
 	if err := h.build(ctx); err != nil {
 		return nil, err
 	}
-	rep := &report{Options: h.o, Machine: describeMachine(), CLKTCK: h.clkTck}
+	rep := &report{Options: h.o, Machine: describeMachine(), CLKTCK: h.clkTck, BinaryMB: map[string]float64{}}
+	for name, bin := range map[string]string{"weft": h.o.WeftBin, "otelcol core (bench/peer)": h.o.PeerCoreBin,
+		"otelcol contrib (bench/peer -tags contrib)": h.o.PeerContribBin, "Prometheus": h.o.PrometheusBin} {
+		if fi, err := os.Stat(bin); bin != "" && err == nil {
+			rep.BinaryMB[name] = float64(fi.Size()) / 1e6
+		}
+	}
 	for _, name := range o.Workloads {
 		w, _ := findWorkload(name)
 		rep.Peers = append(rep.Peers, w.name+": "+w.peer(h))

@@ -291,7 +291,7 @@ func TestMarkdownAndCharts(t *testing.T) {
 	add := func(side string, order int, cpu, rss float64, verified bool) {
 		rep.Samples = append(rep.Samples, sample{Workload: "traces", Side: side, Order: order, Round: (order + 1) / 2, Unit: "span",
 			Sent: 100, Received: map[bool]int64{true: 100, false: 99}[verified], Verified: verified, Items: 100,
-			CPUPerItem: cpu, PeakRSSMiB: rss, Detail: "d", Points: []point{{0, 0, rss / 2}, {1, cpu * 100, rss}}})
+			CPUPerItem: cpu, PeakRSSMiB: rss, Detail: "d", Points: []point{{T: 0, CPU: 0, RSSMiB: rss / 2, AnonMiB: rss / 4}, {T: 1, CPU: cpu * 100, RSSMiB: rss, AnonMiB: rss / 3}}})
 	}
 	add(sideWeft, 1, 10e-6, 60, true)
 	add(sidePeer, 2, 8e-6, 40, true)

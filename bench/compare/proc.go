@@ -94,9 +94,10 @@ func (p procReader) status(fields ...string) ([]float64, error) {
 // point is one reading of the sampler: seconds since the window began, CPU
 // seconds used since then, resident set in MiB.
 type point struct {
-	T      float64 `json:"t_s"`
-	CPU    float64 `json:"cpu_s"`
-	RSSMiB float64 `json:"rss_mib"`
+	T       float64 `json:"t_s"`
+	CPU     float64 `json:"cpu_s"`
+	RSSMiB  float64 `json:"rss_mib"`
+	AnonMiB float64 `json:"rss_anon_mib"` // heap, stacks: RSS without the binary's pages
 }
 
 // sampler reads CPU and VmRSS of a process at a fixed interval from the
@@ -141,13 +142,13 @@ func (s *sampler) read() {
 	if err != nil {
 		return
 	}
-	m, err := s.p.status("VmRSS")
+	m, err := s.p.status("VmRSS", "RssAnon")
 	if err != nil {
 		return
 	}
 	now := time.Now()
 	s.mu.Lock()
-	s.points = append(s.points, point{T: now.Sub(s.t0).Seconds(), CPU: c - s.cpu0, RSSMiB: m[0]})
+	s.points = append(s.points, point{T: now.Sub(s.t0).Seconds(), CPU: c - s.cpu0, RSSMiB: m[0], AnonMiB: m[1]})
 	s.mu.Unlock()
 }
 

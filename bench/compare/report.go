@@ -28,25 +28,27 @@ func summarize(v []float64) stats {
 type sideStats struct {
 	Runs, Verified   int
 	CPU, Peak, Ready stats
+	Anon             stats
 	Rate             stats
 	Sent, Received   []int64
 }
 
 func summarizeSide(ss []sample) sideStats {
-	var c, p, r, q []float64
+	var c, p, r, q, a []float64
 	st := sideStats{Runs: len(ss)}
 	for _, s := range ss {
 		c = append(c, s.CPUPerItem)
 		p = append(p, s.PeakRSSMiB)
 		r = append(r, s.ReadyRSSMiB)
 		q = append(q, s.ItemsPerSec)
+		a = append(a, s.PeakAnonMiB)
 		st.Sent = append(st.Sent, s.Sent)
 		st.Received = append(st.Received, s.Received)
 		if s.Verified {
 			st.Verified++
 		}
 	}
-	st.CPU, st.Peak, st.Ready, st.Rate = summarize(c), summarize(p), summarize(r), summarize(q)
+	st.CPU, st.Peak, st.Ready, st.Rate, st.Anon = summarize(c), summarize(p), summarize(r), summarize(q), summarize(a)
 	return st
 }
 
@@ -105,6 +107,22 @@ func markdown(rep *report) string {
 		"Every child ran with GOMAXPROCS=%s GOMEMLIMIT=%s, %d ABBA round(s) per workload (weft, peer, peer, weft, …). "+
 		"CPU = utime+stime of the child over the measurement window (/proc/<pid>/stat), peak RSS = VmHWM, ready = VmRSS when health_check (Prometheus: /-/ready) first answered.\n\n",
 		m.Started, m.NProc, m.CPU, m.Kernel, m.Go, m.LoadAvg, o.GoMaxProcs, o.GoMemLimit, o.Rounds)
+	if len(rep.BinaryMB) > 0 {
+		names := make([]string, 0, len(rep.BinaryMB))
+		for n := range rep.BinaryMB {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		b.WriteString("Binary sizes (file-backed pages of the binary count in RSS, not in anon RSS):")
+		for i, n := range names {
+			sep := ","
+			if i == len(names)-1 {
+				sep = "."
+			}
+			fmt.Fprintf(&b, " %s %.0f MB%s", n, rep.BinaryMB[n], sep)
+		}
+		b.WriteString("\n\n")
+	}
 	titles := map[string]workload{}
 	for _, w := range workloads() {
 		titles[w.name] = w
@@ -116,17 +134,17 @@ func markdown(rep *report) string {
 		peer := w.peer(nil)
 		fmt.Fprintf(&b, "### %s: %s\n\n", wl, w.title)
 		fmt.Fprintf(&b, "Peer: %s. %s\n\n", peer, describeWorkload(wl, o))
-		fmt.Fprintf(&b, "| side | runs | verified: sent = received | %s, median (min–max) | peak RSS MiB, median (min–max) | RSS when ready MiB (median) | %ss/s (median) |\n", cpuHeader(w.unit), w.unit)
-		b.WriteString("|---|---|---|---|---|---|---|\n")
+		fmt.Fprintf(&b, "| side | runs | verified: sent = received | %s, median (min–max) | peak RSS MiB, median (min–max) | peak anon RSS MiB, sampled (median) | RSS when ready MiB (median) | %ss/s (median) |\n", cpuHeader(w.unit), w.unit)
+		b.WriteString("|---|---|---|---|---|---|---|---|\n")
 		row := func(name string, st sideStats) {
-			fmt.Fprintf(&b, "| %s | %d | %s | %s (%s–%s) | %.1f (%.1f–%.1f) | %.1f | %.4g |\n", name, st.Runs, sentReceived(st),
+			fmt.Fprintf(&b, "| %s | %d | %s | %s (%s–%s) | %.1f (%.1f–%.1f) | %.1f | %.1f | %.4g |\n", name, st.Runs, sentReceived(st),
 				cpuFormat(w.unit, st.CPU.Median), cpuFormat(w.unit, st.CPU.Min), cpuFormat(w.unit, st.CPU.Max),
-				st.Peak.Median, st.Peak.Min, st.Peak.Max, st.Ready.Median, st.Rate.Median)
+				st.Peak.Median, st.Peak.Min, st.Peak.Max, st.Anon.Median, st.Ready.Median, st.Rate.Median)
 		}
 		row("weft", wst)
 		row(peerShort(wl), pst)
-		fmt.Fprintf(&b, "| **ratio weft / peer** | | | **%s** | **%s** | %s | |\n\n",
-			ratio(wst.CPU.Median, pst.CPU.Median), ratio(wst.Peak.Median, pst.Peak.Median), ratio(wst.Ready.Median, pst.Ready.Median))
+		fmt.Fprintf(&b, "| **ratio weft / peer** | | | **%s** | **%s** | %s | %s | |\n\n",
+			ratio(wst.CPU.Median, pst.CPU.Median), ratio(wst.Peak.Median, pst.Peak.Median), ratio(wst.Anon.Median, pst.Anon.Median), ratio(wst.Ready.Median, pst.Ready.Median))
 		for _, s := range append(ws, ps...) {
 			if !s.Verified {
 				fmt.Fprintf(&b, "- NOT VERIFIED: %s round %d: %s\n", s.Side, s.Round, s.Detail)
