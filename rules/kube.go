@@ -209,6 +209,7 @@ func (w *kubeWatcher) loop(ctx context.Context, path string) {
 			return true
 		}
 	}
+	goneStreak, listedAfterGone := 0, false
 	for ctx.Err() == nil {
 		rv, err := w.list(ctx, path)
 		if err != nil {
@@ -221,8 +222,12 @@ func (w *kubeWatcher) loop(ctx context.Context, path string) {
 			}
 			continue
 		}
-		backoff = w.backoffMin
+		if !listedAfterGone {
+			backoff = w.backoffMin
+		}
+		listedAfterGone = false
 		for ctx.Err() == nil {
+			began := time.Now()
 			progressed, err := w.watch(ctx, path, &rv)
 			if ctx.Err() != nil {
 				return
@@ -235,15 +240,29 @@ func (w *kubeWatcher) loop(ctx context.Context, path string) {
 				w.stats.Gone++
 				w.mu.Unlock()
 				w.logger.Info("PrometheusRule watch expired, listing again", zap.String("path", path), zap.String("resource_version", rv))
-				break // list again, at once
+				// The first relist is at once; a list whose version is
+				// gone again before any event waits (no list storm).
+				if !progressed && goneStreak > 0 && !wait() {
+					return
+				}
+				goneStreak++
+				listedAfterGone = true
+				break
 			}
+			goneStreak = 0
 			if err != nil {
 				w.fail(path, err)
 				if !wait() {
 					return
 				}
+				continue
 			}
-			// A watch the server ended in time is resumed from rv at once.
+			// A watch the server ended is resumed from rv at once, unless
+			// it ended at once without an event (a proxy closing streams):
+			// then it backs off like a failure.
+			if !progressed && time.Since(began) < time.Second && !wait() {
+				return
+			}
 		}
 	}
 }

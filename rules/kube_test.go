@@ -40,6 +40,7 @@ type fakeKubeAPI struct {
 	failStatus int
 	epoch      int  // endWatches bumps it; open watches end
 	down       bool // every request answers 503
+	emptyWatch bool // watches end at once, without an event
 	requests   []fakeRequest
 }
 
@@ -161,6 +162,11 @@ func (f *fakeKubeAPI) serveWatch(w http.ResponseWriter, r *http.Request, ns stri
 			return
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"type": "ERROR", "object": st})
+		return
+	}
+	if f.emptyWatch {
+		f.mu.Unlock()
+		w.WriteHeader(http.StatusOK)
 		return
 	}
 	epoch := f.epoch
@@ -475,4 +481,25 @@ func TestKubernetesWatchFailureKeepsObjects(t *testing.T) {
 	api.apply("ADDED", promRuleObject("shop", "more", teamA, alertRule("M", "up == 0")), false)
 	s = eventually(t, e, "recovered", func(s Status) bool { return s.Rules == 2 && s.KubernetesError == "" })
 	assert.True(t, s.LastReloadSuccess)
+}
+
+// TestKubernetesEmptyWatchesBackOff: watches that end at once without an
+// event (a proxy closing streams) are retried with backoff, not in a loop.
+func TestKubernetesEmptyWatchesBackOff(t *testing.T) {
+	api := newFakeKubeAPI()
+	api.emptyWatch = true
+	api.apply("ADDED", promRuleObject("shop", "errors", teamA, alertRule("E", "up == 0")), false)
+	e, _ := startKubeExtension(t, api, KubernetesConfig{Namespaces: []string{"shop"}})
+	eventually(t, e, "five watches", func(s Status) bool { return s.KubernetesWatches >= 5 })
+	var watches []time.Time
+	for _, r := range api.requestLog() {
+		if r.query["watch"] == "true" {
+			watches = append(watches, r.at)
+		}
+	}
+	want := []time.Duration{20, 40, 80, 100}
+	for i := 1; i < 5; i++ {
+		assert.GreaterOrEqual(t, watches[i].Sub(watches[i-1]), want[i-1]*time.Millisecond, "delay before watch %d", i+1)
+	}
+	assert.Equal(t, 1, e.Status().Rules)
 }
