@@ -11,9 +11,12 @@ import (
 )
 
 // TestDaemonSetProvidesDefaultConfigEnv keeps deploy/base and the embedded
-// default in step: every environment variable the default reads without a
-// fallback is set by the DaemonSet, and the DaemonSet sets the downward-API
-// ones the profile is built around.
+// default in step: the DaemonSet runs the embedded default (with the
+// deployment's overrides after it), every environment variable the default
+// reads without a fallback is set by the DaemonSet, and the DaemonSet sets
+// the downward-API ones the profile is built around. deploy/config_test.go
+// checks the rendered DaemonSet's whole environment (ConfigMaps included)
+// against the merged configuration.
 func TestDaemonSetProvidesDefaultConfigEnv(t *testing.T) {
 	raw, err := os.ReadFile("../../deploy/base/daemonset.yaml")
 	require.NoError(t, err)
@@ -37,7 +40,10 @@ func TestDaemonSetProvidesDefaultConfigEnv(t *testing.T) {
 	require.NoError(t, yaml.Unmarshal(raw, &ds))
 	require.Len(t, ds.Spec.Template.Spec.Containers, 1)
 	c := ds.Spec.Template.Spec.Containers[0]
-	assert.Empty(t, c.Args, "the DaemonSet runs the embedded default, no --config")
+	// The embedded default first, then the deployment's overrides from the
+	// weft-config ConfigMap (deploy/base/config/agent.yaml).
+	assert.Equal(t, []string{"--config", "weft:default", "--config", "/etc/weft/config/agent.yaml"}, c.Args,
+		"the DaemonSet runs the embedded default with deploy/base/config/agent.yaml over it")
 
 	set := map[string]string{}
 	for _, e := range c.Env {
