@@ -50,7 +50,8 @@ type conn struct {
 	// A token file is read again for every request, so a rotated
 	// service-account token is picked up without a restart.
 	token func() (string, error)
-	// basic is a user name and password from a kubeconfig.
+	// user and password are a kubeconfig's basic auth, used when there
+	// is no token.
 	user, password string
 }
 

@@ -105,35 +105,54 @@ var errGone = errors.New("resource version expired (410 Gone)")
 func (w *Watcher) Run(ctx context.Context) {
 	backoff := w.minBackoff
 	listed := false
+	// watched is set once a watch since the last list applied an event.
+	watched := false
 	for ctx.Err() == nil {
 		var err error
+		pause := false
 		if !listed {
 			err = w.list(ctx)
-			listed = err == nil
-		} else {
-			var progressed bool
-			progressed, err = w.watch(ctx)
-			if errors.Is(err, errGone) {
-				// Our version fell out of the server's window: start over
-				// with a fresh list at once.
-				w.logger.Debug("Pod watch expired; listing again", zap.Error(err))
-				listed = false
+			listed, watched = err == nil, false
+			pause = err != nil
+			if err == nil {
 				backoff = w.minBackoff
-				continue
 			}
-			if progressed {
+		} else {
+			start := time.Now()
+			progressed, werr := w.watch(ctx)
+			healthy := progressed || time.Since(start) > 30*time.Second
+			if healthy {
 				backoff = w.minBackoff
+			}
+			watched = watched || progressed
+			switch {
+			case errors.Is(werr, errGone):
+				// Our version fell out of the server's window: list again,
+				// at once if watching worked since the last list; a 410
+				// straight after a list waits, so that a confused server is
+				// not hammered.
+				w.logger.Debug("Pod watch expired; listing again", zap.Error(werr))
+				listed = false
+				pause = !watched
+			case werr != nil:
+				err, pause = werr, true
+			default:
+				// A stream that ended without an event after a short
+				// while (a proxy's timeout, a server closing at once)
+				// must not make the loop spin.
+				pause = !healthy
 			}
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		if err == nil {
-			backoff = w.minBackoff
+		if !pause {
 			continue
 		}
-		w.logger.Warn("Pod list/watch failed; retrying", zap.String("api_server", w.conn.base.Redacted()),
-			zap.Duration("backoff", backoff), zap.Error(err))
+		if err != nil {
+			w.logger.Warn("Pod list/watch failed; retrying", zap.String("api_server", w.conn.base.Redacted()),
+				zap.Duration("backoff", backoff), zap.Error(err))
+		}
 		t := time.NewTimer(backoff/2 + rand.N(backoff/2+1))
 		select {
 		case <-ctx.Done():
@@ -362,14 +381,4 @@ func (w *Watcher) consume(body io.Reader) (progressed bool, err error) {
 		}
 		one[0] = Event{}
 	}
-}
-
-// Pods returns the pods known now; for use after Run returned or from the
-// handler (the watcher's own goroutine).
-func (w *Watcher) Pods() []*Pod {
-	out := make([]*Pod, 0, len(w.pods))
-	for _, p := range w.pods {
-		out = append(out, p)
-	}
-	return out
 }

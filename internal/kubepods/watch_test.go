@@ -187,8 +187,10 @@ func TestRelistOnGone(t *testing.T) {
 				case 0:
 					_, _ = fmt.Fprint(w, listJSON("10", podJSON("ns", "a", "5", "10.0.0.1"), podJSON("ns", "b", "6", "10.0.0.2"), podJSON("ns", "c", "7", "10.0.0.3")))
 				case 1:
-					tc.watch(w)
+					_, _ = fmt.Fprint(w, eventJSON("MODIFIED", podJSON("ns", "c", "12", "10.0.0.3")))
 				case 2:
+					tc.watch(w)
+				case 3:
 					// b unchanged, c changed, a gone, d new.
 					_, _ = fmt.Fprint(w, listJSON("40", podJSON("ns", "b", "6", "10.0.0.2"), podJSON("ns", "c", "33", "10.0.0.9"), podJSON("ns", "d", "39", "10.0.0.4")))
 				default:
@@ -198,18 +200,63 @@ func TestRelistOnGone(t *testing.T) {
 			rec := &recorder{}
 			wt, err := New(Config{APIServer: s.srv.URL}, zaptest.NewLogger(t), rec.handle)
 			require.NoError(t, err)
-			wt.minBackoff = time.Hour // a relist must not wait for a backoff
+			wt.minBackoff = time.Hour // after a working watch, a relist must not wait for a backoff
 			run(t, wt)
-			require.Eventually(t, func() bool { return len(s.requests()) >= 4 }, 10*time.Second, 5*time.Millisecond)
+			require.Eventually(t, func() bool { return len(s.requests()) >= 5 }, 10*time.Second, 5*time.Millisecond)
 			assert.Equal(t, [][]string{
 				{"added ns/a 5", "added ns/b 6", "added ns/c 7"},
+				{"modified ns/c 12"},
 				{"deleted ns/a 5", "modified ns/c 33", "added ns/d 39"},
 			}, sortBatches(rec.get()))
 			reqs := s.requests()
-			assert.Equal(t, "/api/v1/pods", reqs[2].URL.Path)
-			assert.Empty(t, reqs[2].URL.Query().Get("watch"), "a list follows the 410")
-			assert.Empty(t, reqs[2].URL.Query().Get("resourceVersion"), "the relist asks for the latest state")
-			assert.Equal(t, "40", reqs[3].URL.Query().Get("resourceVersion"))
+			assert.Equal(t, "12", reqs[2].URL.Query().Get("resourceVersion"))
+			assert.Equal(t, "/api/v1/pods", reqs[3].URL.Path)
+			assert.Empty(t, reqs[3].URL.Query().Get("watch"), "a list follows the 410")
+			assert.Empty(t, reqs[3].URL.Query().Get("resourceVersion"), "the relist asks for the latest state")
+			assert.Equal(t, "40", reqs[4].URL.Query().Get("resourceVersion"))
+		})
+	}
+}
+
+// TestNoSpin checks that watches which end at once, or a 410 straight
+// after a list, wait for the backoff instead of hammering the server.
+func TestNoSpin(t *testing.T) {
+	gone := eventJSON("ERROR", `{"kind":"Status","status":"Failure","reason":"Expired","code":410}`)
+	for _, tc := range []struct {
+		name  string
+		watch string
+		list  bool // the request after the watch is a list
+	}{
+		{"empty watch", "", false},
+		{"410 after list", gone, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newScript(t, false, func(n int, w http.ResponseWriter, r *http.Request) {
+				switch n {
+				case 0:
+					_, _ = fmt.Fprint(w, listJSON("10"))
+				case 1:
+					_, _ = fmt.Fprint(w, tc.watch)
+				case 2:
+					if tc.list {
+						_, _ = fmt.Fprint(w, listJSON("11"))
+						return
+					}
+					hang(w, r)
+				default:
+					hang(w, r)
+				}
+			})
+			wt, err := New(Config{APIServer: s.srv.URL}, zaptest.NewLogger(t), func([]Event) {})
+			require.NoError(t, err)
+			wt.minBackoff = 100 * time.Millisecond
+			run(t, wt)
+			require.Eventually(t, func() bool { return len(s.requests()) >= 3 }, 10*time.Second, 5*time.Millisecond)
+			s.mu.Lock()
+			gap := s.at[2].Sub(s.at[1])
+			s.mu.Unlock()
+			assert.GreaterOrEqual(t, gap, 50*time.Millisecond)
+			assert.Equal(t, tc.list, s.requests()[2].URL.Query().Get("watch") == "")
 		})
 	}
 }

@@ -143,7 +143,11 @@ func (r *podScrapeReceiver) newDiscovery(k sdKey) (discoverer, error) {
 		LabelSelector:  k.label,
 		UserAgent:      "weft-pod-scrape",
 	}
-	return newPodDiscovery(cfg, namespaces, r.set.Logger.With(zap.String("discovery", "kubernetes")))
+	d, err := newPodDiscovery(cfg, namespaces, r.set.Logger.With(zap.String("discovery", "kubernetes")))
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 // update merges changed target groups into the job's view and starts and
