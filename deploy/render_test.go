@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -47,15 +48,26 @@ type bundle struct {
 	NetworkPolicies     []*networkingv1.NetworkPolicy
 }
 
+var (
+	renderMu    sync.Mutex
+	renderCache = map[string][]byte{}
+)
+
 // render runs kustomize on dir (relative to deploy/) and returns the output
-// as YAML, as `kubectl kustomize` prints it.
+// as YAML, as `kubectl kustomize` prints it. Outputs are cached per dir.
 func render(t testing.TB, dir string) []byte {
 	t.Helper()
+	renderMu.Lock()
+	defer renderMu.Unlock()
+	if out, ok := renderCache[dir]; ok {
+		return out
+	}
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
 	m, err := k.Run(filesys.MakeFsOnDisk(), dir)
 	require.NoError(t, err, "kustomize build %s", dir)
 	out, err := m.AsYaml()
 	require.NoError(t, err)
+	renderCache[dir] = out
 	return out
 }
 
