@@ -1,0 +1,676 @@
+package weftfilestorage
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.opentelemetry.io/collector/extension/xextension/storage"
+	"go.uber.org/zap"
+)
+
+// Loss reasons (the "reason" attribute of the records_lost and
+// bytes_skipped counters).
+const (
+	// reasonCorrupt: a frame whose keys are readable but whose values fail
+	// their checksum; the records of each key are known exactly.
+	reasonCorrupt = "corrupt"
+	// reasonTorn: damage after the last intact frame: a write that did
+	// not complete (crash during the write); its caller was never told
+	// that it succeeded.
+	reasonTorn = "torn"
+	// reasonUnreadable: bytes where no frame header could be read; the
+	// records they held are known from the next intact frame's running
+	// total (exact unless a key was both set and deleted inside them).
+	reasonUnreadable = "unreadable"
+)
+
+// smallFrame is the largest frame that may use the reserve: the
+// persistent queue's bookkeeping (its metadata, deletes) stays possible
+// when the disk is full, so queued items can still be read and removed.
+const smallFrame = 4 << 10
+
+// zeroChunk is the unit in which the file is extended with zeros.
+var zeroChunk = make([]byte, 64<<10)
+
+// entry locates a live value: the frame's values region (checked as a
+// whole against valCRC) and the value inside it.
+type entry struct {
+	frameValOff int64
+	frameValLen int64
+	valCRC      uint32
+	valOff      int64
+	valLen      int64
+	records     int64
+}
+
+// fileClient is one client's append-only log. All methods are safe for
+// concurrent use.
+type fileClient struct {
+	path    string
+	name    string
+	open    func(string) (segmentFile, error)
+	cfg     *Config
+	count   recordCounter
+	tel     *telemetry
+	logger  *zap.Logger
+	release func() // tells the extension the client is closed
+
+	mu        sync.Mutex
+	f         segmentFile
+	closed    bool
+	end       int64 // where the next frame goes
+	allocated int64 // file size: bytes from end to allocated are zero
+	cumSet    uint64
+	index     map[string]entry
+	liveBytes int64
+	nextTry   time.Time // earliest next compaction attempt after a failure
+	buf       []byte
+}
+
+var _ storage.Client = (*fileClient)(nil)
+
+// errClientClosed is returned by every call after Close.
+var errClientClosed = errors.New("weft_file_storage client is closed")
+
+func openClient(path, name string, open func(string) (segmentFile, error), cfg *Config, count recordCounter, tel *telemetry, logger *zap.Logger) (*fileClient, error) {
+	f, err := open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open %q: %w", path, err)
+	}
+	c := &fileClient{path: path, name: name, open: open, cfg: cfg, count: count, tel: tel, logger: logger, f: f, index: map[string]entry{}}
+	rep, err := c.replay()
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("replay %q: %w", path, err)
+	}
+	rep.report(c)
+	if rep.damaged() || c.deadBytes() > max(cfg.CompactionMinDead, c.liveBytes) {
+		// Rewrite at once, so that damage is counted once and not again at the next start.
+		if err := c.compact(); err != nil {
+			c.logger.Warn("Compaction after replay failed; damaged bytes stay and are counted again at the next start",
+				zap.String("file", path), zap.Error(err))
+		}
+	}
+	return c, nil
+}
+
+// replayResult is what a replay found besides the live values.
+type replayResult struct {
+	lost        map[string]lostKey // sets whose values are damaged, not deleted later
+	unknownSet  int64              // records set in unreadable regions, less later deletes of unknown keys
+	skipped     map[string]int64   // bytes by reason
+	intactEnd   int64
+	tailGarbage bool
+}
+
+type lostKey struct {
+	records int64
+	off     int64
+}
+
+func (r *replayResult) damaged() bool { return len(r.skipped) > 0 }
+
+// report counts and logs the loss found by replay.
+func (r *replayResult) report(c *fileClient) {
+	byReason := map[string]int64{}
+	for _, lk := range r.lost {
+		reason := reasonCorrupt
+		if lk.off >= r.intactEnd {
+			reason = reasonTorn
+		}
+		byReason[reason] += lk.records
+	}
+	if r.unknownSet > 0 {
+		byReason[reasonUnreadable] += r.unknownSet
+	}
+	for reason, n := range byReason {
+		c.tel.recordsLost(c.name, reason, n)
+	}
+	for reason, n := range r.skipped {
+		c.tel.bytesSkipped(c.name, reason, n)
+	}
+	if r.damaged() {
+		c.logger.Warn("Damaged queue file: skipped what could not be read, kept the rest",
+			zap.String("file", c.path), zap.Any("bytes_skipped", r.skipped), zap.Any("records_lost", byReason))
+	}
+}
+
+// replay rebuilds the index from the file. Damaged frames are skipped and
+// accounted; replay only fails when the file cannot be read at all.
+func (c *fileClient) replay() (*replayResult, error) {
+	size, err := c.f.Size()
+	if err != nil {
+		return nil, err
+	}
+	res := &replayResult{lost: map[string]lostKey{}, skipped: map[string]int64{}}
+	var lastCum uint64
+	gap := false           // an unreadable region since the last intact header
+	var gapStart int64     // its start
+	var unreadable []int64 // starts and ends of unreadable regions
+	var corrupt []int64    // offsets and value lengths of frames with damaged values
+	hdr := make([]byte, headerSize)
+	off := int64(0)
+	for off < size {
+		h, hok := c.readHeader(hdr, off, size)
+		var dir []byte
+		if hok {
+			dir = make([]byte, h.dirLen)
+			if _, err := c.f.ReadAt(dir, off+headerSize); err != nil {
+				return nil, err
+			}
+			hok = headerOK(hdr, h, dir)
+		}
+		var entries []dirEntry
+		if hok {
+			entries, err = parseDirectory(dir, h.valLen)
+			hok = err == nil
+		}
+		if !hok {
+			if !gap && allZero(hdr[:min(int64(headerSize), size-off)]) {
+				nz, err := c.nextNonZero(off, size)
+				if err != nil {
+					return nil, err
+				}
+				if nz < 0 {
+					break // preallocated zeros: the end of the log
+				}
+				gap, gapStart = true, off // zeros inside the log are damage
+				off = nz
+				continue
+			}
+			if !gap {
+				gap, gapStart = true, off
+			}
+			next, err := c.scanFrame(off+1, size)
+			if err != nil {
+				return nil, err
+			}
+			if next < 0 {
+				unreadable = append(unreadable, gapStart, size)
+				res.tailGarbage = true
+				break
+			}
+			off = next
+			continue
+		}
+		frameLen := int64(headerSize) + int64(h.dirLen) + int64(h.valLen)
+		var setRecords uint64
+		for _, e := range entries {
+			if e.kind == opKindSet {
+				setRecords += uint64(e.records)
+			}
+		}
+		if gap {
+			unreadable = append(unreadable, gapStart, off)
+			if before := h.cumSet - setRecords; before > lastCum {
+				res.unknownSet += int64(before - lastCum)
+			}
+			gap = false
+		}
+		valOff := off + headerSize + int64(h.dirLen)
+		valOK := false
+		if off+frameLen <= size {
+			vals := make([]byte, h.valLen)
+			if _, err := c.f.ReadAt(vals, valOff); err != nil {
+				return nil, err
+			}
+			valOK = crc32.Checksum(vals, crcTable) == h.valCRC
+		} else {
+			frameLen = size - off // values cut short by the end of the file
+		}
+		for _, e := range entries {
+			switch e.kind {
+			case opKindSet:
+				if old, ok := c.index[e.key]; ok {
+					c.liveBytes -= liveSize(e.key, old.valLen)
+				}
+				delete(res.lost, e.key)
+				delete(c.index, e.key)
+				if valOK {
+					c.index[e.key] = entry{frameValOff: valOff, frameValLen: int64(h.valLen), valCRC: h.valCRC, valOff: e.valOff, valLen: e.valLen, records: e.records}
+					c.liveBytes += liveSize(e.key, e.valLen)
+				} else if e.records > 0 {
+					res.lost[e.key] = lostKey{records: e.records, off: off}
+				}
+			case opKindDelet:
+				if old, ok := c.index[e.key]; ok {
+					c.liveBytes -= liveSize(e.key, old.valLen)
+					delete(c.index, e.key)
+				} else if _, ok := res.lost[e.key]; ok {
+					delete(res.lost, e.key) // delivered before the damage mattered
+				} else {
+					res.unknownSet -= e.records // set in an unreadable region, removed since
+				}
+			}
+		}
+		if valOK {
+			res.intactEnd = off + frameLen
+			c.cumSet = h.cumSet
+		} else {
+			corrupt = append(corrupt, off, frameLen-headerSize-int64(h.dirLen))
+		}
+		lastCum = h.cumSet
+		off += frameLen
+		c.end = off
+	}
+	if gap && !res.tailGarbage {
+		unreadable = append(unreadable, gapStart, size)
+		res.tailGarbage = true
+	}
+	for i := 0; i < len(unreadable); i += 2 {
+		reason := reasonUnreadable
+		if unreadable[i] >= res.intactEnd {
+			reason = reasonTorn
+		}
+		res.skipped[reason] += unreadable[i+1] - unreadable[i]
+	}
+	// Damaged frames after the last intact one are torn writes.
+	for i := 0; i < len(corrupt); i += 2 {
+		reason := reasonCorrupt
+		if corrupt[i] >= res.intactEnd {
+			reason = reasonTorn
+		}
+		res.skipped[reason] += corrupt[i+1]
+	}
+	if res.unknownSet < 0 {
+		res.unknownSet = 0
+	}
+	for k, v := range res.skipped {
+		if v == 0 {
+			delete(res.skipped, k)
+		}
+	}
+	// A torn tail is cut off so that new frames do not land before garbage.
+	if c.end > res.intactEnd || res.tailGarbage {
+		c.end = res.intactEnd
+		if err := c.f.Truncate(c.end); err != nil {
+			return nil, fmt.Errorf("cut torn tail: %w", err)
+		}
+		size = c.end
+	}
+	c.allocated = size
+	return res, nil
+}
+
+// readHeader reads and decodes the header at off if its directory fits in
+// the file (the values may not: a torn write).
+func (c *fileClient) readHeader(hdr []byte, off, size int64) (frameHeader, bool) {
+	clear(hdr)
+	n := min(int64(headerSize), size-off)
+	if _, err := c.f.ReadAt(hdr[:n], off); err != nil && !errors.Is(err, io.EOF) {
+		return frameHeader{}, false
+	}
+	h, ok := decodeHeader(hdr)
+	if !ok || off+int64(headerSize)+int64(h.dirLen) > size {
+		return frameHeader{}, false
+	}
+	return h, true
+}
+
+// scanFrame finds the next offset from `from` on where a frame with an
+// intact header starts, or -1.
+func (c *fileClient) scanFrame(from, size int64) (int64, error) {
+	magic := []byte{0x57, 0x46, 0x53, 0x31}
+	buf := make([]byte, 1<<20)
+	hdr := make([]byte, headerSize)
+	for pos := from; pos < size; {
+		n := min(int64(len(buf)), size-pos)
+		if _, err := c.f.ReadAt(buf[:n], pos); err != nil && !errors.Is(err, io.EOF) {
+			return 0, err
+		}
+		chunk := buf[:n]
+		for i := 0; ; {
+			j := bytes.Index(chunk[i:], magic)
+			if j < 0 {
+				break
+			}
+			cand := pos + int64(i+j)
+			if h, ok := c.readHeader(hdr, cand, size); ok {
+				dir := make([]byte, h.dirLen)
+				if _, err := c.f.ReadAt(dir, cand+headerSize); err == nil && headerOK(hdr, h, dir) {
+					return cand, nil
+				}
+			}
+			i += j + 1
+		}
+		if n < int64(len(buf)) {
+			break
+		}
+		pos += n - 3 // a magic may straddle two chunks
+	}
+	return -1, nil
+}
+
+// nextNonZero returns the offset of the first non-zero byte at or after off, or -1.
+func (c *fileClient) nextNonZero(off, size int64) (int64, error) {
+	buf := make([]byte, 1<<20)
+	for pos := off; pos < size; {
+		n := min(int64(len(buf)), size-pos)
+		if _, err := c.f.ReadAt(buf[:n], pos); err != nil && !errors.Is(err, io.EOF) {
+			return 0, err
+		}
+		for i, b := range buf[:n] {
+			if b != 0 {
+				return pos + int64(i), nil
+			}
+		}
+		pos += n
+	}
+	return -1, nil
+}
+
+func allZero(b []byte) bool {
+	for _, x := range b {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// liveSize is what a live value costs in a compacted file, roughly.
+func liveSize(key string, valLen int64) int64 { return int64(len(key)) + valLen + 16 }
+
+func (c *fileClient) deadBytes() int64 { return max(c.end-c.liveBytes, 0) }
+
+func (c *fileClient) Get(ctx context.Context, key string) ([]byte, error) {
+	op := storage.GetOperation(key)
+	err := c.Batch(ctx, op)
+	return op.Value, err
+}
+
+func (c *fileClient) Set(ctx context.Context, key string, value []byte) error {
+	return c.Batch(ctx, storage.SetOperation(key, value))
+}
+
+func (c *fileClient) Delete(ctx context.Context, key string) error {
+	return c.Batch(ctx, storage.DeleteOperation(key))
+}
+
+// Batch applies ops in order as one frame: either every write is stored
+// or none is (the caller gets the error). Gets see the writes before them.
+func (c *fileClient) Batch(_ context.Context, ops ...*storage.Operation) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return errClientClosed
+	}
+	var writes []op
+	removed := map[string]int64{}
+	for _, so := range ops {
+		switch so.Type {
+		case storage.Set:
+			rec := c.count(so.Key, so.Value)
+			removed[so.Key] = rec // what a later delete in this batch removes
+			writes = append(writes, op{kind: opKindSet, key: so.Key, value: so.Value, records: rec})
+		case storage.Delete:
+			rec, seen := removed[so.Key]
+			if !seen {
+				rec = c.index[so.Key].records
+			}
+			removed[so.Key] = 0
+			writes = append(writes, op{kind: opKindDelet, key: so.Key, records: rec})
+		}
+	}
+	var valOff int64
+	var frameValOff, frameValLen int64
+	var valCRC uint32
+	if len(writes) > 0 {
+		var setRecords uint64
+		for i := range writes {
+			if writes[i].kind == opKindSet {
+				setRecords += uint64(writes[i].records)
+			}
+		}
+		c.buf = appendFrame(c.buf[:0], writes, c.cumSet+setRecords)
+		if err := c.write(c.buf); err != nil {
+			return err
+		}
+		h, _ := decodeHeader(c.buf)
+		frameValOff = c.end + headerSize + int64(h.dirLen)
+		frameValLen = int64(h.valLen)
+		valCRC = h.valCRC
+		c.cumSet += setRecords
+		c.end += int64(len(c.buf))
+	}
+	wi := 0
+	for _, so := range ops {
+		switch so.Type {
+		case storage.Get:
+			v, err := c.read(so.Key)
+			if err != nil {
+				return err
+			}
+			so.Value = v
+		case storage.Set:
+			if old, ok := c.index[so.Key]; ok {
+				c.liveBytes -= liveSize(so.Key, old.valLen)
+			}
+			c.index[so.Key] = entry{frameValOff: frameValOff, frameValLen: frameValLen, valCRC: valCRC,
+				valOff: valOff, valLen: int64(len(so.Value)), records: writes[wi].records}
+			c.liveBytes += liveSize(so.Key, int64(len(so.Value)))
+			valOff += int64(len(so.Value))
+			wi++
+		case storage.Delete:
+			wi++
+			if old, ok := c.index[so.Key]; ok {
+				c.liveBytes -= liveSize(so.Key, old.valLen)
+				delete(c.index, so.Key)
+			}
+		}
+	}
+	c.maybeCompact()
+	return nil
+}
+
+// read returns a copy of key's value, nil when absent. A value that fails
+// its checksum (damaged since the start) is dropped and counted.
+func (c *fileClient) read(key string) ([]byte, error) {
+	e, ok := c.index[key]
+	if !ok {
+		return nil, nil
+	}
+	vals := make([]byte, e.frameValLen)
+	if _, err := c.f.ReadAt(vals, e.frameValOff); err != nil {
+		return nil, fmt.Errorf("read %q: %w", key, err)
+	}
+	if crc32.Checksum(vals, crcTable) != e.valCRC {
+		c.tel.recordsLost(c.name, reasonCorrupt, e.records)
+		c.tel.bytesSkipped(c.name, reasonCorrupt, e.valLen)
+		c.logger.Warn("Damaged value skipped", zap.String("file", c.path), zap.String("key", key), zap.Int64("records", e.records))
+		c.liveBytes -= liveSize(key, e.valLen)
+		delete(c.index, key)
+		return nil, nil
+	}
+	return vals[e.valOff : e.valOff+e.valLen : e.valOff+e.valLen], nil
+}
+
+// write stores one frame at c.end, extending the file first when needed.
+func (c *fileClient) write(frame []byte) error {
+	if err := c.ensure(int64(len(frame)), len(frame) <= smallFrame); err != nil {
+		c.tel.writeFailure(c.name, err)
+		return err
+	}
+	if n, err := c.f.WriteAt(frame, c.end); err != nil {
+		// Inside preallocated space this is an I/O error; put the zeros back
+		// so that the partial frame does not read as damage later.
+		_, _ = c.f.WriteAt(make([]byte, n), c.end)
+		c.tel.writeFailure(c.name, err)
+		return storageErr(fmt.Errorf("write %q: %w", c.path, err))
+	}
+	if c.cfg.Fsync {
+		if err := c.f.Sync(); err != nil {
+			c.tel.writeFailure(c.name, err)
+			return storageErr(fmt.Errorf("fsync %q: %w", c.path, err))
+		}
+	}
+	return nil
+}
+
+// ensure makes room for n more bytes. Frames other than small ones must
+// leave the reserve free, so that the queue's bookkeeping still fits when
+// the disk is full.
+func (c *fileClient) ensure(n int64, small bool) error {
+	need := c.end + n
+	limit := func() int64 {
+		if small {
+			return c.allocated
+		}
+		return c.allocated - c.cfg.Reserve
+	}
+	if need <= limit() {
+		return nil
+	}
+	target := need + c.cfg.Reserve
+	if step := c.cfg.Preallocate; step > 0 {
+		target = (target + step - 1) / step * step
+	}
+	var werr error
+	for c.allocated < target {
+		chunk := zeroChunk[:min(int64(len(zeroChunk)), target-c.allocated)]
+		w, err := c.f.WriteAt(chunk, c.allocated)
+		c.allocated += int64(w)
+		if err != nil {
+			werr = err
+			break
+		}
+	}
+	if need <= limit() {
+		return nil
+	}
+	if werr == nil {
+		werr = syscall.ENOSPC
+	}
+	return storageErr(fmt.Errorf("extend %q to %d bytes: %w", c.path, target, werr))
+}
+
+// storageErr marks a full disk with storage.ErrStorageFull.
+func storageErr(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: %w", storage.ErrStorageFull, err)
+	}
+	return err
+}
+
+// maybeCompact rewrites the file when dead bytes outweigh live ones.
+func (c *fileClient) maybeCompact() {
+	if c.deadBytes() <= max(c.cfg.CompactionMinDead, c.liveBytes) || time.Now().Before(c.nextTry) {
+		return
+	}
+	if err := c.compact(); err != nil {
+		c.nextTry = time.Now().Add(10 * time.Second)
+		c.logger.Warn("Compaction failed; retrying later", zap.String("file", c.path), zap.Error(err))
+	}
+}
+
+// compact writes the live values into a new file and swaps it in.
+func (c *fileClient) compact() error {
+	tmp := c.path + ".compact"
+	nf, err := c.open(tmp)
+	if err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		_ = nf.Close()
+		_ = os.Remove(tmp)
+		return err
+	}
+	if err := nf.Truncate(0); err != nil {
+		return fail(err)
+	}
+	index := make(map[string]entry, len(c.index))
+	var off int64
+	var cum uint64
+	var batch []op
+	var batchKeys []entry
+	var bytesInBatch int
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		var rec uint64
+		for i := range batch {
+			rec += uint64(batch[i].records)
+		}
+		cum += rec
+		frame := appendFrame(nil, batch, cum)
+		if _, err := nf.WriteAt(frame, off); err != nil {
+			return storageErr(err)
+		}
+		h, _ := decodeHeader(frame)
+		valOff := off + headerSize + int64(h.dirLen)
+		var within int64
+		for i := range batch {
+			e := batchKeys[i]
+			index[batch[i].key] = entry{frameValOff: valOff, frameValLen: int64(h.valLen), valCRC: h.valCRC, valOff: within, valLen: e.valLen, records: e.records}
+			within += e.valLen
+		}
+		off += int64(len(frame))
+		batch, batchKeys, bytesInBatch = batch[:0], batchKeys[:0], 0
+		return nil
+	}
+	for key, e := range c.index {
+		v, err := c.read(key)
+		if err != nil {
+			return fail(err)
+		}
+		if _, ok := c.index[key]; !ok {
+			continue // damaged: read dropped and counted it
+		}
+		batch = append(batch, op{kind: opKindSet, key: key, value: v, records: e.records})
+		batchKeys = append(batchKeys, e)
+		if bytesInBatch += len(v); bytesInBatch >= 4<<20 {
+			if err := flush(); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return fail(err)
+	}
+	if err := nf.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmp, c.path); err != nil {
+		return fail(err)
+	}
+	syncDir(filepath.Dir(c.path))
+	_ = c.f.Close()
+	c.f, c.index, c.end, c.allocated, c.cumSet = nf, index, off, off, cum
+	c.liveBytes = 0
+	for k, e := range index {
+		c.liveBytes += liveSize(k, e.valLen)
+	}
+	return nil
+}
+
+// syncDir makes a rename durable.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+}
+
+// Close syncs and closes the file; later calls fail with errClientClosed.
+func (c *fileClient) Close(context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	if c.release != nil {
+		c.release()
+	}
+	return errors.Join(c.f.Sync(), c.f.Close())
+}

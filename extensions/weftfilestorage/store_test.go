@@ -1,0 +1,355 @@
+package weftfilestorage
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/extension/extensiontest"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
+)
+
+func TestSetGetDeleteBatchSurviveReopen(t *testing.T) {
+	dir := t.TempDir()
+	h := newHarness(t, dir, nil)
+	c := h.client("logs")
+	ctx := t.Context()
+
+	v, err := c.Get(ctx, "absent")
+	require.NoError(t, err)
+	assert.Nil(t, v)
+	require.NoError(t, c.Set(ctx, "a", []byte("one")))
+	require.NoError(t, c.Set(ctx, "b", []byte("two")))
+	require.NoError(t, c.Set(ctx, "a", []byte("uno")))
+	require.NoError(t, c.Delete(ctx, "b"))
+	get := storage.GetOperation("a")
+	require.NoError(t, c.Batch(ctx, storage.SetOperation("c", []byte("three")), get, storage.DeleteOperation("c"), storage.SetOperation("d", nil)))
+	assert.Equal(t, []byte("uno"), get.Value)
+	require.NoError(t, c.Close(ctx))
+	require.ErrorIs(t, c.Set(ctx, "x", nil), errClientClosed)
+
+	c = h.client("logs")
+	for key, want := range map[string][]byte{"a": []byte("uno"), "b": nil, "c": nil, "d": {}} {
+		got, err := c.Get(ctx, key)
+		require.NoError(t, err)
+		assert.Equal(t, want == nil, got == nil, key)
+		assert.Equal(t, string(want), string(got), key)
+	}
+	assert.Zero(t, h.counter("weft.file_storage.records_lost", ""))
+	assert.Zero(t, h.counter("weft.file_storage.bytes_skipped", ""))
+
+	_, err = h.ext.GetClient(ctx, component.KindExporter, ownerID, "logs")
+	require.ErrorContains(t, err, "already open")
+}
+
+func TestShutdownWithoutStartAndTwice(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	cfg.Directory = t.TempDir()
+	f := NewFactory()
+	ext, err := f.Create(t.Context(), extensiontest.NewNopSettings(componentType), cfg)
+	require.NoError(t, err)
+	require.NoError(t, ext.Shutdown(t.Context()))
+	require.NoError(t, ext.Shutdown(t.Context()))
+}
+
+func TestStartRejectsMissingDirectory(t *testing.T) {
+	h := &fileStorage{cfg: &Config{Directory: filepath.Join(t.TempDir(), "nope")}}
+	require.ErrorContains(t, h.Start(t.Context(), nil), "directory")
+}
+
+// queueFile fills a "logs" client the way a persistent queue does: item
+// i (decimal key) holds perItem records, every set in its own batch with
+// a metadata key; then items listed in deleted are removed.
+func queueFile(t *testing.T, h *harness, items, perItem int, deleted ...int) {
+	t.Helper()
+	c := h.client("logs")
+	ctx := t.Context()
+	for i := range items {
+		require.NoError(t, c.Batch(ctx,
+			storage.SetOperation("meta", []byte(strconv.Itoa(i))),
+			storage.SetOperation(strconv.Itoa(i), logsValue(t, "item"+strconv.Itoa(i), perItem))))
+	}
+	for _, i := range deleted {
+		require.NoError(t, c.Batch(ctx, storage.SetOperation("meta", []byte("d"+strconv.Itoa(i))), storage.DeleteOperation(strconv.Itoa(i))))
+	}
+	require.NoError(t, c.Close(ctx))
+}
+
+func logPath(dir string) string {
+	return filepath.Join(dir, clientName(component.KindExporter, ownerID, "logs")+".wlog")
+}
+
+// offsetOf finds where item i's first record body lies in the file.
+func offsetOf(t *testing.T, dir string, i int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(logPath(dir))
+	require.NoError(t, err)
+	at := bytes.Index(b, []byte(fmt.Sprintf("item%d 0", i)))
+	require.GreaterOrEqual(t, at, 0)
+	return int64(at)
+}
+
+// frameStart finds the start of the frame holding item i.
+func frameStart(t *testing.T, dir string, i int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(logPath(dir))
+	require.NoError(t, err)
+	at := offsetOf(t, dir, i)
+	start := bytes.LastIndex(b[:at], []byte{0x57, 0x46, 0x53, 0x31})
+	require.GreaterOrEqual(t, start, 0)
+	return int64(start)
+}
+
+func TestDamagedFile(t *testing.T) {
+	const items, perItem = 10, 7
+	for _, tc := range []struct {
+		name    string
+		deleted []int
+		damage  func(t *testing.T, dir string)
+		lost    map[string]int64 // records lost by reason
+		gone    []int            // items that must not come back
+	}{
+		{
+			name:   "value_bytes_flipped",
+			damage: func(t *testing.T, dir string) { flip(t, dir, offsetOf(t, dir, 4)) },
+			lost:   map[string]int64{reasonCorrupt: perItem},
+			gone:   []int{4},
+		},
+		{
+			name:    "value_damaged_but_item_delivered_later",
+			deleted: []int{4},
+			damage:  func(t *testing.T, dir string) { flip(t, dir, offsetOf(t, dir, 4)) },
+			lost:    map[string]int64{},
+			gone:    []int{4},
+		},
+		{
+			name:   "header_damaged",
+			damage: func(t *testing.T, dir string) { flip(t, dir, frameStart(t, dir, 6)+5) },
+			lost:   map[string]int64{reasonUnreadable: perItem},
+			gone:   []int{6},
+		},
+		{
+			name: "two_headers_damaged",
+			damage: func(t *testing.T, dir string) {
+				flip(t, dir, frameStart(t, dir, 2)+9)
+				flip(t, dir, frameStart(t, dir, 3)+1)
+			},
+			lost: map[string]int64{reasonUnreadable: 2 * perItem},
+			gone: []int{2, 3},
+		},
+		{
+			name:    "header_damaged_item_delivered_later",
+			deleted: []int{6},
+			damage:  func(t *testing.T, dir string) { flip(t, dir, frameStart(t, dir, 6)+5) },
+			lost:    map[string]int64{},
+			gone:    []int{6},
+		},
+		{
+			name: "zeroed_region",
+			damage: func(t *testing.T, dir string) {
+				from, to := frameStart(t, dir, 5), frameStart(t, dir, 7)
+				writeAt(t, dir, make([]byte, to-from), from)
+			},
+			lost: map[string]int64{reasonUnreadable: 2 * perItem},
+			gone: []int{5, 6},
+		},
+		{
+			name:   "torn_tail",
+			damage: func(t *testing.T, dir string) { require.NoError(t, os.Truncate(logPath(dir), offsetOf(t, dir, 9)+3)) },
+			lost:   map[string]int64{reasonTorn: perItem},
+			gone:   []int{9},
+		},
+		{
+			name: "torn_tail_inside_header",
+			damage: func(t *testing.T, dir string) {
+				require.NoError(t, os.Truncate(logPath(dir), frameStart(t, dir, 9)+10))
+			},
+			lost: map[string]int64{}, // nothing of the frame's keys was written: no record is known to be lost
+			gone: []int{9},
+		},
+		{
+			name: "garbage_after_the_end",
+			damage: func(t *testing.T, dir string) {
+				f, err := os.OpenFile(logPath(dir), os.O_WRONLY|os.O_APPEND, 0)
+				require.NoError(t, err)
+				_, err = f.Write(bytes.Repeat([]byte("WFS1garbage"), 50))
+				require.NoError(t, err)
+				require.NoError(t, f.Close())
+			},
+			lost: map[string]int64{},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			queueFile(t, newHarness(t, dir, nil), items, perItem, tc.deleted...)
+			tc.damage(t, dir)
+
+			h := newHarness(t, dir, nil)
+			c := h.client("logs") // a damaged file never fails the start
+			for reason, n := range tc.lost {
+				assert.Equal(t, n, h.counter("weft.file_storage.records_lost", reason), reason)
+			}
+			var total int64
+			for _, n := range tc.lost {
+				total += n
+			}
+			assert.Equal(t, total, h.counter("weft.file_storage.records_lost", ""), "no other loss")
+			if tc.name != "value_damaged_but_item_delivered_later" && tc.name != "header_damaged_item_delivered_later" {
+				assert.Positive(t, h.counter("weft.file_storage.bytes_skipped", ""), "damaged bytes counted")
+			}
+			checkItems(t, c, items, perItem, tc.gone, tc.deleted)
+
+			// The damage was rewritten away: a second start finds a clean
+			// file, counts nothing new and keeps the same items.
+			require.NoError(t, c.Close(t.Context()))
+			h2 := newHarness(t, dir, nil)
+			c2 := h2.client("logs")
+			assert.Zero(t, h2.counter("weft.file_storage.records_lost", ""))
+			assert.Zero(t, h2.counter("weft.file_storage.bytes_skipped", ""))
+			checkItems(t, c2, items, perItem, tc.gone, tc.deleted)
+			require.NoError(t, c2.Set(t.Context(), "after", []byte("x")))
+		})
+	}
+}
+
+// checkItems: every item not gone or deleted is intact.
+func checkItems(t *testing.T, c storage.Client, items, perItem int, gone, deleted []int) {
+	t.Helper()
+	skip := map[int]bool{}
+	for _, i := range append(append([]int(nil), gone...), deleted...) {
+		skip[i] = true
+	}
+	for i := range items {
+		v, err := c.Get(t.Context(), strconv.Itoa(i))
+		require.NoError(t, err)
+		if skip[i] {
+			assert.Nil(t, v, "item %d", i)
+			continue
+		}
+		assert.Equal(t, logsValue(t, "item"+strconv.Itoa(i), perItem), v, "item %d", i)
+	}
+}
+
+func flip(t *testing.T, dir string, off int64) {
+	t.Helper()
+	b := make([]byte, 1)
+	f, err := os.OpenFile(logPath(dir), os.O_RDWR, 0)
+	require.NoError(t, err)
+	defer f.Close()
+	_, err = f.ReadAt(b, off)
+	require.NoError(t, err)
+	b[0] ^= 0x5a
+	_, err = f.WriteAt(b, off)
+	require.NoError(t, err)
+}
+
+func writeAt(t *testing.T, dir string, b []byte, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(logPath(dir), os.O_RDWR, 0)
+	require.NoError(t, err)
+	defer f.Close()
+	_, err = f.WriteAt(b, off)
+	require.NoError(t, err)
+}
+
+func TestCompaction(t *testing.T) {
+	dir := t.TempDir()
+	h := newHarness(t, dir, func(c *Config) { c.CompactionMinDead = 64 << 10; c.Preallocate = 0; c.Reserve = 0 })
+	c := h.client("logs")
+	ctx := t.Context()
+	val := bytes.Repeat([]byte("v"), 1000)
+	for i := range 2000 {
+		require.NoError(t, c.Set(ctx, strconv.Itoa(i), val))
+		if i >= 5 {
+			require.NoError(t, c.Delete(ctx, strconv.Itoa(i-5)))
+		}
+	}
+	st, err := os.Stat(logPath(dir))
+	require.NoError(t, err)
+	assert.Less(t, st.Size(), int64(200<<10), "dead values were compacted away (2 MB written)")
+	for i := 1995; i < 2000; i++ {
+		v, err := c.Get(ctx, strconv.Itoa(i))
+		require.NoError(t, err)
+		assert.Equal(t, val, v)
+	}
+	_, err = os.Stat(logPath(dir) + ".compact")
+	assert.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// TestDiskFull: writes past the free space fail with ErrStorageFull
+// (wrapping ENOSPC) and change nothing; small bookkeeping writes still
+// fit in the reserve; once space returns writes succeed, and after a
+// restart exactly the acknowledged items are there.
+func TestDiskFull(t *testing.T) {
+	dir := t.TempDir()
+	q := &quota{limit: 1 << 62, sizes: map[*quotaFile]int64{}}
+	h := newHarness(t, dir, func(c *Config) { c.Preallocate = 64 << 10; c.Reserve = 16 << 10 })
+	h.ext.open = q.opener()
+	c := h.client("logs")
+	ctx := t.Context()
+
+	q.setLimit(200 << 10)
+	var stored, refused []int
+	for i := 0; len(refused) < 3; i++ {
+		err := c.Batch(ctx, storage.SetOperation("meta", []byte(strconv.Itoa(i))),
+			storage.SetOperation(strconv.Itoa(i), logsValue(t, "item"+strconv.Itoa(i), 50)))
+		if err != nil {
+			require.ErrorIs(t, err, storage.ErrStorageFull)
+			require.ErrorIs(t, err, syscall.ENOSPC)
+			refused = append(refused, i)
+			continue
+		}
+		require.Empty(t, refused, "once full, stays full until space returns")
+		stored = append(stored, i)
+	}
+	require.NotEmpty(t, stored)
+	assert.Equal(t, int64(len(refused)), h.counter("weft.file_storage.write_failures", "disk_full"))
+
+	// Full, yet the queue's bookkeeping goes on: read and remove an item.
+	get := storage.GetOperation(strconv.Itoa(stored[0]))
+	require.NoError(t, c.Batch(ctx, storage.SetOperation("meta", []byte("reading")), get))
+	require.NotNil(t, get.Value)
+	require.NoError(t, c.Batch(ctx, storage.SetOperation("meta", []byte("done")), storage.DeleteOperation(strconv.Itoa(stored[0]))))
+
+	q.setLimit(1 << 62) // space returns
+	next := refused[len(refused)-1] + 1
+	require.NoError(t, c.Batch(ctx, storage.SetOperation(strconv.Itoa(next), logsValue(t, "item"+strconv.Itoa(next), 50))))
+	require.NoError(t, c.Close(ctx))
+
+	h2 := newHarness(t, dir, nil)
+	c2 := h2.client("logs")
+	assert.Zero(t, h2.counter("weft.file_storage.records_lost", ""), "nothing acknowledged was lost")
+	for _, i := range append(stored[1:], next) {
+		v, err := c2.Get(ctx, strconv.Itoa(i))
+		require.NoError(t, err)
+		assert.Equal(t, logsValue(t, "item"+strconv.Itoa(i), 50), v, "item %d", i)
+	}
+	for _, i := range append(refused, stored[0]) {
+		v, err := c2.Get(ctx, strconv.Itoa(i))
+		require.NoError(t, err)
+		assert.Nil(t, v, "item %d", i)
+	}
+	meta, err := c2.Get(ctx, "meta")
+	require.NoError(t, err)
+	assert.Equal(t, "done", string(meta))
+}
+
+func TestRecordCounter(t *testing.T) {
+	logs := counterFor("logs")
+	assert.Equal(t, int64(12), logs("17", logsValue(t, "x", 12)))
+	assert.Zero(t, logs("meta", logsValue(t, "x", 12)), "not an item key")
+	assert.Zero(t, logs("3", []byte("not protobuf \xff\xff")))
+	assert.Zero(t, counterFor("checkpoints")("1", logsValue(t, "x", 3)))
+}
+
+func TestClientName(t *testing.T) {
+	assert.Equal(t, "exporter_fluent_forward__logs", clientName(component.KindExporter, component.MustNewID("fluent_forward"), "logs"))
+	assert.Equal(t, "receiver_container_logs_a~2eb", clientName(component.KindReceiver, component.MustNewIDWithName("container_logs", "a.b"), ""))
+}
