@@ -358,7 +358,7 @@ type watchEvent struct {
 // watch follows the path from *rv until the server ends the stream, ctx
 // ends or an error occurs, applying events and advancing *rv. progressed
 // tells whether any event arrived.
-func (w *kubeWatcher) watch(ctx context.Context, path string, rv *string) (progressed bool, _ error) {
+func (w *kubeWatcher) watch(ctx context.Context, path string, rv *string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, kubeWatchSeconds*time.Second+kubeWatchSlack)
 	defer cancel()
 	q := url.Values{}
@@ -384,7 +384,14 @@ func (w *kubeWatcher) watch(ctx context.Context, path string, rv *string) (progr
 	default:
 		return false, fmt.Errorf("watch: HTTP %d%s", resp.StatusCode, statusMessage(resp.Body))
 	}
-	dec := json.NewDecoder(resp.Body)
+	return w.follow(path, resp.Body, rv)
+}
+
+// follow applies the events of a watch stream to the path's objects until
+// the stream ends (nil), breaks or carries an ERROR event, advancing *rv.
+// progressed tells whether any event was read.
+func (w *kubeWatcher) follow(path string, r io.Reader, rv *string) (progressed bool, _ error) {
+	dec := json.NewDecoder(r)
 	for {
 		var ev watchEvent
 		if err := dec.Decode(&ev); err != nil {
@@ -400,8 +407,14 @@ func (w *kubeWatcher) watch(ctx context.Context, path string, rv *string) (progr
 			if err := json.Unmarshal(ev.Object, &m); err != nil {
 				return progressed, fmt.Errorf("watch: decode %s PrometheusRule: %w", ev.Type, err)
 			}
+			if m.Metadata.Name == "" || m.Metadata.Namespace == "" {
+				return progressed, fmt.Errorf("watch: %s PrometheusRule without namespace and name", ev.Type)
+			}
 			name := sourceName(m)
 			w.mu.Lock()
+			if w.objs[path] == nil {
+				w.objs[path] = map[string][]byte{}
+			}
 			if ev.Type == "DELETED" {
 				delete(w.objs[path], name)
 			} else {
