@@ -1,0 +1,232 @@
+package deploy
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+)
+
+const dashboardFile = "grafana/dashboards/weft-node.json"
+
+// grafanaDashboard is the part of Grafana's dashboard model these tests read.
+type grafanaDashboard struct {
+	UID        string         `json:"uid"`
+	Title      string         `json:"title"`
+	Panels     []grafanaPanel `json:"panels"`
+	Templating struct {
+		List []struct {
+			Name       string     `json:"name"`
+			Type       string     `json:"type"`
+			Datasource grafanaRef `json:"datasource"`
+			Query      struct {
+				Query string `json:"query"`
+			} `json:"query"`
+		} `json:"list"`
+	} `json:"templating"`
+}
+
+type grafanaRef struct {
+	Type string `json:"type"`
+	UID  string `json:"uid"`
+}
+
+type grafanaPanel struct {
+	ID         int            `json:"id"`
+	Type       string         `json:"type"`
+	Title      string         `json:"title"`
+	Datasource *grafanaRef    `json:"datasource"`
+	Panels     []grafanaPanel `json:"panels"` // collapsed rows
+	Targets    []struct {
+		RefID      string     `json:"refId"`
+		Datasource grafanaRef `json:"datasource"`
+		Expr       string     `json:"expr"`
+		Exemplar   bool       `json:"exemplar"`
+	} `json:"targets"`
+}
+
+// grafanaDatasources is Grafana's datasource provisioning file, decoded
+// strictly.
+type grafanaDatasources struct {
+	APIVersion  int `json:"apiVersion"`
+	Datasources []struct {
+		Name     string `json:"name"`
+		UID      string `json:"uid"`
+		Type     string `json:"type"`
+		Access   string `json:"access"`
+		URL      string `json:"url"`
+		Editable bool   `json:"editable"`
+		JSONData struct {
+			HTTPMethod                  string `json:"httpMethod,omitempty"`
+			TimeInterval                string `json:"timeInterval,omitempty"`
+			ExemplarTraceIDDestinations []struct {
+				Name          string `json:"name"`
+				DatasourceUID string `json:"datasourceUid"`
+			} `json:"exemplarTraceIdDestinations,omitempty"`
+		} `json:"jsonData"`
+	} `json:"datasources"`
+}
+
+// grafanaVars are the dashboard's variables and Grafana's built-in
+// intervals, replaced by plain values before a query is parsed.
+var grafanaVars = strings.NewReplacer("$__rate_interval", "1m", "$__interval", "15s", "$__range", "30m", "$service", ".*")
+
+func loadDashboard(t testing.TB) grafanaDashboard {
+	t.Helper()
+	raw, err := os.ReadFile(dashboardFile)
+	require.NoError(t, err)
+	var d grafanaDashboard
+	require.NoError(t, json.Unmarshal(raw, &d), "dashboard JSON")
+	return d
+}
+
+// queries returns every PromQL expression of the dashboard (panel targets
+// and label_values variables), keyed by where it is.
+func (d grafanaDashboard) queries() map[string]string {
+	out := map[string]string{}
+	var walk func([]grafanaPanel)
+	walk = func(ps []grafanaPanel) {
+		for _, p := range ps {
+			for _, tg := range p.Targets {
+				out[fmt.Sprintf("panel %d %q target %s", p.ID, p.Title, tg.RefID)] = tg.Expr
+			}
+			walk(p.Panels)
+		}
+	}
+	walk(d.Panels)
+	labelValues := regexp.MustCompile(`^label_values\((.+),\s*[a-zA-Z_][a-zA-Z0-9_]*\)$`)
+	for _, v := range d.Templating.List {
+		if m := labelValues.FindStringSubmatch(v.Query.Query); m != nil {
+			out["variable "+v.Name] = m[1]
+		}
+	}
+	return out
+}
+
+// dashboardMetrics parses every query of the dashboard and returns the
+// metric names they select.
+func dashboardMetrics(t testing.TB) []string {
+	t.Helper()
+	p := parser.NewParser(parser.Options{})
+	names := map[string]bool{}
+	for where, q := range loadDashboard(t).queries() {
+		expr, err := p.ParseExpr(grafanaVars.Replace(q))
+		require.NoError(t, err, "%s: %s", where, q)
+		found := 0
+		parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+			vs, ok := n.(*parser.VectorSelector)
+			if !ok {
+				return nil
+			}
+			name := vs.Name
+			for _, m := range vs.LabelMatchers {
+				if m.Name == labels.MetricName {
+					require.Equal(t, labels.MatchEqual, m.Type, "%s: select metrics by exact name", where)
+					name = m.Value
+				}
+			}
+			require.NotEmpty(t, name, "%s: a selector without a metric name", where)
+			names[name] = true
+			found++
+			return nil
+		})
+		require.NotZero(t, found, "%s selects no metric: %s", where, q)
+	}
+	out := make([]string, 0, len(names))
+	for n := range names {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestDashboardQueriesParse(t *testing.T) {
+	d := loadDashboard(t)
+	assert.NotEmpty(t, d.UID)
+	assert.NotEmpty(t, d.Title)
+	metrics := dashboardMetrics(t)
+	// Node RED: rate and errors from calls, duration from the histogram,
+	// for services (span metrics) and the mesh; alert panels over ALERTS.
+	for _, m := range []string{
+		"traces_span_metrics_calls_total", "traces_span_metrics_duration_milliseconds_bucket",
+		"istio_requests_total", "istio_request_duration_milliseconds_bucket", "http_requests_total", "ALERTS",
+	} {
+		assert.Contains(t, metrics, m)
+	}
+	qs := d.queries()
+	var errorQueries, alertPanels int
+	for _, q := range qs {
+		if strings.Contains(q, `STATUS_CODE_ERROR`) || strings.Contains(q, `"5.."`) {
+			errorQueries++
+		}
+		if strings.Contains(q, "ALERTS{") || strings.Contains(q, "(ALERTS)") || q == "ALERTS" {
+			alertPanels++
+		}
+	}
+	assert.GreaterOrEqual(t, errorQueries, 3, "error panels for services, mesh and applications")
+	assert.GreaterOrEqual(t, alertPanels, 3, "alert panels: firing, pending, the list")
+}
+
+// A query that does not parse fails the test that reads the dashboard.
+func TestDashboardParserRejectsBadQuery(t *testing.T) {
+	p := parser.NewParser(parser.Options{})
+	_, err := p.ParseExpr(grafanaVars.Replace(`sum by (service_name) (rate(traces_span_metrics_calls_total[$__rate_interval])`))
+	require.Error(t, err)
+	_, err = p.ParseExpr(grafanaVars.Replace(`rate(traces_span_metrics_calls_total[$unknown])`))
+	require.Error(t, err, "an unknown Grafana variable is left in place and does not parse")
+}
+
+func TestGrafanaDatasources(t *testing.T) {
+	raw, err := os.ReadFile("grafana/provisioning/datasources/weft.yaml")
+	require.NoError(t, err)
+	var ds grafanaDatasources
+	require.NoError(t, decodeStrict(raw, &ds))
+	byUID := map[string]string{} // uid → type
+	svc := mustBundle(t, "base")
+	var queryHost string
+	for _, s := range svc.Services {
+		if s.Spec.ClusterIP == "None" && slices.ContainsFunc(s.Spec.Ports, func(p corev1.ServicePort) bool { return p.Port == 8686 }) {
+			queryHost = fmt.Sprintf("%s.%s.svc:8686", s.Name, s.Namespace)
+		}
+	}
+	require.NotEmpty(t, queryHost, "the base has a headless Service with the query port")
+	for _, d := range ds.Datasources {
+		byUID[d.UID] = d.Type
+		u, err := url.Parse(d.URL)
+		require.NoError(t, err)
+		assert.Equal(t, queryHost, u.Host, "datasource %s points at weft_query through the headless Service", d.Name)
+		assert.Equal(t, "http", u.Scheme)
+	}
+	assert.Equal(t, map[string]string{"weft-prometheus": "prometheus", "weft-jaeger": "jaeger"}, byUID)
+	for _, d := range ds.Datasources {
+		for _, e := range d.JSONData.ExemplarTraceIDDestinations {
+			assert.Equal(t, "jaeger", byUID[e.DatasourceUID], "exemplars open traces in the Jaeger datasource")
+			assert.Equal(t, "trace_id", e.Name, "span_metrics and OpenMetrics exemplars carry trace_id")
+		}
+	}
+	// Every panel uses a provisioned datasource.
+	var walk func([]grafanaPanel)
+	walk = func(ps []grafanaPanel) {
+		for _, p := range ps {
+			if p.Datasource != nil {
+				assert.Contains(t, byUID, p.Datasource.UID, "panel %q", p.Title)
+			}
+			for _, tg := range p.Targets {
+				assert.Equal(t, "prometheus", byUID[tg.Datasource.UID], "panel %q target %s", p.Title, tg.RefID)
+			}
+			walk(p.Panels)
+		}
+	}
+	walk(loadDashboard(t).Panels)
+}
