@@ -3,6 +3,7 @@ package weftstore
 import (
 	"context"
 	"math"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -57,12 +58,14 @@ func TestAppendableWindow(t *testing.T) {
 }
 
 // TestStartTimestamps: with start_timestamps on, the start timestamp given
-// to AppenderV2 comes back from the querier with its sample; off, it is
-// not kept.
+// to AppenderV2 comes back from the querier with its sample, also after a
+// WAL replay; off, it is not kept.
 func TestStartTimestamps(t *testing.T) {
 	for _, on := range []bool{true, false} {
 		t.Run(map[bool]string{true: "on", false: "off"}[on], func(t *testing.T) {
-			st := newTestStore(t, func(c *Config) { c.StartTimestamps = on })
+			dir := filepath.Join(t.TempDir(), "store")
+			mod := func(c *Config) { c.StartTimestamps, c.Directory = on, dir }
+			st := newTestStore(t, mod)
 			base := time.Now().Add(-5 * time.Minute).Truncate(time.Millisecond).UnixMilli()
 			ls := labels.FromStrings("__name__", "requests_total")
 			app := st.AppendableV2().AppenderV2(context.Background())
@@ -77,26 +80,37 @@ func TestStartTimestamps(t *testing.T) {
 			}
 			require.NoError(t, app.Commit())
 
-			q, err := st.Queryable().Querier(math.MinInt64, math.MaxInt64)
-			require.NoError(t, err)
-			defer q.Close()
-			ss := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "requests_total"))
-			require.True(t, ss.Next())
-			it := ss.At().Iterator(nil)
-			var got []int64
-			for it.Next() == chunkenc.ValFloat {
-				got = append(got, it.AtST())
-			}
-			require.NoError(t, it.Err())
-			require.False(t, ss.Next())
-			require.NoError(t, ss.Err())
+			want := []int64{0, 0, 0}
 			if on {
-				require.Equal(t, []int64{samples[0].st, samples[1].st, samples[2].st}, got)
-			} else {
-				require.Equal(t, []int64{0, 0, 0}, got)
+				want = []int64{samples[0].st, samples[1].st, samples[2].st}
 			}
+			require.Equal(t, want, startTimestamps(t, st, "requests_total"))
+
+			require.NoError(t, st.Shutdown(context.Background()))
+			reopened := newTestStore(t, mod)
+			require.Equal(t, want, startTimestamps(t, reopened, "requests_total"), "after the WAL replay")
 		})
 	}
+}
+
+// startTimestamps returns the start timestamps of the float samples of the
+// one series called name.
+func startTimestamps(t *testing.T, st *Store, name string) []int64 {
+	t.Helper()
+	q, err := st.Queryable().Querier(math.MinInt64, math.MaxInt64)
+	require.NoError(t, err)
+	defer q.Close()
+	ss := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", name))
+	require.True(t, ss.Next())
+	it := ss.At().Iterator(nil)
+	var got []int64
+	for it.Next() == chunkenc.ValFloat {
+		got = append(got, it.AtST())
+	}
+	require.NoError(t, it.Err())
+	require.False(t, ss.Next())
+	require.NoError(t, ss.Err())
+	return got
 }
 
 // TestAppendableV2BeforeStart: the AppenderV2 of a store that is not open
