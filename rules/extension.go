@@ -632,7 +632,11 @@ func (e *Extension) registerTelemetry() error {
 		metric.WithDescription("Webhook posts, by result (sent, failed, dropped: queue full)."), metric.WithUnit("{notification}"))
 	evTimeouts, err5 := m.Int64ObservableCounter("weft_rules.evidence_timeouts",
 		metric.WithDescription("Notifications sent before their evidence lookup finished."), metric.WithUnit("{notification}"))
-	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
+	rejected, err6 := m.Int64ObservableGauge("weft_rules.rejected_sources",
+		metric.WithDescription("Invalid Kubernetes PrometheusRule objects, or a Kubernetes source never listed, left out of the running set (an object's last valid version may run)."), metric.WithUnit("{source}"))
+	kubeReq, err7 := m.Int64ObservableCounter("weft_rules.kubernetes_requests",
+		metric.WithDescription("Kubernetes API requests of the PrometheusRule source, by kind (list, watch; gone: watches answered 410, followed by a list; failed: lists and watches that failed)."), metric.WithUnit("{request}"))
+	if err := errors.Join(err1, err2, err3, err4, err5, err6, err7); err != nil {
 		return err
 	}
 	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
@@ -643,6 +647,13 @@ func (e *Extension) registerTelemetry() error {
 		}
 		o.ObserveInt64(ok, v)
 		o.ObserveInt64(rules, int64(s.Rules))
+		o.ObserveInt64(rejected, int64(len(s.Rejected)))
+		if e.kube != nil {
+			_, st := e.kube.health()
+			for kind, n := range map[string]int64{"list": st.Lists, "watch": st.Watches, "gone": st.Gone, "failed": st.Failures} {
+				o.ObserveInt64(kubeReq, n, metric.WithAttributes(attribute.String("kind", kind)))
+			}
+		}
 		if w := e.webhook; w != nil {
 			o.ObserveInt64(webhook, w.sent.Load(), metric.WithAttributes(attribute.String("result", "sent")))
 			o.ObserveInt64(webhook, w.failed.Load(), metric.WithAttributes(attribute.String("result", "failed")))
@@ -652,7 +663,7 @@ func (e *Extension) registerTelemetry() error {
 		o.ObserveInt64(evTimeouts, e.evidence.timeouts)
 		e.evidence.mu.Unlock()
 		return nil
-	}, ok, rules, webhook, evTimeouts)
+	}, ok, rules, webhook, evTimeouts, rejected, kubeReq)
 	if err != nil {
 		return err
 	}

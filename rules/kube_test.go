@@ -17,7 +17,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
 // fakeKubeAPI is a small Kubernetes API server for PrometheusRule objects:
@@ -289,7 +291,7 @@ var teamA = map[string]any{"team": "a"}
 
 // startKubeExtension starts weft_rules on a store with the Kubernetes
 // source on the fake API and fast backoff.
-func startKubeExtension(t *testing.T, api *fakeKubeAPI, kc KubernetesConfig, ruleFiles ...string) (*Extension, *httptest.Server) {
+func startKubeExtension(t *testing.T, api *fakeKubeAPI, tel component.TelemetrySettings, kc KubernetesConfig, ruleFiles ...string) (*Extension, *httptest.Server) {
 	t.Helper()
 	srv := httptest.NewServer(api)
 	st := newTestStore(t, "")
@@ -299,7 +301,7 @@ func startKubeExtension(t *testing.T, api *fakeKubeAPI, kc KubernetesConfig, rul
 	kc.Enabled, kc.APIServer = true, srv.URL
 	cfg.Kubernetes = kc
 	require.NoError(t, cfg.Validate())
-	e, err := newExtension(componenttest.NewNopTelemetrySettings(), cfg)
+	e, err := newExtension(tel, cfg)
 	require.NoError(t, err)
 	e.kubeBackoff = [2]time.Duration{20 * time.Millisecond, 100 * time.Millisecond}
 	require.NoError(t, e.Start(context.Background(), storeHost{componenttest.NewNopHost(), st}))
@@ -336,7 +338,9 @@ func TestKubernetesWatch(t *testing.T) {
 	dir := t.TempDir()
 	rf := writeFile(t, dir, "r.yaml", twoRules)
 
-	e, _ := startKubeExtension(t, api, KubernetesConfig{Namespaces: []string{"shop"}, LabelSelector: "team=a", TokenFile: tokenFile}, dir)
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	e, _ := startKubeExtension(t, api, tel.NewTelemetrySettings(), KubernetesConfig{Namespaces: []string{"shop"}, LabelSelector: "team=a", TokenFile: tokenFile}, dir)
 	s := e.Status()
 	require.True(t, s.LastReloadSuccess, s.LastError)
 	assert.Equal(t, []string{rf, "kubernetes:shop/errors"}, s.Files, "selector and namespace applied")
@@ -384,6 +388,8 @@ func TestKubernetesWatch(t *testing.T) {
 	s = eventually(t, e, "broken object reported", func(s Status) bool { return len(s.Rejected) == 2 })
 	assert.Contains(t, strings.Join(s.Rejected, "\n"), "kubernetes:shop/latency rejected (its last valid version keeps running)")
 	assert.Equal(t, 5, s.Rules)
+	assert.Equal(t, int64(2), gaugeValue(t, tel, "weft_rules.rejected_sources"))
+	assert.Equal(t, int64(0), gaugeValue(t, tel, "weft_rules.last_reload_successful"))
 	api.apply("ADDED", promRuleObject("shop", "new", teamA, alertRule("N", "up < 1")), false)
 	s = eventually(t, e, "valid object added beside invalid ones", func(s Status) bool { return s.Rules == 6 })
 	assert.Len(t, s.Rejected, 2)
@@ -394,6 +400,8 @@ func TestKubernetesWatch(t *testing.T) {
 	s = eventually(t, e, "fixed", func(s Status) bool { return s.LastReloadSuccess && s.Rules == 5 })
 	assert.Empty(t, s.Rejected)
 	assert.Empty(t, s.LastError)
+	assert.Equal(t, int64(0), gaugeValue(t, tel, "weft_rules.rejected_sources"))
+	assert.Equal(t, int64(1), gaugeValue(t, tel, "weft_rules.last_reload_successful"))
 
 	// A bookmark moves the resourceVersion; the next watch resumes there.
 	bm := api.bookmark("shop")
@@ -418,6 +426,26 @@ func TestKubernetesWatch(t *testing.T) {
 	s = eventually(t, e, "relist after ERROR 410", func(s Status) bool { return s.KubernetesGone == 2 && s.Rules == 5 })
 	assert.Equal(t, int64(3), s.KubernetesLists)
 	assert.Empty(t, s.KubernetesError)
+	m, err := tel.GetMetric("weft_rules.kubernetes_requests")
+	require.NoError(t, err)
+	byKind := map[string]int64{}
+	for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+		k, _ := dp.Attributes.Value("kind")
+		byKind[k.AsString()] = dp.Value
+	}
+	assert.Equal(t, int64(3), byKind["list"])
+	assert.Equal(t, int64(2), byKind["gone"])
+	assert.Equal(t, s.KubernetesWatches, byKind["watch"])
+	assert.Zero(t, byKind["failed"])
+	m, err = tel.GetMetric("weft_rules.reloads")
+	require.NoError(t, err)
+	byResult := map[string]int64{}
+	for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+		r, _ := dp.Attributes.Value("result")
+		byResult[r.AsString()] = dp.Value
+	}
+	assert.Positive(t, byResult["partial"], "reloads with invalid objects are partial")
+	assert.Zero(t, byResult["failure"])
 
 	// After the relist, events flow again.
 	api.apply("DELETED", promRuleObject("shop", "errors", teamA), false)
@@ -435,7 +463,7 @@ func TestKubernetesBackoff(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "r.yaml", twoRules)
 
-	e, _ := startKubeExtension(t, api, KubernetesConfig{}, dir)
+	e, _ := startKubeExtension(t, api, componenttest.NewNopTelemetrySettings(), KubernetesConfig{}, dir)
 	s := e.Status()
 	assert.False(t, s.LastReloadSuccess)
 	assert.Equal(t, 2, s.Rules, "the files run while the API fails")
@@ -464,7 +492,7 @@ func TestKubernetesBackoff(t *testing.T) {
 func TestKubernetesWatchFailureKeepsObjects(t *testing.T) {
 	api := newFakeKubeAPI()
 	api.apply("ADDED", promRuleObject("shop", "errors", teamA, alertRule("E", "up == 0")), false)
-	e, _ := startKubeExtension(t, api, KubernetesConfig{Namespaces: []string{"shop"}})
+	e, _ := startKubeExtension(t, api, componenttest.NewNopTelemetrySettings(), KubernetesConfig{Namespaces: []string{"shop"}})
 	require.Equal(t, 1, e.Status().Rules)
 
 	// Every request fails for a while: watches and lists.
@@ -489,7 +517,7 @@ func TestKubernetesEmptyWatchesBackOff(t *testing.T) {
 	api := newFakeKubeAPI()
 	api.emptyWatch = true
 	api.apply("ADDED", promRuleObject("shop", "errors", teamA, alertRule("E", "up == 0")), false)
-	e, _ := startKubeExtension(t, api, KubernetesConfig{Namespaces: []string{"shop"}})
+	e, _ := startKubeExtension(t, api, componenttest.NewNopTelemetrySettings(), KubernetesConfig{Namespaces: []string{"shop"}})
 	eventually(t, e, "five watches", func(s Status) bool { return s.KubernetesWatches >= 5 })
 	var watches []time.Time
 	for _, r := range api.requestLog() {
@@ -502,4 +530,13 @@ func TestKubernetesEmptyWatchesBackOff(t *testing.T) {
 		assert.GreaterOrEqual(t, watches[i].Sub(watches[i-1]), want[i-1]*time.Millisecond, "delay before watch %d", i+1)
 	}
 	assert.Equal(t, 1, e.Status().Rules)
+}
+
+func gaugeValue(t *testing.T, tel *componenttest.Telemetry, name string) int64 {
+	t.Helper()
+	m, err := tel.GetMetric(name)
+	require.NoError(t, err)
+	dps := m.Data.(metricdata.Gauge[int64]).DataPoints
+	require.Len(t, dps, 1)
+	return dps[0].Value
 }
