@@ -13,7 +13,10 @@ import (
 //	header    28 bytes, little endian:
 //	          magic u32 | dirLen u32 | valLen u32 | valCRC u32 | cumSet u64 | hdrCRC u32
 //	directory dirLen bytes: per operation
-//	          kind u8 | keyLen uvarint | key | records uvarint | valLen uvarint (sets only)
+//	          kind u8 | keyLen uvarint | key | records uvarint | then
+//	          valLen uvarint (set), or nothing (delete), or (link) the
+//	          location of a value stored by an earlier frame: frameValOff,
+//	          frameValLen, valCRC, valOff, valLen, all uvarint
 //	values    valLen bytes: the sets' values, in directory order
 //
 // hdrCRC is the CRC32C of the header's first 24 bytes and the directory;
@@ -31,6 +34,11 @@ const (
 	maxValLen   = 1 << 30
 	opKindSet   = 1
 	opKindDelet = 2
+	// opKindLink sets a key to a value an earlier frame of the file already
+	// holds (a deleted value written again, as the persistent queue does at
+	// start for batches that were in flight): no value bytes are written,
+	// so it fits in the reserve when the disk is full.
+	opKindLink = 3
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -42,6 +50,7 @@ type dirEntry struct {
 	records int64
 	valOff  int64 // offset of the value within the frame's values
 	valLen  int64
+	link    entry // for opKindLink: where the value is
 }
 
 // frameHeader is a decoded header.
@@ -78,6 +87,7 @@ type op struct {
 	key     string
 	value   []byte
 	records int64
+	link    entry // for opKindLink
 }
 
 // appendFrame encodes ops as one frame at the end of dst.
@@ -92,9 +102,15 @@ func appendFrame(dst []byte, ops []op, cumSet uint64) []byte {
 		dst = binary.AppendUvarint(dst, uint64(len(o.key)))
 		dst = append(dst, o.key...)
 		dst = binary.AppendUvarint(dst, uint64(o.records))
-		if o.kind == opKindSet {
+		switch o.kind {
+		case opKindSet:
 			dst = binary.AppendUvarint(dst, uint64(len(o.value)))
 			valLen += len(o.value)
+		case opKindLink:
+			l := &o.link
+			for _, v := range [...]uint64{uint64(l.frameValOff), uint64(l.frameValLen), uint64(l.valCRC), uint64(l.valOff), uint64(l.valLen)} {
+				dst = binary.AppendUvarint(dst, v)
+			}
 		}
 	}
 	dirEnd := len(dst)
@@ -124,7 +140,7 @@ func parseDirectory(dir []byte, valLen uint32) ([]dirEntry, error) {
 	for len(dir) > 0 {
 		kind := dir[0]
 		dir = dir[1:]
-		if kind != opKindSet && kind != opKindDelet {
+		if kind != opKindSet && kind != opKindDelet && kind != opKindLink {
 			return nil, fmt.Errorf("%w: op kind %d", errBadDirectory, kind)
 		}
 		kl, n := binary.Uvarint(dir)
@@ -147,6 +163,20 @@ func parseDirectory(dir []byte, valLen uint32) ([]dirEntry, error) {
 			dir = dir[n:]
 			e.valOff, e.valLen = valOff, int64(vl)
 			valOff += int64(vl)
+		}
+		if kind == opKindLink {
+			var v [5]uint64
+			for i := range v {
+				x, n := binary.Uvarint(dir)
+				if n <= 0 || x > 1<<50 {
+					return nil, fmt.Errorf("%w: link", errBadDirectory)
+				}
+				v[i], dir = x, dir[n:]
+			}
+			if v[2] > 0xffffffff || v[3]+v[4] > v[1] {
+				return nil, fmt.Errorf("%w: link", errBadDirectory)
+			}
+			e.link = entry{frameValOff: int64(v[0]), frameValLen: int64(v[1]), valCRC: uint32(v[2]), valOff: int64(v[3]), valLen: int64(v[4]), records: e.records}
 		}
 		out = append(out, e)
 	}

@@ -20,6 +20,9 @@ func FuzzReplay(f *testing.F) {
 		{kind: opKindSet, key: "0", value: []byte("item zero"), records: 3},
 	}, 3)
 	valid = appendFrame(valid, []op{{kind: opKindDelet, key: "0", records: 3}, {kind: opKindSet, key: "1", value: []byte("one"), records: 1}}, 4)
+	linked := appendFrame(append([]byte(nil), valid...), []op{{kind: opKindLink, key: "2", records: 3,
+		link: entry{frameValOff: headerSize + 20, frameValLen: 11, valOff: 2, valLen: 9}}}, 7)
+	f.Add(linked)
 	f.Add(valid)
 	f.Add(valid[:len(valid)-2])      // torn values
 	f.Add(valid[:40])                // torn directory

@@ -143,7 +143,7 @@ func (f *quotaFile) WriteAt(p []byte, off int64) (int, error) {
 	grow := max(off+int64(len(p))-cur, 0)
 	allowed := len(p)
 	var err error
-	if used+grow > f.q.limit {
+	if grow > 0 && used+grow > f.q.limit {
 		free := max(f.q.limit-used, 0)
 		allowed = int(max(min(int64(len(p)), cur+free-off), 0))
 		err = &os.PathError{Op: "write", Path: "quota", Err: syscall.ENOSPC}

@@ -74,7 +74,15 @@ type fileClient struct {
 	liveBytes int64
 	nextTry   time.Time // earliest next compaction attempt after a failure
 	buf       []byte
+	// graveyard: values deleted since the file was last rewritten, by
+	// length; their bytes are still in the file, so a set of the same
+	// bytes can link to them when the disk is full.
+	graveyard  map[int64][]entry
+	graveCount int
 }
+
+// maxGraveyard bounds the deleted values remembered for links.
+const maxGraveyard = 16384
 
 var _ storage.Client = (*fileClient)(nil)
 
@@ -205,7 +213,7 @@ func (c *fileClient) replay() (*replayResult, error) {
 		frameLen := int64(headerSize) + int64(h.dirLen) + int64(h.valLen)
 		var setRecords uint64
 		for _, e := range entries {
-			if e.kind == opKindSet {
+			if e.kind != opKindDelet {
 				setRecords += uint64(e.records)
 			}
 		}
@@ -238,6 +246,18 @@ func (c *fileClient) replay() (*replayResult, error) {
 				if valOK {
 					c.index[e.key] = entry{frameValOff: valOff, frameValLen: int64(h.valLen), valCRC: h.valCRC, valOff: e.valOff, valLen: e.valLen, records: e.records}
 					c.liveBytes += liveSize(e.key, e.valLen)
+				} else if e.records > 0 {
+					res.lost[e.key] = lostKey{records: e.records, off: off}
+				}
+			case opKindLink:
+				if old, ok := c.index[e.key]; ok {
+					c.liveBytes -= liveSize(e.key, old.valLen)
+				}
+				delete(res.lost, e.key)
+				delete(c.index, e.key)
+				if e.link.frameValOff+e.link.frameValLen <= off {
+					c.index[e.key] = e.link // checked against its CRC when read
+					c.liveBytes += liveSize(e.key, e.link.valLen)
 				} else if e.records > 0 {
 					res.lost[e.key] = lostKey{records: e.records, off: off}
 				}
@@ -425,21 +445,19 @@ func (c *fileClient) Batch(_ context.Context, ops ...*storage.Operation) error {
 	var frameValOff, frameValLen int64
 	var valCRC uint32
 	if len(writes) > 0 {
-		var setRecords uint64
-		for i := range writes {
-			if writes[i].kind == opKindSet {
-				setRecords += uint64(writes[i].records)
-			}
+		err := c.writeFrame(writes)
+		if errors.Is(err, storage.ErrStorageFull) && c.linkDeleted(writes) {
+			err = c.writeFrame(writes)
 		}
-		c.buf = appendFrame(c.buf[:0], writes, c.cumSet+setRecords)
-		if err := c.write(c.buf); err != nil {
+		if err != nil {
+			c.tel.writeFailure(c.name, err)
 			return err
 		}
 		h, _ := decodeHeader(c.buf)
 		frameValOff = c.end + headerSize + int64(h.dirLen)
 		frameValLen = int64(h.valLen)
 		valCRC = h.valCRC
-		c.cumSet += setRecords
+		c.cumSet = h.cumSet
 		c.end += int64(len(c.buf))
 	}
 	wi := 0
@@ -455,21 +473,88 @@ func (c *fileClient) Batch(_ context.Context, ops ...*storage.Operation) error {
 			if old, ok := c.index[so.Key]; ok {
 				c.liveBytes -= liveSize(so.Key, old.valLen)
 			}
-			c.index[so.Key] = entry{frameValOff: frameValOff, frameValLen: frameValLen, valCRC: valCRC,
-				valOff: valOff, valLen: int64(len(so.Value)), records: writes[wi].records}
+			if w := &writes[wi]; w.kind == opKindLink {
+				c.index[so.Key] = w.link
+			} else {
+				c.index[so.Key] = entry{frameValOff: frameValOff, frameValLen: frameValLen, valCRC: valCRC,
+					valOff: valOff, valLen: int64(len(so.Value)), records: w.records}
+				valOff += int64(len(so.Value))
+			}
 			c.liveBytes += liveSize(so.Key, int64(len(so.Value)))
-			valOff += int64(len(so.Value))
 			wi++
 		case storage.Delete:
 			wi++
 			if old, ok := c.index[so.Key]; ok {
 				c.liveBytes -= liveSize(so.Key, old.valLen)
 				delete(c.index, so.Key)
+				c.bury(old)
 			}
 		}
 	}
 	c.maybeCompact()
 	return nil
+}
+
+// writeFrame encodes writes into c.buf and writes it at c.end.
+func (c *fileClient) writeFrame(writes []op) error {
+	var setRecords uint64
+	for i := range writes {
+		if writes[i].kind != opKindDelet {
+			setRecords += uint64(writes[i].records)
+		}
+	}
+	c.buf = appendFrame(c.buf[:0], writes, c.cumSet+setRecords)
+	return c.write(c.buf)
+}
+
+// bury remembers a deleted value for linkDeleted.
+func (c *fileClient) bury(e entry) {
+	if e.valLen <= smallFrame {
+		return // small values fit in the reserve anyway
+	}
+	if c.graveCount >= maxGraveyard {
+		c.graveyard, c.graveCount = nil, 0
+	}
+	if c.graveyard == nil {
+		c.graveyard = map[int64][]entry{}
+	}
+	c.graveyard[e.valLen] = append(c.graveyard[e.valLen], e)
+	c.graveCount++
+}
+
+// linkDeleted turns sets of values that a deleted entry still holds, byte
+// for byte, into links; it reports whether any set was turned.
+func (c *fileClient) linkDeleted(writes []op) bool {
+	linked := false
+	for i := range writes {
+		w := &writes[i]
+		if w.kind != opKindSet || int64(len(w.value)) <= smallFrame {
+			continue
+		}
+		cands := c.graveyard[int64(len(w.value))]
+		for j := len(cands) - 1; j >= 0; j-- {
+			v, ok := c.readEntry(cands[j])
+			if !ok || !bytes.Equal(v, w.value) {
+				continue
+			}
+			w.kind, w.link = opKindLink, cands[j]
+			w.link.records = w.records
+			c.graveyard[int64(len(w.value))] = append(cands[:j:j], cands[j+1:]...)
+			c.graveCount--
+			linked = true
+			break
+		}
+	}
+	return linked
+}
+
+// readEntry reads an entry's value and checks its frame's CRC.
+func (c *fileClient) readEntry(e entry) ([]byte, bool) {
+	vals := make([]byte, e.frameValLen)
+	if _, err := c.f.ReadAt(vals, e.frameValOff); err != nil || crc32.Checksum(vals, crcTable) != e.valCRC {
+		return nil, false
+	}
+	return vals[e.valOff : e.valOff+e.valLen : e.valOff+e.valLen], true
 }
 
 // read returns a copy of key's value, nil when absent. A value that fails
@@ -497,19 +582,16 @@ func (c *fileClient) read(key string) ([]byte, error) {
 // write stores one frame at c.end, extending the file first when needed.
 func (c *fileClient) write(frame []byte) error {
 	if err := c.ensure(int64(len(frame)), len(frame) <= smallFrame); err != nil {
-		c.tel.writeFailure(c.name, err)
 		return err
 	}
 	if n, err := c.f.WriteAt(frame, c.end); err != nil {
 		// Inside preallocated space this is an I/O error; put the zeros back
 		// so that the partial frame does not read as damage later.
 		_, _ = c.f.WriteAt(make([]byte, n), c.end)
-		c.tel.writeFailure(c.name, err)
 		return storageErr(fmt.Errorf("write %q: %w", c.path, err))
 	}
 	if c.cfg.Fsync {
 		if err := c.f.Sync(); err != nil {
-			c.tel.writeFailure(c.name, err)
 			return storageErr(fmt.Errorf("fsync %q: %w", c.path, err))
 		}
 	}
@@ -646,6 +728,7 @@ func (c *fileClient) compact() error {
 	syncDir(filepath.Dir(c.path))
 	_ = c.f.Close()
 	c.f, c.index, c.end, c.allocated, c.cumSet = nf, index, off, off, cum
+	c.graveyard, c.graveCount = nil, 0
 	c.liveBytes = 0
 	for k, e := range index {
 		c.liveBytes += liveSize(k, e.valLen)

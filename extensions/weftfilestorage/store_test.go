@@ -353,3 +353,53 @@ func TestClientName(t *testing.T) {
 	assert.Equal(t, "exporter_fluent_forward__logs", clientName(component.KindExporter, component.MustNewID("fluent_forward"), "logs"))
 	assert.Equal(t, "receiver_container_logs_a~2eb", clientName(component.KindReceiver, component.MustNewIDWithName("container_logs", "a.b"), ""))
 }
+
+// TestDiskFullMoveOfStoredValue: at start the persistent queue deletes the
+// batches that were in flight and stores them again under new keys. With
+// the disk full that store fits anyway: it links to the bytes the file
+// already holds. The value survives a restart and a compaction.
+func TestDiskFullMoveOfStoredValue(t *testing.T) {
+	dir := t.TempDir()
+	q := &quota{limit: 1 << 62, sizes: map[*quotaFile]int64{}}
+	h := newHarness(t, dir, func(c *Config) { c.Preallocate = 64 << 10; c.Reserve = 16 << 10 })
+	h.ext.open = q.opener()
+	c := h.client("logs")
+	ctx := t.Context()
+	val := logsValue(t, "moved", 400)
+	require.Greater(t, len(val), smallFrame)
+	require.NoError(t, c.Set(ctx, "1", val))
+
+	q.setLimit(0) // nothing more can be allocated: fill what is preallocated
+	for i := 0; ; i++ {
+		require.Less(t, i, 100)
+		if err := c.Set(ctx, "f"+strconv.Itoa(i), logsValue(t, "new", 400)); err != nil {
+			require.ErrorIs(t, err, storage.ErrStorageFull, "new data is refused")
+			break
+		}
+	}
+	get := storage.GetOperation("1")
+	require.NoError(t, c.Batch(ctx, get))
+	require.NoError(t, c.Batch(ctx, storage.DeleteOperation("1")))
+	require.NoError(t, c.Batch(ctx, storage.SetOperation("meta", []byte("m")), storage.SetOperation("7", get.Value)), "the same bytes again: linked")
+	require.NoError(t, c.Close(ctx))
+
+	q.setLimit(1 << 62)
+	h2 := newHarness(t, dir, func(c *Config) { c.CompactionMinDead = 0 })
+	c2 := h2.client("logs")
+	v, err := c2.Get(ctx, "7")
+	require.NoError(t, err)
+	assert.Equal(t, val, v)
+	v, err = c2.Get(ctx, "1")
+	require.NoError(t, err)
+	assert.Nil(t, v)
+	// Any write now compacts (min dead 0): the link becomes a value of its own.
+	require.NoError(t, c2.Set(ctx, "meta", []byte("m2")))
+	raw, err := os.ReadFile(logPath(dir))
+	require.NoError(t, err)
+	assert.Equal(t, 1, bytes.Count(raw, []byte("moved 0")), "one copy of the value after compaction")
+	require.NoError(t, c2.Close(ctx))
+	c3 := newHarness(t, dir, nil).client("logs")
+	v, err = c3.Get(ctx, "7")
+	require.NoError(t, err)
+	assert.Equal(t, val, v)
+}
