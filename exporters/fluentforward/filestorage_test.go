@@ -74,6 +74,22 @@ func (a *agent) stop(t *testing.T) {
 	require.NoError(t, a.ext.Shutdown(context.Background()))
 }
 
+// startWeftStorage starts a weft_file_storage with its defaults over dir
+// and returns a host that holds it.
+func startWeftStorage(t *testing.T, dir string) component.Host {
+	t.Helper()
+	f := weftfilestorage.NewFactory()
+	cfg := f.CreateDefaultConfig()
+	require.NoError(t, unmarshalInto(map[string]any{"directory": dir}, cfg))
+	set := extensiontest.NewNopSettings(f.Type())
+	set.ID = weftStorageID
+	ext, err := f.Create(t.Context(), set, cfg)
+	require.NoError(t, err)
+	require.NoError(t, ext.Start(t.Context(), componenttest.NewNopHost()))
+	t.Cleanup(func() { require.NoError(t, ext.Shutdown(context.Background())) })
+	return storageHost{exts: map[component.ID]component.Component{weftStorageID: ext}}
+}
+
 // sum adds up a counter's data points with the given reason ("" = all).
 func (a *agent) sum(t *testing.T, name, reason string) int64 {
 	t.Helper()

@@ -21,29 +21,55 @@ import (
 	"github.com/weftobs/weft/internal/loopback"
 )
 
-// Outage scenario, clocked down for CI: an agent process (this test binary
-// re-executed as TestAgentProcess) produces outageRate records/s into the
-// exporter with a file_storage queue while the forward server is down; it
-// is killed with SIGKILL mid-outage and restarted; then the server comes
-// up. Every record must arrive, with at most one batch of duplicates (the
-// records the queue had accepted but the agent had not yet checkpointed).
+// Outage scenario: an agent process (this test binary re-executed as
+// TestAgentProcess) produces outageRate records/s into the exporter with a
+// persistent queue while the forward server is down; a third into the
+// outage it is killed with SIGKILL and restarted; when the outage ends the
+// server comes up while the agent goes on producing for a quarter of the
+// outage more. Every record must arrive, with at most one batch of
+// duplicates (the records the queue had accepted but the agent had not
+// yet checkpointed).
+//
+// FLUENT_OUTAGE sets the outage (default 4s, the clocked CI variant; the
+// issue's run is FLUENT_OUTAGE=10m). FLUENT_OUTAGE_STORAGE picks the queue's
+// storage: weft_file_storage (default) or file_storage (contrib).
 const (
 	outageRate  = 1000 // records per second
 	outageBatch = 100  // records per ConsumeLogs
-	outageTotal = 6000
 )
 
+func outagePlan(t *testing.T) (outage time.Duration, total int, storageKind string) {
+	outage = 4 * time.Second
+	if v := os.Getenv("FLUENT_OUTAGE"); v != "" {
+		var err error
+		outage, err = time.ParseDuration(v)
+		require.NoError(t, err, "FLUENT_OUTAGE")
+	}
+	total = int(outage.Seconds()*outageRate*1.25) / outageBatch * outageBatch
+	storageKind = os.Getenv("FLUENT_OUTAGE_STORAGE")
+	if storageKind == "" {
+		storageKind = "weft_file_storage"
+	}
+	require.Contains(t, []string{"weft_file_storage", "file_storage"}, storageKind, "FLUENT_OUTAGE_STORAGE")
+	return outage, total, storageKind
+}
+
 func TestOutageWithKill9(t *testing.T) {
+	outage, outageTotal, storageKind := outagePlan(t)
+	during := int(outage.Seconds() * outageRate) // records produced while the server is down
+	wait := 2*outage + 30*time.Second
 	addrs, err := loopback.FreeAddrs(1)
 	require.NoError(t, err)
 	addr := addrs[0] // nothing listens yet: the server is down
 	dir := t.TempDir()
 	state := filepath.Join(dir, "produced")
+	began := time.Now()
 
 	start := func() *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestAgentProcess$", "-test.count=1")
+		cmd := exec.Command(os.Args[0], "-test.run=^TestAgentProcess$", "-test.count=1", "-test.timeout=0")
 		cmd.Env = append(os.Environ(),
-			"FF_AGENT=1", "FF_ADDR="+addr, "FF_DIR="+filepath.Join(dir, "queue"), "FF_STATE="+state)
+			"FF_AGENT=1", "FF_ADDR="+addr, "FF_DIR="+filepath.Join(dir, "queue"), "FF_STATE="+state,
+			"FF_TOTAL="+strconv.Itoa(outageTotal), "FF_STORAGE="+storageKind)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		require.NoError(t, cmd.Start())
 		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
@@ -59,17 +85,21 @@ func TestOutageWithKill9(t *testing.T) {
 	}
 
 	first := start()
-	require.Eventually(t, func() bool { return produced() >= 2000 }, 30*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return produced() >= during/3 }, wait, 20*time.Millisecond)
 	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
 	_ = first.Wait()
 	killedAt := produced()
 
 	start()
-	require.Eventually(t, func() bool { return produced() >= killedAt+1500 }, 30*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return produced() >= during }, wait, 20*time.Millisecond)
+	down := time.Since(began)
 
 	srv := newFwdServerAt(t, addr, modeAck) // recovery
-	require.Eventually(t, func() bool { return ackedSeqs(srv) == outageTotal }, 60*time.Second, 20*time.Millisecond,
+	recovered := time.Now()
+	require.Eventually(t, func() bool { return ackedSeqs(srv) == outageTotal }, wait, 50*time.Millisecond,
 		"not every record acknowledged after recovery")
+	t.Logf("storage %s: server down %s, %d records produced meanwhile; all %d acknowledged %s after recovery",
+		storageKind, down.Round(time.Second), during, outageTotal, time.Since(recovered).Round(time.Millisecond))
 
 	evs, _, _, _ := srv.snapshot()
 	seqs := seqsOf(t, evs)
@@ -88,9 +118,17 @@ func TestAgentProcess(t *testing.T) {
 		return
 	}
 	cfg := testConfig(os.Getenv("FF_ADDR"))
-	cfg.QueueConfig.Get().StorageID = &storageID
 	require.NoError(t, os.MkdirAll(os.Getenv("FF_DIR"), 0o700))
-	_, host := startStorage(t, os.Getenv("FF_DIR"))
+	var host component.Host
+	if os.Getenv("FF_STORAGE") == "file_storage" {
+		cfg.QueueConfig.Get().StorageID = &storageID
+		_, host = startStorage(t, os.Getenv("FF_DIR"))
+	} else {
+		cfg.QueueConfig.Get().StorageID = &weftStorageID
+		host = startWeftStorage(t, os.Getenv("FF_DIR"))
+	}
+	outageTotal, err := strconv.Atoi(os.Getenv("FF_TOTAL"))
+	require.NoError(t, err)
 	set := exportertest.NewNopSettings(componentType)
 	set.ID = component.NewID(componentType) // the queue is keyed by it
 	exp, err := NewFactory().CreateLogs(context.Background(), set, cfg)
