@@ -140,6 +140,29 @@ func TestAgentConfigWiring(t *testing.T) {
 	}
 }
 
+// The headless Service selects the agent pods and its target ports are
+// ports the agent declares.
+func TestQueryServiceSelectsAgents(t *testing.T) {
+	for _, dir := range append([]string{"base"}, overlays...) {
+		b := mustBundle(t, dir)
+		pod := b.DaemonSets[0].Spec.Template
+		declared := map[string]bool{}
+		for _, p := range pod.Spec.Containers[0].Ports {
+			declared[p.Name] = true
+		}
+		require.Len(t, b.Services, 1, dir)
+		s := b.Services[0]
+		assert.Equal(t, "None", s.Spec.ClusterIP, "%s: headless", dir)
+		require.NotEmpty(t, s.Spec.Selector, "%s: a Service without a selector has no endpoints", dir)
+		for k, v := range s.Spec.Selector {
+			assert.Equal(t, v, pod.Labels[k], "%s: selector %s=%s does not match the pod labels", dir, k, v)
+		}
+		for _, p := range s.Spec.Ports {
+			assert.True(t, declared[p.TargetPort.StrVal], "%s: target port %s is not declared by the agent", dir, p.TargetPort.String())
+		}
+	}
+}
+
 func TestLogLevelPerOverlay(t *testing.T) {
 	for dir, want := range map[string]string{"overlays/dev": "debug", "overlays/prod": "info"} {
 		assert.Equal(t, want, configOf(t, mustBundle(t, dir)).Env["WEFT_LOG_LEVEL"], dir)
