@@ -59,6 +59,10 @@ type Extension struct {
 	evidence    *evidenceFinder
 	kube        *kubeWatcher
 	kubeGood    map[string][]byte // last valid version of each Kubernetes object (guarded by reloadMu)
+	// prevGroups are the groups of the previous instance with this ID
+	// (collector reload), whose alert state the first set takes over;
+	// only during Start's first load (guarded by reloadMu).
+	prevGroups  map[string]*promrules.Group
 	cancel      context.CancelFunc
 	wg          sync.WaitGroup
 	started     bool
@@ -144,14 +148,24 @@ func (e *Extension) Start(_ context.Context, host component.Host) error {
 		wctx, wcancel := context.WithTimeout(ctx, kubeRequestTimeout)
 		e.kube.waitFirst(wctx)
 		wcancel()
+	}
+	if e.lastGood != nil {
+		e.reloadMu.Lock()
+		e.prevGroups = e.lastGood.takeGroups(e.id)
+		e.reloadMu.Unlock()
+	}
+	if err := e.Reload(); err != nil && !e.Status().Inherited {
+		e.logger.Error("Rule files not loaded; no rules run until a valid set is found", zap.Error(err))
+	}
+	e.reloadMu.Lock()
+	e.prevGroups = nil // the groups run from here on: no state copies
+	e.reloadMu.Unlock()
+	if e.kube != nil {
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
 			e.kubeLoop(ctx)
 		}()
-	}
-	if err := e.Reload(); err != nil && !e.Status().Inherited {
-		e.logger.Error("Rule files not loaded; no rules run until a valid set is found", zap.Error(err))
 	}
 	e.wg.Add(1)
 	go func() {
@@ -256,6 +270,10 @@ func (e *Extension) Shutdown(context.Context) error {
 	cancel()
 	e.reloadMu.Lock() // no reload in flight from here on
 	mgr.Stop()
+	if e.lastGood != nil {
+		// For the next instance with this ID (collector reload).
+		e.lastGood.putGroups(e.id, mgr.RuleGroups())
+	}
 	e.reloadMu.Unlock()
 	if n != nil {
 		n.Stop()
@@ -425,9 +443,33 @@ func (e *Extension) parseKube(set map[string]*rulefmt.RuleGroups, names []string
 	return files, contents, rejected
 }
 
+// apply hands a validated set to the rule manager. reloadMu is held.
 func (e *Extension) apply(mgr *promrules.Manager, files []string, set map[string]*rulefmt.RuleGroups) error {
 	e.loader.set(set)
-	return mgr.Update(e.cfg.EvaluationInterval, files, labels.FromMap(e.cfg.ExternalLabels), e.cfg.ExternalURL, nil)
+	ext := labels.FromMap(e.cfg.ExternalLabels)
+	prev := e.prevGroups
+	if len(prev) > 0 {
+		// The first set after a collector reload: an empty update first
+		// marks the manager restored, so the groups do not restore their
+		// alerts from ALERTS_FOR_STATE (and for_grace_period) as after a
+		// restart; they take the previous groups' state below instead.
+		if err := mgr.Update(e.cfg.EvaluationInterval, nil, ext, e.cfg.ExternalURL, nil); err != nil {
+			return err
+		}
+	}
+	if err := mgr.Update(e.cfg.EvaluationInterval, files, ext, e.cfg.ExternalURL, nil); err != nil {
+		return err
+	}
+	if len(prev) > 0 {
+		// Before the manager runs (Start), so no group evaluates yet.
+		for _, g := range mgr.RuleGroups() {
+			if old, ok := prev[promrules.GroupKey(g.File(), g.Name())]; ok {
+				g.CopyState(old)
+			}
+		}
+		e.prevGroups = nil
+	}
+	return nil
 }
 
 // inherit applies the last good set of a previous instance with the same

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+	promrules "github.com/prometheus/prometheus/rules"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
@@ -162,20 +163,23 @@ func (in *instances) last() (*Extension, int) {
 	return in.all[len(in.all)-1], len(in.all)
 }
 
-// TestCollectorSIGHUPKeepsRules runs weft_rules in a real collector
-// (otelcol.Collector, file config), breaks the rule file and sends the
-// process SIGHUP: the collector rebuilds every extension, and the new
-// weft_rules instance runs the previous rules and reports the error in its
-// status and in the collector's own metrics endpoint.
-func TestCollectorSIGHUPKeepsRules(t *testing.T) {
+// testCollector is weft_rules (and weft_store) in a real otelcol.Collector
+// with a file config; reload sends the process SIGHUP.
+type testCollector struct {
+	col         *otelcol.Collector
+	in          *instances
+	metricsAddr string // the collector's own Prometheus endpoint
+}
+
+// startCollector runs a collector whose weft_rules reads ruleFile.
+func startCollector(t *testing.T, dir, ruleFile string) *testCollector {
+	t.Helper()
 	// Catch SIGHUP here too, so a signal sent before the collector listens
 	// cannot end the test process.
 	hup := make(chan os.Signal, 8)
 	signal.Notify(hup, syscall.SIGHUP)
 	t.Cleanup(func() { signal.Stop(hup) })
 
-	dir := t.TempDir()
-	ruleFile := writeFile(t, dir, "r.yaml", twoRules)
 	addrs, err := loopback.FreeAddrs(1)
 	require.NoError(t, err)
 	host, port, _ := strings.Cut(addrs[0], ":")
@@ -201,7 +205,7 @@ service:
               prometheus: {host: %q, port: %s}
 `, ruleFile, host, port))
 
-	var in instances
+	in := &instances{}
 	col, err := otelcol.NewCollector(otelcol.CollectorSettings{
 		BuildInfo: component.NewDefaultBuildInfo(),
 		Factories: func() (otelcol.Factories, error) {
@@ -231,24 +235,47 @@ service:
 
 	require.Eventually(t, func() bool {
 		e, _ := in.last()
-		return col.GetState() == otelcol.StateRunning && e != nil && e.Status().LastReloadSuccess
+		return col.GetState() == otelcol.StateRunning && e != nil && !e.Status().LastReload.IsZero()
 	}, 30*time.Second, 10*time.Millisecond)
-	first, _ := in.last()
-	require.Equal(t, 2, first.Status().Rules)
+	return &testCollector{col: col, in: in, metricsAddr: addrs[0]}
+}
 
-	// Break the rule file and reload the collector by signal.
-	writeFile(t, dir, "r.yaml", twoRules+"  - alert: B\n    expr: sum(\n")
+// sighup reloads the collector by signal and returns the new weft_rules
+// instance once it has loaded its rules.
+func (c *testCollector) sighup(t *testing.T) *Extension {
+	t.Helper()
+	_, before := c.in.last()
 	require.Eventually(t, func() bool {
-		e, n := in.last()
-		if n < 2 {
-			if col.GetState() == otelcol.StateRunning {
+		e, n := c.in.last()
+		if n == before {
+			if c.col.GetState() == otelcol.StateRunning {
 				require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
 			}
 			return false
 		}
-		return col.GetState() == otelcol.StateRunning && !e.Status().LastReload.IsZero()
+		return c.col.GetState() == otelcol.StateRunning && !e.Status().LastReload.IsZero()
 	}, 30*time.Second, 200*time.Millisecond)
-	second, _ := in.last()
+	e, n := c.in.last()
+	require.Equal(t, before+1, n, "one reload")
+	return e
+}
+
+// TestCollectorSIGHUPKeepsRules runs weft_rules in a real collector
+// (otelcol.Collector, file config), breaks the rule file and sends the
+// process SIGHUP: the collector rebuilds every extension, and the new
+// weft_rules instance runs the previous rules and reports the error in its
+// status and in the collector's own metrics endpoint.
+func TestCollectorSIGHUPKeepsRules(t *testing.T) {
+	dir := t.TempDir()
+	ruleFile := writeFile(t, dir, "r.yaml", twoRules)
+	c := startCollector(t, dir, ruleFile)
+	first, _ := c.in.last()
+	require.True(t, first.Status().LastReloadSuccess, first.Status().LastError)
+	require.Equal(t, 2, first.Status().Rules)
+
+	// Break the rule file and reload the collector by signal.
+	writeFile(t, dir, "r.yaml", twoRules+"  - alert: B\n    expr: sum(\n")
+	second := c.sighup(t)
 	assert.NotSame(t, first, second, "the reload built a new instance")
 	s := second.Status()
 	assert.False(t, s.LastReloadSuccess)
@@ -262,12 +289,62 @@ service:
 	}, 10*time.Second, 10*time.Millisecond, "the inherited group is evaluated")
 
 	// The collector's own metrics carry the failure.
-	require.EventuallyWithT(t, func(c *assert.CollectT) {
-		body := scrape(t, "http://"+addrs[0]+"/metrics")
-		assert.Regexp(c, `(?m)^weft_rules_last_reload_successful(\{[^}]*\})? 0$`, body)
-		assert.Regexp(c, `(?m)^weft_rules_reloads(_total)?\{[^}]*result="failure"[^}]*\} 1$`, body)
-		assert.Regexp(c, `(?m)^weft_rules_rules(\{[^}]*\})? 2$`, body)
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		body := scrape(t, "http://"+c.metricsAddr+"/metrics")
+		assert.Regexp(ct, `(?m)^weft_rules_last_reload_successful(\{[^}]*\})? 0$`, body)
+		assert.Regexp(ct, `(?m)^weft_rules_reloads(_total)?\{[^}]*result="failure"[^}]*\} 1$`, body)
+		assert.Regexp(ct, `(?m)^weft_rules_rules(\{[^}]*\})? 2$`, body)
 	}, 10*time.Second, 100*time.Millisecond)
+}
+
+// TestCollectorSIGHUPKeepsAlertState: a firing alert stays firing across
+// a SIGHUP, with its activeAt, as across a Prometheus config reload. (A
+// restart instead restores it from ALERTS_FOR_STATE and holds it pending
+// for for_grace_period, 10m by default; here the store is in memory, so
+// a restore would not even find it.)
+func TestCollectorSIGHUPKeepsAlertState(t *testing.T) {
+	dir := t.TempDir()
+	ruleFile := writeFile(t, dir, "r.yaml", `groups:
+- name: a
+  rules:
+  - alert: Always
+    expr: vector(1)
+    for: 300ms
+`)
+	c := startCollector(t, dir, ruleFile)
+	first, _ := c.in.last()
+	var activeAt time.Time
+	require.Eventually(t, func() bool {
+		as := activeAlerts(first)
+		if len(as) == 1 && as[0].State == promrules.StateFiring {
+			activeAt = as[0].ActiveAt
+			return true
+		}
+		return false
+	}, 10*time.Second, 10*time.Millisecond, "the alert fires")
+
+	second := c.sighup(t)
+	require.True(t, second.Status().LastReloadSuccess, second.Status().LastError)
+	// Right from the new instance's first evaluation: firing, same activeAt.
+	require.Eventually(t, func() bool {
+		g := second.Groups()
+		return len(g) == 1 && !g[0].GetLastEvaluation().IsZero()
+	}, 10*time.Second, 5*time.Millisecond)
+	as := activeAlerts(second)
+	require.Len(t, as, 1)
+	assert.Equal(t, promrules.StateFiring, as[0].State)
+	assert.True(t, activeAt.Equal(as[0].ActiveAt), "activeAt %s, was %s", as[0].ActiveAt, activeAt)
+}
+
+// activeAlerts are the active alerts of e's alerting rules.
+func activeAlerts(e *Extension) []*promrules.Alert {
+	var out []*promrules.Alert
+	for _, g := range e.Groups() {
+		for _, r := range g.AlertingRules() {
+			out = append(out, r.ActiveAlerts()...)
+		}
+	}
+	return out
 }
 
 func scrape(t *testing.T, url string) string {
