@@ -101,6 +101,9 @@ func (c *client) roundTrip(cn *conn, msg *message) error {
 		return err
 	}
 	var resp fluent.AckResp
+	if c.cfg.SharedKey == "" && isHELO(cn.rd) {
+		return errors.New("the server sent HELO: it requires the shared-key handshake; set shared_key (and self_hostname)")
+	}
 	if err := resp.DecodeMsg(cn.rd); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return fmt.Errorf("no ack for chunk %s within ack_timeout %s: %w", msg.chunk, c.cfg.AckTimeout, err)
@@ -180,6 +183,17 @@ func (c *client) dial(ctx context.Context) (*conn, error) {
 			continue
 		}
 		cn := &conn{endpoint: i, nc: nc, rd: msgp.NewReader(bufio.NewReaderSize(nc, 256))}
+		if c.cfg.SharedKey != "" {
+			if err := c.handshake(cn, c.now().Add(c.cfg.DialTimeout)); err != nil {
+				_ = nc.Close()
+				c.markFailed(i)
+				errs = append(errs, fmt.Errorf("handshake with %s: %w", addr, err))
+				if errors.Is(err, errHandshakeRejected) {
+					c.logger.Warn("Forward server rejected the handshake", zap.String("endpoint", addr), zap.Error(err))
+				}
+				continue
+			}
+		}
 		c.mu.Lock()
 		if c.closed {
 			c.mu.Unlock()

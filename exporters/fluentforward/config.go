@@ -6,6 +6,7 @@ import (
 	"net"
 	"time"
 
+	"go.opentelemetry.io/collector/config/configopaque"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/config/configretry"
 	"go.opentelemetry.io/collector/config/configtls"
@@ -54,6 +55,20 @@ type Config struct {
 	// (the default).
 	TLS configtls.ClientConfig `mapstructure:"tls"`
 
+	// SharedKey turns on the forward protocol's shared-key handshake
+	// (HELO/PING/PONG) on every new connection: the server's
+	// <security> shared_key. Empty (the default): no handshake.
+	SharedKey configopaque.String `mapstructure:"shared_key"`
+
+	// SelfHostname is the client's name in the handshake; it must differ
+	// from the server's self_hostname. Default: the host name.
+	SelfHostname string `mapstructure:"self_hostname"`
+
+	// Username and Password log in to a server with user_auth (part of the
+	// handshake, so shared_key is required). Empty (the default): no login.
+	Username string              `mapstructure:"username"`
+	Password configopaque.String `mapstructure:"password"`
+
 	// TimeoutConfig is exporterhelper's timeout of one export (key "timeout").
 	TimeoutConfig exporterhelper.TimeoutConfig `mapstructure:",squash"`
 
@@ -91,6 +106,15 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxIdleConns < 0 {
 		errs = append(errs, fmt.Errorf("max_idle_conns: must be 0 or more, got %d", c.MaxIdleConns))
+	}
+	if c.SharedKey != "" && c.SelfHostname == "" {
+		errs = append(errs, errors.New("self_hostname: required with shared_key"))
+	}
+	if c.Username != "" && c.SharedKey == "" {
+		errs = append(errs, errors.New("username: needs shared_key (user authentication is part of the shared-key handshake)"))
+	}
+	if c.Password != "" && c.Username == "" {
+		errs = append(errs, errors.New("password: needs username"))
 	}
 	if c.FailoverCooldown < 0 {
 		errs = append(errs, fmt.Errorf("failover_cooldown: must be 0 or more, got %s", c.FailoverCooldown))

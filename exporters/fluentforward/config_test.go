@@ -33,6 +33,8 @@ func TestLoadConfig(t *testing.T) {
 			assert.True(t, q.BlockOnOverflow, "backpressure before drop")
 			assert.True(t, c.BackOffConfig.Enabled)
 			assert.Zero(t, c.BackOffConfig.MaxElapsedTime, "retry until delivered")
+			assert.Empty(t, c.SharedKey, "no handshake by default")
+			assert.NotEmpty(t, c.SelfHostname, "the host name")
 		}},
 		{name: "full", check: func(t *testing.T, c *Config) {
 			assert.Equal(t, []string{"fluentd-0.logging:24224", "fluentd-1.logging:24224"}, c.Endpoints)
@@ -53,6 +55,14 @@ func TestLoadConfig(t *testing.T) {
 			assert.Equal(t, time.Second, c.BackOffConfig.InitialInterval)
 			assert.Equal(t, time.Hour, c.BackOffConfig.MaxElapsedTime)
 		}},
+		{name: "handshake", check: func(t *testing.T, c *Config) {
+			assert.Equal(t, "s3cret", string(c.SharedKey))
+			assert.Equal(t, "node-1", c.SelfHostname)
+			assert.Equal(t, "weft", c.Username)
+			assert.Equal(t, "pw", string(c.Password))
+		}},
+		{name: "bad_auth", wantErr: []string{"username: needs shared_key"}},
+		{name: "password_without_user", wantErr: []string{"password: needs username"}},
 		{name: "no_endpoints", wantErr: []string{"endpoints: at least one"}},
 		{name: "bad_endpoint", wantErr: []string{`endpoints[0]: "fluentd-no-port" must be host:port`}},
 		{name: "bad_tag", wantErr: []string{"tag: unknown placeholder <node>", "<namespace>, <pod>, <container>"}},

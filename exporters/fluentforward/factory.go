@@ -3,6 +3,7 @@ package fluentforward
 import (
 	"context"
 	"errors"
+	"os"
 	"sync"
 	"time"
 
@@ -45,7 +46,12 @@ func createDefaultConfig() component.Config {
 	// the (persistent) queue holds; a full queue slows the readers instead.
 	retry := configretry.NewDefaultBackOffConfig()
 	retry.MaxElapsedTime = 0
+	hostname, err := os.Hostname()
+	if err != nil || hostname == "" {
+		hostname = "weft"
+	}
 	return &Config{
+		SelfHostname:     hostname,
 		Tag:              defaultTag,
 		RequireAck:       true,
 		AckTimeout:       15 * time.Second,

@@ -2,7 +2,10 @@ package fluentforward
 
 import (
 	"bufio"
+	"crypto/rand"
+	"crypto/sha512"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -62,6 +65,26 @@ type fwdServer struct {
 	acked       int // messages acked correctly
 	prevChunk   string
 	ackedChunks map[string]bool
+	security    *fwdSecurity // nil: no handshake
+	pings       []string     // self_hostname of every PING
+	rejected    []string     // reasons of the PONGs that refused
+}
+
+// fwdSecurity is the server's <security> section.
+type fwdSecurity struct {
+	hostname  string
+	sharedKey string
+	users     map[string]string // user_auth when not nil
+	// pongKey, when set, is the key the server signs its PONG with (a
+	// server that does not really hold the client's key).
+	pongKey string
+}
+
+// requireHandshake makes every new connection start with HELO/PING/PONG.
+func (s *fwdServer) requireHandshake(sec fwdSecurity) {
+	s.mu.Lock()
+	s.security = &sec
+	s.mu.Unlock()
 }
 
 func newFwdServer(t testing.TB, mode serverMode) *fwdServer {
@@ -142,6 +165,12 @@ func (s *fwdServer) serve(c net.Conn) {
 		return
 	}
 	rd := msgp.NewReader(bufio.NewReader(c))
+	s.mu.Lock()
+	sec := s.security
+	s.mu.Unlock()
+	if sec != nil && !s.handshake(c, rd, sec) {
+		return
+	}
 	for {
 		evs, chunk, err := decodeMessage(rd)
 		if err != nil {
@@ -260,4 +289,86 @@ func (s *fwdServer) snapshot() (events []fwdEvent, messages, unacked, acked int)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]fwdEvent(nil), s.events...), s.messages, s.unacked, s.acked
+}
+
+func sha512hex(parts ...[]byte) string {
+	h := sha512.New()
+	for _, p := range parts {
+		h.Write(p)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// handshake plays the server's side: HELO, check the PING's digests, PONG.
+// It reports whether the client may go on.
+func (s *fwdServer) handshake(c net.Conn, rd *msgp.Reader, sec *fwdSecurity) bool {
+	nonce := make([]byte, 16)
+	_, _ = rand.Read(nonce)
+	var authSalt []byte
+	if sec.users != nil {
+		authSalt = make([]byte, 16)
+		_, _ = rand.Read(authSalt)
+	}
+	b := msgp.AppendArrayHeader(nil, 2)
+	b = msgp.AppendString(b, "HELO")
+	b = msgp.AppendMapHeader(b, 3)
+	b = msgp.AppendString(b, "nonce")
+	b = msgp.AppendBytes(b, nonce)
+	b = msgp.AppendString(b, "auth")
+	b = msgp.AppendBytes(b, authSalt)
+	b = msgp.AppendString(b, "keepalive")
+	b = msgp.AppendBool(b, true)
+	if _, err := c.Write(b); err != nil {
+		return false
+	}
+	var ping []any
+	if n, err := rd.ReadArrayHeader(); err != nil || n != 6 {
+		s.t.Logf("fwdServer: PING header: %d, %v", n, err)
+		return false
+	}
+	for range 6 {
+		v, err := rd.ReadIntf()
+		if err != nil {
+			s.t.Logf("fwdServer: PING: %v", err)
+			return false
+		}
+		ping = append(ping, v)
+	}
+	str := func(v any) []byte {
+		switch x := v.(type) {
+		case string:
+			return []byte(x)
+		case []byte:
+			return x
+		}
+		return nil
+	}
+	kind, hostname, salt, dig, user, passDig := str(ping[0]), str(ping[1]), str(ping[2]), str(ping[3]), str(ping[4]), str(ping[5])
+	reason := ""
+	switch {
+	case string(kind) != "PING":
+		reason = "not a PING"
+	case string(dig) != sha512hex(salt, hostname, nonce, []byte(sec.sharedKey)):
+		reason = "shared_key mismatch"
+	case sec.users != nil && string(passDig) != sha512hex(authSalt, user, []byte(sec.users[string(user)])):
+		reason = "username/password mismatch"
+	}
+	key := sec.sharedKey
+	if sec.pongKey != "" {
+		key = sec.pongKey
+	}
+	b = msgp.AppendArrayHeader(nil, 5)
+	b = msgp.AppendString(b, "PONG")
+	b = msgp.AppendBool(b, reason == "")
+	b = msgp.AppendString(b, reason)
+	b = msgp.AppendString(b, sec.hostname)
+	b = msgp.AppendString(b, sha512hex(salt, []byte(sec.hostname), nonce, []byte(key)))
+	s.mu.Lock()
+	s.pings = append(s.pings, string(hostname))
+	if reason != "" {
+		s.rejected = append(s.rejected, reason)
+	}
+	s.mu.Unlock()
+	_, err := c.Write(b)
+	return err == nil && reason == ""
 }
