@@ -162,6 +162,16 @@ func (c *Config) Validate() error {
 				errs = append(errs, fmt.Errorf("kubernetes.api_server: %w", err))
 			}
 		}
+		seen := map[string]bool{}
+		for i, ns := range c.Kubernetes.Namespaces {
+			switch {
+			case ns == "":
+				errs = append(errs, fmt.Errorf("kubernetes.namespaces[%d]: empty (leave the list empty for all namespaces)", i))
+			case seen[ns]:
+				errs = append(errs, fmt.Errorf("kubernetes.namespaces[%d]: %q listed twice", i, ns))
+			}
+			seen[ns] = true
+		}
 	}
 	for i, am := range c.Alertmanagers {
 		errs = append(errs, am.validate(fmt.Sprintf("alertmanagers[%d]", i)))

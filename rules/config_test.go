@@ -50,6 +50,8 @@ func TestLoadConfig(t *testing.T) {
 			"webhooks[0]:",
 			"evidence.max_traces:",
 			"evidence.link_template:",
+			"kubernetes.namespaces[1]: empty",
+			`kubernetes.namespaces[2]: "shop" listed twice`,
 		}},
 	}
 	for _, tt := range tests {
