@@ -14,6 +14,10 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/extension/extensiontest"
 	"go.opentelemetry.io/collector/extension/xextension/storage"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	pdatareq "go.opentelemetry.io/collector/pdata/xpdata/request"
 )
 
 func TestSetGetDeleteBatchSurviveReopen(t *testing.T) {
@@ -342,6 +346,41 @@ func TestDiskFull(t *testing.T) {
 }
 
 func TestRecordCounter(t *testing.T) {
+	// Several resources and scopes, compared with pdata's own counts, in the
+	// request format and in plain OTLP.
+	ld := plog.NewLogs()
+	td := ptrace.NewTraces()
+	for r := range 3 {
+		rl, rs := ld.ResourceLogs().AppendEmpty(), td.ResourceSpans().AppendEmpty()
+		rl.Resource().Attributes().PutStr("k", "v")
+		for s := range r + 2 {
+			sl, ss := rl.ScopeLogs().AppendEmpty(), rs.ScopeSpans().AppendEmpty()
+			sl.Scope().SetName("scope")
+			for i := range r*5 + s {
+				lr := sl.LogRecords().AppendEmpty()
+				lr.Body().SetStr("x")
+				lr.Attributes().PutInt("i", int64(i))
+				ss.Spans().AppendEmpty().SetName("span")
+			}
+		}
+	}
+	lreq, err := pdatareq.MarshalLogs(t.Context(), ld)
+	require.NoError(t, err)
+	lraw, err := (&plog.ProtoMarshaler{}).MarshalLogs(ld)
+	require.NoError(t, err)
+	treq, err := pdatareq.MarshalTraces(t.Context(), td)
+	require.NoError(t, err)
+	assert.Equal(t, int64(ld.LogRecordCount()), counterFor("logs")("1", lreq))
+	assert.Equal(t, int64(ld.LogRecordCount()), counterFor("logs")("1", lraw))
+	assert.Equal(t, int64(td.SpanCount()), counterFor("traces")("1", treq))
+	md := pmetric.NewMetrics()
+	g := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty().SetEmptyGauge()
+	g.DataPoints().AppendEmpty().SetIntValue(1)
+	g.DataPoints().AppendEmpty().SetIntValue(2)
+	mreq, err := pdatareq.MarshalMetrics(t.Context(), md)
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), counterFor("metrics")("1", mreq))
+
 	logs := counterFor("logs")
 	assert.Equal(t, int64(12), logs("17", logsValue(t, "x", 12)))
 	assert.Zero(t, logs("meta", logsValue(t, "x", 12)), "not an item key")
