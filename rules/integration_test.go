@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -22,64 +21,28 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 
 	"github.com/weftobs/weft/internal/backends"
-	"github.com/weftobs/weft/internal/loopback"
 )
 
 // startAlertmanager runs the Debian package's Alertmanager on a free
 // loopback port (no cluster listener) and returns its base URL.
 func startAlertmanager(t *testing.T) string {
 	t.Helper()
-	bin := os.Getenv("WEFT_ALERTMANAGER")
-	if bin == "" {
-		for _, name := range []string{"prometheus-alertmanager", "alertmanager"} {
-			if p, err := exec.LookPath(name); err == nil {
-				bin = p
-				break
-			}
-		}
-	}
-	if bin == "" {
-		if _, err := os.Stat("/usr/bin/prometheus-alertmanager"); err == nil {
-			bin = "/usr/bin/prometheus-alertmanager"
-		}
-	}
-	require.NotEmpty(t, bin, "Alertmanager not found: apt-get install prometheus-alertmanager, or set WEFT_ALERTMANAGER")
-	addrs, err := loopback.FreeAddrs(1)
+	bin, err := backends.FindAlertmanager()
 	require.NoError(t, err)
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "alertmanager.yml")
-	require.NoError(t, os.WriteFile(cfg, []byte(`route:
-  receiver: none
-  group_by: [alertname]
-  group_wait: 0s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-- name: none
-`), 0o600))
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addrs[0], "--cluster.listen-address=", "--log.level=warn")
 	out, err := os.Create(filepath.Join(dir, "alertmanager.log"))
 	require.NoError(t, err)
-	cmd.Stdout, cmd.Stderr = out, out
-	require.NoError(t, cmd.Start())
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
 		out.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(out.Name())
 			t.Logf("alertmanager output:\n%s", b)
 		}
 	})
-	url := "http://" + addrs[0]
-	require.NoError(t, backends.WaitHTTP(t.Context(), url+"/-/ready", 60*time.Second, exited))
-	return url
+	am, err := backends.StartAlertmanager(t.Context(), bin, dir, out)
+	require.NoError(t, err)
+	t.Cleanup(am.Stop)
+	return am.URL()
 }
 
 type amAlert struct {
