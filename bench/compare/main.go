@@ -15,6 +15,7 @@
 //
 //	logs-10k, logs-max  container_logs vs filelog+container operator   (bench/peer -tags contrib)
 //	scrape              pod_scrape vs prometheus receiver, remote write (bench/peer -tags contrib)
+//	scrape-otlp         the same into an OTLP/gRPC sink                  (bench/peer -tags contrib)
 //	traces              OTLP in, OTLP out                                (bench/peer, core build)
 //	idle                receivers listening, no data                     (bench/peer -tags contrib)
 //	rules               weft_store+weft_rules vs Prometheus 2.42          (prometheus on PATH)
@@ -78,7 +79,7 @@ type options struct {
 
 func defaultOptions() options {
 	return options{
-		Workloads: []string{"logs-10k", "logs-max", "scrape", "traces", "idle", "rules"},
+		Workloads: []string{"logs-10k", "logs-max", "scrape", "scrape-otlp", "traces", "idle", "rules"},
 		Rounds:    3, GoMaxProcs: "2", GoMemLimit: "768MiB", Sample: 250 * time.Millisecond,
 		DrainTimeout: 90 * time.Second,
 		LogLines:     200_000, LogRate: 10_000, LogMaxLines: 1_000_000, LogMaxAhead: 100_000,
@@ -240,6 +241,7 @@ func workloads() []workload {
 		{"logs-10k", "CRI log files at 10k lines/s → OTLP/HTTP sink", "line", contrib, runLogsPaced},
 		{"logs-max", "CRI log files at the highest rate each side keeps up with, kubelet-style rotation → OTLP/HTTP sink", "line", contrib, runLogsMax},
 		{"scrape", "Envoy payload scraped into a remote-write sink", "sample", contrib, runScrape},
+		{"scrape-otlp", "the same scrape into an OTLP/gRPC sink (cheaper exporter: the receivers weigh more)", "sample", contrib, runScrapeOTLP},
 		{"traces", "OTLP/gRPC traces at 5k spans/s → OTLP/gRPC sink", "span", func(*harness) string { return "otelcol core (bench/peer, default build)" }, runTraces},
 		{"idle", "idle: OTLP receiver and a log receiver on an empty directory", "second", contrib, runIdle},
 		{"rules", "200 alerting rules over 50k scraped series", "evaluation cycle", func(*harness) string { return "Prometheus 2.42 (Debian package)" }, runRules},

@@ -17,6 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -332,4 +334,37 @@ func TestOptionsValidate(t *testing.T) {
 	bad = defaultOptions()
 	bad.TraceSpans = 150
 	assert.Error(t, bad.validate())
+}
+
+// Samples per OTLP metric as Prometheus counts them: a histogram point of
+// 19 bounds is 20 buckets + sum + count; stale points count nothing.
+func TestMetricSamples(t *testing.T) {
+	md := pmetric.NewMetrics()
+	ms := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics()
+	g := ms.AppendEmpty()
+	g.SetName("envoy_cluster_membership_healthy")
+	g.SetEmptyGauge().DataPoints().AppendEmpty().SetIntValue(1)
+	g.Gauge().DataPoints().AppendEmpty().SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
+	h := ms.AppendEmpty()
+	h.SetName("istio_request_duration_milliseconds")
+	dp := h.SetEmptyHistogram().DataPoints().AppendEmpty()
+	dp.ExplicitBounds().FromRaw(make([]float64, 19))
+	dp.BucketCounts().FromRaw(make([]uint64, 20))
+	sm := ms.AppendEmpty()
+	sm.SetName("up")
+	sm.SetEmptySum().DataPoints().AppendEmpty().SetDoubleValue(1)
+	assert.Equal(t, int64(1), metricSamples(g))
+	assert.Equal(t, int64(22), metricSamples(h))
+	assert.Equal(t, int64(1), metricSamples(sm))
+
+	sink, err := startOTLPSink(1, 1)
+	require.NoError(t, err)
+	defer sink.close()
+	conn, err := grpc.NewClient(sink.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = pmetricotlp.NewGRPCClient(conn).Export(context.Background(), pmetricotlp.NewExportRequestFromMetrics(md))
+	require.NoError(t, err)
+	assert.Equal(t, int64(23), sink.points.Load())
+	assert.Equal(t, int64(1), sink.synthPoints.Load(), "up is counted apart")
 }

@@ -185,6 +185,9 @@ func describeWorkload(wl string, o options) string {
 	case "scrape":
 		return fmt.Sprintf("A %d-series Envoy /stats/prometheus text payload (upstream counters, membership gauges, Istio duration histograms; counters grow every scrape) scraped every %s; weft `pod_scrape` (static target), peer `prometheus` receiver; memory_limiter, `prometheus_remote_write` exporter (defaults) to the harness's sink, which decodes snappy+protobuf and checks every payload series arrived exactly once per scrape (up, scrape_* and target_info are counted apart). Window: from the first scrape until %d scrapes were served and all their samples arrived; CPU per sample.",
 			o.ScrapeSeries, o.ScrapeInterval, o.ScrapeCount)
+	case "scrape-otlp":
+		return fmt.Sprintf("The payload and receivers of `scrape`, exported by `otlp_grpc` (compression none) to the OTLP sink instead: remote write's translation and snappy cost the same on both sides and dilute the receivers' difference. The sink counts samples as Prometheus would (a histogram point = its buckets + sum + count; up and scrape_* apart) and checks %d per scrape; it checks the total, not each series.",
+			o.ScrapeSeries)
 	case "traces":
 		return fmt.Sprintf("%d spans in OTLP/gRPC requests of %d (10 attributes per span) at %d spans/s from 2 senders; memory_limiter, `otlp_grpc` exporter (compression none) to the sink, which checks every span ID arrived once. Window: from ready until the sink holds every span. The same core build as bench/otlpjaeger.",
 			o.TraceSpans, traceBatch, o.TraceRate)

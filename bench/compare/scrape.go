@@ -146,9 +146,7 @@ receivers:
     limit_mib: 1024
     spike_limit_mib: 256
 exporters:
-  prometheus_remote_write:
-    endpoint: {{sink}}
-service:
+{{exporter}}service:
   extensions: [health_check]
   telemetry:
     metrics:
@@ -159,13 +157,57 @@ service:
     metrics:
       receivers: [{{rname}}]
       processors: [memory_limiter]
-      exporters: [prometheus_remote_write]
+      exporters: [{{ename}}]
 `
 
-// runScrape: the side scrapes the payload every ScrapeInterval; the window
-// runs from the first scrape until ScrapeCount scrapes were served and the
-// sink holds every sample of each exactly once.
+const scrapeRWExporter = `  prometheus_remote_write:
+    endpoint: {{sink}}
+`
+
+const scrapeOTLPExporter = `  otlp_grpc:
+    endpoint: {{sink}}
+    compression: none
+    tls:
+      insecure: true
+`
+
+// runScrape: the side scrapes the payload every ScrapeInterval into the
+// remote-write sink; the window runs from the first scrape until
+// ScrapeCount scrapes were served and the sink holds every sample of each
+// exactly once.
 func runScrape(ctx context.Context, h *harness, side string, s *sample) error {
+	sink, err := startRWSink()
+	if err != nil {
+		return err
+	}
+	defer sink.close()
+	return scrapeInto(ctx, h, side, s, scrapeRWExporter, "prometheus_remote_write", sink.URL(),
+		sink.samples.Load, func(n, scrapes int) (bool, string) {
+			ok, detail := sink.check(n, scrapes)
+			return ok, "sink: " + detail + fmt.Sprintf("; %d samples of up/scrape_*/target_info", sink.synth.Load())
+		})
+}
+
+// runScrapeOTLP is runScrape with the cheap otlp_grpc exporter instead of
+// remote write, so that the receivers weigh more in the figure. The sink
+// counts samples as Prometheus would (a histogram point is its buckets,
+// sum and count) and checks the total.
+func runScrapeOTLP(ctx context.Context, h *harness, side string, s *sample) error {
+	sink, err := startOTLPSink(1, 1)
+	if err != nil {
+		return err
+	}
+	defer sink.close()
+	return scrapeInto(ctx, h, side, s, scrapeOTLPExporter, "otlp_grpc", sink.GRPCAddr,
+		sink.points.Load, func(n, scrapes int) (bool, string) {
+			got := sink.points.Load()
+			return got == int64(n*scrapes), fmt.Sprintf("sink: %d samples (want %d); %d samples of up/scrape_*; %d requests",
+				got, n*scrapes, sink.synthPoints.Load(), sink.requests.Load())
+		})
+}
+
+func scrapeInto(ctx context.Context, h *harness, side string, s *sample, exporter, ename, sinkAddr string,
+	received func() int64, check func(n, scrapes int) (bool, string)) error {
 	name := fmt.Sprintf("%s-%02d-%s", s.Workload, s.Order, side)
 	n := h.o.ScrapeSeries
 	tgt, err := startTarget("/stats/prometheus", func(b *bytes.Buffer, k int) { envoyPayload(b, n, k) })
@@ -173,11 +215,6 @@ func runScrape(ctx context.Context, h *harness, side string, s *sample) error {
 		return err
 	}
 	defer tgt.close()
-	sink, err := startRWSink()
-	if err != nil {
-		return err
-	}
-	defer sink.close()
 	recv, rname := scrapeWeftReceiver, "pod_scrape"
 	if side == sidePeer {
 		recv, rname = scrapePeerReceiver, "prometheus"
@@ -185,8 +222,9 @@ func runScrape(ctx context.Context, h *harness, side string, s *sample) error {
 	timeout := min(10*time.Second, h.o.ScrapeInterval*9/10)
 	c, smp, err := h.launch(ctx, name, side, false, func(health string) string {
 		return replaceAll(scrapeConfig, "{{receiver}}", recv, "{{rname}}", rname, "{{health}}", health,
+			"{{exporter}}", exporter, "{{ename}}", ename,
 			"{{interval}}", promDuration(h.o.ScrapeInterval), "{{timeout}}", promDuration(timeout),
-			"{{target}}", tgt.Addr, "{{sink}}", sink.URL())
+			"{{target}}", tgt.Addr, "{{sink}}", sinkAddr)
 	}, s)
 	if err != nil {
 		return err
@@ -201,17 +239,17 @@ func runScrape(ctx context.Context, h *harness, side string, s *sample) error {
 	k := int64(h.o.ScrapeCount)
 	err = c.waitFor(ctx, time.Duration(k+1)*h.o.ScrapeInterval+h.o.DrainTimeout, func() bool {
 		served := tgt.served.Load()
-		return served >= k && sink.samples.Load() >= served*int64(n)
+		return served >= k && received() >= served*int64(n)
 	}, func() string {
-		return fmt.Sprintf("%d scrapes served, %d samples received (want %d per scrape)", tgt.served.Load(), sink.samples.Load(), n)
+		return fmt.Sprintf("%d scrapes served, %d samples received (want %d per scrape)", tgt.served.Load(), received(), n)
 	})
 	h.finish(c, smp, s)
 	served := tgt.served.Load()
-	ok, detail := sink.check(n, int(served))
-	s.Sent, s.Received = served*int64(n), sink.samples.Load()
+	ok, detail := check(n, int(served))
+	s.Sent, s.Received = served*int64(n), received()
 	s.Verified = err == nil && ok && s.Sent == s.Received
 	s.Items = float64(s.Received)
-	s.Detail = fmt.Sprintf("%d scrapes of %d series; sink: %s; %d samples of up/scrape_*/target_info", served, n, detail, sink.synth.Load())
+	s.Detail = fmt.Sprintf("%d scrapes of %d series; %s", served, n, detail)
 	if err != nil {
 		s.Detail += "; " + err.Error()
 	}

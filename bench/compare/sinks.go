@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
@@ -87,9 +89,76 @@ type otlpSink struct {
 	GRPCAddr, HTTPAddr string
 	logs, spans        *tracker
 	requests           atomic.Int64
+	points             atomic.Int64 // metric samples (metricSamples), payload series
+	synthPoints        atomic.Int64 // metric samples of up and scrape_*
 	grpcSrv            *grpc.Server
 	httpSrv            *http.Server
 	wg                 sync.WaitGroup
+}
+
+type metricService struct {
+	pmetricotlp.UnimplementedGRPCServer
+	s *otlpSink
+}
+
+// Export counts the samples a Prometheus scrape of the data would hold:
+// one per gauge or sum point, buckets + sum + count per histogram point,
+// quantiles + sum + count per summary point; points flagged "no recorded
+// value" (staleness) and the series a scraper adds (up, scrape_*) apart.
+func (m *metricService) Export(_ context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
+	m.s.requests.Add(1)
+	var n, synth int64
+	rms := req.Metrics().ResourceMetrics()
+	for i := range rms.Len() {
+		sms := rms.At(i).ScopeMetrics()
+		for j := range sms.Len() {
+			ms := sms.At(j).Metrics()
+			for k := range ms.Len() {
+				c := metricSamples(ms.At(k))
+				if synthetic(ms.At(k).Name()) {
+					synth += c
+				} else {
+					n += c
+				}
+			}
+		}
+	}
+	m.s.points.Add(n)
+	m.s.synthPoints.Add(synth)
+	return pmetricotlp.NewExportResponse(), nil
+}
+
+func metricSamples(m pmetric.Metric) int64 {
+	var n int64
+	switch m.Type() {
+	case pmetric.MetricTypeGauge, pmetric.MetricTypeSum:
+		var dps pmetric.NumberDataPointSlice
+		if m.Type() == pmetric.MetricTypeSum {
+			dps = m.Sum().DataPoints()
+		} else {
+			dps = m.Gauge().DataPoints()
+		}
+		for i := range dps.Len() {
+			if !dps.At(i).Flags().NoRecordedValue() {
+				n++
+			}
+		}
+	case pmetric.MetricTypeHistogram:
+		dps := m.Histogram().DataPoints()
+		for i := range dps.Len() {
+			if !dps.At(i).Flags().NoRecordedValue() {
+				n += int64(dps.At(i).BucketCounts().Len()) + 2
+			}
+		}
+	case pmetric.MetricTypeSummary:
+		dps := m.Summary().DataPoints()
+		for i := range dps.Len() {
+			if !dps.At(i).Flags().NoRecordedValue() {
+				n += int64(dps.At(i).QuantileValues().Len()) + 2
+			}
+		}
+	}
+	return n
 }
 
 type traceService struct {
@@ -155,6 +224,7 @@ func startOTLPSink(nLogs, nSpans int64) (*otlpSink, error) {
 	s.grpcSrv = grpc.NewServer(grpc.MaxRecvMsgSize(64 << 20))
 	plogotlp.RegisterGRPCServer(s.grpcSrv, s)
 	ptraceotlp.RegisterGRPCServer(s.grpcSrv, &traceService{s: s})
+	pmetricotlp.RegisterGRPCServer(s.grpcSrv, &metricService{s: s})
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/logs", func(w http.ResponseWriter, r *http.Request) {
 		body, err := readBody(r)

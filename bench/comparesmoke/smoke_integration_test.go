@@ -77,10 +77,10 @@ func TestBenchCompareSmoke(t *testing.T) {
 		assert.GreaterOrEqual(t, s.PeakRSSMiB, s.ReadyRSSMiB, name)
 		assert.GreaterOrEqual(t, len(s.Points), 2, "%s: RSS sampled over the window", name)
 	}
-	for _, wl := range []string{"logs-10k", "logs-max", "scrape", "traces", "idle", "rules"} {
+	for _, wl := range []string{"logs-10k", "logs-max", "scrape", "scrape-otlp", "traces", "idle", "rules"} {
 		assert.Equal(t, []string{"weft", "peer"}, seen[wl], wl)
 	}
 	md := stdout.String()
-	assert.Equal(t, 6, strings.Count(md, "| **ratio weft / peer** |"), md)
+	assert.Equal(t, 7, strings.Count(md, "| **ratio weft / peer** |"), md)
 	assert.NotContains(t, md, "NOT VERIFIED")
 }
