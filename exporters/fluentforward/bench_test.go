@@ -11,12 +11,17 @@ import (
 	"time"
 
 	"github.com/fluent/fluent-logger-golang/fluent"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage"
 	"github.com/stretchr/testify/require"
 	"github.com/tinylib/msgp/msgp"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.opentelemetry.io/collector/extension/extensiontest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/weftobs/weft/extensions/weftfilestorage"
 )
 
 // benchLogs returns n container-log-like records of one pod.
@@ -144,15 +149,54 @@ func BenchmarkSendWithAcks(b *testing.B) {
 // ConsumeLogs of 1000-record requests into the default sending queue and
 // batcher, 4 consumers, acks on; the clock stops when the last record is
 // acknowledged.
+//
+// Sub-benchmarks: memory queue (the default), and a persistent queue on
+// weft_file_storage with and without fsync.
 func BenchmarkPipeline(b *testing.B) {
+	b.Run("queue=memory", func(b *testing.B) { benchPipeline(b, nil, component.ID{}) })
+	for _, fsync := range []bool{false, true} {
+		b.Run(fmt.Sprintf("queue=weft_file_storage/fsync=%v", fsync), func(b *testing.B) {
+			f := weftfilestorage.NewFactory()
+			cfg := f.CreateDefaultConfig()
+			require.NoError(b, unmarshalInto(map[string]any{"directory": b.TempDir(), "fsync": fsync}, cfg))
+			set := extensiontest.NewNopSettings(f.Type())
+			set.ID = weftStorageID
+			ext, err := f.Create(b.Context(), set, cfg)
+			require.NoError(b, err)
+			require.NoError(b, ext.Start(b.Context(), componenttest.NewNopHost()))
+			defer func() { require.NoError(b, ext.Shutdown(context.Background())) }()
+			benchPipeline(b, ext, weftStorageID)
+		})
+	}
+	b.Run("queue=file_storage", func(b *testing.B) { // contrib's, for comparison
+		f := filestorage.NewFactory()
+		cfg := f.CreateDefaultConfig().(*filestorage.Config)
+		cfg.Directory = b.TempDir()
+		cfg.Compaction.Directory = cfg.Directory
+		set := extensiontest.NewNopSettings(f.Type())
+		set.ID = storageID
+		ext, err := f.Create(b.Context(), set, cfg)
+		require.NoError(b, err)
+		require.NoError(b, ext.Start(b.Context(), componenttest.NewNopHost()))
+		defer func() { require.NoError(b, ext.Shutdown(context.Background())) }()
+		benchPipeline(b, ext, storageID)
+	})
+}
+
+func benchPipeline(b *testing.B, storageExt component.Component, id component.ID) {
 	const n = 1000
 	addr, acked := countingAckServer(b)
 	cfg := NewFactory().CreateDefaultConfig().(*Config)
 	cfg.Endpoints = []string{addr}
+	var host component.Host = componenttest.NewNopHost()
+	if storageExt != nil {
+		cfg.QueueConfig.Get().StorageID = &id
+		host = storageHost{exts: map[component.ID]component.Component{id: storageExt}}
+	}
 	set := exportertest.NewNopSettings(componentType)
 	exp, err := NewFactory().CreateLogs(b.Context(), set, cfg)
 	require.NoError(b, err)
-	require.NoError(b, exp.Start(b.Context(), componenttest.NewNopHost()))
+	require.NoError(b, exp.Start(b.Context(), host))
 	defer func() { require.NoError(b, exp.Shutdown(context.Background())) }()
 	ld := benchLogs(n)
 	b.ReportAllocs()
