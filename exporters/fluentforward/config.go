@@ -69,14 +69,17 @@ type Config struct {
 	Username string              `mapstructure:"username"`
 	Password configopaque.String `mapstructure:"password"`
 
-	// TimeoutConfig is exporterhelper's timeout of one export (key "timeout").
+	// TimeoutConfig bounds one attempt to send a batch (key "timeout").
 	TimeoutConfig exporterhelper.TimeoutConfig `mapstructure:",squash"`
 
 	// QueueConfig is exporterhelper's sending queue (key "sending_queue"); set
-	// sending_queue.storage to a file_storage extension for a persistent queue.
+	// sending_queue.storage to a storage extension (weft_file_storage) for a
+	// persistent queue.
 	QueueConfig configoptional.Optional[exporterhelper.QueueBatchConfig] `mapstructure:"sending_queue"`
 
-	// BackOffConfig is exporterhelper's retry with backoff (key "retry_on_failure").
+	// BackOffConfig is the retry with backoff (key "retry_on_failure"); with
+	// a sending queue the exporter applies it itself, so that it counts what
+	// it gives up on.
 	BackOffConfig configretry.BackOffConfig `mapstructure:"retry_on_failure"`
 }
 
