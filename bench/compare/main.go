@@ -75,6 +75,7 @@ type options struct {
 	WorkDir        string        // binaries, configs, logs, data; a temporary one when empty
 	Keep           bool          // keep WorkDir
 	Only           string        // run only this side (debugging a workload; no comparison)
+	Commit         string        // weft commit measured, for the report (default: git rev-parse of the repository)
 }
 
 func defaultOptions() options {
@@ -137,8 +138,17 @@ func main() {
 	flag.StringVar(&o.JSONPath, "json", "", "also write the raw samples as JSON here")
 	flag.StringVar(&o.WorkDir, "workdir", "", "work directory (default: temporary, removed at the end)")
 	flag.BoolVar(&o.Keep, "keep", false, "keep the work directory")
+	flag.StringVar(&o.Commit, "commit", "", "weft commit measured, for the report (default: `git rev-parse --short HEAD` of the repository)")
 	flag.StringVar(&o.Only, "only", "", "run only this side, weft or peer (to debug a workload)")
+	render := flag.String("render", "", "do not run: re-render the report (and with -out, RESULTS.md's section and the charts) from this samples JSON")
 	flag.Parse()
+	if *render != "" {
+		if err := rerender(*render, o.OutDir); err != nil {
+			fmt.Fprintln(os.Stderr, "compare:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *smoke {
 		wl := o.Workloads
 		o.smoke()
@@ -166,6 +176,24 @@ func runMain(ctx context.Context, o options, logw io.Writer) error {
 		return writeOutputs(o.OutDir, rep)
 	}
 	return nil
+}
+
+// rerender prints the report of a samples JSON written by an earlier run
+// and, when out is set, writes RESULTS.md's section and the charts again.
+func rerender(path, out string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var rep report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	fmt.Print(markdown(&rep))
+	if out == "" {
+		return nil
+	}
+	return writeOutputs(out, &rep)
 }
 
 // harness is the state shared by every run.
@@ -298,6 +326,13 @@ func run(ctx context.Context, o options, logw io.Writer) (*report, error) {
 	h := &harness{o: o, clkTck: clockTicks(), logw: logw}
 	if err := h.build(ctx); err != nil {
 		return nil, err
+	}
+	if h.o.Commit == "" {
+		if root, err := repoRoot(); err == nil {
+			if out, err := exec.Command("git", "-C", root, "rev-parse", "--short", "HEAD").Output(); err == nil {
+				h.o.Commit = strings.TrimSpace(string(out))
+			}
+		}
 	}
 	rep := &report{Options: h.o, Machine: describeMachine(), CLKTCK: h.clkTck, BinaryMB: map[string]float64{}}
 	for name, bin := range map[string]string{"weft": h.o.WeftBin, "otelcol core (bench/peer)": h.o.PeerCoreBin,

@@ -321,6 +321,13 @@ func TestMarkdownAndCharts(t *testing.T) {
 	}
 	_, err = os.Stat(filepath.Join(out, "compare", "results", "samples.json"))
 	assert.NoError(t, err)
+
+	// -render reads the samples back and writes the same section.
+	again := t.TempDir()
+	require.NoError(t, rerender(filepath.Join(out, "compare", "results", "samples.json"), again))
+	doc2, err := os.ReadFile(filepath.Join(again, "RESULTS.md"))
+	require.NoError(t, err)
+	assert.Equal(t, strings.TrimPrefix(string(doc), "# Benchmark results\n"), string(doc2))
 }
 
 func TestOptionsValidate(t *testing.T) {

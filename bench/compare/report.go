@@ -107,6 +107,9 @@ func markdown(rep *report) string {
 		"Every child ran with GOMAXPROCS=%s GOMEMLIMIT=%s, %d ABBA round(s) per workload (weft, peer, peer, weft, …). "+
 		"CPU = utime+stime of the child over the measurement window (/proc/<pid>/stat), peak RSS = VmHWM, ready = VmRSS when health_check (Prometheus: /-/ready) first answered.\n\n",
 		m.Started, m.NProc, m.CPU, m.Kernel, m.Go, m.LoadAvg, o.GoMaxProcs, o.GoMemLimit, o.Rounds)
+	if o.Commit != "" {
+		fmt.Fprintf(&b, "weft and bench/peer built from commit %s.\n\n", o.Commit)
+	}
 	if len(rep.BinaryMB) > 0 {
 		names := make([]string, 0, len(rep.BinaryMB))
 		for n := range rep.BinaryMB {
