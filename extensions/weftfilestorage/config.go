@@ -8,8 +8,12 @@ import (
 // Config is the configuration of the weft_file_storage extension.
 type Config struct {
 	// Directory holds one log file per client (component and signal). It
-	// must exist. Required.
+	// must exist unless create_directory is set. Required.
 	Directory string `mapstructure:"directory"`
+
+	// CreateDirectory creates the directory (and its parents, mode 0750) at
+	// start when it does not exist. Default false.
+	CreateDirectory bool `mapstructure:"create_directory"`
 
 	// Fsync flushes every write to the disk before it returns, so that an
 	// acknowledged write survives a power loss. Without it a write survives

@@ -20,7 +20,7 @@ func TestLoadConfig(t *testing.T) {
 		wantErr string
 	}{
 		{id: component.NewID(componentType), want: &Config{Directory: "/var/lib/weft/queue", Fsync: true, Preallocate: 4 << 20, Reserve: 1 << 20, CompactionMinDead: 8 << 20}},
-		{id: component.NewIDWithName(componentType, "custom"), want: &Config{Directory: "/var/lib/weft/queue2", Fsync: false, Preallocate: 1 << 20, Reserve: 256 << 10, CompactionMinDead: 1 << 20}},
+		{id: component.NewIDWithName(componentType, "custom"), want: &Config{Directory: "/var/lib/weft/queue2", CreateDirectory: true, Fsync: false, Preallocate: 1 << 20, Reserve: 256 << 10, CompactionMinDead: 1 << 20}},
 		{id: component.NewIDWithName(componentType, "bad"), wantErr: "directory: required\nreserve: must be 0 or more bytes, got -1"},
 	} {
 		t.Run(tc.id.String(), func(t *testing.T) {

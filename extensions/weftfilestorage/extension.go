@@ -36,8 +36,14 @@ func newExtension(cfg *Config, set extension.Settings) (*fileStorage, error) {
 	return &fileStorage{cfg: cfg, logger: set.Logger, tel: tel, open: openOSFile, clients: map[string]*fileClient{}}, nil
 }
 
-// Start checks that the directory exists and is a directory.
+// Start checks that the directory exists and is a directory, creating it
+// first when create_directory is set.
 func (s *fileStorage) Start(context.Context, component.Host) error {
+	if s.cfg.CreateDirectory {
+		if err := os.MkdirAll(s.cfg.Directory, 0o750); err != nil {
+			return fmt.Errorf("create_directory: %w", err)
+		}
+	}
 	st, err := os.Stat(s.cfg.Directory)
 	if err != nil {
 		return fmt.Errorf("directory: %w", err)

@@ -63,9 +63,15 @@ func TestShutdownWithoutStartAndTwice(t *testing.T) {
 	require.NoError(t, ext.Shutdown(t.Context()))
 }
 
-func TestStartRejectsMissingDirectory(t *testing.T) {
-	h := &fileStorage{cfg: &Config{Directory: filepath.Join(t.TempDir(), "nope")}}
-	require.ErrorContains(t, h.Start(t.Context(), nil), "directory")
+func TestStartDirectory(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "a", "b")
+	s := &fileStorage{cfg: &Config{Directory: missing}}
+	require.ErrorContains(t, s.Start(t.Context(), nil), "directory")
+	s.cfg.CreateDirectory = true
+	require.NoError(t, s.Start(t.Context(), nil))
+	st, err := os.Stat(missing)
+	require.NoError(t, err)
+	assert.True(t, st.IsDir())
 }
 
 // queueFile fills a "logs" client the way a persistent queue does: item
