@@ -1,11 +1,13 @@
 package fluentforward
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/tinylib/msgp/msgp"
 	"go.opentelemetry.io/collector/config/configopaque"
 )
 
@@ -79,4 +81,35 @@ func TestHandshake(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzReadHELOAndPONG: the handshake parsers never panic on what a server
+// sends, and a HELO they accept has a nonce.
+func FuzzReadHELOAndPONG(f *testing.F) {
+	helo := msgp.AppendArrayHeader(nil, 2)
+	helo = msgp.AppendString(helo, "HELO")
+	helo = msgp.AppendMapHeader(helo, 3)
+	helo = msgp.AppendString(helo, "nonce")
+	helo = msgp.AppendBytes(helo, []byte("0123456789abcdef"))
+	helo = msgp.AppendString(helo, "auth")
+	helo = msgp.AppendString(helo, "")
+	helo = msgp.AppendString(helo, "keepalive")
+	helo = msgp.AppendBool(helo, true)
+	pong := msgp.AppendArrayHeader(nil, 5)
+	pong = msgp.AppendString(pong, "PONG")
+	pong = msgp.AppendBool(pong, false)
+	pong = msgp.AppendString(pong, "shared_key mismatch")
+	pong = msgp.AppendString(pong, "fluentd-0")
+	pong = msgp.AppendString(pong, "ab")
+	f.Add(helo)
+	f.Add(pong)
+	f.Add(helo[:7])
+	f.Add([]byte{0x92, 0xa4, 'H', 'E', 'L', 'O', 0xdf, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		h, err := readHELO(msgp.NewReader(bytes.NewReader(data)))
+		if err == nil {
+			require.NotEmpty(t, h.nonce)
+		}
+		_, _, _, _, _ = readPONG(msgp.NewReader(bytes.NewReader(data)))
+	})
 }
