@@ -22,9 +22,10 @@ type discoverer interface {
 	Run(ctx context.Context, ch chan<- []*targetgroup.Group)
 }
 
-// podDiscovery is Prometheus's Kubernetes pod role (no attached node,
-// namespace or controller metadata) over internal/kubepods: the same target
-// groups and __meta_kubernetes_* labels, without client-go.
+// podDiscovery is Prometheus's Kubernetes pod role (without
+// attach_metadata: no node, namespace, deployment or job labels) over
+// internal/kubepods: the same target groups and __meta_kubernetes_* labels,
+// without client-go.
 type podDiscovery struct {
 	watchers []*kubepods.Watcher
 	// ctx and ch are Run's; the watchers' handler sends to ch until ctx
