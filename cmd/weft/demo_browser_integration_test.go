@@ -121,6 +121,7 @@ func TestDemoAlertInAlertmanagerAndBrowser(t *testing.T) {
 	assert.Contains(t, dom, `<td class="firing">firing</td>`)
 	assert.Contains(t, dom, `href="trace/`+evidence[0]+`"`, "the alert links to its evidence trace")
 	assert.Contains(t, dom, `<tr class="file">`, "the tailed container logs are listed")
+	assert.Contains(t, dom, `<td class="up">up</td>`, "the scrape targets are listed with their health")
 	assert.Contains(t, dom, `<tr class="exporter">`, "the exporters are listed from the self-metrics")
 	browse(status+"/", "--screenshot="+filepath.Join(shots, "status.png"))
 

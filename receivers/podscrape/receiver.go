@@ -1,9 +1,11 @@
 package podscrape
 
 import (
+	"cmp"
 	"context"
 	"hash/fnv"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/weftobs/weft/internal/kubepods"
+	"github.com/weftobs/weft/internal/nodestatus"
 )
 
 // podScrapeReceiver runs the scrape jobs and the discoveries feeding them.
@@ -36,8 +39,9 @@ type podScrapeReceiver struct {
 	// loopback servers with it).
 	dial dialFunc
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cancel     context.CancelFunc
+	unregister func() // withdraws the targets from nodestatus
+	wg         sync.WaitGroup
 }
 
 func newReceiver(set receiver.Settings, cfg *Config, next consumer.Metrics) (*podScrapeReceiver, error) {
@@ -62,6 +66,7 @@ func (r *podScrapeReceiver) Start(_ context.Context, _ component.Host) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.mu.Lock()
 	r.cancel = cancel
+	r.unregister = nodestatus.RegisterTargets(r.set.ID.String(), r.targetStatus)
 	r.mu.Unlock()
 	subscribers := map[sdKey][]*job{}
 	var order []sdKey
@@ -251,6 +256,10 @@ func (r *podScrapeReceiver) Shutdown(context.Context) error {
 	r.mu.Lock()
 	r.stopped = true
 	cancel := r.cancel
+	if r.unregister != nil {
+		r.unregister()
+		r.unregister = nil
+	}
 	r.mu.Unlock()
 	if cancel != nil {
 		cancel()
@@ -265,3 +274,20 @@ func (r *podScrapeReceiver) Shutdown(context.Context) error {
 }
 
 func (r *podScrapeReceiver) wait() { r.wg.Wait() }
+
+// targetStatus lists the running targets by job and URL, for the status
+// page.
+func (r *podScrapeReceiver) targetStatus() []nodestatus.Target {
+	r.mu.Lock()
+	var out []nodestatus.Target
+	for _, run := range r.running {
+		for _, t := range run {
+			out = append(out, t.status())
+		}
+	}
+	r.mu.Unlock()
+	slices.SortFunc(out, func(a, b nodestatus.Target) int {
+		return cmp.Or(strings.Compare(a.Job, b.Job), strings.Compare(a.URL, b.URL))
+	})
+	return out
+}

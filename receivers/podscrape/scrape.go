@@ -22,6 +22,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/weftobs/weft/internal/nodestatus"
 )
 
 // protocolMediaTypes are the scrape_protocols and what they ask for.
@@ -78,6 +80,8 @@ type target struct {
 	// removed is set when discovery dropped the target: its series are
 	// then ended with stale markers (not on shutdown, as Prometheus).
 	removed atomic.Bool
+	// last is the outcome of the latest scrape, for the status page.
+	last atomic.Pointer[scrapeResult]
 }
 
 // fetch GETs the target's body into t.buf and returns its content type.
@@ -242,11 +246,39 @@ func (t *target) scrapeOnce(ctx context.Context) {
 		// body that shrank; the next scrape sizes it from this body.
 		t.buf = bytes.Buffer{}
 	}
-	t.appendSelf(ms, start, time.Since(start), err == nil, st)
+	dur := time.Since(start)
+	res := &scrapeResult{at: start, dur: dur, samples: st.scraped}
+	if err != nil {
+		res.err = err.Error()
+	}
+	t.last.Store(res)
+	t.appendSelf(ms, start, dur, err == nil, st)
 	if cerr := t.next.ConsumeMetrics(ctx, md); cerr != nil {
 		t.logger.Warn("Pipeline refused scraped metrics", zap.String("job", t.job.name), zap.String("url", t.url),
 			zap.String("reason", "consumer"), zap.Error(cerr))
 	}
+}
+
+// scrapeResult is what the status page shows of a target's latest scrape.
+type scrapeResult struct {
+	at      time.Time
+	dur     time.Duration
+	samples int
+	err     string // empty: the scrape succeeded
+}
+
+// status is the target's nodestatus entry.
+func (t *target) status() nodestatus.Target {
+	st := nodestatus.Target{Job: t.job.name, URL: t.url, Labels: t.resource, Health: "unknown"}
+	if res := t.last.Load(); res != nil {
+		st.LastScrape, st.LastDuration, st.LastError = res.at, res.dur, res.err
+		if res.err == "" {
+			st.Health, st.Samples = "up", res.samples
+		} else {
+			st.Health = "down"
+		}
+	}
+	return st
 }
 
 // end emits stale markers for every series of the target, when it goes away.

@@ -26,6 +26,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/weftobs/weft/internal/nodestatus"
 	"github.com/weftobs/weft/internal/simnode"
 )
 
@@ -446,4 +447,43 @@ func TestFailureLogIsRateLimitedAndRecoveryLogged(t *testing.T) {
 	assert.Len(t, warns, 1, "one warning for three identical failures")
 	assert.Len(t, logs.FilterMessage("Scrape failed").FilterLevelExact(zapcore.DebugLevel).All(), 2)
 	assert.Len(t, logs.FilterMessage("Scrape recovered").All(), 1)
+}
+
+// The status page sees every target with its health, the outcome of its
+// last scrape and its last error, and no longer once the receiver stopped.
+func TestTargetStatusPublished(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("# TYPE a counter\na_total 1\nb 2\n"))
+	}))
+	defer up.Close()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	gone := l.Addr().String()
+	require.NoError(t, l.Close())
+	cfg := staticConfig("ok", strings.TrimPrefix(up.URL, "http://"), nil)
+	cfg.ScrapeConfigs = append(cfg.ScrapeConfigs, staticConfig("gone", gone, nil).ScrapeConfigs...)
+	r, sink, _ := startReceiver(t, cfg)
+	waitBatches(t, sink, 2)
+
+	var got []nodestatus.Target
+	for _, src := range nodestatus.Targets() {
+		if src.Component == r.set.ID.String() {
+			got = src.Items
+		}
+	}
+	require.Len(t, got, 2)
+	assert.Equal(t, "gone", got[0].Job, "ordered by job")
+	assert.Equal(t, "down", got[0].Health)
+	assert.Contains(t, got[0].LastError, "connection refused")
+	assert.Equal(t, "ok", got[1].Job)
+	assert.Equal(t, "up", got[1].Health)
+	assert.Equal(t, up.URL+"/metrics", got[1].URL)
+	assert.Equal(t, 2, got[1].Samples)
+	assert.Empty(t, got[1].LastError)
+	assert.WithinDuration(t, time.Now(), got[1].LastScrape, time.Minute)
+
+	require.NoError(t, r.Shutdown(context.Background()))
+	for _, src := range nodestatus.Targets() {
+		assert.NotEqual(t, r.set.ID.String(), src.Component, "a stopped receiver's targets are withdrawn")
+	}
 }
