@@ -8,7 +8,19 @@ import (
 
 // The extension is the weft_query extension's source of /api/v1/rules,
 // /api/v1/alerts and the alerts shown with a trace.
-var _ weftquery.RulesSource = (*Extension)(nil)
+var (
+	_ weftquery.RulesSource       = (*Extension)(nil)
+	_ weftquery.RulesHealthSource = (*Extension)(nil)
+)
+
+// RulesHealth reports the rule sources' state for the status page.
+func (e *Extension) RulesHealth() weftquery.RulesHealth {
+	s := e.Status()
+	return weftquery.RulesHealth{
+		LastReload: s.LastReload, ReloadOK: s.LastReloadSuccess, LastError: s.LastError,
+		Inherited: s.Inherited, Rejected: s.Rejected, SourceError: s.KubernetesError,
+	}
+}
 
 // RuleGroups returns the running rule groups with their last evaluation.
 func (e *Extension) RuleGroups() []weftquery.RuleGroup {

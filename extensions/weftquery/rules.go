@@ -18,6 +18,22 @@ type RulesSource interface {
 	Alerts() []Alert
 }
 
+// RulesHealthSource is optionally implemented by a RulesSource: the state of
+// its rule sources, shown above the rules on the status page.
+type RulesHealthSource interface {
+	RulesHealth() RulesHealth
+}
+
+// RulesHealth is a rules engine's view of its sources.
+type RulesHealth struct {
+	LastReload  time.Time
+	ReloadOK    bool     // the last reload attempt was applied
+	LastError   string   // error of the last failed attempt, with file and line
+	Inherited   bool     // running the previous instance's set: this one's was invalid
+	Rejected    []string // sources left out of the running set, each with its error
+	SourceError string   // the last error of a remote source (Kubernetes API), "" while healthy
+}
+
 // RuleGroup is one group of rules, as /api/v1/rules reports it.
 type RuleGroup struct {
 	Name           string

@@ -43,6 +43,11 @@ var statusTmpl = template.Must(template.New("status").Parse(pageHead + `
 {{end}}</table>{{else}}<p class="muted">{{if .HasRules}}no active alerts{{else}}no rules engine{{end}}</p>{{end}}
 
 <h2>Rules</h2>
+{{with .RulesHealth}}<p class="rules-health">last reload {{if not .LastReload.IsZero}}{{.LastReload.Format "15:04:05"}}{{end}}:
+{{if .ReloadOK}}<span class="ok">applied</span>{{else}}<span class="err">failed: {{.LastError}}</span>{{end}}
+{{if .Inherited}}<br><span class="err">running the previous configuration's rules: this configuration's rule set is invalid</span>{{end}}
+{{range .Rejected}}<br><span class="err">left out: {{.}}</span>{{end}}
+{{if .SourceError}}<br><span class="err">Kubernetes source: {{.SourceError}}</span>{{end}}</p>{{end}}
 {{if .Groups}}<table><tr><th>group</th><th>rule</th><th>type</th><th>state</th><th>health</th><th>last evaluation</th></tr>
 {{range $g := .Groups}}{{range .Rules}}<tr><td>{{$g.Name}}</td><td>{{.Name}}<br><code>{{.Query}}</code></td><td>{{.Type}}</td>
 <td class="{{.State}}">{{.State}}</td><td class="{{.Health}}">{{.Health}}{{if .LastError}}: {{.LastError}}{{end}}</td>
@@ -119,6 +124,7 @@ type statusPage struct {
 	Rejected []string
 	Services []string
 
+	RulesHealth  *RulesHealth
 	Targets      []nodestatus.Source[nodestatus.Target]
 	Files        []nodestatus.Source[nodestatus.File]
 	HasTelemetry bool
@@ -176,6 +182,10 @@ func (s *server) statusPage(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.rules != nil {
 		p.Alerts, p.Groups = s.rules.Alerts(), s.rules.RuleGroups()
+		if hs, ok := s.rules.(RulesHealthSource); ok {
+			h := hs.RulesHealth()
+			p.RulesHealth = &h
+		}
 		slices.SortStableFunc(p.Alerts, func(a, b Alert) int { return cmp.Compare(a.State, b.State) }) // firing before pending
 	}
 	p.Failing = s.store.FailingTraces(weftstore.TraceSelector{Limit: 20})

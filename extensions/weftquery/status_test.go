@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -149,4 +150,52 @@ func TestStatusPageWithoutTelemetry(t *testing.T) {
 	_, body := get(t, f.url+"/")
 	assert.Contains(t, string(body), "set telemetry_url")
 	assert.NotContains(t, string(body), `<tr class="exporter">`)
+}
+
+// healthyRules is a rules engine that also reports its sources' health.
+type healthyRules struct {
+	*fakeRules
+	mu     sync.Mutex
+	health RulesHealth
+}
+
+func (h *healthyRules) RulesHealth() RulesHealth {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.health
+}
+
+func (h *healthyRules) set(r RulesHealth) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.health = r
+}
+
+func TestStatusPageRulesHealth(t *testing.T) {
+	f := newFixture(t, fixtureOpts{rules: newFakeRules})
+	_, body := get(t, f.url+"/")
+	assert.NotContains(t, string(body), `class="rules-health"`, "an engine without health reports shows none")
+
+	hr := &healthyRules{fakeRules: newFakeRules(f.t0)}
+	g := newFixture(t, fixtureOpts{})
+	g.srv.rules = hr // before the first request
+	_, body = get(t, g.url+"/")
+	assert.Contains(t, string(body), `<span class="err">failed: </span>`, "a never-applied set is a failure")
+
+	hr.set(RulesHealth{LastReload: time.Now(), ReloadOK: false, LastError: "rules.yaml:7: bad expr",
+		Inherited: true, Rejected: []string{"shop/broken: parse error"}, SourceError: "list: 403 Forbidden"})
+	_, body = get(t, g.url+"/")
+	page := string(body)
+	for _, want := range []string{
+		`<span class="err">failed: rules.yaml:7: bad expr</span>`,
+		"running the previous configuration's rules",
+		`left out: shop/broken: parse error`,
+		`Kubernetes source: list: 403 Forbidden`,
+	} {
+		assert.Contains(t, page, want)
+	}
+	hr.set(RulesHealth{LastReload: time.Now(), ReloadOK: true})
+	_, body = get(t, g.url+"/")
+	assert.Contains(t, string(body), `<span class="ok">applied</span>`)
+	assert.NotContains(t, string(body), "left out")
 }
