@@ -274,3 +274,53 @@ func TestStaticELFDetectsDynamicBinary(t *testing.T) {
 	require.NoError(t, err)
 	require.Error(t, staticELF(sh), "%s is dynamically linked on Debian", sh)
 }
+
+// The build context .dockerignore leaves holds every package and embedded
+// file `go build ./cmd/weft` needs: each top-level directory of a weft
+// package is re-included, and no embedded file is a test file or under
+// testdata/ (both excluded).
+func TestDockerignoreKeepsBuildInputs(t *testing.T) {
+	raw, err := os.ReadFile("../.dockerignore")
+	require.NoError(t, err)
+	included := map[string]bool{}
+	var lines []string
+	for _, l := range strings.Split(string(raw), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		lines = append(lines, l)
+		if s, ok := strings.CutPrefix(l, "!"); ok {
+			included[strings.TrimSuffix(s, "/")] = true
+		}
+	}
+	require.NotEmpty(t, lines)
+	require.Equal(t, "*", lines[0], "everything is excluded first, then the build inputs re-included")
+	for _, f := range []string{"go.mod", "go.sum"} {
+		assert.True(t, included[f], "%s is in the build context", f)
+	}
+
+	cmd := exec.Command("go", "list", "-deps", "-f",
+		`{{if .Module}}{{if eq .Module.Path "github.com/weftobs/weft"}}{{.ImportPath}} {{join .EmbedFiles ","}}{{end}}{{end}}`, "./cmd/weft")
+	cmd.Dir = ".."
+	out, err := cmd.Output()
+	require.NoError(t, err)
+	pkgs := 0
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if l == "" {
+			continue
+		}
+		pkg, embeds, _ := strings.Cut(l, " ")
+		rel := strings.TrimPrefix(pkg, "github.com/weftobs/weft/")
+		top, _, _ := strings.Cut(rel, "/")
+		assert.True(t, included[top], "package %s: %s/ is not re-included in .dockerignore", pkg, top)
+		for _, e := range strings.Split(embeds, ",") {
+			if e != "" {
+				assert.False(t, strings.HasSuffix(e, "_test.go") || strings.Contains("/"+e, "/testdata/"),
+					"package %s embeds %s, which .dockerignore excludes", pkg, e)
+			}
+		}
+		pkgs++
+	}
+	assert.Greater(t, pkgs, 5, "go list found weft's packages")
+}
