@@ -95,6 +95,7 @@ func TestOutageWithKill9(t *testing.T) {
 	down := time.Since(began)
 
 	srv := newFwdServerAt(t, addr, modeAck) // recovery
+	srv.keepSeqOnly()
 	recovered := time.Now()
 	require.Eventually(t, func() bool { return ackedSeqs(srv) == outageTotal }, wait, 50*time.Millisecond,
 		"not every record acknowledged after recovery")

@@ -65,9 +65,11 @@ type fwdServer struct {
 	acked       int // messages acked correctly
 	prevChunk   string
 	ackedChunks map[string]bool
-	security    *fwdSecurity // nil: no handshake
-	pings       []string     // self_hostname of every PING
-	rejected    []string     // reasons of the PONGs that refused
+	ackedSeqSet map[int64]struct{} // distinct seqs in messages acked correctly
+	lean        bool               // keep only each record's seq (long runs)
+	security    *fwdSecurity       // nil: no handshake
+	pings       []string           // self_hostname of every PING
+	rejected    []string           // reasons of the PONGs that refused
 }
 
 // fwdSecurity is the server's <security> section.
@@ -78,6 +80,13 @@ type fwdSecurity struct {
 	// pongKey, when set, is the key the server signs its PONG with (a
 	// server that does not really hold the client's key).
 	pongKey string
+}
+
+// keepSeqOnly drops every record field but seq as messages arrive.
+func (s *fwdServer) keepSeqOnly() {
+	s.mu.Lock()
+	s.lean = true
+	s.mu.Unlock()
 }
 
 // requireHandshake makes every new connection start with HELO/PING/PONG.
@@ -107,7 +116,8 @@ func newFwdServerTLS(t testing.TB, addr string, mode serverMode, tlsCfg *tls.Con
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
 	}
-	s := &fwdServer{t: t, ln: ln, lateBy: 300 * time.Millisecond, conns: make(map[net.Conn]struct{}), stop: make(chan struct{}), ackedChunks: make(map[string]bool)}
+	s := &fwdServer{t: t, ln: ln, lateBy: 300 * time.Millisecond, conns: make(map[net.Conn]struct{}), stop: make(chan struct{}), ackedChunks: make(map[string]bool),
+		ackedSeqSet: make(map[int64]struct{})}
 	s.mode.Store(int32(mode))
 	s.wg.Add(1)
 	go s.accept()
@@ -181,6 +191,11 @@ func (s *fwdServer) serve(c net.Conn) {
 		}
 		mode := s.currentMode()
 		s.mu.Lock()
+		if s.lean {
+			for i := range evs {
+				evs[i].record = map[string]any{"seq": evs[i].record["seq"]}
+			}
+		}
 		s.events = append(s.events, evs...)
 		s.messages++
 		if s.decide != nil {
@@ -195,6 +210,11 @@ func (s *fwdServer) serve(c net.Conn) {
 		} else {
 			s.acked++
 			s.ackedChunks[chunk] = true
+			for _, e := range evs {
+				if seq, ok := e.record["seq"].(int64); ok {
+					s.ackedSeqSet[seq] = struct{}{}
+				}
+			}
 		}
 		s.mu.Unlock()
 		if chunk == "" {
