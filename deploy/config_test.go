@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"fmt"
 	"os"
 	"path"
 	"regexp"
@@ -268,4 +269,51 @@ func TestArgoCDApplication(t *testing.T) {
 	b := mustBundle(t, p)
 	assert.Equal(t, b.Namespaces[0].Name, app.Spec.Destination.Namespace)
 	assert.NotEqual(t, "HEAD", app.Spec.Source.TargetRevision, "sync a release, not a moving branch")
+}
+
+// The example NetworkPolicy selects the agent pods and lets in every port
+// the agent serves (except the collector's health_check, which only the
+// kubelet's probes would use), and lets DNS and the API server out.
+func TestNetworkPolicyCoversAgentPorts(t *testing.T) {
+	seen := 0
+	for _, dir := range overlays {
+		b := mustBundle(t, dir)
+		if len(b.NetworkPolicies) == 0 {
+			continue
+		}
+		seen++
+		require.Len(t, b.NetworkPolicies, 1, dir)
+		np := b.NetworkPolicies[0]
+		pod := b.DaemonSets[0].Spec.Template
+		require.NotEmpty(t, np.Spec.PodSelector.MatchLabels, "%s: the policy selects pods by label", dir)
+		for k, v := range np.Spec.PodSelector.MatchLabels {
+			assert.Equal(t, v, pod.Labels[k], "%s: podSelector %s=%s", dir, k, v)
+		}
+		var types []string
+		for _, pt := range np.Spec.PolicyTypes {
+			types = append(types, string(pt))
+		}
+		assert.ElementsMatch(t, []string{"Ingress", "Egress"}, types, "%s: both directions are restricted", dir)
+		in := map[int32]bool{}
+		for _, r := range np.Spec.Ingress {
+			for _, p := range r.Ports {
+				in[p.Port.IntVal] = true
+			}
+		}
+		for _, p := range pod.Spec.Containers[0].Ports {
+			if p.Name != "health" {
+				assert.True(t, in[p.ContainerPort], "%s: port %s (%d) is not allowed in", dir, p.Name, p.ContainerPort)
+			}
+		}
+		out := map[string]bool{}
+		for _, r := range np.Spec.Egress {
+			for _, p := range r.Ports {
+				out[fmt.Sprintf("%s/%d", *p.Protocol, p.Port.IntVal)] = true
+			}
+		}
+		for _, want := range []string{"UDP/53", "TCP/53", "TCP/443", "TCP/6443"} {
+			assert.True(t, out[want], "%s: egress %s", dir, want)
+		}
+	}
+	assert.NotZero(t, seen, "the prod overlay carries the example NetworkPolicy")
 }
