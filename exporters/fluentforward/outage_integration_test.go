@@ -90,7 +90,7 @@ func TestOutageWithKill9(t *testing.T) {
 	_ = first.Wait()
 	killedAt := produced()
 
-	start()
+	second := start()
 	require.Eventually(t, func() bool { return produced() >= during }, wait, 20*time.Millisecond)
 	down := time.Since(began)
 
@@ -99,8 +99,8 @@ func TestOutageWithKill9(t *testing.T) {
 	recovered := time.Now()
 	require.Eventually(t, func() bool { return ackedSeqs(srv) == outageTotal }, wait, 50*time.Millisecond,
 		"not every record acknowledged after recovery")
-	t.Logf("storage %s: server down %s, %d records produced meanwhile; all %d acknowledged %s after recovery",
-		storageKind, down.Round(time.Second), during, outageTotal, time.Since(recovered).Round(time.Millisecond))
+	t.Logf("storage %s: server down %s, %d records produced meanwhile; all %d acknowledged %s after recovery; agent peak RSS %s",
+		storageKind, down.Round(time.Second), during, outageTotal, time.Since(recovered).Round(time.Millisecond), peakRSS(second.Process.Pid))
 
 	evs, _, _, _ := srv.snapshot()
 	seqs := seqsOf(t, evs)
@@ -119,6 +119,7 @@ func TestAgentProcess(t *testing.T) {
 		return
 	}
 	cfg := testConfig(os.Getenv("FF_ADDR"))
+	cfg.AckTimeout = 10 * time.Second // a server busy with a backlog is slow, not down
 	require.NoError(t, os.MkdirAll(os.Getenv("FF_DIR"), 0o700))
 	var host component.Host
 	if os.Getenv("FF_STORAGE") == "file_storage" {
@@ -154,4 +155,18 @@ func TestAgentProcess(t *testing.T) {
 		require.NoError(t, os.Rename(tmp, statePath))
 	}
 	select {} // the parent kills the agent once it has checked delivery
+}
+
+// peakRSS is a process's VmHWM from /proc, or "?" where there is none.
+func peakRSS(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return "?"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
 }
