@@ -53,8 +53,13 @@ func writeCharts(dir string, rep *report) ([]string, error) {
 	p.Legend.Add("CPU per item", cb)
 	p.Legend.Add("peak RSS", rb)
 	p.Legend.Top = true
+	p.Legend.Left = true
 	p.NominalX(wls...)
 	p.Y.Min = 0
+	p.Y.Max = 1.3 // room for the legend above the 1.0 line
+	for _, v := range append(append(plotter.Values{}, cpuR...), rssR...) {
+		p.Y.Max = max(p.Y.Max, v*1.25)
+	}
 	if err := p.Save(vg.Points(120+70*float64(len(wls))), 4*vg.Inch, filepath.Join(dir, "ratios.png")); err != nil {
 		return nil, err
 	}
@@ -92,6 +97,9 @@ func writeCharts(dir string, rep *report) ([]string, error) {
 		}
 		cp.Add(plotter.NewGrid())
 		cp.Y.Min = 0
+		cp.Y.Max *= 1.3 // headroom for the legend
+		cp.X.Min, cp.X.Max = 0.5, float64(len(ws)+len(ps))+0.5
+		cp.Legend.Top = true
 		name := "cpu-" + wl + ".png"
 		if err := cp.Save(5*vg.Inch, 3.5*vg.Inch, filepath.Join(dir, name)); err != nil {
 			return nil, err

@@ -271,7 +271,7 @@ func workloads() []workload {
 		{"scrape", "Envoy payload scraped into a remote-write sink", "sample", contrib, runScrape},
 		{"scrape-otlp", "the same scrape into an OTLP/gRPC sink (cheaper exporter: the receivers weigh more)", "sample", contrib, runScrapeOTLP},
 		{"traces", "OTLP/gRPC traces at 5k spans/s → OTLP/gRPC sink", "span", func(*harness) string { return "otelcol core (bench/peer, default build)" }, runTraces},
-		{"idle", "idle: OTLP receiver and a log receiver on an empty directory", "second", contrib, runIdle},
+		{"idle", "OTLP receiver and a log receiver on an empty directory, nobody sending", "second", contrib, runIdle},
 		{"rules", "200 alerting rules over 50k scraped series", "evaluation cycle", func(*harness) string { return "Prometheus 2.42 (Debian package)" }, runRules},
 	}
 }

@@ -140,9 +140,13 @@ func markdown(rep *report) string {
 		fmt.Fprintf(&b, "| side | runs | verified: sent = received | %s, median (min–max) | peak RSS MiB, median (min–max) | peak anon RSS MiB, sampled (median) | RSS when ready MiB (median) | %ss/s (median) |\n", cpuHeader(w.unit), w.unit)
 		b.WriteString("|---|---|---|---|---|---|---|---|\n")
 		row := func(name string, st sideStats) {
-			fmt.Fprintf(&b, "| %s | %d | %s | %s (%s–%s) | %.1f (%.1f–%.1f) | %.1f | %.1f | %.4g |\n", name, st.Runs, sentReceived(st),
+			rate := fmt.Sprintf("%.0f", st.Rate.Median)
+			if w.unit == "second" || w.unit == "evaluation cycle" {
+				rate = "—" // a clock, not a throughput
+			}
+			fmt.Fprintf(&b, "| %s | %d | %s | %s (%s–%s) | %.1f (%.1f–%.1f) | %.1f | %.1f | %s |\n", name, st.Runs, sentReceived(st),
 				cpuFormat(w.unit, st.CPU.Median), cpuFormat(w.unit, st.CPU.Min), cpuFormat(w.unit, st.CPU.Max),
-				st.Peak.Median, st.Peak.Min, st.Peak.Max, st.Anon.Median, st.Ready.Median, st.Rate.Median)
+				st.Peak.Median, st.Peak.Min, st.Peak.Max, st.Anon.Median, st.Ready.Median, rate)
 		}
 		row("weft", wst)
 		row(peerShort(wl), pst)
