@@ -74,6 +74,7 @@ type fileClient struct {
 	liveBytes int64
 	nextTry   time.Time // earliest next compaction attempt after a failure
 	buf       []byte
+	scratch   []byte // frame values of the last read
 	// graveyard: values deleted since the file was last rewritten, by
 	// length; their bytes are still in the file, so a set of the same
 	// bytes can link to them when the disk is full.
@@ -548,9 +549,10 @@ func (c *fileClient) linkDeleted(writes []op) bool {
 	return linked
 }
 
-// readEntry reads an entry's value and checks its frame's CRC.
+// readEntry reads an entry's value and checks its frame's CRC; the value
+// is valid until the next read.
 func (c *fileClient) readEntry(e entry) ([]byte, bool) {
-	vals := make([]byte, e.frameValLen)
+	vals := c.frameValues(e)
 	if _, err := c.f.ReadAt(vals, e.frameValOff); err != nil || crc32.Checksum(vals, crcTable) != e.valCRC {
 		return nil, false
 	}
@@ -564,7 +566,7 @@ func (c *fileClient) read(key string) ([]byte, error) {
 	if !ok {
 		return nil, nil
 	}
-	vals := make([]byte, e.frameValLen)
+	vals := c.frameValues(e)
 	if _, err := c.f.ReadAt(vals, e.frameValOff); err != nil {
 		return nil, fmt.Errorf("read %q: %w", key, err)
 	}
@@ -576,7 +578,20 @@ func (c *fileClient) read(key string) ([]byte, error) {
 		delete(c.index, key)
 		return nil, nil
 	}
-	return vals[e.valOff : e.valOff+e.valLen : e.valOff+e.valLen], nil
+	// A copy: the caller keeps the value, not the frame's other values.
+	return bytes.Clone(vals[e.valOff : e.valOff+e.valLen]), nil
+}
+
+// frameValues returns a buffer for an entry's frame values, reused between
+// reads (under c.mu) unless it is large.
+func (c *fileClient) frameValues(e entry) []byte {
+	if e.frameValLen > 1<<20 {
+		return make([]byte, e.frameValLen)
+	}
+	if int64(cap(c.scratch)) < e.frameValLen {
+		c.scratch = make([]byte, e.frameValLen)
+	}
+	return c.scratch[:e.frameValLen]
 }
 
 // write stores one frame at c.end, extending the file first when needed.
@@ -708,9 +723,17 @@ func (c *fileClient) compact() error {
 		if _, ok := c.index[key]; !ok {
 			continue // damaged: read dropped and counted it
 		}
+		// A large value gets a frame of its own, so that reading it later
+		// reads (and checks) only its bytes; small ones share frames of up
+		// to 64 KiB.
+		if len(v) > smallFrame {
+			if err := flush(); err != nil {
+				return fail(err)
+			}
+		}
 		batch = append(batch, op{kind: opKindSet, key: key, value: v, records: e.records})
 		batchKeys = append(batchKeys, e)
-		if bytesInBatch += len(v); bytesInBatch >= 4<<20 {
+		if bytesInBatch += len(v); len(v) > smallFrame || bytesInBatch >= 64<<10 {
 			if err := flush(); err != nil {
 				return fail(err)
 			}

@@ -448,3 +448,32 @@ func TestDiskFullMoveOfStoredValue(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, val, v)
 }
+
+// TestReadAfterCompactionCopiesOnlyTheValue: a value read from a compacted
+// file does not keep its frame's other values in memory, and each large
+// value has a frame of its own.
+func TestReadAfterCompactionCopiesOnlyTheValue(t *testing.T) {
+	dir := t.TempDir()
+	h := newHarness(t, dir, func(c *Config) { c.CompactionMinDead = 0 })
+	c := h.client("logs")
+	ctx := t.Context()
+	val := bytes.Repeat([]byte("x"), 20<<10)
+	for i := range 50 {
+		require.NoError(t, c.Set(ctx, strconv.Itoa(i), val))
+	}
+	for i := range 50 {
+		require.NoError(t, c.Delete(ctx, strconv.Itoa(i)))
+		require.NoError(t, c.Set(ctx, "k"+strconv.Itoa(i), val)) // compacts as it goes (min dead 0)
+	}
+	fc := c.(*fileClient)
+	fc.mu.Lock()
+	require.NoError(t, fc.compact())
+	fc.mu.Unlock()
+	for key, e := range fc.index {
+		assert.Equal(t, e.valLen, e.frameValLen, "%s shares a frame", key)
+	}
+	v, err := c.Get(ctx, "k7")
+	require.NoError(t, err)
+	assert.Equal(t, val, v)
+	assert.Equal(t, len(v), cap(v), "only the value is kept")
+}
