@@ -204,7 +204,11 @@ func (c *fileClient) replay() (*replayResult, error) {
 				return nil, err
 			}
 			if next < 0 {
-				unreadable = append(unreadable, gapStart, size)
+				end, err := c.endOfData(gapStart, size)
+				if err != nil {
+					return nil, err
+				}
+				unreadable = append(unreadable, gapStart, end) // preallocated zeros after it are not damage
 				res.tailGarbage = true
 				break
 			}
@@ -369,6 +373,26 @@ func (c *fileClient) scanFrame(from, size int64) (int64, error) {
 		pos += n - 3 // a magic may straddle two chunks
 	}
 	return -1, nil
+}
+
+// endOfData returns the offset after the last non-zero byte in [from, size).
+func (c *fileClient) endOfData(from, size int64) (int64, error) {
+	buf := make([]byte, 1<<20)
+	end := from
+	for pos := from; pos < size; {
+		n := min(int64(len(buf)), size-pos)
+		if _, err := c.f.ReadAt(buf[:n], pos); err != nil && !errors.Is(err, io.EOF) {
+			return 0, err
+		}
+		for i := n - 1; i >= 0; i-- {
+			if buf[i] != 0 {
+				end = pos + i + 1
+				break
+			}
+		}
+		pos += n
+	}
+	return end, nil
 }
 
 // nextNonZero returns the offset of the first non-zero byte at or after off, or -1.

@@ -125,6 +125,8 @@ func TestDamagedFile(t *testing.T) {
 		damage  func(t *testing.T, dir string)
 		lost    map[string]int64 // records lost by reason
 		gone    []int            // items that must not come back
+		// skippedBytes, when set, is the exact bytes_skipped by reason.
+		skippedBytes map[string]int64
 	}{
 		{
 			name:   "value_bytes_flipped",
@@ -185,6 +187,19 @@ func TestDamagedFile(t *testing.T) {
 			gone: []int{9},
 		},
 		{
+			name: "torn_header_then_preallocated_zeros",
+			damage: func(t *testing.T, dir string) {
+				start := frameStart(t, dir, 9)
+				writeAt(t, dir, make([]byte, 64<<10), start+4) // the frame cut after its magic, zeros after
+				st, err := os.Stat(logPath(dir))
+				require.NoError(t, err)
+				require.Greater(t, st.Size(), start+64<<10)
+			},
+			lost:         map[string]int64{},
+			gone:         []int{9},
+			skippedBytes: map[string]int64{reasonTorn: 4},
+		},
+		{
 			name: "garbage_after_the_end",
 			damage: func(t *testing.T, dir string) {
 				f, err := os.OpenFile(logPath(dir), os.O_WRONLY|os.O_APPEND, 0)
@@ -213,6 +228,9 @@ func TestDamagedFile(t *testing.T) {
 			assert.Equal(t, total, h.counter("weft.file_storage.records_lost", ""), "no other loss")
 			if tc.name != "value_damaged_but_item_delivered_later" && tc.name != "header_damaged_item_delivered_later" {
 				assert.Positive(t, h.counter("weft.file_storage.bytes_skipped", ""), "damaged bytes counted")
+			}
+			for reason, n := range tc.skippedBytes {
+				assert.Equal(t, n, h.counter("weft.file_storage.bytes_skipped", reason), reason)
 			}
 			checkItems(t, c, items, perItem, tc.gone, tc.deleted)
 
