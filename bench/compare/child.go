@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -139,5 +138,3 @@ func (c *child) waitFor(ctx context.Context, timeout time.Duration, cond func() 
 	}
 	return nil
 }
-
-var errNotVerified = errors.New("sent != received")
