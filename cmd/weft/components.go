@@ -26,6 +26,7 @@ import (
 
 	"github.com/weftobs/weft/exporters/fluentforward"
 	weftstoreexporter "github.com/weftobs/weft/exporters/weftstore"
+	"github.com/weftobs/weft/extensions/weftfilestorage"
 	"github.com/weftobs/weft/extensions/weftquery"
 	"github.com/weftobs/weft/extensions/weftstore"
 	"github.com/weftobs/weft/processors/tracecontext"
@@ -49,6 +50,7 @@ func components() (otelcol.Factories, error) {
 		pprofextension.NewFactory(),
 		zpagesextension.NewFactory(),
 		filestorage.NewFactory(),
+		weftfilestorage.NewFactory(),
 		weftstore.NewFactory(),
 		weftquery.NewFactory(),
 		rules.NewFactory(),

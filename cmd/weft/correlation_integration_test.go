@@ -113,8 +113,8 @@ func TestDemoCorrelation(t *testing.T) {
 	var rendered strings.Builder
 	require.NoError(t, renderDemoConfig(&rendered, cfg))
 	yaml := strings.Replace(rendered.String(), "extensions:\n", "extensions:\n  weft_probe: {}\n", 1)
-	yaml = strings.Replace(yaml, "extensions: [health_check, pprof, file_storage, weft_store, weft_rules, weft_query]",
-		"extensions: [health_check, pprof, file_storage, weft_store, weft_rules, weft_query, weft_probe]", 1)
+	yaml = strings.Replace(yaml, "extensions: [health_check, pprof, weft_file_storage, weft_store, weft_rules, weft_query]",
+		"extensions: [health_check, pprof, weft_file_storage, weft_store, weft_rules, weft_query, weft_probe]", 1)
 	cfgPath := filepath.Join(dir, "weft.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(yaml), 0o600))
 
