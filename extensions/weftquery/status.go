@@ -30,7 +30,7 @@ th{background:#f6f6f6}.firing{color:#b00020;font-weight:bold}.pending{color:#b36
 .bar.error{background:#d03a3a}.muted{color:#777}code{font-size:12px}
 </style></head><body>`
 
-var statusTmpl = template.Must(template.New("status").Parse(pageHead + `
+var statusTmpl = template.Must(template.New("status").Funcs(template.FuncMap{"roundDuration": roundDuration}).Parse(pageHead + `
 <h1>weft node status</h1>
 <p class="muted">rendered {{.Now.Format "2006-01-02 15:04:05 MST"}}</p>
 
@@ -57,7 +57,7 @@ var statusTmpl = template.Must(template.New("status").Parse(pageHead + `
 <h2>Scrape targets</h2>
 {{if .Targets}}<table><tr><th>receiver</th><th>job</th><th>target</th><th>health</th><th>last scrape</th><th>duration</th><th>samples</th><th>last error</th></tr>
 {{range $src := .Targets}}{{range .Items}}<tr class="target"><td>{{$src.Component}}</td><td>{{.Job}}</td><td>{{.URL}}</td><td class="{{.Health}}">{{.Health}}</td>
-<td>{{if not .LastScrape.IsZero}}{{.LastScrape.Format "15:04:05"}}{{end}}</td><td>{{.LastDuration}}</td><td>{{.Samples}}</td><td>{{if .LastError}}<span class="err">{{.LastError}}</span>{{end}}</td></tr>
+<td>{{if not .LastScrape.IsZero}}{{.LastScrape.Format "15:04:05"}}{{end}}</td><td>{{roundDuration .LastDuration}}</td><td>{{.Samples}}</td><td>{{if .LastError}}<span class="err">{{.LastError}}</span>{{end}}</td></tr>
 {{end}}{{end}}</table>{{else}}<p class="muted">no scrape targets</p>{{end}}
 
 <h2>Tailed files</h2>
@@ -204,6 +204,23 @@ func (s *server) statusPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// roundDuration keeps three significant figures' worth of a scrape
+// duration: 647.662µs → 648µs, 9.149634ms → 9.15ms.
+func roundDuration(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Second:
+		return d.Round(10 * time.Millisecond)
+	case d >= 100*time.Millisecond:
+		return d.Round(time.Millisecond)
+	case d >= 10*time.Millisecond:
+		return d.Round(100 * time.Microsecond)
+	case d >= time.Millisecond:
+		return d.Round(10 * time.Microsecond)
+	default:
+		return d.Round(time.Microsecond)
+	}
+}
 
 func (s *server) tracePage(w http.ResponseWriter, r *http.Request) {
 	id, err := parseTraceID(r.PathValue("traceID"))

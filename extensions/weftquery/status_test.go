@@ -199,3 +199,16 @@ func TestStatusPageRulesHealth(t *testing.T) {
 	assert.Contains(t, string(body), `<span class="ok">applied</span>`)
 	assert.NotContains(t, string(body), "left out")
 }
+
+func TestRoundDuration(t *testing.T) {
+	for in, want := range map[time.Duration]string{
+		647662 * time.Nanosecond:     "648µs",
+		9149634 * time.Nanosecond:    "9.15ms",
+		12345678 * time.Nanosecond:   "12.3ms",
+		345678901 * time.Nanosecond:  "346ms",
+		2345678901 * time.Nanosecond: "2.35s",
+		0:                            "0s",
+	} {
+		assert.Equal(t, want, roundDuration(in).String(), "%v", in)
+	}
+}
