@@ -2,8 +2,13 @@ package weftstore
 
 import (
 	"context"
+	"os"
+	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -283,10 +288,28 @@ func heapAlloc() uint64 {
 	return ms.HeapAlloc
 }
 
+// rssAfterFree returns the process's resident set size (VmRSS) after the
+// runtime gave its free pages back to the kernel.
+func rssAfterFree(t *testing.T) int64 {
+	t.Helper()
+	debug.FreeOSMemory()
+	b, err := os.ReadFile("/proc/self/status")
+	require.NoError(t, err)
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			require.NoError(t, err)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmRSS in /proc/self/status")
+	return 0
+}
+
 // TestEvictionBounds feeds 10x the configured bytes into each index and
-// checks that the charged bytes stay within the budget, that the heap
-// stays bounded, that exactly the oldest records were evicted and that
-// every eviction was counted.
+// checks that the charged bytes stay within the budget, that the heap and
+// the process's RSS stay bounded, that exactly the oldest records were
+// evicted and that every eviction was counted.
 func TestEvictionBounds(t *testing.T) {
 	const budget = 8 << 20
 	tests := []struct {
@@ -317,8 +340,10 @@ func TestEvictionBounds(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			st := newTestStore(t, func(c *Config) { c.TracesMaxBytes, c.LogsMaxBytes = budget, budget })
 			before := heapAlloc() // after the TSDB and its exemplar buffer are allocated
+			rssBefore := rssAfterFree(t)
 			var seq uint64
 			var peak uint64
+			var rssPeak int64
 			fed := int64(0)
 			for tt.stats(st.Stats()).EvictedBytes+tt.stats(st.Stats()).Bytes < 10*budget {
 				tt.feed(st, &seq)
@@ -327,12 +352,14 @@ func TestEvictionBounds(t *testing.T) {
 				require.LessOrEqual(t, s.Bytes, int64(budget))
 				if seq%(512*40) == 0 {
 					peak = max(peak, heapAlloc())
+					rssPeak = max(rssPeak, rssAfterFree(t))
 				}
 			}
 			s := tt.stats(st.Stats())
 			peak = max(peak, heapAlloc())
-			t.Logf("fed %d records, kept %d (%d B charged), evicted %d; heap grew by %d B (budget %d B)",
-				fed, s.Records, s.Bytes, s.Evicted, int64(peak)-int64(before), budget)
+			rssPeak = max(rssPeak, rssAfterFree(t))
+			t.Logf("fed %d records, kept %d (%d B charged), evicted %d; heap grew by %d B, RSS by %d B (budget %d B)",
+				fed, s.Records, s.Bytes, s.Evicted, int64(peak)-int64(before), rssPeak-rssBefore, budget)
 			assert.Equal(t, fed, s.Records+s.Evicted, "every record is stored or counted as evicted")
 			assert.Positive(t, s.Evicted)
 			assert.Equal(t, uint64(s.Evicted+1)%256, tt.oldestKept(st), "the oldest records were evicted first")
@@ -340,8 +367,29 @@ func TestEvictionBounds(t *testing.T) {
 			// The charged bytes estimate the heap: allow 1.5x. Without
 			// eviction the heap would grow beyond 10x the budget.
 			assert.Less(t, int64(peak)-int64(before), int64(budget*3/2), "heap stays bounded")
+			// RSS, measured after the runtime returned its free pages, grows
+			// with the retained records only: 10x the budget went through.
+			// (Under the race detector RSS is dominated by its shadow memory;
+			// TestEvictionBoundsRSSWithoutRace runs this test without it.)
+			if !raceEnabled {
+				assert.Less(t, rssPeak-rssBefore, int64(budget*2), "RSS stays bounded")
+			}
 		})
 	}
+}
+
+// TestEvictionBoundsRSSWithoutRace: when the tests run with the race
+// detector (as `make test` runs them), TestEvictionBounds cannot bound RSS;
+// this runs it again in a build without the detector, where it does.
+func TestEvictionBoundsRSSWithoutRace(t *testing.T) {
+	if !raceEnabled {
+		return // TestEvictionBounds in this very run checks RSS
+	}
+	out, err := exec.CommandContext(t.Context(), "go", "test", "-count=1", "-run", "^TestEvictionBounds$", "-v", ".").CombinedOutput()
+	require.NoError(t, err, "TestEvictionBounds without -race:\n%s", out)
+	require.Contains(t, string(out), "--- PASS: TestEvictionBounds/spans")
+	require.Contains(t, string(out), "--- PASS: TestEvictionBounds/logs")
+	t.Logf("%s", out)
 }
 
 func TestCorrelate(t *testing.T) {

@@ -1,0 +1,5 @@
+//go:build !race
+
+package weftstore
+
+const raceEnabled = false
