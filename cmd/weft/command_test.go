@@ -168,8 +168,8 @@ func canonical[T component.Factory](m map[component.Type]T) func(string) (string
 // TestDefaultProfilePersistence: every exporter of the default profile that
 // sends off the node keeps what waits on disk (issue: at-least-once delivery
 // through outages and restarts): the Fluentd and Jaeger exporters queue in
-// weft_file_storage, the remote-write exporter writes its WAL under the data dir
-// (TestRemoteWriteOutageAndKill shows that WAL surviving SIGKILL).
+// weft_file_storage, the remote-write exporter writes its WAL under the data
+// dir.
 func TestDefaultProfilePersistence(t *testing.T) {
 	ret, err := confmap.NewRetrievedFromYAML(defaultConfig)
 	require.NoError(t, err)
