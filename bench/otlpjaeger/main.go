@@ -1,7 +1,10 @@
 // Command otlpjaeger measures the CPU per span and the peak RSS of weft and of
-// an otelcol "core" build (bench/peer) on the same path: OTLP/gRPC in →
-// memory_limiter → otlp_grpc exporter → a real Jaeger, everything on
-// 127.0.0.1.
+// an OpenTelemetry Collector build (bench/peer) on the same path: OTLP/gRPC
+// in → memory_limiter → otlp_grpc exporter → a real Jaeger, everything on
+// 127.0.0.1. The peer is either a build of only the components on that path
+// (the default) or, with -peer-tags otelcol,grpcnotrace, a build of the
+// otelcol core distribution's component set: the binary a platform team
+// would otherwise deploy.
 //
 // Each side runs as a child process with the same configuration, GOMAXPROCS
 // and GOMEMLIMIT, alternately in ABBA order. For every run the harness sends a
@@ -52,6 +55,7 @@ import (
 type options struct {
 	WeftBin       string        // weft binary; built from ./cmd/weft when empty
 	PeerBin       string        // peer binary; built from bench/peer when empty
+	PeerTags      string        // build tags of bench/peer: "" (minimal) or "otelcol,grpcnotrace"
 	Spans         int           // spans sent per run
 	Rate          int           // spans per second; 0 sends as fast as the child accepts
 	BatchSize     int           // spans per OTLP request
@@ -96,13 +100,14 @@ type report struct {
 
 const (
 	sideWeft = "weft"
-	sidePeer = "otelcol-core"
+	sidePeer = "peer"
 )
 
 func main() {
 	var o options
 	flag.StringVar(&o.WeftBin, "weft", "", "weft binary (default: go build ./cmd/weft into the work directory)")
 	flag.StringVar(&o.PeerBin, "peer", "", "peer binary (default: go build bench/peer into the work directory)")
+	flag.StringVar(&o.PeerTags, "peer-tags", "", `build tags for bench/peer: "" builds only the path's components, "otelcol,grpcnotrace" the otelcol core distribution's set (describes -peer too)`)
 	flag.IntVar(&o.Spans, "spans", 300000, "spans sent per run")
 	flag.IntVar(&o.Rate, "rate", 5000, "spans per second; 0 = as fast as the child accepts")
 	flag.IntVar(&o.BatchSize, "batch", 100, "spans per OTLP/gRPC request")
@@ -236,9 +241,9 @@ func buildBinaries(ctx context.Context, o *options, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
-	build := func(dir, out, pkg string) error {
+	build := func(dir, out, pkg, tags string) error {
 		fmt.Fprintf(logw, "building %s ...\n", out)
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-tags="+tags, "-o", out, pkg)
 		cmd.Dir = dir
 		cmd.Stdout, cmd.Stderr = logw, logw
 		if err := cmd.Run(); err != nil {
@@ -248,13 +253,13 @@ func buildBinaries(ctx context.Context, o *options, logw io.Writer) error {
 	}
 	if o.WeftBin == "" {
 		o.WeftBin = filepath.Join(o.WorkDir, "weft")
-		if err := build(root, o.WeftBin, "./cmd/weft"); err != nil {
+		if err := build(root, o.WeftBin, "./cmd/weft", ""); err != nil {
 			return err
 		}
 	}
 	if o.PeerBin == "" {
 		o.PeerBin = filepath.Join(o.WorkDir, "peer")
-		if err := build(filepath.Join(root, "bench", "peer"), o.PeerBin, "."); err != nil {
+		if err := build(filepath.Join(root, "bench", "peer"), o.PeerBin, ".", o.PeerTags); err != nil {
 			return err
 		}
 	}
@@ -742,15 +747,25 @@ func markdown(rep *report) string {
 			s.ReadyRSS.Median, s.ReadyFile.Median, s.Rate.Median)
 	}
 	row("weft", w)
-	row("otelcol core (bench/peer)", p)
+	row(peerName(o.PeerTags), p)
 	ratio := func(a, b float64) string {
 		if b == 0 {
 			return "—"
 		}
 		return fmt.Sprintf("%.2f×", a/b)
 	}
-	fmt.Fprintf(&b, "| ratio weft / otelcol core | | %s | %s | %s | %s / %s | |\n",
+	fmt.Fprintf(&b, "| ratio weft / peer | | %s | %s | %s | %s / %s | |\n",
 		ratio(w.CPU.Median, p.CPU.Median), ratio(w.RSS.Median, p.RSS.Median), ratio(w.Anon.Median, p.Anon.Median),
 		ratio(w.ReadyRSS.Median, p.ReadyRSS.Median), ratio(w.ReadyFile.Median, p.ReadyFile.Median))
 	return b.String()
+}
+
+// peerName labels the peer by the component set its build tags select.
+func peerName(tags string) string {
+	for _, t := range strings.Split(tags, ",") {
+		if strings.TrimSpace(t) == "otelcol" {
+			return "otelcol core (bench/peer -tags " + tags + ")"
+		}
+	}
+	return "otelcol, the path's components only (bench/peer)"
 }

@@ -116,5 +116,12 @@ func TestMarkdownRatio(t *testing.T) {
 	}}
 	md := markdown(rep)
 	assert.Contains(t, md, "| weft | 1 | 4.00 (4.00–4.00) | 60.0 (60.0–60.0) | 30.0 | 30.0 / 20.0 |")
-	assert.Contains(t, md, "| ratio weft / otelcol core | | 0.50× | 1.50× | 1.00× | 1.50× / 2.00× | |")
+	assert.Contains(t, md, "| ratio weft / peer | | 0.50× | 1.50× | 1.00× | 1.50× / 2.00× | |")
+}
+
+func TestPeerName(t *testing.T) {
+	assert.Equal(t, "otelcol, the path's components only (bench/peer)", peerName(""))
+	assert.Equal(t, "otelcol, the path's components only (bench/peer)", peerName("grpcnotrace"))
+	assert.Equal(t, "otelcol core (bench/peer -tags otelcol,grpcnotrace)", peerName("otelcol,grpcnotrace"))
+	assert.Equal(t, "otelcol core (bench/peer -tags grpcnotrace, otelcol)", peerName("grpcnotrace, otelcol"))
 }

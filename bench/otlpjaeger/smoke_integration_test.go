@@ -40,5 +40,5 @@ func TestSmoke(t *testing.T) {
 	}
 	md := markdown(rep)
 	assert.Contains(t, md, "| weft | 1 |")
-	assert.Contains(t, md, "| otelcol core (bench/peer) | 1 |")
+	assert.Contains(t, md, "| otelcol, the path's components only (bench/peer) | 1 |")
 }

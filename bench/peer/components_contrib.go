@@ -1,4 +1,4 @@
-//go:build contrib
+//go:build contrib && !otelcol
 
 package main
 
@@ -7,7 +7,11 @@ import (
 	"github.com/open-telemetry/opentelemetry-collector-contrib/receiver/filelogreceiver"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/receiver/fluentforwardreceiver"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/receiver/prometheusreceiver"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/connector"
 	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/extension"
+	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/receiver"
 )
 
@@ -28,3 +32,11 @@ func extraExporters() []exporter.Factory {
 		prometheusremotewriteexporter.NewFactory(),
 	}
 }
+
+func extraProcessors() []processor.Factory { return nil }
+
+func extraExtensions() []extension.Factory { return nil }
+
+func extraConnectors() []connector.Factory { return nil }
+
+func extraProviders() []confmap.ProviderFactory { return nil }

@@ -1,15 +1,20 @@
 // Command peer is the comparison point for weft's benchmarks: an OpenTelemetry
-// Collector build of the same release as weft.
+// Collector build of the same release as weft, in one of three component sets
+// chosen by build tag (the tags are exclusive):
 //
-// By default it is a "core" build: the otlp receiver, memory_limiter and
-// batch processors, otlp_grpc, otlp_http, nop and debug exporters, plus the
-// health_check extension (so that a harness can wait for it exactly as it
-// waits for weft). bench/otlpjaeger compares against this build.
-//
-// Built with `-tags contrib` it adds the contrib components of issue #10's
-// side-by-side harness (bench/compare): the filelog receiver (with its
-// container operator), the prometheus and fluent_forward receivers and the
-// prometheus_remote_write exporter (components_contrib.go).
+//   - no tag: only what the benchmarked paths use. The otlp receiver,
+//     memory_limiter and batch processors, otlp_grpc, otlp_http, nop and debug
+//     exporters, plus the health_check extension (so that a harness can wait
+//     for it exactly as it waits for weft). The strictest peer: it carries no
+//     code the path does not run.
+//   - `-tags otelcol,grpcnotrace`: the otelcol core distribution's component
+//     set (components_otelcol.go says which of its components do not resolve
+//     here), built with the release's own tags. This is the binary a platform
+//     team deploys when it says "otelcol core".
+//   - `-tags contrib`: the minimal set plus the contrib components of issue
+//     #10's side-by-side harness (bench/compare): the filelog receiver (with
+//     its container operator), the prometheus and fluent_forward receivers and
+//     the prometheus_remote_write exporter (components_contrib.go).
 //
 // It is a separate Go module (bench/peer/go.mod) and never a dependency of
 // weft; `go build ./...` at the repository root does not see it.
@@ -25,6 +30,7 @@ import (
 	"go.opentelemetry.io/collector/confmap/provider/envprovider"
 	"go.opentelemetry.io/collector/confmap/provider/fileprovider"
 	"go.opentelemetry.io/collector/confmap/provider/yamlprovider"
+	"go.opentelemetry.io/collector/connector"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/debugexporter"
 	"go.opentelemetry.io/collector/exporter/nopexporter"
@@ -47,7 +53,7 @@ func components() (otelcol.Factories, error) {
 		Telemetry: otelconftelemetry.NewFactory(),
 	}
 	factories.Extensions, err = otelcol.MakeFactoryMap[extension.Factory](
-		healthcheckextension.NewFactory(),
+		append([]extension.Factory{healthcheckextension.NewFactory()}, extraExtensions()...)...,
 	)
 	if err != nil {
 		return otelcol.Factories{}, err
@@ -59,8 +65,10 @@ func components() (otelcol.Factories, error) {
 		return otelcol.Factories{}, err
 	}
 	factories.Processors, err = otelcol.MakeFactoryMap[processor.Factory](
-		batchprocessor.NewFactory(),
-		memorylimiterprocessor.NewFactory(),
+		append([]processor.Factory{
+			batchprocessor.NewFactory(),
+			memorylimiterprocessor.NewFactory(),
+		}, extraProcessors()...)...,
 	)
 	if err != nil {
 		return otelcol.Factories{}, err
@@ -76,6 +84,10 @@ func components() (otelcol.Factories, error) {
 	if err != nil {
 		return otelcol.Factories{}, err
 	}
+	factories.Connectors, err = otelcol.MakeFactoryMap[connector.Factory](extraConnectors()...)
+	if err != nil {
+		return otelcol.Factories{}, err
+	}
 	return factories, nil
 }
 
@@ -83,17 +95,17 @@ func main() {
 	settings := otelcol.CollectorSettings{
 		BuildInfo: component.BuildInfo{
 			Command:     "peer",
-			Description: "otelcol build (core set; contrib set with -tags contrib) for weft's side-by-side benchmarks",
+			Description: "otelcol build (minimal set; -tags otelcol: the otelcol core distribution's set; -tags contrib: the side-by-side set) for weft's benchmarks",
 			Version:     "v0.165.0",
 		},
 		Factories: components,
 		ConfigProviderSettings: otelcol.ConfigProviderSettings{
 			ResolverSettings: confmap.ResolverSettings{
-				ProviderFactories: []confmap.ProviderFactory{
+				ProviderFactories: append([]confmap.ProviderFactory{
 					envprovider.NewFactory(),
 					fileprovider.NewFactory(),
 					yamlprovider.NewFactory(),
-				},
+				}, extraProviders()...),
 				DefaultScheme: "env",
 			},
 		},
