@@ -241,16 +241,7 @@ func buildBinaries(ctx context.Context, o *options, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
-	build := func(dir, out, pkg, tags string) error {
-		fmt.Fprintf(logw, "building %s ...\n", out)
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-tags="+tags, "-o", out, pkg)
-		cmd.Dir = dir
-		cmd.Stdout, cmd.Stderr = logw, logw
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("go build %s in %s: %w", pkg, dir, err)
-		}
-		return nil
-	}
+	build := func(dir, out, pkg, tags string) error { return goBuild(ctx, dir, out, pkg, tags, logw) }
 	if o.WeftBin == "" {
 		o.WeftBin = filepath.Join(o.WorkDir, "weft")
 		if err := build(root, o.WeftBin, "./cmd/weft", ""); err != nil {
@@ -758,6 +749,18 @@ func markdown(rep *report) string {
 		ratio(w.CPU.Median, p.CPU.Median), ratio(w.RSS.Median, p.RSS.Median), ratio(w.Anon.Median, p.Anon.Median),
 		ratio(w.ReadyRSS.Median, p.ReadyRSS.Median), ratio(w.ReadyFile.Median, p.ReadyFile.Median))
 	return b.String()
+}
+
+// goBuild runs `go build -trimpath -tags=<tags> -o out pkg` in dir.
+func goBuild(ctx context.Context, dir, out, pkg, tags string, logw io.Writer) error {
+	fmt.Fprintf(logw, "building %s ...\n", out)
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-tags="+tags, "-o", out, pkg)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = logw, logw
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build %s in %s: %w", pkg, dir, err)
+	}
+	return nil
 }
 
 // peerName labels the peer by the component set its build tags select.
