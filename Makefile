@@ -47,8 +47,8 @@ bench: ## Go benchmarks (see bench/RESULTS.md for recorded figures)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 bench-traces: tools ## OTLP in → Jaeger out: weft vs the otelcol core distribution's set and vs a minimal build (ABBA, 5k spans/s)
-	WEFT_JAEGER="$(JAEGER)" $(GO) run ./bench/otlpjaeger -peer-tags otelcol,grpcnotrace $(BENCH_TRACES_FLAGS)
-	WEFT_JAEGER="$(JAEGER)" $(GO) run ./bench/otlpjaeger $(BENCH_TRACES_FLAGS)
+	$(GO) run ./bench/otlpjaeger -peer-tags otelcol,grpcnotrace $(BENCH_TRACES_FLAGS)
+	$(GO) run ./bench/otlpjaeger $(BENCH_TRACES_FLAGS)
 
 bench-compare: ## weft vs otelcol contrib/core and Prometheus 2.42 side by side → bench/RESULTS.md, bench/compare/results/
 	hack/install-debian-tools.sh
