@@ -11,7 +11,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Integration tests find the real backends through these.
 export WEFT_JAEGER := $(JAEGER)
 
-.PHONY: help build demo demo-jaeger test unit tools bench bench-compare bench-traces lint tidy-check clean
+.PHONY: help build demo demo-jaeger test unit tools bench bench-compare bench-traces soak lint tidy-check clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ bench: ## Go benchmarks (see bench/RESULTS.md for recorded figures)
 bench-traces: tools ## OTLP in → Jaeger out: weft vs the otelcol core distribution's set and vs a minimal build (ABBA, 5k spans/s)
 	$(GO) run ./bench/otlpjaeger -peer-tags otelcol,grpcnotrace $(BENCH_TRACES_FLAGS)
 	$(GO) run ./bench/otlpjaeger $(BENCH_TRACES_FLAGS)
+
+soak: ## loop the remote-write kill test (SOAK_COUNT runs, default 50); not part of make test, see cmd/weft/remotewrite_soak_test.go
+	$(GO) test -race -tags integration,soak -run TestRemoteWriteOutageAndKill -count=$(or $(SOAK_COUNT),50) -failfast -timeout 0 ./cmd/weft/
 
 bench-compare: ## weft vs otelcol contrib/core and Prometheus 2.42 side by side → bench/RESULTS.md, bench/compare/results/
 	hack/install-debian-tools.sh
