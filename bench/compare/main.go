@@ -16,7 +16,7 @@
 //	logs-10k, logs-max  container_logs vs filelog+container operator   (bench/peer -tags contrib)
 //	scrape              pod_scrape vs prometheus receiver, remote write (bench/peer -tags contrib)
 //	scrape-otlp         the same into an OTLP/gRPC sink                  (bench/peer -tags contrib)
-//	traces              OTLP in, OTLP out                                (bench/peer, core build)
+//	traces              OTLP in, OTLP out                                (bench/peer, minimal build)
 //	idle                receivers listening, no data                     (bench/peer -tags contrib)
 //	rules               weft_store+weft_rules vs Prometheus 2.42          (prometheus on PATH)
 //
@@ -270,7 +270,7 @@ func workloads() []workload {
 		{"logs-max", "CRI log files at the highest rate each side keeps up with, kubelet-style rotation → OTLP/HTTP sink", "line", contrib, runLogsMax},
 		{"scrape", "Envoy payload scraped into a remote-write sink", "sample", contrib, runScrape},
 		{"scrape-otlp", "the same scrape into an OTLP/gRPC sink (cheaper exporter: the receivers weigh more)", "sample", contrib, runScrapeOTLP},
-		{"traces", "OTLP/gRPC traces at 5k spans/s → OTLP/gRPC sink", "span", func(*harness) string { return "otelcol core (bench/peer, default build)" }, runTraces},
+		{"traces", "OTLP/gRPC traces at 5k spans/s → OTLP/gRPC sink", "span", func(*harness) string { return "otelcol minimal: the path's components only (bench/peer, default build)" }, runTraces},
 		{"idle", "OTLP receiver and a log receiver on an empty directory, nobody sending", "second", contrib, runIdle},
 		{"rules", "200 alerting rules over 50k scraped series", "evaluation cycle", func(*harness) string { return "Prometheus 2.42 (Debian package)" }, runRules},
 	}
@@ -335,7 +335,7 @@ func run(ctx context.Context, o options, logw io.Writer) (*report, error) {
 		}
 	}
 	rep := &report{Options: h.o, Machine: describeMachine(), CLKTCK: h.clkTck, BinaryMB: map[string]float64{}}
-	for name, bin := range map[string]string{"weft": h.o.WeftBin, "otelcol core (bench/peer)": h.o.PeerCoreBin,
+	for name, bin := range map[string]string{"weft": h.o.WeftBin, "otelcol minimal (bench/peer)": h.o.PeerCoreBin,
 		"otelcol contrib (bench/peer -tags contrib)": h.o.PeerContribBin, "Prometheus": h.o.PrometheusBin} {
 		if fi, err := os.Stat(bin); bin != "" && err == nil {
 			rep.BinaryMB[name] = float64(fi.Size()) / 1e6

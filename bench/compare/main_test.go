@@ -302,7 +302,7 @@ func TestMarkdownAndCharts(t *testing.T) {
 	md := markdown(rep)
 	assert.Contains(t, md, "### traces:")
 	assert.Contains(t, md, "| weft | 2 | 2/2 (100 = 100) | 12.00 µs (10.00 µs–14.00 µs) | 61.0 (60.0–62.0) |")
-	assert.Contains(t, md, "| otelcol core | 2 | 1/2 (100 = 100, 100 = 99) | 10.00 µs (8.00 µs–12.00 µs) | 45.0 (40.0–50.0) |")
+	assert.Contains(t, md, "| otelcol minimal | 2 | 1/2 (100 = 100, 100 = 99) | 10.00 µs (8.00 µs–12.00 µs) | 45.0 (40.0–50.0) |")
 	assert.Contains(t, md, "| **ratio weft / peer** | | | **1.20×** | **1.36×** |")
 	assert.Contains(t, md, "NOT VERIFIED: peer round 2")
 	assert.Contains(t, md, "2 CPU(s), Test CPU, Linux 6.1")

@@ -174,7 +174,7 @@ func firstDetail(ss []sample) string {
 func peerShort(wl string) string {
 	switch wl {
 	case "traces":
-		return "otelcol core"
+		return "otelcol minimal"
 	case "rules":
 		return "Prometheus 2.42"
 	}
@@ -196,7 +196,7 @@ func describeWorkload(wl string, o options) string {
 		return fmt.Sprintf("The payload and receivers of `scrape`, exported by `otlp_grpc` (compression none) to the OTLP sink instead: remote write's translation and snappy cost the same on both sides and dilute the receivers' difference. The sink counts samples as Prometheus would (a histogram point = its buckets + sum + count; up and scrape_* apart) and checks %d per scrape; it checks the total, not each series.",
 			o.ScrapeSeries)
 	case "traces":
-		return fmt.Sprintf("%d spans in OTLP/gRPC requests of %d (10 attributes per span) at %d spans/s from 2 senders; memory_limiter, `otlp_grpc` exporter (compression none) to the sink, which checks every span ID arrived once. Window: from ready until the sink holds every span. The same core build as bench/otlpjaeger.",
+		return fmt.Sprintf("%d spans in OTLP/gRPC requests of %d (10 attributes per span) at %d spans/s from 2 senders; memory_limiter, `otlp_grpc` exporter (compression none) to the sink, which checks every span ID arrived once. Window: from ready until the sink holds every span. The same minimal build as bench/otlpjaeger's default peer.",
 			o.TraceSpans, traceBatch, o.TraceRate)
 	case "idle":
 		return fmt.Sprintf("An OTLP receiver (gRPC and HTTP) and the log receiver of logs-10k on an empty directory, exporters to the sink, nobody sending, for %s. Verified: nothing reaches the sink.", o.IdleFor)
