@@ -270,7 +270,9 @@ func workloads() []workload {
 		{"logs-max", "CRI log files at the highest rate each side keeps up with, kubelet-style rotation → OTLP/HTTP sink", "line", contrib, runLogsMax},
 		{"scrape", "Envoy payload scraped into a remote-write sink", "sample", contrib, runScrape},
 		{"scrape-otlp", "the same scrape into an OTLP/gRPC sink (cheaper exporter: the receivers weigh more)", "sample", contrib, runScrapeOTLP},
-		{"traces", "OTLP/gRPC traces at 5k spans/s → OTLP/gRPC sink", "span", func(*harness) string { return "otelcol minimal: the path's components only (bench/peer, default build)" }, runTraces},
+		{"traces", "OTLP/gRPC traces at 5k spans/s → OTLP/gRPC sink", "span", func(*harness) string {
+			return "otelcol minimal: the path's components only (bench/peer, default build)"
+		}, runTraces},
 		{"idle", "OTLP receiver and a log receiver on an empty directory, nobody sending", "second", contrib, runIdle},
 		{"rules", "200 alerting rules over 50k scraped series", "evaluation cycle", func(*harness) string { return "Prometheus 2.42 (Debian package)" }, runRules},
 	}
