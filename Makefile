@@ -59,8 +59,10 @@ bench-compare: ## weft vs otelcol contrib/core and Prometheus 2.42 side by side 
 
 lint: ## go vet, gofmt, staticcheck
 	$(GO) vet -tags integration ./...
+	$(GO) vet -tags integration,soak ./cmd/weft/
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) run $(STATICCHECK) -tags integration ./...
+	$(GO) run $(STATICCHECK) -tags integration,soak ./cmd/weft/
 
 tidy-check: ## fail if go.mod/go.sum are not tidy
 	$(GO) mod tidy -diff
