@@ -19,9 +19,10 @@ help: ## list targets
 build: ## build bin/weft
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/weft ./cmd/weft
 
-demo: build ## run the agent on a simulated node (uses Jaeger if `make tools` built it)
-	@if [ -x "$(JAEGER)" ]; then jaeger_flag="$(JAEGER)"; else jaeger_flag=auto; fi; \
-	  bin/weft demo --jaeger "$$jaeger_flag" $(DEMO_FLAGS)
+# The demo starts each backend it finds (WEFT_JAEGER, WEFT_PROMETHEUS,
+# WEFT_ALERTMANAGER or PATH) and prints a line for each one it skips.
+demo: build ## run the agent on a simulated node (with Jaeger, Prometheus, Alertmanager if `make tools` installed them)
+	bin/weft demo $(DEMO_FLAGS)
 
 demo-jaeger: build tools ## like demo, building Jaeger first if needed
 	bin/weft demo --jaeger "$(JAEGER)" $(DEMO_FLAGS)
@@ -57,7 +58,8 @@ bench-compare: ## weft vs otelcol contrib/core and Prometheus 2.42 side by side 
 	hack/install-debian-tools.sh
 	cd bench/compare && $(GO) run . -out .. $(BENCH_COMPARE_FLAGS)
 
-lint: ## go vet, gofmt, staticcheck
+lint: ## tracked files (no binaries, nothing over 1 MiB outside testdata/), go vet, gofmt, staticcheck
+	hack/check-tracked.sh
 	$(GO) vet -tags integration ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) run $(STATICCHECK) -tags integration ./...

@@ -154,6 +154,9 @@ func (e *Extension) Start(_ context.Context, host component.Host) error {
 		e.prevGroups = e.lastGood.takeGroups(e.id)
 		e.reloadMu.Unlock()
 	}
+	for _, g := range emptyGlobs(e.cfg.RuleFiles) {
+		e.logger.Warn("rule_files glob matches no file; it adds no rules until files appear", zap.String("glob", g))
+	}
 	if err := e.Reload(); err != nil && !e.Status().Inherited {
 		e.logger.Error("Rule files not loaded; no rules run until a valid set is found", zap.Error(err))
 	}

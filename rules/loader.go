@@ -76,6 +76,21 @@ func expandSources(patterns []string) ([]string, error) {
 	return slices.Compact(files), errors.Join(errs...)
 }
 
+// emptyGlobs returns the rule_files globs that match no file (a glob that
+// matches nothing is no error, but usually a mistake worth a warning).
+func emptyGlobs(patterns []string) []string {
+	var empty []string
+	for _, p := range patterns {
+		if !hasMeta(p) {
+			continue
+		}
+		if m, err := filepath.Glob(p); err == nil && len(m) == 0 {
+			empty = append(empty, p)
+		}
+	}
+	return empty
+}
+
 func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
 
 // loadRuleFile reads and validates one file: Prometheus rule groups, or

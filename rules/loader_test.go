@@ -11,7 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-const realdata = "../../shared/realdata"
+// realdata is the repository's testdata/: real samples, see its SOURCES.md.
+const realdata = "../testdata"
 
 func loadForTest(t *testing.T, path string) ([]string, []error) {
 	t.Helper()

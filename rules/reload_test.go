@@ -12,6 +12,8 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/weftobs/weft/extensions/weftstore"
 )
@@ -149,4 +151,24 @@ func TestStartWithInvalidRulesRunsNone(t *testing.T) {
 	assert.False(t, s.LastReloadSuccess)
 	assert.Contains(t, s.LastError, "r.yaml: 5:")
 	assert.Zero(t, s.Rules)
+}
+
+// A glob that matches no file is no error, but the start logs one warning
+// naming it; globs that match and plain paths log nothing.
+func TestEmptyGlobWarnsOnce(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "r.yaml", twoRules)
+	empty := filepath.Join(dir, "missing", "*.rules.yaml")
+	core, logs := observer.New(zap.WarnLevel)
+	tel := componenttest.NewNopTelemetrySettings()
+	tel.Logger = zap.New(core)
+	e := startExtension(t, tel, func(c *Config) {
+		c.RuleFiles = []string{filepath.Join(dir, "*.yaml"), empty, filepath.Join(dir, "r.yaml")}
+		c.ReloadInterval = 0
+	})
+	require.NoError(t, e.Reload())
+	warned := logs.FilterMessageSnippet("matches no file").All()
+	require.Len(t, warned, 1, "one warning for the empty glob, none per reload: %v", logs.All())
+	assert.Equal(t, empty, warned[0].ContextMap()["glob"])
+	assert.Equal(t, 1, e.Status().Groups, "the matching glob's rules run")
 }

@@ -42,9 +42,9 @@ import (
 
 // options is the harness configuration (one flag each).
 type options struct {
-	WeftBin        string        // weft binary; built from ./cmd/weft when empty
-	PeerCoreBin    string        // bench/peer core build; built when empty
-	PeerContribBin string        // bench/peer -tags contrib; built when empty
+	WeftBin        string        `json:"-"` // weft binary; built from ./cmd/weft when empty
+	PeerCoreBin    string        `json:"-"` // bench/peer core build; built when empty
+	PeerContribBin string        `json:"-"` // bench/peer -tags contrib; built when empty
 	PrometheusBin  string        // Prometheus 2.42 for the rules workload
 	Workloads      []string      // which workloads run, in order
 	Rounds         int           // ABBA rounds; each side runs once per round
@@ -70,9 +70,9 @@ type options struct {
 	RuleCount      int           // alerting rules
 	RuleInterval   time.Duration // scrape and evaluation interval of the rules workload
 	RuleCycles     int           // evaluation cycles measured per run
-	OutDir         string        // bench/ directory: RESULTS.md section, compare/results/*
-	JSONPath       string        // raw samples also written here when set
-	WorkDir        string        // binaries, configs, logs, data; a temporary one when empty
+	OutDir         string        `json:"-"` // bench/ directory: RESULTS.md section, compare/results/*
+	JSONPath       string        `json:"-"` // raw samples also written here when set
+	WorkDir        string        `json:"-"` // binaries, configs, logs, data; a temporary one when empty
 	Keep           bool          // keep WorkDir
 	Only           string        // run only this side (debugging a workload; no comparison)
 	Commit         string        // weft commit measured, for the report (default: git rev-parse of the repository)

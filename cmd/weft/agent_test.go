@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -57,6 +59,9 @@ func TestEmbeddedDefaultStartsCleanly(t *testing.T) {
 	t.Setenv("WEFT_KUBERNETES_API", emptyKubernetesAPI(t))
 	t.Setenv("WEFT_ALERTMANAGER_URL", "http://127.0.0.1:9")
 	t.Setenv("WEFT_FLUENT_ENDPOINT", "127.0.0.1:9")
+	rules := t.TempDir() // a rule glob that matches nothing is warned about
+	require.NoError(t, os.WriteFile(filepath.Join(rules, "r.yaml"), demoRules, 0o600))
+	t.Setenv("WEFT_RULE_FILES", filepath.Join(rules, "*.yaml"))
 
 	var rec logRecorder
 	ctx, stop := context.WithCancel(context.Background())

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/confmap/provider/httpprovider"
 	"go.opentelemetry.io/collector/confmap/provider/yamlprovider"
 	"go.opentelemetry.io/collector/otelcol"
+	"go.uber.org/zap"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -27,8 +28,9 @@ func buildInfo() component.BuildInfo {
 // passes its embedded DaemonSet profile.
 func collectorSettings(uris ...string) otelcol.CollectorSettings {
 	return otelcol.CollectorSettings{
-		BuildInfo: buildInfo(),
-		Factories: components,
+		BuildInfo:      buildInfo(),
+		Factories:      components,
+		LoggingOptions: []zap.Option{quietShutdown()},
 		ConfigProviderSettings: otelcol.ConfigProviderSettings{
 			ResolverSettings: confmap.ResolverSettings{
 				URIs: uris,
@@ -51,7 +53,7 @@ func collectorSettings(uris ...string) otelcol.CollectorSettings {
 func newCommand() *cobra.Command {
 	cmd := otelcol.NewCommand(collectorSettings(defaultConfigURI))
 	cmd.Long = "weft runs the node agent. Without --config it runs the embedded DaemonSet profile (" +
-		defaultConfigURI + "); --config FILE replaces it, several --config flags are merged in order."
-	cmd.AddCommand(newDemoCommand())
+		defaultConfigURI + ", printed by `weft default-config`); --config FILE replaces it, several --config flags are merged in order."
+	cmd.AddCommand(newDemoCommand(), newDefaultConfigCommand())
 	return cmd
 }

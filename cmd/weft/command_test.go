@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // runWeft runs the test binary as the weft command with args and returns its
@@ -103,8 +105,27 @@ func TestValidateEmbeddedDefault(t *testing.T) {
 	assert.NotContains(t, out, "deprecated")
 }
 
+// The first retrieval of the embedded profile logs once which profile runs
+// and how to read it; `weft default-config` prints exactly that profile.
+func TestEmbeddedProfileIsAnnouncedAndPrintable(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	p := embeddedProviderFactory().Create(confmap.ProviderSettings{Logger: zap.New(core)})
+	for range 3 { // start, then two SIGHUP reloads
+		_, err := p.Retrieve(t.Context(), defaultConfigURI, nil)
+		require.NoError(t, err)
+	}
+	require.Equal(t, 1, logs.Len())
+	assert.Contains(t, logs.All()[0].Message, "weft default-config")
+	assert.Equal(t, defaultConfigURI, logs.All()[0].ContextMap()["config"])
+
+	out, code := runWeft(t, nil, "default-config")
+	require.Equal(t, 0, code, out)
+	assert.Equal(t, string(defaultConfig), out)
+}
+
 func TestEmbeddedProviderRejectsUnknownName(t *testing.T) {
-	_, err := embeddedProvider{}.Retrieve(t.Context(), "weft:gateway", nil)
+	p := embeddedProviderFactory().Create(confmap.ProviderSettings{})
+	_, err := p.Retrieve(t.Context(), "weft:gateway", nil)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "weft:gateway")
 }

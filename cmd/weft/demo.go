@@ -153,34 +153,23 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 		return fmt.Errorf("demo dir: %w", err)
 	}
 
-	var jaeger *backends.Jaeger
-	if bin := demoBackendBinary(f.jaeger, backends.FindJaeger); bin != "" {
-		j, err := backends.StartJaeger(ctx, bin, dir, nil)
-		if err != nil {
-			return fmt.Errorf("start jaeger: %w", err)
+	// A backend that is missing or fails to start is skipped with one line
+	// saying why and how to get it: the demo runs with what it finds.
+	var stops []func()
+	defer func() {
+		for _, stop := range stops {
+			stop()
 		}
-		defer j.Stop()
-		jaeger = j
-	}
-	var prom *backends.Prometheus
-	if bin := demoBackendBinary(f.prometheus, backends.FindPrometheus); bin != "" {
-		p, err := backends.StartPrometheus(ctx, bin, dir, "", nil)
-		if err != nil {
-			return fmt.Errorf("start prometheus: %w", err)
-		}
-		defer p.Stop()
-		prom = p
-	}
-
-	var am *backends.Alertmanager
-	if bin := demoBackendBinary(f.alertmgr, backends.FindAlertmanager); bin != "" {
-		a, err := backends.StartAlertmanager(ctx, bin, dir, nil)
-		if err != nil {
-			return fmt.Errorf("start alertmanager: %w", err)
-		}
-		defer a.Stop()
-		am = a
-	}
+	}()
+	jaeger := demoBackend(out, &stops, "jaeger", f.jaeger, backends.FindJaeger, func(bin string) (*backends.Jaeger, error) {
+		return backends.StartJaeger(ctx, bin, dir, nil)
+	})
+	prom := demoBackend(out, &stops, "prometheus", f.prometheus, backends.FindPrometheus, func(bin string) (*backends.Prometheus, error) {
+		return backends.StartPrometheus(ctx, bin, dir, "", nil)
+	})
+	am := demoBackend(out, &stops, "alertmanager", f.alertmgr, backends.FindAlertmanager, func(bin string) (*backends.Alertmanager, error) {
+		return backends.StartAlertmanager(ctx, bin, dir, nil)
+	})
 
 	cfg := demoConfig{DataDir: filepath.Join(dir, "data")}
 	if am != nil {
@@ -300,21 +289,47 @@ func startDemoAgent(ctx context.Context, cfg *demoConfig, cfgPath string, out io
 	}
 }
 
-// demoBackendBinary resolves a --jaeger/--prometheus/--alertmanager flag to a binary path,
-// or "" for none.
-func demoBackendBinary(flag string, find func() (string, error)) string {
+// demoBackendBinary resolves a --jaeger/--prometheus/--alertmanager flag to a
+// binary path. An empty path means the backend is not started; skip then says
+// why (empty for "off"). Whether the path came from the flag, the environment
+// or PATH, it is used only if it is an executable file.
+func demoBackendBinary(flag string, find func() (string, error)) (bin, skip string) {
 	switch flag {
 	case "off", "":
-		return ""
+		return "", ""
 	case "auto":
 		bin, err := find()
 		if err != nil {
-			return ""
+			return "", err.Error()
 		}
-		return bin
+		return bin, ""
 	default:
-		return flag
+		if err := backends.Executable(flag); err != nil {
+			return "", fmt.Sprintf("%s: %v: run `make tools` or pass auto", flag, err)
+		}
+		return flag, ""
 	}
+}
+
+// demoBackend starts one optional backend of the demo. On success it adds the
+// backend's Stop to stops; when the flag is off, the binary is missing or it
+// does not start, it returns nil, printing one line that says why (nothing
+// for off).
+func demoBackend[B interface{ Stop() }](out io.Writer, stops *[]func(), name, flag string, find func() (string, error), start func(bin string) (B, error)) B {
+	var none B
+	bin, skip := demoBackendBinary(flag, find)
+	if bin != "" {
+		b, err := start(bin)
+		if err == nil {
+			*stops = append(*stops, b.Stop)
+			return b
+		}
+		skip = err.Error()
+	}
+	if skip != "" {
+		fmt.Fprintf(out, "weft demo: %s skipped: %s\n", name, skip)
+	}
+	return none
 }
 
 func writeDemoConfig(path string, cfg demoConfig) error {
@@ -342,7 +357,7 @@ func renderDemoConfig(w io.Writer, cfg demoConfig) error {
 func startAgent(ctx context.Context, uri string, logOpts ...zap.Option) (<-chan struct{}, error) {
 	set := collectorSettings(uri)
 	set.DisableGracefulShutdown = true // the demo handles signals itself
-	set.LoggingOptions = logOpts
+	set.LoggingOptions = append(set.LoggingOptions, logOpts...)
 	col, err := otelcol.NewCollector(set)
 	if err != nil {
 		return nil, fmt.Errorf("create agent: %w", err)

@@ -5,26 +5,17 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 
 	"github.com/weftobs/weft/internal/loopback"
 )
 
 // FindAlertmanager returns the path of the Alertmanager binary:
-// $WEFT_ALERTMANAGER when set, else `prometheus-alertmanager` (the Debian
+// $WEFT_ALERTMANAGER when it names an executable file, else `prometheus-alertmanager` (the Debian
 // package's name, Alertmanager 0.25, installed by `make tools`) or
 // `alertmanager` on PATH.
 func FindAlertmanager() (string, error) {
-	if p := os.Getenv("WEFT_ALERTMANAGER"); p != "" {
-		return p, nil
-	}
-	for _, name := range []string{"prometheus-alertmanager", "alertmanager"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("alertmanager binary not found: run `make tools` (Debian package prometheus-alertmanager) or set WEFT_ALERTMANAGER")
+	return find("WEFT_ALERTMANAGER", "prometheus-alertmanager", "alertmanager")
 }
 
 // Alertmanager is a running Alertmanager without a cluster listener whose

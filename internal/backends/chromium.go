@@ -8,7 +8,7 @@ import (
 )
 
 // FindChromium returns the path of a headless-capable Chromium:
-// $WEFT_CHROMIUM when set, else `chromium` on PATH (the Debian package,
+// $WEFT_CHROMIUM when it names an executable file, else `chromium` on PATH (the Debian package,
 // installed by `make tools`).
 func FindChromium() (string, error) { return find("WEFT_CHROMIUM", "chromium") }
 

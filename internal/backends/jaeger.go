@@ -12,7 +12,7 @@ import (
 )
 
 // FindJaeger returns the path of the Jaeger v2 binary: $WEFT_JAEGER when
-// set, else `jaeger` on PATH. `make tools` builds it with
+// it names an executable file, else `jaeger` on PATH. `make tools` builds it with
 // hack/install-jaeger.sh.
 func FindJaeger() (string, error) { return find("WEFT_JAEGER", "jaeger") }
 

@@ -15,13 +15,6 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func TestFindPrefersEnv(t *testing.T) {
-	t.Setenv("WEFT_JAEGER", "/opt/jaeger/bin/jaeger")
-	p, err := FindJaeger()
-	require.NoError(t, err)
-	assert.Equal(t, "/opt/jaeger/bin/jaeger", p)
-}
-
 func TestFindExplainsInstall(t *testing.T) {
 	t.Setenv("WEFT_PROMETHEUS", "")
 	t.Setenv("PATH", t.TempDir())

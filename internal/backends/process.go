@@ -9,24 +9,54 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"time"
 )
 
-// find returns $envVar when set, else name looked up on PATH; the error names
-// both and how to install the program.
-func find(envVar, name string) (string, error) {
+// find returns the first usable binary among $envVar and names on PATH: a
+// candidate is used only if it exists and is an executable regular file, so a
+// variable naming a binary that was never built falls through to PATH. The
+// error says what was tried and how to install the program.
+func find(envVar string, names ...string) (string, error) {
+	var tried []string
 	if p := os.Getenv(envVar); p != "" {
-		return p, nil
+		if err := executable(p); err != nil {
+			tried = append(tried, fmt.Sprintf("$%s=%s: %v", envVar, p, err))
+		} else {
+			return p, nil
+		}
 	}
-	p, err := exec.LookPath(name)
-	if err != nil {
-		return "", fmt.Errorf("%s binary not found: run `make tools` or set %s", name, envVar)
+	for _, name := range names {
+		if p, err := exec.LookPath(name); err == nil {
+			return p, nil
+		}
 	}
-	return p, nil
+	tried = append(tried, fmt.Sprintf("no %s on PATH", strings.Join(names, " or ")))
+	return "", fmt.Errorf("%s binary not found (%s): run `make tools` or set %s", names[0], strings.Join(tried, "; "), envVar)
+}
+
+// Executable reports why path cannot be run as a program: it does not
+// exist, is not a regular file, or has no execute bit. nil means it can.
+func Executable(path string) error { return executable(path) }
+
+func executable(path string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return errors.New("does not exist")
+	case err != nil:
+		return err
+	case !fi.Mode().IsRegular():
+		return errors.New("not a regular file")
+	case fi.Mode().Perm()&0o111 == 0:
+		return errors.New("not executable")
+	}
+	return nil
 }
 
 // process is a started program that is ready once an HTTP URL answers 200.

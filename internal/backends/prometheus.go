@@ -11,7 +11,7 @@ import (
 )
 
 // FindPrometheus returns the path of the prometheus binary: $WEFT_PROMETHEUS
-// when set, else `prometheus` on PATH (`make tools` installs the Debian
+// when it names an executable file, else `prometheus` on PATH (`make tools` installs the Debian
 // package, Prometheus 2.42).
 func FindPrometheus() (string, error) { return find("WEFT_PROMETHEUS", "prometheus") }
 

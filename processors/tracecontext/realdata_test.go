@@ -12,8 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// realdataDir holds the shared real-world samples (read-only).
-const realdataDir = "../../../shared/realdata"
+// realdataDir is the repository's testdata/: real samples (read-only), see
+// its SOURCES.md.
+const realdataDir = "../../testdata"
 
 // realLines returns the lines of the realdata files matching the patterns,
 // keyed by file name. Files are only read.
@@ -23,7 +24,7 @@ func realLines(t *testing.T, patterns ...string) map[string][]string {
 	for _, pat := range patterns {
 		files, err := filepath.Glob(filepath.Join(realdataDir, pat))
 		require.NoError(t, err)
-		require.NotEmpty(t, files, "no %s in %s: the real samples live in shared/realdata beside the repository (/work/shared/realdata)", pat, realdataDir)
+		require.NotEmpty(t, files, "no %s in %s: the real samples live in the repository's testdata/", pat, realdataDir)
 		for _, f := range files {
 			b, err := os.ReadFile(f)
 			require.NoError(t, err)

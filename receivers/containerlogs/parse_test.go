@@ -15,7 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-const realdata = "../../../shared/realdata"
+// realdata is the repository's testdata/: real samples, see its SOURCES.md.
+const realdata = "../../testdata"
 
 func mustTS(t *testing.T, s string) int64 {
 	t.Helper()
@@ -218,7 +219,7 @@ func TestRealSamples(t *testing.T) {
 	read := func(t *testing.T, name string) []byte {
 		t.Helper()
 		b, err := os.ReadFile(filepath.Join(realdata, name))
-		require.NoError(t, err, "real samples are in /work/shared/realdata (shared/ beside the repository)")
+		require.NoError(t, err, "real samples are in the repository's testdata/")
 		return b
 	}
 	t.Run("cri-podman-k8sfile-full-crlf", func(t *testing.T) {

@@ -23,9 +23,9 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// realdata holds the shared real-world samples (read-only), in shared/
-// beside the repository.
-const realdata = "../../../shared/realdata"
+// realdata is the repository's testdata/: real samples (read-only), see its
+// SOURCES.md.
+const realdata = "../../testdata"
 
 var (
 	envoyFile   = filepath.Join(realdata, "envoy-stats-istio-proxy-merged-1.11.4.txt")
@@ -36,7 +36,7 @@ var (
 func readFile(t testing.TB, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
-	require.NoError(t, err, "real samples live in shared/realdata beside the repository")
+	require.NoError(t, err, "real samples live in the repository's testdata/")
 	return b
 }
 
