@@ -28,7 +28,7 @@ func BenchmarkAppendBody(b *testing.B) {
 	for _, n := range benchSizes {
 		b.Run(fmt.Sprintf("envoy-%dk", n/1000), func(b *testing.B) {
 			body := envoyPayload(n)
-			a := newAppender(labels.FromStrings("job", "envoy", "instance", "10.0.0.1:15090"), false, 0, nil)
+			a := newAppender(labels.FromStrings("job", "envoy", "instance", "10.0.0.1:15090"), false, scrapeLimits{honorTimestamps: true}, nil)
 			now := time.Unix(1700000000, 0)
 			var samples int
 			run := func() {
@@ -99,7 +99,7 @@ func benchTarget(b *testing.B, rawURL string) (*target, int) {
 	j := &job{name: "envoy", interval: 15 * time.Second, timeout: 10 * time.Second, accept: acceptHeader(nil)}
 	tg := &target{
 		job: j, url: rawURL, resource: map[string]string{"job": "envoy", "instance": "x"},
-		app:    newAppender(labels.FromStrings("job", "envoy", "instance", "x"), false, 0, nil),
+		app:    newAppender(labels.FromStrings("job", "envoy", "instance", "x"), false, scrapeLimits{honorTimestamps: true}, nil),
 		client: client, next: consumertest.NewNop(), logger: zap.NewNop(), started: time.Now(),
 		failures: map[string]float64{}, done: make(chan struct{}),
 	}

@@ -16,7 +16,9 @@ type Config struct {
 	// ScrapeConfigs are scrape jobs in Prometheus's own syntax (a subset:
 	// job_name, static_configs, kubernetes_sd_configs with role pod,
 	// relabel_configs, metric_relabel_configs, scrape_interval,
-	// scrape_timeout, honor_labels, sample_limit, body_size_limit,
+	// scrape_timeout, honor_labels, honor_timestamps, sample_limit,
+	// label_limit, label_name_length_limit, label_value_length_limit,
+	// body_size_limit,
 	// metrics_path, scheme, tls_config).
 	ScrapeConfigs []ScrapeConfig `mapstructure:"scrape_configs"`
 	// NodeName restricts Kubernetes pod discovery to the pods scheduled on
@@ -39,13 +41,41 @@ type Config struct {
 	// the scrape_configs entries that set none (Prometheus's global one).
 	ScrapeInterval time.Duration `mapstructure:"scrape_interval"`
 	// ScrapeTimeout is the scrape timeout of the jobs that set none; a job
-	// with a shorter interval uses its interval.
+	// with a shorter interval uses its interval. Unset, it is 10s or
+	// scrape_interval if that is shorter, as Prometheus's global default.
 	ScrapeTimeout time.Duration `mapstructure:"scrape_timeout"`
+	// HonorTimestamps keeps the timestamps that targets expose; false
+	// stamps every sample with the scrape's time (Prometheus semantics;
+	// default true). The store refuses samples too far ahead of the clock
+	// either way.
+	HonorTimestamps bool `mapstructure:"honor_timestamps"`
 	// SampleLimit is the sample_limit of the jobs that set none (0: none).
 	SampleLimit int `mapstructure:"sample_limit"`
+	// LabelLimit is the label_limit of the jobs that set none: a scrape
+	// with a series of more labels (after relabeling, __name__ included)
+	// fails (0: none).
+	LabelLimit int `mapstructure:"label_limit"`
+	// LabelNameLengthLimit is the label_name_length_limit of the jobs that
+	// set none: a scrape with a longer label name fails (0: none).
+	LabelNameLengthLimit int `mapstructure:"label_name_length_limit"`
+	// LabelValueLengthLimit is the label_value_length_limit of the jobs that
+	// set none: a scrape with a longer label value fails (0: none).
+	LabelValueLengthLimit int `mapstructure:"label_value_length_limit"`
 	// BodySizeLimit is the body_size_limit in bytes of the jobs that set
 	// none; it bounds the memory one scrape takes (0: none).
 	BodySizeLimit int64 `mapstructure:"body_size_limit"`
+}
+
+// defaultScrapeTimeout is Prometheus's global scrape_timeout.
+const defaultScrapeTimeout = 10 * time.Second
+
+// scrapeTimeout is the receiver-wide scrape timeout: scrape_timeout when
+// set, else 10s or scrape_interval if shorter.
+func (c *Config) scrapeTimeout() time.Duration {
+	if c.ScrapeTimeout > 0 {
+		return c.ScrapeTimeout
+	}
+	return min(defaultScrapeTimeout, c.ScrapeInterval)
 }
 
 // KubernetesAPIConfig tells the presets and kubernetes_sd_configs without
@@ -79,9 +109,18 @@ type ScrapeConfig struct {
 	// HonorLabels keeps the exposed labels when they clash with target
 	// labels; otherwise exposed ones are renamed exported_<name>.
 	HonorLabels bool `mapstructure:"honor_labels"`
+	// HonorTimestamps keeps exposed timestamps (default: the receiver's
+	// honor_timestamps).
+	HonorTimestamps *bool `mapstructure:"honor_timestamps"`
 	// SampleLimit fails a scrape with more samples than this after metric
 	// relabeling (default: the receiver's sample_limit).
 	SampleLimit int `mapstructure:"sample_limit"`
+	// LabelLimit, LabelNameLengthLimit and LabelValueLengthLimit fail a
+	// scrape with a series over them, after relabeling (default: the
+	// receiver's).
+	LabelLimit            int `mapstructure:"label_limit"`
+	LabelNameLengthLimit  int `mapstructure:"label_name_length_limit"`
+	LabelValueLengthLimit int `mapstructure:"label_value_length_limit"`
 	// BodySizeLimit fails a scrape whose uncompressed body is larger than
 	// this many bytes (default: the receiver's body_size_limit).
 	BodySizeLimit int64 `mapstructure:"body_size_limit"`
@@ -219,12 +258,10 @@ func (c *Config) Validate() error {
 	if c.ScrapeInterval <= 0 {
 		errs = append(errs, errors.New("scrape_interval: must be positive"))
 	}
-	if c.ScrapeTimeout <= 0 || c.ScrapeTimeout > c.ScrapeInterval {
-		errs = append(errs, errors.New("scrape_timeout: must be positive and at most scrape_interval"))
+	if c.ScrapeTimeout < 0 || c.ScrapeTimeout > c.ScrapeInterval {
+		errs = append(errs, errors.New("scrape_timeout: must not be negative and at most scrape_interval (unset: 10s or scrape_interval if shorter)"))
 	}
-	if c.SampleLimit < 0 {
-		errs = append(errs, errors.New("sample_limit: must not be negative"))
-	}
+	errs = append(errs, validateLimits("", c.SampleLimit, c.LabelLimit, c.LabelNameLengthLimit, c.LabelValueLengthLimit)...)
 	if c.BodySizeLimit < 0 {
 		errs = append(errs, errors.New("body_size_limit: must not be negative"))
 	}
@@ -300,9 +337,7 @@ func (sc *ScrapeConfig) validate(prefix string) error {
 			errs = append(errs, fmt.Errorf("%s.scrape_protocols[%d]: %q is not one of PrometheusProto, OpenMetricsText1.0.0, OpenMetricsText0.0.1, PrometheusText0.0.4", prefix, j, p))
 		}
 	}
-	if sc.SampleLimit < 0 {
-		errs = append(errs, fmt.Errorf("%s.sample_limit: must not be negative", prefix))
-	}
+	errs = append(errs, validateLimits(prefix+".", sc.SampleLimit, sc.LabelLimit, sc.LabelNameLengthLimit, sc.LabelValueLengthLimit)...)
 	if sc.BodySizeLimit < 0 {
 		errs = append(errs, fmt.Errorf("%s.body_size_limit: must not be negative", prefix))
 	}
@@ -396,4 +431,30 @@ func buildRelabel(rules []RelabelConfig) ([]*relabel.Config, error) {
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// limits are the receiver-wide per-scrape limits.
+func (c *Config) limits() scrapeLimits {
+	return scrapeLimits{
+		honorTimestamps: c.HonorTimestamps,
+		sample:          c.SampleLimit,
+		labels:          c.LabelLimit,
+		nameLength:      c.LabelNameLengthLimit,
+		valueLength:     c.LabelValueLengthLimit,
+	}
+}
+
+// validateLimits checks that the per-scrape limits are not negative; prefix
+// names the job ("scrape_configs[0].") or is empty for the receiver's.
+func validateLimits(prefix string, sample, label, nameLen, valueLen int) []error {
+	var errs []error
+	for _, l := range []struct {
+		key string
+		v   int
+	}{{"sample_limit", sample}, {"label_limit", label}, {"label_name_length_limit", nameLen}, {"label_value_length_limit", valueLen}} {
+		if l.v < 0 {
+			errs = append(errs, fmt.Errorf("%s%s: must not be negative (0: no limit)", prefix, l.key))
+		}
+	}
+	return errs
 }

@@ -49,6 +49,9 @@ const (
 	reasonHTTPStatus   = "http_status"
 	reasonBodySize     = "body_size_limit"
 	reasonSampleLimit  = "sample_limit"
+	reasonLabelLimit   = "label_limit"
+	reasonNameLength   = "label_name_length_limit"
+	reasonValueLength  = "label_value_length_limit"
 	reasonParse        = "parse"
 	reasonDuplicate    = "duplicate_series"
 	reasonContentType  = "content_type"
@@ -122,13 +125,48 @@ type seriesEntry struct {
 	bound    float64
 	lastSeen uint64
 	dropped  bool
+	// overLimit fails every scrape that exposes the series: its labels
+	// break a label limit.
+	overLimit error
+}
+
+// scrapeLimits are a job's per-scrape limits, with Prometheus's semantics:
+// a scrape that breaks one fails whole (up=0, reason), 0 is no limit.
+type scrapeLimits struct {
+	honorTimestamps bool
+	sample          int
+	labels          int // series' labels, __name__ included
+	nameLength      int // bytes of a label name
+	valueLength     int // bytes of a label value
+}
+
+// check returns the first limit lset breaks, nil if none.
+func (l scrapeLimits) check(lset labels.Labels) error {
+	name := lset.Get(model.MetricNameLabel)
+	if l.labels > 0 && lset.Len() > l.labels {
+		return failf(reasonLabelLimit, "series %.80s has %d labels, label_limit is %d", name, lset.Len(), l.labels)
+	}
+	if l.nameLength <= 0 && l.valueLength <= 0 {
+		return nil
+	}
+	var err error
+	lset.Range(func(lb labels.Label) {
+		switch {
+		case err != nil:
+		case l.nameLength > 0 && len(lb.Name) > l.nameLength:
+			err = failf(reasonNameLength, "series %.80s has label name %.80q of %d bytes, label_name_length_limit is %d", name, lb.Name, len(lb.Name), l.nameLength)
+		case l.valueLength > 0 && len(lb.Value) > l.valueLength:
+			err = failf(reasonValueLength, "series %.80s has label %s with a value of %d bytes, label_value_length_limit is %d", name, lb.Name, len(lb.Value), l.valueLength)
+		}
+	})
+	return err
 }
 
 // appender turns exposition bodies of one target into pdata, keeping the
 // per-series state that start times and staleness need.
 type appender struct {
 	honorLabels   bool
-	sampleLimit   int
+	limits        scrapeLimits
 	metricRelabel []*relabel.Config
 	targetLabels  labels.Labels
 	job, instance string
@@ -157,10 +195,10 @@ type appender struct {
 	ex      exemplar.Exemplar
 }
 
-func newAppender(targetLabels labels.Labels, honorLabels bool, sampleLimit int, metricRelabel []*relabel.Config) *appender {
+func newAppender(targetLabels labels.Labels, honorLabels bool, limits scrapeLimits, metricRelabel []*relabel.Config) *appender {
 	return &appender{
 		honorLabels:   honorLabels,
-		sampleLimit:   sampleLimit,
+		limits:        limits,
 		metricRelabel: metricRelabel,
 		targetLabels:  targetLabels,
 		job:           targetLabels.Get(model.JobLabel),
@@ -262,12 +300,15 @@ func (a *appender) appendBody(body []byte, contentType string, now time.Time, ms
 		if ent.dropped {
 			continue
 		}
+		if ent.overLimit != nil {
+			return st, ent.overLimit
+		}
 		st.postRelabel++
-		if a.sampleLimit > 0 && st.postRelabel > a.sampleLimit {
-			return st, failf(reasonSampleLimit, "more than %d samples", a.sampleLimit)
+		if a.limits.sample > 0 && st.postRelabel > a.limits.sample {
+			return st, failf(reasonSampleLimit, "more than %d samples after relabeling (sample_limit)", a.limits.sample)
 		}
 		ts := nowMs
-		if tp != nil {
+		if tp != nil && a.limits.honorTimestamps {
 			ts = *tp
 		}
 		ps := ent.point
@@ -465,6 +506,12 @@ func (a *appender) newEntry(p textparse.Parser, family []byte, famType model.Met
 		return ent
 	} else if n != name && kind != kindHistogram && kind != kindSummary {
 		metricName = n
+	}
+	// Limits apply to the series as Prometheus would store it (le and
+	// quantile included), after relabeling.
+	if err := a.limits.check(a.lb.Labels()); err != nil {
+		ent.overLimit = err
+		return ent
 	}
 	switch ent.role {
 	case roleBucket:

@@ -20,7 +20,7 @@ const (
 )
 
 func testAppender(honor bool, limit int, mr ...*relabel.Config) *appender {
-	return newAppender(labels.FromStrings("job", "envoy", "instance", "10.0.0.1:15090"), honor, limit, mr)
+	return newAppender(labels.FromStrings("job", "envoy", "instance", "10.0.0.1:15090"), honor, scrapeLimits{honorTimestamps: true, sample: limit}, mr)
 }
 
 // scrapeBody runs one scrape of body through a and returns its metrics.

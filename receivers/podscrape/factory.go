@@ -22,9 +22,9 @@ func NewFactory() receiver.Factory {
 
 func createDefaultConfig() component.Config {
 	return &Config{
-		ScrapeInterval: 15 * time.Second,
-		ScrapeTimeout:  10 * time.Second,
-		BodySizeLimit:  64 << 20,
+		ScrapeInterval:  15 * time.Second,
+		HonorTimestamps: true,
+		BodySizeLimit:   64 << 20,
 	}
 }
 

@@ -1,6 +1,7 @@
 package podscrape
 
 import (
+	"cmp"
 	"fmt"
 	"net/url"
 	"sort"
@@ -21,7 +22,7 @@ type job struct {
 	path          string
 	scheme        string
 	honorLabels   bool
-	sampleLimit   int
+	limits        scrapeLimits
 	bodyLimit     int64
 	tls           TLSConfig
 	accept        string
@@ -64,19 +65,25 @@ func buildJobs(cfg *Config) ([]*job, error) {
 			path:        sc.MetricsPath,
 			scheme:      sc.Scheme,
 			honorLabels: sc.HonorLabels,
-			sampleLimit: sc.SampleLimit,
-			bodyLimit:   sc.BodySizeLimit,
-			tls:         sc.TLSConfig,
-			accept:      acceptHeader(sc.ScrapeProtocols),
+			limits: scrapeLimits{
+				honorTimestamps: cfg.HonorTimestamps,
+				sample:          cmp.Or(sc.SampleLimit, cfg.SampleLimit),
+				labels:          cmp.Or(sc.LabelLimit, cfg.LabelLimit),
+				nameLength:      cmp.Or(sc.LabelNameLengthLimit, cfg.LabelNameLengthLimit),
+				valueLength:     cmp.Or(sc.LabelValueLengthLimit, cfg.LabelValueLengthLimit),
+			},
+			bodyLimit: sc.BodySizeLimit,
+			tls:       sc.TLSConfig,
+			accept:    acceptHeader(sc.ScrapeProtocols),
+		}
+		if sc.HonorTimestamps != nil {
+			j.limits.honorTimestamps = *sc.HonorTimestamps
 		}
 		if j.interval == 0 {
 			j.interval = cfg.ScrapeInterval
 		}
 		if j.timeout == 0 {
-			j.timeout = min(cfg.ScrapeTimeout, j.interval)
-		}
-		if j.sampleLimit == 0 {
-			j.sampleLimit = cfg.SampleLimit
+			j.timeout = min(cfg.scrapeTimeout(), j.interval)
 		}
 		if j.bodyLimit == 0 {
 			j.bodyLimit = cfg.BodySizeLimit

@@ -183,14 +183,14 @@ func presetJobs(cfg *Config) []*job {
 		return &job{
 			name:        name,
 			interval:    cfg.ScrapeInterval,
-			timeout:     min(cfg.ScrapeTimeout, cfg.ScrapeInterval),
-			path:        "/metrics",
-			scheme:      "http",
-			sampleLimit: cfg.SampleLimit,
-			bodyLimit:   cfg.BodySizeLimit,
-			relabel:     rules,
-			sd:          []sdKey{key},
-			accept:      acceptHeader(nil),
+			timeout:   cfg.scrapeTimeout(),
+			path:      "/metrics",
+			scheme:    "http",
+			limits:    cfg.limits(),
+			bodyLimit: cfg.BodySizeLimit,
+			relabel:   rules,
+			sd:        []sdKey{key},
+			accept:    acceptHeader(nil),
 		}
 	}
 	var jobs []*job

@@ -3,6 +3,7 @@ package podscrape
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"hash/fnv"
 	"net/http"
 	"slices"
@@ -63,17 +64,9 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Metrics) (*po
 // Start starts the static targets and the Kubernetes discoveries; it does
 // not wait for any scrape.
 func (r *podScrapeReceiver) Start(_ context.Context, _ component.Host) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	r.mu.Lock()
-	r.cancel = cancel
-	r.unregister = nodestatus.RegisterTargets(r.set.ID.String(), r.targetStatus)
-	r.mu.Unlock()
 	subscribers := map[sdKey][]*job{}
 	var order []sdKey
 	for _, j := range r.jobs {
-		if len(j.static) > 0 {
-			r.update(ctx, j, j.static)
-		}
 		for _, k := range j.sd {
 			if _, ok := subscribers[k]; !ok {
 				order = append(order, k)
@@ -81,9 +74,7 @@ func (r *podScrapeReceiver) Start(_ context.Context, _ component.Host) error {
 			subscribers[k] = append(subscribers[k], j)
 		}
 	}
-	if len(order) > 0 && r.cfg.NodeName == "" {
-		r.set.Logger.Warn("node_name is empty: pod discovery watches the pods of every node; set node_name: ${env:NODE_NAME} in a DaemonSet")
-	}
+	discoveries := make(map[sdKey]discoverer, len(order))
 	for _, k := range order {
 		d, err := r.newDiscovery(k)
 		if err != nil {
@@ -93,6 +84,32 @@ func (r *podScrapeReceiver) Start(_ context.Context, _ component.Host) error {
 			r.set.Logger.Error("Kubernetes pod discovery unavailable; its jobs scrape nothing",
 				zap.String("api_server", k.apiServer), zap.String("kubeconfig_file", k.kubeConfig),
 				zap.Strings("jobs", jobNames(subscribers[k])), zap.Error(err))
+			continue
+		}
+		if r.cfg.NodeName == "" {
+			// In a cluster, an empty node name (a DaemonSet without
+			// NODE_NAME from the downward API) would make every agent
+			// watch and scrape the pods of every node.
+			return fmt.Errorf("node_name is empty, so pod discovery for jobs %s would watch the pods of every node of the cluster: "+
+				"set node_name (the shipped profile reads ${env:NODE_NAME}, which the DaemonSet sets from spec.nodeName)",
+				strings.Join(jobNames(subscribers[k]), ", "))
+		}
+		discoveries[k] = d
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	r.mu.Lock()
+	r.cancel = cancel
+	r.unregister = nodestatus.RegisterTargets(r.set.ID.String(), r.targetStatus)
+	r.mu.Unlock()
+	for _, j := range r.jobs {
+		if len(j.static) > 0 {
+			r.update(ctx, j, j.static)
+		}
+	}
+	for _, k := range order {
+		d, ok := discoveries[k]
+		if !ok {
 			continue
 		}
 		ch := make(chan []*targetgroup.Group)
@@ -226,7 +243,7 @@ func (r *podScrapeReceiver) startTarget(ctx context.Context, j *job, s *targetSp
 		job:      j,
 		url:      s.url,
 		resource: s.resource,
-		app:      newAppender(s.labels, j.honorLabels, j.sampleLimit, j.metricRelabel),
+		app:      newAppender(s.labels, j.honorLabels, j.limits, j.metricRelabel),
 		client:   client,
 		next:     r.next,
 		logger:   r.set.Logger,

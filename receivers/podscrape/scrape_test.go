@@ -310,6 +310,31 @@ func TestFailedScrapes(t *testing.T) {
 			reason: reasonSampleLimit,
 		},
 		{
+			name: "label_limit",
+			handler: func(w http.ResponseWriter, _ *http.Request) {
+				_, _ = io.WriteString(w, "ok{a=\"1\"} 1\nwide{a=\"1\",b=\"2\",c=\"3\",d=\"4\"} 1\n")
+			},
+			// job and instance count too: ok has 4 labels, wide 7.
+			mutate: func(sc *ScrapeConfig) { sc.LabelLimit = 6 },
+			reason: reasonLabelLimit,
+		},
+		{
+			name: "label_name_length_limit",
+			handler: func(w http.ResponseWriter, _ *http.Request) {
+				fmt.Fprintf(w, "m{%s=\"v\"} 1\n", strings.Repeat("n", 65))
+			},
+			mutate: func(sc *ScrapeConfig) { sc.LabelNameLengthLimit = 64 },
+			reason: reasonNameLength,
+		},
+		{
+			name: "label_value_length_limit",
+			handler: func(w http.ResponseWriter, _ *http.Request) {
+				fmt.Fprintf(w, "m{short=\"v\"} 1\nm{long=\"%s\"} 1\n", strings.Repeat("v", 300))
+			},
+			mutate: func(sc *ScrapeConfig) { sc.LabelValueLengthLimit = 256 },
+			reason: reasonValueLength,
+		},
+		{
 			name: "slow target",
 			handler: func(_ http.ResponseWriter, r *http.Request) {
 				<-r.Context().Done()
