@@ -201,7 +201,8 @@ func TestDefaultProfilePersistence(t *testing.T) {
 		assert.Equal(t, "weft_file_storage", conf.Get("exporters::"+id+"::sending_queue::storage"), "%s queues on disk", id)
 	}
 	assert.Equal(t, "${env:WEFT_DATA_DIR:-/var/lib/weft}/remote-write-wal", conf.Get("exporters::prometheus_remote_write::wal::directory"))
-	for _, id := range []string{"otlp_grpc/jaeger", "prometheus_remote_write"} {
+	assert.Equal(t, "${env:WEFT_DATA_DIR:-/var/lib/weft}/remote-write-wal-otlp", conf.Get("exporters::prometheus_remote_write/otlp::wal::directory"))
+	for _, id := range []string{"otlp_grpc/jaeger", "prometheus_remote_write", "prometheus_remote_write/otlp"} {
 		assert.EqualValues(t, 0, conf.Get("exporters::"+id+"::retry_on_failure::max_elapsed_time"), "%s never gives up while it can keep the data", id)
 	}
 	assert.Equal(t, "${env:WEFT_DATA_DIR:-/var/lib/weft}/queue", conf.Get("extensions::weft_file_storage::directory"))

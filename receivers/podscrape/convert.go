@@ -8,6 +8,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -128,6 +129,10 @@ type seriesEntry struct {
 	// overLimit fails every scrape that exposes the series: its labels
 	// break a label limit.
 	overLimit error
+	// createdFor are the texts of the series whose start time this
+	// _created series gives (a counter's _total or bare sample, a
+	// histogram's or summary's _count), tried in order.
+	createdFor []string
 }
 
 // scrapeLimits are a job's per-scrape limits, with Prometheus's semantics:
@@ -215,6 +220,7 @@ func newAppender(targetLabels labels.Labels, honorLabels bool, limits scrapeLimi
 type parseStats struct {
 	scraped      int
 	postRelabel  int
+	added        int // series seen for the first time (scrape_series_added)
 	staleEmitted int
 }
 
@@ -228,13 +234,19 @@ func (a *appender) appendBody(body []byte, contentType string, now time.Time, ms
 	var st parseStats
 	p, err := textparse.New(body, contentType, a.symbols, textparse.ParserOptions{
 		IgnoreNativeHistograms:  true,
-		OpenMetricsSkipSTSeries: true,
+		// _created series are samples of their own, as Prometheus 2.x
+		// stores them (they also give the counters' start times).
+		OpenMetricsSkipSTSeries: false,
 		FallbackContentType:     "text/plain",
 	})
 	if p == nil {
 		return st, failf(reasonContentType, "content type %q: %w", contentType, err)
 	}
 	nowMs := now.UnixMilli()
+	// The OpenMetrics parser's StartTimestamp turns the skipping of
+	// _created lines back on (prometheus v0.315.1); for OpenMetrics the
+	// _created series themselves give the start times.
+	useST := contentType == "" || !strings.HasPrefix(contentType, "application/openmetrics-text")
 	var (
 		family  []byte
 		famType model.MetricType
@@ -288,7 +300,11 @@ func (a *appender) appendBody(body []byte, contentType string, now time.Time, ms
 				h = help
 			}
 			ent = a.newEntry(p, family, famType, h)
+			ent.createdFor = createdSiblings(met, family, famType)
 			a.series[string(met)] = ent
+			if !ent.dropped {
+				st.added++
+			}
 		}
 		if diverged {
 			a.nextOrder = append(a.nextOrder, ent)
@@ -317,8 +333,13 @@ func (a *appender) appendBody(body []byte, contentType string, now time.Time, ms
 		} else if ent.role == roleValue {
 			return st, failf(reasonDuplicate, "series %s exposed twice", met)
 		}
-		if stt := p.StartTimestamp(); stt != 0 {
-			ps.created = stt
+		if useST {
+			if stt := p.StartTimestamp(); stt != 0 {
+				ps.created = stt
+			}
+		}
+		if len(ent.createdFor) > 0 {
+			a.applyCreated(ent.createdFor, v)
 		}
 		switch ent.role {
 		case roleValue:
@@ -540,6 +561,38 @@ func (a *appender) newEntry(p textparse.Parser, family []byte, famType model.Met
 	}
 	ent.point = ps
 	return ent
+}
+
+// createdSiblings returns, for a _created series of a counter, histogram
+// or summary family, the texts of the series it dates: the same labels under
+// the family's sample name.
+func createdSiblings(met, family []byte, famType model.MetricType) []string {
+	name := string(family) + "_created"
+	if len(met) < len(name) || string(met[:len(name)]) != name || (len(met) > len(name) && met[len(name)] != '{') {
+		return nil
+	}
+	rest := string(met[len(name):])
+	switch famType {
+	case model.MetricTypeCounter:
+		return []string{string(family) + "_total" + rest, string(family) + rest}
+	case model.MetricTypeHistogram, model.MetricTypeSummary:
+		return []string{string(family) + "_count" + rest}
+	}
+	return nil
+}
+
+// applyCreated sets the start time of the first sibling seen in this scrape
+// from a _created value (seconds).
+func (a *appender) applyCreated(siblings []string, v float64) {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return
+	}
+	for _, text := range siblings {
+		if sib := a.series[text]; sib != nil && sib.point != nil && sib.point.lastSeen == a.iter {
+			sib.point.created = int64(v * 1000) // as the OpenMetrics parser does
+			return
+		}
+	}
 }
 
 func (a *appender) metricFor(name string, kind metricKind, help []byte) *metricState {

@@ -110,8 +110,10 @@ func TestOpenMetricsRealdataExemplarsAndCreated(t *testing.T) {
 	md, _, err := scrapeBody(t, a, string(body), ctOM, time.Unix(1726839900, 0))
 	require.NoError(t, err)
 
-	_, ok := findMetric(md, "rpc_requests_created")
-	assert.False(t, ok, "_created samples become start times, not series")
+	created, ok := findMetric(md, "rpc_requests_created")
+	require.True(t, ok, "_created samples are series, as Prometheus 2.x stores them, and start times")
+	assert.Equal(t, pmetric.MetricTypeGauge, created.Type())
+	assert.Equal(t, 3, created.Gauge().DataPoints().Len())
 	c, ok := findMetric(md, "rpc_requests_total")
 	require.True(t, ok)
 	require.Equal(t, pmetric.MetricTypeSum, c.Type())

@@ -85,7 +85,7 @@ func with(attrs map[string]string, k, v string) map[string]string {
 
 var selfMetricNames = map[string]bool{
 	"up": true, "scrape_duration_seconds": true, "scrape_samples_scraped": true,
-	"scrape_samples_post_metric_relabeling": true, failuresMetricName: true,
+	"scrape_samples_post_metric_relabeling": true, "scrape_series_added": true, failuresMetricName: true,
 }
 
 // flattenPdata turns pdata back into Prometheus samples (skipping stale

@@ -223,21 +223,9 @@ func (j *job) finishTarget(lb *labels.Builder, meta labels.Labels, nodeName stri
 	if res["k8s.node.name"] == "" && res["k8s.pod.name"] != "" {
 		put("k8s.node.name", nodeName)
 	}
-	svc := ""
-	// Knative sets app to the revision name; its service label names the
-	// service people know, so it comes first.
-	for _, l := range []string{
-		"__meta_kubernetes_pod_label_serving_knative_dev_service",
-		"__meta_kubernetes_pod_label_app",
-		"__meta_kubernetes_pod_label_app_kubernetes_io_name",
-	} {
-		if svc = meta.Get(l); svc != "" {
-			break
-		}
-	}
-	if svc == "" {
-		svc = lset.Get(model.JobLabel)
-	}
-	res["service.name"] = svc
+	// The OTel Prometheus compatibility mapping: service.name is the job,
+	// service.instance.id the instance, so that remote write (and the
+	// store) rebuild exactly the job and instance labels Prometheus stores.
+	res["service.name"] = lset.Get(model.JobLabel)
 	return &targetSpec{labels: lset, url: u.String(), resource: res}
 }

@@ -115,14 +115,14 @@ func TestPodsAddedChangedRemoved(t *testing.T) {
 	extra := map[string]string{"namespace": "default", "pod": "reviews-v1-abc"}
 	assertSamples(t, flattenText(t, envoy, extra), flattenPdata(merged))
 	res := merged.ResourceMetrics().At(0).Resource().Attributes()
-	for k, v := range map[string]string{"k8s.pod.name": "reviews-v1-abc", "k8s.namespace.name": "default", "k8s.node.name": "node-a", "service.name": "reviews"} {
+	for k, v := range map[string]string{"k8s.pod.name": "reviews-v1-abc", "k8s.namespace.name": "default", "k8s.node.name": "node-a", "service.name": annotationsJob, "service.instance.id": "10.244.1.10:15020"} {
 		got, ok := res.Get(k)
 		assert.True(t, ok, k)
 		assert.Equal(t, v, got.Str(), k)
 	}
 	kn := batchesFor(sink, knativeJob, "10.244.1.13:9091")[0]
 	svc, _ := kn.ResourceMetrics().At(0).Resource().Attributes().Get("service.name")
-	assert.Equal(t, "event-display", svc.Str(), "Knative service label")
+	assert.Equal(t, knativeJob, svc.Str(), "service.name is the job (OTel's Prometheus compatibility mapping), so remote write rebuilds job")
 
 	// Changed: merging turned off, annotations gone: the annotations target
 	// ends (stale markers), the sidecar's own :15090 starts.

@@ -151,3 +151,26 @@ func TestTargetOverLimitDoesNotStopOthers(t *testing.T) {
 	assert.Equal(t, 0.0, gaugeValue(t, byInstance[loud], "up"))
 	assert.Equal(t, reasonSampleLimit, failureReason(t, byInstance[loud]))
 }
+
+// OpenMetrics _created lines are series of their own, as Prometheus 2.x
+// stores them, and still give their counter its start time;
+// scrape_series_added counts the series a scrape saw first.
+func TestCreatedSeriesAndSeriesAdded(t *testing.T) {
+	body := "# TYPE jobs counter\njobs_total{q=\"a\"} 4\njobs_created{q=\"a\"} 1700000000.5\n# TYPE w histogram\nw_bucket{le=\"1\"} 1\nw_bucket{le=\"+Inf\"} 2\nw_sum 3\nw_count 2\nw_created 1700000001\n# EOF\n"
+	a := newAppender(labels.FromStrings("job", "j", "instance", "i"), false, scrapeLimits{honorTimestamps: true}, nil)
+	now := time.Unix(1_800_000_000, 0)
+	md, st, err := scrapeBody(t, a, body, ctOM, now)
+	require.NoError(t, err)
+	got := flattenPdata(md)
+	assert.Equal(t, 1700000000.5, got[`jobs_created{q="a"}`])
+	assert.Equal(t, 1700000001.0, got[`w_created{}`])
+	jobs, ok := findMetric(md, "jobs_total")
+	require.True(t, ok)
+	assert.Equal(t, int64(1700000000500), jobs.Sum().DataPoints().At(0).StartTimestamp().AsTime().UnixMilli(), "start time from _created")
+	assert.Equal(t, 7, st.scraped)
+	assert.Equal(t, 7, st.added, "every series is new, each bucket one as in Prometheus")
+
+	_, st, err = scrapeBody(t, a, strings.Replace(body, "jobs_total{q=\"a\"} 4", "jobs_total{q=\"a\"} 5\njobs_total{q=\"b\"} 1", 1), ctOM, now.Add(15*time.Second))
+	require.NoError(t, err)
+	assert.Equal(t, 1, st.added, "only jobs_total{q=b} is new")
+}

@@ -307,7 +307,9 @@ func (t *target) end() {
 	}
 }
 
-var selfGauges = []string{"up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_post_metric_relabeling"}
+// selfGauges are the series Prometheus adds to every scrape, in the order
+// appendSelf fills them.
+var selfGauges = []string{"up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_post_metric_relabeling", "scrape_series_added"}
 
 func (t *target) fillResource(r pcommon.Resource) {
 	attrs := r.Attributes()
@@ -324,9 +326,9 @@ func (t *target) appendSelf(ms pmetric.MetricSlice, start time.Time, dur time.Du
 	if ok {
 		up = 1
 	}
-	values := [...]float64{up, dur.Seconds(), float64(st.scraped), float64(st.postRelabel)}
+	values := [...]float64{up, dur.Seconds(), float64(st.scraped), float64(st.postRelabel), float64(st.added)}
 	if !ok {
-		values[2], values[3] = 0, 0
+		values[2], values[3], values[4] = 0, 0, 0
 	}
 	for i, name := range selfGauges {
 		m := ms.AppendEmpty()
