@@ -3,11 +3,14 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"text/template"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configopaque"
 )
@@ -22,6 +25,12 @@ type Config struct {
 	// PrometheusRule manifests (monitoring.coreos.com/v1, several documents
 	// allowed).
 	RuleFiles []string `mapstructure:"rule_files"`
+	// NameValidation is the syntax of the metric and label names rules may
+	// use: "utf8" (default) accepts every UTF-8 name, as the Prometheus 3
+	// parser does ({"my.metric"}); "legacy" refuses names outside
+	// [a-zA-Z_:][a-zA-Z0-9_:]* (label names without ':') when rules load,
+	// for rules shared with Prometheus 2.x or Alertmanager < 0.27.
+	NameValidation string `mapstructure:"name_validation"`
 	// EvaluationInterval is the interval of groups that set none (default 15s).
 	EvaluationInterval time.Duration `mapstructure:"evaluation_interval"`
 	// ReloadInterval is how often the rule files are checked for changes;
@@ -54,6 +63,20 @@ type Config struct {
 	// Evidence controls the trace IDs, log lines and links attached to
 	// firing alerts.
 	Evidence EvidenceConfig `mapstructure:"evidence"`
+}
+
+// Values of name_validation.
+const (
+	nameValidationUTF8   = "utf8"
+	nameValidationLegacy = "legacy"
+)
+
+// nameScheme is the name validation scheme rules are loaded with.
+func (c *Config) nameScheme() model.ValidationScheme {
+	if c.NameValidation == nameValidationLegacy {
+		return model.LegacyValidation
+	}
+	return model.UTF8Validation
 }
 
 // AlertmanagerConfig is one Alertmanager, reached at URL.
@@ -140,6 +163,17 @@ func (c *Config) Validate() error {
 		} else if _, err := filepath.Match(p, ""); err != nil {
 			errs = append(errs, fmt.Errorf("rule_files[%d]: bad pattern %q: %w", i, p, err))
 		}
+	}
+	switch c.NameValidation {
+	case nameValidationUTF8:
+	case nameValidationLegacy:
+		for _, k := range slices.Sorted(maps.Keys(c.ExternalLabels)) {
+			if k != "" && !model.LegacyValidation.IsValidLabelName(k) {
+				errs = append(errs, fmt.Errorf("external_labels: %q is not a legacy label name (name_validation: legacy)", k))
+			}
+		}
+	default:
+		errs = append(errs, fmt.Errorf("name_validation: must be %q or %q, got %q", nameValidationUTF8, nameValidationLegacy, c.NameValidation))
 	}
 	if c.EvaluationInterval <= 0 {
 		errs = append(errs, fmt.Errorf("evaluation_interval: must be positive, got %s", c.EvaluationInterval))

@@ -416,7 +416,7 @@ func (e *Extension) parseKube(set map[string]*rulefmt.RuleGroups, names []string
 	seen := make(map[string]bool, len(names))
 	for i, n := range names {
 		seen[n] = true
-		rgs, errs := loadRuleFile(n, objs[i], e.parser, slogFor(e.logger))
+		rgs, errs := loadRuleFileNames(n, objs[i], e.parser, e.cfg.nameScheme(), slogFor(e.logger))
 		if len(errs) == 0 {
 			set[n] = rgs
 			e.kubeGood[n] = objs[i]
@@ -425,7 +425,7 @@ func (e *Extension) parseKube(set map[string]*rulefmt.RuleGroups, names []string
 		}
 		good, ok := e.kubeGood[n]
 		if ok {
-			rgs, gerrs := loadRuleFile(n, good, e.parser, slogFor(e.logger))
+			rgs, gerrs := loadRuleFileNames(n, good, e.parser, e.cfg.nameScheme(), slogFor(e.logger))
 			ok = len(gerrs) == 0
 			if ok {
 				set[n] = rgs
@@ -511,7 +511,7 @@ func (e *Extension) parseSet(files []string, contents [][]byte) (map[string]*rul
 	set := make(map[string]*rulefmt.RuleGroups, len(files))
 	var errs []error
 	for i, f := range files {
-		rgs, ferrs := loadRuleFile(f, contents[i], e.parser, slogFor(e.logger))
+		rgs, ferrs := loadRuleFileNames(f, contents[i], e.parser, e.cfg.nameScheme(), slogFor(e.logger))
 		errs = append(errs, ferrs...)
 		set[f] = rgs
 	}

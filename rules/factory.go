@@ -18,6 +18,7 @@ func NewFactory() extension.Factory {
 func createDefaultConfig() component.Config {
 	return &Config{
 		Store:              component.MustNewID("weft_store"),
+		NameValidation:     nameValidationUTF8,
 		EvaluationInterval: 15 * time.Second,
 		ReloadInterval:     30 * time.Second,
 		ResendDelay:        time.Minute,

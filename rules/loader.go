@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v3"
@@ -93,16 +94,24 @@ func emptyGlobs(patterns []string) []string {
 
 func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
 
-// loadRuleFile reads and validates one file: Prometheus rule groups, or
-// PrometheusRule manifests. Errors name the file and, where known, the line.
+// loadRuleFile is loadRuleFileNames with UTF-8 names (name_validation: utf8).
 func loadRuleFile(path string, content []byte, p parser.Parser, logger *slog.Logger) (*rulefmt.RuleGroups, []error) {
+	return loadRuleFileNames(path, content, p, model.UTF8Validation, logger)
+}
+
+// loadRuleFileNames reads and validates one file: Prometheus rule groups,
+// or PrometheusRule manifests. Metric and label names must be valid in
+// names (name_validation). Errors name the file and, where known, the line.
+func loadRuleFileNames(path string, content []byte, p parser.Parser, names model.ValidationScheme, logger *slog.Logger) (*rulefmt.RuleGroups, []error) {
 	if isManifest(content) {
-		rgs, errs := parseManifests(content, p, logger)
+		rgs, errs := parseManifests(content, p, names, logger)
 		return rgs, prefixErrs(path, errs)
 	}
-	rgs, errs := parseGroups(content, p, logger)
-	if len(errs) == 0 && hasSecondDocument(content) {
-		errs = []error{errors.New("several YAML documents in a rule file; only PrometheusRule manifests may be multi-document")}
+	rgs, errs := parseGroups(content, p, names, logger)
+	if len(errs) == 0 {
+		if line := secondDocument(content); line > 0 {
+			errs = []error{fmt.Errorf("%d: several YAML documents in a rule file (the second starts here); only PrometheusRule manifests may be multi-document", line)}
+		}
 	}
 	return rgs, prefixErrs(path, errs)
 }
@@ -114,13 +123,19 @@ func prefixErrs(path string, errs []error) []error {
 	return errs
 }
 
-func hasSecondDocument(content []byte) bool {
+// secondDocument returns the line of the second YAML document of content
+// (its "---"), or 0 when there is none.
+func secondDocument(content []byte) int {
 	dec := yaml.NewDecoder(bytes.NewReader(content))
 	var n yaml.Node
 	if err := dec.Decode(&n); err != nil {
-		return false
+		return 0
 	}
-	return !errors.Is(dec.Decode(&n), io.EOF)
+	n = yaml.Node{}
+	if err := dec.Decode(&n); errors.Is(err, io.EOF) {
+		return 0
+	}
+	return max(n.Line, 1)
 }
 
 // isManifest reports whether the first YAML document with content is a
@@ -211,7 +226,7 @@ func (d document) text() []byte {
 // parseManifests validates every PrometheusRule document of a file and
 // returns their groups together. spec.groups is handed to rulefmt with its
 // lines in place, so every error carries the file's line numbers.
-func parseManifests(content []byte, p parser.Parser, logger *slog.Logger) (*rulefmt.RuleGroups, []error) {
+func parseManifests(content []byte, p parser.Parser, names model.ValidationScheme, logger *slog.Logger) (*rulefmt.RuleGroups, []error) {
 	all := &rulefmt.RuleGroups{}
 	var errs []error
 	seen := map[string]int{} // group name → line
@@ -245,7 +260,7 @@ func parseManifests(content []byte, p parser.Parser, logger *slog.Logger) (*rule
 		if groupsNode == nil {
 			continue // no groups
 		}
-		rgs, gerrs := parseGroups(groupsText, p, logger)
+		rgs, gerrs := parseGroups(groupsText, p, names, logger)
 		if len(gerrs) > 0 {
 			errs = append(errs, gerrs...)
 			continue
@@ -320,8 +335,10 @@ func specGroups(root, spec *yaml.Node, d document) ([]byte, *yaml.Node, error) {
 }
 
 // parseGroups parses a "groups:" document with rulefmt, after checking
-// what rulefmt reports without a line (durations, repeated group names).
-func parseGroups(content []byte, p parser.Parser, logger *slog.Logger) (*rulefmt.RuleGroups, []error) {
+// what rulefmt reports without a line (durations, repeated group names,
+// label and annotation names), and then, for legacy names, what rulefmt
+// does not check (recording rule names, names in expressions).
+func parseGroups(content []byte, p parser.Parser, names model.ValidationScheme, logger *slog.Logger) (*rulefmt.RuleGroups, []error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(content, &root); err == nil {
 		if errs := checkGroupsNode(&root); len(errs) > 0 {
@@ -329,11 +346,16 @@ func parseGroups(content []byte, p parser.Parser, logger *slog.Logger) (*rulefmt
 		}
 	}
 	rgs, errs := rulefmt.Parse(content, false, model.UTF8Validation, p, logger)
+	addRuleLines(&root, errs)
+	if names == model.LegacyValidation {
+		errs = append(errs, checkLegacyNames(&root, p)...)
+	}
 	return rgs, dedupErrs(errs)
 }
 
-// checkGroupsNode checks group names for repeats and every duration field
-// for syntax, naming line and column.
+// checkGroupsNode checks group names for repeats, every duration field for
+// syntax and label and annotation names (as rulefmt does), naming line and
+// column.
 func checkGroupsNode(doc *yaml.Node) []error {
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil
@@ -366,18 +388,220 @@ func checkGroupsNode(doc *yaml.Node) []error {
 		}
 		checkDur(g, "interval")
 		checkDur(g, "query_offset")
+		gname := scalarValue(g, "name")
+		errs = append(errs, checkLabelNames(mapValue(g, "labels"), model.UTF8Validation, "label", fmt.Sprintf("group %q", gname))...)
 		rules := mapValue(g, "rules")
 		if rules == nil || rules.Kind != yaml.SequenceNode {
 			continue
 		}
-		for _, r := range rules.Content {
+		for i, r := range rules.Content {
 			if r.Kind == yaml.MappingNode {
 				checkDur(r, "for")
 				checkDur(r, "keep_firing_for")
+				where := ruleWhere(gname, i, r)
+				errs = append(errs, checkLabelNames(mapValue(r, "labels"), model.UTF8Validation, "label", where)...)
+				errs = append(errs, checkLabelNames(mapValue(r, "annotations"), model.UTF8Validation, "annotation", where)...)
 			}
 		}
 	}
 	return errs
+}
+
+// addRuleLines gives the rule errors of rulefmt that name no line
+// (templates, label values, a missing expr) the line and column of their
+// rule.
+func addRuleLines(doc *yaml.Node, errs []error) {
+	for i, err := range errs {
+		var re *rulefmt.Error
+		if !errors.As(err, &re) {
+			continue
+		}
+		r := ruleNode(doc, re.Group, re.Rule)
+		if r == nil {
+			continue
+		}
+		// rulefmt writes a missing key (expr, alert/record) as 0:0.
+		if msg := err.Error(); strings.HasPrefix(msg, "0:0: ") {
+			for strings.HasPrefix(msg, "0:0: ") {
+				msg = msg[len("0:0: "):]
+			}
+			errs[i] = fmt.Errorf("%d:%d: %s", r.Line, r.Column, msg)
+			continue
+		}
+		if !strings.HasPrefix(err.Error(), "group ") {
+			continue
+		}
+		errs[i] = fmt.Errorf("%d:%d: %w", r.Line, r.Column, err)
+	}
+}
+
+// ruleNode returns rule n (1-based) of the first group named group.
+func ruleNode(doc *yaml.Node, group string, n int) *yaml.Node {
+	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil
+	}
+	groups := mapValue(doc.Content[0], "groups")
+	if groups == nil || groups.Kind != yaml.SequenceNode {
+		return nil
+	}
+	for _, g := range groups.Content {
+		if g.Kind != yaml.MappingNode || scalarValue(g, "name") != group {
+			continue
+		}
+		rules := mapValue(g, "rules")
+		if rules == nil || rules.Kind != yaml.SequenceNode || n < 1 || n > len(rules.Content) {
+			return nil
+		}
+		return rules.Content[n-1]
+	}
+	return nil
+}
+
+// checkLabelNames checks the keys of a labels or annotations mapping: valid
+// in names, and a label is never __name__ (as rulefmt checks, but naming
+// line and column). where says whose they are.
+func checkLabelNames(m *yaml.Node, names model.ValidationScheme, kind, where string) []error {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	var errs []error
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k := m.Content[i]
+		switch {
+		case kind == "label" && k.Value == model.MetricNameLabel:
+			errs = append(errs, fmt.Errorf("%d:%d: %s: invalid label name %q (reserved for the metric name)", k.Line, k.Column, where, k.Value))
+		case names == model.LegacyValidation && !names.IsValidLabelName(k.Value):
+			errs = append(errs, fmt.Errorf("%d:%d: %s: %s name %q is not a legacy name%s", k.Line, k.Column, where, kind, k.Value, legacyHint))
+		case !names.IsValidLabelName(k.Value):
+			errs = append(errs, fmt.Errorf("%d:%d: %s: invalid %s name %q", k.Line, k.Column, where, kind, k.Value))
+		}
+	}
+	return errs
+}
+
+// legacyHint ends the errors of names refused by name_validation: legacy.
+const legacyHint = " (name_validation: legacy: [a-zA-Z_:][a-zA-Z0-9_:]*, no ':' in label names)"
+
+// checkLegacyNames refuses what name_validation: legacy forbids and rulefmt
+// (with UTF-8 names) accepts: label and annotation names, recording rule
+// names, and metric and label names in expressions ({"my.metric"},
+// {__name__="my.metric"}, by ("a.b"), on, group_left/right, label_replace,
+// label_join). Expressions that do not parse are left to rulefmt.
+func checkLegacyNames(doc *yaml.Node, p parser.Parser) []error {
+	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil
+	}
+	groups := mapValue(doc.Content[0], "groups")
+	if groups == nil || groups.Kind != yaml.SequenceNode {
+		return nil
+	}
+	var errs []error
+	for _, g := range groups.Content {
+		if g.Kind != yaml.MappingNode {
+			continue
+		}
+		gname := scalarValue(g, "name")
+		errs = append(errs, checkLabelNames(mapValue(g, "labels"), model.LegacyValidation, "label", fmt.Sprintf("group %q", gname))...)
+		rules := mapValue(g, "rules")
+		if rules == nil || rules.Kind != yaml.SequenceNode {
+			continue
+		}
+		for i, r := range rules.Content {
+			if r.Kind != yaml.MappingNode {
+				continue
+			}
+			where := ruleWhere(gname, i, r)
+			if rec := mapValue(r, "record"); rec != nil && rec.Kind == yaml.ScalarNode && rec.Value != "" &&
+				!model.LegacyValidation.IsValidMetricName(rec.Value) {
+				errs = append(errs, fmt.Errorf("%d:%d: %s: recording rule name %q is not a legacy name%s", rec.Line, rec.Column, where, rec.Value, legacyHint))
+			}
+			if ex := mapValue(r, "expr"); ex != nil && ex.Kind == yaml.ScalarNode {
+				if expr, err := p.ParseExpr(ex.Value); err == nil {
+					for _, bad := range legacyNameViolations(expr) {
+						errs = append(errs, fmt.Errorf("%d:%d: %s: %s is not a legacy name%s", ex.Line, ex.Column, where, bad, legacyHint))
+					}
+				}
+			}
+			errs = append(errs, checkLabelNames(mapValue(r, "labels"), model.LegacyValidation, "label", where)...)
+			errs = append(errs, checkLabelNames(mapValue(r, "annotations"), model.LegacyValidation, "annotation", where)...)
+		}
+	}
+	return errs
+}
+
+// legacyNameViolations lists the metric and label names of expr that are
+// not legacy names, each as `metric name "x"` or `label name "x"`.
+func legacyNameViolations(expr parser.Expr) []string {
+	var out []string
+	label := func(n string) {
+		if !model.LegacyValidation.IsValidLabelName(n) {
+			out = append(out, fmt.Sprintf("label name %q", n))
+		}
+	}
+	labelArg := func(e parser.Expr) {
+		if s, ok := e.(*parser.StringLiteral); ok {
+			label(s.Val)
+		}
+	}
+	parser.Inspect(expr, func(node parser.Node, _ []parser.Node) error {
+		switch n := node.(type) {
+		case *parser.VectorSelector:
+			for _, m := range n.LabelMatchers {
+				if m.Name != model.MetricNameLabel {
+					label(m.Name)
+				} else if m.Type == labels.MatchEqual && !model.LegacyValidation.IsValidMetricName(m.Value) {
+					out = append(out, fmt.Sprintf("metric name %q", m.Value))
+				}
+			}
+		case *parser.AggregateExpr:
+			for _, l := range n.Grouping {
+				label(l)
+			}
+		case *parser.BinaryExpr:
+			if n.VectorMatching != nil {
+				for _, l := range n.VectorMatching.MatchingLabels {
+					label(l)
+				}
+				for _, l := range n.VectorMatching.Include {
+					label(l)
+				}
+			}
+		case *parser.Call:
+			switch n.Func.Name {
+			case "label_replace": // (v, dst, replacement, src, regex)
+				if len(n.Args) == 5 {
+					labelArg(n.Args[1])
+					labelArg(n.Args[3])
+				}
+			case "label_join": // (v, dst, separator, src...)
+				for i, a := range n.Args {
+					if i == 1 || i >= 3 {
+						labelArg(a)
+					}
+				}
+			}
+		}
+		return nil
+	})
+	return out
+}
+
+// ruleWhere names rule i (0-based) of group gname as rulefmt does:
+// group "g", rule 1, "Name".
+func ruleWhere(gname string, i int, r *yaml.Node) string {
+	name := scalarValue(r, "alert")
+	if name == "" {
+		name = scalarValue(r, "record")
+	}
+	return fmt.Sprintf("group %q, rule %d, %q", gname, i+1, name)
+}
+
+// scalarValue is the value of a scalar key of a mapping, or "".
+func scalarValue(m *yaml.Node, key string) string {
+	if v := mapValue(m, key); v != nil && v.Kind == yaml.ScalarNode {
+		return v.Value
+	}
+	return ""
 }
 
 func mapValue(m *yaml.Node, key string) *yaml.Node {

@@ -100,9 +100,13 @@ func TestValidate(t *testing.T) {
 
 func TestValidateEmbeddedDefault(t *testing.T) {
 	// Without --config weft uses its embedded DaemonSet profile.
-	out, code := runWeft(t, []string{"WEFT_DATA_DIR=" + t.TempDir(), "NODE_NAME=node-a", "POD_IP=127.0.0.1"}, "validate")
+	// Its rule glob points at the shipped demo rules (inside the
+	// repository): validate loads them.
+	out, code := runWeft(t, []string{"WEFT_DATA_DIR=" + t.TempDir(), "NODE_NAME=node-a", "POD_IP=127.0.0.1",
+		"WEFT_RULE_FILES=config/rules/*.yaml"}, "validate")
 	assert.Equal(t, 0, code, "output:\n%s", out)
 	assert.NotContains(t, out, "deprecated")
+	assert.NotContains(t, out, "matches no file")
 }
 
 // The first retrieval of the embedded profile logs once which profile runs
