@@ -13,7 +13,9 @@ import (
 // Appendable returns the TSDB as a storage.Appendable, for writers that
 // speak Prometheus series directly (the rules manager's recording rules and
 // ALERTS series). It may be taken before Start; its appenders fail every
-// call while the store is not open.
+// call while the store is not open. Samples pass the same checks as
+// AppendMetrics' (see guard): ErrTooFarInFuture, storage.ErrOutOfBounds
+// behind the appendable window, ErrSeriesLimit.
 func (s *Store) Appendable() storage.Appendable { return appendable{s} }
 
 type appendable struct{ s *Store }
@@ -24,7 +26,7 @@ func (a appendable) Appender(ctx context.Context) storage.Appender {
 	if a.s.db == nil {
 		return closedAppender{}
 	}
-	return a.s.db.Appender(ctx)
+	return &guardedAppender{Appender: a.s.db.Appender(ctx), g: a.s.guard, b: a.s.guard.bounds()}
 }
 
 // AppendableV2 returns the TSDB as a storage.AppendableV2: the appender
@@ -40,7 +42,7 @@ func (a appendable) AppenderV2(ctx context.Context) storage.AppenderV2 {
 	if a.s.db == nil {
 		return closedAppenderV2{}
 	}
-	return a.s.db.AppenderV2(ctx)
+	return &guardedAppenderV2{AppenderV2: a.s.db.AppenderV2(ctx), g: a.s.guard, b: a.s.guard.bounds()}
 }
 
 // closedAppenderV2 is the AppenderV2 of a store that is not open.

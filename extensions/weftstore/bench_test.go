@@ -90,7 +90,9 @@ func setTimestamps(md pmetric.Metrics, ts pcommon.Timestamp) {
 func BenchmarkAppendSamples(b *testing.B) {
 	b.Run("known_series", func(b *testing.B) {
 		st := newTestStore(b, nil)
-		start := time.Now().Add(-time.Hour)
+		// Within the retention (30m): an hour back, every sample would be
+		// refused as out of bounds and the benchmark would time refusals.
+		start := time.Now().Add(-10 * time.Minute)
 		md := gauges(0, start)
 		if err := st.AppendMetrics(context.Background(), md); err != nil {
 			b.Fatal(err)
@@ -112,9 +114,10 @@ func BenchmarkAppendSamples(b *testing.B) {
 		if n := st.Stats().SeriesCreated; n != benchBatch {
 			b.Fatalf("known series created %d series, want %d", n, benchBatch)
 		}
+		noRejections(b, st)
 	})
 	b.Run("new_series", func(b *testing.B) {
-		st := newTestStore(b, nil)
+		st := newTestStore(b, func(c *Config) { c.MaxSeries = 0 }) // b.N batches of new series
 		ts := time.Now()
 		batches := make([]pmetric.Metrics, 0, 1024)
 		b.ReportAllocs()
@@ -137,7 +140,18 @@ func BenchmarkAppendSamples(b *testing.B) {
 		}
 		b.StopTimer()
 		perItem(b, "sample")
+		noRejections(b, st)
 	})
+}
+
+// noRejections fails the benchmark if it timed refusals instead of appends.
+func noRejections(b *testing.B, st *Store) {
+	b.Helper()
+	for r, n := range st.Stats().RejectedSamples {
+		if n != 0 {
+			b.Fatalf("%d samples rejected (%s): the benchmark timed refusals", n, r)
+		}
+	}
 }
 
 // BenchmarkCorrelate measures one Correlate call on a store holding 20000

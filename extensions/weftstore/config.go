@@ -33,11 +33,23 @@ type Config struct {
 	// chunks, so rate() and increase() see counter resets that fall between
 	// two samples. Writers pass it through Store.AppendableV2 (default false).
 	StartTimestamps bool `mapstructure:"start_timestamps"`
+	// MaxFutureSkew is how far ahead of the node's clock a sample (or
+	// exemplar) may be stamped; later ones are refused before they reach
+	// the TSDB and counted as too_far_in_future (default 10m).
+	MaxFutureSkew time.Duration `mapstructure:"max_future_skew"`
+	// MaxSeries caps the series in the TSDB head: samples of new series
+	// beyond it are refused and counted as series_limit; samples of
+	// existing series are still accepted (default 100000; 0 = unlimited).
+	MaxSeries int64 `mapstructure:"max_series"`
 }
 
 // minIndexBytes is the smallest allowed traces_max_bytes / logs_max_bytes:
 // below it a single large span or record would not fit.
 const minIndexBytes = 64 << 10
+
+// maxFutureSkewLimit is the largest allowed max_future_skew: a sample that
+// far ahead blocks its own series (out_of_order) until the clock catches up.
+const maxFutureSkewLimit = 24 * time.Hour
 
 // Validate checks the configuration and names the offending keys.
 func (c *Config) Validate() error {
@@ -56,6 +68,12 @@ func (c *Config) Validate() error {
 	}
 	if c.AppendableWindow < time.Minute {
 		errs = append(errs, fmt.Errorf("appendable_window: must be at least 1m, got %s", c.AppendableWindow))
+	}
+	if c.MaxFutureSkew < time.Second || c.MaxFutureSkew > maxFutureSkewLimit {
+		errs = append(errs, fmt.Errorf("max_future_skew: must be between 1s and %s, got %s", maxFutureSkewLimit, c.MaxFutureSkew))
+	}
+	if c.MaxSeries < 0 {
+		errs = append(errs, fmt.Errorf("max_series: must be 0 (unlimited) or more, got %d", c.MaxSeries))
 	}
 	return errors.Join(errs...)
 }

@@ -8,7 +8,7 @@ import (
 	"go.opentelemetry.io/collector/extension"
 )
 
-// typeStr is the extension's type name in the collector configuration.
+// componentType is the extension's type name in the collector configuration.
 var componentType = component.MustNewType("weft_store")
 
 const (
@@ -17,6 +17,13 @@ const (
 	defaultTracesMaxBytes   = 64 << 20
 	defaultLogsMaxBytes     = 64 << 20
 	defaultAppendableWindow = time.Hour
+	defaultMaxFutureSkew    = 10 * time.Minute
+	// defaultMaxSeries bounds the head for a node: ~5 KiB per series for
+	// the whole agent (bench/RESULTS.md, rules run: 300 MiB peak - 55 MiB
+	// ready, over 50k series) puts 100k series at ~490 MiB, which with the
+	// idle agent (55 MiB) and the span and log budgets (2 x 64 MiB) stays
+	// under the DaemonSet's 768 MiB limit; 3.3x the reference node's 30k.
+	defaultMaxSeries = 100_000
 )
 
 // NewFactory returns the factory of the weft_store extension.
@@ -31,6 +38,8 @@ func createDefaultConfig() component.Config {
 		TracesMaxBytes:   defaultTracesMaxBytes,
 		LogsMaxBytes:     defaultLogsMaxBytes,
 		AppendableWindow: defaultAppendableWindow,
+		MaxFutureSkew:    defaultMaxFutureSkew,
+		MaxSeries:        defaultMaxSeries,
 	}
 }
 

@@ -42,9 +42,12 @@ const (
 	reasonSampleRejected   = "sample_rejected" // the exemplar's sample was rejected
 )
 
+// sampleReasons are counted by reason only; the store's own refusals
+// (reasonTooFarInFuture, reasonSeriesLimit) by reason and source, in
+// refusals.
 var sampleReasons = []string{reasonOutOfOrder, reasonOutOfBounds, reasonTooOld, reasonDuplicate, reasonDelta, reasonUnsupported, reasonCommitFailed, reasonOther}
 
-var exemplarReasons = []string{reasonOutOfOrder, reasonDuplicate, reasonLabelLength, reasonNoTraceID, reasonExemplarDisabled, reasonSampleRejected, reasonOther}
+var exemplarReasons = []string{reasonOutOfOrder, reasonDuplicate, reasonLabelLength, reasonNoTraceID, reasonExemplarDisabled, reasonSampleRejected, reasonTooFarInFuture, reasonOther}
 
 // promoted are the resource attributes that become labels of every series,
 // named the way Prometheus's promote_resource_attributes names them.
@@ -106,6 +109,7 @@ func (e *seriesEntry) check(tx uint64, t int64, v uint64) string {
 // label hashing.
 type metricAppender struct {
 	db storage.Appendable
+	g  *guard
 
 	mu    sync.Mutex
 	seed  maphash.Seed
@@ -115,7 +119,11 @@ type metricAppender struct {
 
 	// Scratch state of one append call, reused.
 	app      storage.Appender
-	base     []byte // identity of the metric + resource + point attributes
+	b        bounds      // sample times the call accepts
+	resAttrs pcommon.Map // attributes of the current resource
+	src      sourceInfo  // source of the current resource, built on the first refusal
+	lastHash uint64      // cache key of the entry series returned last
+	base     []byte      // identity of the metric + resource + point attributes
 	id       []byte
 	res      []labels.Label // labels from the resource
 	ls       []labels.Label
@@ -138,9 +146,10 @@ type metricAppender struct {
 	rejectedExemplars map[string]*atomic.Int64
 }
 
-func newMetricAppender(db storage.Appendable) *metricAppender {
+func newMetricAppender(db storage.Appendable, g *guard) *metricAppender {
 	a := &metricAppender{
 		db:                db,
+		g:                 g,
 		seed:              maphash.MakeSeed(),
 		cache:             make(map[uint64]*seriesEntry),
 		gen:               1,
@@ -198,13 +207,15 @@ func (a *metricAppender) append(ctx context.Context, md pmetric.Metrics) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.app = a.db.Appender(ctx)
+	a.b = a.g.bounds()
 	a.tx++
 	defer func() { a.app = nil }()
 	var pending int64 // samples appended in this transaction
 	rms := md.ResourceMetrics()
 	for i := 0; i < rms.Len(); i++ {
 		rm := rms.At(i)
-		a.resourceLabels(rm.Resource().Attributes())
+		a.resAttrs, a.src = rm.Resource().Attributes(), sourceInfo{}
+		a.resourceLabels(a.resAttrs)
 		sms := rm.ScopeMetrics()
 		for j := 0; j < sms.Len(); j++ {
 			ms := sms.At(j).Metrics()
@@ -475,6 +486,10 @@ func formatFloat(f float64) string {
 // (with the extra label for buckets and quantiles) and returns its ref.
 func (a *metricAppender) add(kind byte, _ int, extraName, extraValue string, t int64, v float64) (storage.SeriesRef, bool) {
 	e := a.series(kind, extraName, extraValue)
+	if r := a.admit(e, t); r != "" {
+		a.reject(e, r, t)
+		return 0, false
+	}
 	if r := e.check(a.tx, t, math.Float64bits(v)); r != "" {
 		a.rejectedSamples[r].Add(1)
 		return 0, false
@@ -488,6 +503,56 @@ func (a *metricAppender) add(kind byte, _ int, extraName, extraValue string, t i
 	return ref, true
 }
 
+// admit reports why the store refuses a sample of e at t before the TSDB
+// sees it, or "": too far ahead of the clock, behind the appendable window
+// (see guard), or of a new series while the head is full.
+func (a *metricAppender) admit(e *seriesEntry, t int64) string {
+	switch {
+	case t > a.b.maxt:
+		return reasonTooFarInFuture
+	case t < a.b.mint:
+		return reasonOutOfBounds
+	case e.ref == 0 && a.g.full():
+		// A new cache entry; the head may still hold the series (the
+		// cache forgot it, or it came from the WAL).
+		ref, _ := getRef(a.app, e.lset, e.lset.Hash())
+		if ref == 0 {
+			return reasonSeriesLimit
+		}
+		e.ref = ref
+	}
+	return ""
+}
+
+// reject counts a sample of e at t refused by admit.
+func (a *metricAppender) reject(e *seriesEntry, reason string, t int64) {
+	switch reason {
+	case reasonTooFarInFuture, reasonSeriesLimit:
+		if a.src.id == "" {
+			a.src = sourceOf(a.resAttrs)
+		}
+		a.g.refuse(a.b, reason, a.src, t, 1)
+	default:
+		a.rejectedSamples[reason].Add(1)
+	}
+	if e.ref == 0 {
+		a.forget(e)
+	}
+}
+
+// forget removes e, just returned by series and never appended, from the
+// cache: refused new series must not grow it.
+func (a *metricAppender) forget(e *seriesEntry) {
+	if a.cache[a.lastHash] != e {
+		return
+	}
+	if e.next == nil {
+		delete(a.cache, a.lastHash)
+	} else {
+		a.cache[a.lastHash] = e.next
+	}
+}
+
 // series returns the cache entry of the current point's series of the
 // given kind, building its labels on a miss.
 func (a *metricAppender) series(kind byte, extraName, extraValue string) *seriesEntry {
@@ -495,6 +560,7 @@ func (a *metricAppender) series(kind byte, extraName, extraValue string) *series
 	a.id = append(a.id, kind)
 	a.id = append(a.id, extraValue...)
 	h := maphash.Bytes(a.seed, a.id)
+	a.lastHash = h
 	var e *seriesEntry
 	for c := a.cache[h]; c != nil; c = c.next {
 		if string(c.id) == string(a.id) {
@@ -543,6 +609,11 @@ func (a *metricAppender) expHistogramPoint(p pmetric.ExponentialHistogramDataPoi
 	e := a.series(kindValue, "", "")
 	t := ms(p.Timestamp())
 	exs := p.Exemplars()
+	if r := a.admit(e, t); r != "" {
+		a.reject(e, r, t)
+		a.rejectedExemplars[reasonSampleRejected].Add(int64(exs.Len()))
+		return 0
+	}
 	if r := e.check(a.tx, t, h.Count); r != "" {
 		a.rejectedSamples[r].Add(1)
 		a.rejectedExemplars[reasonSampleRejected].Add(int64(exs.Len()))
@@ -701,6 +772,12 @@ func (a *metricAppender) addExemplar(ref storage.SeriesRef, ex pmetric.Exemplar,
 	ts := ms(ex.Timestamp())
 	if ex.Timestamp() == 0 {
 		ts = t
+	}
+	if ts > a.b.maxt {
+		// Exemplars must be in order per series: one from the future
+		// would hide every later one of its series.
+		a.rejectedExemplars[reasonTooFarInFuture].Add(1)
+		return
 	}
 	e := exemplar.Exemplar{Labels: a.exLabels.Labels(), Value: exemplarValue(ex), Ts: ts, HasTs: true}
 	a.pendingEx = append(a.pendingEx, pendingExemplar{ref: ref, e: e, hash: e.Labels.Hash()})

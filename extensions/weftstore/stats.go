@@ -27,6 +27,13 @@ type Stats struct {
 	CachedSeries      int              // series refs in the appender cache (0 before Start)
 	RejectedSamples   map[string]int64 // by reason
 	RejectedExemplars map[string]int64 // by reason
+	// RejectedSamplesBySource splits the store's own refusals
+	// (too_far_in_future, series_limit) by source: reason → source →
+	// samples. See README: where samples come from.
+	RejectedSamplesBySource map[string]map[string]int64
+	// LostBytes are the metrics WAL bytes the start could not read, by
+	// reason (OpenLosses has each file).
+	LostBytes map[string]int64
 }
 
 // Stats returns the store's counters.
@@ -34,9 +41,22 @@ func (s *Store) Stats() Stats {
 	st := Stats{Spans: s.spans.stats(), Logs: s.logs.stats()}
 	s.mu.RLock()
 	app := s.app
+	st.LostBytes = make(map[string]int64, len(lossReasons))
+	for _, r := range lossReasons {
+		st.LostBytes[r] = 0
+	}
+	for _, l := range s.losses {
+		st.LostBytes[l.Reason] += l.Bytes
+	}
 	s.mu.RUnlock()
-	st.RejectedSamples = make(map[string]int64)
+	st.RejectedSamples = map[string]int64{reasonTooFarInFuture: 0, reasonSeriesLimit: 0}
 	st.RejectedExemplars = make(map[string]int64)
+	st.RejectedSamplesBySource = s.refused.snapshot()
+	for r, bySource := range st.RejectedSamplesBySource {
+		for _, n := range bySource {
+			st.RejectedSamples[r] += n
+		}
+	}
 	if app == nil {
 		return st
 	}
@@ -86,7 +106,9 @@ func (s *Store) registerTelemetry() error {
 		metric.WithDescription("Metric samples not stored, by reason."), metric.WithUnit("{sample}"))
 	rejExemplars, err6 := m.Int64ObservableCounter("weft_store.rejected_exemplars",
 		metric.WithDescription("Exemplars not stored, by reason."), metric.WithUnit("{exemplar}"))
-	for _, err := range []error{err1, err2, err3, err4, err5, err6} {
+	lost, err7 := m.Int64ObservableCounter("weft_store.lost_bytes",
+		metric.WithDescription("Bytes of the metrics WAL the start could not read (damaged checkpoint or segment), by reason."), metric.WithUnit("By"))
+	for _, err := range []error{err1, err2, err3, err4, err5, err6, err7} {
 		if err != nil {
 			return err
 		}
@@ -103,13 +125,24 @@ func (s *Store) registerTelemetry() error {
 		o.ObserveInt64(bytes, st.Logs.Bytes, logsAttr)
 		o.ObserveInt64(samples, st.SamplesAppended)
 		for r, n := range st.RejectedSamples {
+			if r == reasonTooFarInFuture || r == reasonSeriesLimit {
+				continue // by source below
+			}
 			o.ObserveInt64(rejSamples, n, metric.WithAttributes(attribute.String("reason", r)))
+		}
+		for r, bySource := range st.RejectedSamplesBySource {
+			for src, n := range bySource {
+				o.ObserveInt64(rejSamples, n, metric.WithAttributes(attribute.String("reason", r), attribute.String("source", src)))
+			}
+		}
+		for r, n := range st.LostBytes {
+			o.ObserveInt64(lost, n, metric.WithAttributes(attribute.String("reason", r)))
 		}
 		for r, n := range st.RejectedExemplars {
 			o.ObserveInt64(rejExemplars, n, metric.WithAttributes(attribute.String("reason", r)))
 		}
 		return nil
-	}, evicted, stored, bytes, samples, rejSamples, rejExemplars)
+	}, evicted, stored, bytes, samples, rejSamples, rejExemplars, lost)
 	if err != nil {
 		return err
 	}

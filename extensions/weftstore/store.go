@@ -36,13 +36,17 @@ type Store struct {
 	logger *zap.Logger
 	tel    component.TelemetrySettings
 
-	spans *spanIndex
-	logs  *logIndex
+	spans   *spanIndex
+	logs    *logIndex
+	refused *refusals // the store's own refusals, by reason and source
+	now     func() time.Time
 
-	mu      sync.RWMutex // guards db, tmpDir, app and the lifecycle fields
+	mu      sync.RWMutex // guards db, tmpDir, app, guard, losses and the lifecycle fields
 	db      *tsdb.DB
 	tmpDir  string // scratch head-chunk directory of the in-memory mode
 	app     *metricAppender
+	guard   *guard
+	losses  []StorageLoss // what the start could not read of the WAL
 	started bool
 	stopped bool
 	cancel  context.CancelFunc
@@ -57,11 +61,13 @@ func newStore(tel component.TelemetrySettings, cfg *Config) (*Store, error) {
 		return nil, err
 	}
 	return &Store{
-		cfg:    *cfg,
-		logger: tel.Logger,
-		tel:    tel,
-		spans:  newSpanIndex(cfg.TracesMaxBytes),
-		logs:   newLogIndex(cfg.LogsMaxBytes),
+		cfg:     *cfg,
+		logger:  tel.Logger,
+		tel:     tel,
+		spans:   newSpanIndex(cfg.TracesMaxBytes),
+		logs:    newLogIndex(cfg.LogsMaxBytes),
+		refused: newRefusals(tel.Logger),
+		now:     time.Now,
 	}, nil
 }
 
@@ -91,9 +97,9 @@ func (s *Store) Start(_ context.Context, _ component.Host) error {
 	opts.MaxExemplars = s.cfg.MaxExemplars
 	opts.RetentionDuration = s.cfg.MetricsRetention.Milliseconds()
 	// The head accepts in-order samples down to its newest sample minus
-	// half its chunk range; no blocks are cut (compactions are off), so the
-	// range only sets that window (and where head chunks are cut).
-	opts.MinBlockDuration = 2 * s.cfg.AppendableWindow.Milliseconds()
+	// half its chunk range: a range out of reach leaves the window to the
+	// guard, which anchors it on the wall clock (see guard).
+	opts.MinBlockDuration = headChunkRange.Milliseconds()
 	opts.MaxBlockDuration = opts.MinBlockDuration
 	if s.cfg.StartTimestamps {
 		// Start timestamps need the XOR2 float chunk encoding and the
@@ -106,7 +112,13 @@ func (s *Store) Start(_ context.Context, _ component.Host) error {
 		opts.WALSegmentSize = -1 // no WAL
 		opts.NoLockfile = true
 	}
-	db, err := tsdb.Open(dir, slogFor(s.logger), nil, opts, nil)
+	db, losses, err := openTSDB(dir, opts, s.logger, s.now())
+	for _, l := range losses {
+		s.logger.Error("weft_store: metrics WAL damaged; started with what could be read",
+			zap.String("reason", l.Reason), zap.String("file", l.File), zap.Int64("lost_bytes", l.Bytes),
+			zap.String("moved_to", l.MovedTo), zap.String("error", l.Err))
+	}
+	s.losses = losses
 	if err != nil {
 		s.removeTmp()
 		return fmt.Errorf("weft_store: open TSDB in %q: %w", dir, err)
@@ -120,7 +132,15 @@ func (s *Store) Start(_ context.Context, _ component.Host) error {
 		s.logger.Warn("weft_store: retention after WAL replay", zap.Error(err))
 	}
 	s.db = db
-	s.app = newMetricAppender(db)
+	s.guard = &guard{
+		head:      db.Head(),
+		window:    s.cfg.AppendableWindow.Milliseconds(),
+		skew:      s.cfg.MaxFutureSkew.Milliseconds(),
+		maxSeries: uint64(s.cfg.MaxSeries),
+		now:       s.now,
+		refused:   s.refused,
+	}
+	s.app = newMetricAppender(db, s.guard)
 	if err := s.registerTelemetry(); err != nil {
 		s.logger.Warn("weft_store: self-metrics unavailable", zap.Error(err))
 	}
@@ -234,8 +254,9 @@ func (s *Store) AppendLogs(_ context.Context, ld plog.Logs) error {
 
 // AppendMetrics converts md to Prometheus series (see README: naming and
 // labels) and appends its samples and exemplars to the TSDB in one
-// transaction. Samples the TSDB rejects (out of order, too old, ...) are
-// counted by reason in Stats and the self-metrics; they do not fail the call.
+// transaction. Samples the store refuses (too far in the future, beyond
+// max_series) or the TSDB rejects (out of order, too old, ...) are counted
+// by reason in Stats and the self-metrics; they do not fail the call.
 func (s *Store) AppendMetrics(ctx context.Context, md pmetric.Metrics) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
