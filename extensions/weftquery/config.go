@@ -31,9 +31,42 @@ type Config struct {
 	// MaxRequestBytes bounds a request's body (and form) size; larger
 	// requests get 413 (default 1 MiB).
 	MaxRequestBytes int64 `mapstructure:"max_request_bytes"`
-	// Timeout bounds the time spent on one request, PromQL evaluation
-	// included (default 30s); a query past it answers 503 "timeout".
+	// Timeout bounds the time spent on one request from the end of its
+	// headers: waiting for a query slot, parsing and evaluating PromQL,
+	// selecting series (default 30s); a query past it answers 503 "timeout".
 	Timeout time.Duration `mapstructure:"timeout"`
+	// ReadHeaderTimeout bounds the time to read a request's headers
+	// (default 10s).
+	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
+	// ReadBodyTimeout bounds the time to read a request's body (a POST
+	// form) once its headers are read; a slower body answers 408 and the
+	// connection is closed (default 10s).
+	ReadBodyTimeout time.Duration `mapstructure:"read_body_timeout"`
+	// MaxConnections bounds the open connections (default 64). Up to 4 more
+	// are accepted beyond it that answer only /healthz and /ready (503 on
+	// any other path), so the probes still pass when the API is saturated.
+	MaxConnections int `mapstructure:"max_connections"`
+	// MaxQueryLength bounds a PromQL expression (query=, each match[]=) in
+	// bytes; a longer one answers 400 before it is parsed (default 16384).
+	MaxQueryLength int `mapstructure:"max_query_length"`
+	// MaxQueryNodes bounds a parsed PromQL expression's syntax-tree nodes;
+	// a larger one answers 400 before it is evaluated (default 1000).
+	MaxQueryNodes int `mapstructure:"max_query_nodes"`
+	// MaxSamples bounds the samples one query may hold in memory at once
+	// (the PromQL engine's max samples); past it the query answers 422
+	// "execution" (default 1000000).
+	MaxSamples int `mapstructure:"max_samples"`
+	// MaxConcurrentQueries bounds the data requests (Prometheus queries,
+	// series and labels, exemplars, Jaeger traces, logs, correlate) that run
+	// at once (default 2).
+	MaxConcurrentQueries int `mapstructure:"max_concurrent_queries"`
+	// MaxQueuedQueries bounds the data requests that wait for a slot; with
+	// the queue full a request answers 503 "unavailable" with Retry-After
+	// (default 32; 0: no queue).
+	MaxQueuedQueries int `mapstructure:"max_queued_queries"`
+	// QueueTimeout bounds a request's wait for a slot; past it the request
+	// answers 503 "unavailable" with Retry-After (default 10s).
+	QueueTimeout time.Duration `mapstructure:"queue_timeout"`
 	// TelemetryURL is the agent's own Prometheus self-metrics endpoint
 	// (service.telemetry.metrics pull reader, e.g.
 	// http://127.0.0.1:8888/metrics); the status page reads exporter queue
@@ -102,8 +135,28 @@ func (c *Config) Validate() error {
 	if c.MaxRequestBytes < 1024 {
 		errs = append(errs, fmt.Errorf("max_request_bytes: must be at least 1024, got %d", c.MaxRequestBytes))
 	}
-	if c.Timeout <= 0 {
-		errs = append(errs, fmt.Errorf("timeout: must be positive, got %s", c.Timeout))
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"timeout", c.Timeout}, {"read_header_timeout", c.ReadHeaderTimeout}, {"read_body_timeout", c.ReadBodyTimeout}, {"queue_timeout", c.QueueTimeout}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s: must be positive, got %s", d.key, d.v))
+		}
+	}
+	for _, n := range []struct {
+		key      string
+		v, least int
+	}{
+		{"max_query_length", c.MaxQueryLength, 1}, {"max_query_nodes", c.MaxQueryNodes, 1}, {"max_samples", c.MaxSamples, 1},
+		{"max_concurrent_queries", c.MaxConcurrentQueries, 1}, {"max_queued_queries", c.MaxQueuedQueries, 0},
+	} {
+		if n.v < n.least {
+			errs = append(errs, fmt.Errorf("%s: must be at least %d, got %d", n.key, n.least, n.v))
+		}
+	}
+	// Every running and queued query holds a connection.
+	if least := max(1, c.MaxConcurrentQueries) + max(0, c.MaxQueuedQueries); c.MaxConnections < least {
+		errs = append(errs, fmt.Errorf("max_connections: must be at least max_concurrent_queries + max_queued_queries (%d), got %d", least, c.MaxConnections))
 	}
 	for i, o := range c.CORS.AllowedOrigins {
 		if o == "" {

@@ -39,6 +39,16 @@ func TestLoadConfig(t *testing.T) {
 			},
 			MaxRequestBytes: 65536,
 			Timeout:         10 * time.Second,
+
+			ReadHeaderTimeout:    5 * time.Second,
+			ReadBodyTimeout:      3 * time.Second,
+			MaxConnections:       40,
+			MaxQueryLength:       8192,
+			MaxQueryNodes:        500,
+			MaxSamples:           250_000,
+			MaxConcurrentQueries: 4,
+			MaxQueuedQueries:     16,
+			QueueTimeout:         2 * time.Second,
 		}},
 	}
 	for _, tt := range tests {
@@ -77,6 +87,16 @@ func TestConfigValidate(t *testing.T) {
 		{"telemetry_url ok", func(c *Config) { c.TelemetryURL = "http://127.0.0.1:8888/metrics" }, ""},
 		{"tiny body limit", func(c *Config) { c.MaxRequestBytes = 10 }, "max_request_bytes"},
 		{"zero timeout", func(c *Config) { c.Timeout = 0 }, "timeout"},
+		{"zero read_header_timeout", func(c *Config) { c.ReadHeaderTimeout = 0 }, "read_header_timeout: must be positive"},
+		{"negative read_body_timeout", func(c *Config) { c.ReadBodyTimeout = -time.Second }, "read_body_timeout: must be positive"},
+		{"zero queue_timeout", func(c *Config) { c.QueueTimeout = 0 }, "queue_timeout: must be positive"},
+		{"zero max_query_length", func(c *Config) { c.MaxQueryLength = 0 }, "max_query_length: must be at least 1, got 0"},
+		{"zero max_query_nodes", func(c *Config) { c.MaxQueryNodes = 0 }, "max_query_nodes: must be at least 1"},
+		{"zero max_samples", func(c *Config) { c.MaxSamples = 0 }, "max_samples: must be at least 1"},
+		{"zero max_concurrent_queries", func(c *Config) { c.MaxConcurrentQueries = 0 }, "max_concurrent_queries: must be at least 1"},
+		{"negative max_queued_queries", func(c *Config) { c.MaxQueuedQueries = -1 }, "max_queued_queries: must be at least 0"},
+		{"no queue", func(c *Config) { c.MaxQueuedQueries = 0 }, ""},
+		{"connections below slots and queue", func(c *Config) { c.MaxConnections = 33 }, "max_connections: must be at least max_concurrent_queries + max_queued_queries (34), got 33"},
 		{"empty origin", func(c *Config) { c.CORS.AllowedOrigins = []string{""} }, "cors.allowed_origins[0]"},
 	}
 	for _, tt := range tests {

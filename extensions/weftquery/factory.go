@@ -15,6 +15,17 @@ const (
 	defaultEndpoint        = "localhost:8686"
 	defaultMaxRequestBytes = 1 << 20
 	defaultTimeout         = 30 * time.Second
+
+	// Query bounds; README "Query bounds" says how they were sized.
+	defaultReadHeaderTimeout    = 10 * time.Second
+	defaultReadBodyTimeout      = 10 * time.Second
+	defaultMaxConnections       = 64
+	defaultMaxQueryLength       = 16 << 10
+	defaultMaxQueryNodes        = 1000
+	defaultMaxSamples           = 1_000_000
+	defaultMaxConcurrentQueries = 2
+	defaultMaxQueuedQueries     = 32
+	defaultQueueTimeout         = 10 * time.Second
 )
 
 // NewFactory returns the factory of the weft_query extension.
@@ -28,6 +39,16 @@ func createDefaultConfig() component.Config {
 		Store:           component.MustNewID("weft_store"),
 		MaxRequestBytes: defaultMaxRequestBytes,
 		Timeout:         defaultTimeout,
+
+		ReadHeaderTimeout:    defaultReadHeaderTimeout,
+		ReadBodyTimeout:      defaultReadBodyTimeout,
+		MaxConnections:       defaultMaxConnections,
+		MaxQueryLength:       defaultMaxQueryLength,
+		MaxQueryNodes:        defaultMaxQueryNodes,
+		MaxSamples:           defaultMaxSamples,
+		MaxConcurrentQueries: defaultMaxConcurrentQueries,
+		MaxQueuedQueries:     defaultMaxQueuedQueries,
+		QueueTimeout:         defaultQueueTimeout,
 	}
 }
 

@@ -70,6 +70,9 @@ type fixtureOpts struct {
 	rules func(t0 time.Time) *fakeRules                         // registered as extension weft_rules
 	now   func(t0 time.Time) time.Time                          // the server's clock
 	fill  func(t testing.TB, st *weftstore.Store, t0 time.Time) // default fillStore
+	// before changes the server before Start (e.g. wraps its queryable).
+	before func(s *server, st *weftstore.Store)
+	tel    *component.TelemetrySettings // default: nop
 }
 
 // newFixture starts weft_query over a store with the fixture's data.
@@ -88,7 +91,14 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 		o.mod(cfg)
 	}
 	require.NoError(t, cfg.Validate())
-	s := newServer(componenttest.NewNopTelemetrySettings(), cfg)
+	set := componenttest.NewNopTelemetrySettings()
+	if o.tel != nil {
+		set = *o.tel
+	}
+	s := newServer(set, cfg)
+	if o.before != nil {
+		o.before(s, st)
+	}
 	exts := map[component.ID]component.Component{storeID: st}
 	if o.rules != nil {
 		exts[component.MustNewID("weft_rules")] = o.rules(t0)

@@ -80,8 +80,9 @@ func (s *server) jaegerRoutes(mux *http.ServeMux) {
 		ops := s.store.Operations(r.PathValue("service"))
 		writeJaeger(w, http.StatusOK, jaegerEnvelope{Data: nonNilStrings(ops), Total: len(ops)})
 	})
-	mux.HandleFunc("GET /api/traces/{traceID}", s.jaegerTrace)
-	mux.HandleFunc("GET /api/traces", s.jaegerSearch)
+	// Traces are read in a query slot, as the other data requests.
+	mux.HandleFunc("GET /api/traces/{traceID}", s.gated(s.jaegerTrace, jaegerFailAPI))
+	mux.HandleFunc("GET /api/traces", s.gated(s.jaegerSearch, jaegerFailAPI))
 }
 
 func nonNilStrings(s []string) []string {

@@ -86,16 +86,13 @@ type promHandler func(r *http.Request) (any, annotations.Annotations, *apiError)
 func (s *server) prom(h promHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if err := r.ParseForm(); err != nil {
-			if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-				writeProm(w, http.StatusRequestEntityTooLarge, promResponse{Status: "error", ErrorType: errorTooLarge, Error: err.Error()})
-				return
-			}
-			writeProm(w, http.StatusBadRequest, promResponse{Status: "error", ErrorType: errorBadData, Error: "error parsing form values: " + err.Error()})
+			promFail(w, s.formError(err))
 			return
 		}
 		data, annos, aerr := h(r)
 		warnings, infos := annos.AsStrings(r.FormValue("query"), 10, 10)
 		if aerr != nil {
+			s.countQueryError(aerr)
 			writeProm(w, aerr.status, promResponse{Status: "error", ErrorType: aerr.typ, Error: aerr.err.Error(), Warnings: warnings, Infos: infos})
 			return
 		}
@@ -114,15 +111,19 @@ func writeProm(w http.ResponseWriter, status int, resp promResponse) {
 	_, _ = w.Write(b)
 }
 
+// promQuery is a Prometheus endpoint that reads the store: it runs in a
+// query slot.
+func (s *server) promQuery(h promHandler) http.HandlerFunc { return s.gated(s.prom(h), promFail) }
+
 func (s *server) promRoutes(mux *http.ServeMux) {
 	for _, m := range []string{"GET", "POST"} {
-		mux.HandleFunc(m+" /api/v1/query", s.prom(s.query))
-		mux.HandleFunc(m+" /api/v1/query_range", s.prom(s.queryRange))
-		mux.HandleFunc(m+" /api/v1/series", s.prom(s.series))
-		mux.HandleFunc(m+" /api/v1/labels", s.prom(s.labelNames))
-		mux.HandleFunc(m+" /api/v1/query_exemplars", s.prom(s.queryExemplars))
+		mux.HandleFunc(m+" /api/v1/query", s.promQuery(s.query))
+		mux.HandleFunc(m+" /api/v1/query_range", s.promQuery(s.queryRange))
+		mux.HandleFunc(m+" /api/v1/series", s.promQuery(s.series))
+		mux.HandleFunc(m+" /api/v1/labels", s.promQuery(s.labelNames))
+		mux.HandleFunc(m+" /api/v1/query_exemplars", s.promQuery(s.queryExemplars))
 	}
-	mux.HandleFunc("GET /api/v1/label/{name}/values", s.prom(s.labelValues))
+	mux.HandleFunc("GET /api/v1/label/{name}/values", s.promQuery(s.labelValues))
 	mux.HandleFunc("GET /api/v1/metadata", s.prom(func(*http.Request) (any, annotations.Annotations, *apiError) {
 		return map[string]any{}, nil, nil
 	}))
@@ -269,7 +270,7 @@ func (s *server) query(r *http.Request) (any, annotations.Annotations, *apiError
 	if aerr != nil {
 		return nil, nil, aerr
 	}
-	qry, err := s.engine.NewInstantQuery(ctx, s.store.Queryable(), opts, r.FormValue("query"), ts)
+	qry, err := s.engine.NewInstantQuery(ctx, s.queryable, opts, r.FormValue("query"), ts)
 	if err != nil {
 		return nil, nil, invalidParam(err, "query")
 	}
@@ -312,7 +313,7 @@ func (s *server) queryRange(r *http.Request) (any, annotations.Annotations, *api
 	if aerr != nil {
 		return nil, nil, aerr
 	}
-	qry, err := s.engine.NewRangeQuery(ctx, s.store.Queryable(), opts, r.FormValue("query"), start, end, step)
+	qry, err := s.engine.NewRangeQuery(ctx, s.queryable, opts, r.FormValue("query"), start, end, step)
 	if err != nil {
 		return nil, nil, invalidParam(err, "query")
 	}
@@ -391,7 +392,7 @@ func (s *server) series(r *http.Request) (any, annotations.Annotations, *apiErro
 	if err != nil {
 		return nil, nil, invalidParam(err, "match[]")
 	}
-	q, err := s.store.Queryable().Querier(timestamp.FromTime(start), timestamp.FromTime(end))
+	q, err := s.queryable.Querier(timestamp.FromTime(start), timestamp.FromTime(end))
 	if err != nil {
 		return nil, nil, queryError(err)
 	}
@@ -400,9 +401,15 @@ func (s *server) series(r *http.Request) (any, annotations.Annotations, *apiErro
 	var annos annotations.Annotations
 	out := []labels.Labels{}
 	seen := map[uint64][]labels.Labels{}
+	ctx := r.Context()
 	for _, set := range sets {
-		ss := q.Select(r.Context(), false, hints, set...)
-		for ss.Next() {
+		ss := q.Select(ctx, false, hints, set...)
+		for i := 0; ss.Next(); i++ {
+			// The series set does not watch ctx; timeout and a client that
+			// goes away end the listing here.
+			if i%1024 == 0 && ctx.Err() != nil {
+				return nil, annos, queryError(ctx.Err())
+			}
 			ls := ss.At().Labels()
 			h := ls.Hash()
 			if slices.ContainsFunc(seen[h], func(o labels.Labels) bool { return labels.Equal(o, ls) }) {
@@ -453,7 +460,7 @@ func (s *server) labelsOf(r *http.Request, name string) (any, annotations.Annota
 			return nil, nil, invalidParam(err, "match[]")
 		}
 	}
-	q, err := s.store.Queryable().Querier(timestamp.FromTime(start), timestamp.FromTime(end))
+	q, err := s.queryable.Querier(timestamp.FromTime(start), timestamp.FromTime(end))
 	if err != nil {
 		return nil, nil, queryError(err)
 	}

@@ -18,8 +18,10 @@ import (
 
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/extension/extensioncapabilities"
+	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 	"go.uber.org/zap/exp/zapslog"
 
@@ -30,13 +32,22 @@ import (
 // Jaeger, correlation and log APIs over a weft_store.
 type server struct {
 	cfg    *Config
+	tel    component.TelemetrySettings
 	logger *zap.Logger
 	now    func() time.Time
 
-	store  *weftstore.Store
-	rules  RulesSource // nil: no rules engine
-	engine *promql.Engine
-	parser parser.Parser
+	store     *weftstore.Store
+	queryable storage.Queryable // the store's; tests set a wrapper before Start
+	rules     RulesSource       // nil: no rules engine
+	engine    *promql.Engine
+	parser    parser.Parser
+
+	gate        *queryGate
+	conns       *connLimitListener // nil before Start
+	refused     counters           // requests refused by a bound, by reason
+	interrupted counters           // queries cut short, by reason
+	logScan     int                // records observed_since examines at most
+	telReg      metric.Registration
 
 	token     string      // bearer token (from bearer_token or bearer_token_file)
 	ready     atomic.Bool // listening, store found
@@ -55,7 +66,12 @@ var (
 )
 
 func newServer(set component.TelemetrySettings, cfg *Config) *server {
-	return &server{cfg: cfg, logger: set.Logger, now: time.Now}
+	return &server{
+		cfg: cfg, tel: set, logger: set.Logger, now: time.Now,
+		gate:    newQueryGate(cfg.MaxConcurrentQueries, cfg.MaxQueuedQueries, cfg.QueueTimeout),
+		refused: newCounters(refusalReasons), interrupted: newCounters(interruptedReasons),
+		logScan: maxObservedScan,
+	}
 }
 
 // Dependencies makes the collector start the store (and a named rules
@@ -97,23 +113,37 @@ func (s *server) Start(ctx context.Context, host component.Host) error {
 		}
 	}
 	s.store, s.rules, s.token = st, rules, token
+	if s.queryable == nil {
+		s.queryable = st.Queryable()
+	}
 	s.initEngine()
 
-	ln, err := net.Listen("tcp", s.cfg.Endpoint)
+	tcp, err := net.Listen("tcp", s.cfg.Endpoint)
 	if err != nil {
 		return fmt.Errorf("weft_query: listen on endpoint %q: %w", s.cfg.Endpoint, err)
 	}
+	conns := newConnLimitListener(tcp, s.cfg.MaxConnections)
+	var ln net.Listener = conns
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
 	}
+	if err := s.registerTelemetry(); err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("weft_query: telemetry: %w", err)
+	}
 	srv := &http.Server{
 		Handler:           s.handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		MaxHeaderBytes:    1 << 20,
-		ErrorLog:          zap.NewStdLog(s.logger),
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		// No ReadTimeout (headers and body together): the body has its own
+		// read_body_timeout, counted from the end of the headers (limits).
+		WriteTimeout:   s.cfg.ReadBodyTimeout + s.cfg.Timeout + writeGrace,
+		IdleTimeout:    idleTimeout,
+		MaxHeaderBytes: 1 << 20,
+		ConnContext:    connContext,
+		ErrorLog:       zap.NewStdLog(s.logger),
 	}
 	s.mu.Lock()
-	s.srv, s.bound = srv, ln.Addr().String()
+	s.srv, s.bound, s.conns = srv, ln.Addr().String(), conns
 	s.mu.Unlock()
 	s.serveWG.Add(1)
 	go func() {
@@ -127,6 +157,18 @@ func (s *server) Start(ctx context.Context, host component.Host) error {
 	return nil
 }
 
+const (
+	// writeGrace is the time an answer may take to write after its request
+	// used all of read_body_timeout and timeout; a client that reads slower
+	// loses the connection rather than hold it and the answer's memory.
+	writeGrace = time.Minute
+	// idleTimeout closes keep-alive connections idle this long. It is longer
+	// than the 90 s after which Go's default transport (and Grafana's data
+	// source client) drops idle connections, so the client closes them
+	// first: a request sent on a connection the server is closing fails.
+	idleTimeout = 2 * time.Minute
+)
+
 // addr is the address the server listens on (empty before Start).
 func (s *server) addr() string {
 	s.mu.Lock()
@@ -134,13 +176,13 @@ func (s *server) addr() string {
 	return s.bound
 }
 
-// initEngine creates the PromQL engine and parser (also used by tests that
-// build the handler without Start).
+// initEngine creates the PromQL engine and parser. The engine has no
+// ActiveQueryTracker: the query gate bounds concurrency.
 func (s *server) initEngine() {
-	s.parser = parser.NewParser(parser.Options{})
+	s.parser = boundedParser{Parser: parser.NewParser(parser.Options{}), maxLen: s.cfg.MaxQueryLength, maxNodes: s.cfg.MaxQueryNodes}
 	s.engine = promql.NewEngine(promql.EngineOpts{
 		Logger:                   slog.New(zapslog.NewHandler(s.logger.Core())),
-		MaxSamples:               50_000_000,
+		MaxSamples:               s.cfg.MaxSamples,
 		Timeout:                  s.cfg.Timeout,
 		LookbackDelta:            5 * time.Minute,
 		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
@@ -155,9 +197,12 @@ func (s *server) initEngine() {
 func (s *server) Shutdown(ctx context.Context) error {
 	s.ready.Store(false)
 	s.mu.Lock()
-	srv := s.srv
-	s.srv = nil
+	srv, reg := s.srv, s.telReg
+	s.srv, s.telReg = nil, nil
 	s.mu.Unlock()
+	if reg != nil {
+		_ = reg.Unregister()
+	}
 	if srv == nil {
 		return nil
 	}
@@ -186,6 +231,7 @@ func (s *server) handler() http.Handler {
 	h = s.limits(h)
 	h = s.authenticate(h)
 	h = s.cors(h)
+	h = s.probesOnly(h)
 	return h
 }
 
@@ -264,13 +310,19 @@ func equalSecret(got, want string) bool {
 	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
-// limits rejects bodies over max_request_bytes with 413 and bounds each
-// request's time with timeout.
+// limits rejects bodies over max_request_bytes with 413, bounds the time
+// to read a body with read_body_timeout and each request's time with
+// timeout.
 func (s *server) limits(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > s.cfg.MaxRequestBytes {
 			http.Error(w, fmt.Sprintf("request body larger than max_request_bytes (%d)", s.cfg.MaxRequestBytes), http.StatusRequestEntityTooLarge)
 			return
+		}
+		if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+			if http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.ReadBodyTimeout)) == nil {
+				r.Body = deadlineBody{r.Body}
+			}
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxRequestBytes)
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)

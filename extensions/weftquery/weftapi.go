@@ -13,17 +13,26 @@ import (
 	"github.com/weftobs/weft/extensions/weftstore"
 )
 
-// maxLogLimit bounds /api/v1/logs?limit=.
-const maxLogLimit = 5000
+const (
+	// maxLogLimit bounds /api/v1/logs?limit=.
+	maxLogLimit = 5000
+	// maxObservedScan bounds the records /api/v1/logs?observed_since=
+	// examines (newest first by record time): the store indexes records by
+	// their own time only.
+	maxObservedScan = 20_000
+)
 
 func (s *server) weftRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/v1/correlate/{traceID}", s.prom(s.correlate))
-	mux.HandleFunc("GET /api/v1/logs", s.prom(s.logs))
+	mux.HandleFunc("GET /api/v1/correlate/{traceID}", s.promQuery(s.correlate))
+	mux.HandleFunc("GET /api/v1/logs", s.promQuery(s.logs))
 }
 
-// logJSON is one log record in weft's API.
+// logJSON is one log record in weft's API. Time is the record's own
+// timestamp, or, when it has none, the time weft read it; ObservedTime is
+// the time weft (or the agent before it) read the record, when known.
 type logJSON struct {
 	Time           time.Time         `json:"time"`
+	ObservedTime   time.Time         `json:"observedTime,omitzero"`
 	TraceID        string            `json:"traceID,omitempty"`
 	SpanID         string            `json:"spanID,omitempty"`
 	Namespace      string            `json:"namespace,omitempty"`
@@ -50,6 +59,9 @@ func toLogJSON(l weftstore.LogRecord) logJSON {
 	if rl := l.Data.ResourceLogs(); rl.Len() > 0 && rl.At(0).ScopeLogs().Len() > 0 && rl.At(0).ScopeLogs().At(0).LogRecords().Len() > 0 {
 		lr := rl.At(0).ScopeLogs().At(0).LogRecords().At(0)
 		lj.Severity = lr.SeverityText()
+		if ot := lr.ObservedTimestamp(); ot != 0 {
+			lj.ObservedTime = ot.AsTime().UTC()
+		}
 		if lr.Attributes().Len() > 0 {
 			lj.Attributes = make(map[string]string, lr.Attributes().Len())
 			for k, v := range lr.Attributes().All() {
@@ -78,7 +90,20 @@ func parseSince(v string, now time.Time) (time.Time, error) {
 	return parseTime(v)
 }
 
-// logs answers /api/v1/logs: records newest first.
+// observedTime is when the record was read (its observed timestamp), else
+// its own time.
+func observedTime(l weftstore.LogRecord) time.Time {
+	if rl := l.Data.ResourceLogs(); rl.Len() > 0 && rl.At(0).ScopeLogs().Len() > 0 && rl.At(0).ScopeLogs().At(0).LogRecords().Len() > 0 {
+		if ot := rl.At(0).ScopeLogs().At(0).LogRecords().At(0).ObservedTimestamp(); ot != 0 {
+			return ot.AsTime()
+		}
+	}
+	return l.Time
+}
+
+// logs answers /api/v1/logs: records newest first by time. since filters
+// by the record's own time (as the store indexes it), observed_since by
+// the time it was read; both may be given.
 func (s *server) logs(r *http.Request) (any, annotations.Annotations, *apiError) {
 	q := weftstore.LogQuery{
 		Namespace: r.FormValue("namespace"), Pod: r.FormValue("pod"), Container: r.FormValue("container"),
@@ -95,6 +120,10 @@ func (s *server) logs(r *http.Request) (any, annotations.Annotations, *apiError)
 	if q.Since, err = parseSince(r.FormValue("since"), s.now()); err != nil {
 		return nil, nil, invalidParam(err, "since")
 	}
+	observedSince, err := parseSince(r.FormValue("observed_since"), s.now())
+	if err != nil {
+		return nil, nil, invalidParam(err, "observed_since")
+	}
 	if v := r.FormValue("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxLogLimit {
@@ -102,15 +131,47 @@ func (s *server) logs(r *http.Request) (any, annotations.Annotations, *apiError)
 		}
 		q.Limit = n
 	}
-	recs, err := s.store.SearchLogs(q)
+	recs, annos, err := s.searchLogs(q, observedSince)
 	if err != nil {
-		return nil, nil, &apiError{errorInternal, http.StatusInternalServerError, err}
+		return nil, annos, &apiError{errorInternal, http.StatusInternalServerError, err}
 	}
 	out := make([]logJSON, 0, len(recs))
 	for _, l := range recs {
 		out = append(out, toLogJSON(l))
 	}
-	return out, nil, nil
+	return out, annos, nil
+}
+
+// searchLogs applies observed_since over the store's answers, newest first
+// by record time: it asks for the limit, then twice as many until it has
+// enough records, the store has no more, or it examined logScan records
+// (then a warning says so).
+func (s *server) searchLogs(q weftstore.LogQuery, observedSince time.Time) ([]weftstore.LogRecord, annotations.Annotations, error) {
+	if observedSince.IsZero() {
+		recs, err := s.store.SearchLogs(q)
+		return recs, nil, err
+	}
+	want := q.Limit
+	for n := min(want, s.logScan); ; n = min(2*n, s.logScan) {
+		q.Limit = n
+		recs, err := s.store.SearchLogs(q)
+		if err != nil {
+			return nil, nil, err
+		}
+		out := recs[:0]
+		for _, l := range recs {
+			if len(out) < want && !observedTime(l).Before(observedSince) {
+				out = append(out, l)
+			}
+		}
+		if len(out) == want || len(recs) < n {
+			return out, nil, nil
+		}
+		if n == s.logScan {
+			var annos annotations.Annotations
+			return out, annos.Add(fmt.Errorf("observed_since: examined only the %d newest records by time; older ones may also have been read since", n)), nil
+		}
+	}
 }
 
 // correlationJSON is everything known about one trace.

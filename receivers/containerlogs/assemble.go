@@ -96,6 +96,16 @@ func (a *assembler) minStart() int64 {
 	return m
 }
 
+// release frees the buffers of streams with nothing pending (an idle file
+// keeps none).
+func (a *assembler) release() {
+	for i := range a.s {
+		if !a.s[i].active {
+			a.s[i].buf = nil
+		}
+	}
+}
+
 // reset forgets everything pending (after a truncation has been handled).
 func (a *assembler) reset() {
 	for i := range a.s {
@@ -164,6 +174,17 @@ func (j *joiner) expired(now time.Time, timeout time.Duration) (record, bool) {
 		}
 	}
 	return record{}, false
+}
+
+// release frees the buffers of streams with nothing pending and of the
+// last emitted message (an idle file keeps none).
+func (j *joiner) release() {
+	for i := range j.g {
+		if !j.g[i].active {
+			j.g[i].buf = nil
+		}
+	}
+	j.out = nil
 }
 
 func (j *joiner) minStart() int64 {

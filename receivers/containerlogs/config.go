@@ -27,6 +27,13 @@ type Config struct {
 	// RescanInterval is how often the include patterns are globbed again
 	// for new files (at most 1s, so that a new file is found within 1s).
 	RescanInterval time.Duration `mapstructure:"rescan_interval"`
+	// FullRescanInterval is how often every directory the include patterns
+	// pass through is listed again even though its mtime did not change. A
+	// rescan reuses a directory's listing while its mtime is unchanged and
+	// was taken well (2s) after that mtime; this relist is the safety net for
+	// clocks that check cannot see (a remote filesystem's, a clock stepped
+	// back). At least rescan_interval, at most 1h.
+	FullRescanInterval time.Duration `mapstructure:"full_rescan_interval"`
 	// MaxLogSize is the largest message, in bytes, after partial lines are
 	// joined; the rest of a longer message is dropped, flagged and counted.
 	MaxLogSize int `mapstructure:"max_log_size"`
@@ -91,6 +98,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RescanInterval <= 0 || c.RescanInterval > time.Second {
 		errs = append(errs, fmt.Errorf("rescan_interval: %s must be > 0 and at most 1s (new files are found within 1s)", c.RescanInterval))
+	}
+	if c.FullRescanInterval <= 0 || c.FullRescanInterval < c.RescanInterval || c.FullRescanInterval > time.Hour {
+		errs = append(errs, fmt.Errorf("full_rescan_interval: %s must be > 0, at least rescan_interval (%s) and at most 1h", c.FullRescanInterval, c.RescanInterval))
 	}
 	if c.MaxLogSize < 1024 {
 		errs = append(errs, fmt.Errorf("max_log_size: %d must be at least 1024 bytes", c.MaxLogSize))

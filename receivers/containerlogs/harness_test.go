@@ -122,7 +122,9 @@ type running struct {
 	tel *componenttest.Telemetry
 }
 
-func startReceiver(t *testing.T, cfg *Config, next consumer.Logs) *running {
+// startReceiver starts a receiver; setup, if any, runs before Start (to set
+// test hooks such as the lister's or the logger).
+func startReceiver(t *testing.T, cfg *Config, next consumer.Logs, setup ...func(*logsReceiver)) *running {
 	t.Helper()
 	require.NoError(t, cfg.Validate())
 	tel := componenttest.NewTelemetry()
@@ -131,6 +133,9 @@ func startReceiver(t *testing.T, cfg *Config, next consumer.Logs) *running {
 	set.ID = component.NewID(component.MustNewType(typeStr)) // stable across restarts, as in a real collector
 	r, err := newReceiver(set, cfg, next)
 	require.NoError(t, err)
+	for _, f := range setup {
+		f(r)
+	}
 	require.NoError(t, r.Start(t.Context(), extHost{componenttest.NewNopHost()}))
 	run := &running{r: r, tel: tel}
 	t.Cleanup(func() { run.stop(t) })

@@ -12,6 +12,19 @@ const (
 	reasonRejected  = "rejected"  // the next consumer returned a permanent error
 )
 
+// Skip reasons (the "reason" attribute of paths_skipped): a path that the
+// include patterns matched and that is not read. Each is counted and logged
+// once per path while the condition lasts.
+const (
+	skipSymlinkLoop = "symlink_loop"     // too many levels of symbolic links (ELOOP)
+	skipDangling    = "dangling_symlink" // a symbolic link whose target does not exist
+	skipSpecial     = "special_file"     // a FIFO, socket or device: never opened, a FIFO would block
+	skipDirectory   = "directory"        // a directory whose name matches the file pattern (e.g. x.log/)
+	skipPermission  = "permission"       // open or read refused (EACCES, EPERM)
+	skipVanished    = "vanished"         // listed, then gone before it could be opened: its lines, if any, were never read
+	skipOpenError   = "open_error"       // any other error of stat, open or read (EIO, ENXIO, ...)
+)
+
 // telemetry holds the receiver's self-metrics. Every place that can lose a
 // byte or a record counts it here.
 type telemetry struct {
@@ -25,6 +38,7 @@ type telemetry struct {
 	parseErrors      metric.Int64Counter
 	permissionErrors metric.Int64Counter
 	truncations      metric.Int64Counter
+	pathsSkipped     metric.Int64Counter
 	openFiles        metric.Int64UpDownCounter
 }
 
@@ -51,6 +65,7 @@ func newTelemetry(mp metric.MeterProvider) (*telemetry, error) {
 	t.truncations = mk("weft.container_logs.truncations", "{event}", "Files found truncated (copytruncate or rewrite), by whether a copy was found. "+
 		"Lines written after a copy and before its truncation exist nowhere; each such window is one event here.")
 	t.permissionErrors = mk("weft.container_logs.permission_errors", "{error}", "Files that could not be opened or read for lack of permission.")
+	t.pathsSkipped = mk("weft.container_logs.paths_skipped", "{path}", "Paths matched by include that are not read, by reason (counted once per path while the condition lasts).")
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -44,13 +46,16 @@ type logsReceiver struct {
 	wg         sync.WaitGroup
 	closeOnce  sync.Once
 
-	lister dirLister // used by the discovery goroutine only
+	lister  dirLister                      // used by the discovery goroutine only
+	open    func(string) (*os.File, error) // os.Open; tests make it fail
+	skipped map[string]skipMark            // paths counted in paths_skipped; discovery goroutine only
+	scanGen uint64                         // rescans so far; discovery goroutine only
+	bufPool sync.Pool                      // read buffers of readBufSize, held by tailers only while reading
 
 	mu     sync.Mutex
 	active map[fileID]*tailer
 	byPath map[string]*tailer // the newest tailer of each path
 	tombs  map[fileID]tomb    // released files that still exist
-	denied map[string]bool    // paths whose permission error was counted
 	seq    int64
 
 	idxMu sync.Mutex
@@ -76,8 +81,12 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*logsR
 	r := &logsReceiver{
 		set: set, cfg: cfg, next: next, tel: tel,
 		active: map[fileID]*tailer{}, byPath: map[string]*tailer{}, tombs: map[fileID]tomb{},
-		denied: map[string]bool{}, keys: map[string]bool{}, lastWarn: map[string]time.Time{},
+		keys: map[string]bool{}, lastWarn: map[string]time.Time{},
+		open: os.Open, skipped: map[string]skipMark{},
 	}
+	r.bufPool.New = func() any { b := make([]byte, 0, readBufSize); return &b }
+	r.lister.maxAge = cfg.FullRescanInterval
+	r.lister.failed = func(dir string, err error) { r.skip(dir, skipReason(dir, err), err) }
 	if cfg.Multiline.LineStartPattern != "" {
 		if r.startRe, err = regexp.Compile(cfg.Multiline.LineStartPattern); err != nil {
 			return nil, fmt.Errorf("multiline.line_start_pattern: %w", err)
@@ -416,6 +425,8 @@ func escapeGlob(p string) string {
 // scan globs the include patterns and starts a tailer for each file
 // identity not yet followed.
 func (r *logsReceiver) scan(ctx context.Context, firstStart bool) {
+	r.scanGen++
+	defer r.pruneSkipped()
 	var paths []string
 	seen := map[string]bool{}
 	for _, pat := range r.cfg.Include {
@@ -459,36 +470,41 @@ func (r *logsReceiver) excluded(p string) bool {
 func (r *logsReceiver) consider(ctx context.Context, path string, firstStart bool) {
 	st, err := os.Stat(path)
 	if err != nil {
-		if errors.Is(err, os.ErrPermission) {
-			r.countPermission(path, err)
-		}
+		r.skipOrRotating(path, err)
 		return
 	}
 	if !st.Mode().IsRegular() {
+		if st.IsDir() {
+			r.skip(path, skipDirectory, errors.New("is a directory"))
+		} else {
+			r.skip(path, skipSpecial, fmt.Errorf("not a regular file but a %s", fileKind(st.Mode())))
+		}
 		return
 	}
 	r.mu.Lock()
 	_, known := r.active[idOf(st)]
 	r.mu.Unlock()
 	if known {
+		delete(r.skipped, path)
 		return
 	}
-	// Pre-check what the library would have exited on: open and stat here
-	// and count a refusal instead of failing later.
-	f, err := os.Open(path)
+	// Open and stat here, and count a refusal instead of failing later.
+	f, err := r.open(path)
 	if err != nil {
-		if errors.Is(err, os.ErrPermission) {
-			r.countPermission(path, err)
-		} else {
-			r.logReadError(path, err)
-		}
+		r.skipOrRotating(path, err)
 		return
 	}
 	st, err = f.Stat()
 	if err != nil {
 		_ = f.Close()
+		r.skip(path, skipOpenError, err)
 		return
 	}
+	if !st.Mode().IsRegular() { // replaced between the stat and the open
+		_ = f.Close()
+		return
+	}
+	delete(r.skipped, path)
 	id := idOf(st)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -496,7 +512,6 @@ func (r *logsReceiver) consider(ctx context.Context, path string, firstStart boo
 		_ = f.Close()
 		return
 	}
-	delete(r.denied, path)
 	off := int64(0)
 	if tb, ok := r.tombs[id]; ok && tb.off <= st.Size() && fileHasPrefix(f, tb.fp) {
 		off = tb.off
@@ -619,14 +634,90 @@ func (r *logsReceiver) writeIndexLocked(ctx context.Context) {
 	}
 }
 
-func (r *logsReceiver) countPermission(path string, err error) {
-	r.mu.Lock()
-	first := !r.denied[path]
-	r.denied[path] = true
-	r.mu.Unlock()
-	if first {
-		r.tel.permissionErrors.Add(context.Background(), 1, reasonAttr(fileAttrOf(path), "permission"))
-		r.set.Logger.Warn("cannot read container log file", zap.String("path", path), zap.Error(err))
+// skipMark remembers that a path was counted as skipped, and in which scan
+// it was last found so.
+type skipMark struct {
+	reason string
+	gen    uint64
+}
+
+// skip counts and logs a path that is not read, once while the reason lasts:
+// a path found skipped in every rescan is counted once; one that was read,
+// or not found, in between is counted again. Discovery goroutine only.
+func (r *logsReceiver) skip(path, reason string, err error) {
+	m, ok := r.skipped[path]
+	r.skipped[path] = skipMark{reason: reason, gen: r.scanGen}
+	if !ok || m.reason != reason {
+		r.countSkip(path, reason, err)
+	}
+}
+
+// pruneSkipped forgets the paths not found skipped in this rescan.
+func (r *logsReceiver) pruneSkipped() {
+	for p, m := range r.skipped {
+		if m.gen != r.scanGen {
+			delete(r.skipped, p)
+		}
+	}
+}
+
+// countSkip counts and logs one skipped path (callers log once per path).
+func (r *logsReceiver) countSkip(path, reason string, err error) {
+	ctx := context.Background()
+	r.tel.pathsSkipped.Add(ctx, 1, reasonAttr(fileAttrOf(path), reason))
+	if reason == skipPermission {
+		r.tel.permissionErrors.Add(ctx, 1, reasonAttr(fileAttrOf(path), reason))
+	}
+	r.set.Logger.Warn("path matched by include is not read; counted in paths_skipped",
+		zap.String("path", path), zap.String("reason", reason), zap.Error(err))
+}
+
+// skipOrRotating handles a failed stat or open. A path that is gone while a
+// file read at it is still followed is a rotation in progress (renamed, the
+// new file not yet created): not a skip.
+func (r *logsReceiver) skipOrRotating(path string, err error) {
+	reason := skipReason(path, err)
+	if reason == skipVanished {
+		r.mu.Lock()
+		_, following := r.byPath[path]
+		r.mu.Unlock()
+		if following {
+			return
+		}
+	}
+	r.skip(path, reason, err)
+}
+
+// skipReason classifies the error of a stat, open or read of path.
+func skipReason(path string, err error) string {
+	switch {
+	case errors.Is(err, syscall.ELOOP):
+		return skipSymlinkLoop
+	case errors.Is(err, fs.ErrPermission):
+		return skipPermission
+	case errors.Is(err, fs.ErrNotExist):
+		if st, lerr := os.Lstat(path); lerr == nil && st.Mode()&fs.ModeSymlink != 0 {
+			return skipDangling
+		}
+		return skipVanished
+	default:
+		return skipOpenError
+	}
+}
+
+// fileKind names the type of a file that is not regular.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "fifo"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "block device"
+	default:
+		return "irregular file"
 	}
 }
 

@@ -28,6 +28,15 @@ import (
 // first bytes of a container log carry a nanosecond timestamp).
 const fingerprintSize = 256
 
+// readBufSize is the read buffer of a file being read. It comes from the
+// receiver's pool and goes back while the file is idle, so that thousands
+// of quiet files do not hold 64 KiB each.
+const readBufSize = 64 * 1024
+
+// maxIdleRest is the most unprocessed bytes (an unterminated line) an idle
+// file keeps in a copy of their own when its read buffer goes back.
+const maxIdleRest = 4 * 1024
+
 const scopeName = "github.com/weftobs/weft/receivers/containerlogs"
 
 // Record attributes set by this receiver beyond the semantic conventions.
@@ -74,7 +83,9 @@ type tailer struct {
 	docker    dockerParser
 	asm       assembler
 	join      *joiner
-	buf       []byte
+	buf       []byte    // read buffer: pooled (bufp), grown for one long line, or a small idle rest
+	bufp      *[]byte   // the pool's handle of buf, nil when buf is not from the pool
+	probe     [64]byte  // what an idle file is read into, so that a poll finding nothing takes no buffer
 	start     int       // first unprocessed byte of buf
 	consumed  int64     // file offset of buf[start]
 	readOff   int64     // file offset just after buf's last byte
@@ -85,12 +96,14 @@ type tailer struct {
 	lastMtime time.Time // file mtime at the last check
 	moved     int       // idle rounds since the file left its path
 	released  bool      // read to its end and given up (not stopped by shutdown)
+	denied    bool      // a read was refused for lack of permission (counted once)
 
 	now      time.Time
 	nowTS    pcommon.Timestamp
 	resource pcommon.Map
 	logs     plog.Logs
 	lrs      plog.LogRecordSlice
+	batched  bool // logs holds a batch (made at the first record, not while idle)
 	bytes    int
 	fileAttr attribute.KeyValue
 	mopt     metric.MeasurementOption
@@ -128,7 +141,6 @@ func (r *logsReceiver) newTailer(path, key string, f *os.File, src io.Reader, id
 		r: r, key: key, path: path, id: id, f: f, src: src, follow: follow,
 		done:     make(chan struct{}),
 		asm:      assembler{maxLen: r.cfg.MaxLogSize},
-		buf:      make([]byte, 0, 64*1024),
 		consumed: off, readOff: off, acked: -1, lastSize: off,
 		resource: pcommon.NewMap(),
 		fileAttr: attribute.String("log.file.path", path),
@@ -141,7 +153,6 @@ func (r *logsReceiver) newTailer(path, key string, f *os.File, src io.Reader, id
 	if m, ok := metaFromPath(path); ok {
 		m.putResource(t.resource)
 	}
-	t.newBatch()
 	return t
 }
 
@@ -154,6 +165,38 @@ func (t *tailer) newBatch() {
 	t.lrs = sl.LogRecords()
 	t.lrs.EnsureCapacity(min(t.r.cfg.MaxBatchRecords, 1024))
 	t.bytes = 0
+	t.batched = true
+}
+
+// getBuf makes buf a pooled read buffer that starts with what buf held.
+func (t *tailer) getBuf() {
+	bp := t.r.bufPool.Get().(*[]byte)
+	t.buf, t.start, t.bufp = append((*bp)[:0], t.buf[t.start:]...), 0, bp
+}
+
+// putBuf gives the read buffer back (or to the collector when it grew for a
+// long line) while the file is idle, keeping a small unprocessed rest in a
+// copy. A rest longer than maxIdleRest (a long line being written) keeps it.
+func (t *tailer) putBuf() {
+	rest := t.buf[t.start:]
+	if cap(t.buf) <= maxIdleRest || len(rest) > maxIdleRest {
+		return
+	}
+	var keep []byte
+	if len(rest) > 0 {
+		keep = append([]byte(nil), rest...)
+	}
+	t.dropBuf()
+	t.buf, t.start = keep, 0
+}
+
+// dropBuf returns a pooled buffer to the pool; buf must not be used after.
+func (t *tailer) dropBuf() {
+	if t.bufp != nil {
+		*t.bufp = t.buf[:0]
+		t.r.bufPool.Put(t.bufp)
+	}
+	t.buf, t.bufp, t.start = nil, nil, 0
 }
 
 var errStopped = errors.New("receiver stopped")
@@ -162,6 +205,7 @@ var errStopped = errors.New("receiver stopped")
 func (t *tailer) run(ctx context.Context) {
 	defer close(t.done)
 	defer t.closeFile()
+	defer t.dropBuf()
 	if t.after != nil {
 		select {
 		case <-t.after:
@@ -243,6 +287,16 @@ func (t *tailer) maxLine() int { return t.r.cfg.MaxLogSize + 64*1024 }
 
 // readChunk reads once from the file and processes the complete lines.
 func (t *tailer) readChunk(ctx context.Context) (int, error) {
+	if cap(t.buf) < readBufSize {
+		// Idle (the read buffer went back to the pool): a small read tells
+		// whether there is anything before a buffer is taken.
+		n, err := t.src.Read(t.probe[:])
+		if n > 0 {
+			t.getBuf()
+			copy(t.buf[len(t.buf):cap(t.buf)], t.probe[:n])
+		}
+		return t.readDone(ctx, n, err)
+	}
 	if t.start > 0 && (len(t.buf) == cap(t.buf) || t.start == len(t.buf)) {
 		n := copy(t.buf, t.buf[t.start:])
 		t.buf, t.start = t.buf[:n], 0
@@ -264,10 +318,16 @@ func (t *tailer) readChunk(ctx context.Context) (int, error) {
 		} else {
 			nb := make([]byte, len(t.buf), min(2*cap(t.buf), t.maxLine()))
 			copy(nb, t.buf)
+			t.dropBuf()
 			t.buf = nb
 		}
 	}
 	n, err := t.src.Read(t.buf[len(t.buf):cap(t.buf)])
+	return t.readDone(ctx, n, err)
+}
+
+// readDone processes n bytes just read into buf after its end.
+func (t *tailer) readDone(ctx context.Context, n int, err error) (int, error) {
 	if n > 0 {
 		data := t.buf[len(t.buf) : len(t.buf)+n]
 		if t.readOff < fingerprintSize && int64(len(t.fp)) == t.readOff {
@@ -286,8 +346,9 @@ func (t *tailer) readChunk(ctx context.Context) (int, error) {
 			return n, perr
 		}
 	}
-	if err != nil && errors.Is(err, syscall.EACCES) {
-		t.r.countPermission(t.path, err)
+	if err != nil && errors.Is(err, os.ErrPermission) && !t.denied {
+		t.denied = true
+		t.r.countSkip(t.path, skipPermission, err)
 	}
 	return n, err
 }
@@ -371,6 +432,9 @@ func (t *tailer) emit(ctx context.Context, rec record) error {
 }
 
 func (t *tailer) append(ctx context.Context, rec record) error {
+	if !t.batched {
+		t.newBatch()
+	}
 	lr := t.lrs.AppendEmpty()
 	if rec.ts != 0 {
 		lr.SetTimestamp(pcommon.Timestamp(rec.ts))
@@ -430,7 +494,10 @@ func (t *tailer) safeOffset() int64 {
 // refuses, and saves the checkpoint once it is accepted.
 func (t *tailer) flush(ctx context.Context) error {
 	safe := t.safeOffset()
-	n := t.lrs.Len()
+	n := 0
+	if t.batched {
+		n = t.lrs.Len()
+	}
 	if n == 0 {
 		if safe != t.acked {
 			return t.save(ctx, safe)
@@ -472,7 +539,7 @@ func (t *tailer) flush(ctx context.Context) error {
 		backoff = min(2*backoff, 5*time.Second)
 	}
 	t.r.inFlight.Add(-int64(t.bytes))
-	t.newBatch()
+	t.logs, t.lrs, t.bytes, t.batched = plog.Logs{}, plog.LogRecordSlice{}, 0, false
 	return t.save(ctx, safe)
 }
 
@@ -531,6 +598,12 @@ func (t *tailer) idle(ctx context.Context) bool {
 	if err := t.flush(ctx); err != nil {
 		return false
 	}
+	t.putBuf()
+	t.asm.release()
+	if t.join != nil {
+		t.join.release()
+	}
+	t.docker.scratch = nil
 	if !t.follow {
 		return !t.release(ctx)
 	}

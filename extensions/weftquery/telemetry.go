@@ -1,0 +1,48 @@
+package weftquery
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// registerTelemetry publishes the query bounds' state and counters as
+// self-metrics through the collector's meter provider (README "Telemetry").
+func (s *server) registerTelemetry() error {
+	if s.tel.MeterProvider == nil {
+		return nil
+	}
+	m := s.tel.MeterProvider.Meter("github.com/weftobs/weft/extensions/weftquery")
+	running, err1 := m.Int64ObservableGauge("weft_query.queries_running",
+		metric.WithDescription("Data requests holding a query slot (max_concurrent_queries)."), metric.WithUnit("{request}"))
+	queued, err2 := m.Int64ObservableGauge("weft_query.queries_queued",
+		metric.WithDescription("Data requests waiting for a query slot (max_queued_queries)."), metric.WithUnit("{request}"))
+	refused, err3 := m.Int64ObservableCounter("weft_query.refused_requests",
+		metric.WithDescription("Requests refused by a query bound, by reason (the config key or queue_full)."), metric.WithUnit("{request}"))
+	interrupted, err4 := m.Int64ObservableCounter("weft_query.interrupted_queries",
+		metric.WithDescription("Queries ended before their answer, by reason: canceled (the client went away) or timeout."), metric.WithUnit("{request}"))
+	for _, err := range []error{err1, err2, err3, err4} {
+		if err != nil {
+			return err
+		}
+	}
+	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		o.ObserveInt64(running, int64(s.gate.running()))
+		o.ObserveInt64(queued, int64(s.gate.queued()))
+		for _, r := range refusalReasons {
+			o.ObserveInt64(refused, s.refused.get(r), metric.WithAttributes(attribute.String("reason", r)))
+		}
+		for _, r := range interruptedReasons {
+			o.ObserveInt64(interrupted, s.interrupted.get(r), metric.WithAttributes(attribute.String("reason", r)))
+		}
+		return nil
+	}, running, queued, refused, interrupted)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.telReg = reg
+	s.mu.Unlock()
+	return nil
+}
