@@ -125,13 +125,20 @@ type metricAppender struct {
 	lastHash uint64      // cache key of the entry series returned last
 	base     []byte      // identity of the metric + resource + point attributes
 	id       []byte
-	res      []labels.Label // labels from the resource
-	ls       []labels.Label
-	metric   pmetric.Metric
-	mtype    otlptranslator.MetricType
-	promName string // lazily built Prometheus name of metric ("" until needed)
-	attrs    pcommon.Map
-	exLabels labels.ScratchBuilder
+	res      []labels.Label // labels from the resource: job, instance
+	promRes  []labels.Label // promoted k8s labels from the resource
+	resAll   []labels.Label // res + promRes, reused
+	// asExposed: the current scope's metrics were scraped from a
+	// Prometheus endpoint (pod_scrape); their names, label names and
+	// bucket bounds are kept exactly as exposed, what a Prometheus
+	// scraping the same target stores, instead of the OTel translation.
+	asExposed bool
+	ls        []labels.Label
+	metric    pmetric.Metric
+	mtype     otlptranslator.MetricType
+	promName  string // lazily built Prometheus name of metric ("" until needed)
+	attrs     pcommon.Map
+	exLabels  labels.ScratchBuilder
 	// pendingEx are the exemplars of the current transaction, appended in
 	// order just before Commit (see appendExemplars).
 	pendingEx []pendingExemplar
@@ -218,6 +225,7 @@ func (a *metricAppender) append(ctx context.Context, md pmetric.Metrics) error {
 		a.resourceLabels(a.resAttrs)
 		sms := rm.ScopeMetrics()
 		for j := 0; j < sms.Len(); j++ {
+			a.asExposed = sms.At(j).Scope().Name() == scrapedScope
 			ms := sms.At(j).Metrics()
 			for k := 0; k < ms.Len(); k++ {
 				pending += a.appendMetric(ms.At(k))
@@ -233,10 +241,10 @@ func (a *metricAppender) append(ctx context.Context, md pmetric.Metrics) error {
 	return nil
 }
 
-// resourceLabels sets a.res (sorted) from the resource attributes: job,
-// instance and the promoted k8s attributes.
+// resourceLabels sets a.res (sorted) from the resource attributes: job and
+// instance, and a.promRes from the promoted k8s attributes.
 func (a *metricAppender) resourceLabels(attrs pcommon.Map) {
-	a.res = a.res[:0]
+	a.res, a.promRes = a.res[:0], a.promRes[:0]
 	if svc := attrString(attrs, "service.name"); svc != "" {
 		job := svc
 		if ns := attrString(attrs, "service.namespace"); ns != "" {
@@ -249,7 +257,7 @@ func (a *metricAppender) resourceLabels(attrs pcommon.Map) {
 	}
 	for _, p := range promoted {
 		if v := attrString(attrs, p.attr); v != "" {
-			a.res = append(a.res, labels.Label{Name: p.label, Value: v})
+			a.promRes = append(a.promRes, labels.Label{Name: p.label, Value: v})
 		}
 	}
 }
@@ -320,11 +328,14 @@ func (a *metricAppender) startPoint(attrs pcommon.Map) {
 	a.attrs = attrs
 	b := a.base[:0]
 	b = append(b, byte(a.mtype))
+	if a.asExposed {
+		b = append(b, 'x')
+	}
 	b = append(b, a.metric.Name()...)
 	b = append(b, 0)
 	b = append(b, a.metric.Unit()...)
 	b = append(b, 0)
-	for _, l := range a.res {
+	for _, l := range a.resLabels() {
 		b = append(b, l.Name...)
 		b = append(b, 0)
 		b = append(b, l.Value...)
@@ -430,7 +441,7 @@ func (a *metricAppender) histogramPoint(p pmetric.HistogramDataPoint) int64 {
 		if i < counts.Len() {
 			cum += counts.At(i)
 		}
-		ref, ok := a.add(kindBucket, i, "le", formatFloat(bounds.At(i)), t, val(float64(cum)))
+		ref, ok := a.add(kindBucket, i, "le", a.formatBound(bounds.At(i)), t, val(float64(cum)))
 		if ok {
 			n++
 		}
@@ -459,7 +470,7 @@ func (a *metricAppender) summaryPoint(p pmetric.SummaryDataPoint) int64 {
 	qs := p.QuantileValues()
 	for i := 0; i < qs.Len(); i++ {
 		q := qs.At(i)
-		if _, ok := a.add(kindQuantile, i, "quantile", formatFloat(q.Quantile()), t, q.Value()); ok {
+		if _, ok := a.add(kindQuantile, i, "quantile", a.formatBound(q.Quantile()), t, q.Value()); ok {
 			n++
 		}
 	}
@@ -470,6 +481,32 @@ func (a *metricAppender) summaryPoint(p pmetric.SummaryDataPoint) int64 {
 		n++
 	}
 	return n
+}
+
+// scrapedScope is the instrumentation scope of pod_scrape's metrics.
+const scrapedScope = "github.com/weftobs/weft/receivers/podscrape"
+
+// resLabels are the resource's labels for the current scope: job and
+// instance, plus the promoted k8s labels for OTel-named metrics (a
+// Prometheus scraping a target adds none of them).
+func (a *metricAppender) resLabels() []labels.Label {
+	if a.asExposed || len(a.promRes) == 0 {
+		return a.res
+	}
+	a.resAll = append(append(a.resAll[:0], a.res...), a.promRes...)
+	return a.resAll
+}
+
+// formatBound formats an le or quantile label value. Scraped bounds use
+// the shortest 'g' form, what Go's client library and Envoy expose
+// (1e+06, 0.00011, 1e-05), so that the label matches what Prometheus
+// stored from the same exposition; OTel-named metrics keep the OTel
+// translator's form.
+func (a *metricAppender) formatBound(f float64) string {
+	if a.asExposed && !math.IsInf(f, 0) {
+		return strconv.FormatFloat(f, 'g', -1, 64)
+	}
+	return formatFloat(f)
 }
 
 func formatFloat(f float64) string {
@@ -695,6 +732,9 @@ func sampleReason(err error) string {
 func (a *metricAppender) buildLabels(kind byte, extraName, extraValue string) labels.Labels {
 	if a.promName == "" {
 		name, err := a.metricNamer.Build(otlptranslator.Metric{Name: a.metric.Name(), Unit: a.metric.Unit(), Type: a.mtype})
+		if a.asExposed {
+			name, err = a.metric.Name(), nil
+		}
 		if err != nil || name == "" {
 			name = "unnamed_metric"
 		}
@@ -712,7 +752,10 @@ func (a *metricAppender) buildLabels(kind byte, extraName, extraValue string) la
 	ls := a.ls[:0]
 	for k, v := range a.attrs.All() {
 		ln, err := a.labelNamer.Build(k)
-		if err != nil {
+		if a.asExposed {
+			ln, err = k, nil // exposed label names are Prometheus names already
+		}
+		if err != nil || ln == "" {
 			continue // an empty attribute key names no label
 		}
 		ls = append(ls, labels.Label{Name: ln, Value: v.AsString()})
@@ -733,7 +776,7 @@ func (a *metricAppender) buildLabels(kind byte, extraName, extraValue string) la
 		_, found := slices.BinarySearchFunc(out, n, func(l labels.Label, n string) int { return strings.Compare(l.Name, n) })
 		return found
 	}
-	for _, l := range a.res {
+	for _, l := range a.resLabels() {
 		if !has(l.Name) {
 			ls = append(ls, l)
 		}
@@ -759,7 +802,7 @@ func exemplarValue(ex pmetric.Exemplar) float64 {
 // timestamp (the span_metrics connector sets none) takes its point's, t.
 func (a *metricAppender) addExemplar(ref storage.SeriesRef, ex pmetric.Exemplar, t int64) {
 	tid := ex.TraceID()
-	if tid.IsEmpty() {
+	if tid.IsEmpty() && !a.asExposed {
 		a.rejectedExemplars[reasonNoTraceID].Add(1)
 		return
 	}
@@ -768,7 +811,18 @@ func (a *metricAppender) addExemplar(ref storage.SeriesRef, ex pmetric.Exemplar,
 	if !sid.IsEmpty() {
 		a.exLabels.Add("span_id", sid.String())
 	}
-	a.exLabels.Add("trace_id", tid.String())
+	if !tid.IsEmpty() {
+		a.exLabels.Add("trace_id", tid.String())
+	}
+	if a.asExposed {
+		// A scraped exemplar keeps every label it was exposed with, as
+		// Prometheus stores it (pod_scrape moved trace_id and span_id
+		// into the IDs, the rest into the filtered attributes).
+		for k, v := range ex.FilteredAttributes().All() {
+			a.exLabels.Add(k, v.AsString())
+		}
+		a.exLabels.Sort()
+	}
 	ts := ms(ex.Timestamp())
 	if ex.Timestamp() == 0 {
 		ts = t
