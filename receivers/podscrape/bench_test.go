@@ -1,6 +1,7 @@
 package podscrape
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -23,18 +24,24 @@ import (
 var benchSizes = []int{10000, 50000}
 
 // BenchmarkAppendBody is the parse → pdata path of one scrape in steady
-// state (series already known, as from the second scrape on).
+// state (series already known, as from the second scrape on), streamed
+// through the parse window as scrapes do.
 func BenchmarkAppendBody(b *testing.B) {
 	for _, n := range benchSizes {
 		b.Run(fmt.Sprintf("envoy-%dk", n/1000), func(b *testing.B) {
 			body := envoyPayload(n)
 			a := newAppender(labels.FromStrings("job", "envoy", "instance", "10.0.0.1:15090"), false, scrapeLimits{honorTimestamps: true}, nil)
 			now := time.Unix(1700000000, 0)
-			var samples int
+			var (
+				samples int
+				c       chunker
+				r       bytes.Reader
+			)
 			run := func() {
 				md := pmetric.NewMetrics()
 				ms := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics()
-				st, err := a.appendBody(body, ctText, now, ms)
+				r.Reset(body)
+				st, err := a.appendStream(&c, &r, ctText, now, ms, int64(len(body)), false)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -108,7 +115,7 @@ func benchTarget(b *testing.B, rawURL string) (*target, int) {
 }
 
 // BenchmarkRetainedPerSeries measures the heap a target keeps between
-// scrapes (series cache, point state, body buffer), per active series.
+// scrapes (series cache, point state, parse buffer), per active series.
 func BenchmarkRetainedPerSeries(b *testing.B) {
 	for _, n := range benchSizes {
 		b.Run(fmt.Sprintf("envoy-%dk", n/1000), func(b *testing.B) {

@@ -1,6 +1,7 @@
 package podscrape
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -57,6 +58,7 @@ const (
 	reasonDuplicate    = "duplicate_series"
 	reasonContentType  = "content_type"
 	reasonDecompress   = "decompress"
+	reasonLineTooLong  = "line_too_long"
 	scopeName          = "github.com/weftobs/weft/receivers/podscrape"
 	failuresMetricName = "pod_scrape_failures_total"
 )
@@ -194,6 +196,15 @@ type appender struct {
 	offs, nextOffs   []uint32
 	order, nextOrder []*seriesEntry
 
+	// cur is the scrape being parsed.
+	cur parseState
+	// fmtCT and fmt cache the body format of the last content type.
+	fmtCT  string
+	fmt    bodyFormat
+	hasFmt bool
+	// typeLine is the TYPE line re-emitted at the start of a chunk.
+	typeLine []byte
+
 	symbols *labels.SymbolTable
 	lbls    labels.Labels
 	lb      *labels.Builder
@@ -224,116 +235,193 @@ type parseStats struct {
 	staleEmitted int
 }
 
-// appendBody parses body and appends its data points to ms. On error the
-// caller discards ms and calls fail.
+// parseState is one scrape's parse in progress, carried from chunk to chunk
+// of a streamed body: the counts, whether the position data diverged, and
+// the family the last TYPE/HELP lines declared.
+type parseState struct {
+	ms       pmetric.MetricSlice
+	st       parseStats
+	nowMs    int64
+	useST    bool
+	diverged bool
+	// sizeHint sizes the first position data: the body's expected length.
+	sizeHint int
+	typed    bool // a TYPE entry was seen
+	family   []byte
+	famType  model.MetricType
+	help     []byte
+	helpFor  []byte
+	// sentinel is the first byte of the comment line that ends a
+	// Prometheus text chunk; seen is set when the parser returned it (the
+	// parser stops early, silently, at a NUL byte starting a line).
+	sentinel *byte
+	seen     bool
+}
+
+// appendBody parses a whole body and appends its data points to ms. On
+// error the caller discards ms and calls fail. Scrapes stream their bodies
+// through appendStream; appendBody is the same parse on one chunk.
 func (a *appender) appendBody(body []byte, contentType string, now time.Time, ms pmetric.MetricSlice) (parseStats, error) {
+	format, err := a.formatOf(contentType)
+	if err != nil {
+		a.iter++
+		return parseStats{}, err
+	}
+	a.begin(contentType, now, ms, len(body))
+	if err := a.parseChunk(body, format); err != nil {
+		return a.cur.st, err
+	}
+	return a.commit(), nil
+}
+
+// begin starts a scrape.
+func (a *appender) begin(contentType string, now time.Time, ms pmetric.MetricSlice, sizeHint int) {
 	a.iter++
 	a.touched = a.touched[:0]
 	a.nextKeys, a.nextOffs, a.nextOrder = nil, nil, nil
-	diverged := false
-	var st parseStats
-	p, err := textparse.New(body, contentType, a.symbols, textparse.ParserOptions{
-		IgnoreNativeHistograms:  true,
+	c := &a.cur
+	*c = parseState{
+		ms:    ms,
+		nowMs: now.UnixMilli(),
+		// The OpenMetrics parser's StartTimestamp turns the skipping of
+		// _created lines back on (prometheus v0.315.1); for OpenMetrics
+		// the _created series themselves give the start times.
+		useST:    contentType == "" || !strings.HasPrefix(contentType, "application/openmetrics-text"),
+		sizeHint: sizeHint,
+		family:   c.family[:0],
+		help:     c.help[:0],
+		helpFor:  c.helpFor[:0],
+	}
+}
+
+// parserOptions are the textparse options of every scrape.
+func parserOptions() textparse.ParserOptions {
+	return textparse.ParserOptions{
+		IgnoreNativeHistograms: true,
 		// _created series are samples of their own, as Prometheus 2.x
 		// stores them (they also give the counters' start times).
 		OpenMetricsSkipSTSeries: false,
 		FallbackContentType:     "text/plain",
-	})
-	if p == nil {
-		return st, failf(reasonContentType, "content type %q: %w", contentType, err)
 	}
-	nowMs := now.UnixMilli()
-	// The OpenMetrics parser's StartTimestamp turns the skipping of
-	// _created lines back on (prometheus v0.315.1); for OpenMetrics the
-	// _created series themselves give the start times.
-	useST := contentType == "" || !strings.HasPrefix(contentType, "application/openmetrics-text")
-	var (
-		family  []byte
-		famType model.MetricType
-		help    []byte
-		helpFor []byte
-	)
+}
+
+// newParser returns the parser textparse.New returns for a content type
+// of the format with parserOptions, without parsing the content type again
+// for every chunk.
+func (a *appender) newParser(b []byte, format bodyFormat) textparse.Parser {
+	switch format {
+	case formatOpenMetrics:
+		return textparse.NewOpenMetricsParser(b, a.symbols)
+	case formatProto:
+		return textparse.NewProtobufParser(b, true, false, false, false, a.symbols)
+	}
+	return textparse.NewPromParser(b, a.symbols, false)
+}
+
+// parseChunk parses b, whole lines (protobuf: messages) of the scrape's
+// body, and appends their samples to the scrape's metrics.
+func (a *appender) parseChunk(b []byte, format bodyFormat) error {
+	p := a.newParser(b, format)
+	binary := format == formatProto
+	c := &a.cur
 	for {
 		e, err := p.Next()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
-				break
+				return nil
 			}
-			return st, failf(reasonParse, "%w", err)
+			return failf(reasonParse, "%w", err)
 		}
 		switch e {
 		case textparse.EntryType:
 			name, typ := p.Type()
-			family = append(family[:0], name...)
-			famType = typ
+			if !binary && bytes.IndexByte(name, '\n') >= 0 {
+				return errRawLineFeed(name)
+			}
+			c.family = append(c.family[:0], name...)
+			c.famType = typ
+			c.typed = true
 			continue
 		case textparse.EntryHelp:
 			name, text := p.Help()
-			helpFor = append(helpFor[:0], name...)
-			help = append(help[:0], text...)
+			if !binary && bytes.IndexByte(name, '\n') >= 0 {
+				return errRawLineFeed(name)
+			}
+			c.helpFor = append(c.helpFor[:0], name...)
+			c.help = append(c.help[:0], text...)
 			continue
 		case textparse.EntrySeries:
+		case textparse.EntryComment:
+			if c.sentinel != nil {
+				if cm := p.Comment(); len(cm) > 0 && &cm[0] == c.sentinel {
+					c.seen = true
+				}
+			}
+			continue
 		default:
-			// Comments, units and native histograms (not requested).
+			// Units and native histograms (not requested).
 			continue
 		}
 		met, tp, v := p.Series()
-		idx := st.scraped
-		st.scraped++
+		idx := c.st.scraped
+		c.st.scraped++
 		var ent *seriesEntry
 		if idx < len(a.order) && string(a.keys[a.offs[idx]:a.offs[idx+1]]) == string(met) {
 			ent = a.order[idx]
 		} else {
-			if !diverged {
-				diverged = true
-				a.diverge(idx, len(body))
+			if !c.diverged {
+				c.diverged = true
+				a.diverge(idx, c.sizeHint)
 			}
 			ent = a.series[string(met)]
 		}
-		if diverged {
+		if c.diverged {
 			a.nextKeys = append(a.nextKeys, met...)
 			a.nextOffs = append(a.nextOffs, uint32(len(a.nextKeys)))
 		}
 		if ent == nil {
-			var h []byte
-			if string(helpFor) == string(family) {
-				h = help
+			if !binary && bytes.IndexByte(met, '\n') >= 0 {
+				return errRawLineFeed(met)
 			}
-			ent = a.newEntry(p, family, famType, h)
-			ent.createdFor = createdSiblings(met, family, famType)
+			var h []byte
+			if string(c.helpFor) == string(c.family) {
+				h = c.help
+			}
+			ent = a.newEntry(p, c.family, c.famType, h)
+			ent.createdFor = createdSiblings(met, c.family, c.famType)
 			a.series[string(met)] = ent
 			if !ent.dropped {
-				st.added++
+				c.st.added++
 			}
 		}
-		if diverged {
+		if c.diverged {
 			a.nextOrder = append(a.nextOrder, ent)
 		}
 		if ent.lastSeen == a.iter {
-			return st, failf(reasonDuplicate, "series %s exposed twice", met)
+			return failf(reasonDuplicate, "series %s exposed twice", met)
 		}
 		ent.lastSeen = a.iter
 		if ent.dropped {
 			continue
 		}
 		if ent.overLimit != nil {
-			return st, ent.overLimit
+			return ent.overLimit
 		}
-		st.postRelabel++
-		if a.limits.sample > 0 && st.postRelabel > a.limits.sample {
-			return st, failf(reasonSampleLimit, "more than %d samples after relabeling (sample_limit)", a.limits.sample)
+		c.st.postRelabel++
+		if a.limits.sample > 0 && c.st.postRelabel > a.limits.sample {
+			return failf(reasonSampleLimit, "more than %d samples after relabeling (sample_limit)", a.limits.sample)
 		}
-		ts := nowMs
+		ts := c.nowMs
 		if tp != nil && a.limits.honorTimestamps {
 			ts = *tp
 		}
 		ps := ent.point
 		if ps.lastSeen != a.iter {
-			a.touch(ps, ms, ts)
+			a.touch(ps, c.ms, ts)
 		} else if ent.role == roleValue {
-			return st, failf(reasonDuplicate, "series %s exposed twice", met)
+			return failf(reasonDuplicate, "series %s exposed twice", met)
 		}
-		if useST {
+		if c.useST {
 			if stt := p.StartTimestamp(); stt != 0 {
 				ps.created = stt
 			}
@@ -365,6 +453,21 @@ func (a *appender) appendBody(body []byte, contentType string, now time.Time, ms
 			q.SetValue(v)
 		}
 	}
+}
+
+// errRawLineFeed fails a text body whose quoted name or label value holds
+// a raw line feed. The formats require it escaped (\n); Prometheus's lexer
+// lets it through, but a body parsed line by line cannot, so that a scrape's
+// outcome does not depend on where its chunks are cut.
+func errRawLineFeed(text []byte) error {
+	return failf(reasonParse, "raw line feed in the quoted name or label value of %.80q (must be escaped as \\n)", text)
+}
+
+// commit completes a scrape that parsed without error: data points
+// finished, vanished series ended, state of the scrape kept.
+func (a *appender) commit() parseStats {
+	c := &a.cur
+	st := c.st
 	for _, ps := range a.touched {
 		a.finish(ps)
 	}
@@ -374,7 +477,7 @@ func (a *appender) appendBody(body []byte, contentType string, now time.Time, ms
 	if a.lastOK != 0 {
 		for _, ps := range a.points {
 			if ps.okSeen == a.lastOK && ps.lastSeen != a.iter {
-				a.appendStale(ps, ms, nowMs)
+				a.appendStale(ps, c.ms, c.nowMs)
 				st.staleEmitted++
 			}
 		}
@@ -398,7 +501,11 @@ func (a *appender) appendBody(body []byte, contentType string, now time.Time, ms
 	}
 	a.lastOK = a.iter
 	switch {
-	case diverged:
+	case c.diverged:
+		if cap(a.nextKeys) > len(a.nextKeys)+len(a.nextKeys)/4+4096 {
+			// Sized from a guess (a body's length): keep what it holds.
+			a.nextKeys = append([]byte(nil), a.nextKeys...)
+		}
 		a.keys, a.offs, a.order = a.nextKeys, a.nextOffs, a.nextOrder
 	case st.scraped < len(a.order):
 		// Series gone from the end: keep the matching prefix.
@@ -406,13 +513,13 @@ func (a *appender) appendBody(body []byte, contentType string, now time.Time, ms
 		a.keys, a.offs, a.order = a.keys[:a.offs[st.scraped]], a.offs[:st.scraped+1], a.order[:st.scraped]
 	}
 	a.nextKeys, a.nextOffs, a.nextOrder = nil, nil, nil
-	return st, nil
+	return st
 }
 
 // diverge starts new position data at the first series (idx) that differs
 // from the previous scrape, with the matching prefix copied.
-func (a *appender) diverge(idx, bodyLen int) {
-	keysCap, n := bodyLen, idx+1
+func (a *appender) diverge(idx, sizeHint int) {
+	keysCap, n := sizeHint, idx+1
 	if len(a.order) > 0 {
 		keysCap = len(a.keys) + len(a.keys)/16
 		n = max(len(a.order)+len(a.order)/16, idx+1)
@@ -442,6 +549,7 @@ func (a *appender) release() {
 	for _, m := range a.metrics {
 		m.m = pmetric.Metric{}
 	}
+	a.cur.ms = pmetric.MetricSlice{}
 	clear(a.touched)
 	a.touched = a.touched[:0]
 }

@@ -1,6 +1,7 @@
 package podscrape
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
@@ -46,6 +47,39 @@ func FuzzAppendBody(f *testing.F) {
 			if st2.staleEmitted != 0 {
 				t.Fatalf("a repeated body ended %d series", st2.staleEmitted)
 			}
+		}
+	})
+}
+
+// FuzzStreamMatchesWhole parses arbitrary bodies whole and streamed through
+// a window of 16 to 4111 bytes: the outcome is the same (data points,
+// counts, failure reason) unless a line does not fit the window.
+func FuzzStreamMatchesWhole(f *testing.F) {
+	f.Add(textFamilies(2), uint8(0), uint16(100))
+	f.Add(tinyLines(5), uint8(0), uint16(48))
+	f.Add(omFamilies(2), uint8(1), uint16(160))
+	f.Add([]byte("# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_other{le=\"1\"} 1\n# TYPE s summary\ns_x{quantile=\"1\"} 2\n"), uint8(0), uint16(30))
+	f.Add([]byte("a 1\n\x00b 2\nc 3\n"), uint8(0), uint16(10))
+	f.Add([]byte("a 1\n# EOF\n"), uint8(1), uint16(6))
+	f.Add([]byte("# TYPE a counter\na_total{x=\"1\nz\"} 1\n"), uint8(0), uint16(20))
+	f.Add([]byte{0x0a, 0x03, 'a', 'b', 'c'}, uint8(2), uint16(0))
+	cts := []string{ctText, ctOM, ctProto}
+	f.Fuzz(func(t *testing.T, body []byte, ct uint8, w uint16) {
+		contentType := cts[int(ct)%len(cts)]
+		window := 16 + int(w)%4096
+		whole := wholeOnce(t, body, contentType)
+		got, c := streamOnce(t, body, contentType, window)
+		if len(c.buf) > window {
+			t.Fatalf("buffer of %d bytes, window %d", len(c.buf), window)
+		}
+		if got.reason == reasonLineTooLong {
+			return
+		}
+		if got.reason != whole.reason {
+			t.Fatalf("window %d: streamed %q, whole %q", window, got.err, whole.err)
+		}
+		if whole.reason == "" && !reflect.DeepEqual(whole, got) {
+			t.Fatalf("window %d: streamed %+v, whole %+v", window, got, whole)
 		}
 	})
 }

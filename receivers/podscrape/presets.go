@@ -181,8 +181,8 @@ func presetJobs(cfg *Config) []*job {
 	key := sdKey{apiServer: cfg.KubernetesAPI.APIServer, kubeConfig: cfg.KubernetesAPI.KubeConfigFile}
 	base := func(name string, rules []*relabel.Config) *job {
 		return &job{
-			name:        name,
-			interval:    cfg.ScrapeInterval,
+			name:      name,
+			interval:  cfg.ScrapeInterval,
 			timeout:   cfg.scrapeTimeout(),
 			path:      "/metrics",
 			scheme:    "http",

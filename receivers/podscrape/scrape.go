@@ -1,7 +1,6 @@
 package podscrape
 
 import (
-	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/tls"
@@ -71,9 +70,12 @@ type target struct {
 	failures map[string]float64
 	// lastReason is the reason of the last scrape if it failed.
 	lastReason string
-	buf        bytes.Buffer
-	lastLen    int64
-	gz         *gzip.Reader
+	// chunks holds the part of a body being parsed (at most its window);
+	// lastLen is the previous body's length.
+	chunks  chunker
+	body    bodyReader
+	lastLen int64
+	gz      *gzip.Reader
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -84,11 +86,12 @@ type target struct {
 	last atomic.Pointer[scrapeResult]
 }
 
-// fetch GETs the target's body into t.buf and returns its content type.
-func (t *target) fetch(ctx context.Context) (string, error) {
+// scrape GETs the target's body and parses it as it arrives, appending
+// its data points to ms; ctx bounds both.
+func (t *target) scrape(ctx context.Context, now time.Time, ms pmetric.MetricSlice) (parseStats, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url, nil)
 	if err != nil {
-		return "", failf(reasonConnection, "request: %w", err)
+		return parseStats{}, failf(reasonConnection, "request: %w", err)
 	}
 	req.Header.Set("Accept", t.job.accept)
 	req.Header.Set("Accept-Encoding", "gzip")
@@ -96,14 +99,14 @@ func (t *target) fetch(ctx context.Context) (string, error) {
 	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", strconv.FormatFloat(t.job.timeout.Seconds(), 'f', -1, 64))
 	resp, err := t.client.Do(req)
 	if err != nil {
-		return "", classify(ctx, err)
+		return parseStats{}, classify(ctx, err)
 	}
 	defer func() {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		_ = resp.Body.Close()
 	}()
 	if resp.StatusCode != http.StatusOK {
-		return "", failf(reasonHTTPStatus, "server returned HTTP status %s", resp.Status)
+		return parseStats{}, failf(reasonHTTPStatus, "server returned HTTP status %s", resp.Status)
 	}
 	var body io.Reader = resp.Body
 	if resp.Header.Get("Content-Encoding") == "gzip" {
@@ -113,38 +116,53 @@ func (t *target) fetch(ctx context.Context) (string, error) {
 			err = t.gz.Reset(resp.Body)
 		}
 		if err != nil {
-			return "", failf(reasonDecompress, "gzip: %w", err)
+			return parseStats{}, failf(reasonDecompress, "gzip: %w", err)
 		}
 		body = t.gz
 	}
-	limit := t.job.bodyLimit
-	if limit > 0 {
-		body = io.LimitReader(body, limit+1)
-	}
-	t.buf.Reset()
-	// Room for the previous body's size (or the announced one) up front:
-	// ReadFrom alone doubles its way to up to twice the body.
-	want := max(t.lastLen+t.lastLen/16, resp.ContentLength) + bytes.MinRead
-	if limit > 0 {
-		want = min(want, limit+bytes.MinRead)
-	} else {
-		want = min(want, 64<<20) // a Content-Length is no promise
-	}
-	if want > int64(t.buf.Cap()) {
-		t.buf.Grow(int(want))
-	}
-	if _, err := t.buf.ReadFrom(body); err != nil {
-		if ctx.Err() != nil {
-			return "", failf(reasonTimeout, "read body: %w", err)
+	br := &t.body
+	*br = bodyReader{ctx: ctx, r: body, limit: t.job.bodyLimit}
+	st, err := t.app.appendStream(&t.chunks, br, resp.Header.Get("Content-Type"), now, ms, t.lastLen, br.limit > 0)
+	t.lastLen = br.n
+	t.chunks.release(br.n)
+	*br = bodyReader{}
+	return st, err
+}
+
+// bodyReader reads a body for the parse: it counts the (uncompressed)
+// bytes, fails the body once it is over body_size_limit (reading at most
+// limit+1 bytes) and gives read failures their reason.
+type bodyReader struct {
+	ctx   context.Context
+	r     io.Reader
+	limit int64 // 0: none
+	n     int64
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.limit > 0 {
+		if b.n > b.limit {
+			return 0, b.tooLarge()
 		}
-		return "", failf(reasonConnection, "read body: %w", err)
+		if int64(len(p)) > b.limit+1-b.n {
+			p = p[:b.limit+1-b.n]
+		}
 	}
-	t.lastLen = int64(t.buf.Len())
-	if limit > 0 && int64(t.buf.Len()) > limit {
-		t.buf.Reset()
-		return "", failf(reasonBodySize, "body larger than body_size_limit %d bytes", limit)
+	m, err := b.r.Read(p)
+	b.n += int64(m)
+	switch {
+	case b.limit > 0 && b.n > b.limit:
+		return m, b.tooLarge()
+	case err == nil, err == io.EOF:
+		return m, err
+	case b.ctx.Err() != nil:
+		return m, failf(reasonTimeout, "read body: %w", err)
 	}
-	return resp.Header.Get("Content-Type"), nil
+	return m, failf(reasonConnection, "read body: %w", err)
+}
+
+func (b *bodyReader) tooLarge() error {
+	return failf(reasonBodySize, "body larger than body_size_limit %d bytes", b.limit)
 }
 
 // classify gives a transport error its reason.
@@ -203,13 +221,10 @@ func (t *target) scrapeOnce(ctx context.Context) {
 	sm.Scope().SetName(scopeName)
 	ms := sm.Metrics()
 
+	// The timeout bounds the parse too: the body is parsed as it arrives.
 	sctx, cancel := context.WithTimeout(ctx, t.job.timeout)
-	ct, err := t.fetch(sctx)
+	st, err := t.scrape(sctx, start, ms)
 	cancel()
-	var st parseStats
-	if err == nil {
-		st, err = t.app.appendBody(t.buf.Bytes(), ct, start, ms)
-	}
 	if ctx.Err() != nil {
 		// Shutting down or the target went away: no batch for a scrape
 		// that was cut short.
@@ -240,11 +255,6 @@ func (t *target) scrapeOnce(ctx context.Context) {
 		t.logger.Info("Scrape recovered", zap.String("job", t.job.name), zap.String("url", t.url),
 			zap.String("after", t.lastReason))
 		t.lastReason = ""
-	}
-	if t.buf.Cap() > t.buf.Len()+t.buf.Len()/4+(64<<10) {
-		// Give back the slack of a buffer that grew by doubling or of a
-		// body that shrank; the next scrape sizes it from this body.
-		t.buf = bytes.Buffer{}
 	}
 	dur := time.Since(start)
 	res := &scrapeResult{at: start, dur: dur, samples: st.scraped}

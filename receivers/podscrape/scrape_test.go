@@ -276,6 +276,13 @@ func TestFailedScrapes(t *testing.T) {
 			reason: reasonBodySize,
 		},
 		{
+			name: "line longer than the parse window",
+			handler: func(w http.ResponseWriter, _ *http.Request) {
+				fmt.Fprintf(w, "ok 1\nlong{v=\"%s\"} 1\n", strings.Repeat("v", streamWindow))
+			},
+			reason: reasonLineTooLong,
+		},
+		{
 			name: "gzip bomb over body_size_limit",
 			handler: func(w http.ResponseWriter, _ *http.Request) {
 				w.Header().Set("Content-Encoding", "gzip")
