@@ -133,12 +133,15 @@ type metricAppender struct {
 	// bucket bounds are kept exactly as exposed, what a Prometheus
 	// scraping the same target stores, instead of the OTel translation.
 	asExposed bool
-	ls        []labels.Label
-	metric    pmetric.Metric
-	mtype     otlptranslator.MetricType
-	promName  string // lazily built Prometheus name of metric ("" until needed)
-	attrs     pcommon.Map
-	exLabels  labels.ScratchBuilder
+	// boundTexts maps a bound's 'g' form to its exposed text, for the
+	// current scraped metric (pod_scrape's ExposedBoundsKey metadata).
+	boundTexts pcommon.Map
+	ls         []labels.Label
+	metric     pmetric.Metric
+	mtype      otlptranslator.MetricType
+	promName   string // lazily built Prometheus name of metric ("" until needed)
+	attrs      pcommon.Map
+	exLabels   labels.ScratchBuilder
 	// pendingEx are the exemplars of the current transaction, appended in
 	// order just before Commit (see appendExemplars).
 	pendingEx []pendingExemplar
@@ -266,6 +269,12 @@ func (a *metricAppender) resourceLabels(attrs pcommon.Map) {
 // appended.
 func (a *metricAppender) appendMetric(m pmetric.Metric) int64 {
 	a.metric, a.promName = m, ""
+	a.boundTexts = pcommon.Map{}
+	if a.asExposed {
+		if v, ok := m.Metadata().Get(exposedBoundsKey); ok && v.Type() == pcommon.ValueTypeMap {
+			a.boundTexts = v.Map()
+		}
+	}
 	var n int64
 	switch m.Type() {
 	case pmetric.MetricTypeGauge:
@@ -483,8 +492,14 @@ func (a *metricAppender) summaryPoint(p pmetric.SummaryDataPoint) int64 {
 	return n
 }
 
-// scrapedScope is the instrumentation scope of pod_scrape's metrics.
-const scrapedScope = "github.com/weftobs/weft/receivers/podscrape"
+// scrapedScope is the instrumentation scope of pod_scrape's metrics, and
+// exposedBoundsKey its metric metadata key for bounds exposed in another
+// form than 'g' (podscrape.ExposedBoundsKey; the store does not import
+// receivers).
+const (
+	scrapedScope     = "github.com/weftobs/weft/receivers/podscrape"
+	exposedBoundsKey = "weft.prometheus.exposed_bounds"
+)
 
 // resLabels are the resource's labels for the current scope: job and
 // instance, plus the promoted k8s labels for OTel-named metrics (a
@@ -504,7 +519,13 @@ func (a *metricAppender) resLabels() []labels.Label {
 // translator's form.
 func (a *metricAppender) formatBound(f float64) string {
 	if a.asExposed && !math.IsInf(f, 0) {
-		return strconv.FormatFloat(f, 'g', -1, 64)
+		g := strconv.FormatFloat(f, 'g', -1, 64)
+		if a.boundTexts != (pcommon.Map{}) {
+			if raw, ok := a.boundTexts.Get(g); ok {
+				return raw.AsString()
+			}
+		}
+		return g
 	}
 	return formatFloat(f)
 }

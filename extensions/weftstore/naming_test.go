@@ -53,6 +53,8 @@ func TestScrapedMetricsKeepExposedNames(t *testing.T) {
 	scraped := rm.ScopeMetrics().AppendEmpty()
 	scraped.Scope().SetName(scrapedScope)
 	fill(scraped)
+	// pod_scrape saw 1e+06 exposed as 1000000 (as Envoy writes it).
+	scraped.Metrics().At(1).Metadata().PutEmptyMap(exposedBoundsKey).PutStr("1e+06", "1000000")
 	otel := rm.ScopeMetrics().AppendEmpty()
 	otel.Scope().SetName("some.otlp.library")
 	fill(otel)
@@ -64,7 +66,7 @@ func TestScrapedMetricsKeepExposedNames(t *testing.T) {
 		`envoy_cluster_upstream_rq{job="istio-sidecars",instance="10.1.2.3:15090",response_code__class="2xx",k8s_pod_name=""}`: 7,
 		`istio_agent_xds_config_size_bytes_bucket{le="1e-05",k8s_pod_name=""}`:                                                 1,
 		`istio_agent_xds_config_size_bytes_bucket{le="0.00011",k8s_pod_name=""}`:                                               2,
-		`istio_agent_xds_config_size_bytes_bucket{le="1e+06",k8s_pod_name=""}`:                                                 3,
+		`istio_agent_xds_config_size_bytes_bucket{le="1000000",k8s_pod_name=""}`:                                               3,
 		`istio_agent_xds_config_size_bytes_count{k8s_pod_name=""}`:                                                             4,
 		// OTel translation for the other scope.
 		`envoy_cluster_upstream_rq_total{response_code_class="2xx",k8s_pod_name="reviews-v1-abc"}`: 7,

@@ -21,6 +21,12 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 )
 
+// ExposedBoundsKey is the pdata metric metadata key under which pod_scrape
+// puts the exposed text of bucket and quantile bounds that Go's shortest
+// 'g' formatting would write differently: a map from the 'g' form to the
+// exposed one.
+const ExposedBoundsKey = "weft.prometheus.exposed_bounds"
+
 // metricKind is the pdata shape a Prometheus metric family becomes.
 type metricKind uint8
 
@@ -81,6 +87,14 @@ type metricState struct {
 	name string
 	help string
 	kind metricKind
+	// boundTexts are the le (or quantile) values exposed in another form
+	// than Go's shortest 'g' one (Envoy writes 1800000 where Go writes
+	// 1.8e+06), by their 'g' form. They travel in the pdata metric's
+	// metadata (ExposedBoundsKey), so that weft_store stores the label
+	// Prometheus stores.
+	boundTexts map[string]string
+	// metaLen is how many boundTexts the current output metric carries.
+	metaLen int
 	// iter is the scrape in which m was appended to the output.
 	iter uint64
 	m    pmetric.Metric
@@ -389,6 +403,7 @@ func (a *appender) parseChunk(b []byte, format bodyFormat) error {
 			}
 			ent = a.newEntry(p, c.family, c.famType, h)
 			ent.createdFor = createdSiblings(met, c.family, c.famType)
+			noteBoundText(ent, met)
 			a.series[string(met)] = ent
 			if !ent.dropped {
 				c.st.added++
@@ -671,6 +686,80 @@ func (a *appender) newEntry(p textparse.Parser, family []byte, famType model.Met
 	return ent
 }
 
+// writeBoundTexts puts boundTexts into the output metric's metadata when it
+// does not carry all of them yet.
+func (m *metricState) writeBoundTexts() {
+	if len(m.boundTexts) == m.metaLen {
+		return
+	}
+	m.metaLen = len(m.boundTexts)
+	texts := m.m.Metadata().PutEmptyMap(ExposedBoundsKey)
+	texts.EnsureCapacity(len(m.boundTexts))
+	for g, raw := range m.boundTexts {
+		texts.PutStr(g, raw)
+	}
+}
+
+// noteBoundText records the exposed text of a bucket's or quantile's bound
+// when it is not Go's shortest 'g' form of the number. It reads the raw
+// series text: the parser hands out normalized le and quantile values
+// ("1.0" for an exposed "1"), Prometheus 2.x stores them as exposed.
+func noteBoundText(ent *seriesEntry, met []byte) {
+	if ent.point == nil || math.IsInf(ent.bound, 0) || math.IsNaN(ent.bound) {
+		return
+	}
+	name := "le"
+	if ent.role == roleQuantile {
+		name = "quantile"
+	} else if ent.role != roleBucket {
+		return
+	}
+	raw, ok := rawLabelValue(met, name)
+	if !ok {
+		return
+	}
+	if g := strconv.FormatFloat(ent.bound, 'g', -1, 64); g != raw {
+		m := ent.point.metric
+		if m.boundTexts == nil {
+			m.boundTexts = map[string]string{}
+		}
+		m.boundTexts[g] = raw
+	}
+}
+
+// rawLabelValue finds name="value" in a series' exposition text and
+// returns the value as written (bound values need no unescaping).
+func rawLabelValue(met []byte, name string) (string, bool) {
+	i := bytes.IndexByte(met, '{')
+	for i >= 0 && i < len(met) {
+		j := i + 1
+		for j < len(met) && (met[j] == ' ' || met[j] == ',') {
+			j++
+		}
+		k := bytes.IndexByte(met[j:], '=')
+		if k < 0 || j+k+1 >= len(met) || met[j+k+1] != '"' {
+			return "", false
+		}
+		key := bytes.Trim(met[j:j+k], ` "`)
+		start := j + k + 2
+		end := start
+		for end < len(met) && met[end] != '"' {
+			if met[end] == '\\' {
+				end++
+			}
+			end++
+		}
+		if end >= len(met) {
+			return "", false
+		}
+		if string(key) == name {
+			return string(met[start:end]), true
+		}
+		i = end + 1
+	}
+	return "", false
+}
+
 // createdSiblings returns, for a _created series of a counter, histogram
 // or summary family, the texts of the series it dates: the same labels under
 // the family's sample name.
@@ -737,6 +826,9 @@ func (a *appender) output(m *metricState, ms pmetric.MetricSlice) pmetric.Metric
 	if m.help != "" {
 		m.m.SetDescription(m.help)
 	}
+	m.metaLen = 0
+	m.writeBoundTexts() // stale markers are output without a finish
+
 	switch m.kind {
 	case kindCounter:
 		s := m.m.SetEmptySum()
@@ -799,6 +891,8 @@ func (ps *pointState) startTime(v float64) int64 {
 
 // finish completes the point's data point once its family is read.
 func (a *appender) finish(ps *pointState) {
+	// Bound texts are complete once the body is read.
+	ps.metric.writeBoundTexts()
 	ts := pcommon.Timestamp(ps.ts * int64(time.Millisecond))
 	switch ps.metric.kind {
 	case kindGauge:

@@ -174,3 +174,30 @@ func TestCreatedSeriesAndSeriesAdded(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, st.added, "only jobs_total{q=b} is new")
 }
+
+// Bounds exposed in another form than Go's 'g' one travel in the metric's
+// metadata, with every scrape's metric and with the stale markers.
+func TestExposedBoundTexts(t *testing.T) {
+	body := "# TYPE d histogram\nd_bucket{le=\"0.5\"} 1\nd_bucket{le=\"1800000\"} 2\nd_bucket{le=\"1e+06\"} 2\nd_bucket{le=\"+Inf\"} 3\nd_sum 9\nd_count 3\n# TYPE s summary\ns{quantile=\"0.50\"} 1\ns_sum 1\ns_count 1\n"
+	a := newAppender(labels.FromStrings("job", "j", "instance", "i"), false, scrapeLimits{honorTimestamps: true}, nil)
+	now := time.Unix(1_800_000_000, 0)
+	texts := func(md pmetric.Metrics, name string) map[string]any {
+		m, ok := findMetric(md, name)
+		require.True(t, ok, name)
+		v, ok := m.Metadata().Get(ExposedBoundsKey)
+		if !ok {
+			return nil
+		}
+		return v.Map().AsRaw()
+	}
+	md, _, err := scrapeBody(t, a, body, ctText, now)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]any{"1.8e+06": "1800000"}, texts(md, "d"), "1e+06 and 0.5 are 'g' already")
+	assert.Equal(t, map[string]any{"0.5": "0.50"}, texts(md, "s"))
+	md, _, err = scrapeBody(t, a, body, ctText, now.Add(15*time.Second))
+	require.NoError(t, err)
+	assert.Equal(t, map[string]any{"1.8e+06": "1800000"}, texts(md, "d"), "every scrape's metric carries them")
+	md, _, err = scrapeBody(t, a, "other 1\n", ctText, now.Add(30*time.Second))
+	require.NoError(t, err)
+	assert.Equal(t, map[string]any{"1.8e+06": "1800000"}, texts(md, "d"), "the stale markers too")
+}
