@@ -17,6 +17,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/weftobs/weft/internal/kubepods"
 )
 
 const dashboardFile = "grafana/dashboards/weft-node.json"
@@ -75,7 +77,11 @@ type grafanaDatasources struct {
 				Name          string `json:"name"`
 				DatasourceUID string `json:"datasourceUid"`
 			} `json:"exemplarTraceIdDestinations,omitempty"`
+			HTTPHeaderName1 string `json:"httpHeaderName1,omitempty"`
 		} `json:"jsonData"`
+		SecureJSONData struct {
+			HTTPHeaderValue1 string `json:"httpHeaderValue1,omitempty"`
+		} `json:"secureJsonData"`
 	} `json:"datasources"`
 }
 
@@ -210,6 +216,15 @@ func TestGrafanaDatasources(t *testing.T) {
 		assert.Equal(t, "http", u.Scheme)
 	}
 	assert.Equal(t, map[string]string{"weft-prometheus": "prometheus", "weft-jaeger": "jaeger"}, byUID)
+	// weft_query checks a bearer token on every request (base's
+	// auth.kubernetes): each datasource sends Grafana's ServiceAccount
+	// token from the file Kubernetes mounts, with Grafana's $__file{}
+	// expansion (only in secureJsonData, never in plain jsonData).
+	for _, d := range ds.Datasources {
+		assert.Equal(t, "proxy", d.Access, "datasource %s: the header is added by Grafana's server", d.Name)
+		assert.Equal(t, "Authorization", d.JSONData.HTTPHeaderName1, "datasource %s", d.Name)
+		assert.Equal(t, "Bearer $__file{"+kubepods.DefaultServiceAccountDir+"/token}", d.SecureJSONData.HTTPHeaderValue1, "datasource %s", d.Name)
+	}
 	for _, d := range ds.Datasources {
 		for _, e := range d.JSONData.ExemplarTraceIDDestinations {
 			assert.Equal(t, "jaeger", byUID[e.DatasourceUID], "exemplars open traces in the Jaeger datasource")

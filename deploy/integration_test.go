@@ -165,12 +165,48 @@ func TestOverlayConfigValidates(t *testing.T) {
 	})
 }
 
+// readerToken is the token the fake API server knows as Grafana's
+// ServiceAccount, which may get nodes/weft.
+const readerToken = "grafana-sa-token"
+
 // emptyKubernetesAPI serves an API with no pods and no PrometheusRules:
-// lists are empty, watches stay open without events.
+// lists are empty, watches stay open without events. It answers
+// TokenReviews (readerToken is Grafana's ServiceAccount, any other token is
+// invalid) and SubjectAccessReviews (Grafana may get nodes/weft, as the
+// rendered weft-query-reader role grants, nothing else).
 func emptyKubernetesAPI(t testing.TB) string {
 	t.Helper()
+	const grafana = "system:serviceaccount:monitoring:grafana"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
+		if r.Method == http.MethodPost {
+			var review struct {
+				APIVersion string         `json:"apiVersion"`
+				Kind       string         `json:"kind"`
+				Spec       map[string]any `json:"spec"`
+				Status     map[string]any `json:"status"`
+			}
+			if err := json.NewDecoder(r.Body).Decode(&review); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			switch r.URL.Path {
+			case "/apis/authentication.k8s.io/v1/tokenreviews":
+				review.Status = map[string]any{"authenticated": false}
+				if review.Spec["token"] == readerToken {
+					review.Status = map[string]any{"authenticated": true, "user": map[string]any{"username": grafana}}
+				}
+			case "/apis/authorization.k8s.io/v1/subjectaccessreviews":
+				ra, _ := review.Spec["resourceAttributes"].(map[string]any)
+				review.Status = map[string]any{"allowed": review.Spec["user"] == grafana &&
+					ra["verb"] == "get" && ra["resource"] == "nodes" && ra["subresource"] == "weft" && ra["group"] == nil}
+			default:
+				http.NotFound(w, r)
+				return
+			}
+			_ = json.NewEncoder(w).Encode(review)
+			return
+		}
 		if r.URL.Query().Get("watch") == "true" {
 			w.WriteHeader(http.StatusOK)
 			w.(http.Flusher).Flush()
@@ -246,8 +282,26 @@ func TestRenderedAgentServesProbesAndRules(t *testing.T) {
 	require.Eventually(t, ok(probeURL(c.LivenessProbe)), 10*time.Second, 100*time.Millisecond, "liveness probe")
 	require.Eventually(t, ok(probeURL(c.ReadinessProbe)), 30*time.Second, 100*time.Millisecond, "readiness probe; agent output:\n%s", &logs)
 
-	resp, err := http.Get("http://" + podIP + ":8686/api/v1/rules")
+	// The query API wants a token the API server vouches for (base's
+	// auth.kubernetes), the probes above did not.
+	rulesURL := "http://" + podIP + ":8686/api/v1/rules"
+	for tok, want := range map[string]int{"": http.StatusUnauthorized, "not-a-token": http.StatusUnauthorized} {
+		req, err := http.NewRequest(http.MethodGet, rulesURL, nil)
+		require.NoError(t, err)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, want, resp.StatusCode, "token %q", tok)
+	}
+	req, err := http.NewRequest(http.MethodGet, rulesURL, nil)
 	require.NoError(t, err)
+	req.Header.Set("Authorization", "bearer "+readerToken)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
 	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	require.NoError(t, err)

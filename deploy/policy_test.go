@@ -3,6 +3,7 @@ package deploy
 import (
 	"fmt"
 	"path"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -34,15 +35,33 @@ var hostPaths = map[string]bool{ // path → may be written
 // hostPorts the agent may open on the node (OTLP gRPC and HTTP, in an overlay).
 var hostPorts = []int32{4317, 4318}
 
+// reviewRules are the only rules that may create anything: the reviews
+// weft_query's Kubernetes authentication sends (TokenReview,
+// SubjectAccessReview), which write nothing, each exactly this, and only in
+// the agent's own ClusterRole.
+var reviewRules = []rbacv1.PolicyRule{
+	{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},
+	{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"subjectaccessreviews"}, Verbs: []string{"create"}},
+}
+
+// agentRole is the ClusterRole bound to the agent's ServiceAccount.
+const agentRole = "weft"
+
 // policy returns every violation of the deployment rules in b.
 func policy(b *bundle) []string {
 	var v []string
 	bad := func(format string, a ...any) { v = append(v, fmt.Sprintf(format, a...)) }
 
-	// RBAC: read-only verbs, no wildcards, nothing on secrets.
+	// RBAC: read-only verbs, no wildcards, nothing on secrets; the agent's
+	// role may also create the two reviews.
 	checkRules := func(kind, name string, rules []rbacv1.PolicyRule) {
 		for i, r := range rules {
 			where := fmt.Sprintf("%s %s rule %d", kind, name, i)
+			if kind == "ClusterRole" && name == agentRole && slices.ContainsFunc(reviewRules, func(rr rbacv1.PolicyRule) bool {
+				return reflect.DeepEqual(rr, r)
+			}) {
+				continue
+			}
 			for _, res := range r.Resources {
 				if res == "*" || strings.HasPrefix(res, "secrets") {
 					bad("%s: resource %q (no secrets, no wildcards)", where, res)
@@ -58,7 +77,7 @@ func policy(b *bundle) []string {
 			}
 			for _, verb := range r.Verbs {
 				if !slices.Contains([]string{"get", "list", "watch"}, verb) {
-					bad("%s: verb %q (only get, list, watch)", where, verb)
+					bad("%s: verb %q (only get, list, watch; create only in ClusterRole %s, exactly on tokenreviews and subjectaccessreviews)", where, verb, agentRole)
 				}
 			}
 		}
@@ -285,6 +304,21 @@ func TestPolicy(t *testing.T) {
 	}
 }
 
+// role returns the rendered ClusterRole called name.
+func role(b *bundle, name string) *rbacv1.ClusterRole {
+	for _, r := range b.ClusterRoles {
+		if r.Name == name {
+			return r
+		}
+	}
+	panic("no ClusterRole " + name)
+}
+
+// reviewRule returns the index of the agent role's rule on resource.
+func reviewRule(b *bundle, resource string) int {
+	return slices.IndexFunc(role(b, agentRole).Rules, func(r rbacv1.PolicyRule) bool { return slices.Contains(r.Resources, resource) })
+}
+
 // Each mutation of a rendered object breaks one rule; the policy must say so.
 func TestPolicyRejects(t *testing.T) {
 	agent := func(b *bundle) *corev1.Container { return &b.DaemonSets[0].Spec.Template.Spec.Containers[0] }
@@ -307,6 +341,20 @@ func TestPolicyRejects(t *testing.T) {
 		{"wildcard resource", func(b *bundle) { b.ClusterRoles[0].Rules[0].Resources = []string{"*"} }, `resource "*"`},
 		{"write verb", func(b *bundle) { b.ClusterRoles[0].Rules[0].Verbs = append(b.ClusterRoles[0].Rules[0].Verbs, "patch") }, `verb "patch"`},
 		{"binding to a foreign role", func(b *bundle) { b.ClusterRoleBindings[0].RoleRef.Name = "cluster-admin" }, "does not define"},
+		{"create on pods", func(b *bundle) {
+			role(b, agentRole).Rules[0].Verbs = append(role(b, agentRole).Rules[0].Verbs, "create")
+		}, `verb "create"`},
+		{"review rule widened", func(b *bundle) {
+			r := &role(b, agentRole).Rules[reviewRule(b, "tokenreviews")]
+			r.Resources = append(r.Resources, "localsubjectaccessreviews")
+		}, `verb "create"`},
+		{"review rule with another verb", func(b *bundle) {
+			r := &role(b, agentRole).Rules[reviewRule(b, "subjectaccessreviews")]
+			r.Verbs = append(r.Verbs, "delete")
+		}, `verb "delete"`},
+		{"reviews in the reader role", func(b *bundle) {
+			role(b, "weft-query-reader").Rules = append(role(b, "weft-query-reader").Rules, reviewRules[0])
+		}, "ClusterRole weft-query-reader rule 1: verb \"create\""},
 		{"pod log mount writable", func(b *bundle) { mount(b, "varlogpods").ReadOnly = false }, "/var/log/pods mounted read-write"},
 		{"containers log mount writable", func(b *bundle) { mount(b, "varlogcontainers").ReadOnly = false }, "/var/log/containers mounted read-write"},
 		{"other host path", func(b *bundle) { pod(b).Volumes[0].HostPath.Path = "/" }, "hostPath volume data mounts /"},

@@ -45,6 +45,7 @@ func TestAuth(t *testing.T) {
 	}{
 		{"none", nil, false},
 		{"bearer", []string{"Authorization", "Bearer s3cret-token"}, true},
+		{"bearer, scheme in lowercase (RFC 7235)", []string{"Authorization", "bearer s3cret-token"}, true},
 		{"wrong bearer", []string{"Authorization", "Bearer s3cret-tokeN"}, false},
 		{"bearer prefix only", []string{"Authorization", "Bearer "}, false},
 		{"token without scheme", []string{"Authorization", "s3cret-token"}, false},

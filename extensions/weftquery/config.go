@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -26,7 +27,9 @@ type Config struct {
 	// Rules is the ID of the extension that provides rules and alerts; empty
 	// looks for any extension that offers them, none leaves the lists empty.
 	Rules component.ID `mapstructure:"rules"`
-	// Auth protects every path except /healthz and /ready; empty: no auth.
+	// Auth protects every path except /healthz and /ready. An endpoint that
+	// is not a loopback address needs a credential configured here, or
+	// auth.allow_unauthenticated.
 	Auth AuthConfig `mapstructure:"auth"`
 	// MaxRequestBytes bounds a request's body (and form) size; larger
 	// requests get 413 (default 1 MiB).
@@ -81,8 +84,8 @@ type CORSConfig struct {
 }
 
 // AuthConfig configures request authentication. bearer_token and
-// bearer_token_file are exclusive; basic may be combined with either, and a
-// request passes with any one valid credential.
+// bearer_token_file are exclusive; basic and kubernetes may be combined with
+// either, and a request passes with any one valid credential.
 type AuthConfig struct {
 	// BearerToken is the token expected in "Authorization: Bearer <token>".
 	BearerToken configopaque.String `mapstructure:"bearer_token"`
@@ -90,6 +93,63 @@ type AuthConfig struct {
 	BearerTokenFile string `mapstructure:"bearer_token_file"`
 	// Basic enables HTTP basic auth with one user.
 	Basic *BasicAuthConfig `mapstructure:"basic"`
+	// Kubernetes checks bearer tokens with the API server (TokenReview) and
+	// authorizes their users with a SubjectAccessReview.
+	Kubernetes KubernetesAuthConfig `mapstructure:"kubernetes"`
+	// AllowUnauthenticated serves an endpoint that is not a loopback
+	// address without any credential. Without it, such an endpoint with no
+	// credential configured is refused (default false).
+	AllowUnauthenticated bool `mapstructure:"allow_unauthenticated"`
+}
+
+// KubernetesAuthConfig is the kube-rbac-proxy model: the bearer token of a
+// request is reviewed by the API server, and its user must be allowed
+// resource_attributes (by default: get nodes/weft).
+type KubernetesAuthConfig struct {
+	// Enabled turns Kubernetes authentication on (default false).
+	Enabled bool `mapstructure:"enabled"`
+	// APIServer is the API server URL; empty with an empty kubeconfig_file
+	// uses the in-cluster service account (token re-read for every request,
+	// CA), as pod_scrape's kubernetes_api.
+	APIServer string `mapstructure:"api_server"`
+	// KubeConfigFile is a kubeconfig file (its current context) to use
+	// instead of the in-cluster service account.
+	KubeConfigFile string `mapstructure:"kubeconfig_file"`
+	// Audiences, when set, are sent in the TokenReview: the token must be
+	// valid for one of them. Empty: the API server's own audiences.
+	Audiences []string `mapstructure:"audiences"`
+	// ResourceAttributes is what the user must be allowed to do
+	// (SubjectAccessReview spec.resourceAttributes) to use any path of the
+	// API (default verb get, resource nodes, subresource weft).
+	ResourceAttributes ResourceAttributes `mapstructure:"resource_attributes"`
+	// CacheTTL is how long an allowed token is remembered (default 2m).
+	CacheTTL time.Duration `mapstructure:"cache_ttl"`
+	// NegativeCacheTTL is how long an invalid or denied token is
+	// remembered (default 30s); 0: not remembered.
+	NegativeCacheTTL time.Duration `mapstructure:"negative_cache_ttl"`
+	// CacheSize bounds the remembered tokens (default 1024).
+	CacheSize int `mapstructure:"cache_size"`
+	// Timeout bounds one review request to the API server (default 5s).
+	Timeout time.Duration `mapstructure:"timeout"`
+}
+
+// ResourceAttributes are the SubjectAccessReview resource attributes a
+// request's user must be allowed.
+type ResourceAttributes struct {
+	// Verb is the Kubernetes verb (default get).
+	Verb string `mapstructure:"verb"`
+	// Group is the API group (default "", the core group).
+	Group string `mapstructure:"group"`
+	// Resource is the resource (default nodes).
+	Resource string `mapstructure:"resource"`
+	// Subresource is the subresource (default weft: RBAC resource
+	// "nodes/weft").
+	Subresource string `mapstructure:"subresource"`
+	// Name is the object name (empty: any; e.g. ${env:NODE_NAME}, so a Role
+	// can name nodes with resourceNames).
+	Name string `mapstructure:"name"`
+	// Namespace is the namespace (empty for cluster-scoped resources).
+	Namespace string `mapstructure:"namespace"`
 }
 
 // BasicAuthConfig is one basic-auth user.
@@ -100,9 +160,24 @@ type BasicAuthConfig struct {
 	Password configopaque.String `mapstructure:"password"`
 }
 
-// enabled reports whether any authentication is configured.
+// enabled reports whether any credential is configured.
 func (a AuthConfig) enabled() bool {
-	return a.BearerToken != "" || a.BearerTokenFile != "" || a.Basic != nil
+	return a.BearerToken != "" || a.BearerTokenFile != "" || a.Basic != nil || a.Kubernetes.Enabled
+}
+
+// loopback reports whether a host:port endpoint's host is a loopback
+// address (127.0.0.0/8, ::1) or "localhost". An empty host (every
+// interface) and other names are not.
+func loopback(endpoint string) bool {
+	host, _, err := net.SplitHostPort(endpoint)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Validate checks the configuration and names the offending keys.
@@ -120,6 +195,17 @@ func (c *Config) Validate() error {
 	}
 	if c.Store.Type().String() == "" {
 		errs = append(errs, errors.New("store: must name the weft_store extension, got empty"))
+	}
+	switch {
+	case c.Endpoint != "" && !loopback(c.Endpoint) && !c.Auth.enabled() && !c.Auth.AllowUnauthenticated:
+		errs = append(errs, fmt.Errorf("endpoint: %q is not a loopback address and auth configures no credential: "+
+			"set auth.kubernetes.enabled, auth.bearer_token, auth.bearer_token_file or auth.basic, "+
+			"or auth.allow_unauthenticated: true to let anyone who reaches it read every signal of the node", c.Endpoint))
+	case c.Auth.AllowUnauthenticated && c.Auth.enabled():
+		errs = append(errs, errors.New("auth.allow_unauthenticated: must not be true while a credential is configured"))
+	}
+	if k := c.Auth.Kubernetes; k.Enabled {
+		errs = append(errs, k.validate()...)
 	}
 	if c.Auth.BearerToken != "" && c.Auth.BearerTokenFile != "" {
 		errs = append(errs, errors.New("auth: set bearer_token or bearer_token_file, not both"))
@@ -164,4 +250,41 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func (k KubernetesAuthConfig) validate() []error {
+	var errs []error
+	const p = "auth.kubernetes."
+	if k.APIServer != "" {
+		if u, err := url.Parse(k.APIServer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("%sapi_server: must be an http(s)://host[:port] URL or empty (in cluster), got %q", p, k.APIServer))
+		}
+		if k.KubeConfigFile != "" {
+			errs = append(errs, fmt.Errorf("%sapi_server and %skubeconfig_file: set one, not both", p, p))
+		}
+	}
+	for i, a := range k.Audiences {
+		if a == "" {
+			errs = append(errs, fmt.Errorf("%saudiences[%d]: must not be empty", p, i))
+		}
+	}
+	if k.ResourceAttributes.Verb == "" {
+		errs = append(errs, fmt.Errorf("%sresource_attributes.verb: must not be empty (e.g. get)", p))
+	}
+	if k.ResourceAttributes.Resource == "" {
+		errs = append(errs, fmt.Errorf("%sresource_attributes.resource: must not be empty (e.g. nodes)", p))
+	}
+	if k.CacheTTL < 0 {
+		errs = append(errs, fmt.Errorf("%scache_ttl: must not be negative, got %s", p, k.CacheTTL))
+	}
+	if k.NegativeCacheTTL < 0 {
+		errs = append(errs, fmt.Errorf("%snegative_cache_ttl: must not be negative, got %s", p, k.NegativeCacheTTL))
+	}
+	if k.CacheSize < 1 {
+		errs = append(errs, fmt.Errorf("%scache_size: must be at least 1, got %d", p, k.CacheSize))
+	}
+	if k.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("%stimeout: must be positive, got %s", p, k.Timeout))
+	}
+	return errs
 }

@@ -36,6 +36,11 @@ func TestLoadConfig(t *testing.T) {
 			Auth: AuthConfig{
 				BearerTokenFile: "/var/run/secrets/weft/token",
 				Basic:           &BasicAuthConfig{Username: "grafana", Password: "s3cret"},
+				Kubernetes: KubernetesAuthConfig{
+					Enabled: true, KubeConfigFile: "/etc/weft/kubeconfig", Audiences: []string{"weft"},
+					ResourceAttributes: ResourceAttributes{Verb: "get", Group: "weft.dev", Resource: "nodes", Subresource: "query", Name: "node-a"},
+					CacheTTL:           time.Minute, NegativeCacheTTL: 5 * time.Second, CacheSize: 256, Timeout: 2 * time.Second,
+				},
 			},
 			MaxRequestBytes: 65536,
 			Timeout:         10 * time.Second,
@@ -50,6 +55,11 @@ func TestLoadConfig(t *testing.T) {
 			MaxQueuedQueries:     16,
 			QueueTimeout:         2 * time.Second,
 		}},
+		{component.NewIDWithName(componentType, "open"), func() *Config {
+			c := createDefaultConfig().(*Config)
+			c.Endpoint, c.Auth.AllowUnauthenticated = "0.0.0.0:8686", true
+			return c
+		}()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id.String(), func(t *testing.T) {

@@ -26,6 +26,12 @@ const (
 	defaultMaxConcurrentQueries = 2
 	defaultMaxQueuedQueries     = 32
 	defaultQueueTimeout         = 10 * time.Second
+
+	// auth.kubernetes; README "Authentication" says how they were chosen.
+	defaultAuthCacheTTL         = 2 * time.Minute
+	defaultAuthNegativeCacheTTL = 30 * time.Second
+	defaultAuthCacheSize        = 1024
+	defaultAuthTimeout          = 5 * time.Second
 )
 
 // NewFactory returns the factory of the weft_query extension.
@@ -49,6 +55,14 @@ func createDefaultConfig() component.Config {
 		MaxConcurrentQueries: defaultMaxConcurrentQueries,
 		MaxQueuedQueries:     defaultMaxQueuedQueries,
 		QueueTimeout:         defaultQueueTimeout,
+
+		Auth: AuthConfig{Kubernetes: KubernetesAuthConfig{
+			ResourceAttributes: ResourceAttributes{Verb: "get", Resource: "nodes", Subresource: "weft"},
+			CacheTTL:           defaultAuthCacheTTL,
+			NegativeCacheTTL:   defaultAuthNegativeCacheTTL,
+			CacheSize:          defaultAuthCacheSize,
+			Timeout:            defaultAuthTimeout,
+		}},
 	}
 }
 

@@ -2,7 +2,6 @@ package weftquery
 
 import (
 	"context"
-	"crypto/subtle"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -50,6 +49,8 @@ type server struct {
 	telReg      metric.Registration
 
 	token     string      // bearer token (from bearer_token or bearer_token_file)
+	kube      *kubeAuth   // nil without auth.kubernetes
+	authSeen  counters    // auth decisions, by result
 	ready     atomic.Bool // listening, store found
 	pipelines atomic.Bool // the collector reported its pipelines running
 
@@ -70,7 +71,7 @@ func newServer(set component.TelemetrySettings, cfg *Config) *server {
 		cfg: cfg, tel: set, logger: set.Logger, now: time.Now,
 		gate:    newQueryGate(cfg.MaxConcurrentQueries, cfg.MaxQueuedQueries, cfg.QueueTimeout),
 		refused: newCounters(refusalReasons), interrupted: newCounters(interruptedReasons),
-		logScan: maxObservedScan,
+		logScan: maxObservedScan, authSeen: newCounters(authResults),
 	}
 }
 
@@ -110,6 +111,11 @@ func (s *server) Start(ctx context.Context, host component.Host) error {
 	if s.cfg.TLS != nil {
 		if tlsCfg, err = s.cfg.TLS.LoadTLSConfig(ctx); err != nil {
 			return fmt.Errorf("weft_query: tls: %w", err)
+		}
+	}
+	if s.cfg.Auth.Kubernetes.Enabled && s.kube == nil {
+		if s.kube, err = newKubeAuth(s.cfg.Auth.Kubernetes, s.logger); err != nil {
+			return fmt.Errorf("weft_query: auth.kubernetes: %w", err)
 		}
 	}
 	s.store, s.rules, s.token = st, rules, token
@@ -196,6 +202,9 @@ func (s *server) initEngine() {
 // ctx). Safe without Start and twice.
 func (s *server) Shutdown(ctx context.Context) error {
 	s.ready.Store(false)
+	if s.kube != nil {
+		defer s.kube.close() // idle connections to the API server
+	}
 	s.mu.Lock()
 	srv, reg := s.srv, s.telReg
 	s.srv, s.telReg = nil, nil
@@ -263,51 +272,6 @@ func (s *server) handleReady(w http.ResponseWriter, _ *http.Request) {
 	default:
 		_, _ = w.Write([]byte("ready\n"))
 	}
-}
-
-// public reports whether a path is served without credentials (probes).
-func public(path string) bool { return path == "/healthz" || path == "/ready" }
-
-// authenticate answers 401 to requests without a valid credential when auth
-// is configured; /healthz and /ready are always open.
-func (s *server) authenticate(next http.Handler) http.Handler {
-	if !s.cfg.Auth.enabled() {
-		return next
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if public(r.URL.Path) || r.Method == http.MethodOptions || s.authorized(r) {
-			next.ServeHTTP(w, r)
-			return
-		}
-		if s.cfg.Auth.Basic != nil {
-			w.Header().Set("WWW-Authenticate", `Basic realm="weft"`)
-		} else {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="weft"`)
-		}
-		http.Error(w, "unauthorized", http.StatusUnauthorized)
-	})
-}
-
-func (s *server) authorized(r *http.Request) bool {
-	h := r.Header.Get("Authorization")
-	if s.token != "" {
-		if tok, ok := strings.CutPrefix(h, "Bearer "); ok && equalSecret(strings.TrimSpace(tok), s.token) {
-			return true
-		}
-	}
-	if b := s.cfg.Auth.Basic; b != nil {
-		if u, p, ok := r.BasicAuth(); ok {
-			// Both comparisons always run, so timing does not tell which failed.
-			uok := equalSecret(u, b.Username)
-			pok := equalSecret(p, string(b.Password))
-			return uok && pok
-		}
-	}
-	return false
-}
-
-func equalSecret(got, want string) bool {
-	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
 // limits rejects bodies over max_request_bytes with 413, bounds the time

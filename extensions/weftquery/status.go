@@ -2,6 +2,9 @@ package weftquery
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
 	"html/template"
 	"net/http"
 	"slices"
@@ -16,19 +19,48 @@ import (
 )
 
 // The status page and the trace view: server-rendered HTML, no scripts, no
-// build step.
+// build step. Their only style is the <style> element of pageHead (no style
+// attributes), which the Content-Security-Policy allows by its hash.
 
-const pageHead = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{{.Title}}</title>
-<style>
+// pageStyle is the pages' stylesheet. Bars of the waterfall are SVG
+// rectangles placed by their x and width attributes; indentation is one
+// class per depth (.d0 … .d30).
+var pageStyle = `
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
 h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.6em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;width:100%}td,th{padding:3px 8px;text-align:left;border-bottom:1px solid #eee;vertical-align:top}
 th{background:#f6f6f6}.firing{color:#b00020;font-weight:bold}.pending{color:#b36b00}.ok{color:#0a7d32}.up{color:#0a7d32}.down{color:#b00020;font-weight:bold}.lag{color:#b36b00}.err{color:#b00020}
 .lbl{font:12px monospace;background:#f1f1f1;border-radius:3px;padding:0 3px;margin-right:3px}
-.wf{position:relative;height:18px;background:#fafafa}.bar{position:absolute;top:3px;height:12px;background:#4a7bd0;border-radius:2px}
-.bar.error{background:#d03a3a}.muted{color:#777}code{font-size:12px}
-</style></head><body>`
+.wf{display:block;width:100%;height:18px;background:#fafafa}.bar{fill:#4a7bd0}.bar.error{fill:#d03a3a}
+.muted{color:#777}code{font-size:12px}.w30{width:30%}.w12{width:12%}.w8{width:8%}
+` + depthClasses()
+
+// maxDepth is the deepest indentation of the waterfall.
+const maxDepth = 30
+
+// depthClasses returns .d0{padding-left:8px} … one class per depth, 16 px apart.
+func depthClasses() string {
+	var b strings.Builder
+	for d := range maxDepth + 1 {
+		fmt.Fprintf(&b, ".d%d{padding-left:%dpx}", d, 8+16*d)
+	}
+	return b.String() + "\n"
+}
+
+var pageHead = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{.Title}}</title>
+<style>` + pageStyle + `</style></head><body>`
+
+// pageCSP is the Content-Security-Policy of the HTML pages: nothing but
+// this origin, no script at all, and only the page's own stylesheet.
+var pageCSP = "default-src 'self'; script-src 'none'; style-src '" + cspHash(pageStyle) + "'; " +
+	"object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+// cspHash is the CSP source expression of an inline element's text.
+func cspHash(text string) string {
+	sum := sha256.Sum256([]byte(text))
+	return "sha256-" + base64.StdEncoding.EncodeToString(sum[:])
+}
 
 var statusTmpl = template.Must(template.New("status").Funcs(template.FuncMap{"roundDuration": roundDuration}).Parse(pageHead + `
 <h1>weft node status</h1>
@@ -90,6 +122,12 @@ var statusTmpl = template.Must(template.New("status").Funcs(template.FuncMap{"ro
 </table>
 <p>samples appended {{.Stats.SamplesAppended}}, exemplars {{.Stats.ExemplarsAppended}}, series created {{.Stats.SeriesCreated}}</p>
 {{if .Rejected}}<p>rejected: {{range .Rejected}}<span class="lbl">{{.}}</span>{{end}}</p>{{end}}
+{{if .StorageLosses}}<h3>Storage losses at the last start</h3>
+<p class="err">metrics WAL bytes the start could not read: {{range .LostBytes}}<span class="lbl">{{.}}</span>{{end}}</p>
+<table><tr><th>reason</th><th>file</th><th>bytes</th><th>damaged original</th><th>error</th></tr>
+{{range .StorageLosses}}<tr class="storage-loss"><td class="err">{{.Reason}}</td><td>{{.File}}</td><td>{{.Bytes}}</td>
+<td>{{if .MovedTo}}{{.MovedTo}}{{else}}<span class="muted">cut by the TSDB's repair</span>{{end}}</td><td><code>{{.Err}}</code></td></tr>
+{{end}}</table>{{end}}
 <p>services: {{range .Services}}<span class="lbl">{{.}}</span>{{else}}<span class="muted">none</span>{{end}}</p>
 </body></html>`))
 
@@ -97,10 +135,10 @@ var traceTmpl = template.Must(template.New("trace").Parse(pageHead + `
 <p><a href="../">← status</a></p>
 <h1>trace {{.TraceID}}</h1>
 {{if .Spans}}<p>{{len .Spans}} spans, {{.Duration}}, from {{.Start.Format "2006-01-02 15:04:05.000 MST"}}</p>
-<table><tr><th style="width:30%">span</th><th style="width:12%">service</th><th style="width:8%">duration</th><th>timeline</th></tr>
-{{range .Spans}}<tr class="span"><td style="padding-left:{{.Indent}}px">{{.Operation}}{{if .Error}} <span class="err">error</span>{{end}}</td>
+<table><tr><th class="w30">span</th><th class="w12">service</th><th class="w8">duration</th><th>timeline</th></tr>
+{{range .Spans}}<tr class="span"><td class="d{{.Depth}}">{{.Operation}}{{if .Error}} <span class="err">error</span>{{end}}</td>
 <td>{{.Service}}</td><td>{{.Duration}}</td>
-<td><div class="wf"><div class="bar{{if .Error}} error{{end}}" style="left:{{.Left}}%;width:{{.Width}}%"></div></div></td></tr>
+<td><svg class="wf"><rect class="bar{{if .Error}} error{{end}}" x="{{.Left}}%" width="{{.Width}}%" y="3" height="12" rx="2"></rect></svg></td></tr>
 {{end}}</table>{{else}}<p class="muted">no spans stored for this trace</p>{{end}}
 
 {{if .Alerts}}<h2>Alerts citing this trace</h2><ul>{{range .Alerts}}<li class="{{.State}}">{{index .Labels "alertname"}} ({{.State}})</li>{{end}}</ul>{{end}}
@@ -123,6 +161,10 @@ type statusPage struct {
 	Stats    weftstore.Stats
 	Rejected []string
 	Services []string
+	// StorageLosses is what the store's last start could not read of its
+	// metrics WAL (files moved aside into the store directory).
+	StorageLosses []weftstore.StorageLoss
+	LostBytes     []string // "reason: bytes", non-zero only
 
 	RulesHealth  *RulesHealth
 	Targets      []nodestatus.Source[nodestatus.Target]
@@ -138,7 +180,7 @@ type waterfallSpan struct {
 	Operation, Service string
 	Error              bool
 	Duration           time.Duration
-	Indent             int
+	Depth              int     // 0 for a root, at most maxDepth
 	Left, Width        float64 // percent of the trace's extent
 }
 
@@ -164,7 +206,10 @@ func renderHTML(w http.ResponseWriter, t *template.Template, status int, data an
 		http.Error(w, "render: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", pageCSP)
+	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(b.String()))
 }
@@ -200,6 +245,13 @@ func (s *server) statusPage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	slices.Sort(p.Rejected)
+	p.StorageLosses = s.store.OpenLosses()
+	for r, n := range p.Stats.LostBytes {
+		if n > 0 {
+			p.LostBytes = append(p.LostBytes, r+": "+itoa(n))
+		}
+	}
+	slices.Sort(p.LostBytes)
 	renderHTML(w, statusTmpl, http.StatusOK, p)
 }
 
@@ -304,7 +356,7 @@ func waterfall(spans []weftstore.Span) []waterfallSpan {
 		width := max(float64(sp.End.Sub(sp.Start))/total*100, 0.3)
 		out = append(out, waterfallSpan{
 			Operation: sp.Operation, Service: sp.Service, Error: sp.Error, Duration: sp.End.Sub(sp.Start),
-			Indent: 8 + 16*min(depth, 30), Left: round2(left), Width: round2(min(width, 100-left)),
+			Depth: min(depth, maxDepth), Left: round2(left), Width: round2(min(width, 100-left)),
 		})
 		for _, c := range children[sp.SpanID] {
 			walk(c, depth+1)

@@ -1,15 +1,29 @@
 package weftquery
 
 import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/tsdb/wlog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/extension/extensiontest"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/weftobs/weft/extensions/weftstore"
 	"github.com/weftobs/weft/internal/nodestatus"
@@ -39,10 +53,11 @@ func TestStatusPage(t *testing.T) {
 	root := strings.Index(page, "POST /checkout")
 	child := strings.Index(page, "charge card")
 	require.True(t, root > 0 && child > root, "root span row before its child")
-	assert.Contains(t, page, `<td style="padding-left:24px">charge card`, "child indented one level")
+	assert.Contains(t, page, `<td class="d1">charge card`, "child indented one level")
+	assert.Contains(t, page, ".d1{padding-left:24px}")
 	// 40 ms trace: the child starts at 10 ms and lasts 20 ms.
-	assert.Contains(t, page, `<div class="bar error" style="left:0%;width:100%">`)
-	assert.Contains(t, page, `<div class="bar error" style="left:25%;width:50%">`)
+	assert.Contains(t, page, `<rect class="bar error" x="0%" width="100%"`)
+	assert.Contains(t, page, `<rect class="bar error" x="25%" width="50%"`)
 	assert.Equal(t, 3, strings.Count(page, `<tr class="log">`))
 	assert.Less(t, strings.Index(page, "request received"), strings.Index(page, "responding 502"), "logs oldest first")
 	assert.Contains(t, page, `<li class="firing">HighErrorRate (firing)</li>`)
@@ -51,6 +66,50 @@ func TestStatusPage(t *testing.T) {
 	assert.Equal(t, http.StatusBadRequest, code)
 	code, _ = get(t, f.url+"/trace/00000000000000000000000000000bad")
 	assert.Equal(t, http.StatusNotFound, code)
+}
+
+// TestPagesContentSecurityPolicy: every HTML page carries a CSP that
+// allows no script and only its own stylesheet, by hash, and the pages
+// need nothing else: no script, no style attribute, no event handler, and
+// every <style> element's text hashes to a source the policy lists.
+func TestPagesContentSecurityPolicy(t *testing.T) {
+	f := newFixture(t, fixtureOpts{rules: newFakeRules})
+	styleEl := regexp.MustCompile(`(?s)<style>(.*?)</style>`)
+	handler := regexp.MustCompile(`(?i)<[^>]*\son[a-z]+\s*=`)
+	for _, c := range []struct {
+		path string
+		code int
+	}{
+		{"/", http.StatusOK},
+		{"/trace/" + checkoutTraceID.String(), http.StatusOK},
+		{"/trace/00000000000000000000000000000bad", http.StatusNotFound},
+	} {
+		t.Run(c.path, func(t *testing.T) {
+			resp, err := http.Get(f.url + c.path)
+			require.NoError(t, err)
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.NoError(t, err)
+			require.Equal(t, c.code, resp.StatusCode)
+			page := string(body)
+			csp := resp.Header.Get("Content-Security-Policy")
+			for _, want := range []string{"default-src 'self'", "script-src 'none'", "object-src 'none'", "frame-ancestors 'none'", "base-uri 'none'"} {
+				assert.Contains(t, csp, want)
+			}
+			assert.Equal(t, "nosniff", resp.Header.Get("X-Content-Type-Options"))
+			assert.NotContains(t, strings.ToLower(page), "<script")
+			assert.NotContains(t, page, " style=", "style attributes would need 'unsafe-inline'")
+			assert.False(t, handler.MatchString(page), "an inline event handler")
+			styles := styleEl.FindAllStringSubmatch(page, -1)
+			require.Len(t, styles, 1)
+			for _, m := range styles {
+				sum := sha256.Sum256([]byte(m[1]))
+				assert.Contains(t, csp, "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'", "the stylesheet is allowed by its hash")
+			}
+		})
+	}
+	// A changed stylesheet would get another hash: the policy follows it.
+	assert.NotEqual(t, cspHash(pageStyle), cspHash(pageStyle+" "))
 }
 
 func TestStatusPageWithoutRules(t *testing.T) {
@@ -79,7 +138,7 @@ func TestWaterfallOrphan(t *testing.T) {
 	rows := waterfall(spans[1:])
 	require.Len(t, rows, 1)
 	assert.Equal(t, "charge card", rows[0].Operation)
-	assert.Equal(t, 8, rows[0].Indent)
+	assert.Equal(t, 0, rows[0].Depth)
 	assert.Equal(t, 0.0, rows[0].Left)
 	assert.Equal(t, 100.0, rows[0].Width)
 	assert.Nil(t, waterfall([]weftstore.Span(nil)))
@@ -211,4 +270,91 @@ func TestRoundDuration(t *testing.T) {
 	} {
 		assert.Equal(t, want, roundDuration(in).String(), "%v", in)
 	}
+}
+
+// TestStatusPageStorageLosses: a store whose metrics WAL was torn (a crash
+// mid-write) starts with what it could read; the status page lists the
+// loss with its reason, file, bytes and where the original was moved.
+func TestStatusPageStorageLosses(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	startStore := func() *weftstore.Store {
+		f := weftstore.NewFactory()
+		cfg := f.CreateDefaultConfig().(*weftstore.Config)
+		cfg.Directory = dir
+		ext, err := f.Create(t.Context(), extensiontest.NewNopSettings(f.Type()), cfg)
+		require.NoError(t, err)
+		require.NoError(t, ext.Start(context.Background(), componenttest.NewNopHost()))
+		return ext.(*weftstore.Store)
+	}
+	st := startStore()
+	base := time.Now().Add(-5 * time.Minute).Truncate(time.Second)
+	for i := range 8 { // one WAL record per append
+		md := pmetric.NewMetrics()
+		rm := md.ResourceMetrics().AppendEmpty()
+		rm.Resource().Attributes().PutStr("service.name", "ratings")
+		g := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+		g.SetName("queue_depth")
+		p := g.SetEmptyGauge().DataPoints().AppendEmpty()
+		p.SetTimestamp(ts(base.Add(time.Duration(i) * time.Second)))
+		p.SetDoubleValue(float64(i))
+		require.NoError(t, st.AppendMetrics(context.Background(), md))
+	}
+	require.NoError(t, st.Shutdown(context.Background()))
+	assert.Empty(t, st.OpenLosses())
+
+	// Tear the last segment that holds records in the middle of its
+	// fourth record.
+	walDir := filepath.Join(dir, "wal")
+	first, last, err := wlog.Segments(walDir)
+	require.NoError(t, err)
+	var fn string
+	var ends []int64
+	for i := first; i <= last; i++ {
+		if e := walRecordEnds(t, wlog.SegmentName(walDir, i)); len(e) >= 4 {
+			fn, ends = wlog.SegmentName(walDir, i), e
+		}
+	}
+	require.NotEmpty(t, fn, "a WAL segment with the samples")
+	require.NoError(t, os.Truncate(fn, ends[2]+8))
+
+	st = startStore()
+	t.Cleanup(func() { require.NoError(t, st.Shutdown(context.Background())) })
+	losses := st.OpenLosses()
+	require.Len(t, losses, 1)
+	s := newServer(componenttest.NewNopTelemetrySettings(), func() *Config {
+		c := createDefaultConfig().(*Config)
+		c.Endpoint = "127.0.0.1:0"
+		return c
+	}())
+	require.NoError(t, s.Start(t.Context(), testHost{exts: map[component.ID]component.Component{storeID: st}}))
+	t.Cleanup(func() { require.NoError(t, s.Shutdown(context.Background())) })
+	code, body := get(t, "http://"+s.addr()+"/")
+	require.Equal(t, http.StatusOK, code)
+	page := string(body)
+	l := losses[0]
+	assert.Contains(t, page, "<h3>Storage losses at the last start</h3>")
+	assert.Contains(t, page, fmt.Sprintf(`<tr class="storage-loss"><td class="err">%s</td><td>%s</td><td>%d</td>`, l.Reason, l.File, l.Bytes))
+	assert.Contains(t, page, "<td>"+l.MovedTo+"</td>")
+	assert.Contains(t, page, fmt.Sprintf(`<span class="lbl">%s: %d</span>`, l.Reason, l.Bytes), "bytes lost by reason")
+	assert.Equal(t, 1, strings.Count(page, `<tr class="storage-loss">`))
+
+	// The fixture's store lost nothing: no panel.
+	f := newFixture(t, fixtureOpts{})
+	_, body = get(t, f.url+"/")
+	assert.NotContains(t, string(body), "Storage losses")
+}
+
+// walRecordEnds returns the offset after each record of a WAL segment.
+func walRecordEnds(t *testing.T, fn string) []int64 {
+	t.Helper()
+	f, err := os.Open(fn)
+	require.NoError(t, err)
+	defer f.Close()
+	r := wlog.NewReader(bufio.NewReader(f))
+	var ends []int64
+	for r.Next() {
+		ends = append(ends, r.Offset())
+	}
+	require.NoError(t, r.Err())
+	return ends
 }

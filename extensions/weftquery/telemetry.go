@@ -22,7 +22,11 @@ func (s *server) registerTelemetry() error {
 		metric.WithDescription("Requests refused by a query bound, by reason (the config key or queue_full)."), metric.WithUnit("{request}"))
 	interrupted, err4 := m.Int64ObservableCounter("weft_query.interrupted_queries",
 		metric.WithDescription("Queries ended before their answer, by reason: canceled (the client went away) or timeout."), metric.WithUnit("{request}"))
-	for _, err := range []error{err1, err2, err3, err4} {
+	authReqs, err5 := m.Int64ObservableCounter("weft_query.auth_requests",
+		metric.WithDescription("Requests checked by auth, by result: allowed, unauthenticated (401), forbidden (403), unavailable (503: the API server could not answer)."), metric.WithUnit("{request}"))
+	reviews, err6 := m.Int64ObservableCounter("weft_query.auth_reviews",
+		metric.WithDescription("Reviews sent to the Kubernetes API server (auth.kubernetes), by kind: tokenreview, subjectaccessreview."), metric.WithUnit("{request}"))
+	for _, err := range []error{err1, err2, err3, err4, err5, err6} {
 		if err != nil {
 			return err
 		}
@@ -36,8 +40,16 @@ func (s *server) registerTelemetry() error {
 		for _, r := range interruptedReasons {
 			o.ObserveInt64(interrupted, s.interrupted.get(r), metric.WithAttributes(attribute.String("reason", r)))
 		}
+		for _, r := range authResults {
+			o.ObserveInt64(authReqs, s.authSeen.get(r), metric.WithAttributes(attribute.String("result", r)))
+		}
+		if s.kube != nil {
+			for _, k := range reviewKinds {
+				o.ObserveInt64(reviews, s.kube.reviews.get(k), metric.WithAttributes(attribute.String("kind", k)))
+			}
+		}
 		return nil
-	}, running, queued, refused, interrupted)
+	}, running, queued, refused, interrupted, authReqs, reviews)
 	if err != nil {
 		return err
 	}
