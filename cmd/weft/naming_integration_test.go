@@ -268,14 +268,7 @@ func querySeries(t *testing.T, base, sel string) []string {
 // queryValues returns the instant values of sel now, by canonical series.
 func queryValues(t *testing.T, base, sel string) map[string]string {
 	t.Helper()
-	var r struct {
-		Data struct {
-			Result []struct {
-				Metric map[string]string `json:"metric"`
-				Value  [2]any            `json:"value"`
-			} `json:"result"`
-		} `json:"data"`
-	}
+	var r promResult
 	mustGetJSON(t, t.Context(), base+"/api/v1/query?"+url.Values{"query": {sel}}.Encode(), &r)
 	out := map[string]string{}
 	for _, s := range r.Data.Result {
