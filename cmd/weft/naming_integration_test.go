@@ -140,25 +140,8 @@ func TestScrapedSeriesMatchPrometheus(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(sink.Stop)
 
-	podIP := fmt.Sprintf("127.%d.%d.%d", 1+rand.IntN(250), rand.IntN(250), 1+rand.IntN(250))
-	t.Setenv("POD_IP", podIP)
-	t.Setenv("NODE_NAME", "node-a")
-	t.Setenv("WEFT_DATA_DIR", t.TempDir())
-	t.Setenv("WEFT_JAEGER_ENDPOINT", "127.0.0.1:9")
-	t.Setenv("WEFT_REMOTE_WRITE_URL", sink.RemoteWriteURL())
-	t.Setenv("WEFT_KUBERNETES_API", emptyKubernetesAPI(t))
-	t.Setenv("WEFT_ALERTMANAGER_URL", "http://127.0.0.1:9")
-	t.Setenv("WEFT_FLUENT_ENDPOINT", "127.0.0.1:9")
-	t.Setenv("WEFT_RULE_FILES", filepath.Join(t.TempDir(), "none", "*.yaml"))
-	override := filepath.Join(t.TempDir(), "override.yaml")
-	require.NoError(t, os.WriteFile(override, renderTemplate(t, namingOverride, targets), 0o600))
-	col, err := otelcol.NewCollector(collectorSettings(defaultConfigURI, "file:"+override))
-	require.NoError(t, err)
-	agentCtx, stopAgent := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = col.Run(agentCtx) }()
-	t.Cleanup(func() { stopAgent(); <-done })
-	require.NoError(t, waitHTTP(ctx, "http://"+podIP+":13133/", done))
+	podIP := shippedProfileEnv(t, sink.RemoteWriteURL(), filepath.Join(t.TempDir(), "none", "*.yaml"))
+	startShippedProfile(t, podIP, renderTemplate(t, namingOverride, targets))
 	weftQuery := "http://" + podIP + ":8686"
 
 	// Each side has scraped every payload at least twice (the store's
@@ -355,4 +338,39 @@ func numericBounds(series []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// shippedProfileEnv sets the environment the embedded DaemonSet profile
+// reads: a pod IP of its own in 127.0.0.0/8 (the profile binds fixed ports
+// on it), remote write to remoteWrite, rule files from ruleGlob, an empty
+// Kubernetes API, and closed loopback ports for the other backends. It
+// returns the pod IP.
+func shippedProfileEnv(t *testing.T, remoteWrite, ruleGlob string) string {
+	t.Helper()
+	podIP := fmt.Sprintf("127.%d.%d.%d", 1+rand.IntN(250), rand.IntN(250), 1+rand.IntN(250))
+	t.Setenv("POD_IP", podIP)
+	t.Setenv("NODE_NAME", "node-a")
+	t.Setenv("WEFT_DATA_DIR", t.TempDir())
+	t.Setenv("WEFT_JAEGER_ENDPOINT", "127.0.0.1:9")
+	t.Setenv("WEFT_REMOTE_WRITE_URL", remoteWrite)
+	t.Setenv("WEFT_KUBERNETES_API", emptyKubernetesAPI(t))
+	t.Setenv("WEFT_ALERTMANAGER_URL", "http://127.0.0.1:9")
+	t.Setenv("WEFT_FLUENT_ENDPOINT", "127.0.0.1:9")
+	t.Setenv("WEFT_RULE_FILES", ruleGlob)
+	return podIP
+}
+
+// startShippedProfile runs the embedded profile merged with override in
+// this process until the test ends, and waits until it is healthy.
+func startShippedProfile(t *testing.T, podIP string, override []byte) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "override.yaml")
+	require.NoError(t, os.WriteFile(path, override, 0o600))
+	col, err := otelcol.NewCollector(collectorSettings(defaultConfigURI, "file:"+path))
+	require.NoError(t, err)
+	agentCtx, stopAgent := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = col.Run(agentCtx) }()
+	t.Cleanup(func() { stopAgent(); <-done })
+	require.NoError(t, waitHTTP(t.Context(), "http://"+podIP+":13133/", done))
 }

@@ -35,7 +35,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/otelcol"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
@@ -170,20 +169,9 @@ func TestNoisyNeighbour(t *testing.T) {
 	)
 
 	podsDir := t.TempDir()
-	podIP := fmt.Sprintf("127.%d.%d.%d", 1+rand.IntN(250), rand.IntN(250), 1+rand.IntN(250))
-	t.Setenv("POD_IP", podIP)
-	t.Setenv("NODE_NAME", "node-a")
-	t.Setenv("WEFT_DATA_DIR", t.TempDir())
-	t.Setenv("WEFT_JAEGER_ENDPOINT", "127.0.0.1:9")
-	t.Setenv("WEFT_REMOTE_WRITE_URL", sink.RemoteWriteURL())
-	t.Setenv("WEFT_KUBERNETES_API", emptyKubernetesAPI(t))
-	t.Setenv("WEFT_ALERTMANAGER_URL", "http://127.0.0.1:9")
-	t.Setenv("WEFT_FLUENT_ENDPOINT", "127.0.0.1:9")
 	rulesDir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(rulesDir, "noisy.yaml"), []byte(noisyRules), 0o600))
-	t.Setenv("WEFT_RULE_FILES", filepath.Join(rulesDir, "*.yaml"))
-	override := filepath.Join(t.TempDir(), "override.yaml")
-	require.NoError(t, os.WriteFile(override, renderTemplate(t, noisyOverride, map[string]any{"Pods": podsDir, "Jobs": jobs}), 0o600))
+	podIP := shippedProfileEnv(t, sink.RemoteWriteURL(), filepath.Join(rulesDir, "*.yaml"))
 
 	// The agent runs in this process: its heap is this process's heap.
 	// heapByWindow keeps the largest HeapInuse seen in each 5 s window
@@ -230,14 +218,9 @@ func TestNoisyNeighbour(t *testing.T) {
 		<-heapDone
 	})
 
-	col, err := otelcol.NewCollector(collectorSettings(defaultConfigURI, "file:"+override))
-	require.NoError(t, err)
-	agentCtx, stopAgent := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = col.Run(agentCtx) }()
-	t.Cleanup(func() { stopAgent(); <-done })
-	require.NoError(t, waitHTTP(ctx, "http://"+podIP+":13133/", done))
+	startShippedProfile(t, podIP, renderTemplate(t, noisyOverride, map[string]any{"Pods": podsDir, "Jobs": jobs}))
 	ready := time.Since(t0)
+
 	weftQuery := "http://" + podIP + ":8686"
 	selfMetrics := "http://" + podIP + ":8888/metrics"
 
