@@ -29,6 +29,7 @@ import (
 	"github.com/weftobs/weft/extensions/weftfilestorage"
 	"github.com/weftobs/weft/extensions/weftquery"
 	"github.com/weftobs/weft/extensions/weftstore"
+	"github.com/weftobs/weft/processors/clockguard"
 	"github.com/weftobs/weft/processors/tracecontext"
 	"github.com/weftobs/weft/receivers/containerlogs"
 	"github.com/weftobs/weft/receivers/podscrape"
@@ -75,6 +76,7 @@ func components() (otelcol.Factories, error) {
 		// the exporters' persistent sending queues instead (see DESIGN.md).
 		batchprocessor.NewFactory(),
 		memorylimiterprocessor.NewFactory(),
+		clockguard.NewFactory(),
 		tracecontext.NewFactory(),
 	)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sync"
 	"time"
 
 	"github.com/prometheus/prometheus/model/histogram"
@@ -12,6 +11,8 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.uber.org/zap"
+
+	"github.com/weftobs/weft/internal/refusal"
 )
 
 // Reasons of the store's own refusals, decided before a sample reaches the
@@ -87,129 +88,43 @@ func (g *guard) full() bool { return g.maxSeries > 0 && g.head.NumSeries() >= g.
 // chunks end: they are cut by sample count (about 120 samples) instead.
 const headChunkRange = 200 * 365 * 24 * time.Hour
 
-// sourceInfo names where a batch of samples came from: the scrape target
-// (pod_scrape sets the resource attributes job and instance) or the OTLP
-// sender (service.namespace/service.name and service.instance.id).
-type sourceInfo struct {
-	id, job, instance string
+// sourceInfo names where a batch of samples came from.
+type sourceInfo = refusal.Source
+
+func sourceOf(attrs pcommon.Map) sourceInfo { return refusal.SourceOf(attrs) }
+
+// refusals counts the store's own refusals by reason and source; its
+// logger writes their rate-limited log lines.
+type refusals struct {
+	logger *zap.Logger
+	*refusal.Counts
 }
 
-func sourceOf(attrs pcommon.Map) sourceInfo {
-	job := attrString(attrs, "job")
-	if job == "" {
-		job = attrString(attrs, "service.name")
-		if ns := attrString(attrs, "service.namespace"); ns != "" && job != "" {
-			job = ns + "/" + job
-		}
-	}
-	inst := attrString(attrs, "instance")
-	if inst == "" {
-		inst = attrString(attrs, "service.instance.id")
-	}
-	if inst == "" {
-		if pod := attrString(attrs, "k8s.pod.name"); pod != "" {
-			inst = attrString(attrs, "k8s.namespace.name") + "/" + pod
-		}
-	}
-	id := job
-	switch {
-	case id == "" && inst == "":
-		id = "unknown"
-	case inst != "":
-		id += "@" + inst
-	}
-	return sourceInfo{id: id, job: job, instance: inst}
+func newRefusals(logger *zap.Logger) *refusals {
+	return &refusals{logger: logger, Counts: refusal.New()}
 }
 
 // refusalLogInterval is the least time between two log lines about the
 // refusals of one source for one reason.
-const refusalLogInterval = time.Minute
-
-// maxRefusalKeys bounds the (reason, source) pairs counted apart; further
-// sources are counted as overflowSource.
-const (
-	maxRefusalKeys = 1000
-	overflowSource = "other"
-)
-
-// refusals counts the store's own refusals by reason and source, and
-// rate-limits their log lines.
-type refusals struct {
-	logger *zap.Logger
-	mu     sync.Mutex
-	counts map[refusalKey]*refusalCount
-}
-
-type refusalKey struct{ reason, source string }
-
-type refusalCount struct {
-	n       int64
-	sinceLn int64     // refused since the last log line
-	lastLn  time.Time // zero: no line yet
-}
-
-func newRefusals(logger *zap.Logger) *refusals {
-	return &refusals{logger: logger, counts: make(map[refusalKey]*refusalCount)}
-}
-
-// note counts n samples of source refused for reason at now. It reports
-// whether a log line is due (the first refusal, then at most one per
-// refusalLogInterval) and how many were refused since the previous line.
-func (r *refusals) note(now time.Time, reason, source string, n int64) (logNow bool, refused int64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	k := refusalKey{reason, source}
-	c, ok := r.counts[k]
-	if !ok {
-		if len(r.counts) >= maxRefusalKeys {
-			k.source = overflowSource
-			c = r.counts[k]
-		}
-		if c == nil {
-			c = &refusalCount{}
-			r.counts[k] = c
-		}
-	}
-	c.n += n
-	c.sinceLn += n
-	if !c.lastLn.IsZero() && now.Sub(c.lastLn) < refusalLogInterval {
-		return false, 0
-	}
-	refused, c.sinceLn, c.lastLn = c.sinceLn, 0, now
-	return true, refused
-}
-
-// snapshot returns the counts by reason, then source.
-func (r *refusals) snapshot() map[string]map[string]int64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make(map[string]map[string]int64)
-	for k, c := range r.counts {
-		if out[k.reason] == nil {
-			out[k.reason] = make(map[string]int64)
-		}
-		out[k.reason][k.source] = c.n
-	}
-	return out
-}
+const refusalLogInterval = refusal.LogInterval
 
 // refuse counts n samples refused for reason and logs it, rate-limited.
 // t is the (first) refused sample's time.
 func (g *guard) refuse(b bounds, reason string, src sourceInfo, t, n int64) {
-	logNow, refused := g.refused.note(b.now, reason, src.id, n)
+	logNow, refused := g.refused.Note(b.now, reason, src.ID, n)
 	if !logNow {
 		return
 	}
 	switch reason {
 	case reasonTooFarInFuture:
 		g.refused.logger.Warn("Samples too far ahead of the node's clock refused",
-			zap.String("source", src.id), zap.String("job", src.job), zap.String("instance", src.instance),
+			zap.String("source", src.ID), zap.String("job", src.Job), zap.String("instance", src.Instance),
 			zap.Time("sample_time", time.UnixMilli(t)), zap.Time("node_time", b.now),
 			zap.Duration("skew", time.UnixMilli(t).Sub(b.now)), zap.Duration("max_future_skew", time.Duration(g.skew)*time.Millisecond),
 			zap.Int64("refused", refused))
 	case reasonSeriesLimit:
 		g.refused.logger.Warn("Samples of new series refused: max_series reached",
-			zap.String("source", src.id), zap.String("job", src.job), zap.String("instance", src.instance),
+			zap.String("source", src.ID), zap.String("job", src.Job), zap.String("instance", src.Instance),
 			zap.Uint64("max_series", g.maxSeries), zap.Int64("refused", refused))
 	}
 }
@@ -297,7 +212,7 @@ func getRef(app any, l labels.Labels, hash uint64) (storage.SeriesRef, labels.La
 func (g *guard) admitRaw(b bounds, app any, ref storage.SeriesRef, l labels.Labels, t int64) error {
 	switch {
 	case t > b.maxt:
-		g.refuse(b, reasonTooFarInFuture, sourceInfo{id: appendableSource}, t, 1)
+		g.refuse(b, reasonTooFarInFuture, sourceInfo{ID: appendableSource}, t, 1)
 		return fmt.Errorf("%w: sample at %s is %s ahead (max_future_skew %s)", ErrTooFarInFuture,
 			time.UnixMilli(t).UTC().Format(time.RFC3339Nano), time.UnixMilli(t).Sub(b.now).Round(time.Millisecond),
 			time.Duration(g.skew)*time.Millisecond)
@@ -307,7 +222,7 @@ func (g *guard) admitRaw(b bounds, app any, ref storage.SeriesRef, l labels.Labe
 		if r, _ := getRef(app, l, l.Hash()); r != 0 {
 			return nil // an existing series
 		}
-		g.refuse(b, reasonSeriesLimit, sourceInfo{id: appendableSource}, t, 1)
+		g.refuse(b, reasonSeriesLimit, sourceInfo{ID: appendableSource}, t, 1)
 		return fmt.Errorf("%w (%d series)", ErrSeriesLimit, g.maxSeries)
 	}
 	return nil

@@ -586,7 +586,7 @@ func (a *metricAppender) admit(e *seriesEntry, t int64) string {
 func (a *metricAppender) reject(e *seriesEntry, reason string, t int64) {
 	switch reason {
 	case reasonTooFarInFuture, reasonSeriesLimit:
-		if a.src.id == "" {
+		if a.src.ID == "" {
 			a.src = sourceOf(a.resAttrs)
 		}
 		a.g.refuse(a.b, reason, a.src, t, 1)

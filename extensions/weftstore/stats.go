@@ -51,7 +51,7 @@ func (s *Store) Stats() Stats {
 	s.mu.RUnlock()
 	st.RejectedSamples = map[string]int64{reasonTooFarInFuture: 0, reasonSeriesLimit: 0}
 	st.RejectedExemplars = make(map[string]int64)
-	st.RejectedSamplesBySource = s.refused.snapshot()
+	st.RejectedSamplesBySource = s.refused.Snapshot()
 	for r, bySource := range st.RejectedSamplesBySource {
 		for _, n := range bySource {
 			st.RejectedSamples[r] += n
