@@ -557,8 +557,8 @@ func TestNoisyNeighbour(t *testing.T) {
 	}
 	t.Logf("peak Go heap in use %.1f MiB (budget %d MiB), peak live heap after a GC %.1f MiB (GOGC 100, no GOMEMLIMIT); heap in use by 5 s window from the test's start (MiB): %s; agent ready at %v, noise from %v to %v",
 		float64(peakHeap.Load())/(1<<20), noisyHeapBudget>>20, float64(peakLive)/(1<<20), strings.Join(windows, " "), ready.Round(time.Second), noiseStart.Round(time.Second), noiseEnd.Round(time.Second))
-	t.Logf("test process CPU (agent, targets, clients; not the Prometheus sink) user %v + sys %v = %v over %v",
-		user.Round(time.Millisecond), sys.Round(time.Millisecond), (user + sys).Round(time.Millisecond), time.Since(t0).Round(time.Second))
+	t.Logf("test process CPU (agent, targets, clients; not the Prometheus sink) user %v + sys %v = %v over %v; peak RSS (VmHWM) %s",
+		user.Round(time.Millisecond), sys.Round(time.Millisecond), (user + sys).Round(time.Millisecond), time.Since(t0).Round(time.Second), peakRSS())
 	assert.Less(t, peakHeap.Load(), uint64(noisyHeapBudget), "peak Go heap in use")
 }
 
@@ -717,4 +717,19 @@ func noisySum(text, name string, labels map[string]string) float64 {
 		}
 	}
 	return sum
+}
+
+// peakRSS returns the process's peak resident set size as
+// /proc/self/status states it (VmHWM), or why it cannot.
+func peakRSS() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return err.Error()
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			return strings.TrimSpace(rest)
+		}
+	}
+	return "no VmHWM"
 }

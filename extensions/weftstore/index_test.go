@@ -290,7 +290,7 @@ func heapAlloc() uint64 {
 
 // rssAfterFree returns the process's resident set size (VmRSS) after the
 // runtime gave its free pages back to the kernel.
-func rssAfterFree(t *testing.T) int64 {
+func rssAfterFree(t testing.TB) int64 {
 	t.Helper()
 	debug.FreeOSMemory()
 	b, err := os.ReadFile("/proc/self/status")
