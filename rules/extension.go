@@ -121,13 +121,9 @@ func (e *Extension) Dependencies() []component.ID { return []component.ID{e.cfg.
 // notification. An invalid rule set at start is reported (status, log,
 // self-metric) and leaves no rules running; it does not stop the agent.
 func (e *Extension) Start(_ context.Context, host component.Host) error {
-	ext, ok := host.GetExtensions()[e.cfg.Store]
-	if !ok {
-		return fmt.Errorf("store: extension %q not found (add it under extensions and service.extensions)", e.cfg.Store)
-	}
-	st, ok := ext.(*weftstore.Store)
-	if !ok {
-		return fmt.Errorf("store: extension %q is a %T, not a weft_store", e.cfg.Store, ext)
+	st, err := weftstore.FromHost(host, e.cfg.Store)
+	if err != nil {
+		return err
 	}
 	if err := e.setup(st); err != nil {
 		return err

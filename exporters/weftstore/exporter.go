@@ -3,7 +3,6 @@ package weftstore
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync/atomic"
 
 	"go.opentelemetry.io/collector/component"
@@ -29,13 +28,9 @@ func newExporter(cfg *Config) *storeExporter { return &storeExporter{cfg: cfg} }
 // start finds the extension. Extensions start before pipelines, so it is
 // there (and open) by the time data flows.
 func (e *storeExporter) start(_ context.Context, host component.Host) error {
-	ext, ok := host.GetExtensions()[e.cfg.Store]
-	if !ok {
-		return fmt.Errorf("store: extension %q is not configured; add it under extensions: and service.extensions", e.cfg.Store)
-	}
-	st, ok := ext.(*weftstore.Store)
-	if !ok {
-		return fmt.Errorf("store: extension %q is a %T, not the weft_store extension", e.cfg.Store, ext)
+	st, err := weftstore.FromHost(host, e.cfg.Store)
+	if err != nil {
+		return err
 	}
 	e.store.Store(st)
 	return nil

@@ -13,8 +13,6 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 	"go.opentelemetry.io/collector/exporter/exportertest"
-	"go.opentelemetry.io/collector/extension"
-	"go.opentelemetry.io/collector/extension/extensiontest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -22,6 +20,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/weftobs/weft/extensions/weftstore"
+	"github.com/weftobs/weft/extensions/weftstore/weftstoretest"
+	"github.com/weftobs/weft/internal/weftest"
 )
 
 func TestMain(m *testing.M) {
@@ -63,24 +63,6 @@ type notAStore struct {
 	component.ShutdownFunc
 }
 
-type host struct {
-	component.Host
-	exts map[component.ID]component.Component
-}
-
-func (h host) GetExtensions() map[component.ID]component.Component { return h.exts }
-
-// startStore creates and starts a weft_store extension with default config.
-func startStore(t *testing.T) extension.Extension {
-	t.Helper()
-	f := weftstore.NewFactory()
-	ext, err := f.Create(context.Background(), extensiontest.NewNopSettings(f.Type()), f.CreateDefaultConfig())
-	require.NoError(t, err)
-	require.NoError(t, ext.Start(context.Background(), componenttest.NewNopHost()))
-	t.Cleanup(func() { require.NoError(t, ext.Shutdown(context.Background())) })
-	return ext
-}
-
 func TestStartFindsStore(t *testing.T) {
 	f := NewFactory()
 	set := exportertest.NewNopSettings(componentType)
@@ -88,13 +70,13 @@ func TestStartFindsStore(t *testing.T) {
 
 	exp, err := f.CreateTraces(ctx, set, f.CreateDefaultConfig())
 	require.NoError(t, err)
-	err = exp.Start(ctx, host{Host: componenttest.NewNopHost()})
+	err = exp.Start(ctx, componenttest.NewNopHost())
 	require.ErrorContains(t, err, `store: extension "weft_store" is not configured`)
 	require.NoError(t, exp.Shutdown(ctx))
 
 	exp, err = f.CreateTraces(ctx, set, f.CreateDefaultConfig())
 	require.NoError(t, err)
-	err = exp.Start(ctx, host{exts: map[component.ID]component.Component{component.MustNewID("weft_store"): notAStore{}}})
+	err = exp.Start(ctx, weftest.Host{weftstoretest.ID: notAStore{}})
 	require.ErrorContains(t, err, "not the weft_store extension")
 	require.NoError(t, exp.Shutdown(ctx))
 
@@ -106,9 +88,8 @@ func TestStartFindsStore(t *testing.T) {
 }
 
 func TestExportAllSignals(t *testing.T) {
-	ext := startStore(t)
-	st := ext.(*weftstore.Store)
-	h := host{exts: map[component.ID]component.Component{component.MustNewID("weft_store"): ext}}
+	st := weftstoretest.Start(t, nil)
+	h := weftstoretest.Host(st)
 	f := NewFactory()
 	set := exportertest.NewNopSettings(componentType)
 	ctx := context.Background()

@@ -88,12 +88,11 @@ func (s *server) Dependencies() []component.ID {
 // Start finds the store (and rules source), loads credentials and TLS, binds
 // the endpoint and serves in the background.
 func (s *server) Start(ctx context.Context, host component.Host) error {
-	exts := host.GetExtensions()
-	st, ok := exts[s.cfg.Store].(*weftstore.Store)
-	if !ok {
-		return fmt.Errorf("weft_query: store: extension %q is not a started weft_store", s.cfg.Store)
+	st, err := weftstore.FromHost(host, s.cfg.Store)
+	if err != nil {
+		return fmt.Errorf("weft_query: %w", err)
 	}
-	rules, err := findRules(exts, s.cfg.Rules)
+	rules, err := findRules(host.GetExtensions(), s.cfg.Rules)
 	if err != nil {
 		return err
 	}

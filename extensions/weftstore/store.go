@@ -24,9 +24,7 @@ import (
 // Store is the weft_store extension: the node's local store of recent
 // metrics (a Prometheus TSDB with exemplars), spans and log records.
 //
-// Other components find it with
-//
-//	st, ok := host.GetExtensions()[id].(*weftstore.Store)
+// Other components find it with FromHost.
 //
 // All methods are safe for concurrent use. Span and log methods work from
 // creation on; metric appends and queries need Start and fail after
@@ -297,3 +295,20 @@ func (q queryable) ExemplarQuerier(ctx context.Context) (storage.ExemplarQuerier
 
 // slogFor bridges the TSDB's slog output to the component's zap logger.
 func slogFor(l *zap.Logger) *slog.Logger { return slog.New(zapslog.NewHandler(l.Core())) }
+
+// FromHost returns the started weft_store extension id of host, or an
+// error that names what is wrong in the configuration. Components that
+// use the store call it from their Start (extensions start before
+// pipelines, and a component that declares the store among its
+// Dependencies starts after it).
+func FromHost(host component.Host, id component.ID) (*Store, error) {
+	ext, ok := host.GetExtensions()[id]
+	if !ok {
+		return nil, fmt.Errorf("store: extension %q is not configured; add it under extensions: and service.extensions", id)
+	}
+	st, ok := ext.(*Store)
+	if !ok {
+		return nil, fmt.Errorf("store: extension %q is a %T, not the weft_store extension", id, ext)
+	}
+	return st, nil
+}

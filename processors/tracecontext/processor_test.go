@@ -13,6 +13,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processortest"
+
+	"github.com/weftobs/weft/internal/weftest"
 )
 
 func newTestProcessor(t testing.TB, cfg *Config, next consumer.Logs) processor.Logs {
@@ -41,14 +43,6 @@ func spanHex(lr plog.LogRecord) string {
 	return hex.EncodeToString(id[:])
 }
 
-func mustTraceID(t *testing.T, h string) pcommon.TraceID {
-	t.Helper()
-	var id pcommon.TraceID
-	_, err := hex.Decode(id[:], []byte(h))
-	require.NoError(t, err)
-	return id
-}
-
 func TestProcessorConsumeLogs(t *testing.T) {
 	type rec struct {
 		setup               func(lr plog.LogRecord)
@@ -68,7 +62,7 @@ func TestProcessorConsumeLogs(t *testing.T) {
 		}},
 		{"an existing trace id is kept", &Config{Body: true}, []rec{
 			{func(lr plog.LogRecord) {
-				lr.SetTraceID(mustTraceID(t, tid3))
+				lr.SetTraceID(weftest.TraceID(t, tid3))
 				lr.SetFlags(2)
 				lr.Body().SetStr(`traceparent=00-` + tid + `-` + sid + `-01`)
 			}, tid3, "", 2},
