@@ -97,15 +97,15 @@ func TestDiskFull(t *testing.T) {
 		accepted = append(accepted, b)
 	}
 	require.NotEmpty(t, accepted)
-	assert.Equal(t, int64(len(refused)*perBatch), a.sum(t, "weft.fluent_forward.records_dropped", reasonNotPersisted),
+	assert.Equal(t, int64(len(refused)*perBatch), a.sum(t, droppedMetric, reasonNotPersisted),
 		"every refused record counted")
-	assert.Positive(t, a.sum(t, "weft.file_storage.write_failures", "disk_full"))
+	assert.Positive(t, a.sum(t, "weft_file_storage.write_failures", "disk_full"))
 	t.Logf("accepted %d batches, refused %d while full", len(accepted), len(refused))
 
 	// Restart while the disk is still full: the queue opens and keeps its items.
 	a.stop(t)
 	a2 := startAgent(t, addr, queue, tune)
-	assert.Zero(t, a2.sum(t, "weft.file_storage.records_lost", ""))
+	assert.Zero(t, a2.sum(t, "weft_file_storage.records_lost", ""))
 
 	// Space returns, then the server.
 	require.NoError(t, os.Remove(filler))

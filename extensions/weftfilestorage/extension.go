@@ -71,7 +71,7 @@ func (s *fileStorage) Shutdown(ctx context.Context) error {
 
 // GetClient opens (replaying) the log of one component's storage. A
 // damaged file never fails it: what can be read is kept, the rest is
-// counted (weft.file_storage.records_lost, bytes_skipped).
+// counted (weft_file_storage.records_lost, bytes_skipped).
 func (s *fileStorage) GetClient(_ context.Context, kind component.Kind, id component.ID, storageName string) (storage.Client, error) {
 	name := clientName(kind, id, storageName)
 	path := filepath.Join(s.cfg.Directory, name+".wlog")

@@ -46,8 +46,8 @@ func TestSetGetDeleteBatchSurviveReopen(t *testing.T) {
 		assert.Equal(t, want == nil, got == nil, key)
 		assert.Equal(t, string(want), string(got), key)
 	}
-	assert.Zero(t, h.counter("weft.file_storage.records_lost", ""))
-	assert.Zero(t, h.counter("weft.file_storage.bytes_skipped", ""))
+	assert.Zero(t, h.counter("weft_file_storage.records_lost", ""))
+	assert.Zero(t, h.counter("weft_file_storage.bytes_skipped", ""))
 
 	_, err = h.ext.GetClient(ctx, component.KindExporter, ownerID, "logs")
 	require.ErrorContains(t, err, "already open")
@@ -219,18 +219,18 @@ func TestDamagedFile(t *testing.T) {
 			h := newHarness(t, dir, nil)
 			c := h.client("logs") // a damaged file never fails the start
 			for reason, n := range tc.lost {
-				assert.Equal(t, n, h.counter("weft.file_storage.records_lost", reason), reason)
+				assert.Equal(t, n, h.counter("weft_file_storage.records_lost", reason), reason)
 			}
 			var total int64
 			for _, n := range tc.lost {
 				total += n
 			}
-			assert.Equal(t, total, h.counter("weft.file_storage.records_lost", ""), "no other loss")
+			assert.Equal(t, total, h.counter("weft_file_storage.records_lost", ""), "no other loss")
 			if tc.name != "value_damaged_but_item_delivered_later" && tc.name != "header_damaged_item_delivered_later" {
-				assert.Positive(t, h.counter("weft.file_storage.bytes_skipped", ""), "damaged bytes counted")
+				assert.Positive(t, h.counter("weft_file_storage.bytes_skipped", ""), "damaged bytes counted")
 			}
 			for reason, n := range tc.skippedBytes {
-				assert.Equal(t, n, h.counter("weft.file_storage.bytes_skipped", reason), reason)
+				assert.Equal(t, n, h.counter("weft_file_storage.bytes_skipped", reason), reason)
 			}
 			checkItems(t, c, items, perItem, tc.gone, tc.deleted)
 
@@ -239,8 +239,8 @@ func TestDamagedFile(t *testing.T) {
 			require.NoError(t, c.Close(t.Context()))
 			h2 := newHarness(t, dir, nil)
 			c2 := h2.client("logs")
-			assert.Zero(t, h2.counter("weft.file_storage.records_lost", ""))
-			assert.Zero(t, h2.counter("weft.file_storage.bytes_skipped", ""))
+			assert.Zero(t, h2.counter("weft_file_storage.records_lost", ""))
+			assert.Zero(t, h2.counter("weft_file_storage.bytes_skipped", ""))
 			checkItems(t, c2, items, perItem, tc.gone, tc.deleted)
 			require.NoError(t, c2.Set(t.Context(), "after", []byte("x")))
 		})
@@ -338,7 +338,7 @@ func TestDiskFull(t *testing.T) {
 		stored = append(stored, i)
 	}
 	require.NotEmpty(t, stored)
-	assert.Equal(t, int64(len(refused)), h.counter("weft.file_storage.write_failures", "disk_full"))
+	assert.Equal(t, int64(len(refused)), h.counter("weft_file_storage.write_failures", "disk_full"))
 
 	// Full, yet the queue's bookkeeping goes on: read and remove an item.
 	get := storage.GetOperation(strconv.Itoa(stored[0]))
@@ -353,7 +353,7 @@ func TestDiskFull(t *testing.T) {
 
 	h2 := newHarness(t, dir, nil)
 	c2 := h2.client("logs")
-	assert.Zero(t, h2.counter("weft.file_storage.records_lost", ""), "nothing acknowledged was lost")
+	assert.Zero(t, h2.counter("weft_file_storage.records_lost", ""), "nothing acknowledged was lost")
 	for _, i := range append(stored[1:], next) {
 		v, err := c2.Get(ctx, strconv.Itoa(i))
 		require.NoError(t, err)

@@ -29,10 +29,10 @@ func newTelemetry(mp metric.MeterProvider) (*telemetry, error) {
 		c, err = m.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(desc))
 		return c
 	}
-	t.recordsLostC = mk("weft.file_storage.records_lost", "{record}",
+	t.recordsLostC = mk("weft_file_storage.records_lost", "{record}",
 		"Telemetry records (log records, spans, data points) in stored values lost to damage, by reason (corrupt, torn, unreadable).")
-	t.bytesSkippedC = mk("weft.file_storage.bytes_skipped", "By", "Bytes of log files skipped as damaged, by reason.")
-	t.writeFailuresC = mk("weft.file_storage.write_failures", "{write}", "Writes refused or failed, by reason (disk_full, io).")
+	t.bytesSkippedC = mk("weft_file_storage.bytes_skipped", "By", "Bytes of log files skipped as damaged, by reason.")
+	t.writeFailuresC = mk("weft_file_storage.write_failures", "{write}", "Writes refused or failed, by reason (disk_full, io).")
 	return t, err
 }
 
