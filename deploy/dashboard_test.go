@@ -18,7 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/weftobs/weft/internal/kubepods"
+	"github.com/weftobs/weft/internal/kube"
 )
 
 const dashboardFile = "grafana/dashboards/weft-node.json"
@@ -223,7 +223,7 @@ func TestGrafanaDatasources(t *testing.T) {
 	for _, d := range ds.Datasources {
 		assert.Equal(t, "proxy", d.Access, "datasource %s: the header is added by Grafana's server", d.Name)
 		assert.Equal(t, "Authorization", d.JSONData.HTTPHeaderName1, "datasource %s", d.Name)
-		assert.Equal(t, "Bearer $__file{"+kubepods.DefaultServiceAccountDir+"/token}", d.SecureJSONData.HTTPHeaderValue1, "datasource %s", d.Name)
+		assert.Equal(t, "Bearer $__file{"+kube.DefaultServiceAccountDir+"/token}", d.SecureJSONData.HTTPHeaderValue1, "datasource %s", d.Name)
 	}
 	for _, d := range ds.Datasources {
 		for _, e := range d.JSONData.ExemplarTraceIDDestinations {

@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/common/model"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configopaque"
+
+	"github.com/weftobs/weft/internal/kube"
 )
 
 // Config is the configuration of the weft_rules extension.
@@ -100,17 +102,14 @@ type AlertmanagerConfig struct {
 type KubernetesConfig struct {
 	// Enabled turns the Kubernetes source on (default false).
 	Enabled bool `mapstructure:"enabled"`
-	// APIServer is the API server URL; empty: in cluster (service account
-	// token and CA, KUBERNETES_SERVICE_HOST/PORT).
-	APIServer string `mapstructure:"api_server"`
+	// APIConfig is how to reach the API server: api_server,
+	// kubeconfig_file, token_file, ca_file, the keys of pod_scrape's
+	// kubernetes_api (all empty: the in-cluster service account).
+	kube.APIConfig `mapstructure:",squash"`
 	// Namespaces to list and watch; empty: all namespaces.
 	Namespaces []string `mapstructure:"namespaces"`
 	// LabelSelector filters the objects (Kubernetes label selector syntax).
 	LabelSelector string `mapstructure:"label_selector"`
-	// TokenFile holds a bearer token (in cluster: the service account's).
-	TokenFile string `mapstructure:"token_file"`
-	// CAFile verifies the API server (in cluster: the service account's).
-	CAFile string `mapstructure:"ca_file"`
 }
 
 // BasicAuth is HTTP basic authentication.
@@ -191,10 +190,8 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("outage_tolerance: must be positive, got %s", c.OutageTolerance))
 	}
 	if c.Kubernetes.Enabled {
-		if c.Kubernetes.APIServer != "" {
-			if err := checkHTTPURL(c.Kubernetes.APIServer); err != nil {
-				errs = append(errs, fmt.Errorf("kubernetes.api_server: %w", err))
-			}
+		if err := c.Kubernetes.APIConfig.Validate("kubernetes."); err != nil {
+			errs = append(errs, err)
 		}
 		seen := map[string]bool{}
 		for i, ns := range c.Kubernetes.Namespaces {

@@ -13,6 +13,8 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 	"go.opentelemetry.io/collector/extension/extensiontest"
+
+	"github.com/weftobs/weft/internal/kube"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -32,7 +34,11 @@ func TestLoadConfig(t *testing.T) {
 	}
 	full.Webhooks = []string{"http://127.0.0.1:8080/hook"}
 	full.ExternalLabels = map[string]string{"cluster": "prod", "node": "n1"}
-	full.Kubernetes = KubernetesConfig{Enabled: true, Namespaces: []string{"shop"}, LabelSelector: "team=a"}
+	full.Kubernetes = KubernetesConfig{
+		Enabled:    true,
+		APIConfig:  kube.APIConfig{APIServer: "https://10.96.0.1:443", TokenFile: "/var/run/secrets/weft/token", CAFile: "/var/run/secrets/weft/ca.crt"},
+		Namespaces: []string{"shop"}, LabelSelector: "team=a",
+	}
 	full.Evidence.MaxTraces = 5
 	full.Evidence.LinkTemplate = "http://jaeger:16686/trace/{{ .TraceID }}"
 
@@ -52,6 +58,7 @@ func TestLoadConfig(t *testing.T) {
 			"evidence.link_template:",
 			"kubernetes.namespaces[1]: empty",
 			`kubernetes.namespaces[2]: "shop" listed twice`,
+			"kubernetes.token_file: not used with kubernetes.kubeconfig_file",
 		}},
 	}
 	for _, tt := range tests {

@@ -26,6 +26,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/weftobs/weft/extensions/weftstore"
+	"github.com/weftobs/weft/internal/kube"
 )
 
 // Extension is the weft_rules extension: it evaluates rule files over the
@@ -70,8 +71,8 @@ type Extension struct {
 	telReg      metric.Registration
 	reloadCount metric.Int64Counter
 	// kubeBackoff, when set (tests), replaces the Kubernetes source's
-	// backoff bounds (min, max).
-	kubeBackoff [2]time.Duration
+	// backoff bounds.
+	kubeBackoff kube.Backoff
 	// onSend, when set (tests), sees every notification after evidence.
 	onSend func([]*notifier.Alert)
 }
@@ -141,7 +142,7 @@ func (e *Extension) Start(_ context.Context, host component.Host) error {
 		// The first list (or its failure) before the first load, so the
 		// first set has the objects; watching goes on in the background.
 		e.kube.run(ctx, &e.wg)
-		wctx, wcancel := context.WithTimeout(ctx, kubeRequestTimeout)
+		wctx, wcancel := context.WithTimeout(ctx, kubeFirstListWait)
 		e.kube.waitFirst(wctx)
 		wcancel()
 	}
@@ -225,12 +226,9 @@ func (e *Extension) setup(st *weftstore.Store) error {
 		e.webhook = newWebhookSender(e.cfg.Webhooks, e.logger)
 	}
 	if e.cfg.Kubernetes.Enabled {
-		kw, err := newKubeWatcher(e.cfg.Kubernetes, e.logger)
+		kw, err := newKubeWatcher(e.cfg.Kubernetes, e.kubeBackoff, e.logger)
 		if err != nil {
 			return err
-		}
-		if e.kubeBackoff[0] > 0 {
-			kw.backoffMin, kw.backoffMax = e.kubeBackoff[0], e.kubeBackoff[1]
 		}
 		e.kube = kw
 		e.kubeGood = map[string][]byte{}
@@ -577,7 +575,7 @@ func (e *Extension) Status() Status {
 	s.Files = append([]string(nil), s.Files...)
 	s.Rejected = append([]string(nil), s.Rejected...)
 	if e.kube != nil {
-		var st kubeStats
+		var st kube.Stats
 		s.KubernetesError, st = e.kube.health()
 		s.KubernetesLists, s.KubernetesWatches, s.KubernetesGone = st.Lists, st.Watches, st.Gone
 	}

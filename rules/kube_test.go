@@ -20,12 +20,16 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/weftobs/weft/internal/kube"
 )
 
 // fakeKubeAPI is a small Kubernetes API server for PrometheusRule objects:
-// list and a streaming watch (ADDED/MODIFIED/DELETED, BOOKMARK, ERROR)
-// per namespace or over all namespaces, equality label selectors, a
-// resourceVersion per change, and expiry of old resourceVersions (410).
+// list and a streaming watch (ADDED/MODIFIED/DELETED) per namespace or
+// over all namespaces, equality label selectors, a resourceVersion per
+// change, and expiry of old resourceVersions (410). The reflector's own
+// behaviour (pages, bookmarks, 410 as an ERROR event, backoff) is tested
+// in internal/kube; this fake drives the adapter.
 type fakeKubeAPI struct {
 	mu      sync.Mutex
 	changed *sync.Cond // broadcast on every event and on endWatches
@@ -34,15 +38,11 @@ type fakeKubeAPI struct {
 	events  []fakeEvent
 	// goneBefore: a watch from an older resourceVersion gets 410.
 	goneBefore int
-	// goneAsEvent: answer such a watch with 200 and an ERROR event (as the
-	// API server does for an expired watch cache) instead of HTTP 410.
-	goneAsEvent bool
 	// fail: the next fail list requests answer failStatus.
 	fail       int
 	failStatus int
 	epoch      int  // endWatches bumps it; open watches end
 	down       bool // every request answers 503
-	emptyWatch bool // watches end at once, without an event
 	requests   []fakeRequest
 }
 
@@ -154,21 +154,10 @@ func (f *fakeKubeAPI) serveWatch(w http.ResponseWriter, r *http.Request, ns stri
 		return
 	}
 	if from < f.goneBefore {
-		asEvent := f.goneAsEvent
 		f.mu.Unlock()
-		st := map[string]any{"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Expired",
-			"message": fmt.Sprintf("too old resource version: %d", from), "code": 410}
-		if !asEvent {
-			w.WriteHeader(http.StatusGone)
-			_ = json.NewEncoder(w).Encode(st)
-			return
-		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"type": "ERROR", "object": st})
-		return
-	}
-	if f.emptyWatch {
-		f.mu.Unlock()
-		w.WriteHeader(http.StatusOK)
+		w.WriteHeader(http.StatusGone)
+		_ = json.NewEncoder(w).Encode(map[string]any{"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Expired",
+			"message": fmt.Sprintf("too old resource version: %d", from), "code": 410})
 		return
 	}
 	epoch := f.epoch
@@ -185,7 +174,7 @@ func (f *fakeKubeAPI) serveWatch(w http.ResponseWriter, r *http.Request, ns stri
 	for r.Context().Err() == nil {
 		var out []fakeEvent
 		for _, ev := range f.events {
-			if ev.rv > sent && (all || ev.ns == ns) && (ev.typ == "BOOKMARK" || matches(ev.object, q["labelSelector"])) {
+			if ev.rv > sent && (all || ev.ns == ns) && matches(ev.object, q["labelSelector"]) {
 				out = append(out, ev)
 			}
 		}
@@ -228,27 +217,13 @@ func (f *fakeKubeAPI) apply(typ string, obj map[string]any, silent bool) {
 	f.changed.Broadcast()
 }
 
-// bookmark sends a BOOKMARK at a new resourceVersion and returns it.
-func (f *fakeKubeAPI) bookmark(ns string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.rv++
-	f.events = append(f.events, fakeEvent{rv: f.rv, typ: "BOOKMARK", ns: ns, object: map[string]any{
-		"kind": "PrometheusRule", "apiVersion": "monitoring.coreos.com/v1",
-		"metadata": map[string]any{"resourceVersion": strconv.Itoa(f.rv)},
-	}})
-	f.changed.Broadcast()
-	return f.rv
-}
-
 // expire makes every resourceVersion up to now too old, and ends the
 // open watches (so the client comes back with an expired one).
-func (f *fakeKubeAPI) expire(asEvent bool) {
+func (f *fakeKubeAPI) expire() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.rv++
 	f.goneBefore = f.rv
-	f.goneAsEvent = asEvent
 	f.epoch++
 	f.changed.Broadcast()
 }
@@ -291,7 +266,7 @@ var teamA = map[string]any{"team": "a"}
 
 // startKubeExtension starts weft_rules on a store with the Kubernetes
 // source on the fake API and fast backoff.
-func startKubeExtension(t *testing.T, api *fakeKubeAPI, tel component.TelemetrySettings, kc KubernetesConfig, ruleFiles ...string) (*Extension, *httptest.Server) {
+func startKubeExtension(t *testing.T, api *fakeKubeAPI, tel component.TelemetrySettings, kc KubernetesConfig, ruleFiles ...string) *Extension {
 	t.Helper()
 	srv := httptest.NewServer(api)
 	st := newTestStore(t, "")
@@ -303,12 +278,12 @@ func startKubeExtension(t *testing.T, api *fakeKubeAPI, tel component.TelemetryS
 	require.NoError(t, cfg.Validate())
 	e, err := newExtension(tel, cfg)
 	require.NoError(t, err)
-	e.kubeBackoff = [2]time.Duration{20 * time.Millisecond, 100 * time.Millisecond}
+	e.kubeBackoff = kube.Backoff{Min: 20 * time.Millisecond, Max: 100 * time.Millisecond}
 	require.NoError(t, e.Start(context.Background(), storeHost{componenttest.NewNopHost(), st}))
 	// Stop the extension before the server: Close waits for open watches.
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { require.NoError(t, e.Shutdown(context.Background())) })
-	return e, srv
+	return e
 }
 
 // eventually waits until the status satisfies cond.
@@ -322,12 +297,13 @@ func eventually(t *testing.T, e *Extension, what string, cond func(Status) bool)
 	return s
 }
 
-// TestKubernetesWatch drives the source through the fake API: the first
-// list, watch events of every kind, a selector, invalid objects (reported
-// by namespace/name, the others still load, a broken object's last valid
-// version runs on), a bookmark, a server-side watch end, and 410 Gone as
-// HTTP status and as ERROR event (relist, picking up changes no event
-// carried).
+// TestKubernetesWatch is the PrometheusRule adapter over internal/kube's
+// reflector, driven through the fake API: the first list (namespace path,
+// label selector, token_file), watch events of every kind becoming rule
+// sources, invalid objects (reported by namespace/name, the others still
+// load, a broken object's last valid version runs on), and a 410 Gone
+// whose relist applies changes no event carried; the reflector's counts
+// reach Status and the self-metrics.
 func TestKubernetesWatch(t *testing.T) {
 	api := newFakeKubeAPI()
 	api.apply("ADDED", promRuleObject("shop", "errors", teamA, alertRule("E", "up == 0")), false)
@@ -340,28 +316,22 @@ func TestKubernetesWatch(t *testing.T) {
 
 	tel := componenttest.NewTelemetry()
 	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
-	e, _ := startKubeExtension(t, api, tel.NewTelemetrySettings(), KubernetesConfig{Namespaces: []string{"shop"}, LabelSelector: "team=a", TokenFile: tokenFile}, dir)
+	kc := KubernetesConfig{Namespaces: []string{"shop"}, LabelSelector: "team=a"}
+	kc.TokenFile = tokenFile
+	e := startKubeExtension(t, api, tel.NewTelemetrySettings(), kc, dir)
 	s := e.Status()
 	require.True(t, s.LastReloadSuccess, s.LastError)
 	assert.Equal(t, []string{rf, "kubernetes:shop/errors"}, s.Files, "selector and namespace applied")
 	assert.Equal(t, 3, s.Rules)
-	reqs := api.requestLog()
-	require.NotEmpty(t, reqs)
-	assert.Equal(t, "/apis/monitoring.coreos.com/v1/namespaces/shop/prometheusrules", reqs[0].path)
-	assert.Equal(t, map[string]string{"labelSelector": "team=a"}, reqs[0].query)
-	assert.Equal(t, "Bearer s3cret", reqs[0].auth)
-	api.mu.Lock()
-	listRV := strconv.Itoa(api.rv)
-	api.mu.Unlock()
 	require.Eventually(t, func() bool {
 		r := api.requestLog()
 		return len(r) >= 2 && r[1].query["watch"] == "true"
 	}, 10*time.Second, 5*time.Millisecond)
-	w := api.requestLog()[1]
-	assert.Equal(t, listRV, w.query["resourceVersion"], "the watch starts at the list's resourceVersion")
-	assert.Equal(t, "true", w.query["allowWatchBookmarks"])
-	assert.Equal(t, "team=a", w.query["labelSelector"])
-	assert.Equal(t, "Bearer s3cret", w.auth)
+	for _, r := range api.requestLog()[:2] {
+		assert.Equal(t, "/apis/monitoring.coreos.com/v1/namespaces/shop/prometheusrules", r.path)
+		assert.Equal(t, "team=a", r.query["labelSelector"])
+		assert.Equal(t, "Bearer s3cret", r.auth)
+	}
 
 	// ADDED and MODIFIED: picked up without any poll.
 	api.apply("ADDED", promRuleObject("shop", "latency", teamA, alertRule("L", "up > 1")), false)
@@ -403,28 +373,14 @@ func TestKubernetesWatch(t *testing.T) {
 	assert.Equal(t, int64(0), gaugeValue(t, tel, "weft_rules.rejected_sources"))
 	assert.Equal(t, int64(1), gaugeValue(t, tel, "weft_rules.last_reload_successful"))
 
-	// A bookmark moves the resourceVersion; the next watch resumes there.
-	bm := api.bookmark("shop")
-	api.endWatches()
-	require.Eventually(t, func() bool {
-		r := api.requestLog()
-		last := r[len(r)-1]
-		return last.query["watch"] == "true" && last.query["resourceVersion"] == strconv.Itoa(bm)
-	}, 10*time.Second, 5*time.Millisecond, "re-watch from the bookmark")
-	listsBefore := e.Status().KubernetesLists
-	assert.Equal(t, int64(1), listsBefore, "a watch ended by the server is resumed, not relisted")
-
-	// 410 Gone (HTTP status): list again; a change no event carried shows.
+	// 410 Gone: the relist's difference reaches the rule set, here a
+	// deletion and an addition no watch event carried.
 	api.apply("DELETED", promRuleObject("shop", "new", teamA), true)
-	api.expire(false)
-	s = eventually(t, e, "relist after 410", func(s Status) bool { return s.KubernetesGone == 1 && s.Rules == 4 })
+	api.apply("ADDED", promRuleObject("shop", "silent", teamA, alertRule("S", "up < 1"), alertRule("S2", "up < 2")), true)
+	api.expire()
+	s = eventually(t, e, "relist after 410", func(s Status) bool { return s.KubernetesGone == 1 && s.Rules == 6 })
+	assert.Equal(t, []string{rf, "kubernetes:shop/errors", "kubernetes:shop/latency", "kubernetes:shop/silent"}, s.Files)
 	assert.Equal(t, int64(2), s.KubernetesLists)
-
-	// 410 Gone as a watch ERROR event: the same.
-	api.apply("ADDED", promRuleObject("shop", "silent", teamA, alertRule("S", "up < 1")), true)
-	api.expire(true)
-	s = eventually(t, e, "relist after ERROR 410", func(s Status) bool { return s.KubernetesGone == 2 && s.Rules == 5 })
-	assert.Equal(t, int64(3), s.KubernetesLists)
 	assert.Empty(t, s.KubernetesError)
 	m, err := tel.GetMetric("weft_rules.kubernetes_requests")
 	require.NoError(t, err)
@@ -433,9 +389,9 @@ func TestKubernetesWatch(t *testing.T) {
 		k, _ := dp.Attributes.Value("kind")
 		byKind[k.AsString()] = dp.Value
 	}
-	assert.Equal(t, int64(3), byKind["list"])
-	assert.Equal(t, int64(2), byKind["gone"])
-	assert.GreaterOrEqual(t, byKind["watch"], s.KubernetesWatches)
+	assert.Equal(t, int64(2), byKind["list"])
+	assert.Equal(t, int64(1), byKind["gone"])
+	assert.GreaterOrEqual(t, byKind["watch"], int64(2))
 	assert.Zero(t, byKind["failed"])
 	m, err = tel.GetMetric("weft_rules.reloads")
 	require.NoError(t, err)
@@ -449,50 +405,48 @@ func TestKubernetesWatch(t *testing.T) {
 
 	// After the relist, events flow again.
 	api.apply("DELETED", promRuleObject("shop", "errors", teamA), false)
-	eventually(t, e, "event after relist", func(s Status) bool { return s.Rules == 4 })
+	eventually(t, e, "event after relist", func(s Status) bool { return s.Rules == 5 })
 }
 
-// TestKubernetesBackoff: an API server that fails the first lists. The
-// file rules run meanwhile (the failure is reported); lists are retried
-// with a doubling delay up to the maximum; the first good list loads the
-// objects.
-func TestKubernetesBackoff(t *testing.T) {
+// TestKubernetesFirstListFails: an API server that fails the first lists.
+// The file rules run meanwhile, the failure is reported (status and
+// failed count), the cluster-wide path is retried, and the first good
+// list loads the objects.
+func TestKubernetesFirstListFails(t *testing.T) {
 	api := newFakeKubeAPI()
 	api.apply("ADDED", promRuleObject("shop", "errors", teamA, alertRule("E", "up == 0")), false)
-	api.fail, api.failStatus = 5, http.StatusInternalServerError
+	api.fail, api.failStatus = 3, http.StatusInternalServerError
 	dir := t.TempDir()
 	writeFile(t, dir, "r.yaml", twoRules)
 
-	e, _ := startKubeExtension(t, api, componenttest.NewNopTelemetrySettings(), KubernetesConfig{}, dir)
+	e := startKubeExtension(t, api, componenttest.NewNopTelemetrySettings(), KubernetesConfig{}, dir)
 	s := e.Status()
 	assert.False(t, s.LastReloadSuccess)
 	assert.Equal(t, 2, s.Rules, "the files run while the API fails")
-	assert.Contains(t, s.LastError, "HTTP 500: injected failure")
-	assert.Contains(t, s.KubernetesError, "HTTP 500")
+	assert.Contains(t, s.LastError, promRulesPath+": 500 Internal Server Error: injected failure")
+	assert.Contains(t, s.KubernetesError, "500 Internal Server Error")
 
 	s = eventually(t, e, "loaded after the failures", func(s Status) bool { return s.LastReloadSuccess && s.Rules == 3 })
 	assert.Empty(t, s.KubernetesError)
-	var lists []time.Time
+	lists := 0
 	for _, r := range api.requestLog() {
 		if r.query["watch"] == "" {
 			assert.Equal(t, promRulesPath, r.path, "no namespaces: the cluster-wide path")
-			lists = append(lists, r.at)
+			lists++
 		}
 	}
-	require.Len(t, lists, 6, "5 failures, 1 success")
-	// Delays at least 20, 40, 80, 100, 100 ms (doubling, capped at 100).
-	want := []time.Duration{20, 40, 80, 100, 100}
-	for i := 1; i < len(lists); i++ {
-		assert.GreaterOrEqual(t, lists[i].Sub(lists[i-1]), want[i-1]*time.Millisecond, "delay before list %d", i+1)
-	}
+	assert.Equal(t, 4, lists, "3 failures, 1 success")
+	_, st := e.kube.health()
+	assert.Equal(t, int64(3), st.Failures)
+	assert.Equal(t, int64(1), st.Lists)
 }
 
-// TestKubernetesWatchFailureKeepsObjects: a watch that fails (HTTP 500)
+// TestKubernetesWatchFailureKeepsObjects: a watch that fails (HTTP 503)
 // keeps the known objects and is retried; changes then arrive.
 func TestKubernetesWatchFailureKeepsObjects(t *testing.T) {
 	api := newFakeKubeAPI()
 	api.apply("ADDED", promRuleObject("shop", "errors", teamA, alertRule("E", "up == 0")), false)
-	e, _ := startKubeExtension(t, api, componenttest.NewNopTelemetrySettings(), KubernetesConfig{Namespaces: []string{"shop"}})
+	e := startKubeExtension(t, api, componenttest.NewNopTelemetrySettings(), KubernetesConfig{Namespaces: []string{"shop"}})
 	require.Equal(t, 1, e.Status().Rules)
 
 	// Every request fails for a while: watches and lists.
@@ -500,7 +454,7 @@ func TestKubernetesWatchFailureKeepsObjects(t *testing.T) {
 	api.down = true
 	api.mu.Unlock()
 	api.endWatches()
-	s := eventually(t, e, "watch failure reported", func(s Status) bool { return strings.Contains(s.KubernetesError, "HTTP 503") })
+	s := eventually(t, e, "watch failure reported", func(s Status) bool { return strings.Contains(s.KubernetesError, "503 Service Unavailable") })
 	assert.Equal(t, 1, s.Rules, "the known objects stay")
 
 	api.mu.Lock()
@@ -509,27 +463,6 @@ func TestKubernetesWatchFailureKeepsObjects(t *testing.T) {
 	api.apply("ADDED", promRuleObject("shop", "more", teamA, alertRule("M", "up == 0")), false)
 	s = eventually(t, e, "recovered", func(s Status) bool { return s.Rules == 2 && s.KubernetesError == "" })
 	assert.True(t, s.LastReloadSuccess)
-}
-
-// TestKubernetesEmptyWatchesBackOff: watches that end at once without an
-// event (a proxy closing streams) are retried with backoff, not in a loop.
-func TestKubernetesEmptyWatchesBackOff(t *testing.T) {
-	api := newFakeKubeAPI()
-	api.emptyWatch = true
-	api.apply("ADDED", promRuleObject("shop", "errors", teamA, alertRule("E", "up == 0")), false)
-	e, _ := startKubeExtension(t, api, componenttest.NewNopTelemetrySettings(), KubernetesConfig{Namespaces: []string{"shop"}})
-	eventually(t, e, "five watches", func(s Status) bool { return s.KubernetesWatches >= 5 })
-	var watches []time.Time
-	for _, r := range api.requestLog() {
-		if r.query["watch"] == "true" {
-			watches = append(watches, r.at)
-		}
-	}
-	want := []time.Duration{20, 40, 80, 100}
-	for i := 1; i < 5; i++ {
-		assert.GreaterOrEqual(t, watches[i].Sub(watches[i-1]), want[i-1]*time.Millisecond, "delay before watch %d", i+1)
-	}
-	assert.Equal(t, 1, e.Status().Rules)
 }
 
 func gaugeValue(t *testing.T, tel *componenttest.Telemetry, name string) int64 {

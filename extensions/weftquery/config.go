@@ -11,6 +11,8 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configopaque"
 	"go.opentelemetry.io/collector/config/configtls"
+
+	"github.com/weftobs/weft/internal/kube"
 )
 
 // Config is the configuration of the weft_query extension.
@@ -108,13 +110,10 @@ type AuthConfig struct {
 type KubernetesAuthConfig struct {
 	// Enabled turns Kubernetes authentication on (default false).
 	Enabled bool `mapstructure:"enabled"`
-	// APIServer is the API server URL; empty with an empty kubeconfig_file
-	// uses the in-cluster service account (token re-read for every request,
-	// CA), as pod_scrape's kubernetes_api.
-	APIServer string `mapstructure:"api_server"`
-	// KubeConfigFile is a kubeconfig file (its current context) to use
-	// instead of the in-cluster service account.
-	KubeConfigFile string `mapstructure:"kubeconfig_file"`
+	// APIConfig is how to reach the API server: api_server,
+	// kubeconfig_file, token_file, ca_file, the keys of pod_scrape's
+	// kubernetes_api (all empty: the in-cluster service account).
+	kube.APIConfig `mapstructure:",squash"`
 	// Audiences, when set, are sent in the TokenReview: the token must be
 	// valid for one of them. Empty: the API server's own audiences.
 	Audiences []string `mapstructure:"audiences"`
@@ -255,13 +254,8 @@ func (c *Config) Validate() error {
 func (k KubernetesAuthConfig) validate() []error {
 	var errs []error
 	const p = "auth.kubernetes."
-	if k.APIServer != "" {
-		if u, err := url.Parse(k.APIServer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("%sapi_server: must be an http(s)://host[:port] URL or empty (in cluster), got %q", p, k.APIServer))
-		}
-		if k.KubeConfigFile != "" {
-			errs = append(errs, fmt.Errorf("%sapi_server and %skubeconfig_file: set one, not both", p, p))
-		}
+	if err := k.APIConfig.Validate(p); err != nil {
+		errs = append(errs, err)
 	}
 	for i, a := range k.Audiences {
 		if a == "" {

@@ -15,6 +15,8 @@ import (
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 	"go.opentelemetry.io/collector/extension/extensioncapabilities"
 	"go.opentelemetry.io/collector/extension/extensiontest"
+
+	"github.com/weftobs/weft/internal/kube"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -37,7 +39,7 @@ func TestLoadConfig(t *testing.T) {
 				BearerTokenFile: "/var/run/secrets/weft/token",
 				Basic:           &BasicAuthConfig{Username: "grafana", Password: "s3cret"},
 				Kubernetes: KubernetesAuthConfig{
-					Enabled: true, KubeConfigFile: "/etc/weft/kubeconfig", Audiences: []string{"weft"},
+					Enabled: true, APIConfig: kube.APIConfig{KubeConfigFile: "/etc/weft/kubeconfig"}, Audiences: []string{"weft"},
 					ResourceAttributes: ResourceAttributes{Verb: "get", Group: "weft.dev", Resource: "nodes", Subresource: "query", Name: "node-a"},
 					CacheTTL:           time.Minute, NegativeCacheTTL: 5 * time.Second, CacheSize: 256, Timeout: 2 * time.Second,
 				},

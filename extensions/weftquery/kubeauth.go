@@ -10,7 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/weftobs/weft/internal/kubepods"
+	"github.com/weftobs/weft/internal/kube"
 )
 
 // Kubernetes authentication, as kube-rbac-proxy does it: a request's bearer
@@ -34,7 +34,7 @@ const (
 
 var reviewKinds = []string{reviewToken, reviewAccess}
 
-// apiPoster is the API server as the reviews use it (kubepods.Client).
+// apiPoster is the API server as the reviews use it (kube.Client).
 type apiPoster interface {
 	PostJSON(ctx context.Context, path string, in, out any) error
 	Close()
@@ -125,10 +125,10 @@ type reviewCall struct {
 	result authResult
 }
 
-// newKubeAuth connects through internal/kubepods (explicit URL, kubeconfig
-// or in-cluster service account); it does not contact the API server.
+// newKubeAuth connects through internal/kube (explicit URL, kubeconfig or
+// in-cluster service account); it does not contact the API server.
 func newKubeAuth(cfg KubernetesAuthConfig, logger *zap.Logger) (*kubeAuth, error) {
-	c, err := kubepods.NewClient(kubepods.Config{APIServer: cfg.APIServer, KubeConfigFile: cfg.KubeConfigFile, UserAgent: "weft-query"})
+	c, err := kube.NewClient(cfg.APIConfig, "weft-query")
 	if err != nil {
 		return nil, err
 	}

@@ -361,7 +361,7 @@ func TestKubernetesAuthAudiences(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, code)
 }
 
-// TestKubernetesAuthConnection: the reviews go out over internal/kubepods'
+// TestKubernetesAuthConnection: the reviews go out over internal/kube's
 // connection with weft's own credential (here a kubeconfig's token file
 // and CA, over TLS), and a connection that cannot be resolved fails Start
 // naming the key.
@@ -477,6 +477,7 @@ func TestKubernetesAuthValidate(t *testing.T) {
 		{"defaults", func(*KubernetesAuthConfig) {}, ""},
 		{"api_server not a URL", func(k *KubernetesAuthConfig) { k.APIServer = "kubernetes:443" }, "auth.kubernetes.api_server: must be an http(s)://host[:port] URL"},
 		{"api_server and kubeconfig", func(k *KubernetesAuthConfig) { k.APIServer, k.KubeConfigFile = "https://k:6443", "/kc" }, "set one, not both"},
+		{"token_file and kubeconfig", func(k *KubernetesAuthConfig) { k.TokenFile, k.KubeConfigFile = "/t", "/kc" }, "auth.kubernetes.token_file: not used with auth.kubernetes.kubeconfig_file"},
 		{"empty audience", func(k *KubernetesAuthConfig) { k.Audiences = []string{""} }, "auth.kubernetes.audiences[0]"},
 		{"no verb", func(k *KubernetesAuthConfig) { k.ResourceAttributes.Verb = "" }, "auth.kubernetes.resource_attributes.verb"},
 		{"no resource", func(k *KubernetesAuthConfig) { k.ResourceAttributes.Resource = "" }, "auth.kubernetes.resource_attributes.resource"},

@@ -3,12 +3,13 @@ package podscrape
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/relabel"
+
+	"github.com/weftobs/weft/internal/kube"
 )
 
 // Config is the pod_scrape receiver's configuration.
@@ -25,8 +26,12 @@ type Config struct {
 	// this node (a spec.nodeName field selector). Shipped configs set it to
 	// ${env:NODE_NAME}; empty discovers the pods of every node.
 	NodeName string `mapstructure:"node_name"`
-	// KubernetesAPI is how the presets reach the Kubernetes API.
-	KubernetesAPI KubernetesAPIConfig `mapstructure:"kubernetes_api"`
+	// KubernetesAPI is how the presets, the monitors and the
+	// kubernetes_sd_configs without their own api_server or kubeconfig_file
+	// reach the Kubernetes API (api_server, kubeconfig_file, token_file,
+	// ca_file; all empty: the in-cluster service account), with the keys
+	// of every weft component that talks to the API.
+	KubernetesAPI kube.APIConfig `mapstructure:"kubernetes_api"`
 	// IstioSidecars scrapes every Envoy sidecar (istio-proxy container or
 	// sidecar.istio.io/status annotation) on :15090/stats/prometheus.
 	IstioSidecars bool `mapstructure:"istio_sidecars"`
@@ -76,20 +81,6 @@ func (c *Config) scrapeTimeout() time.Duration {
 		return c.ScrapeTimeout
 	}
 	return min(defaultScrapeTimeout, c.ScrapeInterval)
-}
-
-// KubernetesAPIConfig tells the presets and kubernetes_sd_configs without
-// their own api_server how to reach the API server.
-type KubernetesAPIConfig struct {
-	// APIServer is the API server URL (http or https, no authentication);
-	// empty uses the in-cluster service account (KUBERNETES_SERVICE_HOST and
-	// _PORT, its token, re-read for every request, and CA).
-	APIServer string `mapstructure:"api_server"`
-	// KubeConfigFile is a kubeconfig file (its current context: server, CA,
-	// token, token file, client certificate or basic auth; exec and
-	// auth-provider plugins are not supported) to use instead of the in-cluster
-	// service account.
-	KubeConfigFile string `mapstructure:"kubeconfig_file"`
 }
 
 // ScrapeConfig is one Prometheus scrape job.
@@ -291,25 +282,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("scrape_configs: job_name %q is reserved for a preset", preset))
 		}
 	}
-	if err := checkAPIServer(c.KubernetesAPI.APIServer); err != nil {
-		errs = append(errs, fmt.Errorf("kubernetes_api.api_server: %w", err))
-	}
+	errs = append(errs, c.KubernetesAPI.Validate("kubernetes_api."))
 	return errors.Join(errs...)
-}
-
-// checkAPIServer accepts "" (in cluster) or an http(s)://host[:port] URL.
-func checkAPIServer(s string) error {
-	if s == "" {
-		return nil
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return err
-	}
-	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return fmt.Errorf("%q is not an http(s)://host[:port] URL", s)
-	}
-	return nil
 }
 
 func (sc *ScrapeConfig) validate(prefix string) error {
@@ -357,9 +331,8 @@ func (sc *ScrapeConfig) validate(prefix string) error {
 		}
 	}
 	for j, sd := range sc.KubernetesSDConfigs {
-		if err := checkAPIServer(sd.APIServer); err != nil {
-			errs = append(errs, fmt.Errorf("%s.kubernetes_sd_configs[%d].api_server: %w", prefix, j, err))
-		}
+		api := kube.APIConfig{APIServer: sd.APIServer, KubeConfigFile: sd.KubeConfigFile}
+		errs = append(errs, api.Validate(fmt.Sprintf("%s.kubernetes_sd_configs[%d].", prefix, j)))
 		if sd.Role != "pod" {
 			errs = append(errs, fmt.Errorf("%s.kubernetes_sd_configs[%d].role: %q is not supported (only pod)", prefix, j, sd.Role))
 		}

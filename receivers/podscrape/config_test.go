@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
+
+	"github.com/weftobs/weft/internal/kube"
 )
 
 func loadConfig(t *testing.T, name string) *Config {
@@ -26,6 +28,7 @@ func TestLoadConfig(t *testing.T) {
 	cfg := loadConfig(t, "pod_scrape")
 	require.NoError(t, confmap.Validate(cfg))
 	assert.Equal(t, "node-a", cfg.NodeName)
+	assert.Equal(t, kube.APIConfig{APIServer: "https://10.96.0.1:443", TokenFile: "/var/run/secrets/weft/token", CAFile: "/var/run/secrets/weft/ca.crt"}, cfg.KubernetesAPI)
 	assert.True(t, cfg.IstioSidecars && cfg.Annotations && cfg.Knative)
 	require.Len(t, cfg.Monitors, 1)
 	assert.Equal(t, 30*time.Second, cfg.Monitors[0].Interval)
@@ -87,8 +90,8 @@ func TestValidateAPIServer(t *testing.T) {
 	}{
 		{name: "in cluster"},
 		{name: "https URL", global: "https://10.96.0.1:443", job: "http://127.0.0.1:8001"},
-		{name: "no scheme", global: "kubernetes.default.svc:443", want: `kubernetes_api.api_server: "kubernetes.default.svc:443" is not an http(s)://host[:port] URL`},
-		{name: "job ftp", job: "ftp://k8s", want: `scrape_configs[0].kubernetes_sd_configs[0].api_server: "ftp://k8s" is not an http(s)://host[:port] URL`},
+		{name: "no scheme", global: "kubernetes.default.svc:443", want: `kubernetes_api.api_server: must be an http(s)://host[:port] URL or empty (in cluster), got "kubernetes.default.svc:443"`},
+		{name: "job ftp", job: "ftp://k8s", want: `scrape_configs[0].kubernetes_sd_configs[0].api_server: must be an http(s)://host[:port] URL or empty (in cluster), got "ftp://k8s"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := createDefaultConfig().(*Config)

@@ -12,12 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/discovery/targetgroup"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/weftobs/weft/internal/kube"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
@@ -171,4 +174,34 @@ func TestPresetTargetsGolden(t *testing.T) {
 			assert.Equal(t, string(want), got)
 		})
 	}
+}
+
+// TestPodDiscoveryEvents is the pods adapter over internal/kube's
+// reflector: a batch of pod events becomes one send of target groups (a
+// deleted pod an empty group of its source); an empty batch (a relist
+// without changes) sends nothing.
+func TestPodDiscoveryEvents(t *testing.T) {
+	ch := make(chan []*targetgroup.Group, 1)
+	d := &podDiscovery{ctx: t.Context(), ch: ch}
+	p := &kube.Pod{
+		Metadata: kube.ObjectMeta{Namespace: "shop", Name: "web-1", UID: "u1", Labels: map[string]string{"app.kubernetes.io/name": "web"}},
+		Spec:     kube.PodSpec{NodeName: "node-a", Containers: []kube.Container{{Name: "web", Ports: []kube.ContainerPort{{Name: "http", ContainerPort: 8080, Protocol: "TCP"}}}}},
+		Status:   kube.PodStatus{Phase: "Running", PodIP: "10.244.1.9"},
+	}
+	noIP := &kube.Pod{Metadata: kube.ObjectMeta{Namespace: "shop", Name: "pending"}}
+	d.handle([]kube.Event[kube.Pod]{{Type: kube.Added, Object: p}, {Type: kube.Modified, Object: noIP}})
+	tgs := <-ch
+	require.Len(t, tgs, 2)
+	assert.Equal(t, "pod/shop/web-1", tgs[0].Source)
+	require.Len(t, tgs[0].Targets, 1)
+	assert.Equal(t, model.LabelValue("10.244.1.9:8080"), tgs[0].Targets[0][model.AddressLabel])
+	assert.Equal(t, model.LabelValue("web"), tgs[0].Labels["__meta_kubernetes_pod_label_app_kubernetes_io_name"])
+	assert.Equal(t, model.LabelValue("unknown"), tgs[0].Labels["__meta_kubernetes_pod_ready"])
+	assert.Equal(t, &targetgroup.Group{Source: "pod/shop/pending"}, tgs[1], "no IP: no targets")
+
+	d.handle([]kube.Event[kube.Pod]{{Type: kube.Deleted, Object: p}})
+	assert.Equal(t, []*targetgroup.Group{{Source: "pod/shop/web-1"}}, <-ch, "a deleted pod empties its group")
+
+	d.handle(nil)
+	assert.Empty(t, ch, "an empty batch sends nothing")
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/prometheus/discovery/targetgroup"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/relabel"
+
+	"github.com/weftobs/weft/internal/kube"
 )
 
 // job is a scrape job ready to run: a scrape config or a preset.
@@ -36,8 +38,7 @@ type job struct {
 // sdKey identifies one Kubernetes pod discovery; jobs with equal keys share
 // it (one watch per API server and selector set).
 type sdKey struct {
-	apiServer  string
-	kubeConfig string
+	api        kube.APIConfig
 	namespaces string
 	label      string
 	field      string
@@ -112,9 +113,11 @@ func buildJobs(cfg *Config) ([]*job, error) {
 			j.static = append(j.static, g)
 		}
 		for _, sd := range sc.KubernetesSDConfigs {
-			key := sdKey{apiServer: sd.APIServer, kubeConfig: sd.KubeConfigFile, namespaces: strings.Join(sd.Namespaces.Names, ",")}
-			if key.apiServer == "" && key.kubeConfig == "" {
-				key.apiServer, key.kubeConfig = cfg.KubernetesAPI.APIServer, cfg.KubernetesAPI.KubeConfigFile
+			// The job's own api_server or kubeconfig_file (Prometheus's
+			// keys) replaces the whole kubernetes_api connection.
+			key := sdKey{api: kube.APIConfig{APIServer: sd.APIServer, KubeConfigFile: sd.KubeConfigFile}, namespaces: strings.Join(sd.Namespaces.Names, ",")}
+			if key.api == (kube.APIConfig{}) {
+				key.api = cfg.KubernetesAPI
 			}
 			var lbl, fld []string
 			for _, sel := range sd.Selectors {

@@ -19,6 +19,8 @@ import (
 	"go.uber.org/zap/zaptest"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/weftobs/weft/internal/kube"
 )
 
 // groupCollector runs a discoverer and keeps its current target groups by
@@ -171,7 +173,7 @@ func TestDiscoveryMatchesPrometheus(t *testing.T) {
 			set.Logger = zaptest.NewLogger(t)
 			r, err := newReceiver(set, cfg, nil)
 			require.NoError(t, err)
-			ours, err := r.newDiscovery(sdKey{apiServer: api.URL(), namespaces: joinComma(tc.namespaces)})
+			ours, err := r.newDiscovery(sdKey{api: kube.APIConfig{APIServer: api.URL()}, namespaces: joinComma(tc.namespaces)})
 			require.NoError(t, err)
 			got := collect(t, ours)
 			want := collect(t, prometheusPodSD(t, api.URL(), "spec.nodeName=node-a", tc.namespaces))

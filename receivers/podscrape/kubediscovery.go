@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/prometheus/discovery/targetgroup"
 	"go.uber.org/zap"
 
-	"github.com/weftobs/weft/internal/kubepods"
+	"github.com/weftobs/weft/internal/kube"
 )
 
 // discoverer produces target groups until ctx is done, as Prometheus's
@@ -24,31 +24,36 @@ type discoverer interface {
 
 // podDiscovery is Prometheus's Kubernetes pod role (without
 // attach_metadata: no node, namespace, deployment or job labels) over
-// internal/kubepods: the same target groups and __meta_kubernetes_* labels,
-// without client-go.
+// internal/kube's reflector: the same target groups and
+// __meta_kubernetes_* labels, without client-go.
 type podDiscovery struct {
-	watchers []*kubepods.Watcher
-	// ctx and ch are Run's; the watchers' handler sends to ch until ctx
-	// is done. Set before the watchers start.
+	client     *kube.Client
+	reflectors []*kube.Reflector[kube.Pod]
+	// ctx and ch are Run's; the reflectors' handler sends to ch until ctx
+	// is done. Set before the reflectors start.
 	ctx context.Context
 	ch  chan<- []*targetgroup.Group
 }
 
-// newPodDiscovery builds one watcher per namespace (one for all when
-// namespaces is empty), as Prometheus runs one informer per namespace.
-func newPodDiscovery(base kubepods.Config, namespaces []string, logger *zap.Logger) (*podDiscovery, error) {
-	d := &podDiscovery{}
+// newPodDiscovery builds one pod reflector per namespace (one for all when
+// namespaces is empty), as Prometheus runs one informer per namespace, all
+// over one client of api.
+func newPodDiscovery(api kube.APIConfig, namespaces []string, labelSelector, fieldSelector string, logger *zap.Logger) (*podDiscovery, error) {
+	c, err := kube.NewClient(api, "weft-pod-scrape")
+	if err != nil {
+		return nil, err
+	}
+	d := &podDiscovery{client: c}
 	if len(namespaces) == 0 {
 		namespaces = []string{""}
 	}
 	for _, ns := range namespaces {
-		cfg := base
-		cfg.Namespace = ns
-		w, err := kubepods.New(cfg, logger, d.handle)
-		if err != nil {
-			return nil, err
-		}
-		d.watchers = append(d.watchers, w)
+		d.reflectors = append(d.reflectors, kube.NewReflector(c, kube.ListWatch[kube.Pod]{
+			Path:          kube.CollectionPath("", "v1", ns, "pods"),
+			LabelSelector: labelSelector,
+			FieldSelector: fieldSelector,
+			Meta:          (*kube.Pod).Meta,
+		}, logger, d.handle))
 	}
 	return d, nil
 }
@@ -57,27 +62,25 @@ func newPodDiscovery(base kubepods.Config, namespaces []string, logger *zap.Logg
 func (d *podDiscovery) Run(ctx context.Context, ch chan<- []*targetgroup.Group) {
 	d.ctx, d.ch = ctx, ch
 	var wg sync.WaitGroup
-	for _, w := range d.watchers {
-		wg.Go(func() { w.Run(ctx) })
+	for _, r := range d.reflectors {
+		wg.Go(func() { r.Run(ctx) })
 	}
 	wg.Wait()
-	for _, w := range d.watchers {
-		w.Close()
-	}
+	d.client.Close()
 }
 
 // handle turns a batch of pod events into target groups, in one send.
-func (d *podDiscovery) handle(events []kubepods.Event) {
+func (d *podDiscovery) handle(events []kube.Event[kube.Pod]) {
 	if len(events) == 0 {
 		return
 	}
 	tgs := make([]*targetgroup.Group, 0, len(events))
 	for _, e := range events {
-		if e.Type == kubepods.Deleted {
-			tgs = append(tgs, &targetgroup.Group{Source: podSource(e.Pod)})
+		if e.Type == kube.Deleted {
+			tgs = append(tgs, &targetgroup.Group{Source: podSource(e.Object)})
 			continue
 		}
-		tgs = append(tgs, podGroup(e.Pod))
+		tgs = append(tgs, podGroup(e.Object))
 	}
 	select {
 	case d.ch <- tgs:
@@ -90,14 +93,14 @@ const (
 	present    = model.LabelValue("true")
 )
 
-func podSource(p *kubepods.Pod) string {
+func podSource(p *kube.Pod) string {
 	return "pod/" + p.Metadata.Namespace + "/" + p.Metadata.Name
 }
 
 // podGroup builds the target group Prometheus's pod role builds for p: one
 // target per container port, one per container without ports (address the
 // pod IP), init containers after the others; no targets without a pod IP.
-func podGroup(p *kubepods.Pod) *targetgroup.Group {
+func podGroup(p *kube.Pod) *targetgroup.Group {
 	tg := &targetgroup.Group{Source: podSource(p)}
 	ip := p.Status.PodIP
 	if ip == "" {
@@ -132,7 +135,7 @@ func podGroup(p *kubepods.Pod) *targetgroup.Group {
 		}
 	}
 	tg.Labels = ls
-	add := func(cs []kubepods.Container, statuses []kubepods.ContainerStatus, init string) {
+	add := func(cs []kube.Container, statuses []kube.ContainerStatus, init string) {
 		for i := range cs {
 			c := &cs[i]
 			id := containerID(statuses, c.Name)
@@ -166,7 +169,7 @@ func podGroup(p *kubepods.Pod) *targetgroup.Group {
 	return tg
 }
 
-func containerID(statuses []kubepods.ContainerStatus, name string) string {
+func containerID(statuses []kube.ContainerStatus, name string) string {
 	for i := range statuses {
 		if statuses[i].Name == name {
 			return statuses[i].ContainerID
@@ -177,7 +180,7 @@ func containerID(statuses []kubepods.ContainerStatus, name string) string {
 
 // podReady is the Ready condition's status in lower case, "unknown" when
 // the pod has none.
-func podReady(p *kubepods.Pod) model.LabelValue {
+func podReady(p *kube.Pod) model.LabelValue {
 	for _, c := range p.Status.Conditions {
 		if c.Type == "Ready" {
 			return model.LabelValue(strings.ToLower(c.Status))

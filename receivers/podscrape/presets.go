@@ -178,7 +178,7 @@ func sanitize(s string) string {
 // presetJobs builds the jobs of the enabled presets and monitors; they all
 // share one pod discovery.
 func presetJobs(cfg *Config) []*job {
-	key := sdKey{apiServer: cfg.KubernetesAPI.APIServer, kubeConfig: cfg.KubernetesAPI.KubeConfigFile}
+	key := sdKey{api: cfg.KubernetesAPI}
 	base := func(name string, rules []*relabel.Config) *job {
 		return &job{
 			name:      name,

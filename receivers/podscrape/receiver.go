@@ -17,7 +17,6 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 	"go.uber.org/zap"
 
-	"github.com/weftobs/weft/internal/kubepods"
 	"github.com/weftobs/weft/internal/nodestatus"
 )
 
@@ -82,7 +81,7 @@ func (r *podScrapeReceiver) Start(_ context.Context, _ component.Host) error {
 			// node agent outside a cluster (or without RBAC) says so loudly
 			// rather than refusing to start.
 			r.set.Logger.Error("Kubernetes pod discovery unavailable; its jobs scrape nothing",
-				zap.String("api_server", k.apiServer), zap.String("kubeconfig_file", k.kubeConfig),
+				zap.String("api_server", k.api.APIServer), zap.String("kubeconfig_file", k.api.KubeConfigFile),
 				zap.Strings("jobs", jobNames(subscribers[k])), zap.Error(err))
 			continue
 		}
@@ -158,14 +157,7 @@ func (r *podScrapeReceiver) newDiscovery(k sdKey) (discoverer, error) {
 	if k.namespaces != "" {
 		namespaces = strings.Split(k.namespaces, ",")
 	}
-	cfg := kubepods.Config{
-		APIServer:      k.apiServer,
-		KubeConfigFile: k.kubeConfig,
-		FieldSelector:  field,
-		LabelSelector:  k.label,
-		UserAgent:      "weft-pod-scrape",
-	}
-	d, err := newPodDiscovery(cfg, namespaces, r.set.Logger.With(zap.String("discovery", "kubernetes")))
+	d, err := newPodDiscovery(k.api, namespaces, k.label, field, r.set.Logger.With(zap.String("discovery", "kubernetes")))
 	if err != nil {
 		return nil, err
 	}

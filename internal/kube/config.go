@@ -1,4 +1,4 @@
-package kubepods
+package kube
 
 import (
 	"crypto/tls"
@@ -21,25 +21,54 @@ import (
 // account token and the cluster CA.
 const DefaultServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
 
-// Config says how to reach the API server and which pods to watch.
-type Config struct {
-	// APIServer is the API server URL. Empty with an empty KubeConfigFile
-	// uses the in-cluster service account.
-	APIServer string
-	// KubeConfigFile is a kubeconfig file (its current context) to use
-	// instead of the in-cluster service account.
-	KubeConfigFile string
-	// ServiceAccountDir holds the in-cluster token and ca.crt
-	// (default DefaultServiceAccountDir).
-	ServiceAccountDir string
-	// Namespace restricts the watch to one namespace (empty: all).
-	Namespace string
-	// FieldSelector is sent as fieldSelector, e.g. spec.nodeName=node-a.
-	FieldSelector string
-	// LabelSelector is sent as labelSelector.
-	LabelSelector string
-	// UserAgent is sent with every request (default "weft").
-	UserAgent string
+// APIConfig says how to reach the Kubernetes API server. Every component
+// takes these keys (pod_scrape's kubernetes_api, weft_rules' kubernetes,
+// weft_query's auth.kubernetes). All empty is the in-cluster service
+// account (KUBERNETES_SERVICE_HOST and _PORT, the account's token, re-read
+// for every request so that a rotated token is used without a restart, and
+// its CA).
+type APIConfig struct {
+	// APIServer is the API server URL (http or https). Without token_file
+	// it connects without credentials (e.g. kubectl proxy); without
+	// ca_file it verifies https with the system's roots.
+	APIServer string `mapstructure:"api_server"`
+	// KubeConfigFile is a kubeconfig file whose current context (server,
+	// CA, token, token file, client certificate or basic auth; exec and
+	// auth-provider plugins are not supported) is used instead of the
+	// in-cluster service account.
+	KubeConfigFile string `mapstructure:"kubeconfig_file"`
+	// TokenFile holds a bearer token, read again for every request: for
+	// api_server, or in cluster instead of the service account's token.
+	TokenFile string `mapstructure:"token_file"`
+	// CAFile is a PEM bundle that verifies the API server: for api_server
+	// (instead of the system's roots), or in cluster instead of the service
+	// account's ca.crt.
+	CAFile string `mapstructure:"ca_file"`
+}
+
+// Validate checks the keys. prefix is the path of the block that holds
+// them, with a trailing dot ("kubernetes_api."), so that every error names
+// the full key. It is not the collector's Validator (whose Validate takes
+// no argument): the enclosing config calls it, when the block is in use.
+func (c *APIConfig) Validate(prefix string) error {
+	var errs []error
+	if c.APIServer != "" {
+		if u, err := url.Parse(c.APIServer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("%sapi_server: must be an http(s)://host[:port] URL or empty (in cluster), got %q", prefix, c.APIServer))
+		}
+		if c.KubeConfigFile != "" {
+			errs = append(errs, fmt.Errorf("%sapi_server and %skubeconfig_file: set one, not both", prefix, prefix))
+		}
+	}
+	if c.KubeConfigFile != "" {
+		if c.TokenFile != "" {
+			errs = append(errs, fmt.Errorf("%stoken_file: not used with %skubeconfig_file (the kubeconfig names its own credentials)", prefix, prefix))
+		}
+		if c.CAFile != "" {
+			errs = append(errs, fmt.Errorf("%sca_file: not used with %skubeconfig_file (the kubeconfig names its own CA)", prefix, prefix))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // conn is a resolved connection to the API server.
@@ -57,58 +86,91 @@ type conn struct {
 
 // connect resolves cfg into a connection: an explicit URL, a kubeconfig or
 // the in-cluster service account, in that order.
-func connect(cfg *Config) (*conn, error) {
+func connect(cfg APIConfig) (*conn, error) {
 	switch {
 	case cfg.APIServer != "":
-		u, err := url.Parse(cfg.APIServer)
-		if err != nil {
-			return nil, fmt.Errorf("api server URL %q: %w", cfg.APIServer, err)
-		}
-		if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-			return nil, fmt.Errorf("api server URL %q: want http(s)://host[:port]", cfg.APIServer)
-		}
-		return &conn{base: u, client: newClient(&tls.Config{MinVersion: tls.VersionTLS12}), token: noToken}, nil
+		return explicit(cfg)
 	case cfg.KubeConfigFile != "":
 		return fromKubeConfig(cfg.KubeConfigFile)
 	default:
-		return inCluster(cfg.ServiceAccountDir)
+		return inCluster(cfg)
 	}
 }
 
 func noToken() (string, error) { return "", nil }
 
-func newClient(tc *tls.Config) *http.Client {
+func newHTTPClient(tc *tls.Config) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tc
 	tr.ResponseHeaderTimeout = time.Minute
 	return &http.Client{Transport: tr}
 }
 
-// inCluster builds the connection a pod has to its cluster's API server.
-func inCluster(dir string) (*conn, error) {
-	if dir == "" {
-		dir = DefaultServiceAccountDir
+// explicit is the connection to api_server, with token_file and ca_file
+// when set.
+func explicit(cfg APIConfig) (*conn, error) {
+	u, err := url.Parse(cfg.APIServer)
+	if err != nil {
+		return nil, fmt.Errorf("api_server %q: %w", cfg.APIServer, err)
 	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("api_server %q: want http(s)://host[:port]", cfg.APIServer)
+	}
+	c := &conn{base: u, token: noToken}
+	if cfg.TokenFile != "" {
+		if c.token, err = tokenFile(cfg.TokenFile, "token_file"); err != nil {
+			return nil, err
+		}
+	}
+	pool, err := loadCA(cfg.CAFile, "")
+	if err != nil {
+		return nil, fmt.Errorf("ca_file: %w", err)
+	}
+	c.client = newHTTPClient(&tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool})
+	return c, nil
+}
+
+// inCluster builds the connection a pod has to its cluster's API server:
+// the service account's token and CA, or token_file and ca_file.
+func inCluster(cfg APIConfig) (*conn, error) {
 	host, port := os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT")
 	if host == "" || port == "" {
-		return nil, errors.New("not in a cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set, and no API server URL or kubeconfig file is configured")
+		return nil, errors.New("not in a cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set, and no api_server or kubeconfig_file is configured")
 	}
-	tokenFile := filepath.Join(dir, "token")
-	if _, err := os.ReadFile(tokenFile); err != nil {
-		return nil, fmt.Errorf("in-cluster service account token: %w", err)
+	tokenPath, tokenWhat := cfg.TokenFile, "token_file"
+	if tokenPath == "" {
+		tokenPath, tokenWhat = filepath.Join(DefaultServiceAccountDir, "token"), "in-cluster service account token"
 	}
-	pool, err := loadCA(filepath.Join(dir, "ca.crt"), "")
+	token, err := tokenFile(tokenPath, tokenWhat)
 	if err != nil {
 		return nil, err
 	}
-	base := &url.URL{Scheme: "https", Host: net.JoinHostPort(host, port)}
+	caPath, caWhat := cfg.CAFile, "ca_file"
+	if caPath == "" {
+		caPath, caWhat = filepath.Join(DefaultServiceAccountDir, "ca.crt"), "in-cluster service account CA"
+	}
+	pool, err := loadCA(caPath, "")
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", caWhat, err)
+	}
 	return &conn{
-		base:   base,
-		client: newClient(&tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}),
-		token:  fileToken(tokenFile),
+		base:   &url.URL{Scheme: "https", Host: net.JoinHostPort(host, port)},
+		client: newHTTPClient(&tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}),
+		token:  token,
 	}, nil
 }
 
+// tokenFile checks that the token file at path can be read and returns
+// the function that reads it for every request; what names it in the error.
+func tokenFile(path, what string) (func() (string, error), error) {
+	tok := fileToken(path)
+	if _, err := tok(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return tok, nil
+}
+
+// fileToken reads the token at path, again for every request.
 func fileToken(path string) func() (string, error) {
 	return func() (string, error) {
 		b, err := os.ReadFile(path)
@@ -119,7 +181,8 @@ func fileToken(path string) func() (string, error) {
 	}
 }
 
-// loadCA reads a PEM CA bundle from a file or from base64 data.
+// loadCA reads a PEM CA bundle from a file or from base64 data; neither
+// is nil (the system's roots).
 func loadCA(file, data string) (*x509.CertPool, error) {
 	var pem []byte
 	var err error
@@ -252,7 +315,7 @@ func fromKubeConfig(path string) (*conn, error) {
 			tc.Certificates = []tls.Certificate{*cert}
 		}
 	}
-	c.client = newClient(tc)
+	c.client = newHTTPClient(tc)
 	return c, nil
 }
 
