@@ -11,7 +11,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Integration tests find the real backends through these.
 export WEFT_JAEGER := $(JAEGER)
 
-.PHONY: help build demo demo-jaeger test unit tools bench bench-compare bench-traces noisy soak lint tidy-check clean
+.PHONY: help build build-demo demo demo-jaeger test unit tools bench bench-compare bench-traces noisy soak lint tidy-check clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -19,13 +19,17 @@ help: ## list targets
 build: ## build bin/weft
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/weft ./cmd/weft
 
-# The demo starts each backend it finds (WEFT_JAEGER, WEFT_PROMETHEUS,
-# WEFT_ALERTMANAGER or PATH) and prints a line for each one it skips.
-demo: build ## run the agent on a simulated node (with Jaeger, Prometheus, Alertmanager if `make tools` installed them)
-	bin/weft demo $(DEMO_FLAGS)
+build-demo: build ## build bin/weft-demo, the demo rig (kept out of bin/weft), beside bin/weft
+	$(GO) build -trimpath -o bin/weft-demo ./cmd/weft-demo
 
-demo-jaeger: build tools ## like demo, building Jaeger first if needed
-	bin/weft demo --jaeger "$(JAEGER)" $(DEMO_FLAGS)
+# bin/weft-demo runs bin/weft (found beside it) on a simulated node. It
+# starts each backend it finds (WEFT_JAEGER, WEFT_PROMETHEUS,
+# WEFT_ALERTMANAGER or PATH) and prints a line for each one it skips.
+demo: build-demo ## run the agent on a simulated node (with Jaeger, Prometheus, Alertmanager if `make tools` installed them)
+	bin/weft-demo $(DEMO_FLAGS)
+
+demo-jaeger: build-demo tools ## like demo, building Jaeger first if needed
+	bin/weft-demo --jaeger "$(JAEGER)" $(DEMO_FLAGS)
 
 tools: $(JAEGER) ## install the real backends the integration tests use
 	hack/install-debian-tools.sh

@@ -361,14 +361,39 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// Every metric the dashboard queries is one weft produces: `weft demo`
-// (a simulated node with a 503 burst) runs until its query API lists every
-// name the dashboard selects, ALERTS included (the burst makes HighErrorRate
-// pending). The exemplar label and the Jaeger API the datasources rely on
+var (
+	demoOnce  sync.Once
+	demoPath  string
+	demoError error
+)
+
+// weftDemoBinary builds cmd/weft-demo once, beside the weft binary of
+// weftBinary, which it then runs (it looks for weft beside itself first).
+func weftDemoBinary(t testing.TB) string {
+	t.Helper()
+	weftBinary(t)
+	demoOnce.Do(func() {
+		path := filepath.Join(buildDir, "weft-demo")
+		cmd := exec.Command("go", "build", "-o", path, "./cmd/weft-demo")
+		cmd.Dir = ".."
+		if out, err := cmd.CombinedOutput(); err != nil {
+			demoError = fmt.Errorf("go build ./cmd/weft-demo: %w\n%s", err, out)
+			return
+		}
+		demoPath = path
+	})
+	require.NoError(t, demoError)
+	return demoPath
+}
+
+// Every metric the dashboard queries is one weft produces: weft-demo runs
+// the weft binary on a simulated node with a 503 burst until its query API
+// lists every name the dashboard selects, ALERTS included (the burst makes
+// HighErrorRate pending). The exemplar label and the Jaeger API the datasources rely on
 // are checked on the same agent.
 func TestDashboardMetricsExistInDemo(t *testing.T) {
 	want := dashboardMetrics(t)
-	cmd := exec.Command(weftBinary(t), "demo", "--jaeger", "off", "--prometheus", "off", "--alertmanager", "off",
+	cmd := exec.Command(weftDemoBinary(t), "--jaeger", "off", "--prometheus", "off", "--alertmanager", "off",
 		"--error-after", "1s", "--duration", "5m", "--progress", "0", "--dir", t.TempDir())
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
 	stdout, err := cmd.StdoutPipe()

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,8 +14,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/otelcol"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/weftobs/weft/internal/backends"
 )
 
 // logRecorder keeps the agent's log entries at warn level and above.
@@ -59,9 +61,8 @@ func TestEmbeddedDefaultStartsCleanly(t *testing.T) {
 	t.Setenv("WEFT_KUBERNETES_API", emptyKubernetesAPI(t))
 	t.Setenv("WEFT_ALERTMANAGER_URL", "http://127.0.0.1:9")
 	t.Setenv("WEFT_FLUENT_ENDPOINT", "127.0.0.1:9")
-	rules := t.TempDir() // a rule glob that matches nothing is warned about
-	require.NoError(t, os.WriteFile(filepath.Join(rules, "r.yaml"), demoRules, 0o600))
-	t.Setenv("WEFT_RULE_FILES", filepath.Join(rules, "*.yaml"))
+	// A rule glob that matches nothing is warned about: the shipped rules.
+	t.Setenv("WEFT_RULE_FILES", "../../rules/testdata/deploy/*.rules.yaml")
 
 	var rec logRecorder
 	ctx, stop := context.WithCancel(context.Background())
@@ -92,10 +93,29 @@ func emptyKubernetesAPI(t *testing.T) string {
 	return srv.URL
 }
 
-func TestDemoConfigStartsCleanly(t *testing.T) {
-	var rec logRecorder
-	err := runDemo(t.Context(), demoFlags{rate: 200, duration: 500 * time.Millisecond, jaeger: "off",
-		prometheus: "off", alertmgr: "off", dir: t.TempDir(), logOpts: []zap.Option{rec.hook()}}, &strings.Builder{})
-	require.NoError(t, err)
-	assert.Empty(t, rec.warnings())
+// startAgent runs the collector in this process with the configuration at
+// uri (e.g. "file:/path"). The returned channel is closed when it has
+// stopped. logOpts are added to the agent's logger (tests hook it).
+func startAgent(ctx context.Context, uri string, logOpts ...zap.Option) (<-chan struct{}, error) {
+	set := collectorSettings(uri)
+	set.DisableGracefulShutdown = true // the test stops it through ctx
+	set.LoggingOptions = append(set.LoggingOptions, logOpts...)
+	col, err := otelcol.NewCollector(set)
+	if err != nil {
+		return nil, fmt.Errorf("create agent: %w", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := col.Run(ctx); err != nil {
+			fmt.Fprintf(os.Stderr, "weft test agent stopped: %v\n", err)
+		}
+	}()
+	return done, nil
+}
+
+// waitHTTP polls url until it answers 200; it fails after 30 s, when the
+// context ends or when stopped is closed.
+func waitHTTP(ctx context.Context, url string, stopped <-chan struct{}) error {
+	return backends.WaitHTTP(ctx, url, 30*time.Second, stopped)
 }

@@ -50,12 +50,12 @@ func collectorSettings(uris ...string) otelcol.CollectorSettings {
 // newCommand is the weft command line: the collector's own command (run,
 // components, featuregate) with the embedded default configuration when
 // --config is absent; validate, which also loads weft_rules' rule files;
-// `weft demo` and `weft default-config`.
+// `weft default-config`. The demo is a separate program, cmd/weft-demo.
 func newCommand() *cobra.Command {
 	cmd := otelcol.NewCommand(collectorSettings(defaultConfigURI))
 	cmd.Long = "weft runs the node agent. Without --config it runs the embedded DaemonSet profile (" +
 		defaultConfigURI + ", printed by `weft default-config`); --config FILE replaces it, several --config flags are merged in order."
-	cmd.AddCommand(newDemoCommand(), newDefaultConfigCommand())
+	cmd.AddCommand(newDefaultConfigCommand())
 	withRuleValidation(cmd) // validate also loads the weft_rules rule files
 	return cmd
 }

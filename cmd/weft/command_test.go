@@ -14,6 +14,8 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/weftobs/weft/internal/democonfig"
 )
 
 // runWeft runs the test binary as the weft command with args and returns its
@@ -100,10 +102,10 @@ func TestValidate(t *testing.T) {
 
 func TestValidateEmbeddedDefault(t *testing.T) {
 	// Without --config weft uses its embedded DaemonSet profile.
-	// Its rule glob points at the shipped demo rules (inside the
+	// Its rule glob points at the shipped HighErrorRate rules (inside the
 	// repository): validate loads them.
 	out, code := runWeft(t, []string{"WEFT_DATA_DIR=" + t.TempDir(), "NODE_NAME=node-a", "POD_IP=127.0.0.1",
-		"WEFT_RULE_FILES=config/rules/*.yaml"}, "validate")
+		"WEFT_RULE_FILES=../../rules/testdata/deploy/*.rules.yaml"}, "validate")
 	assert.Equal(t, 0, code, "output:\n%s", out)
 	assert.NotContains(t, out, "deprecated")
 	assert.NotContains(t, out, "matches no file")
@@ -141,14 +143,14 @@ func TestShippedConfigsUseCanonicalNames(t *testing.T) {
 	factories, err := components()
 	require.NoError(t, err)
 	configs := map[string][]byte{"default": defaultConfig}
-	jobs := []scrapeJob{{Name: "apps", Path: "/metrics", Targets: []scrapeTarget{{Addr: "127.0.0.1:3", Namespace: "ns", Pod: "p", Container: "c"}}}}
-	for name, cfg := range map[string]demoConfig{
+	jobs := []democonfig.ScrapeJob{{Name: "apps", Path: "/metrics", Targets: []democonfig.ScrapeTarget{{Addr: "127.0.0.1:3", Namespace: "ns", Pod: "p", Container: "c"}}}}
+	for name, cfg := range map[string]democonfig.Config{
 		"demo with backends":    {Jaeger: "127.0.0.1:1", Prometheus: "http://127.0.0.1:2/api/v1/write", Alertmanager: "http://127.0.0.1:4", PodsDir: "/tmp/x", RulesDir: "/tmp/r", ScrapeJobs: jobs},
 		"demo with jaeger only": {Jaeger: "127.0.0.1:1", PodsDir: "/tmp/x", ScrapeJobs: jobs},
 		"demo without backends": {PodsDir: "/tmp/x", ScrapeJobs: jobs},
 	} {
 		var buf bytes.Buffer
-		require.NoError(t, renderDemoConfig(&buf, cfg))
+		require.NoError(t, democonfig.Render(&buf, cfg))
 		configs[name] = buf.Bytes()
 	}
 	for name, raw := range configs {

@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
 	"github.com/weftobs/weft/extensions/weftstore"
+	"github.com/weftobs/weft/internal/democonfig"
 	"github.com/weftobs/weft/internal/loopback"
 	"github.com/weftobs/weft/internal/simnode"
 )
@@ -95,7 +96,7 @@ func TestDemoCorrelation(t *testing.T) {
 	dir := t.TempDir()
 	addrs, err := loopback.FreeAddrs(6)
 	require.NoError(t, err)
-	cfg := demoConfig{Health: addrs[0], PProf: addrs[1], OTLPGRPC: addrs[2], OTLPHTTP: addrs[3], Query: addrs[5], DataDir: filepath.Join(dir, "data")}
+	cfg := democonfig.Config{Health: addrs[0], PProf: addrs[1], OTLPGRPC: addrs[2], OTLPHTTP: addrs[3], Query: addrs[5], DataDir: filepath.Join(dir, "data")}
 	cfg.MetricsHost, cfg.MetricsPort, _ = strings.Cut(addrs[4], ":")
 
 	export, closeExport, err := simnode.OTLPExporter(cfg.OTLPGRPC)
@@ -105,13 +106,13 @@ func TestDemoCorrelation(t *testing.T) {
 	require.NoError(t, err)
 	defer node.Close()
 	cfg.PodsDir = node.PodsDir()
-	cfg.ScrapeJobs, err = demoScrapeJobs(node.Endpoints())
+	cfg.ScrapeJobs, err = democonfig.ScrapeJobs(node.Endpoints())
 	require.NoError(t, err)
 
-	cfg.RulesDir, err = writeDemoRules(dir)
+	cfg.RulesDir, err = democonfig.WriteRules(dir)
 	require.NoError(t, err)
 	var rendered strings.Builder
-	require.NoError(t, renderDemoConfig(&rendered, cfg))
+	require.NoError(t, democonfig.Render(&rendered, cfg))
 	yaml := strings.Replace(rendered.String(), "extensions:\n", "extensions:\n  weft_probe: {}\n", 1)
 	yaml = strings.Replace(yaml, "extensions: [health_check, pprof, weft_file_storage, weft_store, weft_rules, weft_query]",
 		"extensions: [health_check, pprof, weft_file_storage, weft_store, weft_rules, weft_query, weft_probe]", 1)

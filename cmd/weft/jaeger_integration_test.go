@@ -11,10 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"text/template"
 	"time"
@@ -78,6 +75,13 @@ type jaegerKV struct {
 	Key   string `json:"key"`
 	Type  string `json:"type"`
 	Value any    `json:"value"`
+}
+
+// mustGetJSON decodes the JSON answer (200) of url into v.
+func mustGetJSON(t require.TestingT, ctx context.Context, url string, v any) {
+	code, err := getJSON(ctx, url, v)
+	require.NoError(t, err, url)
+	require.Equal(t, http.StatusOK, code, url)
 }
 
 func getJSON(ctx context.Context, url string, v any) (int, error) {
@@ -237,76 +241,4 @@ func renderTemplate(t *testing.T, text string, data any) []byte {
 	var buf bytes.Buffer
 	require.NoError(t, template.Must(template.New("cfg").Option("missingkey=error").Parse(text)).Execute(&buf, data))
 	return buf.Bytes()
-}
-
-// syncBuffer is an io.Writer safe for the demo's goroutines and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// TestDemoSendsTracesToJaeger runs `weft demo` with the real Jaeger and waits
-// until every simulated service has traces there.
-func TestDemoSendsTracesToJaeger(t *testing.T) {
-	bin, err := backends.FindJaeger()
-	require.NoError(t, err)
-
-	ctx, cancel := context.WithCancel(t.Context())
-	var out syncBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- runDemo(ctx, demoFlags{rate: 500, jaeger: bin, dir: t.TempDir(), errors: true, errorAfter: time.Second}, &out)
-	}()
-
-	queryURL := regexp.MustCompile(`Jaeger query API\s+(http://127\.0\.0\.1:\d+)/api/`)
-	var query string
-	require.Eventually(t, func() bool {
-		m := queryURL.FindStringSubmatch(out.String())
-		if m != nil {
-			query = m[1]
-		}
-		return m != nil
-	}, 60*time.Second, 50*time.Millisecond, "demo output:\n%s", out.String())
-
-	want := []string{"hello", "productpage", "ratings", "reviews"}
-	require.EventuallyWithT(t, func(c *assert.CollectT) {
-		var services struct{ Data []string }
-		_, err := getJSON(t.Context(), query+"/api/services", &services)
-		require.NoError(c, err)
-		for _, s := range want {
-			assert.True(c, slices.Contains(services.Data, s), "service %s not in Jaeger yet: %v", s, services.Data)
-		}
-	}, 60*time.Second, 200*time.Millisecond)
-
-	// The error burst reaches Jaeger as failed reviews spans.
-	require.EventuallyWithT(t, func(c *assert.CollectT) {
-		var traces struct{ Data []jaegerTrace }
-		_, err := getJSON(t.Context(), query+"/api/traces?service=reviews&lookback=1h&limit=500", &traces)
-		require.NoError(c, err)
-		failed := 0
-		for _, tr := range traces.Data {
-			for _, s := range tr.Spans {
-				if slices.Contains(s.Tags, jaegerKV{Key: "otel.status_code", Type: "string", Value: "ERROR"}) {
-					failed++
-				}
-			}
-		}
-		assert.Positive(c, failed, "no failed span among %d reviews traces", len(traces.Data))
-	}, 60*time.Second, 500*time.Millisecond)
-
-	cancel()
-	require.NoError(t, <-done)
-	assert.Contains(t, out.String(), "weft demo: stopped:")
 }

@@ -111,7 +111,7 @@ func TestMakeDemoOnBareClone(t *testing.T) {
 }
 
 // copyTrackedFiles copies the files git tracks in this repository, as they
-// are in the work tree, into dst: what a clone of the next commit holds.
+// are in the work tree, into dst: what a clone holds.
 func copyTrackedFiles(t *testing.T, dst string) {
 	t.Helper()
 	top, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()

@@ -19,14 +19,18 @@ import (
 	"github.com/weftobs/weft/internal/backends"
 )
 
-// mustGetJSON decodes the JSON answer (200) of url into v.
+// mustGetJSON decodes the JSON answer of url, which must be 200, into v.
 func mustGetJSON(t require.TestingT, ctx context.Context, url string, v any) {
-	code, err := getJSON(ctx, url, v)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err, url)
-	require.Equal(t, http.StatusOK, code, url)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, url)
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(v), url)
 }
 
-// TestDemoAlertInAlertmanagerAndBrowser runs `weft demo` as a user would,
+// TestDemoAlertInAlertmanagerAndBrowser runs the demo as a user would,
 // with a real Alertmanager: the error burst fires HighErrorRate (for: 2m),
 // Alertmanager receives it with evidence trace IDs the local store knows,
 // and the status page, rendered by headless Chromium, shows the firing
@@ -45,8 +49,8 @@ func TestDemoAlertInAlertmanagerAndBrowser(t *testing.T) {
 	out := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- runDemo(ctx, demoFlags{rate: 200, errors: true, errorAfter: time.Millisecond, jaeger: "off",
-			prometheus: "off", alertmgr: amBin, dir: dir}, out)
+		done <- runDemo(ctx, demoFlags{weft: agentBin, rate: 200, errors: true, errorAfter: time.Millisecond, jaeger: "off",
+			prometheus: "off", alertmgr: amBin, dir: dir}, out, out)
 	}()
 	t.Cleanup(func() {
 		cancel()
