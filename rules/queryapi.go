@@ -3,36 +3,36 @@ package rules
 import (
 	promrules "github.com/prometheus/prometheus/rules"
 
-	"github.com/weftobs/weft/extensions/weftquery"
+	"github.com/weftobs/weft/internal/rulesapi"
 )
 
 // The extension is the weft_query extension's source of /api/v1/rules,
 // /api/v1/alerts and the alerts shown with a trace.
 var (
-	_ weftquery.RulesSource       = (*Extension)(nil)
-	_ weftquery.RulesHealthSource = (*Extension)(nil)
+	_ rulesapi.Source       = (*Extension)(nil)
+	_ rulesapi.HealthSource = (*Extension)(nil)
 )
 
 // RulesHealth reports the rule sources' state for the status page.
-func (e *Extension) RulesHealth() weftquery.RulesHealth {
+func (e *Extension) RulesHealth() rulesapi.Health {
 	s := e.Status()
-	return weftquery.RulesHealth{
+	return rulesapi.Health{
 		LastReload: s.LastReload, ReloadOK: s.LastReloadSuccess, LastError: s.LastError,
 		Inherited: s.Inherited, Rejected: s.Rejected, SourceError: s.KubernetesError,
 	}
 }
 
 // RuleGroups returns the running rule groups with their last evaluation.
-func (e *Extension) RuleGroups() []weftquery.RuleGroup {
+func (e *Extension) RuleGroups() []rulesapi.Group {
 	groups := e.Groups()
-	out := make([]weftquery.RuleGroup, 0, len(groups))
+	out := make([]rulesapi.Group, 0, len(groups))
 	for _, g := range groups {
-		rg := weftquery.RuleGroup{
+		rg := rulesapi.Group{
 			Name: g.Name(), File: g.File(), Interval: g.Interval(),
 			LastEvaluation: g.GetLastEvaluation(), EvaluationTime: g.GetEvaluationTime(),
 		}
 		for _, r := range g.Rules() {
-			qr := weftquery.Rule{
+			qr := rulesapi.Rule{
 				Name: r.Name(), Query: r.Query().String(), Labels: r.Labels().Map(),
 				Health: string(r.Health()), LastEvaluation: r.GetEvaluationTimestamp(),
 				EvaluationTime: r.GetEvaluationDuration(),
@@ -59,8 +59,8 @@ func (e *Extension) RuleGroups() []weftquery.RuleGroup {
 
 // Alerts returns the pending and firing alerts, each with the trace IDs of
 // the evidence found for it so far.
-func (e *Extension) Alerts() []weftquery.Alert {
-	var out []weftquery.Alert
+func (e *Extension) Alerts() []rulesapi.Alert {
+	var out []rulesapi.Alert
 	for _, g := range e.RuleGroups() {
 		for _, r := range g.Rules {
 			out = append(out, r.Alerts...)
@@ -69,8 +69,8 @@ func (e *Extension) Alerts() []weftquery.Alert {
 	return out
 }
 
-func (e *Extension) queryAlert(a *promrules.Alert) weftquery.Alert {
-	qa := weftquery.Alert{
+func (e *Extension) queryAlert(a *promrules.Alert) rulesapi.Alert {
+	qa := rulesapi.Alert{
 		Labels: a.Labels.Map(), Annotations: a.Annotations.Map(), State: a.State.String(),
 		ActiveAt: a.ActiveAt, Value: a.Value,
 	}

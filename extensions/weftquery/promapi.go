@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/weftobs/weft/internal/rulesapi"
 )
 
 // Error types of the Prometheus HTTP API, with their status codes.
@@ -605,7 +607,7 @@ func nonNil(m map[string]string) map[string]string {
 	return m
 }
 
-func alertsJSON(as []Alert) []alertJSON {
+func alertsJSON(as []rulesapi.Alert) []alertJSON {
 	out := make([]alertJSON, 0, len(as))
 	for _, a := range as {
 		aj := alertJSON{
@@ -665,7 +667,7 @@ func (s *server) rulesAPI(r *http.Request) (any, annotations.Annotations, *apiEr
 }
 
 func (s *server) alertsAPI(*http.Request) (any, annotations.Annotations, *apiError) {
-	var as []Alert
+	var as []rulesapi.Alert
 	if s.rules != nil {
 		as = s.rules.Alerts()
 	}

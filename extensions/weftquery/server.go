@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap/exp/zapslog"
 
 	"github.com/weftobs/weft/extensions/weftstore"
+	"github.com/weftobs/weft/internal/rulesapi"
 )
 
 // server is the weft_query extension: one HTTP server with the Prometheus,
@@ -37,7 +38,7 @@ type server struct {
 
 	store     *weftstore.Store
 	queryable storage.Queryable // the store's; tests set a wrapper before Start
-	rules     RulesSource       // nil: no rules engine
+	rules     rulesapi.Source   // nil: no rules engine
 	engine    *promql.Engine
 	parser    parser.Parser
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/weftobs/weft/extensions/weftstore"
 	"github.com/weftobs/weft/internal/nodestatus"
+	"github.com/weftobs/weft/internal/rulesapi"
 )
 
 // The status page and the trace view: server-rendered HTML, no scripts, no
@@ -155,8 +156,8 @@ type statusPage struct {
 	Title    string
 	Now      time.Time
 	HasRules bool
-	Alerts   []Alert
-	Groups   []RuleGroup
+	Alerts   []rulesapi.Alert
+	Groups   []rulesapi.Group
 	Failing  []weftstore.FailingTrace
 	Stats    weftstore.Stats
 	Rejected []string
@@ -166,7 +167,7 @@ type statusPage struct {
 	StorageLosses []weftstore.StorageLoss
 	LostBytes     []string // "reason: bytes", non-zero only
 
-	RulesHealth  *RulesHealth
+	RulesHealth  *rulesapi.Health
 	Targets      []nodestatus.Source[nodestatus.Target]
 	Files        []nodestatus.Source[nodestatus.File]
 	HasTelemetry bool
@@ -192,7 +193,7 @@ type tracePage struct {
 	Spans     []waterfallSpan
 	Logs      []logJSON
 	Exemplars []weftstore.Exemplar
-	Alerts    []Alert
+	Alerts    []rulesapi.Alert
 }
 
 func (s *server) statusRoutes(mux *http.ServeMux) {
@@ -227,11 +228,11 @@ func (s *server) statusPage(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.rules != nil {
 		p.Alerts, p.Groups = s.rules.Alerts(), s.rules.RuleGroups()
-		if hs, ok := s.rules.(RulesHealthSource); ok {
+		if hs, ok := s.rules.(rulesapi.HealthSource); ok {
 			h := hs.RulesHealth()
 			p.RulesHealth = &h
 		}
-		slices.SortStableFunc(p.Alerts, func(a, b Alert) int { return cmp.Compare(a.State, b.State) }) // firing before pending
+		slices.SortStableFunc(p.Alerts, func(a, b rulesapi.Alert) int { return cmp.Compare(a.State, b.State) }) // firing before pending
 	}
 	p.Failing = s.store.FailingTraces(weftstore.TraceSelector{Limit: 20})
 	for r, n := range p.Stats.RejectedSamples {

@@ -27,6 +27,7 @@ import (
 
 	"github.com/weftobs/weft/extensions/weftstore"
 	"github.com/weftobs/weft/internal/nodestatus"
+	"github.com/weftobs/weft/internal/rulesapi"
 )
 
 func TestStatusPage(t *testing.T) {
@@ -215,16 +216,16 @@ func TestStatusPageWithoutTelemetry(t *testing.T) {
 type healthyRules struct {
 	*fakeRules
 	mu     sync.Mutex
-	health RulesHealth
+	health rulesapi.Health
 }
 
-func (h *healthyRules) RulesHealth() RulesHealth {
+func (h *healthyRules) RulesHealth() rulesapi.Health {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.health
 }
 
-func (h *healthyRules) set(r RulesHealth) {
+func (h *healthyRules) set(r rulesapi.Health) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.health = r
@@ -241,7 +242,7 @@ func TestStatusPageRulesHealth(t *testing.T) {
 	_, body = get(t, g.url+"/")
 	assert.Contains(t, string(body), `<span class="err">failed: </span>`, "a never-applied set is a failure")
 
-	hr.set(RulesHealth{LastReload: time.Now(), ReloadOK: false, LastError: "rules.yaml:7: bad expr",
+	hr.set(rulesapi.Health{LastReload: time.Now(), ReloadOK: false, LastError: "rules.yaml:7: bad expr",
 		Inherited: true, Rejected: []string{"shop/broken: parse error"}, SourceError: "list: 403 Forbidden"})
 	_, body = get(t, g.url+"/")
 	page := string(body)
@@ -253,7 +254,7 @@ func TestStatusPageRulesHealth(t *testing.T) {
 	} {
 		assert.Contains(t, page, want)
 	}
-	hr.set(RulesHealth{LastReload: time.Now(), ReloadOK: true})
+	hr.set(rulesapi.Health{LastReload: time.Now(), ReloadOK: true})
 	_, body = get(t, g.url+"/")
 	assert.Contains(t, string(body), `<span class="ok">applied</span>`)
 	assert.NotContains(t, string(body), "left out")

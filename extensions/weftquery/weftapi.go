@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/weftobs/weft/extensions/weftstore"
+	"github.com/weftobs/weft/internal/rulesapi"
 )
 
 const (
@@ -221,7 +222,7 @@ func (s *server) correlate(r *http.Request) (any, annotations.Annotations, *apiE
 	}
 	if s.rules != nil {
 		want := id.String()
-		var hit []Alert
+		var hit []rulesapi.Alert
 		for _, a := range s.rules.Alerts() {
 			for _, t := range a.TraceIDs {
 				if t == want {

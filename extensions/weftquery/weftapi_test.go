@@ -10,37 +10,39 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
+
+	"github.com/weftobs/weft/internal/rulesapi"
 )
 
 // fakeRules is a rules extension with fixed groups and alerts.
 type fakeRules struct {
 	component.StartFunc
 	component.ShutdownFunc
-	groups []RuleGroup
-	alerts []Alert
+	groups []rulesapi.Group
+	alerts []rulesapi.Alert
 }
 
-func (f *fakeRules) RuleGroups() []RuleGroup { return f.groups }
-func (f *fakeRules) Alerts() []Alert         { return f.alerts }
+func (f *fakeRules) RuleGroups() []rulesapi.Group { return f.groups }
+func (f *fakeRules) Alerts() []rulesapi.Alert     { return f.alerts }
 
 func newFakeRules(t0 time.Time) *fakeRules {
-	firing := Alert{
+	firing := rulesapi.Alert{
 		Labels:      map[string]string{"alertname": "HighErrorRate", "service": "checkout"},
 		Annotations: map[string]string{"summary": "checkout fails"},
 		State:       "firing", ActiveAt: t0.Add(2 * time.Minute), Value: 0.25,
 		TraceIDs: []string{checkoutTraceID.String()},
 	}
 	return &fakeRules{
-		groups: []RuleGroup{{
+		groups: []rulesapi.Group{{
 			Name: "checkout", File: "/etc/weft/rules/checkout.yaml", Interval: 15 * time.Second,
 			LastEvaluation: t0.Add(3 * time.Minute), EvaluationTime: 2 * time.Millisecond,
-			Rules: []Rule{
+			Rules: []rulesapi.Rule{
 				{Type: "alerting", Name: "HighErrorRate", Query: `rate(http_requests_total{code="500"}[1m]) > 0.1`, For: time.Minute,
-					Labels: map[string]string{"severity": "page"}, Health: "ok", State: "firing", Alerts: []Alert{firing}},
+					Labels: map[string]string{"severity": "page"}, Health: "ok", State: "firing", Alerts: []rulesapi.Alert{firing}},
 				{Type: "recording", Name: "job:http_requests:rate1m", Query: `sum by (job) (rate(http_requests_total[1m]))`, Health: "err", LastError: "boom"},
 			},
 		}},
-		alerts: []Alert{firing},
+		alerts: []rulesapi.Alert{firing},
 	}
 }
 
@@ -93,7 +95,7 @@ func TestRulesAndAlerts(t *testing.T) {
 func TestRulesDiscovery(t *testing.T) {
 	var rules *fakeRules
 	f := newFixture(t, fixtureOpts{rules: func(t0 time.Time) *fakeRules { rules = newFakeRules(t0); return rules }})
-	assert.Same(t, RulesSource(rules), f.srv.rules, "the rules extension is found among the host's extensions")
+	assert.Same(t, rulesapi.Source(rules), f.srv.rules, "the rules extension is found among the host's extensions")
 }
 
 func TestCorrelate(t *testing.T) {
