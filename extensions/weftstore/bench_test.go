@@ -2,79 +2,14 @@ package weftstore
 
 import (
 	"context"
-	"strconv"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
-	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/weftobs/weft/extensions/weftstore/internal/simtest"
 )
-
-const benchBatch = 100
-
-// perItem reports the cost per span, record or sample besides per batch.
-func perItem(b *testing.B, unit string) {
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchBatch), "ns/"+unit)
-}
-
-// BenchmarkAppendSpans measures the span index insert cost: one op is a
-// batch of 100 simnode-like spans of one pod (serialize, index, evict).
-func BenchmarkAppendSpans(b *testing.B) {
-	st := newTestStore(b, nil)
-	var seq uint64
-	td := spanBatch(&seq, benchBatch)
-	var m ptrace.ProtoMarshaler
-	b.SetBytes(int64(m.TracesSize(td)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		if err := st.AppendTraces(context.Background(), td); err != nil {
-			b.Fatal(err)
-		}
-	}
-	perItem(b, "span")
-}
-
-// BenchmarkAppendLogs measures the log index insert cost: one op is a batch
-// of 100 JSON log records of one pod.
-func BenchmarkAppendLogs(b *testing.B) {
-	st := newTestStore(b, nil)
-	var seq uint64
-	ld := logBatch(&seq, benchBatch)
-	var m plog.ProtoMarshaler
-	b.SetBytes(int64(m.LogsSize(ld)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		if err := st.AppendLogs(context.Background(), ld); err != nil {
-			b.Fatal(err)
-		}
-	}
-	perItem(b, "record")
-}
-
-// gauges returns 100 gauge points of one pod, one per series; series
-// differ by a route attribute, prefixed with gen (a new gen: new series).
-func gauges(gen int, ts time.Time) pmetric.Metrics {
-	md := pmetric.NewMetrics()
-	rm := md.ResourceMetrics().AppendEmpty()
-	testPods[1].resource(rm.Resource())
-	rm.Resource().Attributes().PutStr("service.instance.id", "10.0.0.7:9080")
-	m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
-	m.SetName("http.server.active_requests")
-	pts := m.SetEmptyGauge().DataPoints()
-	for i := range benchBatch {
-		dp := pts.AppendEmpty()
-		dp.SetTimestamp(pcommon.NewTimestampFromTime(ts))
-		dp.SetDoubleValue(float64(i))
-		dp.Attributes().PutStr("http.route", "/r"+strconv.Itoa(gen)+"/"+strconv.Itoa(i))
-		dp.Attributes().PutStr("http.request.method", "GET")
-		dp.Attributes().PutInt("http.response.status_code", 200)
-	}
-	return md
-}
 
 // setTimestamps moves every point of md to ts.
 func setTimestamps(md pmetric.Metrics, ts pcommon.Timestamp) {
@@ -93,7 +28,7 @@ func BenchmarkAppendSamples(b *testing.B) {
 		// Within the retention (30m): an hour back, every sample would be
 		// refused as out of bounds and the benchmark would time refusals.
 		start := time.Now().Add(-10 * time.Minute)
-		md := gauges(0, start)
+		md := simtest.Gauges(0, start)
 		if err := st.AppendMetrics(context.Background(), md); err != nil {
 			b.Fatal(err)
 		}
@@ -110,9 +45,9 @@ func BenchmarkAppendSamples(b *testing.B) {
 			}
 		}
 		b.StopTimer()
-		perItem(b, "sample")
-		if n := st.Stats().SeriesCreated; n != benchBatch {
-			b.Fatalf("known series created %d series, want %d", n, benchBatch)
+		simtest.PerItem(b, "sample")
+		if n := st.Stats().SeriesCreated; n != simtest.Batch {
+			b.Fatalf("known series created %d series, want %d", n, simtest.Batch)
 		}
 		noRejections(b, st)
 	})
@@ -128,7 +63,7 @@ func BenchmarkAppendSamples(b *testing.B) {
 			if len(batches) == 0 {
 				for range cap(batches) {
 					i++
-					batches = append(batches, gauges(i, ts))
+					batches = append(batches, simtest.Gauges(i, ts))
 				}
 			}
 			md := batches[len(batches)-1]
@@ -139,7 +74,7 @@ func BenchmarkAppendSamples(b *testing.B) {
 			}
 		}
 		b.StopTimer()
-		perItem(b, "sample")
+		simtest.PerItem(b, "sample")
 		noRejections(b, st)
 	})
 }
@@ -159,7 +94,7 @@ func noRejections(b *testing.B, st *Store) {
 func BenchmarkCorrelate(b *testing.B) {
 	st := newTestStore(b, nil)
 	ctx := context.Background()
-	reqs, td, ld, md := simulate(newRand(9), 20000, time.Now().Add(-10*time.Minute))
+	reqs, td, ld, md := simtest.Simulate(simtest.NewRand(9), 20000, time.Now().Add(-10*time.Minute))
 	for _, err := range []error{st.AppendTraces(ctx, td), st.AppendLogs(ctx, ld), st.AppendMetrics(ctx, md)} {
 		if err != nil {
 			b.Fatal(err)
@@ -169,7 +104,7 @@ func BenchmarkCorrelate(b *testing.B) {
 	b.ResetTimer()
 	i := 0
 	for b.Loop() {
-		c, err := st.Correlate(ctx, reqs[i%len(reqs)].traceID)
+		c, err := st.Correlate(ctx, reqs[i%len(reqs)].TraceID)
 		if err != nil || len(c.Exemplars) != 2 {
 			b.Fatalf("correlate: %v, %d exemplars", err, len(c.Exemplars))
 		}

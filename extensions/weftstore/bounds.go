@@ -9,17 +9,10 @@ import (
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
-	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.uber.org/zap"
 
+	"github.com/weftobs/weft/extensions/weftstore/internal/translate"
 	"github.com/weftobs/weft/internal/refusal"
-)
-
-// Reasons of the store's own refusals, decided before a sample reaches the
-// TSDB appender. They are counted by reason and by source.
-const (
-	reasonTooFarInFuture = "too_far_in_future"
-	reasonSeriesLimit    = "series_limit"
 )
 
 var (
@@ -45,7 +38,8 @@ type headInfo interface {
 
 // guard decides, before the TSDB appender sees a sample, whether its time
 // is acceptable and whether its series may be created. Both write paths
-// (AppendMetrics and the Appendable appenders) go through it.
+// (AppendMetrics, through metricsWriter, and the Appendable appenders) go
+// through it.
 //
 // The appendable window follows the wall clock: a sample is accepted from
 // min(now, newest sample) - appendable_window to now + max_future_skew.
@@ -88,11 +82,6 @@ func (g *guard) full() bool { return g.maxSeries > 0 && g.head.NumSeries() >= g.
 // chunks end: they are cut by sample count (about 120 samples) instead.
 const headChunkRange = 200 * 365 * 24 * time.Hour
 
-// sourceInfo names where a batch of samples came from.
-type sourceInfo = refusal.Source
-
-func sourceOf(attrs pcommon.Map) sourceInfo { return refusal.SourceOf(attrs) }
-
 // refusals counts the store's own refusals by reason and source; its
 // logger writes their rate-limited log lines.
 type refusals struct {
@@ -110,19 +99,19 @@ const refusalLogInterval = refusal.LogInterval
 
 // refuse counts n samples refused for reason and logs it, rate-limited.
 // t is the (first) refused sample's time.
-func (g *guard) refuse(b bounds, reason string, src sourceInfo, t, n int64) {
+func (g *guard) refuse(b bounds, reason string, src refusal.Source, t, n int64) {
 	logNow, refused := g.refused.Note(b.now, reason, src.ID, n)
 	if !logNow {
 		return
 	}
 	switch reason {
-	case reasonTooFarInFuture:
+	case translate.ReasonTooFarInFuture:
 		g.refused.logger.Warn("Samples too far ahead of the node's clock refused",
 			zap.String("source", src.ID), zap.String("job", src.Job), zap.String("instance", src.Instance),
 			zap.Time("sample_time", time.UnixMilli(t)), zap.Time("node_time", b.now),
 			zap.Duration("skew", time.UnixMilli(t).Sub(b.now)), zap.Duration("max_future_skew", time.Duration(g.skew)*time.Millisecond),
 			zap.Int64("refused", refused))
-	case reasonSeriesLimit:
+	case translate.ReasonSeriesLimit:
 		g.refused.logger.Warn("Samples of new series refused: max_series reached",
 			zap.String("source", src.ID), zap.String("job", src.Job), zap.String("instance", src.Instance),
 			zap.Uint64("max_series", g.maxSeries), zap.Int64("refused", refused))
@@ -212,7 +201,7 @@ func getRef(app any, l labels.Labels, hash uint64) (storage.SeriesRef, labels.La
 func (g *guard) admitRaw(b bounds, app any, ref storage.SeriesRef, l labels.Labels, t int64) error {
 	switch {
 	case t > b.maxt:
-		g.refuse(b, reasonTooFarInFuture, sourceInfo{ID: appendableSource}, t, 1)
+		g.refuse(b, translate.ReasonTooFarInFuture, refusal.Source{ID: appendableSource}, t, 1)
 		return fmt.Errorf("%w: sample at %s is %s ahead (max_future_skew %s)", ErrTooFarInFuture,
 			time.UnixMilli(t).UTC().Format(time.RFC3339Nano), time.UnixMilli(t).Sub(b.now).Round(time.Millisecond),
 			time.Duration(g.skew)*time.Millisecond)
@@ -222,7 +211,7 @@ func (g *guard) admitRaw(b bounds, app any, ref storage.SeriesRef, l labels.Labe
 		if r, _ := getRef(app, l, l.Hash()); r != 0 {
 			return nil // an existing series
 		}
-		g.refuse(b, reasonSeriesLimit, sourceInfo{ID: appendableSource}, t, 1)
+		g.refuse(b, translate.ReasonSeriesLimit, refusal.Source{ID: appendableSource}, t, 1)
 		return fmt.Errorf("%w (%d series)", ErrSeriesLimit, g.maxSeries)
 	}
 	return nil

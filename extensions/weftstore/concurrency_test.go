@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/weftobs/weft/extensions/weftstore/internal/simtest"
 )
 
 // TestConcurrentUse appends all signals from several goroutines while
@@ -22,7 +24,7 @@ func TestConcurrentUse(t *testing.T) {
 	for w := range writers {
 		wg.Go(func() {
 			for i := range rounds {
-				_, td, ld, md := simulate(newRand(uint64(100*w+i)), 50, start.Add(time.Duration(w*rounds+i)*time.Second))
+				_, td, ld, md := simtest.Simulate(simtest.NewRand(uint64(100*w+i)), 50, start.Add(time.Duration(w*rounds+i)*time.Second))
 				errs <- st.AppendTraces(ctx, td)
 				errs <- st.AppendLogs(ctx, ld)
 				errs <- st.AppendMetrics(ctx, md)

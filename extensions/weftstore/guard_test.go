@@ -18,6 +18,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/weftobs/weft/extensions/weftstore/internal/translate"
 )
 
 // Two senders: a scrape target (pod_scrape sets job and instance) and an
@@ -71,8 +73,8 @@ func TestFutureSampleRefused(t *testing.T) {
 
 	require.NoError(t, st.AppendMetrics(ctx, gaugeAt(scrapeSource, "skewed", now.Add(time.Hour), 1, "a")))
 	s := st.Stats()
-	assert.Equal(t, int64(1), s.RejectedSamples[reasonTooFarInFuture])
-	assert.Equal(t, map[string]int64{scrapeSourceID: 1}, s.RejectedSamplesBySource[reasonTooFarInFuture])
+	assert.Equal(t, int64(1), s.RejectedSamples[translate.ReasonTooFarInFuture])
+	assert.Equal(t, map[string]int64{scrapeSourceID: 1}, s.RejectedSamplesBySource[translate.ReasonTooFarInFuture])
 	assert.Empty(t, instant(t, st.Queryable(), "skewed", now.Add(time.Hour)))
 
 	require.NoError(t, st.AppendMetrics(ctx, gaugeAt(otlpSource, "on_time", now.Add(-time.Second), 2, "b")))
@@ -90,12 +92,12 @@ func TestFutureSampleRefused(t *testing.T) {
 	assert.Equal(t, 4.0, valueAt(t, st, "delayed", now.Add(-58*time.Minute)))
 	assert.Equal(t, 5.0, valueAt(t, st, "on_time", now.Add(time.Second)))
 	s = st.Stats()
-	assert.Zero(t, s.RejectedSamples[reasonOutOfBounds])
-	assert.Equal(t, int64(1), s.RejectedSamples[reasonTooFarInFuture])
+	assert.Zero(t, s.RejectedSamples[translate.ReasonOutOfBounds])
+	assert.Equal(t, int64(1), s.RejectedSamples[translate.ReasonTooFarInFuture])
 
 	// The window is anchored on the clock: 61 minutes behind is out.
 	require.NoError(t, st.AppendMetrics(ctx, gaugeAt(otlpSource, "too_late", now.Add(-61*time.Minute), 6, "b")))
-	assert.Equal(t, int64(1), st.Stats().RejectedSamples[reasonOutOfBounds])
+	assert.Equal(t, int64(1), st.Stats().RejectedSamples[translate.ReasonOutOfBounds])
 	assert.Empty(t, instant(t, st.Queryable(), "too_late", now.Add(-61*time.Minute)))
 }
 
@@ -112,7 +114,7 @@ func TestFutureExemplarRefused(t *testing.T) {
 	ex.SetTimestamp(pcommon.NewTimestampFromTime(now.Add(time.Hour)))
 	require.NoError(t, st.AppendMetrics(context.Background(), md))
 	s := st.Stats()
-	assert.Equal(t, int64(1), s.RejectedExemplars[reasonTooFarInFuture])
+	assert.Equal(t, int64(1), s.RejectedExemplars[translate.ReasonTooFarInFuture])
 	assert.Zero(t, s.ExemplarsAppended)
 	assert.Equal(t, 7.0, valueAt(t, st, "exemplar_ahead_total", now))
 }
@@ -139,7 +141,7 @@ func TestFutureSampleRefusedAppendable(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, appV2.Commit())
 
-	assert.Equal(t, map[string]int64{appendableSource: 2}, st.Stats().RejectedSamplesBySource[reasonTooFarInFuture])
+	assert.Equal(t, map[string]int64{appendableSource: 2}, st.Stats().RejectedSamplesBySource[translate.ReasonTooFarInFuture])
 	assert.Equal(t, 2.0, valueAt(t, st, "rule:ahead", now.Add(5*time.Minute)))
 	assert.Equal(t, 3.0, valueAt(t, st, "rule:delayed", now.Add(-58*time.Minute)))
 	assert.Empty(t, instant(t, st.Queryable(), "rule:skewed", now.Add(time.Hour)))
@@ -166,7 +168,7 @@ func TestFutureSampleInWAL(t *testing.T) {
 	require.NoError(t, st.AppendMetrics(ctx, gaugeAt(otlpSource, "delayed", now.Add(-58*time.Minute), 2, "b")))
 	assert.Equal(t, 1.0, valueAt(t, st, "on_time", now))
 	assert.Equal(t, 2.0, valueAt(t, st, "delayed", now.Add(-58*time.Minute)))
-	assert.Zero(t, st.Stats().RejectedSamples[reasonOutOfBounds])
+	assert.Zero(t, st.Stats().RejectedSamples[translate.ReasonOutOfBounds])
 }
 
 // TestFutureRefusalLog: refusals are logged at most once per source per
@@ -218,7 +220,7 @@ func TestFutureRefusalLog(t *testing.T) {
 	require.True(t, ok, "rejected_samples is an int64 sum, got %T", m.Data)
 	bySource := make(map[string]int64)
 	for _, dp := range sum.DataPoints {
-		if r, _ := dp.Attributes.Value("reason"); r.AsString() == reasonTooFarInFuture {
+		if r, _ := dp.Attributes.Value("reason"); r.AsString() == translate.ReasonTooFarInFuture {
 			src, _ := dp.Attributes.Value("source")
 			bySource[src.AsString()] = dp.Value
 		}
@@ -239,8 +241,8 @@ func TestMaxSeries(t *testing.T) {
 	require.NoError(t, st.AppendMetrics(ctx, gaugeAt(otlpSource, "limited", at(1), 2, "s1", "s2", "s3", "s4", "s5")))
 	s := st.Stats()
 	assert.Equal(t, int64(6), s.SamplesAppended)
-	assert.Equal(t, map[string]int64{otlpSourceID: 2}, s.RejectedSamplesBySource[reasonSeriesLimit])
-	assert.Equal(t, int64(2), s.RejectedSamples[reasonSeriesLimit])
+	assert.Equal(t, map[string]int64{otlpSourceID: 2}, s.RejectedSamplesBySource[translate.ReasonSeriesLimit])
+	assert.Equal(t, int64(2), s.RejectedSamples[translate.ReasonSeriesLimit])
 	assert.Equal(t, 3, s.CachedSeries, "refused series are not cached")
 	v := instant(t, st.Queryable(), "limited", at(1))
 	require.Len(t, v, 3)
@@ -256,7 +258,7 @@ func TestMaxSeries(t *testing.T) {
 	require.NoError(t, st.AppendMetrics(ctx, gaugeAt(otlpSource, "limited", at(2), 3, "s1", "s2", "s3", "s6")))
 	s = st.Stats()
 	assert.Equal(t, int64(9), s.SamplesAppended)
-	assert.Equal(t, int64(3), s.RejectedSamples[reasonSeriesLimit])
+	assert.Equal(t, int64(3), s.RejectedSamples[translate.ReasonSeriesLimit])
 	assert.Len(t, instant(t, st.Queryable(), "limited", at(2)), 3)
 
 	// Appendable: an existing series by labels, a new one refused.
@@ -267,7 +269,7 @@ func TestMaxSeries(t *testing.T) {
 	_, err = app.Append(0, labels.FromStrings("__name__", "rule:new"), at(3).UnixMilli(), 1)
 	require.ErrorIs(t, err, ErrSeriesLimit)
 	require.NoError(t, app.Commit())
-	assert.Equal(t, map[string]int64{otlpSourceID: 3, appendableSource: 1}, st.Stats().RejectedSamplesBySource[reasonSeriesLimit])
+	assert.Equal(t, map[string]int64{otlpSourceID: 3, appendableSource: 1}, st.Stats().RejectedSamplesBySource[translate.ReasonSeriesLimit])
 	assert.Empty(t, instant(t, st.Queryable(), "rule:new", at(3)))
 }
 
@@ -277,5 +279,5 @@ func TestMaxSeriesUnlimited(t *testing.T) {
 	now := time.Now().Truncate(time.Millisecond)
 	require.NoError(t, st.AppendMetrics(context.Background(), gaugeAt(otlpSource, "unlimited", now, 1, "s1", "s2", "s3", "s4", "s5")))
 	assert.Len(t, instant(t, st.Queryable(), "unlimited", now), 5)
-	assert.Zero(t, st.Stats().RejectedSamples[reasonSeriesLimit])
+	assert.Zero(t, st.Stats().RejectedSamples[translate.ReasonSeriesLimit])
 }

@@ -8,6 +8,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/weftobs/weft/extensions/weftstore/internal/simtest"
 )
 
 // BenchmarkMemoryPerSeries measures what one active series costs the
@@ -34,9 +36,9 @@ func BenchmarkMemoryPerSeries(b *testing.B) {
 			}
 		}
 		fill(0, lo)
-		heapLo, rssLo := heapAlloc(), rssAfterFree(b)
+		heapLo, rssLo := simtest.HeapAlloc(), simtest.RSSAfterFree(b)
 		fill(lo, hi)
-		heapHi, rssHi := heapAlloc(), rssAfterFree(b)
+		heapHi, rssHi := simtest.HeapAlloc(), simtest.RSSAfterFree(b)
 		if n := st.Stats().SeriesCreated; n != hi {
 			b.Fatalf("%d series created, want %d", n, hi)
 		}
@@ -54,7 +56,7 @@ func BenchmarkMemoryPerSeries(b *testing.B) {
 func envoyLikeSeries(first, n int) pmetric.Metrics {
 	md := pmetric.NewMetrics()
 	rm := md.ResourceMetrics().AppendEmpty()
-	testPods[2].resource(rm.Resource())
+	simtest.Pods[2].Resource(rm.Resource())
 	rm.Resource().Attributes().PutStr("service.instance.id", "10.0.4.17:15090")
 	m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
 	m.SetName("envoy_cluster_upstream_rq")

@@ -13,6 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/weftobs/weft/extensions/weftstore/internal/translate"
 )
 
 // Scraped metrics (pod_scrape's scope) are stored under the names, label
@@ -51,10 +53,10 @@ func TestScrapedMetricsKeepExposedNames(t *testing.T) {
 		hp.SetSum(9)
 	}
 	scraped := rm.ScopeMetrics().AppendEmpty()
-	scraped.Scope().SetName(scrapedScope)
+	scraped.Scope().SetName(translate.ScrapedScope)
 	fill(scraped)
 	// pod_scrape saw 1e+06 exposed as 1000000 (as Envoy writes it).
-	scraped.Metrics().At(1).Metadata().PutEmptyMap(exposedBoundsKey).PutStr("1e+06", "1000000")
+	scraped.Metrics().At(1).Metadata().PutEmptyMap(translate.ExposedBoundsKey).PutStr("1e+06", "1000000")
 	otel := rm.ScopeMetrics().AppendEmpty()
 	otel.Scope().SetName("some.otlp.library")
 	fill(otel)
@@ -85,7 +87,7 @@ func TestScrapedMetricsKeepExposedNames(t *testing.T) {
 func TestScrapedExemplarsKeepTheirLabels(t *testing.T) {
 	st := newTestStore(t, nil)
 	ts := time.Now().Add(-time.Second).Truncate(time.Millisecond)
-	for _, scope := range []string{scrapedScope, "some.otlp.library"} {
+	for _, scope := range []string{translate.ScrapedScope, "some.otlp.library"} {
 		md := counter("jobs_done", ts, time.Second, 1)
 		sm := md.ResourceMetrics().At(0).ScopeMetrics().At(0)
 		sm.Scope().SetName(scope)
@@ -104,7 +106,7 @@ func TestScrapedExemplarsKeepTheirLabels(t *testing.T) {
 	eq, err := st.ExemplarQueryable().ExemplarQuerier(context.Background())
 	require.NoError(t, err)
 	got := map[string][]string{}
-	for _, name := range []string{"jobs_done_" + strings.ReplaceAll(scrapedScope, ".", "_"), "jobs_done_some_otlp_library_total"} {
+	for _, name := range []string{"jobs_done_" + strings.ReplaceAll(translate.ScrapedScope, ".", "_"), "jobs_done_some_otlp_library_total"} {
 		res, err := eq.Select(ts.Add(-time.Minute).UnixMilli(), time.Now().UnixMilli(), []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, name)})
 		require.NoError(t, err)
 		for _, r := range res {
@@ -114,7 +116,7 @@ func TestScrapedExemplarsKeepTheirLabels(t *testing.T) {
 		}
 	}
 	assert.ElementsMatch(t, []string{`{dummyID="17783"}`, `{region="eu", trace_id="01020300000000000000000000000000"}`},
-		got["jobs_done_"+strings.ReplaceAll(scrapedScope, ".", "_")], "scraped: labels as exposed")
+		got["jobs_done_"+strings.ReplaceAll(translate.ScrapedScope, ".", "_")], "scraped: labels as exposed")
 	assert.Equal(t, []string{`{trace_id="01020300000000000000000000000000"}`}, got["jobs_done_some_otlp_library_total"], "OTLP: trace ID only")
-	assert.Equal(t, int64(1), st.Stats().RejectedExemplars[reasonNoTraceID])
+	assert.Equal(t, int64(1), st.Stats().RejectedExemplars[translate.ReasonNoTraceID])
 }

@@ -1,7 +1,6 @@
 package weftstore
 
 import (
-	"cmp"
 	"context"
 	"encoding/hex"
 	"fmt"
@@ -15,6 +14,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/weftobs/weft/extensions/weftstore/internal/index"
 )
 
 // Pod identifies a Kubernetes pod (k8s.namespace.name, k8s.pod.name).
@@ -148,27 +149,18 @@ func parseSpanID(s string) (pcommon.SpanID, bool) {
 
 // Trace returns the stored spans of a trace, with Data, oldest start first.
 func (s *Store) Trace(traceID pcommon.TraceID) ([]Span, error) {
-	x := s.spans
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	tl := x.byTrace[traceID]
-	if tl == nil {
-		return nil, nil
-	}
-	out := make([]Span, 0, tl.len())
-	var err error
-	tl.newestFirst(func(seq uint64) bool {
-		e := x.ring.get(seq)
-		sp := e.summary()
-		if sp.Data, err = decodeSpan(e); err != nil {
-			err = fmt.Errorf("weft_store: decode span: %w", err)
-			return false
-		}
-		out = append(out, sp)
-		return true
-	})
+	out, err := index.Trace(s.spans, traceID, spanOf)
 	slices.SortStableFunc(out, func(a, b Span) int { return a.Start.Compare(b.Start) })
 	return out, err
+}
+
+func spanOf(sp index.Span) Span {
+	return Span{
+		TraceID: sp.TraceID, SpanID: sp.SpanID,
+		Service: sp.Service, Operation: sp.Operation, Pod: Pod(sp.Pod),
+		Start: time.Unix(0, sp.Start).UTC(), End: time.Unix(0, sp.End).UTC(),
+		Error: sp.Error, Data: sp.Data,
+	}
 }
 
 // TraceSelector selects failing traces. Service and Pod may be combined;
@@ -194,80 +186,14 @@ type FailingTrace struct {
 // first by the end of their newest failing span, each trace once. A failing
 // span counts when it matches the selector and its end lies in [Start, End].
 func (s *Store) FailingTraces(sel TraceSelector) []FailingTrace {
-	limit := sel.Limit
-	if limit <= 0 {
-		limit = 20
-	}
-	x := s.spans
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	list := &x.errs
-	switch {
-	case sel.Pod.Name != "":
-		pp := x.byPod[sel.Pod]
-		if pp == nil {
-			return nil
-		}
-		list = &pp.errs
-	case sel.Service != "":
-		svc := x.bySvc[sel.Service]
-		if svc == nil {
-			return nil
-		}
-		list = &svc.errs
-	}
-	var cands []candidate
-	list.newestFirst(func(seq uint64) bool {
-		e := x.ring.get(seq)
-		if (sel.Service == "" || e.svc.name == sel.Service) && inWindow(e.end, sel.Start, sel.End) {
-			cands = append(cands, candidate{t: e.end, seq: seq})
-		}
-		return true
-	})
-	sortNewestFirst(cands)
-	seen := make(map[pcommon.TraceID]struct{})
-	var out []FailingTrace
-	for _, c := range cands {
-		e := x.ring.get(c.seq)
-		if _, dup := seen[e.traceID]; dup {
-			continue
-		}
-		seen[e.traceID] = struct{}{}
-		sp := e.summary()
-		out = append(out, FailingTrace{TraceID: e.traceID, Time: sp.End, Service: sp.Service, Operation: sp.Operation, Pod: sp.Pod})
-		if len(out) == limit {
-			break
-		}
-	}
-	return out
+	return index.FailingTraces(s.spans, index.TraceSelector{
+		Service: sel.Service, Pod: index.Pod(sel.Pod), Start: sel.Start, End: sel.End, Limit: sel.Limit,
+	}, failingOf)
 }
 
-// candidate is an entry that passed the cheap filters of a query, with the
-// time it is ordered by.
-type candidate struct {
-	t   int64
-	seq uint64
-}
-
-// sortNewestFirst orders candidates by time, newest first; ties by arrival,
-// latest first.
-func sortNewestFirst(cs []candidate) {
-	slices.SortFunc(cs, func(a, b candidate) int {
-		if a.t != b.t {
-			return cmp.Compare(b.t, a.t)
-		}
-		return cmp.Compare(b.seq, a.seq)
-	})
-}
-
-func inWindow(ns int64, start, end time.Time) bool {
-	if !start.IsZero() && ns < start.UnixNano() {
-		return false
-	}
-	if !end.IsZero() && ns > end.UnixNano() {
-		return false
-	}
-	return true
+// failingOf is the failing trace whose newest failing span is sp.
+func failingOf(sp index.Span) FailingTrace {
+	return FailingTrace{TraceID: sp.TraceID, Time: time.Unix(0, sp.End).UTC(), Service: sp.Service, Operation: sp.Operation, Pod: Pod(sp.Pod)}
 }
 
 // SpanQuery is a Jaeger-style trace search. Empty fields do not filter;
@@ -289,125 +215,14 @@ type SpanQuery struct {
 // run over the chosen index list; tags are checked (decoding the span) in
 // that order only until Limit traces are found.
 func (s *Store) FindTraces(q SpanQuery) ([]pcommon.TraceID, error) {
-	limit := q.Limit
-	if limit <= 0 {
-		limit = 20
-	}
-	x := s.spans
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	var cands []candidate
-	visit := func(seq uint64) bool {
-		e := x.ring.get(seq)
-		if q.Service != "" && e.svc.name != q.Service || q.Operation != "" && e.op.name != q.Operation {
-			return true
-		}
-		if !inWindow(e.start, q.Start, q.End) {
-			return true
-		}
-		d := time.Duration(e.end - e.start)
-		if d < q.MinDuration || q.MaxDuration > 0 && d > q.MaxDuration {
-			return true
-		}
-		cands = append(cands, candidate{t: e.start, seq: seq})
-		return true
-	}
-	switch {
-	case q.Service != "" && q.Operation != "":
-		if svc := x.bySvc[q.Service]; svc != nil {
-			if op := svc.ops[q.Operation]; op != nil {
-				op.seqs.newestFirst(visit)
-			}
-		}
-	case q.Service != "":
-		if svc := x.bySvc[q.Service]; svc != nil {
-			svc.all.newestFirst(visit)
-		}
-	default:
-		for seq := x.ring.next(); seq > x.ring.first; seq-- {
-			visit(seq - 1)
-		}
-	}
-	sortNewestFirst(cands)
-	seen := make(map[pcommon.TraceID]struct{})
-	var out []pcommon.TraceID
-	for _, c := range cands {
-		e := x.ring.get(c.seq)
-		if _, dup := seen[e.traceID]; dup {
-			continue
-		}
-		if len(q.Tags) > 0 {
-			ok, err := tagsMatch(e, q.Tags)
-			if err != nil {
-				return out, err
-			}
-			if !ok {
-				continue
-			}
-		}
-		seen[e.traceID] = struct{}{}
-		out = append(out, e.traceID)
-		if len(out) == limit {
-			break
-		}
-	}
-	return out, nil
-}
-
-func tagsMatch(e *spanEntry, tags map[string]string) (bool, error) {
-	td, err := decodeSpan(e)
-	if err != nil {
-		return false, fmt.Errorf("weft_store: decode span: %w", err)
-	}
-	rs := td.ResourceSpans().At(0)
-	sp := rs.ScopeSpans().At(0).Spans().At(0)
-	for k, want := range tags {
-		if k == "error" {
-			if (want == "true") != e.isErr {
-				return false, nil
-			}
-			continue
-		}
-		v, ok := sp.Attributes().Get(k)
-		if !ok {
-			v, ok = rs.Resource().Attributes().Get(k)
-		}
-		if !ok || v.AsString() != want {
-			return false, nil
-		}
-	}
-	return true, nil
+	return s.spans.FindTraces(index.SpanQuery(q))
 }
 
 // Services returns the services that have stored spans, sorted.
-func (s *Store) Services() []string {
-	x := s.spans
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	out := make([]string, 0, len(x.bySvc))
-	for name := range x.bySvc {
-		out = append(out, name)
-	}
-	slices.Sort(out)
-	return out
-}
+func (s *Store) Services() []string { return s.spans.Services() }
 
 // Operations returns the span names of a service's stored spans, sorted.
-func (s *Store) Operations(service string) []string {
-	x := s.spans
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	svc := x.bySvc[service]
-	if svc == nil {
-		return nil
-	}
-	out := make([]string, 0, len(svc.ops))
-	for name := range svc.ops {
-		out = append(out, name)
-	}
-	slices.Sort(out)
-	return out
-}
+func (s *Store) Operations(service string) []string { return s.spans.Operations(service) }
 
 // LogQuery selects log records. Empty fields do not filter; Limit 0 means
 // 100.
@@ -425,74 +240,13 @@ type LogQuery struct {
 // SearchLogs returns matching records, with Data, newest first by record
 // time (ties: latest arrival first).
 func (s *Store) SearchLogs(q LogQuery) ([]LogRecord, error) {
-	limit := q.Limit
-	if limit <= 0 {
-		limit = 100
-	}
-	x := s.logs
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	var cands []candidate
-	visit := func(seq uint64) bool {
-		e := x.ring.get(seq)
-		if !q.TraceID.IsEmpty() && e.traceID != q.TraceID ||
-			q.Pod != "" && (e.pod == nil || e.pod.pod.Name != q.Pod) ||
-			q.Namespace != "" && (e.pod == nil || e.pod.pod.Namespace != q.Namespace) ||
-			q.Service != "" && (e.svc == nil || e.svc.name != q.Service) ||
-			q.Container != "" && e.container != q.Container ||
-			e.severity < q.MinSeverity ||
-			!q.Since.IsZero() && e.time < q.Since.UnixNano() {
-			return true
-		}
-		cands = append(cands, candidate{t: e.time, seq: seq})
-		return true
-	}
-	switch {
-	case !q.TraceID.IsEmpty():
-		if tl := x.byTrace[q.TraceID]; tl != nil {
-			tl.newestFirst(visit)
-		}
-	case q.Pod != "" && q.Namespace != "":
-		if pp := x.byPod[Pod{Namespace: q.Namespace, Name: q.Pod}]; pp != nil {
-			pp.seqs.newestFirst(visit)
-		}
-	case q.Service != "":
-		if sp := x.bySvc[q.Service]; sp != nil {
-			sp.seqs.newestFirst(visit)
-		}
-	default:
-		for seq := x.ring.next(); seq > x.ring.first; seq-- {
-			visit(seq - 1)
-		}
-	}
-	sortNewestFirst(cands)
-	cands = cands[:min(len(cands), limit)]
-	out := make([]LogRecord, 0, len(cands))
-	for _, c := range cands {
-		rec, err := logRecordOf(x.ring.get(c.seq))
-		if err != nil {
-			return out, err
-		}
-		out = append(out, rec)
-	}
-	return out, nil
+	return index.SearchLogs(s.logs, index.LogQuery(q), logRecordOf)
 }
 
-func logRecordOf(e *logEntry) (LogRecord, error) {
-	ld, err := decodeLog(e)
-	if err != nil {
-		return LogRecord{}, fmt.Errorf("weft_store: decode log record: %w", err)
+func logRecordOf(l index.Log) LogRecord {
+	return LogRecord{
+		Time: time.Unix(0, l.Time).UTC(), TraceID: l.TraceID, SpanID: l.SpanID,
+		Pod: Pod(l.Pod), Container: l.Container, Service: l.Service,
+		Severity: l.Severity, Body: l.Body, Data: l.Data,
 	}
-	rec := LogRecord{
-		Time: time.Unix(0, e.time).UTC(), TraceID: e.traceID, SpanID: e.spanID,
-		Container: e.container, Severity: e.severity, Data: ld,
-		Body: ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0).Body().AsString(),
-	}
-	if e.pod != nil {
-		rec.Pod = e.pod.pod
-	}
-	if e.svc != nil {
-		rec.Service = e.svc.name
-	}
-	return rec, nil
 }

@@ -5,6 +5,9 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/weftobs/weft/extensions/weftstore/internal/translate"
+	"github.com/weftobs/weft/extensions/weftstore/internal/walsalvage"
 )
 
 // IndexStats describes the span or the log index.
@@ -38,18 +41,18 @@ type Stats struct {
 
 // Stats returns the store's counters.
 func (s *Store) Stats() Stats {
-	st := Stats{Spans: s.spans.stats(), Logs: s.logs.stats()}
+	st := Stats{Spans: IndexStats(s.spans.Stats()), Logs: IndexStats(s.logs.Stats())}
 	s.mu.RLock()
-	app := s.app
-	st.LostBytes = make(map[string]int64, len(lossReasons))
-	for _, r := range lossReasons {
+	metrics := s.metrics
+	st.LostBytes = make(map[string]int64, len(walsalvage.Reasons))
+	for _, r := range walsalvage.Reasons {
 		st.LostBytes[r] = 0
 	}
 	for _, l := range s.losses {
 		st.LostBytes[l.Reason] += l.Bytes
 	}
 	s.mu.RUnlock()
-	st.RejectedSamples = map[string]int64{reasonTooFarInFuture: 0, reasonSeriesLimit: 0}
+	st.RejectedSamples = map[string]int64{translate.ReasonTooFarInFuture: 0, translate.ReasonSeriesLimit: 0}
 	st.RejectedExemplars = make(map[string]int64)
 	st.RejectedSamplesBySource = s.refused.Snapshot()
 	for r, bySource := range st.RejectedSamplesBySource {
@@ -57,34 +60,38 @@ func (s *Store) Stats() Stats {
 			st.RejectedSamples[r] += n
 		}
 	}
-	if app == nil {
+	if metrics == nil {
 		return st
 	}
-	st.SamplesAppended = app.samples.Load()
-	st.ExemplarsAppended = app.exemplars.Load()
-	st.SeriesCreated = app.newSeries.Load()
-	st.CachedSeries = app.cachedSeries()
-	for r, c := range app.rejectedSamples {
-		st.RejectedSamples[r] = c.Load()
+	ts := metrics.tr.Stats()
+	st.SamplesAppended = ts.Samples
+	st.ExemplarsAppended = ts.Exemplars
+	st.SeriesCreated = ts.NewSeries
+	st.CachedSeries = metrics.cachedSeries()
+	for r, n := range ts.RejectedSamples {
+		st.RejectedSamples[r] = n
 	}
-	for r, c := range app.rejectedExemplars {
-		st.RejectedExemplars[r] = c.Load()
-	}
+	st.RejectedExemplars = ts.RejectedExemplars
 	return st
 }
 
-func (x *spanIndex) stats() IndexStats {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return IndexStats{Records: int64(x.ring.n), Bytes: x.bytes, MaxBytes: x.maxBytes,
-		Evicted: x.evicted, EvictedBytes: x.evictedBytes, Unencodable: x.unencodable}
+// StorageLoss is metrics data the last start could not read.
+type StorageLoss struct {
+	Reason  string // checkpoint_corrupt, segment_corrupt, wal_unreadable
+	File    string // relative to the store directory
+	Bytes   int64  // bytes left out of the replay
+	MovedTo string // where the damaged original was moved, relative to the store directory
+	Err     string // what was wrong with it
 }
 
-func (x *logIndex) stats() IndexStats {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return IndexStats{Records: int64(x.ring.n), Bytes: x.bytes, MaxBytes: x.maxBytes,
-		Evicted: x.evicted, EvictedBytes: x.evictedBytes, Unencodable: x.unencodable}
+// OpenLosses returns what the last start could not read of the metrics
+// WAL (nil when nothing was lost), for a status page. Files the store set
+// aside are in a damaged-<time>-<n> folder of the store directory
+// (MovedTo); what the TSDB's own repair cut has no MovedTo.
+func (s *Store) OpenLosses() []StorageLoss {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return append([]StorageLoss(nil), s.losses...)
 }
 
 // registerTelemetry publishes the counters as self-metrics through the
@@ -125,7 +132,7 @@ func (s *Store) registerTelemetry() error {
 		o.ObserveInt64(bytes, st.Logs.Bytes, logsAttr)
 		o.ObserveInt64(samples, st.SamplesAppended)
 		for r, n := range st.RejectedSamples {
-			if r == reasonTooFarInFuture || r == reasonSeriesLimit {
+			if r == translate.ReasonTooFarInFuture || r == translate.ReasonSeriesLimit {
 				continue // by source below
 			}
 			o.ObserveInt64(rejSamples, n, metric.WithAttributes(attribute.String("reason", r)))

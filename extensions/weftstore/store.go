@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -18,7 +17,9 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
-	"go.uber.org/zap/exp/zapslog"
+
+	"github.com/weftobs/weft/extensions/weftstore/internal/index"
+	"github.com/weftobs/weft/extensions/weftstore/internal/walsalvage"
 )
 
 // Store is the weft_store extension: the node's local store of recent
@@ -34,15 +35,15 @@ type Store struct {
 	logger *zap.Logger
 	tel    component.TelemetrySettings
 
-	spans   *spanIndex
-	logs    *logIndex
+	spans   *index.Spans
+	logs    *index.Logs
 	refused *refusals // the store's own refusals, by reason and source
 	now     func() time.Time
 
-	mu      sync.RWMutex // guards db, tmpDir, app, guard, losses and the lifecycle fields
+	mu      sync.RWMutex // guards db, tmpDir, metrics, guard, losses and the lifecycle fields
 	db      *tsdb.DB
 	tmpDir  string // scratch head-chunk directory of the in-memory mode
-	app     *metricAppender
+	metrics *metricsWriter
 	guard   *guard
 	losses  []StorageLoss // what the start could not read of the WAL
 	started bool
@@ -62,8 +63,8 @@ func newStore(tel component.TelemetrySettings, cfg *Config) (*Store, error) {
 		cfg:     *cfg,
 		logger:  tel.Logger,
 		tel:     tel,
-		spans:   newSpanIndex(cfg.TracesMaxBytes),
-		logs:    newLogIndex(cfg.LogsMaxBytes),
+		spans:   index.NewSpans(cfg.TracesMaxBytes),
+		logs:    index.NewLogs(cfg.LogsMaxBytes),
 		refused: newRefusals(tel.Logger),
 		now:     time.Now,
 	}, nil
@@ -110,8 +111,10 @@ func (s *Store) Start(_ context.Context, _ component.Host) error {
 		opts.WALSegmentSize = -1 // no WAL
 		opts.NoLockfile = true
 	}
-	db, losses, err := openTSDB(dir, opts, s.logger, s.now())
-	for _, l := range losses {
+	db, salvaged, err := walsalvage.Open(dir, opts, s.logger, s.now())
+	var losses []StorageLoss
+	for _, l := range salvaged {
+		losses = append(losses, StorageLoss(l))
 		s.logger.Error("weft_store: metrics WAL damaged; started with what could be read",
 			zap.String("reason", l.Reason), zap.String("file", l.File), zap.Int64("lost_bytes", l.Bytes),
 			zap.String("moved_to", l.MovedTo), zap.String("error", l.Err))
@@ -138,7 +141,7 @@ func (s *Store) Start(_ context.Context, _ component.Host) error {
 		now:       s.now,
 		refused:   s.refused,
 	}
-	s.app = newMetricAppender(db, s.guard)
+	s.metrics = newMetricsWriter(db, s.guard)
 	if err := s.registerTelemetry(); err != nil {
 		s.logger.Warn("weft_store: self-metrics unavailable", zap.Error(err))
 	}
@@ -232,21 +235,21 @@ func (s *Store) retain(now time.Time) error {
 	if err := s.db.Head().Truncate(mint); err != nil {
 		return fmt.Errorf("truncate head before %d: %w", mint, err)
 	}
-	s.app.purge()
+	s.metrics.purge()
 	return nil
 }
 
 // AppendTraces stores the spans of td in the span index, evicting the oldest
 // spans beyond traces_max_bytes. It does not keep td.
 func (s *Store) AppendTraces(_ context.Context, td ptrace.Traces) error {
-	s.spans.append(td)
+	s.spans.Append(td)
 	return nil
 }
 
 // AppendLogs stores the records of ld in the log index, evicting the oldest
 // records beyond logs_max_bytes. It does not keep ld.
 func (s *Store) AppendLogs(_ context.Context, ld plog.Logs) error {
-	s.logs.append(ld)
+	s.logs.Append(ld)
 	return nil
 }
 
@@ -261,7 +264,7 @@ func (s *Store) AppendMetrics(ctx context.Context, md pmetric.Metrics) error {
 	if s.db == nil {
 		return errNotStarted
 	}
-	return s.app.append(ctx, md)
+	return s.metrics.write(ctx, md)
 }
 
 // Queryable returns the TSDB as a storage.Queryable for the promql engine
@@ -292,9 +295,6 @@ func (q queryable) ExemplarQuerier(ctx context.Context) (storage.ExemplarQuerier
 	}
 	return q.s.db.ExemplarQuerier(ctx)
 }
-
-// slogFor bridges the TSDB's slog output to the component's zap logger.
-func slogFor(l *zap.Logger) *slog.Logger { return slog.New(zapslog.NewHandler(l.Core())) }
 
 // FromHost returns the started weft_store extension id of host, or an
 // error that names what is wrong in the configuration. Components that

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
-	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
@@ -24,6 +23,9 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/goleak"
+
+	"github.com/weftobs/weft/extensions/weftstore/internal/simtest"
+	"github.com/weftobs/weft/extensions/weftstore/internal/translate"
 )
 
 func TestMain(m *testing.M) {
@@ -140,7 +142,7 @@ func TestLifecycle(t *testing.T) {
 func counter(name string, start time.Time, step time.Duration, values ...float64) pmetric.Metrics {
 	md := pmetric.NewMetrics()
 	rm := md.ResourceMetrics().AppendEmpty()
-	testPods[1].resource(rm.Resource())
+	simtest.Pods[1].Resource(rm.Resource())
 	rm.Resource().Attributes().PutStr("service.instance.id", "10.0.0.7:9080")
 	m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
 	m.SetName(name)
@@ -203,7 +205,7 @@ func TestMetricsPromQL(t *testing.T) {
 
 	// An old sample is rejected and counted, not dropped silently.
 	require.NoError(t, st.AppendMetrics(ctx, counter("http.server.requests", start.Add(time.Second), time.Second, 5)))
-	assert.Equal(t, int64(1), st.Stats().RejectedSamples[reasonOutOfOrder])
+	assert.Equal(t, int64(1), st.Stats().RejectedSamples[translate.ReasonOutOfOrder])
 }
 
 // TestRejectedWithinBatch: the head drops samples that are out of order
@@ -218,8 +220,8 @@ func TestRejectedWithinBatch(t *testing.T) {
 		reason  string
 	}{
 		{"in order", []time.Duration{0, time.Second, 2 * time.Second}, []float64{1, 2, 3}, 3, ""},
-		{"out of order", []time.Duration{0, 2 * time.Second, time.Second}, []float64{1, 2, 3}, 2, reasonOutOfOrder},
-		{"duplicate timestamp", []time.Duration{0, time.Second, time.Second}, []float64{1, 2, 3}, 2, reasonDuplicate},
+		{"out of order", []time.Duration{0, 2 * time.Second, time.Second}, []float64{1, 2, 3}, 2, translate.ReasonOutOfOrder},
+		{"duplicate timestamp", []time.Duration{0, time.Second, time.Second}, []float64{1, 2, 3}, 2, translate.ReasonDuplicate},
 		{"repeated sample", []time.Duration{0, time.Second, time.Second}, []float64{1, 2, 2}, 2, ""},
 	}
 	for _, tt := range tests {
@@ -363,15 +365,15 @@ func TestMetricTypes(t *testing.T) {
 		})
 	}
 	stats := st.Stats()
-	assert.Equal(t, int64(1), stats.RejectedSamples[reasonDelta])
-	assert.Equal(t, int64(1), stats.RejectedSamples[reasonUnsupported])
+	assert.Equal(t, int64(1), stats.RejectedSamples[translate.ReasonDelta])
+	assert.Equal(t, int64(1), stats.RejectedSamples[translate.ReasonUnsupported])
 	assert.Equal(t, int64(12), stats.SamplesAppended)
 }
 
 func TestExemplars(t *testing.T) {
 	st := newTestStore(t, nil)
 	start := time.Now().Add(-time.Minute)
-	reqs, _, _, md := simulate(newRand(1), 50, start)
+	reqs, _, _, md := simtest.Simulate(simtest.NewRand(1), 50, start)
 	require.NoError(t, st.AppendMetrics(context.Background(), md))
 	stats := st.Stats()
 	require.Equal(t, int64(100), stats.ExemplarsAppended, "one counter and one histogram exemplar per request: %+v", stats.RejectedExemplars)
@@ -389,7 +391,7 @@ func TestExemplars(t *testing.T) {
 		}
 	}
 	for _, r := range reqs {
-		assert.True(t, got[r.traceID.String()], "exemplar of %s", r.traceID)
+		assert.True(t, got[r.TraceID.String()], "exemplar of %s", r.TraceID)
 	}
 
 	// The histogram exemplar sits on the bucket that holds its value.
@@ -414,13 +416,13 @@ func TestExemplars(t *testing.T) {
 	md = counter("http.server.requests", start.Add(-time.Hour), time.Second, 1)
 	md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Sum().DataPoints().At(0).Exemplars().AppendEmpty().SetTraceID(pcommon.TraceID{1})
 	require.NoError(t, st.AppendMetrics(context.Background(), md))
-	assert.Equal(t, int64(1), st.Stats().RejectedExemplars[reasonSampleRejected])
+	assert.Equal(t, int64(1), st.Stats().RejectedExemplars[translate.ReasonSampleRejected])
 
 	// Without a trace ID an exemplar cannot join anything: counted.
 	md = counter("no.trace", time.Now().Add(-time.Second), time.Second, 1)
 	md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Sum().DataPoints().At(0).Exemplars().AppendEmpty().SetDoubleValue(1)
 	require.NoError(t, st.AppendMetrics(context.Background(), md))
-	assert.Equal(t, int64(1), st.Stats().RejectedExemplars[reasonNoTraceID])
+	assert.Equal(t, int64(1), st.Stats().RejectedExemplars[translate.ReasonNoTraceID])
 }
 
 func TestWALSurvivesReopen(t *testing.T) {
@@ -464,7 +466,7 @@ func TestRetention(t *testing.T) {
 	assert.NotEmpty(t, instant(t, st.Queryable(), `new_requests_total`, now.Add(-5*time.Minute)))
 	// Samples older than the retention are now rejected, counted.
 	require.NoError(t, st.AppendMetrics(context.Background(), counter("old.requests", old, time.Minute, 1)))
-	assert.Equal(t, int64(1), st.Stats().RejectedSamples[reasonOutOfBounds])
+	assert.Equal(t, int64(1), st.Stats().RejectedSamples[translate.ReasonOutOfBounds])
 	// The appender cache keeps series used in the current or the previous
 	// retention interval: new.requests was last used before the first
 	// retain, old.requests after it.
@@ -485,7 +487,7 @@ func TestSelfMetrics(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, st.Start(context.Background(), componenttest.NewNopHost()))
 	t.Cleanup(func() { require.NoError(t, st.Shutdown(context.Background())) })
-	_, td, _, _ := simulate(newRand(2), 2000, time.Now())
+	_, td, _, _ := simtest.Simulate(simtest.NewRand(2), 2000, time.Now())
 	require.NoError(t, st.AppendTraces(context.Background(), td))
 	evicted := st.Stats().Spans.Evicted
 	require.Positive(t, evicted)
@@ -513,33 +515,6 @@ func parseFloat(s string) (float64, error) {
 		return math.Inf(1), nil
 	}
 	return strconv.ParseFloat(s, 64)
-}
-
-func TestNativeBuckets(t *testing.T) {
-	tests := []struct {
-		name       string
-		offset     int32
-		counts     []uint64
-		down       int32
-		wantSpans  []histogram.Span
-		wantDeltas []int64
-	}{
-		{"empty", 0, nil, 0, nil, nil},
-		{"contiguous", 0, []uint64{2, 3, 1}, 0, []histogram.Span{{Offset: 1, Length: 3}}, []int64{2, 1, -2}},
-		{"gap", -3, []uint64{1, 0, 0, 4}, 0, []histogram.Span{{Offset: -2, Length: 1}, {Offset: 2, Length: 1}}, []int64{1, 3}},
-		{"merge by 4", 0, []uint64{1, 1, 1, 1, 1}, 2, []histogram.Span{{Offset: 1, Length: 2}}, []int64{4, -3}},
-		{"merge negative indexes", -3, []uint64{1, 2, 3}, 1, []histogram.Span{{Offset: -1, Length: 2}}, []int64{1, 4}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			b := pmetric.NewExponentialHistogramDataPointBuckets()
-			b.SetOffset(tt.offset)
-			b.BucketCounts().FromRaw(tt.counts)
-			spans, deltas := nativeBuckets(b, tt.down)
-			assert.Equal(t, tt.wantSpans, spans)
-			assert.Equal(t, tt.wantDeltas, deltas)
-		})
-	}
 }
 
 // TestWALRetentionReopen: samples cut by retention stay gone after a
@@ -647,5 +622,5 @@ func TestExemplarsOfOneFlush(t *testing.T) {
 	}
 	assert.Equal(t, want, got)
 	assert.Equal(t, int64(40), st.Stats().ExemplarsAppended)
-	assert.Equal(t, int64(1), st.Stats().RejectedExemplars[reasonDuplicate])
+	assert.Equal(t, int64(1), st.Stats().RejectedExemplars[translate.ReasonDuplicate])
 }

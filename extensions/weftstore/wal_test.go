@@ -16,6 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
+
+	"github.com/weftobs/weft/extensions/weftstore/internal/walsalvage"
 )
 
 // samplesPerPhase is how many samples each start writes, one transaction
@@ -150,7 +152,7 @@ func TestDamagedCheckpoint(t *testing.T) {
 			lost := damage(t, fn, ends, 1+samplesPerPhase, cut)
 
 			st := startStore(t, dir)
-			requireLoss(t, st, dir, lossCheckpointCorrupt, filepath.Join("wal", filepath.Base(cpDir), "00000000"), lost)
+			requireLoss(t, st, dir, walsalvage.CheckpointCorrupt, filepath.Join("wal", filepath.Base(cpDir), "00000000"), lost)
 			for name, want := range map[string]int{"a": samplesPerPhase, "b": 0, "c": samplesPerPhase, "d": samplesPerPhase} {
 				assert.Equal(t, want, stored(t, st, name, base), name)
 			}
@@ -159,7 +161,7 @@ func TestDamagedCheckpoint(t *testing.T) {
 			st = startStore(t, dir)
 			t.Cleanup(func() { require.NoError(t, st.Shutdown(context.Background())) })
 			assert.Empty(t, st.OpenLosses(), "the second start is clean")
-			assert.Zero(t, st.Stats().LostBytes[lossCheckpointCorrupt])
+			assert.Zero(t, st.Stats().LostBytes[walsalvage.CheckpointCorrupt])
 			for name, want := range map[string]int{"a": samplesPerPhase, "c": samplesPerPhase, "d": samplesPerPhase} {
 				assert.Equal(t, want, stored(t, st, name, base), name)
 			}
@@ -201,7 +203,7 @@ func TestDamagedSegment(t *testing.T) {
 			want := map[string]int{"a": samplesPerPhase, "b": samplesPerPhase, "c": samplesPerPhase}
 			want[[]string{"b", "c"}[tt.segment]] = k - 1
 			st := startStore(t, dir)
-			requireLoss(t, st, dir, lossSegmentCorrupt, filepath.Join("wal", fmt.Sprintf("%08d", seg)), lost)
+			requireLoss(t, st, dir, walsalvage.SegmentCorrupt, filepath.Join("wal", fmt.Sprintf("%08d", seg)), lost)
 			for name, n := range want {
 				assert.Equal(t, n, stored(t, st, name, base), name)
 			}
@@ -241,11 +243,11 @@ func TestWALUnreadable(t *testing.T) {
 	st := startStore(t, dir)
 	losses := st.OpenLosses()
 	require.Len(t, losses, 1, "%+v", losses)
-	assert.Equal(t, lossWALUnreadable, losses[0].Reason)
+	assert.Equal(t, walsalvage.WALUnreadable, losses[0].Reason)
 	assert.Contains(t, losses[0].Err, "repair corrupted WAL", "the wording walOpenError matches")
 	assert.Positive(t, losses[0].Bytes)
 	assert.DirExists(t, filepath.Join(dir, losses[0].MovedTo))
-	assert.Equal(t, losses[0].Bytes, st.Stats().LostBytes[lossWALUnreadable])
+	assert.Equal(t, losses[0].Bytes, st.Stats().LostBytes[walsalvage.WALUnreadable])
 	writeSamples(t, st, "e", base)
 	require.NoError(t, st.Shutdown(context.Background()))
 
@@ -287,7 +289,7 @@ func TestWALRepairCounted(t *testing.T) {
 	st := startStore(t, dir)
 	got := map[string]int64{}
 	for _, l := range st.OpenLosses() {
-		assert.Equal(t, lossSegmentCorrupt, l.Reason)
+		assert.Equal(t, walsalvage.SegmentCorrupt, l.Reason)
 		got[l.File] = l.Bytes
 	}
 	assert.Equal(t, want, got, "b's segment rewritten empty, c's deleted")

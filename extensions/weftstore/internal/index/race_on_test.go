@@ -1,6 +1,6 @@
 //go:build race
 
-package weftstore
+package index
 
 // raceEnabled: the race detector's shadow memory grows with every byte the
 // program ever touched and is not given back, so RSS bounds are checked in

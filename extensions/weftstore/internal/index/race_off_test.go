@@ -1,5 +1,5 @@
 //go:build !race
 
-package weftstore
+package index
 
 const raceEnabled = false

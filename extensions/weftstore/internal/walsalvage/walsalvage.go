@@ -1,4 +1,9 @@
-package weftstore
+// Package walsalvage opens weft_store's TSDB so that a damaged metrics
+// write-ahead log never stops the store: before tsdb.Open replays the WAL,
+// every file the replay will read is checked with the replay's own reader,
+// and a damaged one is set aside and replaced by its records before the
+// damage. What could not be read is returned as losses.
+package walsalvage
 
 import (
 	"bufio"
@@ -6,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,43 +22,35 @@ import (
 	"github.com/prometheus/prometheus/tsdb/record"
 	"github.com/prometheus/prometheus/tsdb/wlog"
 	"go.uber.org/zap"
+	"go.uber.org/zap/exp/zapslog"
 )
 
 // Reasons of a storage loss at start.
 const (
-	// A checkpoint segment had a damaged or torn record: the records
-	// before it were kept, the file was set aside.
-	lossCheckpointCorrupt = "checkpoint_corrupt"
-	// A WAL segment had a damaged or torn record (a torn last record after
-	// a crash included): the records before it were kept, the file was set
-	// aside, the later segments are replayed as usual. Also: what the
-	// TSDB's own repair cut or deleted (see repairLosses).
-	lossSegmentCorrupt = "segment_corrupt"
-	// tsdb.Open failed replaying the WAL even so (a checkpoint record that
-	// passes its checksum but does not decode): the whole WAL was set
-	// aside and the store started empty.
-	lossWALUnreadable = "wal_unreadable"
+	// CheckpointCorrupt: a checkpoint segment had a damaged or torn
+	// record: the records before it were kept, the file was set aside.
+	CheckpointCorrupt = "checkpoint_corrupt"
+	// SegmentCorrupt: a WAL segment had a damaged or torn record (a torn
+	// last record after a crash included): the records before it were
+	// kept, the file was set aside, the later segments are replayed as
+	// usual. Also: what the TSDB's own repair cut or deleted (see
+	// repairLosses).
+	SegmentCorrupt = "segment_corrupt"
+	// WALUnreadable: tsdb.Open failed replaying the WAL even so (a
+	// checkpoint record that passes its checksum but does not decode): the
+	// whole WAL was set aside and the store started empty.
+	WALUnreadable = "wal_unreadable"
 )
 
-var lossReasons = []string{lossCheckpointCorrupt, lossSegmentCorrupt, lossWALUnreadable}
+// Reasons are the reasons of a loss, in a stable order.
+var Reasons = []string{CheckpointCorrupt, SegmentCorrupt, WALUnreadable}
 
-// StorageLoss is metrics data the last start could not read.
-type StorageLoss struct {
-	Reason  string // checkpoint_corrupt, segment_corrupt, wal_unreadable
-	File    string // relative to the store directory
-	Bytes   int64  // bytes left out of the replay
-	MovedTo string // where the damaged original was moved, relative to the store directory
-	Err     string // what was wrong with it
-}
-
-// OpenLosses returns what the last start could not read of the metrics
-// WAL (nil when nothing was lost), for a status page. Files the store set
-// aside are in a damaged-<time>-<n> folder of the store directory
-// (MovedTo); what the TSDB's own repair cut has no MovedTo.
-func (s *Store) OpenLosses() []StorageLoss {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return append([]StorageLoss(nil), s.losses...)
+// Loss is metrics data a start could not read, as weftstore.StorageLoss
+// (its public form, converted) describes it.
+type Loss struct {
+	Reason, File string
+	Bytes        int64
+	MovedTo, Err string
 }
 
 // walPageSize is the wlog page size (its pageSize, unexported): records
@@ -60,7 +58,7 @@ func (s *Store) OpenLosses() []StorageLoss {
 // padded with zeros to its end.
 const walPageSize = 32 << 10
 
-// openTSDB opens the TSDB in dir. tsdb.Open treats a damaged WAL by
+// Open opens the TSDB in dir. tsdb.Open treats a damaged WAL by
 // deleting every segment after the damaged one, and a damaged checkpoint
 // by deleting all segments and failing. So before it runs, every file the
 // replay will read (the last checkpoint's segments, then the WAL segments
@@ -71,7 +69,7 @@ const walPageSize = 32 << 10
 // on the WAL all the same, the WAL is moved aside as a whole and the store
 // starts empty. Losses are returned; only errors that leave no store are
 // returned as errors.
-func openTSDB(dir string, opts *tsdb.Options, logger *zap.Logger, now time.Time) (*tsdb.DB, []StorageLoss, error) {
+func Open(dir string, opts *tsdb.Options, logger *zap.Logger, now time.Time) (*tsdb.DB, []Loss, error) {
 	if opts.WALSegmentSize < 0 {
 		db, err := tsdb.Open(dir, slogFor(logger), nil, opts, nil)
 		return db, nil, err
@@ -119,7 +117,7 @@ func openTSDB(dir string, opts *tsdb.Options, logger *zap.Logger, now time.Time)
 			return nil, losses, errors.Join(err, merr)
 		}
 	}
-	losses = append(losses, StorageLoss{Reason: lossWALUnreadable, File: "wal", Bytes: walBytes, MovedTo: moved, Err: err.Error()})
+	losses = append(losses, Loss{Reason: WALUnreadable, File: "wal", Bytes: walBytes, MovedTo: moved, Err: err.Error()})
 	db, err2 := tsdb.Open(dir, slogFor(logger), nil, opts, nil)
 	if err2 != nil {
 		return nil, losses, fmt.Errorf("after moving the unreadable WAL aside (%w): %w", err, err2)
@@ -128,8 +126,9 @@ func openTSDB(dir string, opts *tsdb.Options, logger *zap.Logger, now time.Time)
 }
 
 // walOpenError reports whether tsdb.Open failed replaying the WAL (its
-// wording in v0.315.1, pinned by TestWALUnreadable) rather than on the
-// directory itself (lock, permissions), where moving data would be wrong.
+// wording in v0.315.1, pinned by weftstore's TestWALUnreadable) rather
+// than on the directory itself (lock, permissions), where moving data
+// would be wrong.
 func walOpenError(err error) bool {
 	var cerr *wlog.CorruptionErr
 	return errors.As(err, &cerr) || strings.Contains(err.Error(), "repair corrupted WAL")
@@ -143,13 +142,13 @@ type walFile struct {
 }
 
 // salvageWAL checks the files the WAL replay reads and salvages the
-// damaged ones (see openTSDB). It returns the losses and the files.
-func salvageWAL(walDir string, aside *damagedDir) ([]StorageLoss, []walFile, error) {
+// damaged ones (see Open). It returns the losses and the files.
+func salvageWAL(walDir string, aside *damagedDir) ([]Loss, []walFile, error) {
 	if _, err := os.Stat(walDir); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, nil
 	}
 	var (
-		losses []StorageLoss
+		losses []Loss
 		files  []walFile
 	)
 	check := func(fn, reason string) error {
@@ -172,7 +171,7 @@ func salvageWAL(walDir string, aside *damagedDir) ([]StorageLoss, []walFile, err
 			return nil, nil, fmt.Errorf("list checkpoint %q: %w", cpDir, err)
 		}
 		for i := first; i >= 0 && i <= last; i++ {
-			if err := check(wlog.SegmentName(cpDir, i), lossCheckpointCorrupt); err != nil {
+			if err := check(wlog.SegmentName(cpDir, i), CheckpointCorrupt); err != nil {
 				return losses, files, err
 			}
 		}
@@ -185,7 +184,7 @@ func salvageWAL(walDir string, aside *damagedDir) ([]StorageLoss, []walFile, err
 		return losses, files, fmt.Errorf("list WAL segments: %w", err)
 	}
 	for i := max(first, startFrom); first >= 0 && i <= last; i++ {
-		if err := check(wlog.SegmentName(walDir, i), lossSegmentCorrupt); err != nil {
+		if err := check(wlog.SegmentName(walDir, i), SegmentCorrupt); err != nil {
 			return losses, files, err
 		}
 	}
@@ -197,7 +196,7 @@ func salvageWAL(walDir string, aside *damagedDir) ([]StorageLoss, []walFile, err
 // before that record, padded with zeros to the end of the page (a valid
 // segment the replay reads to the end). It returns the loss (nil if none)
 // and the file as it is now.
-func salvageSegment(fn, reason string, aside *damagedDir) (*StorageLoss, os.FileInfo, error) {
+func salvageSegment(fn, reason string, aside *damagedDir) (*Loss, os.FileInfo, error) {
 	good, info, rerr, err := readSegment(fn)
 	if err != nil || rerr == nil {
 		return nil, info, err
@@ -214,15 +213,15 @@ func salvageSegment(fn, reason string, aside *damagedDir) (*StorageLoss, os.File
 		return nil, nil, err
 	}
 	rel, _ := filepath.Rel(aside.root, fn)
-	return &StorageLoss{Reason: reason, File: rel, Bytes: info.Size() - good, MovedTo: moved, Err: rerr.Error()}, now, nil
+	return &Loss{Reason: reason, File: rel, Bytes: info.Size() - good, MovedTo: moved, Err: rerr.Error()}, now, nil
 }
 
 // repairLosses counts what tsdb.Open's own WAL repair cut from the files
 // the salvage checked: a record that passes its checksum but does not
 // decode makes it rewrite that segment up to the record (a new file) and
 // delete the later ones.
-func repairLosses(root string, files []walFile) []StorageLoss {
-	var losses []StorageLoss
+func repairLosses(root string, files []walFile) []Loss {
+	var losses []Loss
 	for _, f := range files {
 		var lost int64
 		info, err := os.Stat(f.path)
@@ -242,7 +241,7 @@ func repairLosses(root string, files []walFile) []StorageLoss {
 			continue
 		}
 		rel, _ := filepath.Rel(root, f.path)
-		losses = append(losses, StorageLoss{Reason: f.reason, File: rel, Bytes: lost,
+		losses = append(losses, Loss{Reason: f.reason, File: rel, Bytes: lost,
 			Err: "cut or deleted by the TSDB's WAL repair (a record that passed its checksum but did not decode)"})
 	}
 	return losses
@@ -345,3 +344,6 @@ func dirBytes(dir string) int64 {
 	})
 	return n
 }
+
+// slogFor bridges the TSDB's slog output to the component's zap logger.
+func slogFor(l *zap.Logger) *slog.Logger { return slog.New(zapslog.NewHandler(l.Core())) }

@@ -1,11 +1,4 @@
-package weftstore
-
-// The span and log indexes share one layout: entries live in a ring in
-// arrival order, each with a sequence number; every index key (trace ID,
-// service, pod, ...) maps to a seqList of the sequence numbers of its entries
-// in ascending order. Eviction always removes the oldest entry, whose sequence
-// number is therefore at the front of every list it is on, so removing it from
-// an index is a pop from the front: no search, no tree.
+package index
 
 // seqList is a FIFO of ascending sequence numbers.
 type seqList struct {
@@ -104,3 +97,13 @@ func (r *ring[E]) pop() {
 
 // next is the sequence number the next push will get.
 func (r *ring[E]) next() uint64 { return r.first + uint64(r.n) }
+
+// newestFirst calls fn for the sequence number of every entry, from the
+// newest to the oldest, until fn returns false.
+func (r *ring[E]) newestFirst(fn func(seq uint64) bool) {
+	for seq := r.next(); seq > r.first; seq-- {
+		if !fn(seq - 1) {
+			return
+		}
+	}
+}
