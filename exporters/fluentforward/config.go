@@ -69,7 +69,8 @@ type Config struct {
 	Username string              `mapstructure:"username"`
 	Password configopaque.String `mapstructure:"password"`
 
-	// TimeoutConfig bounds one attempt to send a batch (key "timeout").
+	// TimeoutConfig bounds one attempt to send a batch, every tag's message
+	// and ack (key "timeout"). Default 30s.
 	TimeoutConfig exporterhelper.TimeoutConfig `mapstructure:",squash"`
 
 	// QueueConfig is exporterhelper's sending queue (key "sending_queue"); set
@@ -77,9 +78,10 @@ type Config struct {
 	// persistent queue.
 	QueueConfig configoptional.Optional[exporterhelper.QueueBatchConfig] `mapstructure:"sending_queue"`
 
-	// BackOffConfig is the retry with backoff (key "retry_on_failure"); with
-	// a sending queue the exporter applies it itself, so that it counts what
-	// it gives up on.
+	// BackOffConfig is exporterhelper's retry with backoff (key
+	// "retry_on_failure"), the only retry: a failed attempt is sent again,
+	// only its records not yet acknowledged. Default: enabled, with no
+	// max_elapsed_time (retry until delivered).
 	BackOffConfig configretry.BackOffConfig `mapstructure:"retry_on_failure"`
 }
 

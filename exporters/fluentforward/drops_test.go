@@ -25,7 +25,8 @@ import (
 	"go.uber.org/zap/zaptest"
 )
 
-const droppedMetric = "weft.fluent_forward.records_dropped"
+// droppedMetric is the name dashboards and alerts read (prefix: the component type).
+const droppedMetric = "fluent_forward.records_dropped"
 
 // startExporterTel starts an exporter whose self-metrics the test reads.
 func startExporterTel(t *testing.T, cfg *Config, host component.Host) (exporter.Logs, *componenttest.Telemetry) {
@@ -46,7 +47,7 @@ func startExporterTel(t *testing.T, cfg *Config, host component.Host) (exporter.
 	return exp, tel
 }
 
-// dropped returns weft.fluent_forward.records_dropped by reason.
+// dropped returns fluent_forward.records_dropped by reason.
 func dropped(t *testing.T, tel *componenttest.Telemetry) map[string]int64 {
 	t.Helper()
 	out := map[string]int64{}
@@ -99,6 +100,51 @@ func TestDropUnencodableRecords(t *testing.T) {
 	assert.Equal(t, 1, seqs[5])
 }
 
+// TestDropUnencodableCountedOnceAcrossRetries: when an attempt fails,
+// exporterhelper's retry resends only the records not acknowledged and
+// without the unencodable ones, so these are counted once however many
+// attempts the batch takes.
+func TestDropUnencodableCountedOnceAcrossRetries(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fails int // the message (1-based) the server does not acknowledge
+	}{
+		{"first_tag_fails", 1},
+		{"second_tag_fails", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newFwdServer(t, modeAck)
+			srv.decide = func(n int) serverMode {
+				if n == tc.fails {
+					return modeNeverAck
+				}
+				return modeAck
+			}
+			exp, tel := startExporterTel(t, testConfig(srv.addr()), nil)
+			defer shutdownWithin(t, exp, 5*time.Second)
+
+			ld := twoPods(10) // seqs 0–9 one tag, 10–19 another
+			late := pcommon.NewTimestampFromTime(time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC))
+			rls := ld.ResourceLogs()
+			for _, at := range []struct{ rl, rec int }{{0, 2}, {0, 7}, {1, 0}, {1, 4}, {1, 9}} {
+				rls.At(at.rl).ScopeLogs().At(0).LogRecords().At(at.rec).SetTimestamp(late)
+			}
+			require.NoError(t, exp.ConsumeLogs(t.Context(), ld))
+
+			require.Eventually(t, func() bool { return ackedSeqs(srv) == 15 }, 10*time.Second, 5*time.Millisecond)
+			_, messages, unacked, _ := srv.snapshot()
+			assert.GreaterOrEqual(t, messages, 3, "the failed tag was sent again")
+			assert.Positive(t, unacked)
+			assert.Equal(t, map[string]int64{reasonUnencodable: 5}, dropped(t, tel))
+			evs, _, _, _ := srv.snapshot()
+			seqs := seqsOf(t, evs)
+			for _, seq := range []int64{2, 7, 10, 14, 19} {
+				assert.Zero(t, seqs[seq], "unencodable record %d sent", seq)
+			}
+		})
+	}
+}
+
 func TestDropQueueFull(t *testing.T) {
 	srv := newFwdServer(t, modeBlackhole)
 	cfg := testConfig(srv.addr())
@@ -119,6 +165,22 @@ func TestDropQueueFull(t *testing.T) {
 	}
 	require.Positive(t, refused, "the queue never filled")
 	assert.Equal(t, int64(refused), dropped(t, tel)[reasonQueueFull])
+}
+
+// TestDropLargerThanQueue: a memory queue refuses a batch larger than its
+// whole capacity at once, even with block_on_overflow; the caller gets the
+// error and the records are counted as queue_full.
+func TestDropLargerThanQueue(t *testing.T) {
+	srv := newFwdServer(t, modeAck)
+	cfg := testConfig(srv.addr())
+	cfg.QueueConfig.Get().QueueSize = 30_000 // bytes
+	exp, tel := startExporterTel(t, cfg, nil)
+	defer shutdownWithin(t, exp, 5*time.Second)
+
+	require.Error(t, exp.ConsumeLogs(t.Context(), seqLogs(0, 2000)))
+	require.NoError(t, exp.ConsumeLogs(t.Context(), seqLogs(2000, 10)))
+	require.Eventually(t, func() bool { return ackedSeqs(srv) == 10 }, 5*time.Second, 5*time.Millisecond)
+	assert.Equal(t, map[string]int64{reasonQueueFull: 2000}, dropped(t, tel))
 }
 
 func TestDropRetriesExhausted(t *testing.T) {

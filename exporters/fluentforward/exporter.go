@@ -5,33 +5,35 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.uber.org/zap"
 )
 
-// forwardExporter sends log batches as Forward-mode messages.
+// forwardExporter sends log batches as Forward-mode messages. A batch
+// takes one path (see createLogs): the sending queue → export, which counts
+// what is given up → exporterhelper's retry and timeout (retry_on_failure,
+// timeout) → pushLogs, one attempt.
 type forwardExporter struct {
 	cfg    *Config
 	logger *zap.Logger
 	tel    *telemetry
 	enc    encoder
-	// ownRetry: with a sending queue the exporter retries a batch itself
-	// (retry_on_failure, timeout per attempt), so that it knows exactly
-	// which records it gives up on and why. Without a queue the caller gets
-	// every error and exporterhelper retries.
-	ownRetry bool
-	// persistent: the sending queue is stored, so a batch left undelivered
-	// at shutdown is kept for the next start instead of dropped.
+	// queued: there is a sending queue, so a batch given up is gone and is
+	// counted; without one the caller gets every error with the records.
+	queued bool
+	// persistent: the sending queue is stored, so a batch whose retry
+	// Shutdown interrupts is kept for the next start instead of dropped.
 	persistent bool
-	// stopping is closed when Shutdown begins: retries end, and a batch
-	// that fails then goes back to the queue (persistent) or is dropped.
-	stopping chan struct{}
-	stopOnce sync.Once
+	// retrying is the exporterhelper that retries pushLogs; export hands
+	// each batch the queue releases to it.
+	retrying consumer.Logs
 
 	mu     sync.Mutex // guards client
 	client *client
@@ -51,9 +53,8 @@ func newExporter(cfg *Config, set component.TelemetrySettings) (*forwardExporter
 		logger:     set.Logger,
 		tel:        tel,
 		enc:        encoder{tag: tag, requestAck: cfg.RequireAck, now: time.Now},
-		ownRetry:   cfg.QueueConfig.HasValue(),
+		queued:     cfg.QueueConfig.HasValue(),
 		persistent: cfg.QueueConfig.HasValue() && cfg.QueueConfig.Get().StorageID != nil,
-		stopping:   make(chan struct{}),
 	}, nil
 }
 
@@ -72,11 +73,6 @@ func (e *forwardExporter) start(ctx context.Context, _ component.Host) error {
 	return nil
 }
 
-// beginShutdown ends retrying; batches still in flight get their current attempt.
-func (e *forwardExporter) beginShutdown() {
-	e.stopOnce.Do(func() { close(e.stopping) })
-}
-
 // abort closes every connection so that sends in flight fail at once.
 func (e *forwardExporter) abort() {
 	e.mu.Lock()
@@ -89,7 +85,6 @@ func (e *forwardExporter) abort() {
 
 // shutdown closes every connection; it is safe without start and twice.
 func (e *forwardExporter) shutdown(context.Context) error {
-	e.beginShutdown()
 	e.mu.Lock()
 	c := e.client
 	e.mu.Unlock()
@@ -99,32 +94,80 @@ func (e *forwardExporter) shutdown(context.Context) error {
 	return c.close()
 }
 
-// pushLogs sends one Forward message per tag. Records whose time cannot be
-// encoded are dropped and counted. With a sending queue it retries until
-// every message is acknowledged (see deliver); without one, a failure
-// returns the records not yet acknowledged as a retryable error, so a
-// retry resends only those.
+// export is the sending queue's consumer: it hands ld to exporterhelper's
+// retry and counts the records it gives up on, by reason:
+//   - a permanent error: already counted by pushLogs;
+//   - the retry interrupted by Shutdown: with a persistent queue the batch
+//     stays stored (nothing is counted), else it is a shutdown drop;
+//   - any other error (retry_on_failure disabled, max_elapsed_time passed):
+//     retries_exhausted.
+//
+// The records counted are those not acknowledged: every retryable error of
+// pushLogs carries them (consumererror.Logs), and the retry resends only
+// those. Without a sending queue nothing is counted: the caller gets the
+// error with the records.
+func (e *forwardExporter) export(ctx context.Context, ld plog.Logs) error {
+	err := e.retrying.ConsumeLogs(ctx, ld)
+	if err == nil || !e.queued || consumererror.IsPermanent(err) {
+		return err
+	}
+	pending := ld.LogRecordCount()
+	if le, ok := errors.AsType[consumererror.Logs](err); ok {
+		pending = le.Data().LogRecordCount()
+	}
+	switch {
+	case !interruptedByShutdown(err):
+		e.tel.drop(pending, reasonRetriesExhausted, err)
+	case !e.persistent:
+		e.tel.drop(pending, reasonShutdown, err)
+	}
+	return err
+}
+
+// shutdownErrPrefix starts the message of the error exporterhelper's retry
+// returns when Shutdown interrupts it; that error's type is internal to
+// exporterhelper, and it is the one for which the persistent queue keeps a
+// batch. TestDropAtShutdownOnlyWithoutPersistentQueue fails if it changes.
+const shutdownErrPrefix = "interrupted due to shutdown: "
+
+// interruptedByShutdown reports whether err, or an error it wraps, is
+// exporterhelper's shutdown error.
+func interruptedByShutdown(err error) bool {
+	for ; err != nil; err = errors.Unwrap(err) {
+		if strings.HasPrefix(err.Error(), shutdownErrPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// pushLogs is one attempt to send ld: one Forward message per tag, each
+// written and acknowledged on a connection the client picks (failing over
+// between endpoints). Records whose time cannot be encoded are left out and
+// counted (unencodable). An error that can never succeed is permanent and
+// counted; any other error is retryable and carries the records not
+// acknowledged, without the unencodable ones, so that exporterhelper's
+// retry resends only those and nothing is counted twice.
 func (e *forwardExporter) pushLogs(ctx context.Context, ld plog.Logs) error {
 	e.mu.Lock()
 	c := e.client
 	e.mu.Unlock()
 	if c == nil {
-		return errClosed
+		return consumererror.NewLogs(errClosed, ld)
 	}
 	msgs, unencodable, err := e.enc.encode(ld)
 	if err != nil {
-		return consumererror.NewPermanent(err)
+		n := ld.LogRecordCount()
+		e.tel.drop(n, reasonUnencodable, err)
+		return consumererror.NewPermanent(fmt.Errorf("encode %d records: %w", n, err))
 	}
 	e.tel.drop(unencodable, reasonUnencodable, errUnencodable)
-	if e.ownRetry {
-		return e.deliver(ctx, c, msgs)
-	}
 	for i := range msgs {
 		if err := c.send(ctx, &msgs[i]); err != nil {
-			if i == 0 {
-				return err
+			if i == 0 && unencodable == 0 {
+				return consumererror.NewLogs(err, ld)
 			}
-			return consumererror.NewLogs(err, remainingLogs(ld, &e.enc, msgs[i:]))
+			return consumererror.NewLogs(err, e.remainingLogs(ld, msgs[i:], unencodable > 0))
 		}
 	}
 	return nil
@@ -133,78 +176,9 @@ func (e *forwardExporter) pushLogs(ctx context.Context, ld plog.Logs) error {
 // errUnencodable is logged with reasonUnencodable drops.
 var errUnencodable = errors.New("record time after 2106-02-07 does not fit the forward protocol's EventTime")
 
-// deliver sends msgs until each is acknowledged, with retry_on_failure's
-// backoff and the timeout per attempt. It returns
-//   - nil when everything was acknowledged;
-//   - a permanent error after counting the unacknowledged records as
-//     retries_exhausted (retry disabled, or max_elapsed_time reached);
-//   - a retryable error once Shutdown has begun: exporterhelper's retry
-//     turns it into a shutdown error, for which the persistent queue keeps
-//     the batch; without a persistent queue the records are counted as
-//     shutdown drops.
-func (e *forwardExporter) deliver(ctx context.Context, c *client, msgs []message) error {
-	rc := e.cfg.BackOffConfig
-	bo := newBackoff(rc)
-	begin := time.Now()
-	for {
-		var err error
-		if msgs, err = e.sendAll(ctx, c, msgs); err == nil {
-			return nil
-		}
-		pending := 0
-		for i := range msgs {
-			pending += msgs[i].records
-		}
-		select {
-		case <-e.stopping:
-			if !e.persistent {
-				e.tel.drop(pending, reasonShutdown, err)
-			}
-			return err
-		default:
-		}
-		delay := bo.nextDelay()
-		if !rc.Enabled || (rc.MaxElapsedTime > 0 && time.Since(begin)+delay > rc.MaxElapsedTime) {
-			e.tel.drop(pending, reasonRetriesExhausted, err)
-			return consumererror.NewPermanent(fmt.Errorf("giving up on %d records: %w", pending, err))
-		}
-		e.logger.Info("Export failed, will retry", zap.Error(err), zap.Int("records", pending), zap.Duration("interval", delay))
-		timer := time.NewTimer(delay)
-		select {
-		case <-timer.C:
-		case <-e.stopping:
-			timer.Stop()
-			if !e.persistent {
-				e.tel.drop(pending, reasonShutdown, err)
-			}
-			return err
-		case <-ctx.Done():
-			timer.Stop()
-			e.tel.drop(pending, reasonRetriesExhausted, ctx.Err())
-			return consumererror.NewPermanent(fmt.Errorf("giving up on %d records: %w (%w)", pending, err, ctx.Err()))
-		}
-	}
-}
-
-// sendAll sends msgs in order, each attempt bounded by the export timeout,
-// and returns the messages not acknowledged.
-func (e *forwardExporter) sendAll(ctx context.Context, c *client, msgs []message) ([]message, error) {
-	for i := range msgs {
-		actx, cancel := ctx, context.CancelFunc(func() {})
-		if t := e.cfg.TimeoutConfig.Timeout; t > 0 {
-			actx, cancel = context.WithTimeout(ctx, t)
-		}
-		err := c.send(actx, &msgs[i])
-		cancel()
-		if err != nil {
-			return msgs[i:], err
-		}
-	}
-	return nil, nil
-}
-
-// remainingLogs returns the records of ld whose tag is one of the unsent messages'.
-func remainingLogs(ld plog.Logs, enc *encoder, unsent []message) plog.Logs {
+// remainingLogs returns the records of ld whose tag is one of the unsent
+// messages', leaving out the unencodable ones when there are any.
+func (e *forwardExporter) remainingLogs(ld plog.Logs, unsent []message, hasUnencodable bool) plog.Logs {
 	tags := make(map[string]struct{}, len(unsent))
 	for _, m := range unsent {
 		tags[m.tag] = struct{}{}
@@ -215,9 +189,18 @@ func remainingLogs(ld plog.Logs, enc *encoder, unsent []message) plog.Logs {
 	for i := 0; i < rls.Len(); i++ {
 		rl := rls.At(i)
 		meta := resourceMetaOf(rl.Resource())
-		buf = enc.tag.appendTag(buf[:0], meta.namespace, meta.pod, meta.container)
-		if _, ok := tags[string(buf)]; ok {
-			rl.CopyTo(out.ResourceLogs().AppendEmpty())
+		buf = e.enc.tag.appendTag(buf[:0], meta.namespace, meta.pod, meta.container)
+		if _, ok := tags[string(buf)]; !ok {
+			continue
+		}
+		cp := out.ResourceLogs().AppendEmpty()
+		rl.CopyTo(cp)
+		if !hasUnencodable {
+			continue
+		}
+		sls := cp.ScopeLogs()
+		for j := 0; j < sls.Len(); j++ {
+			sls.At(j).LogRecords().RemoveIf(func(lr plog.LogRecord) bool { return !e.enc.encodable(lr) })
 		}
 	}
 	return out

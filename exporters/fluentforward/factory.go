@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,6 +15,10 @@ import (
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 	"go.opentelemetry.io/collector/pdata/plog"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 var componentType = component.MustNewType("fluent_forward")
@@ -73,28 +78,61 @@ func createLogs(ctx context.Context, set exporter.Settings, cfg component.Config
 	if err != nil {
 		return nil, err
 	}
-	timeout, retry := c.TimeoutConfig, c.BackOffConfig
-	if e.ownRetry {
-		// With a sending queue pushLogs retries and times out each attempt
-		// itself (deliver), so that it can count what it gives up on. The
-		// retry left to exporterhelper only sees errors returned once
-		// Shutdown has begun and turns them into the shutdown error for
-		// which the persistent queue keeps a batch.
-		timeout = exporterhelper.TimeoutConfig{}
-		retry = configretry.NewDefaultBackOffConfig()
-		retry.MaxElapsedTime = 0
-	}
-	inner, err := exporterhelper.NewLogs(ctx, set, cfg, e.pushLogs,
-		exporterhelper.WithStart(e.start),
-		exporterhelper.WithShutdown(e.shutdown),
-		exporterhelper.WithTimeout(timeout),
-		exporterhelper.WithQueue(c.QueueConfig),
-		exporterhelper.WithRetry(retry),
+	// One path, two exporterhelpers: the outer one holds the sending queue
+	// (and the exporter's otelcol_exporter_* telemetry) and hands each batch
+	// to export; the inner one retries pushLogs with retry_on_failure and
+	// bounds each attempt with timeout. They are split so that export sees
+	// the retry's final outcome and counts what is given up, by reason.
+	// The inner one reports no telemetry of its own, which would count
+	// every batch twice.
+	inner := set
+	inner.TelemetrySettings.MeterProvider = metricnoop.NewMeterProvider()
+	inner.TelemetrySettings.TracerProvider = tracenoop.NewTracerProvider()
+	inner.Logger = set.Logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return skipMessageCore{Core: c, msg: innerFailureMsg}
+	}))
+	retrying, err := exporterhelper.NewLogs(ctx, inner, cfg, e.pushLogs,
+		exporterhelper.WithTimeout(c.TimeoutConfig),
+		exporterhelper.WithRetry(c.BackOffConfig),
 	)
 	if err != nil {
 		return nil, err
 	}
-	return &logsExporter{Logs: inner, fe: e}, nil
+	e.retrying = retrying
+	queued, err := exporterhelper.NewLogs(ctx, set, cfg, e.export,
+		exporterhelper.WithStart(e.start),
+		exporterhelper.WithShutdown(e.shutdown),
+		exporterhelper.WithTimeout(exporterhelper.TimeoutConfig{}), // per attempt, in the inner one
+		exporterhelper.WithQueue(c.QueueConfig),
+	)
+	if err != nil {
+		return nil, err
+	}
+	return &logsExporter{Logs: queued, retrying: retrying, fe: e}, nil
+}
+
+// innerFailureMsg starts the line the inner exporterhelper logs when it
+// returns an error; the outer one logs the same error again ("Exporting
+// failed. Dropping data." from the queue, or "Rejecting data." without one).
+const innerFailureMsg = "Exporting failed. Rejecting data."
+
+// skipMessageCore drops the entries whose message starts with msg, so that
+// the retry's own lines ("Exporting failed. Will retry ...") stay and a
+// batch's final failure is logged once.
+type skipMessageCore struct {
+	zapcore.Core
+	msg string
+}
+
+func (c skipMessageCore) With(fields []zapcore.Field) zapcore.Core {
+	return skipMessageCore{Core: c.Core.With(fields), msg: c.msg}
+}
+
+func (c skipMessageCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if strings.HasPrefix(e.Message, c.msg) {
+		return ce
+	}
+	return c.Core.Check(e, ce)
 }
 
 // logsExporter counts the records the sending queue does not accept, and
@@ -104,42 +142,52 @@ func createLogs(ctx context.Context, set exporter.Settings, cfg component.Config
 // persistent queue the unacknowledged batches stay in storage. It also
 // makes a second Shutdown a no-op.
 type logsExporter struct {
-	exporter.Logs
-	fe   *forwardExporter
-	once sync.Once
-	err  error
+	exporter.Logs // the sending queue
+	retrying      exporter.Logs
+	fe            *forwardExporter
+	once          sync.Once
+	err           error
 }
 
 // ConsumeLogs hands ld to the sending queue. When there is a queue and it
 // refuses the batch, the records are counted as dropped (the caller also
 // gets the error); without a queue the caller gets every export error.
 func (l *logsExporter) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
-	if !l.fe.ownRetry {
+	if !l.fe.queued {
 		return l.Logs.ConsumeLogs(ctx, ld)
 	}
 	n := ld.LogRecordCount() // the queue may take ld over
 	err := l.Logs.ConsumeLogs(ctx, ld)
 	if err != nil {
-		reason := reasonNotPersisted
-		if errors.Is(err, exporterhelper.ErrQueueIsFull) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			// Full, or full until the caller stopped waiting.
-			reason = reasonQueueFull
-		} else if !l.fe.persistent {
-			reason = reasonShutdown // a memory queue refuses only once stopped
+		// Full, full until the caller stopped waiting, or (a memory queue)
+		// larger than the whole queue; else the storage failed.
+		reason := reasonQueueFull
+		full := errors.Is(err, exporterhelper.ErrQueueIsFull) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+		if l.fe.persistent && !full {
+			reason = reasonNotPersisted
 		}
 		l.fe.tel.drop(n, reason, err)
 	}
 	return err
 }
 
+func (l *logsExporter) Start(ctx context.Context, host component.Host) error {
+	if err := l.retrying.Start(ctx, host); err != nil {
+		return err
+	}
+	return l.Logs.Start(ctx, host)
+}
+
+// Shutdown stops the retry first, so that a batch waiting for its next
+// attempt ends at once (kept by a persistent queue), then the queue, which
+// gives what it still holds in memory one attempt each, then the client.
 func (l *logsExporter) Shutdown(ctx context.Context) error {
 	l.once.Do(func() {
-		l.fe.beginShutdown()
 		grace, cancel := context.WithTimeout(ctx, l.fe.cfg.AckTimeout)
 		defer cancel()
 		stop := context.AfterFunc(grace, l.fe.abort)
 		defer stop()
-		l.err = l.Logs.Shutdown(ctx)
+		l.err = errors.Join(l.retrying.Shutdown(ctx), l.Logs.Shutdown(ctx))
 	})
 	return l.err
 }

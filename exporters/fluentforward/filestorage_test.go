@@ -74,22 +74,6 @@ func (a *agent) stop(t *testing.T) {
 	require.NoError(t, a.ext.Shutdown(context.Background()))
 }
 
-// startWeftStorage starts a weft_file_storage with its defaults over dir
-// and returns a host that holds it.
-func startWeftStorage(t *testing.T, dir string) component.Host {
-	t.Helper()
-	f := weftfilestorage.NewFactory()
-	cfg := f.CreateDefaultConfig()
-	require.NoError(t, unmarshalInto(map[string]any{"directory": dir}, cfg))
-	set := extensiontest.NewNopSettings(f.Type())
-	set.ID = weftStorageID
-	ext, err := f.Create(t.Context(), set, cfg)
-	require.NoError(t, err)
-	require.NoError(t, ext.Start(t.Context(), componenttest.NewNopHost()))
-	t.Cleanup(func() { require.NoError(t, ext.Shutdown(context.Background())) })
-	return storageHost{exts: map[component.ID]component.Component{weftStorageID: ext}}
-}
-
 // sum adds up a counter's data points with the given reason ("" = all).
 func (a *agent) sum(t *testing.T, name, reason string) int64 {
 	t.Helper()
@@ -136,7 +120,7 @@ func TestCorruptQueueFile(t *testing.T) {
 	srv := newFwdServerAt(t, addr, modeAck)
 	a2 := startAgent(t, addr, dir, nil)
 	defer a2.stop(t)
-	lost := a2.sum(t, "weft.file_storage.records_lost", "")
+	lost := a2.sum(t, "weft_file_storage.records_lost", "")
 	assert.Equal(t, int64(perBatch), lost, "one batch lost, counted in records")
 	require.Eventually(t, func() bool { return ackedSeqs(srv) == batches*perBatch-int(lost) }, 20*time.Second, 10*time.Millisecond)
 	require.Never(t, func() bool { return ackedSeqs(srv) > batches*perBatch-int(lost) }, 300*time.Millisecond, 10*time.Millisecond)
@@ -149,7 +133,7 @@ func TestCorruptQueueFile(t *testing.T) {
 			assert.Equal(t, 1, seqs[i], "record %d", i)
 		}
 	}
-	assert.Zero(t, a2.sum(t, "weft.fluent_forward.records_dropped", ""))
+	assert.Zero(t, a2.sum(t, droppedMetric, ""))
 }
 
 // unmarshalInto sets cfg's fields from conf the way the collector does.

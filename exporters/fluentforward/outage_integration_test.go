@@ -16,8 +16,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.opentelemetry.io/collector/extension/extensiontest"
 
+	"github.com/weftobs/weft/extensions/weftfilestorage"
 	"github.com/weftobs/weft/internal/loopback"
 )
 
@@ -169,4 +172,27 @@ func peakRSS(pid int) string {
 		}
 	}
 	return "?"
+}
+
+// startWeftStorage starts a weft_file_storage with its defaults over dir
+// and returns a host that holds it.
+func startWeftStorage(t *testing.T, dir string) component.Host {
+	t.Helper()
+	f := weftfilestorage.NewFactory()
+	cfg := f.CreateDefaultConfig()
+	require.NoError(t, unmarshalInto(map[string]any{"directory": dir}, cfg))
+	set := extensiontest.NewNopSettings(f.Type())
+	set.ID = weftStorageID
+	ext, err := f.Create(t.Context(), set, cfg)
+	require.NoError(t, err)
+	require.NoError(t, ext.Start(t.Context(), componenttest.NewNopHost()))
+	t.Cleanup(func() { require.NoError(t, ext.Shutdown(context.Background())) })
+	return storageHost{exts: map[component.ID]component.Component{weftStorageID: ext}}
+}
+
+// keepSeqOnly drops every record field but seq as messages arrive.
+func (s *fwdServer) keepSeqOnly() {
+	s.mu.Lock()
+	s.lean = true
+	s.mu.Unlock()
 }

@@ -82,13 +82,6 @@ type fwdSecurity struct {
 	pongKey string
 }
 
-// keepSeqOnly drops every record field but seq as messages arrive.
-func (s *fwdServer) keepSeqOnly() {
-	s.mu.Lock()
-	s.lean = true
-	s.mu.Unlock()
-}
-
 // requireHandshake makes every new connection start with HELO/PING/PONG.
 func (s *fwdServer) requireHandshake(sec fwdSecurity) {
 	s.mu.Lock()

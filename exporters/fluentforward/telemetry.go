@@ -10,21 +10,33 @@ import (
 	"go.uber.org/zap"
 )
 
-// Drop reasons (the "reason" attribute of weft.fluent_forward.records_dropped).
+// The exporter's self-metrics, all declared in this file, named
+// <component type>.<metric> and listed in README's "Self-metrics" table.
+// exporterhelper adds the otelcol_exporter_* metrics (sent, send failed,
+// queue size) for the same exporter.
+const (
+	// metricRecordsDropped counts records given up or refused, by reason.
+	metricRecordsDropped = "fluent_forward.records_dropped"
+)
+
+// Drop reasons (the "reason" attribute of metricRecordsDropped).
 const (
 	// reasonUnencodable: the record's time does not fit the protocol's
-	// EventTime (unsigned 32-bit seconds: after 2106-02-07).
+	// EventTime (unsigned 32-bit seconds: after 2106-02-07), or the batch
+	// could not be encoded at all (a permanent error).
 	reasonUnencodable = "unencodable"
 	// reasonQueueFull: the sending queue was full and block_on_overflow is
-	// off (or the caller gave up waiting); the caller got the error.
+	// off (or the caller gave up waiting), or the batch is larger than the
+	// whole memory queue; the caller got the error.
 	reasonQueueFull = "queue_full"
 	// reasonNotPersisted: the persistent queue could not store the batch
 	// (storage error such as a full disk); the caller got the error.
 	reasonNotPersisted = "not_persisted"
-	// reasonRetriesExhausted: retry_on_failure is disabled or its
-	// max_elapsed_time passed before the server acknowledged.
+	// reasonRetriesExhausted: exporterhelper's retry gave up before the
+	// server acknowledged: retry_on_failure is disabled (one attempt) or
+	// its max_elapsed_time passed.
 	reasonRetriesExhausted = "retries_exhausted"
-	// reasonShutdown: the exporter shut down with the batch undelivered and
+	// reasonShutdown: Shutdown interrupted the batch's retry and there is
 	// no persistent queue to keep it.
 	reasonShutdown = "shutdown"
 )
@@ -49,7 +61,7 @@ type dropLogState struct {
 
 func newTelemetry(mp metric.MeterProvider, logger *zap.Logger) (*telemetry, error) {
 	m := mp.Meter("github.com/weftobs/weft/exporters/fluentforward")
-	dropped, err := m.Int64Counter("weft.fluent_forward.records_dropped",
+	dropped, err := m.Int64Counter(metricRecordsDropped,
 		metric.WithUnit("{record}"),
 		metric.WithDescription("Log records the exporter did not accept or gave up on, by reason. "+
 			"For queue_full and not_persisted the caller got the error and may send the records again."))
