@@ -22,8 +22,14 @@ type Config struct {
 	// Files that appear later are always read from their beginning.
 	StartAt string `mapstructure:"start_at"`
 	// PollInterval is how often each open file is checked for new data,
-	// truncation and rotation.
+	// truncation and rotation when no change notification (inotify) covers
+	// it, and while a file is being rotated away or holds a partial message.
 	PollInterval time.Duration `mapstructure:"poll_interval"`
+	// FallbackPollInterval is how often an idle file is checked although no
+	// change notification woke it, when its directory is watched with
+	// inotify: the safety net for a missed notification. At least
+	// poll_interval, at most 1m.
+	FallbackPollInterval time.Duration `mapstructure:"fallback_poll_interval"`
 	// RescanInterval is how often the include patterns are globbed again
 	// for new files (at most 1s, so that a new file is found within 1s).
 	RescanInterval time.Duration `mapstructure:"rescan_interval"`
@@ -95,6 +101,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PollInterval <= 0 || c.PollInterval > time.Second {
 		errs = append(errs, fmt.Errorf("poll_interval: %s must be > 0 and at most 1s", c.PollInterval))
+	}
+	if c.FallbackPollInterval < c.PollInterval || c.FallbackPollInterval <= 0 || c.FallbackPollInterval > time.Minute {
+		errs = append(errs, fmt.Errorf("fallback_poll_interval: %s must be at least poll_interval (%s) and at most 1m", c.FallbackPollInterval, c.PollInterval))
 	}
 	if c.RescanInterval <= 0 || c.RescanInterval > time.Second {
 		errs = append(errs, fmt.Errorf("rescan_interval: %s must be > 0 and at most 1s (new files are found within 1s)", c.RescanInterval))

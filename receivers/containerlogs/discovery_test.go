@@ -30,7 +30,11 @@ import (
 // when a coarse clock can do this). The last 80 are made after the test's
 // own writes ended, so no later change reveals them. With listings reused on
 // an unchanged mtime alone, these files are never found: the test fails.
-func TestBurstsOfNewFilesAllRead(t *testing.T) {
+// That is the case without change notifications (notify=unavailable); with
+// them, the files' create events make the listings stale.
+func TestBurstsOfNewFilesAllRead(t *testing.T) { forNotifyModes(t, testBurstsOfNewFilesAllRead) }
+
+func testBurstsOfNewFilesAllRead(t *testing.T, mode func(*logsReceiver)) {
 	dir := t.TempDir()
 	const (
 		firstPods = 6
@@ -78,7 +82,7 @@ func TestBurstsOfNewFilesAllRead(t *testing.T) {
 	cfg := testCfg(filepath.Join(dir, "*", "*", "*.log"))
 	cfg.PollInterval = time.Second     // 2,000 idle files: keep their polls cheap
 	cfg.FullRescanInterval = time.Hour // only the racily-clean rule can find the hidden files
-	startReceiver(t, cfg, s, func(r *logsReceiver) { r.lister.listed = hook })
+	startReceiver(t, cfg, s, mode, func(r *logsReceiver) { r.lister.listed = hook })
 
 	n := 0
 	for b := range bursts {

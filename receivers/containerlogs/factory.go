@@ -26,16 +26,17 @@ func NewFactory() receiver.Factory {
 
 func createDefaultConfig() component.Config {
 	return &Config{
-		Include:            []string{"/var/log/pods/*/*/*.log"},
-		StartAt:            startAtEnd,
-		PollInterval:       200 * time.Millisecond,
-		RescanInterval:     500 * time.Millisecond,
-		FullRescanInterval: time.Minute,
-		MaxLogSize:         1 << 20,
-		FlushTimeout:       5 * time.Second,
-		MaxBatchRecords:    1000,
-		MaxBatchBytes:      1 << 20,
-		MaxInFlightBytes:   64 << 20,
+		Include:              []string{"/var/log/pods/*/*/*.log"},
+		StartAt:              startAtEnd,
+		PollInterval:         200 * time.Millisecond,
+		FallbackPollInterval: 10 * time.Second,
+		RescanInterval:       500 * time.Millisecond,
+		FullRescanInterval:   time.Minute,
+		MaxLogSize:           1 << 20,
+		FlushTimeout:         5 * time.Second,
+		MaxBatchRecords:      1000,
+		MaxBatchBytes:        1 << 20,
+		MaxInFlightBytes:     64 << 20,
 	}
 }
 

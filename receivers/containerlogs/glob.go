@@ -28,8 +28,13 @@ const racyMargin = 2 * time.Second
 // a read of its entries and a close. A listing is reused only when it was
 // taken more than racyMargin after the mtime it was taken at, and never when
 // it is older than maxAge (a safety net for clocks this cannot see: a
-// remote filesystem's, or a clock stepped back). Only the discovery
-// goroutine uses it.
+// remote filesystem's, or a clock stepped back).
+//
+// With change notifications (watch set), a watched directory is not even
+// stat'ed while no entry event arrived since it was listed or checked (the
+// token taken before that stat is unchanged), for up to trust; after that
+// it is stat'ed as without notifications. Only the discovery goroutine uses
+// it.
 type dirLister struct {
 	maxAge time.Duration               // relist every directory at least this often (0: no limit)
 	now    func() time.Time            // the clock; nil is time.Now
@@ -37,17 +42,51 @@ type dirLister struct {
 	// listed, when set, runs after each fresh listing (tests change the
 	// directory right after it was listed, as a racing writer would).
 	listed func(dir string, mtime, at time.Time)
+	// watch, when set, makes sure dir is watched and returns a token that
+	// changes whenever an entry of dir may have changed; ok is false when
+	// dir is not watched. unwatch is called for a directory forgotten.
+	watch   func(dir string) (token uint64, ok bool)
+	unwatch func(dir string)
+	trust   time.Duration // how long a watched directory goes without a stat (fallback_poll_interval)
 
 	dirs map[string]*dirEntry
 	gen  uint64
+	seq  uint64     // fresh listings so far
+	at   time.Time  // the clock at the start of this glob, before every stat of it
+	bufs [][]string // the directories matched at each level, reused
 }
 
 type dirEntry struct {
-	mtime    time.Time // the directory's mtime when it was listed
-	listedAt time.Time // when the listing began (before the stat)
-	ino      uint64
-	names    []string
-	gen      uint64
+	mtime     time.Time // the directory's mtime when it was listed
+	listedAt  time.Time // when the listing began (before the stat)
+	ino       uint64
+	names     []string
+	gen       uint64
+	seq       uint64    // this listing's number: the same while the listing is reused
+	watched   bool      // token is valid: taken from a watch before checkedAt's stat
+	token     uint64    // the watch token when last stat'ed or listed
+	checkedAt time.Time // when last stat'ed or listed
+	// The paths of the names matching pattern (the last file pattern this
+	// listing was matched against), kept while the listing is reused.
+	pattern string
+	paths   []string
+	matched bool
+}
+
+// match returns the paths in dir of the listed names that match the file
+// pattern. Callers must not modify the result.
+func (e *dirEntry) match(dir, file string) []string {
+	if e.matched && e.pattern == file {
+		return e.paths
+	}
+	var paths []string
+	for _, n := range e.names {
+		if ok, _ := filepath.Match(file, n); ok {
+			paths = append(paths, filepath.Join(dir, n))
+		}
+	}
+	e.pattern, e.paths, e.matched = file, paths, true
+	return paths
 }
 
 // reusable reports whether the listing still holds for a directory that now
@@ -75,6 +114,11 @@ func (l *dirLister) clock() time.Time {
 }
 
 func (l *dirLister) glob(pattern string) ([]string, error) {
+	return l.globInto(nil, pattern)
+}
+
+// globInto appends the paths matching pattern to dst.
+func (l *dirLister) globInto(dst []string, pattern string) ([]string, error) {
 	if _, err := filepath.Match(pattern, ""); err != nil {
 		return nil, err
 	}
@@ -82,53 +126,88 @@ func (l *dirLister) glob(pattern string) ([]string, error) {
 		l.dirs = map[string]*dirEntry{}
 	}
 	l.gen++
-	out := l.globAt(pattern)
+	l.at = l.clock()
+	out := l.globAt(dst, pattern, 0)
 	for d, e := range l.dirs {
 		if e.gen+16 < l.gen { // not visited for 16 scans: gone
 			delete(l.dirs, d)
+			if l.unwatch != nil {
+				l.unwatch(d)
+			}
 		}
 	}
 	return out, nil
 }
 
-func (l *dirLister) globAt(pattern string) []string {
+// seqOf is the number of dir's current listing (0: none). It stays the same
+// while the listing is reused, so that a name found in it still leads to
+// the same file.
+func (l *dirLister) seqOf(dir string) uint64 {
+	if e, ok := l.dirs[dir]; ok {
+		return e.seq
+	}
+	return 0
+}
+
+// globAt appends the paths matching pattern to dst; depth is the level of
+// the pattern (0: the whole pattern, 1: its directory, ...).
+func (l *dirLister) globAt(dst []string, pattern string, depth int) []string {
 	if !hasMeta(pattern) {
 		if _, err := os.Lstat(pattern); err != nil {
-			return nil
+			return dst
 		}
-		return []string{pattern}
+		return append(dst, pattern)
 	}
 	dir, file := filepath.Split(pattern)
 	dir = filepath.Clean(dir)
+	for len(l.bufs) <= depth {
+		l.bufs = append(l.bufs, nil)
+	}
 	var dirs []string
 	if hasMeta(dir) {
-		dirs = l.globAt(dir)
+		dirs = l.globAt(l.bufs[depth][:0], dir, depth+1)
 	} else {
-		dirs = []string{dir}
+		dirs = append(l.bufs[depth][:0], dir)
 	}
-	var out []string
+	l.bufs[depth] = dirs
 	for _, d := range dirs {
-		for _, n := range l.list(d) {
-			if ok, _ := filepath.Match(file, n); ok {
-				out = append(out, filepath.Join(d, n))
-			}
+		if e := l.list(d); e != nil {
+			dst = append(dst, e.match(d, file)...)
 		}
 	}
-	return out
+	return dst
 }
 
-func (l *dirLister) list(dir string) []string {
-	now := l.clock() // before the stat: any change after it gets a later stamp
+// list returns dir's listing, nil when it cannot be listed.
+func (l *dirLister) list(dir string) *dirEntry {
+	now := l.at // before the stat: any change after it gets a later stamp
+	var token uint64
+	var watched bool
+	if l.watch != nil {
+		// Before the stat: an entry changed after it changes the token.
+		token, watched = l.watch(dir)
+	}
+	e, ok := l.dirs[dir]
+	if ok && watched && e.watched && e.token == token && now.Sub(e.checkedAt) < l.trust &&
+		(l.maxAge <= 0 || now.Sub(e.listedAt) < l.maxAge) {
+		e.gen = l.gen // watched, and no entry event since the last check
+		return e
+	}
 	st, err := os.Stat(dir)
 	if err != nil || !st.IsDir() {
 		delete(l.dirs, dir)
+		if l.unwatch != nil {
+			l.unwatch(dir)
+		}
 		l.fail(dir, err)
 		return nil
 	}
 	ino := idOf(st).ino
-	if e, ok := l.dirs[dir]; ok && e.reusable(st.ModTime(), ino, now, l.maxAge) {
+	notified := ok && watched && e.watched && e.token != token // an entry event since: list again
+	if ok && !notified && e.reusable(st.ModTime(), ino, now, l.maxAge) {
 		e.gen = l.gen
-		return e.names
+		e.watched, e.token, e.checkedAt = watched, token, now
+		return e
 	}
 	f, err := os.Open(dir)
 	if err != nil {
@@ -142,11 +221,14 @@ func (l *dirLister) list(dir string) []string {
 		return nil
 	}
 	sort.Strings(names)
-	l.dirs[dir] = &dirEntry{mtime: st.ModTime(), listedAt: now, ino: ino, names: names, gen: l.gen}
+	l.seq++
+	e = &dirEntry{mtime: st.ModTime(), listedAt: now, ino: ino, names: names, gen: l.gen, seq: l.seq,
+		watched: watched, token: token, checkedAt: now}
+	l.dirs[dir] = e
 	if l.listed != nil {
 		l.listed(dir, st.ModTime(), now)
 	}
-	return names
+	return e
 }
 
 // fail reports a directory that exists (or loops) but cannot be listed. A

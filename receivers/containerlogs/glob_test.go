@@ -136,3 +136,60 @@ func TestDirListerRacilyClean(t *testing.T) {
 	appendFile(t, filepath.Join(dir, "e.log"), "x\n")
 	require.Equal(t, []string{"a.log", "b.log", "c.log", "d.log", "e.log"}, names())
 }
+
+// With change notifications a quiet watched directory is not stat'ed: its
+// listing is reused while the watch's token is unchanged, for up to trust
+// (fallback_poll_interval). An entry event (a new token) makes it stale
+// even when the mtime does not show the change; after trust the mtime is
+// checked again, so a missed event costs at most trust. The clock, the
+// token and the mtime are the test's.
+func TestDirListerWatched(t *testing.T) {
+	dir := t.TempDir()
+	pattern := filepath.Join(dir, "*.log")
+	mtime := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := mtime.Add(time.Hour) // long after the mtime: not racily clean
+	token := uint64(1)
+	const trust = 10 * time.Second
+	l := dirLister{maxAge: time.Hour, trust: trust, now: func() time.Time { return now },
+		watch: func(string) (uint64, bool) { return token, true }}
+	names := func() []string {
+		t.Helper()
+		got, err := l.glob(pattern)
+		require.NoError(t, err)
+		for i := range got {
+			got[i] = filepath.Base(got[i])
+		}
+		return got
+	}
+	create := func(name string) { // a change the mtime does not show
+		t.Helper()
+		appendFile(t, filepath.Join(dir, name), "x\n")
+		forgeMtime(t, dir, mtime)
+	}
+
+	create("a.log")
+	require.Equal(t, []string{"a.log"}, names())
+	create("b.log")
+	now = now.Add(time.Second)
+	require.Equal(t, []string{"a.log"}, names(), "a quiet watched directory was listed again")
+	token++ // b.log's create event
+	require.Equal(t, []string{"a.log", "b.log"}, names(), "an entry event did not make the listing stale")
+
+	// A missed event: the directory's real mtime moves, and only the stat
+	// after trust sees it.
+	appendFile(t, filepath.Join(dir, "c.log"), "x\n")
+	now = now.Add(trust - time.Millisecond)
+	require.Equal(t, []string{"a.log", "b.log"}, names(), "a quiet watched directory was stat'ed within trust")
+	now = now.Add(time.Millisecond)
+	require.Equal(t, []string{"a.log", "b.log", "c.log"}, names(), "not stat'ed after trust")
+
+	// Not watched (the watch failed): the mtime rules alone, as without
+	// notifications.
+	l.watch = func(string) (uint64, bool) { return 0, false }
+	forgeMtime(t, dir, mtime)
+	now = now.Add(time.Second)
+	require.Equal(t, []string{"a.log", "b.log", "c.log"}, names())
+	create("d.log")
+	now = now.Add(time.Second)
+	require.Equal(t, []string{"a.log", "b.log", "c.log"}, names(), "an unchanged mtime's listing was not reused")
+}

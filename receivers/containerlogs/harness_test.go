@@ -9,9 +9,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
@@ -115,6 +117,20 @@ func testCfg(include ...string) *Config {
 	cfg.RescanInterval = 50 * time.Millisecond
 	cfg.FlushTimeout = 500 * time.Millisecond
 	return cfg
+}
+
+// forNotifyModes runs test with change notifications (the default) and
+// without them (no inotify instance: every file is polled every
+// poll_interval, the fall back).
+func forNotifyModes(t *testing.T, test func(t *testing.T, mode func(*logsReceiver))) {
+	t.Helper()
+	t.Run("notify=inotify", func(t *testing.T) { test(t, func(*logsReceiver) {}) })
+	t.Run("notify=unavailable", func(t *testing.T) { test(t, withoutNotifications) })
+}
+
+// withoutNotifications makes the creation of the inotify watcher fail.
+func withoutNotifications(r *logsReceiver) {
+	r.watch.newFS = func() (*fsnotify.Watcher, error) { return nil, syscall.EMFILE }
 }
 
 type running struct {

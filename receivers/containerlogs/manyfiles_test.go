@@ -25,11 +25,13 @@ func inotifyFDs(t *testing.T) int {
 	return n
 }
 
-// Acceptance 9: 500 files. The receiver polls and never uses inotify, so an
-// exhausted inotify watch limit cannot stop it nor make it exit (the
-// library's exit paths are on its inotify and stat-failure branches, which
-// weft does not call). The test checks that no inotify instance is opened
-// and that every line of 500 growing files arrives exactly once.
+// Acceptance 9: 500 files without inotify. When no inotify instance can be
+// created (max_user_instances or the descriptor limit reached) the receiver
+// polls every file, so exhausted inotify limits cannot stop it nor make it
+// exit (nxadm/tail exits the process there: nxadmwatch_evidence_test.go).
+// The test makes the watcher's creation fail and checks that no inotify
+// instance is opened, that the fall back is counted, and that every line of
+// 500 growing files arrives exactly once.
 func TestFiveHundredFilesPollOnly(t *testing.T) {
 	dir := t.TempDir()
 	const files, per = 500, 20
@@ -44,13 +46,14 @@ func TestFiveHundredFilesPollOnly(t *testing.T) {
 	s := &sink{}
 	cfg := testCfg(filepath.Join(dir, "*", "*", "*.log"))
 	cfg.PollInterval = 200 * time.Millisecond
-	startReceiver(t, cfg, s)
+	run := startReceiver(t, cfg, s, withoutNotifications)
 	require.Eventually(t, func() bool { return s.len() == files*per }, 20*time.Second, 20*time.Millisecond)
 	for i := range files {
 		appendFile(t, paths[i], seqLines(tags[i], per, per))
 	}
 	require.Eventually(t, func() bool { return s.len() == 2*files*per }, 20*time.Second, 20*time.Millisecond)
 	assert.Equal(t, before, inotifyFDs(t), "the receiver opened an inotify instance")
+	assert.Equal(t, int64(1), run.counter(t, "weft.container_logs.watch_fallbacks", watchUnavailable))
 	time.Sleep(2 * cfg.PollInterval)
 	checkExactlyOnce(t, s.records(), 2*per, tags...)
 }

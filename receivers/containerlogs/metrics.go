@@ -25,6 +25,15 @@ const (
 	skipOpenError   = "open_error"       // any other error of stat, open or read (EIO, ENXIO, ...)
 )
 
+// Watch fallback reasons (the "reason" attribute of watch_fallbacks): files
+// polled every poll_interval because no change notification covers them.
+const (
+	watchUnavailable = "watcher_unavailable" // no inotify instance (max_user_instances, EMFILE, no inotify)
+	watchLimit       = "watch_limit"         // a directory's watch refused: max_user_watches reached (ENOSPC)
+	watchUnsupported = "unsupported_fs"      // a network or FUSE filesystem, where inotify misses other machines' writes
+	watchError       = "watch_error"         // any other error adding a directory's watch (EACCES, ...)
+)
+
 // telemetry holds the receiver's self-metrics. Every place that can lose a
 // byte or a record counts it here.
 type telemetry struct {
@@ -39,6 +48,8 @@ type telemetry struct {
 	permissionErrors metric.Int64Counter
 	truncations      metric.Int64Counter
 	pathsSkipped     metric.Int64Counter
+	watchFallbacks   metric.Int64Counter
+	watchOverflows   metric.Int64Counter
 	openFiles        metric.Int64UpDownCounter
 }
 
@@ -66,6 +77,9 @@ func newTelemetry(mp metric.MeterProvider) (*telemetry, error) {
 		"Lines written after a copy and before its truncation exist nowhere; each such window is one event here.")
 	t.permissionErrors = mk("weft.container_logs.permission_errors", "{error}", "Files that could not be opened or read for lack of permission.")
 	t.pathsSkipped = mk("weft.container_logs.paths_skipped", "{path}", "Paths matched by include that are not read, by reason (counted once per path while the condition lasts).")
+	t.watchFallbacks = mk("weft.container_logs.watch_fallbacks", "{event}", "Times the receiver fell back to polling every poll_interval: "+
+		"the inotify watcher could not be created, or a directory could not be watched, by reason (once per directory while the condition lasts).")
+	t.watchOverflows = mk("weft.container_logs.watch_overflows", "{event}", "Change notification queue overflows; each woke every file.")
 	if err != nil {
 		return nil, err
 	}

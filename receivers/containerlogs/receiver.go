@@ -46,11 +46,17 @@ type logsReceiver struct {
 	wg         sync.WaitGroup
 	closeOnce  sync.Once
 
-	lister  dirLister                      // used by the discovery goroutine only
-	open    func(string) (*os.File, error) // os.Open; tests make it fail
-	skipped map[string]skipMark            // paths counted in paths_skipped; discovery goroutine only
-	scanGen uint64                         // rescans so far; discovery goroutine only
-	bufPool sync.Pool                      // read buffers of readBufSize, held by tailers only while reading
+	lister    dirLister                      // used by the discovery goroutine only
+	open      func(string) (*os.File, error) // os.Open; tests make it fail
+	skipped   map[string]skipMark            // paths counted in paths_skipped; discovery goroutine only
+	known     map[string]knownFile           // followed paths as last checked; discovery goroutine only
+	scanGen   uint64                         // rescans so far; discovery goroutine only
+	bufPool   sync.Pool                      // read buffers of readBufSize, held by tailers only while reading
+	watch     *watcher                       // change notifications
+	rescanNow chan struct{}                  // a create the include patterns may match was notified
+	prefixes  []string                       // the include patterns and their directory parts with wildcards
+	globBuf   []string                       // a rescan's matches, reused; discovery goroutine only
+	pathBuf   []string                       // a rescan's paths, reused; discovery goroutine only
 
 	mu     sync.Mutex
 	active map[fileID]*tailer
@@ -63,6 +69,14 @@ type logsReceiver struct {
 
 	logMu    sync.Mutex
 	lastWarn map[string]time.Time
+}
+
+// knownFile is a followed path as discovery last found it: the file it
+// named, and the listing of its directory it was found in.
+type knownFile struct {
+	id  fileID
+	seq uint64 // dirLister listing sequence number
+	gen uint64 // scanGen when last seen
 }
 
 // tomb remembers a released file that still exists (renamed within the
@@ -82,10 +96,20 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*logsR
 		set: set, cfg: cfg, next: next, tel: tel,
 		active: map[fileID]*tailer{}, byPath: map[string]*tailer{}, tombs: map[fileID]tomb{},
 		keys: map[string]bool{}, lastWarn: map[string]time.Time{},
-		open: os.Open, skipped: map[string]skipMark{},
+		open: os.Open, skipped: map[string]skipMark{}, known: map[string]knownFile{},
+		rescanNow: make(chan struct{}, 1),
 	}
 	r.bufPool.New = func() any { b := make([]byte, 0, readBufSize); return &b }
+	r.watch = newWatcher(r)
+	for _, p := range cfg.Include {
+		for ; hasMeta(p); p = filepath.Dir(p) {
+			r.prefixes = append(r.prefixes, p)
+		}
+	}
 	r.lister.maxAge = cfg.FullRescanInterval
+	r.lister.trust = cfg.FallbackPollInterval
+	r.lister.watch = r.watch.listDir
+	r.lister.unwatch = r.watch.unlistDir
 	r.lister.failed = func(dir string, err error) { r.skip(dir, skipReason(dir, err), err) }
 	if cfg.Multiline.LineStartPattern != "" {
 		if r.startRe, err = regexp.Compile(cfg.Multiline.LineStartPattern); err != nil {
@@ -105,6 +129,7 @@ func (r *logsReceiver) Start(ctx context.Context, host component.Host) error {
 	r.unregister = nodestatus.RegisterFiles(r.set.ID.String(), r.fileStatus)
 	runCtx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
+	r.watch.start(runCtx, &r.wg)
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -175,14 +200,53 @@ func (r *logsReceiver) run(ctx context.Context) {
 	r.scan(ctx, firstStart)
 	ticker := time.NewTicker(r.cfg.RescanInterval)
 	defer ticker.Stop()
+	gap := time.NewTimer(eventRescanGap)
+	gap.Stop()
+	defer gap.Stop()
+	last := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
-			r.scan(ctx, false)
+		case <-r.rescanNow:
+			// A new file or directory was notified: rescan now, but not
+			// more often than eventRescanGap (a storm of creates).
+			gap.Reset(eventRescanGap - time.Since(last))
+			select {
+			case <-ctx.Done():
+				return
+			case <-gap.C:
+			}
+		}
+		r.scan(ctx, false)
+		last = time.Now()
+	}
+}
+
+// eventRescanGap is the shortest time between two rescans started by
+// notified creates.
+const eventRescanGap = 50 * time.Millisecond
+
+// rescanSoon asks the discovery goroutine for a rescan (a pending request
+// is enough).
+func (r *logsReceiver) rescanSoon() {
+	select {
+	case r.rescanNow <- struct{}{}:
+	default:
+	}
+}
+
+// mayMatch reports whether a created path matches an include pattern or
+// a directory part of one: a new file, or a new directory new files may
+// appear in.
+func (r *logsReceiver) mayMatch(name string) bool {
+	for _, p := range r.prefixes {
+		if ok, _ := filepath.Match(p, name); ok {
+			return true
 		}
 	}
+	return false
 }
 
 // restore loads the checkpoints of an earlier run and resumes each file
@@ -426,22 +490,35 @@ func escapeGlob(p string) string {
 // identity not yet followed.
 func (r *logsReceiver) scan(ctx context.Context, firstStart bool) {
 	r.scanGen++
+	defer r.pruneKnown()
 	defer r.pruneSkipped()
-	var paths []string
-	seen := map[string]bool{}
+	paths := r.pathBuf[:0]
+	defer func() { r.pathBuf = paths[:0] }()
+	var seen map[string]bool // one pattern's matches are unique
+	if len(r.cfg.Include) > 1 {
+		seen = map[string]bool{}
+	}
 	for _, pat := range r.cfg.Include {
-		m, err := r.lister.glob(pat)
+		m, err := r.lister.globInto(r.globBuf[:0], pat)
+		r.globBuf = m[:0]
 		if err != nil {
 			continue
 		}
 		for _, p := range m {
-			if !seen[p] && !r.excluded(p) {
+			if seen != nil {
+				if seen[p] {
+					continue
+				}
 				seen[p] = true
+			}
+			if !r.excluded(p) {
 				paths = append(paths, p)
 			}
 		}
 	}
-	sort.Strings(paths)
+	if !sort.StringsAreSorted(paths) { // the usual case: already sorted
+		sort.Strings(paths)
+	}
 	now := time.Now()
 	r.mu.Lock()
 	for id, tb := range r.tombs {
@@ -454,7 +531,48 @@ func (r *logsReceiver) scan(ctx context.Context, firstStart bool) {
 		if ctx.Err() != nil {
 			return
 		}
+		if r.unchanged(p) {
+			continue
+		}
 		r.consider(ctx, p, firstStart)
+	}
+}
+
+// unchanged reports whether p is followed and its directory still has the
+// listing p was last found followed in. Which file a name leads to changes
+// only with an entry of the directory (create, remove, rename), which a
+// reused listing rules out (an unchanged mtime, or no notification, see
+// dirLister): p need not be stat'ed again.
+func (r *logsReceiver) unchanged(p string) bool {
+	k, ok := r.known[p]
+	if !ok {
+		return false
+	}
+	if seq := r.lister.seqOf(filepath.Dir(p)); seq == 0 || seq != k.seq {
+		return false
+	}
+	r.mu.Lock()
+	t := r.active[k.id]
+	r.mu.Unlock()
+	if t == nil || t.path != p {
+		return false
+	}
+	k.gen = r.scanGen
+	r.known[p] = k
+	return true
+}
+
+// markKnown records that p was found leading to the followed file id.
+func (r *logsReceiver) markKnown(p string, id fileID) {
+	r.known[p] = knownFile{id: id, seq: r.lister.seqOf(filepath.Dir(p)), gen: r.scanGen}
+}
+
+// pruneKnown forgets the paths not found in this rescan.
+func (r *logsReceiver) pruneKnown() {
+	for p, k := range r.known {
+		if k.gen != r.scanGen {
+			delete(r.known, p)
+		}
 	}
 }
 
@@ -486,6 +604,7 @@ func (r *logsReceiver) consider(ctx context.Context, path string, firstStart boo
 	r.mu.Unlock()
 	if known {
 		delete(r.skipped, path)
+		r.markKnown(path, idOf(st))
 		return
 	}
 	// Open and stat here, and count a refusal instead of failing later.
@@ -531,6 +650,7 @@ func (r *logsReceiver) consider(ctx context.Context, path string, firstStart boo
 		}
 	}
 	r.active[id], r.byPath[path] = t, t
+	r.markKnown(path, id)
 	r.startTailer(ctx, t)
 }
 
@@ -552,10 +672,14 @@ func lastLineEnd(f *os.File, size int64) int64 {
 
 func (r *logsReceiver) startTailer(ctx context.Context, t *tailer) {
 	r.tel.openFiles.Add(ctx, 1)
+	if t.follow {
+		r.watch.subscribe(t)
+	}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		t.run(ctx)
+		r.watch.unsubscribe(t)
 		r.mu.Lock()
 		if r.active[t.id] == t {
 			delete(r.active, t.id)

@@ -110,14 +110,16 @@ func fdsTo(t *testing.T, path string) []string {
 
 // Acceptance 6: a file deleted while tailed is read to its end and its
 // descriptor is released within two rescans.
-func TestDeletedWhileTailing(t *testing.T) {
+func TestDeletedWhileTailing(t *testing.T) { forNotifyModes(t, testDeletedWhileTailing) }
+
+func testDeletedWhileTailing(t *testing.T, mode func(*logsReceiver)) {
 	dir := t.TempDir()
 	path := podLogPath(t, dir, "ns", "pod", "c")
 	appendFile(t, path, seqLines("d", 0, 100))
 	s := &sink{}
 	cfg := testCfg(filepath.Join(dir, "*", "*", "*.log"))
 	cfg.PollInterval = 100 * time.Millisecond
-	startReceiver(t, cfg, s)
+	startReceiver(t, cfg, s, mode)
 	require.Eventually(t, func() bool { return s.len() == 100 }, 5*time.Second, 5*time.Millisecond)
 	// Write more through a descriptor that outlives the path, then delete.
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)

@@ -81,10 +81,12 @@ func checkTagOnce(t *testing.T, recs []rec, n int, tags ...string) {
 
 // Acceptance 1: 3 files x 20k lines at >= 5k lines/s, renamed every 256 KiB
 // with a burst just before each rotation: every line exactly once, in order.
-func TestRenameRotationRace(t *testing.T) {
+func TestRenameRotationRace(t *testing.T) { forNotifyModes(t, testRenameRotationRace) }
+
+func testRenameRotationRace(t *testing.T, mode func(*logsReceiver)) {
 	dir := t.TempDir()
 	s := &sink{}
-	run := startReceiver(t, testCfg(filepath.Join(dir, "*", "*", "*.log")), s)
+	run := startReceiver(t, testCfg(filepath.Join(dir, "*", "*", "*.log")), s, mode)
 	const lines = 20000
 	var wg sync.WaitGroup
 	tags := []string{"alpha", "beta", "gamma"}
@@ -168,11 +170,13 @@ func gzipAndRemove(t *testing.T, path string) {
 // truncation happen right after the second half of the lines was written,
 // before the receiver read it: it is recovered from the copy (found by its fingerprint). The last round writes
 // lines between the copy and the truncation: only those are lost.
-func TestCopyTruncate(t *testing.T) {
+func TestCopyTruncate(t *testing.T) { forNotifyModes(t, testCopyTruncate) }
+
+func testCopyTruncate(t *testing.T, mode func(*logsReceiver)) {
 	dir := t.TempDir()
 	s := &sink{}
 	cfg := testCfg(filepath.Join(dir, "*", "*", "*.log"))
-	run := startReceiver(t, cfg, s)
+	run := startReceiver(t, cfg, s, mode)
 	path := podLogPath(t, dir, "ns", "ct", "c")
 	w := newKubeletWriter(t, path, "ct")
 	const rounds, per = 50, 200

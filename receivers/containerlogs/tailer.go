@@ -77,6 +77,9 @@ type tailer struct {
 	follow bool      // false: read to the current end once, then release
 	after  <-chan struct{}
 	done   chan struct{}
+	wake   chan struct{} // a change notification for the file (buffered: one pending wake is enough)
+
+	watches []watchRef // where change notifications for the file arrive (watcher.mu)
 
 	fp        []byte
 	format    format
@@ -94,7 +97,8 @@ type tailer struct {
 	acked     int64     // offset of the last saved checkpoint (-1: none)
 	lastSize  int64     // file size at the last check
 	lastMtime time.Time // file mtime at the last check
-	moved     int       // idle rounds since the file left its path
+	moved     bool      // the file left its path (renamed or deleted) and no data came since
+	movedAt   time.Time // when that was first seen
 	released  bool      // read to its end and given up (not stopped by shutdown)
 	denied    bool      // a read was refused for lack of permission (counted once)
 
@@ -140,6 +144,7 @@ func (r *logsReceiver) newTailer(path, key string, f *os.File, src io.Reader, id
 	t := &tailer{
 		r: r, key: key, path: path, id: id, f: f, src: src, follow: follow,
 		done:     make(chan struct{}),
+		wake:     make(chan struct{}, 1),
 		asm:      assembler{maxLen: r.cfg.MaxLogSize},
 		consumed: off, readOff: off, acked: -1, lastSize: off,
 		resource: pcommon.NewMap(),
@@ -225,15 +230,23 @@ func (t *tailer) run(ctx context.Context) {
 	defer timer.Stop()
 	<-timer.C
 	for {
-		if t.follow && t.checkTruncation(ctx) != nil {
-			return
+		atEnd := false
+		if t.follow {
+			var err error
+			if atEnd, err = t.checkTruncation(ctx); err != nil {
+				return
+			}
 		}
-		n, err := t.readChunk(ctx)
+		var n int
+		err := io.EOF
+		if !atEnd || cap(t.buf) >= readBufSize {
+			n, err = t.readChunk(ctx)
+		}
 		if ctx.Err() != nil {
 			return
 		}
 		if n > 0 {
-			t.moved = 0
+			t.moved = false
 			continue
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
@@ -245,33 +258,51 @@ func (t *tailer) run(ctx context.Context) {
 		if !t.idle(ctx) {
 			return
 		}
-		timer.Reset(t.r.cfg.PollInterval)
+		if t.polled() {
+			timer.Reset(t.r.cfg.PollInterval)
+		} else {
+			timer.Stop()
+		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-t.wake:
 		case <-timer.C:
 		}
 	}
+}
+
+// polled reports whether an idle file is read again after poll_interval.
+// Otherwise it waits to be woken: by a change notification for its name,
+// or by the watcher's safety poll every fallback_poll_interval. A file is
+// polled when its directory is not watched, when it left its path (its
+// writer may still append through an open descriptor, which inotify
+// reports under another name or not at all), and while it holds a partial
+// message waiting for flush_timeout.
+func (t *tailer) polled() bool {
+	return t.moved || t.asm.minStart() >= 0 || (t.join != nil && t.join.minStart() >= 0) || !t.r.watch.covers(t)
 }
 
 // checkTruncation runs before each read: a copytruncate may have happened
 // during the wait and the file been written past our offset again. A file
 // that shrank, or that changed and no longer starts with the fingerprint,
 // was truncated. The fingerprint is only re-read when size or mtime moved.
-func (t *tailer) checkTruncation(ctx context.Context) error {
+// atEnd reports that the file holds nothing past what was read (an idle
+// file then skips its read).
+func (t *tailer) checkTruncation(ctx context.Context) (atEnd bool, err error) {
 	fi, err := t.f.Stat()
 	if err != nil {
 		t.r.logReadError(t.path, err)
-		return nil
+		return false, nil
 	}
 	size, mtime := fi.Size(), fi.ModTime()
 	changed := size != t.lastSize || !mtime.Equal(t.lastMtime)
 	if size < t.readOff || (changed && !t.prefixMatches()) {
-		return t.truncated(ctx, size)
+		return false, t.truncated(ctx, size)
 	}
 	t.lastSize, t.lastMtime = size, mtime
 	t.publish()
-	return nil
+	return size == t.readOff, nil
 }
 
 func (t *tailer) closeFile() {
@@ -609,14 +640,17 @@ func (t *tailer) idle(ctx context.Context) bool {
 	}
 	st, err := os.Stat(t.path)
 	if err == nil && idOf(st) == t.id {
-		t.moved = 0
+		t.moved = false
 		return true
 	}
 	// The file was renamed or deleted. Whoever rotated it may still append
-	// for a moment: release it after one more quiet round, within two
-	// rescans of the change.
-	t.moved++
-	if t.moved < 2 {
+	// for a moment: release it once it stayed quiet for a poll_interval
+	// (polled meanwhile), within two polls of the change. A notification
+	// (say, for the new file at the path) does not shorten that.
+	if now := time.Now(); !t.moved {
+		t.moved, t.movedAt = true, now
+		return true
+	} else if now.Sub(t.movedAt) < t.r.cfg.PollInterval {
 		return true
 	}
 	return !t.release(ctx)
