@@ -10,10 +10,8 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/extension/extensiontest"
 
-	"github.com/weftobs/weft/extensions/weftstore"
+	"github.com/weftobs/weft/extensions/weftstore/weftstoretest"
 )
 
 const (
@@ -28,13 +26,7 @@ const (
 // series, each over a 5m window of 15 s samples. %core@15s is the share of
 // one core this costs when the cycle runs every 15 s.
 func BenchmarkEvaluate200RulesOver50kSeries(b *testing.B) {
-	f := weftstore.NewFactory()
-	cfg := f.CreateDefaultConfig().(*weftstore.Config)
-	ext, err := f.Create(context.Background(), extensiontest.NewNopSettings(f.Type()), cfg)
-	require.NoError(b, err)
-	require.NoError(b, ext.Start(context.Background(), componenttest.NewNopHost()))
-	b.Cleanup(func() { require.NoError(b, ext.Shutdown(context.Background())) })
-	st := ext.(*weftstore.Store)
+	st := weftstoretest.Start(b, nil)
 
 	// 50k series: shard (one per rule) × 250 pods; 6 minutes of samples.
 	now := time.Now().Truncate(benchStep)
@@ -64,7 +56,7 @@ func BenchmarkEvaluate200RulesOver50kSeries(b *testing.B) {
 	dir := b.TempDir()
 	path := dir + "/bench.yaml"
 	require.NoError(b, writeBenchFile(path, sb.String()))
-	_, groups := benchExtension(b, st, path)
+	_, groups := benchEngine(b, st, path)
 	require.Len(b, groups, benchGroups)
 
 	b.ReportAllocs()
@@ -94,13 +86,7 @@ func BenchmarkEvaluate200RulesOver50kSeries(b *testing.B) {
 // and links of three traces), over a store with 2000 exemplar-carrying
 // series and 2000 failing traces with logs.
 func BenchmarkEvidenceLookup(b *testing.B) {
-	f := weftstore.NewFactory()
-	cfg := f.CreateDefaultConfig().(*weftstore.Config)
-	ext, err := f.Create(context.Background(), extensiontest.NewNopSettings(f.Type()), cfg)
-	require.NoError(b, err)
-	require.NoError(b, ext.Start(context.Background(), componenttest.NewNopHost()))
-	b.Cleanup(func() { require.NoError(b, ext.Shutdown(context.Background())) })
-	st := ext.(*weftstore.Store)
+	st := weftstoretest.Start(b, nil)
 	now := time.Now()
 	for i := range 2000 {
 		id := traceID(byte(i))

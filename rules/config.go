@@ -11,17 +11,15 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
-	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configopaque"
 
 	"github.com/weftobs/weft/internal/kube"
 )
 
-// Config is the configuration of the weft_rules extension.
+// Config is the rules engine's configuration: every key of the weft_rules
+// extension except store, which the extension (extensions/weftrules)
+// squashes into its own config. The mapstructure tags are the YAML keys.
 type Config struct {
-	// Store is the ID of the weft_store extension whose TSDB the rules read
-	// and write (default weft_store).
-	Store component.ID `mapstructure:"store"`
 	// RuleFiles lists rule sources: files, directories (every *.yaml / *.yml
 	// in them) and globs. Each file holds either Prometheus rule groups or
 	// PrometheusRule manifests (monitoring.coreos.com/v1, several documents
@@ -153,8 +151,29 @@ type EvidenceConfig struct {
 	Timeout time.Duration `mapstructure:"timeout"`
 }
 
-// Validate checks the configuration and names the offending keys.
-func (c *Config) Validate() error {
+// DefaultConfig returns the engine's defaults (the weft_rules extension's
+// createDefaultConfig uses them).
+func DefaultConfig() Config {
+	return Config{
+		NameValidation:     nameValidationUTF8,
+		EvaluationInterval: 15 * time.Second,
+		ReloadInterval:     30 * time.Second,
+		ResendDelay:        time.Minute,
+		ForGracePeriod:     10 * time.Minute,
+		OutageTolerance:    time.Hour,
+		Evidence: EvidenceConfig{
+			MaxTraces:   3,
+			MaxLogLines: 3,
+			Timeout:     100 * time.Millisecond,
+		},
+	}
+}
+
+// Check checks the configuration and names the offending keys. It is not
+// called Validate so that the collector, which walks the weft_rules config
+// and calls every Validate it finds, does not run it twice (the extension's
+// Validate calls it).
+func (c *Config) Check() error {
 	var errs []error
 	for i, p := range c.RuleFiles {
 		if p == "" {

@@ -31,7 +31,7 @@ func TestDeployRulesFilesAgree(t *testing.T) {
 // summary rendered; the application rule stays quiet.
 func TestDeployIstioRuleFires(t *testing.T) {
 	st := newTestStore(t, "")
-	_, groups, snk := newEvalExtension(t, st, nil, filepath.Join("testdata", "deploy", "high-error-rate.prometheusrule.yaml"))
+	_, groups, snk := newEvalEngine(t, st, nil, filepath.Join("testdata", "deploy", "high-error-rate.prometheusrule.yaml"))
 	require.Len(t, groups, 1)
 	g := groups[0]
 	base := time.Now().Add(-15 * time.Minute).Truncate(time.Minute)

@@ -107,7 +107,7 @@ func TestDifferentialAgainstPrometheus(t *testing.T) {
 		}
 		series = append(series, promtoolSeries{Series: in.ls.String(), Values: strings.Join(vals, " ")})
 	}
-	_, groups, _ := newEvalExtension(t, st, nil, rulesPath)
+	_, groups, _ := newEvalEngine(t, st, nil, rulesPath)
 	require.Len(t, groups, 1)
 	g := groups[0]
 

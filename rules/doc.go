@@ -1,7 +1,13 @@
-// Package rules is weft's rules engine and the weft_rules extension: it
-// loads Prometheus rule files and PrometheusRule manifests, evaluates
-// alerting and recording rules on the node over weft_store's TSDB with
-// Prometheus's own rule manager, attaches evidence (failing trace IDs, their
-// spans and log lines) to firing alerts, and notifies Alertmanager and
-// webhooks.
+// Package rules is weft's rules engine: it loads Prometheus rule files and
+// PrometheusRule manifests (files and, through internal/kube, the
+// Kubernetes API), evaluates alerting and recording rules on the node over
+// weft_store's TSDB with Prometheus's own rule manager, attaches evidence
+// (failing trace IDs, their spans and log lines) to firing alerts, and
+// notifies Alertmanager and webhooks.
+//
+// The weft_rules extension (extensions/weftrules) is its front door: New
+// builds an Engine from a Config and a Store, Start and Stop run it,
+// Reload swaps in a new rule set (an invalid one is rejected and the
+// running set goes on), and Status, Groups, RuleGroups and Alerts report
+// on it. CheckRuleFiles is what `weft validate` runs.
 package rules

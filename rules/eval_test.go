@@ -38,7 +38,7 @@ func TestEvaluationStateMachine(t *testing.T) {
 	st := newTestStore(t, "")
 	dir := t.TempDir()
 	f := writeFile(t, dir, "errors.yaml", highErrorRateRules)
-	e, groups, snk := newEvalExtension(t, st, func(c *Config) {
+	e, groups, snk := newEvalEngine(t, st, func(c *Config) {
 		c.Evidence.Timeout = 10 * time.Second // this test checks content, not the budget
 		c.Evidence.LinkTemplate = "http://jaeger.test/trace/{{ .TraceID }}"
 	}, f)

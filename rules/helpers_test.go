@@ -14,31 +14,69 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	promrules "github.com/prometheus/prometheus/rules"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/extension/extensiontest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/weftobs/weft/extensions/weftstore"
+	"github.com/weftobs/weft/extensions/weftstore/weftstoretest"
 )
 
 // newTestStore creates and starts a real weft_store with its WAL in dir
 // (a new temp dir when empty); it is shut down in t.Cleanup unless the
 // test shuts it down itself (Shutdown is safe twice).
-func newTestStore(t *testing.T, dir string) *weftstore.Store {
+func newTestStore(t testing.TB, dir string) *weftstore.Store {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	f := weftstore.NewFactory()
-	cfg := f.CreateDefaultConfig().(*weftstore.Config)
-	cfg.Directory = dir
-	ext, err := f.Create(t.Context(), extensiontest.NewNopSettings(f.Type()), cfg)
-	require.NoError(t, err)
-	require.NoError(t, ext.Start(context.Background(), componenttest.NewNopHost()))
-	t.Cleanup(func() { require.NoError(t, ext.Shutdown(context.Background())) })
-	return ext.(*weftstore.Store)
+	return weftstoretest.Start(t, func(c *weftstore.Config) { c.Directory = dir })
+}
+
+// testConfig is the engine's default configuration.
+func testConfig() *Config {
+	c := DefaultConfig()
+	return &c
+}
+
+// startEngine builds an engine over st from cfg (after mod, when set, sees
+// the engine before setup) and starts it; it is stopped in t.Cleanup.
+func startEngine(t *testing.T, st *weftstore.Store, cfg *Config, set Settings, mod func(*Engine)) *Engine {
+	t.Helper()
+	require.NoError(t, cfg.Check())
+	e := newEngine(cfg, set)
+	if mod != nil {
+		mod(e)
+	}
+	require.NoError(t, e.setup(st))
+	require.NoError(t, e.Start())
+	t.Cleanup(e.Stop)
+	return e
+}
+
+// reloadResults records the engine's OnReload calls by result.
+type reloadResults struct {
+	mu sync.Mutex
+	n  map[string]int64
+}
+
+func (r *reloadResults) record(result string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n == nil {
+		r.n = map[string]int64{}
+	}
+	r.n[result]++
+}
+
+func (r *reloadResults) byResult() map[string]int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]int64{}
+	for k, v := range r.n {
+		out[k] = v
+	}
+	return out
 }
 
 // writeFile writes content to dir/name and returns the path.
@@ -82,19 +120,18 @@ func (s *sink) take() []sent {
 	return out
 }
 
-// newEvalExtension returns an extension set up over st (no goroutines:
+// newEvalEngine returns an extension set up over st (no goroutines:
 // groups are evaluated by the test at explicit times) and the groups of
 // the rule files.
-func newEvalExtension(t *testing.T, st *weftstore.Store, mod func(*Config), files ...string) (*Extension, []*promrules.Group, *sink) {
+func newEvalEngine(t *testing.T, st *weftstore.Store, mod func(*Config), files ...string) (*Engine, []*promrules.Group, *sink) {
 	t.Helper()
-	cfg := createDefaultConfig().(*Config)
+	cfg := testConfig()
 	cfg.RuleFiles = files
 	if mod != nil {
 		mod(cfg)
 	}
-	require.NoError(t, cfg.Validate())
-	e, err := newExtension(componenttest.NewNopTelemetrySettings(), cfg)
-	require.NoError(t, err)
+	require.NoError(t, cfg.Check())
+	e := newEngine(cfg, Settings{})
 	require.NoError(t, e.setup(st))
 	s := &sink{}
 	e.onSend = s.record
@@ -167,13 +204,12 @@ func traceID(b byte) pcommon.TraceID {
 
 func writeBenchFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }
 
-// benchExtension is newEvalExtension for benchmarks.
-func benchExtension(b *testing.B, st *weftstore.Store, files ...string) (*Extension, []*promrules.Group) {
+// benchEngine is newEvalEngine for benchmarks.
+func benchEngine(b *testing.B, st *weftstore.Store, files ...string) (*Engine, []*promrules.Group) {
 	b.Helper()
-	cfg := createDefaultConfig().(*Config)
+	cfg := testConfig()
 	cfg.RuleFiles = files
-	e, err := newExtension(componenttest.NewNopTelemetrySettings(), cfg)
-	require.NoError(b, err)
+	e := newEngine(cfg, Settings{})
 	require.NoError(b, e.setup(st))
 	list, contents, _, err := readSources(cfg.RuleFiles)
 	require.NoError(b, err)

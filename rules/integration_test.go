@@ -4,7 +4,6 @@ package rules
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -18,7 +17,6 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component/componenttest"
 
 	"github.com/weftobs/weft/internal/backends"
 )
@@ -93,18 +91,14 @@ func TestAlertmanagerReceivesAlertWithEvidence(t *testing.T) {
 	}
 
 	const resend = time.Second
-	cfg := createDefaultConfig().(*Config)
+	cfg := testConfig()
 	cfg.RuleFiles = []string{dir}
 	cfg.EvaluationInterval = 250 * time.Millisecond
 	cfg.ResendDelay = resend
 	cfg.Alertmanagers = []AlertmanagerConfig{{URL: amURL}}
 	cfg.ExternalLabels = map[string]string{"node": "n1"}
 	cfg.Evidence.LinkTemplate = "http://jaeger.test/trace/{{ .TraceID }}"
-	require.NoError(t, cfg.Validate())
-	e, err := newExtension(componenttest.NewNopTelemetrySettings(), cfg)
-	require.NoError(t, err)
-	require.NoError(t, e.Start(context.Background(), storeHost{componenttest.NewNopHost(), st}))
-	t.Cleanup(func() { require.NoError(t, e.Shutdown(context.Background())) })
+	startEngine(t, st, cfg, Settings{}, nil)
 
 	var got amAlert
 	require.Eventually(t, func() bool {

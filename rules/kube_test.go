@@ -17,9 +17,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/weftobs/weft/internal/kube"
 )
@@ -264,30 +261,27 @@ func alertRule(name, expr string) map[string]any {
 
 var teamA = map[string]any{"team": "a"}
 
-// startKubeExtension starts weft_rules on a store with the Kubernetes
+// startKubeEngine starts weft_rules on a store with the Kubernetes
 // source on the fake API and fast backoff.
-func startKubeExtension(t *testing.T, api *fakeKubeAPI, tel component.TelemetrySettings, kc KubernetesConfig, ruleFiles ...string) *Extension {
+func startKubeEngine(t *testing.T, api *fakeKubeAPI, set Settings, kc KubernetesConfig, ruleFiles ...string) *Engine {
 	t.Helper()
 	srv := httptest.NewServer(api)
 	st := newTestStore(t, "")
-	cfg := createDefaultConfig().(*Config)
+	cfg := testConfig()
 	cfg.RuleFiles = ruleFiles
 	cfg.ReloadInterval = 0 // the watch alone reloads
 	kc.Enabled, kc.APIServer = true, srv.URL
 	cfg.Kubernetes = kc
-	require.NoError(t, cfg.Validate())
-	e, err := newExtension(tel, cfg)
-	require.NoError(t, err)
-	e.kubeBackoff = kube.Backoff{Min: 20 * time.Millisecond, Max: 100 * time.Millisecond}
-	require.NoError(t, e.Start(context.Background(), storeHost{componenttest.NewNopHost(), st}))
-	// Stop the extension before the server: Close waits for open watches.
+	// Stop the engine before the server: Close waits for open watches
+	// (cleanups run last first).
 	t.Cleanup(srv.Close)
-	t.Cleanup(func() { require.NoError(t, e.Shutdown(context.Background())) })
-	return e
+	return startEngine(t, st, cfg, set, func(e *Engine) {
+		e.kubeBackoff = kube.Backoff{Min: 20 * time.Millisecond, Max: 100 * time.Millisecond}
+	})
 }
 
 // eventually waits until the status satisfies cond.
-func eventually(t *testing.T, e *Extension, what string, cond func(Status) bool) Status {
+func eventually(t *testing.T, e *Engine, what string, cond func(Status) bool) Status {
 	t.Helper()
 	var s Status
 	require.Eventually(t, func() bool {
@@ -314,11 +308,10 @@ func TestKubernetesWatch(t *testing.T) {
 	dir := t.TempDir()
 	rf := writeFile(t, dir, "r.yaml", twoRules)
 
-	tel := componenttest.NewTelemetry()
-	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	var results reloadResults
 	kc := KubernetesConfig{Namespaces: []string{"shop"}, LabelSelector: "team=a"}
 	kc.TokenFile = tokenFile
-	e := startKubeExtension(t, api, tel.NewTelemetrySettings(), kc, dir)
+	e := startKubeEngine(t, api, Settings{OnReload: results.record}, kc, dir)
 	s := e.Status()
 	require.True(t, s.LastReloadSuccess, s.LastError)
 	assert.Equal(t, []string{rf, "kubernetes:shop/errors"}, s.Files, "selector and namespace applied")
@@ -358,8 +351,8 @@ func TestKubernetesWatch(t *testing.T) {
 	s = eventually(t, e, "broken object reported", func(s Status) bool { return len(s.Rejected) == 2 })
 	assert.Contains(t, strings.Join(s.Rejected, "\n"), "kubernetes:shop/latency rejected (its last valid version keeps running)")
 	assert.Equal(t, 5, s.Rules)
-	assert.Equal(t, int64(2), gaugeValue(t, tel, "weft_rules.rejected_sources"))
-	assert.Equal(t, int64(0), gaugeValue(t, tel, "weft_rules.last_reload_successful"))
+	assert.Equal(t, "partial", s.State)
+	assert.False(t, s.LastReloadSuccess)
 	api.apply("ADDED", promRuleObject("shop", "new", teamA, alertRule("N", "up < 1")), false)
 	s = eventually(t, e, "valid object added beside invalid ones", func(s Status) bool { return s.Rules == 6 })
 	assert.Len(t, s.Rejected, 2)
@@ -370,8 +363,7 @@ func TestKubernetesWatch(t *testing.T) {
 	s = eventually(t, e, "fixed", func(s Status) bool { return s.LastReloadSuccess && s.Rules == 5 })
 	assert.Empty(t, s.Rejected)
 	assert.Empty(t, s.LastError)
-	assert.Equal(t, int64(0), gaugeValue(t, tel, "weft_rules.rejected_sources"))
-	assert.Equal(t, int64(1), gaugeValue(t, tel, "weft_rules.last_reload_successful"))
+	assert.Equal(t, "applied", s.State)
 
 	// 410 Gone: the relist's difference reaches the rule set, here a
 	// deletion and an addition no watch event carried.
@@ -382,24 +374,13 @@ func TestKubernetesWatch(t *testing.T) {
 	assert.Equal(t, []string{rf, "kubernetes:shop/errors", "kubernetes:shop/latency", "kubernetes:shop/silent"}, s.Files)
 	assert.Equal(t, int64(2), s.KubernetesLists)
 	assert.Empty(t, s.KubernetesError)
-	m, err := tel.GetMetric("weft_rules.kubernetes_requests")
-	require.NoError(t, err)
-	byKind := map[string]int64{}
-	for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
-		k, _ := dp.Attributes.Value("kind")
-		byKind[k.AsString()] = dp.Value
-	}
-	assert.Equal(t, int64(2), byKind["list"])
-	assert.Equal(t, int64(1), byKind["gone"])
-	assert.GreaterOrEqual(t, byKind["watch"], int64(2))
-	assert.Zero(t, byKind["failed"])
-	m, err = tel.GetMetric("weft_rules.reloads")
-	require.NoError(t, err)
-	byResult := map[string]int64{}
-	for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
-		r, _ := dp.Attributes.Value("result")
-		byResult[r.AsString()] = dp.Value
-	}
+	st := e.Stats()
+	require.True(t, st.Kubernetes)
+	assert.Equal(t, int64(2), st.KubernetesRequests.Lists)
+	assert.Equal(t, int64(1), st.KubernetesRequests.Gone)
+	assert.GreaterOrEqual(t, st.KubernetesRequests.Watches, int64(2))
+	assert.Zero(t, st.KubernetesRequests.Failures)
+	byResult := results.byResult()
 	assert.Positive(t, byResult["partial"], "reloads with invalid objects are partial")
 	assert.Zero(t, byResult["failure"])
 
@@ -419,7 +400,7 @@ func TestKubernetesFirstListFails(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "r.yaml", twoRules)
 
-	e := startKubeExtension(t, api, componenttest.NewNopTelemetrySettings(), KubernetesConfig{}, dir)
+	e := startKubeEngine(t, api, Settings{}, KubernetesConfig{}, dir)
 	s := e.Status()
 	assert.False(t, s.LastReloadSuccess)
 	assert.Equal(t, 2, s.Rules, "the files run while the API fails")
@@ -446,7 +427,7 @@ func TestKubernetesFirstListFails(t *testing.T) {
 func TestKubernetesWatchFailureKeepsObjects(t *testing.T) {
 	api := newFakeKubeAPI()
 	api.apply("ADDED", promRuleObject("shop", "errors", teamA, alertRule("E", "up == 0")), false)
-	e := startKubeExtension(t, api, componenttest.NewNopTelemetrySettings(), KubernetesConfig{Namespaces: []string{"shop"}})
+	e := startKubeEngine(t, api, Settings{}, KubernetesConfig{Namespaces: []string{"shop"}})
 	require.Equal(t, 1, e.Status().Rules)
 
 	// Every request fails for a while: watches and lists.
@@ -463,13 +444,4 @@ func TestKubernetesWatchFailureKeepsObjects(t *testing.T) {
 	api.apply("ADDED", promRuleObject("shop", "more", teamA, alertRule("M", "up == 0")), false)
 	s = eventually(t, e, "recovered", func(s Status) bool { return s.Rules == 2 && s.KubernetesError == "" })
 	assert.True(t, s.LastReloadSuccess)
-}
-
-func gaugeValue(t *testing.T, tel *componenttest.Telemetry, name string) int64 {
-	t.Helper()
-	m, err := tel.GetMetric(name)
-	require.NoError(t, err)
-	dps := m.Data.(metricdata.Gauge[int64]).DataPoints
-	require.Len(t, dps, 1)
-	return dps[0].Value
 }

@@ -4,10 +4,9 @@ import (
 	"sync"
 
 	promrules "github.com/prometheus/prometheus/rules"
-	"go.opentelemetry.io/collector/component"
 )
 
-// lastGoodSets keeps, per weft_rules component ID, the sources of the last
+// LastGood keeps, per engine ID (the weft_rules component ID), the sources of the last
 // rule set that was applied, and the rule groups of an instance that shut
 // down. A collector reload (SIGHUP or a config change) shuts every
 // extension down and builds new ones from new factories; a new instance
@@ -15,18 +14,20 @@ import (
 // running no rules, and takes the alert state of the groups it continues
 // (as Prometheus's own reload does) instead of restoring it from
 // ALERTS_FOR_STATE as after a restart.
-type lastGoodSets struct {
+// The zero value is ready to use; the extension keeps one per process
+// (the collector builds new factories on every reload).
+type LastGood struct {
 	mu     sync.Mutex
-	sets   map[component.ID]ruleSources
-	groups map[component.ID]map[string]*promrules.Group
+	sets   map[string]ruleSources
+	groups map[string]map[string]*promrules.Group
 }
 
 // putGroups keeps the groups of a stopped instance, by group key.
-func (l *lastGoodSets) putGroups(id component.ID, gs []*promrules.Group) {
+func (l *LastGood) putGroups(id string, gs []*promrules.Group) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.groups == nil {
-		l.groups = make(map[component.ID]map[string]*promrules.Group)
+		l.groups = make(map[string]map[string]*promrules.Group)
 	}
 	m := make(map[string]*promrules.Group, len(gs))
 	for _, g := range gs {
@@ -36,7 +37,7 @@ func (l *lastGoodSets) putGroups(id component.ID, gs []*promrules.Group) {
 }
 
 // takeGroups returns and forgets the groups kept for id.
-func (l *lastGoodSets) takeGroups(id component.ID) map[string]*promrules.Group {
+func (l *LastGood) takeGroups(id string) map[string]*promrules.Group {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	g := l.groups[id]
@@ -51,24 +52,18 @@ type ruleSources struct {
 	contents [][]byte
 }
 
-func (l *lastGoodSets) put(id component.ID, files []string, contents [][]byte) {
+func (l *LastGood) put(id string, files []string, contents [][]byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.sets == nil {
-		l.sets = make(map[component.ID]ruleSources)
+		l.sets = make(map[string]ruleSources)
 	}
 	l.sets[id] = ruleSources{files: append([]string(nil), files...), contents: append([][]byte(nil), contents...)}
 }
 
-func (l *lastGoodSets) get(id component.ID) (ruleSources, bool) {
+func (l *LastGood) get(id string) (ruleSources, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s, ok := l.sets[id]
 	return s, ok
 }
-
-// processSets is the process's store of last good rule sets. It is the
-// one package-level variable of weft_rules, and has to be: the collector
-// calls NewFactory again on every reload (otelcol.CollectorSettings.Factories
-// runs per reload), so nothing held by a factory or an instance survives.
-var processSets = &lastGoodSets{}

@@ -243,7 +243,7 @@ func TestLoadManifestLayouts(t *testing.T) {
 // The real-world manifests evaluate over the store without rule errors.
 func TestRealManifestsEvaluate(t *testing.T) {
 	st := newTestStore(t, "")
-	_, groups, _ := newEvalExtension(t, st, nil,
+	_, groups, _ := newEvalEngine(t, st, nil,
 		filepath.Join(realdata, "rules-istio-tools-stability-prometheusrule.yaml"),
 		filepath.Join(realdata, "rules-kube-prometheus-node-exporter-prometheusrule.yaml"))
 	require.Len(t, groups, 8)

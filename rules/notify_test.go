@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component/componenttest"
 
 	"github.com/weftobs/weft/extensions/weftstore"
 )
@@ -60,7 +59,7 @@ func TestWebhookCarriesEvidence(t *testing.T) {
 	}
 	appendFailingSpan(t, st, "ratings", "bookinfo", "ratings-v1", traceID(9), now.Add(-time.Second), "other pod")
 
-	cfg := createDefaultConfig().(*Config)
+	cfg := testConfig()
 	cfg.RuleFiles = []string{dir}
 	cfg.EvaluationInterval = 200 * time.Millisecond
 	cfg.Webhooks = []string{srv.URL + "/hook"}
@@ -68,11 +67,7 @@ func TestWebhookCarriesEvidence(t *testing.T) {
 	cfg.ExternalURL = "http://weft.test:8686"
 	cfg.Evidence.LinkTemplate = "http://jaeger.test/trace/{{ .TraceID }}"
 	cfg.Evidence.Timeout = 5 * time.Second // content is checked here, the budget in TestEvidenceBudget
-	require.NoError(t, cfg.Validate())
-	e, err := newExtension(componenttest.NewNopTelemetrySettings(), cfg)
-	require.NoError(t, err)
-	require.NoError(t, e.Start(context.Background(), storeHost{componenttest.NewNopHost(), st}))
-	t.Cleanup(func() { require.NoError(t, e.Shutdown(context.Background())) })
+	e := startEngine(t, st, cfg, Settings{}, nil)
 
 	require.Eventually(t, func() bool {
 		mu.Lock()

@@ -9,10 +9,9 @@ import (
 	"github.com/prometheus/prometheus/promql/promqltest"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/extension/extensiontest"
 
 	"github.com/weftobs/weft/extensions/weftstore"
+	"github.com/weftobs/weft/extensions/weftstore/weftstoretest"
 )
 
 // storeStorage presents a weft_store as a storage.Storage: queries and
@@ -48,19 +47,15 @@ func (s storeStorage) Close() error { return s.st.Shutdown(context.Background())
 // load each series in turn from time 0 (a later series starts far behind
 // the newest sample of an earlier one).
 func newSuiteStorage(tb testing.TB) storage.Storage {
-	f := weftstore.NewFactory()
-	cfg := f.CreateDefaultConfig().(*weftstore.Config)
-	cfg.Directory = tb.TempDir()
-	// The test files write samples from 1970 on: keep them.
-	cfg.MetricsRetention = 1_000_000 * time.Hour
-	cfg.AppendableWindow = 12 * time.Hour
-	cfg.StartTimestamps = true
-	require.NoError(tb, cfg.Validate())
-	ext, err := f.Create(context.Background(), extensiontest.NewNopSettings(f.Type()), cfg)
-	require.NoError(tb, err)
-	require.NoError(tb, ext.Start(context.Background(), componenttest.NewNopHost()))
-	tb.Cleanup(func() { require.NoError(tb, ext.Shutdown(context.Background())) })
-	return storeStorage{ext.(*weftstore.Store)}
+	st := weftstoretest.Start(tb, func(cfg *weftstore.Config) {
+		cfg.Directory = tb.TempDir()
+		// The test files write samples from 1970 on: keep them.
+		cfg.MetricsRetention = 1_000_000 * time.Hour
+		cfg.AppendableWindow = 12 * time.Hour
+		cfg.StartTimestamps = true
+		require.NoError(tb, cfg.Validate())
+	})
+	return storeStorage{st}
 }
 
 // TestPromQLBuiltinSuite runs every PromQL test file of the pinned

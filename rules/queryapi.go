@@ -6,15 +6,16 @@ import (
 	"github.com/weftobs/weft/internal/rulesapi"
 )
 
-// The extension is the weft_query extension's source of /api/v1/rules,
-// /api/v1/alerts and the alerts shown with a trace.
+// The engine is the weft_query extension's source of /api/v1/rules,
+// /api/v1/alerts and the alerts shown with a trace (through the weft_rules
+// extension, which delegates).
 var (
-	_ rulesapi.Source       = (*Extension)(nil)
-	_ rulesapi.HealthSource = (*Extension)(nil)
+	_ rulesapi.Source       = (*Engine)(nil)
+	_ rulesapi.HealthSource = (*Engine)(nil)
 )
 
 // RulesHealth reports the rule sources' state for the status page.
-func (e *Extension) RulesHealth() rulesapi.Health {
+func (e *Engine) RulesHealth() rulesapi.Health {
 	s := e.Status()
 	return rulesapi.Health{
 		LastReload: s.LastReload, ReloadOK: s.LastReloadSuccess, LastError: s.LastError,
@@ -23,7 +24,7 @@ func (e *Extension) RulesHealth() rulesapi.Health {
 }
 
 // RuleGroups returns the running rule groups with their last evaluation.
-func (e *Extension) RuleGroups() []rulesapi.Group {
+func (e *Engine) RuleGroups() []rulesapi.Group {
 	groups := e.Groups()
 	out := make([]rulesapi.Group, 0, len(groups))
 	for _, g := range groups {
@@ -59,7 +60,7 @@ func (e *Extension) RuleGroups() []rulesapi.Group {
 
 // Alerts returns the pending and firing alerts, each with the trace IDs of
 // the evidence found for it so far.
-func (e *Extension) Alerts() []rulesapi.Alert {
+func (e *Engine) Alerts() []rulesapi.Alert {
 	var out []rulesapi.Alert
 	for _, g := range e.RuleGroups() {
 		for _, r := range g.Rules {
@@ -69,7 +70,7 @@ func (e *Extension) Alerts() []rulesapi.Alert {
 	return out
 }
 
-func (e *Extension) queryAlert(a *promrules.Alert) rulesapi.Alert {
+func (e *Engine) queryAlert(a *promrules.Alert) rulesapi.Alert {
 	qa := rulesapi.Alert{
 		Labels: a.Labels.Map(), Annotations: a.Annotations.Map(), State: a.State.String(),
 		ActiveAt: a.ActiveAt, Value: a.Value,

@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -9,24 +8,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
-
-	"github.com/weftobs/weft/extensions/weftstore"
 )
-
-// storeHost is a host whose only extension is a weft_store.
-type storeHost struct {
-	component.Host
-	st *weftstore.Store
-}
-
-func (h storeHost) GetExtensions() map[component.ID]component.Component {
-	return map[component.ID]component.Component{component.MustNewID("weft_store"): h.st}
-}
 
 const twoRules = `groups:
 - name: a
@@ -43,25 +27,19 @@ const threeRules = twoRules + `- name: b
     expr: vector(2)
 `
 
-func startExtension(t *testing.T, tel component.TelemetrySettings, mod func(*Config)) *Extension {
+func startFileEngine(t *testing.T, set Settings, mod func(*Config)) *Engine {
 	t.Helper()
 	st := newTestStore(t, "")
-	cfg := createDefaultConfig().(*Config)
+	cfg := testConfig()
 	mod(cfg)
-	require.NoError(t, cfg.Validate())
-	e, err := newExtension(tel, cfg)
-	require.NoError(t, err)
-	require.NoError(t, e.Start(context.Background(), storeHost{componenttest.NewNopHost(), st}))
-	t.Cleanup(func() { require.NoError(t, e.Shutdown(context.Background())) })
-	return e
+	return startEngine(t, st, cfg, set, nil)
 }
 
 func TestReloadKeepsOldSetOnError(t *testing.T) {
-	tel := componenttest.NewTelemetry()
-	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	var results reloadResults
 	dir := t.TempDir()
 	f := writeFile(t, dir, "r.yaml", twoRules)
-	e := startExtension(t, tel.NewTelemetrySettings(), func(c *Config) {
+	e := startFileEngine(t, Settings{OnReload: results.record}, func(c *Config) {
 		c.RuleFiles = []string{filepath.Join(dir, "*.yaml")}
 		c.ReloadInterval = 0 // reloads by hand only
 	})
@@ -86,20 +64,8 @@ func TestReloadKeepsOldSetOnError(t *testing.T) {
 	require.Len(t, after, 1)
 	assert.Same(t, before[0], after[0], "the running group is untouched")
 
-	gauge := func() int64 {
-		m, err := tel.GetMetric("weft_rules.last_reload_successful")
-		require.NoError(t, err)
-		return m.Data.(metricdata.Gauge[int64]).DataPoints[0].Value
-	}
-	assert.Equal(t, int64(0), gauge())
-	m, err := tel.GetMetric("weft_rules.reloads")
-	require.NoError(t, err)
-	byResult := map[string]int64{}
-	for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
-		r, _ := dp.Attributes.Value("result")
-		byResult[r.AsString()] = dp.Value
-	}
-	assert.Equal(t, map[string]int64{"success": 1, "failure": 1}, byResult)
+	assert.Equal(t, "rejected", s.State)
+	assert.Equal(t, map[string]int64{"success": 1, "failure": 1}, results.byResult())
 
 	// A valid set swaps in.
 	writeFile(t, dir, "r.yaml", threeRules)
@@ -109,7 +75,8 @@ func TestReloadKeepsOldSetOnError(t *testing.T) {
 	assert.Empty(t, s.LastError)
 	assert.Equal(t, 2, s.Groups)
 	assert.Equal(t, 3, s.Rules)
-	assert.Equal(t, int64(1), gauge())
+	assert.Equal(t, "applied", s.State)
+	assert.Equal(t, map[string]int64{"success": 2, "failure": 1}, results.byResult())
 
 	// A file that disappears from the glob removes its groups.
 	require.NoError(t, os.Rename(f, filepath.Join(dir, "r.disabled")))
@@ -120,7 +87,7 @@ func TestReloadKeepsOldSetOnError(t *testing.T) {
 func TestReloadOnFileChange(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "r.yaml", twoRules)
-	e := startExtension(t, componenttest.NewNopTelemetrySettings(), func(c *Config) {
+	e := startFileEngine(t, Settings{}, func(c *Config) {
 		c.RuleFiles = []string{dir}
 		c.ReloadInterval = 20 * time.Millisecond
 	})
@@ -144,13 +111,14 @@ func TestReloadOnFileChange(t *testing.T) {
 func TestStartWithInvalidRulesRunsNone(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "r.yaml", "groups:\n- name: a\n  rules:\n  - alert: A\n    expr: up ==\n")
-	e := startExtension(t, componenttest.NewNopTelemetrySettings(), func(c *Config) {
+	e := startFileEngine(t, Settings{}, func(c *Config) {
 		c.RuleFiles = []string{filepath.Join(dir, "r.yaml")}
 	})
 	s := e.Status()
 	assert.False(t, s.LastReloadSuccess)
 	assert.Contains(t, s.LastError, "r.yaml: 5:")
 	assert.Zero(t, s.Rules)
+	assert.Equal(t, "failed", s.State, "nothing ran, nothing runs")
 }
 
 // A glob that matches no file is no error, but the start logs one warning
@@ -160,9 +128,7 @@ func TestEmptyGlobWarnsOnce(t *testing.T) {
 	writeFile(t, dir, "r.yaml", twoRules)
 	empty := filepath.Join(dir, "missing", "*.rules.yaml")
 	core, logs := observer.New(zap.WarnLevel)
-	tel := componenttest.NewNopTelemetrySettings()
-	tel.Logger = zap.New(core)
-	e := startExtension(t, tel, func(c *Config) {
+	e := startFileEngine(t, Settings{Logger: zap.New(core)}, func(c *Config) {
 		c.RuleFiles = []string{filepath.Join(dir, "*.yaml"), empty, filepath.Join(dir, "r.yaml")}
 		c.ReloadInterval = 0
 	})

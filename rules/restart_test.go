@@ -54,7 +54,7 @@ func TestRestartKeepsPendingState(t *testing.T) {
 				appendSample(t, st, series, ts, v, "")
 			}
 			mod := func(c *Config) { c.ForGracePeriod = tt.grace }
-			_, groups, _ := newEvalExtension(t, st, mod, rules)
+			_, groups, _ := newEvalEngine(t, st, mod, rules)
 			g := groups[0]
 			i := 0
 			for ts := t0; !ts.After(t0.Add(90 * time.Second)); ts = ts.Add(15 * time.Second) {
@@ -69,7 +69,7 @@ func TestRestartKeepsPendingState(t *testing.T) {
 			// After the restart: a new store on the same WAL, a new rule
 			// manager.
 			st2 := newTestStore(t, dir)
-			_, groups2, _ := newEvalExtension(t, st2, mod, rules)
+			_, groups2, _ := newEvalEngine(t, st2, mod, rules)
 			g2 := groups2[0]
 			var firedAt time.Duration
 			i = 0

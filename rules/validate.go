@@ -2,31 +2,25 @@ package rules
 
 import (
 	"fmt"
-
-	"go.opentelemetry.io/collector/component"
-	"go.uber.org/zap"
 )
 
 // CheckRuleFiles loads the rule files that cfg's rule_files name exactly as
-// the extension's Reload does (the same expansion of files, directories
+// the engine's Reload does (the same expansion of files, directories
 // and globs, the same parser and checks, cfg's name_validation), without
 // running anything. It is what `weft validate` adds to the collector's
-// validation: the running extension accepts a set of files if and only if
+// validation: the running engine accepts a set of files if and only if
 // CheckRuleFiles returns no error for it.
 //
 // warnings has a line per glob that matches no file (no error: the agent
 // runs without its rules until files appear). errs has every error, each
 // naming the file and, where known, the line and column, as the
-// extension reports them: "file: line:col: message". The Kubernetes
+// engine reports them: "file: line:col: message". The Kubernetes
 // source (kubernetes.enabled) is not read.
 func CheckRuleFiles(cfg *Config) (warnings []string, errs []error) {
 	for _, g := range emptyGlobs(cfg.RuleFiles) {
 		warnings = append(warnings, fmt.Sprintf("rule_files glob %q matches no file", g))
 	}
-	e, err := newExtension(component.TelemetrySettings{Logger: zap.NewNop()}, cfg)
-	if err != nil {
-		return warnings, []error{err}
-	}
+	e := newEngine(cfg, Settings{})
 	files, contents, _, readErr := readSources(cfg.RuleFiles)
 	_, parseErr := e.parseSet(files, contents)
 	return warnings, append(unjoin(parseErr), unjoin(readErr)...)

@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"context"
 	"errors"
 	"path/filepath"
 	"regexp"
@@ -11,7 +10,6 @@ import (
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component/componenttest"
 )
 
 // validateCorpus is every file of testdata/validate (bad-*: broken, ok-*:
@@ -61,7 +59,7 @@ func TestValidateAgreesWithExtension(t *testing.T) {
 		for _, file := range validateCorpus(t) {
 			base := filepath.Base(file)
 			t.Run(names+"/"+base, func(t *testing.T) {
-				cfg := createDefaultConfig().(*Config)
+				cfg := testConfig()
 				cfg.RuleFiles = []string{file}
 				cfg.NameValidation = names
 				cfg.ReloadInterval = 0
@@ -72,11 +70,11 @@ func TestValidateAgreesWithExtension(t *testing.T) {
 				assert.Empty(t, warnings)
 				assert.Equal(t, wantOK, len(errs) == 0, "validate: %v", errs)
 
-				e, err := newExtension(componenttest.NewNopTelemetrySettings(), cfg)
+				e, err := New(cfg, st, Settings{})
 				require.NoError(t, err)
-				require.NoError(t, e.Start(context.Background(), storeHost{componenttest.NewNopHost(), st}))
+				require.NoError(t, e.Start())
 				s := e.Status()
-				require.NoError(t, e.Shutdown(context.Background()))
+				e.Stop()
 
 				assert.Equal(t, wantOK, s.LastReloadSuccess, "extension: %s", s.LastError)
 				assert.Equal(t, errText(errs), s.LastError, "same errors, same text")
@@ -121,7 +119,7 @@ func TestCheckRuleFilesSources(t *testing.T) {
 	missing := filepath.Join(dir, "missing.yaml")
 	empty := filepath.Join(t.TempDir(), "*.yaml")
 
-	cfg := createDefaultConfig().(*Config)
+	cfg := testConfig()
 	cfg.RuleFiles = []string{dir, empty, missing}
 	warnings, errs := CheckRuleFiles(cfg)
 	assert.Equal(t, []string{`rule_files glob "` + empty + `" matches no file`}, warnings)
@@ -177,13 +175,13 @@ func TestNameValidationLegacy(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := writeFile(t, dir, strings.ReplaceAll(tt.name, " ", "_")+".yaml", tt.content)
-			cfg := createDefaultConfig().(*Config)
+			cfg := testConfig()
 			cfg.RuleFiles = []string{f}
 			_, errs := CheckRuleFiles(cfg)
 			require.Empty(t, errs, "utf8 accepts UTF-8 names")
 
 			cfg.NameValidation = nameValidationLegacy
-			require.NoError(t, cfg.Validate())
+			require.NoError(t, cfg.Check())
 			_, errs = CheckRuleFiles(cfg)
 			require.NotEmpty(t, errs)
 			assert.Contains(t, errText(errs), f+": ")
@@ -197,7 +195,7 @@ func TestNameValidationLegacy(t *testing.T) {
 	f := writeFile(t, dir, "legacy.yaml", rule("      - record: job:up:sum\n        expr: 'sum by (job) ({__name__=~\"up|x.y\", \"job\"=\"a\"})'\n"+
 		"      - alert: A\n        expr: 'label_replace(job:up:sum, \"dst\", \"$1\", \"job\", \"(.*)\") * on (job) group_left (instance) up == 0'\n"+
 		"        labels: {severity: page}\n        annotations: {runbook_url: x}\n"))
-	cfg := createDefaultConfig().(*Config)
+	cfg := testConfig()
 	cfg.RuleFiles = []string{f}
 	cfg.NameValidation = nameValidationLegacy
 	_, errs := CheckRuleFiles(cfg)
@@ -205,16 +203,16 @@ func TestNameValidationLegacy(t *testing.T) {
 }
 
 func TestNameValidationConfig(t *testing.T) {
-	cfg := createDefaultConfig().(*Config)
+	cfg := testConfig()
 	assert.Equal(t, "utf8", cfg.NameValidation, "default: today's behaviour")
 	cfg.NameValidation = "UTF-8"
-	assert.ErrorContains(t, cfg.Validate(), `name_validation: must be "utf8" or "legacy", got "UTF-8"`)
+	assert.ErrorContains(t, cfg.Check(), `name_validation: must be "utf8" or "legacy", got "UTF-8"`)
 
 	cfg.NameValidation = nameValidationLegacy
 	cfg.ExternalLabels = map[string]string{"cluster": "a", "k8s.cluster.name": "b"}
-	assert.EqualError(t, cfg.Validate(), `external_labels: "k8s.cluster.name" is not a legacy label name (name_validation: legacy)`)
+	assert.EqualError(t, cfg.Check(), `external_labels: "k8s.cluster.name" is not a legacy label name (name_validation: legacy)`)
 	cfg.NameValidation = nameValidationUTF8
-	assert.NoError(t, cfg.Validate())
+	assert.NoError(t, cfg.Check())
 }
 
 // TestNameValidationKubernetesObjects: the Kubernetes source of a running
@@ -223,10 +221,9 @@ func TestNameValidationKubernetesObjects(t *testing.T) {
 	obj := []byte("apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata: {name: x}\nspec:\n  groups:\n" +
 		"    - name: g\n      rules:\n        - alert: A\n          expr: '{\"my.metric\"} > 0'\n")
 	for _, names := range []string{nameValidationUTF8, nameValidationLegacy} {
-		cfg := createDefaultConfig().(*Config)
+		cfg := testConfig()
 		cfg.NameValidation = names
-		e, err := newExtension(componenttest.NewNopTelemetrySettings(), cfg)
-		require.NoError(t, err)
+		e := newEngine(cfg, Settings{})
 		e.kubeGood = map[string][]byte{}
 		_, _, rejected := e.parseKube(map[string]*rulefmt.RuleGroups{}, []string{"kubernetes:shop/x"}, [][]byte{obj})
 		if names == nameValidationUTF8 {

@@ -28,12 +28,12 @@ import (
 	weftstoreexporter "github.com/weftobs/weft/exporters/weftstore"
 	"github.com/weftobs/weft/extensions/weftfilestorage"
 	"github.com/weftobs/weft/extensions/weftquery"
+	"github.com/weftobs/weft/extensions/weftrules"
 	"github.com/weftobs/weft/extensions/weftstore"
 	"github.com/weftobs/weft/processors/clockguard"
 	"github.com/weftobs/weft/processors/tracecontext"
 	"github.com/weftobs/weft/receivers/containerlogs"
 	"github.com/weftobs/weft/receivers/podscrape"
-	"github.com/weftobs/weft/rules"
 )
 
 // components lists every component compiled into weft. It is written by hand,
@@ -54,7 +54,7 @@ func components() (otelcol.Factories, error) {
 		weftfilestorage.NewFactory(),
 		weftstore.NewFactory(),
 		weftquery.NewFactory(),
-		rules.NewFactory(),
+		weftrules.NewFactory(),
 	)
 	if err != nil {
 		return otelcol.Factories{}, err

@@ -1,4 +1,4 @@
-package rules
+package weftrules
 
 import (
 	"context"
@@ -31,6 +31,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/weftobs/weft/extensions/weftstore"
+	"github.com/weftobs/weft/extensions/weftstore/weftstoretest"
 	"github.com/weftobs/weft/internal/loopback"
 )
 
@@ -55,8 +56,8 @@ func createFromFactory(t *testing.T, id component.ID, tel component.TelemetrySet
 // self-metrics; once the file is fixed the new set replaces it.
 func TestNewInstanceInheritsLastGoodSet(t *testing.T) {
 	id := component.NewIDWithName(componentType, "inherit")
-	st := newTestStore(t, "")
-	host := storeHost{componenttest.NewNopHost(), st}
+	st := weftstoretest.Start(t, nil)
+	host := weftstoretest.Host(st)
 	dir := t.TempDir()
 	f := writeFile(t, dir, "r.yaml", twoRules)
 	mod := func(c *Config) {

@@ -1,4 +1,4 @@
-package rules
+package weftrules
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/collector/extension/extensiontest"
 
 	"github.com/weftobs/weft/internal/kube"
+	"github.com/weftobs/weft/rules"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -27,14 +28,14 @@ func TestLoadConfig(t *testing.T) {
 	full.EvaluationInterval = 30 * time.Second
 	full.ReloadInterval = 10 * time.Second
 	full.ResendDelay = 2 * time.Minute
-	full.Alertmanagers = []AlertmanagerConfig{
+	full.Alertmanagers = []rules.AlertmanagerConfig{
 		{URL: "https://alertmanager.monitoring:9093/prefix", BearerTokenFile: "/var/run/secrets/am-token",
-			TLS: TLSConfig{CAFile: "/etc/ssl/am-ca.pem", ServerName: "alertmanager"}},
-		{URL: "http://127.0.0.1:9093", BasicAuth: &BasicAuth{Username: "weft", Password: "secret"}},
+			TLS: rules.TLSConfig{CAFile: "/etc/ssl/am-ca.pem", ServerName: "alertmanager"}},
+		{URL: "http://127.0.0.1:9093", BasicAuth: &rules.BasicAuth{Username: "weft", Password: "secret"}},
 	}
 	full.Webhooks = []string{"http://127.0.0.1:8080/hook"}
 	full.ExternalLabels = map[string]string{"cluster": "prod", "node": "n1"}
-	full.Kubernetes = KubernetesConfig{
+	full.Kubernetes = rules.KubernetesConfig{
 		Enabled:    true,
 		APIConfig:  kube.APIConfig{APIServer: "https://10.96.0.1:443", TokenFile: "/var/run/secrets/weft/token", CAFile: "/var/run/secrets/weft/ca.crt"},
 		Namespaces: []string{"shop"}, LabelSelector: "team=a",

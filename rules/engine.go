@@ -18,40 +18,39 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	promrules "github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/strutil"
-	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/extension/extensioncapabilities"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
-	"github.com/weftobs/weft/extensions/weftstore"
 	"github.com/weftobs/weft/internal/kube"
 )
 
-// Extension is the weft_rules extension: it evaluates rule files over the
-// weft_store TSDB and sends alerts. Other extensions (the query API) may
-// find it with a type assertion and call Status, Groups and Reload.
-type Extension struct {
+// Engine is the rules engine: it loads rule files and PrometheusRule
+// objects, evaluates them over a store with Prometheus's rule manager,
+// attaches evidence to firing alerts and notifies Alertmanagers and
+// webhooks. The weft_rules extension (extensions/weftrules) is its front
+// door: it finds the store, builds the engine with New, starts and stops
+// it and declares its self-metrics.
+type Engine struct {
 	cfg    *Config
-	tel    component.TelemetrySettings
 	logger *zap.Logger
 	parser parser.Parser
 
-	// id and lastGood (both set by the factory) let an instance whose rule
-	// set is invalid at its first load run the last set a previous
-	// instance with the same ID applied; without lastGood it runs none.
-	id       component.ID
-	lastGood *lastGoodSets
+	// id and lastGood (Settings) let an engine whose rule set is invalid
+	// at its first load run the last set a previous engine with the same
+	// ID applied; without lastGood it runs none.
+	id       string
+	lastGood *LastGood
+	onReload func(result string)
 
 	reloadMu sync.Mutex // one reload at a time
 	loader   *snapshotLoader
 
 	mu          sync.Mutex
+	state       reloadState
 	status      Status
 	lastAttempt [32]byte // hash of the last set tried
-	applied     bool     // a set was applied since setup
-	store       *weftstore.Store
+	store       Store
 	engine      *promql.Engine
 	mgr         *promrules.Manager
 	notifier    *notifier.Manager
@@ -60,16 +59,14 @@ type Extension struct {
 	evidence    *evidenceFinder
 	kube        *kubeWatcher
 	kubeGood    map[string][]byte // last valid version of each Kubernetes object (guarded by reloadMu)
-	// prevGroups are the groups of the previous instance with this ID
+	// prevGroups are the groups of the previous engine with this ID
 	// (collector reload), whose alert state the first set takes over;
 	// only during Start's first load (guarded by reloadMu).
-	prevGroups  map[string]*promrules.Group
-	cancel      context.CancelFunc
-	wg          sync.WaitGroup
-	started     bool
-	stopped     bool
-	telReg      metric.Registration
-	reloadCount metric.Int64Counter
+	prevGroups map[string]*promrules.Group
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	started    bool
+	stopped    bool
 	// kubeBackoff, when set (tests), replaces the Kubernetes source's
 	// backoff bounds.
 	kubeBackoff kube.Backoff
@@ -77,10 +74,41 @@ type Extension struct {
 	onSend func([]*notifier.Alert)
 }
 
-var _ extensioncapabilities.Dependent = (*Extension)(nil)
+// Store is what the engine needs from weft_store: a TSDB to evaluate
+// over and write recording rules and alert state to, and the evidence
+// lookups.
+type Store interface {
+	TSDB
+	evidenceSource
+}
+
+// TSDB is the store's Prometheus storage.
+type TSDB interface {
+	Queryable() storage.Queryable
+	Appendable() storage.Appendable
+}
+
+// Settings are the engine's collaborators, besides its Config and store.
+type Settings struct {
+	// Logger receives the engine's and the Prometheus libraries' logs
+	// (nil: none).
+	Logger *zap.Logger
+	// ID names the engine in LastGood (the extension's component ID).
+	ID string
+	// LastGood, when set, keeps the last valid set and the groups of a
+	// stopped engine for the next engine with the same ID.
+	LastGood *LastGood
+	// OnReload, when set, is called after every reload attempt with its
+	// result: "success", "partial" (applied without invalid Kubernetes
+	// objects) or "failure" (the previous set kept running).
+	OnReload func(result string)
+}
 
 // Status describes the loaded rule set and the last reload.
 type Status struct {
+	// State is the reload state (see reloadState): none, failed,
+	// applied, partial, rejected or inherited.
+	State             string
 	Files             []string  // rule files of the running set
 	Groups            int       // groups running
 	Rules             int       // rules running
@@ -88,8 +116,8 @@ type Status struct {
 	LastReloadSuccess bool      // whether the last attempt was applied
 	LastError         string    // error of the last failed attempt, with file and line
 	// Inherited is true while the running set is the last valid set of a
-	// previous instance (before a collector reload), because this
-	// instance's own set was invalid.
+	// previous engine (before a collector reload), because this engine's
+	// own set was invalid.
 	Inherited bool
 	// Rejected lists the Kubernetes objects of the running set that are
 	// invalid, each with its error: they run in their last valid version
@@ -105,35 +133,55 @@ type Status struct {
 	ReloadFailures                                     int64 // rejected reloads (the previous set kept running)
 }
 
-func newExtension(tel component.TelemetrySettings, cfg *Config) (*Extension, error) {
+// Stats are the engine's counters for self-metrics.
+type Stats struct {
+	// WebhookSent, WebhookFailed and WebhookDropped count webhook posts
+	// by result (dropped: queue full).
+	WebhookSent, WebhookFailed, WebhookDropped int64
+	// EvidenceTimeouts counts notifications sent before their evidence
+	// lookup finished.
+	EvidenceTimeouts int64
+	// Kubernetes is true when the PrometheusRule source is on; then
+	// KubernetesRequests counts its requests.
+	Kubernetes         bool
+	KubernetesRequests kube.Stats
+}
+
+// New builds an engine over st from cfg (checked with cfg.Check): the
+// PromQL engine, the rule manager, the notifier, the webhook sender, the
+// evidence finder and, when enabled, the PrometheusRule source. Nothing
+// runs until Start.
+func New(cfg *Config, st Store, set Settings) (*Engine, error) {
+	e := newEngine(cfg, set)
+	if err := e.setup(st); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func newEngine(cfg *Config, set Settings) *Engine {
 	p := parser.NewParser(parser.Options{})
-	e := &Extension{cfg: cfg, tel: tel, logger: tel.Logger, parser: p}
+	e := &Engine{cfg: cfg, logger: set.Logger, parser: p, id: set.ID, lastGood: set.LastGood, onReload: set.OnReload}
 	if e.logger == nil {
 		e.logger = zap.NewNop()
 	}
 	e.loader = &snapshotLoader{parser: p}
-	return e, nil
+	return e
 }
 
-// Dependencies makes the collector start the store first.
-func (e *Extension) Dependencies() []component.ID { return []component.ID{e.cfg.Store} }
-
-// Start finds the store, loads the rules and starts evaluation and
-// notification. An invalid rule set at start is reported (status, log,
-// self-metric) and leaves no rules running; it does not stop the agent.
-func (e *Extension) Start(_ context.Context, host component.Host) error {
-	st, err := weftstore.FromHost(host, e.cfg.Store)
-	if err != nil {
-		return err
-	}
-	if err := e.setup(st); err != nil {
-		return err
-	}
-	if err := e.registerTelemetry(); err != nil {
-		return err
-	}
+// Start loads the rules and starts evaluation and notification in the
+// background; Stop ends them. An invalid rule set at start is reported
+// (status, log, OnReload) and leaves no rules running (or the inherited
+// set, see Settings.LastGood); it is not an error. Start returns an error
+// only when the engine was stopped.
+func (e *Engine) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	e.mu.Lock()
+	if e.started || e.stopped {
+		e.mu.Unlock()
+		cancel()
+		return errors.New("weft_rules: engine already started")
+	}
 	e.cancel = cancel
 	e.started = true
 	e.mu.Unlock()
@@ -193,8 +241,8 @@ func (e *Extension) Start(_ context.Context, host component.Host) error {
 }
 
 // setup builds the engine, rule manager, notifier, webhook sender and
-// evidence finder over a store. Tests call it without a host.
-func (e *Extension) setup(st *weftstore.Store) error {
+// evidence finder over a store (New; tests call it after newEngine).
+func (e *Engine) setup(st Store) error {
 	slogger := slogFor(e.logger)
 	reg := prometheus.NewRegistry() // the libraries' own metrics stay private
 	engine := promql.NewEngine(promql.EngineOpts{
@@ -251,24 +299,24 @@ func (e *Extension) setup(st *weftstore.Store) error {
 	return nil
 }
 
-// Shutdown stops evaluation and notification and waits for them; safe
+// Stop stops evaluation and notification and waits for them; safe
 // without Start and twice.
-func (e *Extension) Shutdown(context.Context) error {
+func (e *Engine) Stop() {
 	e.mu.Lock()
 	if !e.started || e.stopped {
 		e.stopped = true
 		e.mu.Unlock()
-		return nil
+		return
 	}
 	e.stopped = true
-	cancel, mgr, n, reg := e.cancel, e.mgr, e.notifier, e.telReg
+	cancel, mgr, n := e.cancel, e.mgr, e.notifier
 	e.mu.Unlock()
 
 	cancel()
 	e.reloadMu.Lock() // no reload in flight from here on
 	mgr.Stop()
 	if e.lastGood != nil {
-		// For the next instance with this ID (collector reload).
+		// For the next engine with this ID (collector reload).
 		e.lastGood.putGroups(e.id, mgr.RuleGroups())
 	}
 	e.reloadMu.Unlock()
@@ -280,14 +328,10 @@ func (e *Extension) Shutdown(context.Context) error {
 		e.webhook.wg.Wait()
 	}
 	e.evidence.wait()
-	if reg != nil {
-		return reg.Unregister()
-	}
-	return nil
 }
 
 // kubeLoop reloads when the watched PrometheusRule objects change.
-func (e *Extension) kubeLoop(ctx context.Context) {
+func (e *Engine) kubeLoop(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -300,7 +344,7 @@ func (e *Extension) kubeLoop(ctx context.Context) {
 	}
 }
 
-func (e *Extension) reloadLoop(ctx context.Context) {
+func (e *Engine) reloadLoop(ctx context.Context) {
 	t := time.NewTicker(e.cfg.ReloadInterval)
 	defer t.Stop()
 	for {
@@ -318,9 +362,9 @@ func (e *Extension) reloadLoop(ctx context.Context) {
 // Reload reads the rule files again and swaps the new set in atomically.
 // An invalid set is rejected: the previous rules keep running and the
 // error, naming file and line, is returned and kept in Status.
-func (e *Extension) Reload() error { return e.reload(true) }
+func (e *Engine) Reload() error { return e.reload(true) }
 
-func (e *Extension) reload(force bool) error {
+func (e *Engine) reload(force bool) error {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
 	e.mu.Lock()
@@ -336,7 +380,7 @@ func (e *Extension) reload(force bool) error {
 	if e.kube != nil {
 		names, objs, err := e.kube.snapshot()
 		e.mu.Lock()
-		applied := e.applied
+		applied := e.state.applied()
 		e.mu.Unlock()
 		switch {
 		case err != nil && applied:
@@ -364,7 +408,7 @@ func (e *Extension) reload(force bool) error {
 		kubeNames, kubeObjs = names, objs
 	}
 	e.mu.Lock()
-	unchanged := e.applied && sum == e.lastAttempt
+	unchanged := e.state.applied() && sum == e.lastAttempt
 	e.lastAttempt = sum
 	e.mu.Unlock()
 	if unchanged && !force {
@@ -403,7 +447,7 @@ func (e *Extension) reload(force bool) error {
 // object is reported (its name and the error) and does not hold the others
 // back; its last valid version, if it had one, keeps running. It returns
 // the sources that went into the set and the rejections.
-func (e *Extension) parseKube(set map[string]*rulefmt.RuleGroups, names []string, objs [][]byte) ([]string, [][]byte, []error) {
+func (e *Engine) parseKube(set map[string]*rulefmt.RuleGroups, names []string, objs [][]byte) ([]string, [][]byte, []error) {
 	var files []string
 	var contents [][]byte
 	var rejected []error
@@ -441,7 +485,7 @@ func (e *Extension) parseKube(set map[string]*rulefmt.RuleGroups, names []string
 }
 
 // apply hands a validated set to the rule manager. reloadMu is held.
-func (e *Extension) apply(mgr *promrules.Manager, files []string, set map[string]*rulefmt.RuleGroups) error {
+func (e *Engine) apply(mgr *promrules.Manager, files []string, set map[string]*rulefmt.RuleGroups) error {
 	e.loader.set(set)
 	ext := labels.FromMap(e.cfg.ExternalLabels)
 	prev := e.prevGroups
@@ -472,9 +516,9 @@ func (e *Extension) apply(mgr *promrules.Manager, files []string, set map[string
 // inherit applies the last good set of a previous instance with the same
 // ID, when this instance has applied no set of its own yet. It reports
 // whether it did.
-func (e *Extension) inherit(mgr *promrules.Manager) bool {
+func (e *Engine) inherit(mgr *promrules.Manager) bool {
 	e.mu.Lock()
-	applied := e.applied
+	applied := e.state.applied()
 	e.mu.Unlock()
 	if applied || e.lastGood == nil {
 		return false
@@ -495,13 +539,13 @@ func (e *Extension) inherit(mgr *promrules.Manager) bool {
 	}
 	e.mu.Lock()
 	e.status.Files = prev.files
-	e.status.Inherited = true
+	e.state = transition(e.state, eventInherited)
 	e.mu.Unlock()
 	return true
 }
 
 // parseSet validates every file; all errors are reported together.
-func (e *Extension) parseSet(files []string, contents [][]byte) (map[string]*rulefmt.RuleGroups, error) {
+func (e *Engine) parseSet(files []string, contents [][]byte) (map[string]*rulefmt.RuleGroups, error) {
 	set := make(map[string]*rulefmt.RuleGroups, len(files))
 	var errs []error
 	for i, f := range files {
@@ -514,10 +558,9 @@ func (e *Extension) parseSet(files []string, contents [][]byte) (map[string]*rul
 
 // recordInherited records a failed reload after which the inherited set
 // runs: a failure (status, self-metric), with the running set's size.
-func (e *Extension) recordInherited(err error) {
-	e.mu.Lock()
-	e.applied = true // the unchanged invalid set is not retried every poll
-	e.mu.Unlock()
+func (e *Engine) recordInherited(err error) {
+	// inherit moved the state to inherited: the unchanged invalid set is
+	// not retried every poll.
 	e.logger.Error("Rule set invalid; running the last valid set of the previous configuration", zap.Error(err))
 	e.record(nil, err, nil)
 	e.mu.Lock()
@@ -532,19 +575,17 @@ func (e *Extension) recordInherited(err error) {
 // record updates the status and self-metrics after a reload: err rejected
 // the whole set; rejected are Kubernetes objects left out of (or running
 // in their last valid version in) an applied set.
-func (e *Extension) record(files []string, err error, rejected []error) {
+func (e *Engine) record(files []string, err error, rejected []error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	e.status.LastReload = time.Now()
-	e.status.LastReloadSuccess = err == nil && len(rejected) == 0
 	result := "success"
 	if err != nil {
+		e.state = transition(e.state, eventRejected)
 		e.status.LastError = err.Error()
 		e.status.ReloadFailures++
 		result = "failure"
 	} else {
-		e.applied = true
-		e.status.Inherited = false
+		ev := eventApplied
 		e.status.LastError = ""
 		e.status.Rejected = e.status.Rejected[:0]
 		for _, r := range rejected {
@@ -553,7 +594,9 @@ func (e *Extension) record(files []string, err error, rejected []error) {
 		if len(rejected) > 0 {
 			e.status.LastError = errors.Join(rejected...).Error()
 			result = "partial"
+			ev = eventPartial
 		}
+		e.state = transition(e.state, ev)
 		e.status.Reloads++
 		e.status.Files = files
 		e.status.Groups, e.status.Rules = 0, 0
@@ -562,16 +605,20 @@ func (e *Extension) record(files []string, err error, rejected []error) {
 			e.status.Rules += len(g.Rules())
 		}
 	}
-	if e.reloadCount != nil {
-		e.reloadCount.Add(context.Background(), 1, metric.WithAttributes(attribute.String("result", result)))
+	e.mu.Unlock()
+	if e.onReload != nil {
+		e.onReload(result)
 	}
 }
 
 // Status returns the state of the rule set and of the last reload.
-func (e *Extension) Status() Status {
+func (e *Engine) Status() Status {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s := e.status
+	s.State = e.state.String()
+	s.LastReloadSuccess = e.state == stateApplied
+	s.Inherited = e.state == stateInherited
 	s.Files = append([]string(nil), s.Files...)
 	s.Rejected = append([]string(nil), s.Rejected...)
 	if e.kube != nil {
@@ -583,7 +630,7 @@ func (e *Extension) Status() Status {
 }
 
 // Groups returns the running rule groups (for the rules/alerts API).
-func (e *Extension) Groups() []*promrules.Group {
+func (e *Engine) Groups() []*promrules.Group {
 	e.mu.Lock()
 	mgr := e.mgr
 	e.mu.Unlock()
@@ -617,7 +664,7 @@ func readSources(patterns []string) ([]string, [][]byte, [32]byte, error) {
 // notify is the rule manager's NotifyFunc: it attaches evidence (within
 // the evidence budget) and hands the alerts to the Alertmanagers and
 // webhooks.
-func (e *Extension) notify(ctx context.Context, expr string, alerts ...*promrules.Alert) {
+func (e *Engine) notify(ctx context.Context, expr string, alerts ...*promrules.Alert) {
 	if len(alerts) == 0 {
 		return
 	}
@@ -656,60 +703,20 @@ func (e *Extension) notify(ctx context.Context, expr string, alerts ...*promrule
 	}
 }
 
-func (e *Extension) registerTelemetry() error {
-	if e.tel.MeterProvider == nil {
-		return nil
+// Stats returns the engine's counters (for self-metrics).
+func (e *Engine) Stats() Stats {
+	var st Stats
+	if w := e.webhook; w != nil {
+		st.WebhookSent, st.WebhookFailed, st.WebhookDropped = w.sent.Load(), w.failed.Load(), w.dropped.Load()
 	}
-	m := e.tel.MeterProvider.Meter("github.com/weftobs/weft/rules")
-	reloads, err1 := m.Int64Counter("weft_rules.reloads",
-		metric.WithDescription("Rule set reload attempts, by result (success; partial: applied without invalid Kubernetes objects; failure: the previous set kept running)."), metric.WithUnit("{reload}"))
-	ok, err2 := m.Int64ObservableGauge("weft_rules.last_reload_successful",
-		metric.WithDescription("1 when the last rule reload was applied, 0 when it was rejected."))
-	rules, err3 := m.Int64ObservableGauge("weft_rules.rules",
-		metric.WithDescription("Rules running."), metric.WithUnit("{rule}"))
-	webhook, err4 := m.Int64ObservableCounter("weft_rules.webhook_notifications",
-		metric.WithDescription("Webhook posts, by result (sent, failed, dropped: queue full)."), metric.WithUnit("{notification}"))
-	evTimeouts, err5 := m.Int64ObservableCounter("weft_rules.evidence_timeouts",
-		metric.WithDescription("Notifications sent before their evidence lookup finished."), metric.WithUnit("{notification}"))
-	rejected, err6 := m.Int64ObservableGauge("weft_rules.rejected_sources",
-		metric.WithDescription("Invalid Kubernetes PrometheusRule objects, or a Kubernetes source never listed, left out of the running set (an object's last valid version may run)."), metric.WithUnit("{source}"))
-	kubeReq, err7 := m.Int64ObservableCounter("weft_rules.kubernetes_requests",
-		metric.WithDescription("Kubernetes API requests of the PrometheusRule source, by kind (list, watch; gone: watches answered 410, followed by a list; failed: lists and watches that failed)."), metric.WithUnit("{request}"))
-	if err := errors.Join(err1, err2, err3, err4, err5, err6, err7); err != nil {
-		return err
+	e.evidence.mu.Lock()
+	st.EvidenceTimeouts = e.evidence.timeouts
+	e.evidence.mu.Unlock()
+	if e.kube != nil {
+		st.Kubernetes = true
+		_, st.KubernetesRequests = e.kube.health()
 	}
-	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		s := e.Status()
-		v := int64(0)
-		if s.LastReloadSuccess {
-			v = 1
-		}
-		o.ObserveInt64(ok, v)
-		o.ObserveInt64(rules, int64(s.Rules))
-		o.ObserveInt64(rejected, int64(len(s.Rejected)))
-		if e.kube != nil {
-			_, st := e.kube.health()
-			for kind, n := range map[string]int64{"list": st.Lists, "watch": st.Watches, "gone": st.Gone, "failed": st.Failures} {
-				o.ObserveInt64(kubeReq, n, metric.WithAttributes(attribute.String("kind", kind)))
-			}
-		}
-		if w := e.webhook; w != nil {
-			o.ObserveInt64(webhook, w.sent.Load(), metric.WithAttributes(attribute.String("result", "sent")))
-			o.ObserveInt64(webhook, w.failed.Load(), metric.WithAttributes(attribute.String("result", "failed")))
-			o.ObserveInt64(webhook, w.dropped.Load(), metric.WithAttributes(attribute.String("result", "dropped")))
-		}
-		e.evidence.mu.Lock()
-		o.ObserveInt64(evTimeouts, e.evidence.timeouts)
-		e.evidence.mu.Unlock()
-		return nil
-	}, ok, rules, webhook, evTimeouts, rejected, kubeReq)
-	if err != nil {
-		return err
-	}
-	e.mu.Lock()
-	e.telReg, e.reloadCount = reg, reloads
-	e.mu.Unlock()
-	return nil
+	return st
 }
 
 // snapshotLoader hands the rule manager the groups validated by the

@@ -1,11 +1,12 @@
-package rules
+package weftrules
 
 import (
 	"context"
-	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/extension"
+
+	"github.com/weftobs/weft/rules"
 )
 
 var componentType = component.MustNewType("weft_rules")
@@ -17,26 +18,17 @@ func NewFactory() extension.Factory {
 
 func createDefaultConfig() component.Config {
 	return &Config{
-		Store:              component.MustNewID("weft_store"),
-		NameValidation:     nameValidationUTF8,
-		EvaluationInterval: 15 * time.Second,
-		ReloadInterval:     30 * time.Second,
-		ResendDelay:        time.Minute,
-		ForGracePeriod:     10 * time.Minute,
-		OutageTolerance:    time.Hour,
-		Evidence: EvidenceConfig{
-			MaxTraces:   3,
-			MaxLogLines: 3,
-			Timeout:     100 * time.Millisecond,
-		},
+		Store:  component.MustNewID("weft_store"),
+		Config: rules.DefaultConfig(),
 	}
 }
 
 func createExtension(_ context.Context, set extension.Settings, cfg component.Config) (extension.Extension, error) {
-	e, err := newExtension(set.TelemetrySettings, cfg.(*Config))
-	if err != nil {
-		return nil, err
-	}
-	e.id, e.lastGood = set.ID, processSets
-	return e, nil
+	return newExtension(set, cfg.(*Config), processSets), nil
 }
+
+// processSets is the process's store of last good rule sets. It is the
+// one package-level variable of weft_rules, and has to be: the collector
+// calls NewFactory again on every reload (otelcol.CollectorSettings.Factories
+// runs per reload), so nothing held by a factory or an instance survives.
+var processSets = &rules.LastGood{}
