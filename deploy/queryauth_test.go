@@ -54,7 +54,7 @@ func TestQueryAPIRequiresKubernetesAuth(t *testing.T) {
 	for _, dir := range overlays {
 		t.Run(dir, func(t *testing.T) {
 			cfg := queryConfig(t, configOf(t, mustBundle(t, dir)), env)
-			assert.Equal(t, "10.244.1.17:8686", cfg.Endpoint)
+			assert.Equal(t, "10.244.1.17:8686", cfg.HTTP.NetAddr.Endpoint)
 			require.NoError(t, cfg.Validate())
 			k := cfg.Auth.Kubernetes
 			assert.True(t, k.Enabled, "auth.kubernetes.enabled")

@@ -57,7 +57,8 @@ const rulesWeftConfig = `extensions:
     evaluation_interval: {{interval}}
     reload_interval: 0s
   weft_query:
-    endpoint: {{query}}
+    http:
+      endpoint: {{query}}
     store: weft_store
 receivers:
   pod_scrape:

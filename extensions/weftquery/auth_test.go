@@ -14,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/config/configoptional"
 )
 
 // everyPath lists a request to every route (with valid parameters).
@@ -139,8 +141,10 @@ func TestRequestLimits(t *testing.T) {
 }
 
 func TestCORS(t *testing.T) {
-	f := newFixture(t, fixtureOpts{mod: func(c *Config) { c.CORS.AllowedOrigins = []string{"https://grafana.example"} }})
-	h := f.srv.handler()
+	f := newFixture(t, fixtureOpts{mod: func(c *Config) {
+		c.HTTP.CORS = configoptional.Some(confighttp.CORSConfig{AllowedOrigins: []string{"https://grafana.example"}})
+	}})
+	h := f.httpHandler(t)
 	for _, tt := range []struct {
 		origin, method string
 		wantAllow      string
@@ -165,7 +169,7 @@ func TestCORS(t *testing.T) {
 	req := httptest.NewRequest(http.MethodGet, "/api/v1/labels", nil)
 	req.Header.Set("Origin", "https://grafana.example")
 	rec := httptest.NewRecorder()
-	g.srv.handler().ServeHTTP(rec, req)
+	g.httpHandler(t).ServeHTTP(rec, req)
 	assert.Empty(t, rec.Header().Get("Access-Control-Allow-Origin"))
 }
 

@@ -4,11 +4,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/prometheus/prometheus/promql/parser"
 )
 
 // benchServe runs one request against the handler per iteration; SetBytes
@@ -49,27 +46,4 @@ func BenchmarkJaegerAPI(b *testing.B) {
 	b.Run("trace", func(b *testing.B) { benchServe(b, h, "/api/traces/"+checkoutTraceID.String()) })
 	b.Run("search", func(b *testing.B) { benchServe(b, h, "/api/traces?service=checkout&tag=error:true") })
 	b.Run("correlate", func(b *testing.B) { benchServe(b, h, "/api/v1/correlate/"+checkoutTraceID.String()) })
-}
-
-// BenchmarkParseShapes parses 16 KiB (max_query_length) of the shapes whose
-// parsing cost grows with the square of their length (README "Query
-// bounds"); ns/op is one parse.
-func BenchmarkParseShapes(b *testing.B) {
-	const n = 16 << 10
-	p := boundedParser{Parser: parser.NewParser(parser.Options{}), maxLen: n, maxNodes: n}
-	for _, bc := range []struct{ name, query string }{
-		{"unary_minus", strings.Repeat("-", n-2) + "up"},
-		{"parentheses", strings.Repeat("(", n/2-1) + "up" + strings.Repeat(")", n/2-1)},
-		{"or_chain", strings.Repeat("up or ", n/6-1) + "up"},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			b.SetBytes(int64(len(bc.query)))
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := p.ParseExpr(bc.query); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
 }

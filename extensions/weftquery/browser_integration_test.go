@@ -29,7 +29,7 @@ func chromium(t *testing.T, target string, args ...string) string {
 // firing alert's evidence in headless Chromium, checks the rendered DOM and
 // saves screenshots in the test's artifact directory (go test -artifacts).
 func TestBrowserStatusPage(t *testing.T) {
-	f := newFixture(t, fixtureOpts{rules: newFakeRules})
+	f := newFixture(t, fixtureOpts{rules: fakeRulesExt})
 	out := t.ArtifactDir()
 
 	dom := chromium(t, f.url+"/", "--dump-dom")

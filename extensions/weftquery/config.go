@@ -9,21 +9,26 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configopaque"
-	"go.opentelemetry.io/collector/config/configtls"
 
+	"github.com/weftobs/weft/extensions/weftquery/internal/auth"
 	"github.com/weftobs/weft/internal/kube"
 )
 
 // Config is the configuration of the weft_query extension.
 type Config struct {
-	// Endpoint is the host:port the HTTP server listens on.
-	Endpoint string `mapstructure:"endpoint"`
-	// TLS, when set, serves HTTPS with this certificate (and optional client CA).
-	TLS *configtls.ServerConfig `mapstructure:"tls"`
-	// CORS lists the origins allowed to call the API from a browser; empty
-	// (the default) sends no CORS headers.
-	CORS CORSConfig `mapstructure:"cors"`
+	// HTTP is the server (the collector's confighttp): http.endpoint
+	// (host:port, default localhost:8686), http.tls, http.cors,
+	// http.read_header_timeout (default 10s), http.write_timeout (default
+	// 0: read_body_timeout + timeout + 1m; else at least read_body_timeout +
+	// timeout), http.read_timeout (headers and body together, default none:
+	// the body has read_body_timeout), http.max_request_body_size (default
+	// 1 MiB; a larger body answers 413), http.keepalive.idle_timeout
+	// (default 2m, past the 90s after which Go clients drop idle ones).
+	// http.auth (an authenticator extension) is refused: weft's own auth
+	// below protects the API and leaves the probes open.
+	HTTP confighttp.ServerConfig `mapstructure:"http"`
 	// Store is the ID of the weft_store extension to read (default weft_store).
 	Store component.ID `mapstructure:"store"`
 	// Rules is the ID of the extension that provides rules and alerts; empty
@@ -33,16 +38,10 @@ type Config struct {
 	// is not a loopback address needs a credential configured here, or
 	// auth.allow_unauthenticated.
 	Auth AuthConfig `mapstructure:"auth"`
-	// MaxRequestBytes bounds a request's body (and form) size; larger
-	// requests get 413 (default 1 MiB).
-	MaxRequestBytes int64 `mapstructure:"max_request_bytes"`
 	// Timeout bounds the time spent on one request from the end of its
 	// headers: waiting for a query slot, parsing and evaluating PromQL,
 	// selecting series (default 30s); a query past it answers 503 "timeout".
 	Timeout time.Duration `mapstructure:"timeout"`
-	// ReadHeaderTimeout bounds the time to read a request's headers
-	// (default 10s).
-	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
 	// ReadBodyTimeout bounds the time to read a request's body (a POST
 	// form) once its headers are read; a slower body answers 408 and the
 	// connection is closed (default 10s).
@@ -77,12 +76,6 @@ type Config struct {
 	// http://127.0.0.1:8888/metrics); the status page reads exporter queue
 	// sizes and failures from it. Empty: the page shows no exporter table.
 	TelemetryURL string `mapstructure:"telemetry_url"`
-}
-
-// CORSConfig configures cross-origin requests.
-type CORSConfig struct {
-	// AllowedOrigins are the exact origins (or "*") that may call the API.
-	AllowedOrigins []string `mapstructure:"allowed_origins"`
 }
 
 // AuthConfig configures request authentication. bearer_token and
@@ -182,10 +175,17 @@ func loopback(endpoint string) bool {
 // Validate checks the configuration and names the offending keys.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.Endpoint == "" {
-		errs = append(errs, errors.New("endpoint: must be host:port, got empty"))
-	} else if _, _, err := net.SplitHostPort(c.Endpoint); err != nil {
-		errs = append(errs, fmt.Errorf("endpoint: must be host:port, got %q: %w", c.Endpoint, err))
+	endpoint := c.HTTP.NetAddr.Endpoint
+	if c.HTTP.NetAddr.Transport != "" && c.HTTP.NetAddr.Transport != "tcp" {
+		errs = append(errs, fmt.Errorf("http.transport: must be tcp, got %q", c.HTTP.NetAddr.Transport))
+	}
+	if endpoint == "" {
+		errs = append(errs, errors.New("http.endpoint: must be host:port, got empty"))
+	} else if _, _, err := net.SplitHostPort(endpoint); err != nil {
+		errs = append(errs, fmt.Errorf("http.endpoint: must be host:port, got %q: %w", endpoint, err))
+	}
+	if c.HTTP.Auth.HasValue() {
+		errs = append(errs, errors.New("http.auth: not supported: use auth (bearer_token, basic, kubernetes), which leaves /healthz and /ready open"))
 	}
 	if c.TelemetryURL != "" {
 		if u, err := url.Parse(c.TelemetryURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -196,10 +196,10 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("store: must name the weft_store extension, got empty"))
 	}
 	switch {
-	case c.Endpoint != "" && !loopback(c.Endpoint) && !c.Auth.enabled() && !c.Auth.AllowUnauthenticated:
-		errs = append(errs, fmt.Errorf("endpoint: %q is not a loopback address and auth configures no credential: "+
+	case endpoint != "" && !loopback(endpoint) && !c.Auth.enabled() && !c.Auth.AllowUnauthenticated:
+		errs = append(errs, fmt.Errorf("http.endpoint: %q is not a loopback address and auth configures no credential: "+
 			"set auth.kubernetes.enabled, auth.bearer_token, auth.bearer_token_file or auth.basic, "+
-			"or auth.allow_unauthenticated: true to let anyone who reaches it read every signal of the node", c.Endpoint))
+			"or auth.allow_unauthenticated: true to let anyone who reaches it read every signal of the node", endpoint))
 	case c.Auth.AllowUnauthenticated && c.Auth.enabled():
 		errs = append(errs, errors.New("auth.allow_unauthenticated: must not be true while a credential is configured"))
 	}
@@ -217,13 +217,13 @@ func (c *Config) Validate() error {
 			errs = append(errs, errors.New("auth.basic.password: must not be empty"))
 		}
 	}
-	if c.MaxRequestBytes < 1024 {
-		errs = append(errs, fmt.Errorf("max_request_bytes: must be at least 1024, got %d", c.MaxRequestBytes))
+	if c.HTTP.MaxRequestBodySize < 1024 {
+		errs = append(errs, fmt.Errorf("http.max_request_body_size: must be at least 1024, got %d", c.HTTP.MaxRequestBodySize))
 	}
 	for _, d := range []struct {
 		key string
 		v   time.Duration
-	}{{"timeout", c.Timeout}, {"read_header_timeout", c.ReadHeaderTimeout}, {"read_body_timeout", c.ReadBodyTimeout}, {"queue_timeout", c.QueueTimeout}} {
+	}{{"timeout", c.Timeout}, {"http.read_header_timeout", c.HTTP.ReadHeaderTimeout}, {"read_body_timeout", c.ReadBodyTimeout}, {"queue_timeout", c.QueueTimeout}} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s: must be positive, got %s", d.key, d.v))
 		}
@@ -243,12 +243,33 @@ func (c *Config) Validate() error {
 	if least := max(1, c.MaxConcurrentQueries) + max(0, c.MaxQueuedQueries); c.MaxConnections < least {
 		errs = append(errs, fmt.Errorf("max_connections: must be at least max_concurrent_queries + max_queued_queries (%d), got %d", least, c.MaxConnections))
 	}
-	for i, o := range c.CORS.AllowedOrigins {
-		if o == "" {
-			errs = append(errs, fmt.Errorf("cors.allowed_origins[%d]: must not be empty", i))
+	// An answer may take read_body_timeout + timeout to compute; a shorter
+	// write_timeout would cut answers the bounds allow.
+	if least := c.ReadBodyTimeout + c.Timeout; c.HTTP.WriteTimeout != 0 && c.HTTP.WriteTimeout < least {
+		errs = append(errs, fmt.Errorf("http.write_timeout: must be at least read_body_timeout + timeout (%s), got %s", least, c.HTTP.WriteTimeout))
+	}
+	if c.HTTP.ReadTimeout < 0 {
+		errs = append(errs, fmt.Errorf("http.read_timeout: must not be negative, got %s", c.HTTP.ReadTimeout))
+	}
+	if c.HTTP.WriteTimeout < 0 {
+		errs = append(errs, fmt.Errorf("http.write_timeout: must not be negative, got %s", c.HTTP.WriteTimeout))
+	}
+	if cors := c.HTTP.CORS.Get(); cors != nil {
+		for i, o := range cors.AllowedOrigins {
+			if o == "" {
+				errs = append(errs, fmt.Errorf("http.cors.allowed_origins[%d]: must not be empty", i))
+			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// kubeConfig is k as the auth room takes it.
+func (k KubernetesAuthConfig) kubeConfig() auth.KubeConfig {
+	return auth.KubeConfig{
+		API: k.APIConfig, Audiences: k.Audiences, ResourceAttributes: auth.ResourceAttributes(k.ResourceAttributes),
+		CacheTTL: k.CacheTTL, NegativeCacheTTL: k.NegativeCacheTTL, CacheSize: k.CacheSize, Timeout: k.Timeout,
+	}
 }
 
 func (k KubernetesAuthConfig) validate() []error {

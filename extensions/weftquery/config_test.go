@@ -10,12 +10,16 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/config/configauth"
+	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/config/configtls"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 	"go.opentelemetry.io/collector/extension/extensioncapabilities"
 	"go.opentelemetry.io/collector/extension/extensiontest"
 
+	"github.com/weftobs/weft/extensions/weftstore/weftstoretest"
 	"github.com/weftobs/weft/internal/kube"
 )
 
@@ -24,17 +28,25 @@ func TestLoadConfig(t *testing.T) {
 	require.NoError(t, err)
 	tlsCfg := configtls.NewDefaultServerConfig()
 	tlsCfg.CertFile, tlsCfg.KeyFile = "/etc/weft/tls.crt", "/etc/weft/tls.key"
+	fullHTTP := createDefaultConfig().(*Config).HTTP
+	fullHTTP.NetAddr.Endpoint = "0.0.0.0:9686"
+	fullHTTP.TLS = configoptional.Some(tlsCfg)
+	fullHTTP.CORS = configoptional.Some(confighttp.CORSConfig{
+		AllowedOrigins: []string{"https://grafana.example.com"},
+		AllowedHeaders: []string{"Authorization", "Content-Type"},
+	})
+	fullHTTP.MaxRequestBodySize = 65536
+	fullHTTP.ReadHeaderTimeout = 5 * time.Second
+	fullHTTP.WriteTimeout = 20 * time.Second
 	tests := []struct {
 		id   component.ID
 		want *Config
 	}{
 		{component.NewID(componentType), createDefaultConfig().(*Config)},
 		{component.NewIDWithName(componentType, "full"), &Config{
-			Endpoint: "0.0.0.0:9686",
-			TLS:      &tlsCfg,
-			CORS:     CORSConfig{AllowedOrigins: []string{"https://grafana.example.com"}},
-			Store:    component.MustNewIDWithName("weft_store", "custom"),
-			Rules:    component.MustNewID("weft_rules"),
+			HTTP:  fullHTTP,
+			Store: component.MustNewIDWithName("weft_store", "custom"),
+			Rules: component.MustNewID("weft_rules"),
 			Auth: AuthConfig{
 				BearerTokenFile: "/var/run/secrets/weft/token",
 				Basic:           &BasicAuthConfig{Username: "grafana", Password: "s3cret"},
@@ -44,10 +56,8 @@ func TestLoadConfig(t *testing.T) {
 					CacheTTL:           time.Minute, NegativeCacheTTL: 5 * time.Second, CacheSize: 256, Timeout: 2 * time.Second,
 				},
 			},
-			MaxRequestBytes: 65536,
-			Timeout:         10 * time.Second,
+			Timeout: 10 * time.Second,
 
-			ReadHeaderTimeout:    5 * time.Second,
 			ReadBodyTimeout:      3 * time.Second,
 			MaxConnections:       40,
 			MaxQueryLength:       8192,
@@ -59,7 +69,7 @@ func TestLoadConfig(t *testing.T) {
 		}},
 		{component.NewIDWithName(componentType, "open"), func() *Config {
 			c := createDefaultConfig().(*Config)
-			c.Endpoint, c.Auth.AllowUnauthenticated = "0.0.0.0:8686", true
+			c.HTTP.NetAddr.Endpoint, c.Auth.AllowUnauthenticated = "0.0.0.0:8686", true
 			return c
 		}()},
 	}
@@ -89,17 +99,24 @@ func TestConfigValidate(t *testing.T) {
 		wantErr string
 	}{
 		{"default", func(*Config) {}, ""},
-		{"no endpoint", func(c *Config) { c.Endpoint = "" }, "endpoint"},
-		{"endpoint without port", func(c *Config) { c.Endpoint = "localhost" }, "endpoint"},
+		{"no endpoint", func(c *Config) { c.HTTP.NetAddr.Endpoint = "" }, "http.endpoint: must be host:port"},
+		{"endpoint without port", func(c *Config) { c.HTTP.NetAddr.Endpoint = "localhost" }, "http.endpoint: must be host:port"},
+		{"unix socket", func(c *Config) { c.HTTP.NetAddr.Transport = "unix" }, "http.transport: must be tcp"},
+		{"collector authenticator", func(c *Config) {
+			c.HTTP.Auth = configoptional.Some(confighttp.AuthConfig{Config: configauth.Config{AuthenticatorID: component.MustNewID("basicauth")}})
+		}, "http.auth: not supported"},
 		{"no store", func(c *Config) { c.Store = component.ID{} }, "store"},
 		{"token and file", func(c *Config) { c.Auth.BearerToken, c.Auth.BearerTokenFile = "a", "/b" }, "bearer_token or bearer_token_file"},
 		{"basic without user", func(c *Config) { c.Auth.Basic = &BasicAuthConfig{Password: "p"} }, "auth.basic.username"},
 		{"basic without password", func(c *Config) { c.Auth.Basic = &BasicAuthConfig{Username: "u"} }, "auth.basic.password"},
 		{"telemetry_url not a URL", func(c *Config) { c.TelemetryURL = "localhost:8888/metrics" }, "telemetry_url: must be an http(s) URL"},
 		{"telemetry_url ok", func(c *Config) { c.TelemetryURL = "http://127.0.0.1:8888/metrics" }, ""},
-		{"tiny body limit", func(c *Config) { c.MaxRequestBytes = 10 }, "max_request_bytes"},
+		{"tiny body limit", func(c *Config) { c.HTTP.MaxRequestBodySize = 10 }, "http.max_request_body_size: must be at least 1024"},
 		{"zero timeout", func(c *Config) { c.Timeout = 0 }, "timeout"},
-		{"zero read_header_timeout", func(c *Config) { c.ReadHeaderTimeout = 0 }, "read_header_timeout: must be positive"},
+		{"zero read_header_timeout", func(c *Config) { c.HTTP.ReadHeaderTimeout = 0 }, "http.read_header_timeout: must be positive"},
+		{"short write_timeout", func(c *Config) { c.HTTP.WriteTimeout = 30 * time.Second }, "http.write_timeout: must be at least read_body_timeout + timeout (40s), got 30s"},
+		{"write_timeout derived", func(c *Config) { c.HTTP.WriteTimeout, c.Timeout = 0, time.Hour }, ""},
+		{"negative read_timeout", func(c *Config) { c.HTTP.ReadTimeout = -time.Second }, "http.read_timeout: must not be negative"},
 		{"negative read_body_timeout", func(c *Config) { c.ReadBodyTimeout = -time.Second }, "read_body_timeout: must be positive"},
 		{"zero queue_timeout", func(c *Config) { c.QueueTimeout = 0 }, "queue_timeout: must be positive"},
 		{"zero max_query_length", func(c *Config) { c.MaxQueryLength = 0 }, "max_query_length: must be at least 1, got 0"},
@@ -109,7 +126,9 @@ func TestConfigValidate(t *testing.T) {
 		{"negative max_queued_queries", func(c *Config) { c.MaxQueuedQueries = -1 }, "max_queued_queries: must be at least 0"},
 		{"no queue", func(c *Config) { c.MaxQueuedQueries = 0 }, ""},
 		{"connections below slots and queue", func(c *Config) { c.MaxConnections = 33 }, "max_connections: must be at least max_concurrent_queries + max_queued_queries (34), got 33"},
-		{"empty origin", func(c *Config) { c.CORS.AllowedOrigins = []string{""} }, "cors.allowed_origins[0]"},
+		{"empty origin", func(c *Config) {
+			c.HTTP.CORS = configoptional.Some(confighttp.CORSConfig{AllowedOrigins: []string{""}})
+		}, "http.cors.allowed_origins[0]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -129,7 +148,7 @@ func TestLifecycle(t *testing.T) {
 	f := NewFactory()
 	assert.Equal(t, componentType, f.Type())
 	cfg := f.CreateDefaultConfig().(*Config)
-	cfg.Endpoint = "127.0.0.1:0"
+	cfg.HTTP.NetAddr.Endpoint = "127.0.0.1:0"
 	ctx := context.Background()
 
 	// Shutdown without Start, twice.
@@ -150,8 +169,8 @@ func TestLifecycle(t *testing.T) {
 	cfg2.Rules = component.MustNewID("weft_rules")
 	ext2, err := f.Create(ctx, extensiontest.NewNopSettings(componentType), &cfg2)
 	require.NoError(t, err)
-	st := newTestStore(t)
-	host := testHost{exts: map[component.ID]component.Component{storeID: st}}
+	st := weftstoretest.Start(t, nil)
+	host := weftstoretest.Host(st)
 	require.ErrorContains(t, ext2.Start(ctx, host), "rules")
 	assert.Equal(t, []component.ID{storeID, cfg2.Rules}, ext2.(extensioncapabilities.Dependent).Dependencies())
 
@@ -182,8 +201,8 @@ func TestLifecycle(t *testing.T) {
 }
 
 func TestBearerTokenFile(t *testing.T) {
-	st := newTestStore(t)
-	host := testHost{exts: map[component.ID]component.Component{storeID: st}}
+	st := weftstoretest.Start(t, nil)
+	host := weftstoretest.Host(st)
 	for _, tt := range []struct {
 		name, content, wantErr string
 	}{
@@ -193,7 +212,7 @@ func TestBearerTokenFile(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := createDefaultConfig().(*Config)
-			cfg.Endpoint = "127.0.0.1:0"
+			cfg.HTTP.NetAddr.Endpoint = "127.0.0.1:0"
 			cfg.Auth.BearerTokenFile = filepath.Join(t.TempDir(), "token")
 			if tt.name != "missing" {
 				require.NoError(t, writeFile(cfg.Auth.BearerTokenFile, tt.content))

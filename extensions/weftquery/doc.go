@@ -5,5 +5,8 @@
 // with its logs and exemplars), /api/v1/logs, the status page and the
 // probes, with query bounds (length, size, samples, concurrency, timeouts)
 // and authentication (a static bearer token or Kubernetes TokenReview and
-// SubjectAccessReview).
+// SubjectAccessReview). Its server settings are the collector's confighttp
+// (key http). This package is the front door (config, factory, lifecycle,
+// the mux, auth and the bounds around every route); each API surface is a
+// room under internal/ (README "Layout").
 package weftquery

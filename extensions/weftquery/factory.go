@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/extension"
 )
 
@@ -15,6 +17,10 @@ const (
 	defaultEndpoint        = "localhost:8686"
 	defaultMaxRequestBytes = 1 << 20
 	defaultTimeout         = 30 * time.Second
+	// writeGrace is the time an answer may take to write after its request
+	// used all of read_body_timeout and timeout; a client that reads slower
+	// loses the connection rather than hold it and the answer's memory.
+	writeGrace = time.Minute
 
 	// Query bounds; README "Query bounds" says how they were sized.
 	defaultReadHeaderTimeout    = 10 * time.Second
@@ -40,13 +46,19 @@ func NewFactory() extension.Factory {
 }
 
 func createDefaultConfig() component.Config {
+	http := confighttp.NewDefaultServerConfig()
+	http.NetAddr.Endpoint = defaultEndpoint
+	http.MaxRequestBodySize = defaultMaxRequestBytes
+	http.ReadHeaderTimeout = defaultReadHeaderTimeout
+	http.WriteTimeout = 0 // read_body_timeout + timeout + writeGrace (server.go)
+	http.Keepalive = configoptional.Some(confighttp.KeepaliveServerConfig{IdleTimeout: idleTimeout})
+	// Grafana in a browser sends its credential in Authorization.
+	http.CORS = configoptional.Default(confighttp.CORSConfig{AllowedHeaders: []string{"Authorization", "Content-Type"}})
 	return &Config{
-		Endpoint:        defaultEndpoint,
-		Store:           component.MustNewID("weft_store"),
-		MaxRequestBytes: defaultMaxRequestBytes,
-		Timeout:         defaultTimeout,
+		HTTP:    http,
+		Store:   component.MustNewID("weft_store"),
+		Timeout: defaultTimeout,
 
-		ReadHeaderTimeout:    defaultReadHeaderTimeout,
 		ReadBodyTimeout:      defaultReadBodyTimeout,
 		MaxConnections:       defaultMaxConnections,
 		MaxQueryLength:       defaultMaxQueryLength,

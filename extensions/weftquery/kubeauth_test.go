@@ -2,7 +2,6 @@ package weftquery
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
@@ -11,7 +10,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,7 +24,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/weftobs/weft/extensions/weftquery/internal/auth"
 	"github.com/weftobs/weft/extensions/weftstore"
+	"github.com/weftobs/weft/extensions/weftstore/weftstoretest"
 )
 
 // Users of the fake API server's tokens.
@@ -46,7 +46,7 @@ type fakeKubeAPI struct {
 
 	mu       sync.Mutex
 	authz    []string // Authorization headers of the reviews (weft's own credential)
-	lastSAR  subjectAccessReview
+	lastSAR  auth.SubjectAccessReview
 	lastAuds []string // spec.audiences of the last TokenReview
 }
 
@@ -63,14 +63,14 @@ func newFakeKubeAPI(t testing.TB, tlsServer bool) *fakeKubeAPI {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		switch r.URL.Path {
-		case tokenReviewPath:
+		case auth.TokenReviewPath:
 			f.tokenReviews.Add(1)
 			if f.failing.Load() {
 				w.WriteHeader(http.StatusInternalServerError)
 				_, _ = w.Write([]byte(`{"kind":"Status","message":"etcd is on fire: internal detail"}`))
 				return
 			}
-			var tr tokenReview
+			var tr auth.TokenReview
 			if err := json.NewDecoder(r.Body).Decode(&tr); err != nil || tr.Kind != "TokenReview" || tr.APIVersion != "authentication.k8s.io/v1" {
 				http.Error(w, "bad TokenReview", http.StatusBadRequest)
 				return
@@ -86,19 +86,19 @@ func newFakeKubeAPI(t testing.TB, tlsServer bool) *fakeKubeAPI {
 			}
 			switch tr.Spec.Token {
 			case "grafana-token":
-				tr.Status = tokenReviewStatus{Authenticated: true, Audiences: auds,
-					User: userInfo{Username: grafanaUser, UID: "u-1", Groups: []string{"system:serviceaccounts", "system:authenticated"}}}
+				tr.Status = auth.TokenReviewStatus{Authenticated: true, Audiences: auds,
+					User: auth.UserInfo{Username: grafanaUser, UID: "u-1", Groups: []string{"system:serviceaccounts", "system:authenticated"}}}
 			case "alice-token":
-				tr.Status = tokenReviewStatus{Authenticated: true, Audiences: auds, User: userInfo{Username: aliceUser}}
+				tr.Status = auth.TokenReviewStatus{Authenticated: true, Audiences: auds, User: auth.UserInfo{Username: aliceUser}}
 			case "other-audience-token":
-				tr.Status = tokenReviewStatus{Authenticated: true, Audiences: []string{"vault"}, User: userInfo{Username: grafanaUser}}
+				tr.Status = auth.TokenReviewStatus{Authenticated: true, Audiences: []string{"vault"}, User: auth.UserInfo{Username: grafanaUser}}
 			default:
-				tr.Status = tokenReviewStatus{Error: "invalid bearer token"}
+				tr.Status = auth.TokenReviewStatus{Error: "invalid bearer token"}
 			}
 			_ = json.NewEncoder(w).Encode(tr)
-		case subjectAccessReviewPath:
+		case auth.SubjectAccessReviewPath:
 			f.accessReviews.Add(1)
-			var sar subjectAccessReview
+			var sar auth.SubjectAccessReview
 			if err := json.NewDecoder(r.Body).Decode(&sar); err != nil || sar.Kind != "SubjectAccessReview" || sar.Spec.ResourceAttributes == nil {
 				http.Error(w, "bad SubjectAccessReview", http.StatusBadRequest)
 				return
@@ -122,7 +122,7 @@ func newFakeKubeAPI(t testing.TB, tlsServer bool) *fakeKubeAPI {
 	return f
 }
 
-func (f *fakeKubeAPI) sar() subjectAccessReview {
+func (f *fakeKubeAPI) sar() auth.SubjectAccessReview {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.lastSAR
@@ -165,11 +165,12 @@ func kubeFixture(t *testing.T, api *fakeKubeAPI, o kubeFixtureOpts) *fixture {
 			if logger == nil {
 				logger = zap.NewNop()
 			}
-			k, err := newKubeAuth(s.cfg.Auth.Kubernetes, logger)
-			require.NoError(t, err)
+			now := time.Now
 			if o.clock != nil {
-				k.now = o.clock.now
+				now = o.clock.now
 			}
+			k, err := auth.NewKube(s.cfg.Auth.Kubernetes.kubeConfig(), logger, now)
+			require.NoError(t, err)
 			s.kube = k
 		},
 		tel: o.tel,
@@ -213,7 +214,7 @@ func TestKubernetesAuth(t *testing.T) {
 	// the configured resource attributes.
 	sar := api.sar()
 	assert.Equal(t, aliceUser, sar.Spec.User)
-	assert.Equal(t, sarResourceAttributes{Verb: "get", Resource: "nodes", Subresource: "weft", Name: "node-a"}, *sar.Spec.ResourceAttributes)
+	assert.Equal(t, auth.SARResourceAttributes{Verb: "get", Resource: "nodes", Subresource: "weft", Name: "node-a"}, *sar.Spec.ResourceAttributes)
 	// An unauthenticated answer tells the client how to authenticate.
 	req, err := http.NewRequest(http.MethodGet, f.url+"/api/v1/labels", nil)
 	require.NoError(t, err)
@@ -300,11 +301,11 @@ func TestKubernetesAuthAPIDown(t *testing.T) {
 	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
 	set := tel.NewTelemetrySettings()
 	f := kubeFixture(t, api, kubeFixtureOpts{logger: zap.New(core), tel: &set})
-	auth := []string{"Authorization", "Bearer grafana-token"}
+	authz := []string{"Authorization", "Bearer grafana-token"}
 
 	api.failing.Store(true)
 	for range 2 {
-		code, body := get(t, f.url+"/api/v1/query?query=1", auth...)
+		code, body := get(t, f.url+"/api/v1/query?query=1", authz...)
 		assert.Equal(t, http.StatusServiceUnavailable, code)
 		assert.Equal(t, "authentication unavailable\n", string(body), "no detail of the API server's answer")
 	}
@@ -312,13 +313,13 @@ func TestKubernetesAuthAPIDown(t *testing.T) {
 	assert.Zero(t, api.accessReviews.Load())
 	require.Equal(t, 1, logs.Len(), "one warning a minute at most")
 	entry := logs.All()[0]
-	assert.Equal(t, reviewToken, entry.ContextMap()["review"])
+	assert.Equal(t, auth.ReviewToken, entry.ContextMap()["review"])
 	assert.NotContains(t, fmt.Sprint(entry.ContextMap()), "grafana-token")
 	assert.NotContains(t, entry.Message, "grafana-token")
 
 	// Back: the same token passes.
 	api.failing.Store(false)
-	code, _ := get(t, f.url+"/api/v1/query?query=1", auth...)
+	code, _ := get(t, f.url+"/api/v1/query?query=1", authz...)
 	assert.Equal(t, http.StatusOK, code)
 
 	// Gone (connection refused): 503 again for a token not yet remembered,
@@ -344,7 +345,7 @@ func TestKubernetesAuthAPIDown(t *testing.T) {
 		k, _ := dp.Attributes.Value("kind")
 		got[k.AsString()] = dp.Value
 	}
-	assert.Equal(t, map[string]int64{reviewToken: 4, reviewAccess: 1}, got)
+	assert.Equal(t, map[string]int64{auth.ReviewToken: 4, auth.ReviewAccess: 1}, got)
 }
 
 // TestKubernetesAuthAudiences: with audiences set, the TokenReview asks
@@ -377,7 +378,7 @@ clusters: [{name: k, cluster: {server: %q, certificate-authority-data: %s}}]
 users: [{name: u, user: {tokenFile: token}}]
 `, api.srv.URL, base64.StdEncoding.EncodeToString(ca))), 0o600))
 	f := newFixture(t, fixtureOpts{mod: func(c *Config) {
-		c.Endpoint = "127.0.0.1:0"
+		c.HTTP.NetAddr.Endpoint = "127.0.0.1:0"
 		c.Auth.Kubernetes.Enabled, c.Auth.Kubernetes.KubeConfigFile = true, kc
 	}})
 	code, _ := get(t, f.url+"/api/v1/labels", "Authorization", "Bearer grafana-token")
@@ -389,44 +390,14 @@ users: [{name: u, user: {tokenFile: token}}]
 	// Not in a cluster and nothing configured: Start fails naming the key.
 	t.Setenv("KUBERNETES_SERVICE_HOST", "")
 	cfg := createDefaultConfig().(*Config)
-	cfg.Endpoint = "127.0.0.1:0"
+	cfg.HTTP.NetAddr.Endpoint = "127.0.0.1:0"
 	cfg.Auth.Kubernetes.Enabled = true
 	require.NoError(t, cfg.Validate())
 	s := newServer(componenttest.NewNopTelemetrySettings(), cfg)
-	err := s.Start(t.Context(), testHost{exts: map[component.ID]component.Component{storeID: f.store}})
+	err := s.Start(t.Context(), weftstoretest.Host(f.store))
 	require.ErrorContains(t, err, "auth.kubernetes")
 	require.ErrorContains(t, err, "not in a cluster")
 	require.NoError(t, s.Shutdown(context.Background()))
-}
-
-// TestKubernetesAuthCacheBound: the cache holds at most cache_size
-// decisions; a full cache drops expired ones first, then refused ones, so
-// a flood of bad tokens does not push out an allowed one.
-func TestKubernetesAuthCacheBound(t *testing.T) {
-	clock := newTestClock()
-	k := &kubeAuth{cfg: KubernetesAuthConfig{CacheSize: 3}, now: clock.now, cache: map[[sha256.Size]byte]kubeDecision{}}
-	key := func(s string) [sha256.Size]byte { return sha256.Sum256([]byte(s)) }
-	later := clock.now().Add(time.Minute)
-	k.remember(key("allowed"), kubeDecision{result: authAllowed, expires: later})
-	for i := range 100 {
-		k.remember(key(fmt.Sprint("bad-", i)), kubeDecision{result: authUnauthenticated, expires: later})
-		require.LessOrEqual(t, len(k.cache), 3)
-	}
-	assert.Contains(t, k.cache, key("allowed"))
-	assert.Contains(t, k.cache, key("bad-99"))
-
-	// Expired decisions go first.
-	k.cache = map[[sha256.Size]byte]kubeDecision{}
-	for _, s := range []string{"a", "b", "c"} {
-		k.remember(key(s), kubeDecision{result: authAllowed, expires: clock.now().Add(time.Second)})
-	}
-	clock.advance(2 * time.Second)
-	k.remember(key("d"), kubeDecision{result: authAllowed, expires: clock.now().Add(time.Minute)})
-	assert.Len(t, k.cache, 1)
-	// Keys are hashes: no token is kept.
-	for h := range k.cache {
-		assert.False(t, slices.Contains([]string{"a", "b", "c", "d"}, string(h[:])))
-	}
 }
 
 // TestLoopbackOrAuth: an endpoint off loopback without a credential is
@@ -454,7 +425,7 @@ func TestLoopbackOrAuth(t *testing.T) {
 	} {
 		t.Run(c.endpoint, func(t *testing.T) {
 			cfg := createDefaultConfig().(*Config)
-			cfg.Endpoint = c.endpoint
+			cfg.HTTP.NetAddr.Endpoint = c.endpoint
 			if c.mod != nil {
 				c.mod(&cfg.Auth)
 			}

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +23,12 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/exp/zapslog"
 
+	"github.com/weftobs/weft/extensions/weftquery/internal/auth"
+	"github.com/weftobs/weft/extensions/weftquery/internal/jaegerapi"
+	"github.com/weftobs/weft/extensions/weftquery/internal/limits"
+	"github.com/weftobs/weft/extensions/weftquery/internal/promapi"
+	"github.com/weftobs/weft/extensions/weftquery/internal/statuspage"
+	"github.com/weftobs/weft/extensions/weftquery/internal/weftapi"
 	"github.com/weftobs/weft/extensions/weftstore"
 	"github.com/weftobs/weft/internal/rulesapi"
 )
@@ -42,18 +47,18 @@ type server struct {
 	engine    *promql.Engine
 	parser    parser.Parser
 
-	gate        *queryGate
-	conns       *connLimitListener // nil before Start
-	refused     counters           // requests refused by a bound, by reason
-	interrupted counters           // queries cut short, by reason
-	logScan     int                // records observed_since examines at most
+	gate        *limits.Gate
+	conns       *limits.ConnLimitListener // nil before Start
+	refused     limits.Counters           // requests refused by a bound, by reason
+	interrupted limits.Counters           // queries cut short, by reason
+	logScan     int                       // records observed_since examines at most
 	telReg      metric.Registration
 
-	token     string      // bearer token (from bearer_token or bearer_token_file)
-	kube      *kubeAuth   // nil without auth.kubernetes
-	authSeen  counters    // auth decisions, by result
-	ready     atomic.Bool // listening, store found
-	pipelines atomic.Bool // the collector reported its pipelines running
+	token     string          // bearer token (from bearer_token or bearer_token_file)
+	kube      *auth.Kube      // nil without auth.kubernetes
+	authSeen  limits.Counters // auth decisions, by result
+	ready     atomic.Bool     // listening, store found
+	pipelines atomic.Bool     // the collector reported its pipelines running
 
 	mu      sync.Mutex
 	srv     *http.Server
@@ -70,9 +75,9 @@ var (
 func newServer(set component.TelemetrySettings, cfg *Config) *server {
 	return &server{
 		cfg: cfg, tel: set, logger: set.Logger, now: time.Now,
-		gate:    newQueryGate(cfg.MaxConcurrentQueries, cfg.MaxQueuedQueries, cfg.QueueTimeout),
-		refused: newCounters(refusalReasons), interrupted: newCounters(interruptedReasons),
-		logScan: maxObservedScan, authSeen: newCounters(authResults),
+		gate:    limits.NewGate(cfg.MaxConcurrentQueries, cfg.MaxQueuedQueries, cfg.QueueTimeout),
+		refused: limits.NewCounters(limits.RefusalReasons), interrupted: limits.NewCounters(limits.InterruptedReasons),
+		logScan: weftapi.MaxObservedScan, authSeen: limits.NewCounters(auth.Results),
 	}
 }
 
@@ -108,13 +113,13 @@ func (s *server) Start(ctx context.Context, host component.Host) error {
 		}
 	}
 	var tlsCfg *tls.Config
-	if s.cfg.TLS != nil {
-		if tlsCfg, err = s.cfg.TLS.LoadTLSConfig(ctx); err != nil {
-			return fmt.Errorf("weft_query: tls: %w", err)
+	if tc := s.cfg.HTTP.TLS.Get(); tc != nil {
+		if tlsCfg, err = tc.LoadTLSConfig(ctx); err != nil {
+			return fmt.Errorf("weft_query: http.tls: %w", err)
 		}
 	}
 	if s.cfg.Auth.Kubernetes.Enabled && s.kube == nil {
-		if s.kube, err = newKubeAuth(s.cfg.Auth.Kubernetes, s.logger); err != nil {
+		if s.kube, err = auth.NewKube(s.cfg.Auth.Kubernetes.kubeConfig(), s.logger, time.Now); err != nil {
 			return fmt.Errorf("weft_query: auth.kubernetes: %w", err)
 		}
 	}
@@ -124,11 +129,17 @@ func (s *server) Start(ctx context.Context, host component.Host) error {
 	}
 	s.initEngine()
 
-	tcp, err := net.Listen("tcp", s.cfg.Endpoint)
+	srv, err := s.httpServer(ctx, host)
 	if err != nil {
-		return fmt.Errorf("weft_query: listen on endpoint %q: %w", s.cfg.Endpoint, err)
+		return fmt.Errorf("weft_query: http: %w", err)
 	}
-	conns := newConnLimitListener(tcp, s.cfg.MaxConnections)
+	// The connection cap counts TCP connections, under TLS: the server
+	// sees *tls.Conn and handshakes.
+	tcp, err := s.cfg.HTTP.NetAddr.Listen(ctx)
+	if err != nil {
+		return fmt.Errorf("weft_query: listen on http.endpoint %q: %w", s.cfg.HTTP.NetAddr.Endpoint, err)
+	}
+	conns := limits.NewConnLimitListener(tcp, s.cfg.MaxConnections)
 	var ln net.Listener = conns
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
@@ -136,17 +147,6 @@ func (s *server) Start(ctx context.Context, host component.Host) error {
 	if err := s.registerTelemetry(); err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("weft_query: telemetry: %w", err)
-	}
-	srv := &http.Server{
-		Handler:           s.handler(),
-		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
-		// No ReadTimeout (headers and body together): the body has its own
-		// read_body_timeout, counted from the end of the headers (limits).
-		WriteTimeout:   s.cfg.ReadBodyTimeout + s.cfg.Timeout + writeGrace,
-		IdleTimeout:    idleTimeout,
-		MaxHeaderBytes: 1 << 20,
-		ConnContext:    connContext,
-		ErrorLog:       zap.NewStdLog(s.logger),
 	}
 	s.mu.Lock()
 	s.srv, s.bound, s.conns = srv, ln.Addr().String(), conns
@@ -163,12 +163,30 @@ func (s *server) Start(ctx context.Context, host component.Host) error {
 	return nil
 }
 
+// httpServer is the http.Server of http (confighttp: CORS, body size,
+// decompression, the collector's HTTP instrumentation) around handler,
+// with weft's bounds: no read timeout for headers and body together unless
+// http.read_timeout (the body has its own read_body_timeout, counted from
+// the end of the headers), http.write_timeout 0 meaning read_body_timeout +
+// timeout + writeGrace, a 1 MiB header bound, the probes-only marking
+// of connections over max_connections.
+func (s *server) httpServer(ctx context.Context, host component.Host) (*http.Server, error) {
+	srv, err := s.cfg.HTTP.ToServer(ctx, host.GetExtensions(), s.tel, s.handler())
+	if err != nil {
+		return nil, err
+	}
+	if srv.WriteTimeout == 0 {
+		srv.WriteTimeout = s.cfg.ReadBodyTimeout + s.cfg.Timeout + writeGrace
+	}
+	srv.MaxHeaderBytes = 1 << 20
+	srv.ConnContext = limits.ConnContext
+	srv.ErrorLog = zap.NewStdLog(s.logger)
+	return srv, nil
+}
+
 const (
-	// writeGrace is the time an answer may take to write after its request
-	// used all of read_body_timeout and timeout; a client that reads slower
-	// loses the connection rather than hold it and the answer's memory.
-	writeGrace = time.Minute
-	// idleTimeout closes keep-alive connections idle this long. It is longer
+	// idleTimeout (http.keepalive.idle_timeout's default) closes keep-alive
+	// connections idle this long. It is longer
 	// than the 90 s after which Go's default transport (and Grafana's data
 	// source client) drops idle connections, so the client closes them
 	// first: a request sent on a connection the server is closing fails.
@@ -185,17 +203,8 @@ func (s *server) addr() string {
 // initEngine creates the PromQL engine and parser. The engine has no
 // ActiveQueryTracker: the query gate bounds concurrency.
 func (s *server) initEngine() {
-	s.parser = boundedParser{Parser: parser.NewParser(parser.Options{}), maxLen: s.cfg.MaxQueryLength, maxNodes: s.cfg.MaxQueryNodes}
-	s.engine = promql.NewEngine(promql.EngineOpts{
-		Logger:                   slog.New(zapslog.NewHandler(s.logger.Core())),
-		MaxSamples:               s.cfg.MaxSamples,
-		Timeout:                  s.cfg.Timeout,
-		LookbackDelta:            5 * time.Minute,
-		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
-		EnableAtModifier:         true,
-		EnableNegativeOffset:     true,
-		Parser:                   s.parser,
-	})
+	s.parser = limits.NewParser(parser.NewParser(parser.Options{}), s.cfg.MaxQueryLength, s.cfg.MaxQueryNodes)
+	s.engine = promapi.NewEngine(slog.New(zapslog.NewHandler(s.logger.Core())), s.parser, s.cfg.MaxSamples, s.cfg.Timeout)
 }
 
 // Shutdown stops the server and waits for in-flight requests (bounded by
@@ -203,7 +212,7 @@ func (s *server) initEngine() {
 func (s *server) Shutdown(ctx context.Context) error {
 	s.ready.Store(false)
 	if s.kube != nil {
-		defer s.kube.close() // idle connections to the API server
+		defer s.kube.Close() // idle connections to the API server
 	}
 	s.mu.Lock()
 	srv, reg := s.srv, s.telReg
@@ -223,7 +232,8 @@ func (s *server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// handler is the whole HTTP handler: CORS, auth, limits, then the routes.
+// handler is weft's HTTP handler: probes-only connections, auth, limits,
+// then the routes (CORS is confighttp's, around it).
 func (s *server) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -231,15 +241,30 @@ func (s *server) handler() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /ready", s.handleReady)
-	s.promRoutes(mux)
-	s.jaegerRoutes(mux)
-	s.weftRoutes(mux)
-	s.statusRoutes(mux)
+	now := func() time.Time { return s.now() }
+	prom := &promapi.API{
+		Engine: s.engine, Parser: s.parser, Queryable: s.queryable, Exemplars: s.store.ExemplarQueryable(), Rules: s.rules, Now: now,
+		Gate:      func(h http.HandlerFunc) http.HandlerFunc { return s.gated(h, promapi.Fail) },
+		FormError: s.formError, Observe: s.countQueryError,
+	}
+	prom.Register(mux)
+	jaeger := &jaegerapi.API{Catalog: s.store, Traces: s.store, Now: now,
+		Gate: func(h http.HandlerFunc) http.HandlerFunc { return s.gated(h, jaegerFailAPI) }}
+	jaeger.Register(mux)
+	weft := &weftapi.API{Store: s.store, Rules: s.rules, Now: now, Query: prom.Query, LogScan: s.logScan}
+	weft.Register(mux)
+	pages := &statuspage.Pages{Health: s.store, Traces: s.store, Rules: s.rules, TelemetryURL: s.cfg.TelemetryURL, Now: now}
+	pages.Register(mux)
 
 	var h http.Handler = mux
 	h = s.limits(h)
-	h = s.authenticate(h)
-	h = s.cors(h)
+	if s.cfg.Auth.enabled() {
+		a := &auth.Authenticator{Token: s.token, Kube: s.kube, Seen: s.authSeen}
+		if b := s.cfg.Auth.Basic; b != nil {
+			a.Basic = &auth.Basic{Username: b.Username, Password: string(b.Password)}
+		}
+		h = a.Wrap(h)
+	}
 	h = s.probesOnly(h)
 	return h
 }
@@ -279,42 +304,18 @@ func (s *server) handleReady(w http.ResponseWriter, _ *http.Request) {
 // timeout.
 func (s *server) limits(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > s.cfg.MaxRequestBytes {
-			http.Error(w, fmt.Sprintf("request body larger than max_request_bytes (%d)", s.cfg.MaxRequestBytes), http.StatusRequestEntityTooLarge)
+		if r.ContentLength > s.cfg.HTTP.MaxRequestBodySize {
+			http.Error(w, fmt.Sprintf("request body larger than http.max_request_body_size (%d)", s.cfg.HTTP.MaxRequestBodySize), http.StatusRequestEntityTooLarge)
 			return
 		}
 		if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 			if http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.ReadBodyTimeout)) == nil {
-				r.Body = deadlineBody{r.Body}
+				r.Body = limits.DeadlineBody{ReadCloser: r.Body}
 			}
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxRequestBytes)
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.HTTP.MaxRequestBodySize)
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
 		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))
-	})
-}
-
-// cors sets CORS headers for allowed origins and answers preflight requests.
-// Without allowed_origins it sends none.
-func (s *server) cors(next http.Handler) http.Handler {
-	allowed := s.cfg.CORS.AllowedOrigins
-	if len(allowed) == 0 {
-		return next
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		origin := r.Header.Get("Origin")
-		if origin != "" && (slices.Contains(allowed, "*") || slices.Contains(allowed, origin)) {
-			h := w.Header()
-			h.Set("Access-Control-Allow-Origin", origin)
-			h.Add("Vary", "Origin")
-			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
-				h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
-				w.WriteHeader(http.StatusNoContent)
-				return
-			}
-		}
-		next.ServeHTTP(w, r)
 	})
 }

@@ -5,6 +5,9 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/weftobs/weft/extensions/weftquery/internal/auth"
+	"github.com/weftobs/weft/extensions/weftquery/internal/limits"
 )
 
 // registerTelemetry publishes the query bounds' state and counters as
@@ -32,20 +35,20 @@ func (s *server) registerTelemetry() error {
 		}
 	}
 	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		o.ObserveInt64(running, int64(s.gate.running()))
-		o.ObserveInt64(queued, int64(s.gate.queued()))
-		for _, r := range refusalReasons {
-			o.ObserveInt64(refused, s.refused.get(r), metric.WithAttributes(attribute.String("reason", r)))
+		o.ObserveInt64(running, int64(s.gate.Running()))
+		o.ObserveInt64(queued, int64(s.gate.Queued()))
+		for _, r := range limits.RefusalReasons {
+			o.ObserveInt64(refused, s.refused.Get(r), metric.WithAttributes(attribute.String("reason", r)))
 		}
-		for _, r := range interruptedReasons {
-			o.ObserveInt64(interrupted, s.interrupted.get(r), metric.WithAttributes(attribute.String("reason", r)))
+		for _, r := range limits.InterruptedReasons {
+			o.ObserveInt64(interrupted, s.interrupted.Get(r), metric.WithAttributes(attribute.String("reason", r)))
 		}
-		for _, r := range authResults {
-			o.ObserveInt64(authReqs, s.authSeen.get(r), metric.WithAttributes(attribute.String("result", r)))
+		for _, r := range auth.Results {
+			o.ObserveInt64(authReqs, s.authSeen.Get(r), metric.WithAttributes(attribute.String("result", r)))
 		}
 		if s.kube != nil {
-			for _, k := range reviewKinds {
-				o.ObserveInt64(reviews, s.kube.reviews.get(k), metric.WithAttributes(attribute.String("kind", k)))
+			for _, k := range auth.ReviewKinds {
+				o.ObserveInt64(reviews, s.kube.Reviews().Get(k), metric.WithAttributes(attribute.String("kind", k)))
 			}
 		}
 		return nil

@@ -19,9 +19,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/config/configtls"
+
+	"github.com/weftobs/weft/extensions/weftstore/weftstoretest"
 )
 
 // selfSigned writes a certificate for 127.0.0.1 and its key into dir.
@@ -51,14 +53,14 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 
 func TestTLS(t *testing.T) {
 	certFile, keyFile, pool := selfSigned(t, t.TempDir())
-	st := newTestStore(t)
-	host := testHost{exts: map[component.ID]component.Component{storeID: st}}
+	st := weftstoretest.Start(t, nil)
+	host := weftstoretest.Host(st)
 
 	cfg := createDefaultConfig().(*Config)
-	cfg.Endpoint = "127.0.0.1:0"
+	cfg.HTTP.NetAddr.Endpoint = "127.0.0.1:0"
 	tc := configtls.NewDefaultServerConfig()
 	tc.CertFile, tc.KeyFile = certFile, keyFile
-	cfg.TLS = &tc
+	cfg.HTTP.TLS = configoptional.Some(tc)
 	s := newServer(componenttest.NewNopTelemetrySettings(), cfg)
 	require.NoError(t, s.Start(t.Context(), host))
 	t.Cleanup(func() { require.NoError(t, s.Shutdown(context.Background())) })
@@ -78,7 +80,7 @@ func TestTLS(t *testing.T) {
 	bad := *cfg
 	btc := tc
 	btc.KeyFile = filepath.Join(t.TempDir(), "missing.key")
-	bad.TLS = &btc
+	bad.HTTP.TLS = configoptional.Some(btc)
 	s2 := newServer(componenttest.NewNopTelemetrySettings(), &bad)
 	require.ErrorContains(t, s2.Start(t.Context(), host), "tls")
 	require.NoError(t, s2.Shutdown(context.Background()))

@@ -1,4 +1,4 @@
-package weftquery
+package jaegerapi
 
 import (
 	"encoding/json"
@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/weftobs/weft/extensions/weftquery/internal/querytest"
 )
 
 // jaegerResp decodes the Jaeger envelope with traces.
@@ -18,7 +20,7 @@ type jaegerResp struct {
 	Total  int             `json:"total"`
 	Limit  int             `json:"limit"`
 	Offset int             `json:"offset"`
-	Errors []jaegerError   `json:"errors"`
+	Errors []Error         `json:"errors"`
 }
 
 func jaegerGet(t *testing.T, u string) (int, jaegerResp) {
@@ -30,7 +32,7 @@ func jaegerGet(t *testing.T, u string) (int, jaegerResp) {
 }
 
 func TestJaegerServicesAndOperations(t *testing.T) {
-	f := newFixture(t, fixtureOpts{})
+	f := newFixture(t)
 	code, r := jaegerGet(t, f.url+"/api/services")
 	require.Equal(t, 200, code)
 	assert.JSONEq(t, `["checkout","payment","reviews"]`, string(r.Data))
@@ -47,30 +49,30 @@ func TestJaegerServicesAndOperations(t *testing.T) {
 }
 
 func TestJaegerTrace(t *testing.T) {
-	f := newFixture(t, fixtureOpts{})
-	code, r := jaegerGet(t, f.url+"/api/traces/"+checkoutTraceID.String())
+	f := newFixture(t)
+	code, r := jaegerGet(t, f.url+"/api/traces/"+querytest.CheckoutTraceID.String())
 	require.Equal(t, 200, code)
-	var traces []jaegerTrace
+	var traces []Trace
 	require.NoError(t, json.Unmarshal(r.Data, &traces))
 	require.Len(t, traces, 1)
 	tr := traces[0]
-	assert.Equal(t, checkoutTraceID.String(), tr.TraceID)
+	assert.Equal(t, querytest.CheckoutTraceID.String(), tr.TraceID)
 	require.Len(t, tr.Spans, 2)
 	require.Len(t, tr.Processes, 2)
 
-	byOp := map[string]jaegerSpan{}
+	byOp := map[string]Span{}
 	for _, s := range tr.Spans {
 		byOp[s.OperationName] = s
-		assert.Equal(t, checkoutTraceID.String(), s.TraceID)
+		assert.Equal(t, querytest.CheckoutTraceID.String(), s.TraceID)
 	}
 	root, child := byOp["POST /checkout"], byOp["charge card"]
-	assert.Equal(t, rootSpanID.String(), root.SpanID)
+	assert.Equal(t, querytest.RootSpanID.String(), root.SpanID)
 	assert.Empty(t, root.References)
 	assert.Equal(t, f.t0.Add(time.Minute).UnixMicro(), root.StartTime)
 	assert.Equal(t, int64(40_000), root.Duration)
 	assert.Equal(t, "checkout", tr.Processes[root.ProcessID].ServiceName)
-	assert.Contains(t, tr.Processes[root.ProcessID].Tags, jaegerKV{Key: "k8s.pod.name", Type: "string", Value: "checkout-7d9c8b5f4-x2x9q"})
-	for _, kv := range []jaegerKV{
+	assert.Contains(t, tr.Processes[root.ProcessID].Tags, KV{Key: "k8s.pod.name", Type: "string", Value: "checkout-7d9c8b5f4-x2x9q"})
+	for _, kv := range []KV{
 		{Key: "http.route", Type: "string", Value: "/checkout"},
 		{Key: "http.response.status_code", Type: "int64", Value: float64(502)},
 		{Key: "cart.value", Type: "float64", Value: 42.5},
@@ -87,15 +89,15 @@ func TestJaegerTrace(t *testing.T) {
 	assert.Equal(t, "payment", tr.Processes[child.ProcessID].ServiceName)
 	assert.NotEqual(t, root.ProcessID, child.ProcessID)
 	require.Len(t, child.References, 1)
-	assert.Equal(t, jaegerRef{RefType: "CHILD_OF", TraceID: checkoutTraceID.String(), SpanID: rootSpanID.String()}, child.References[0])
-	assert.Contains(t, child.Tags, jaegerKV{Key: "span.kind", Type: "string", Value: "client"})
+	assert.Equal(t, Ref{RefType: "CHILD_OF", TraceID: querytest.CheckoutTraceID.String(), SpanID: querytest.RootSpanID.String()}, child.References[0])
+	assert.Contains(t, child.Tags, KV{Key: "span.kind", Type: "string", Value: "client"})
 	require.Len(t, child.Logs, 1)
 	assert.Equal(t, f.t0.Add(time.Minute+20*time.Millisecond).UnixMicro(), child.Logs[0].Timestamp)
-	assert.Contains(t, child.Logs[0].Fields, jaegerKV{Key: "event", Type: "string", Value: "retry"})
-	assert.Contains(t, child.Logs[0].Fields, jaegerKV{Key: "attempt", Type: "int64", Value: float64(2)})
+	assert.Contains(t, child.Logs[0].Fields, KV{Key: "event", Type: "string", Value: "retry"})
+	assert.Contains(t, child.Logs[0].Fields, KV{Key: "attempt", Type: "int64", Value: float64(2)})
 
 	// Raw JSON carries Jaeger's field names, including null warnings.
-	_, body := get(t, f.url+"/api/traces/"+checkoutTraceID.String())
+	_, body := get(t, f.url+"/api/traces/"+querytest.CheckoutTraceID.String())
 	var raw struct {
 		Data []map[string]any `json:"data"`
 	}
@@ -110,7 +112,7 @@ func TestJaegerTrace(t *testing.T) {
 }
 
 func TestJaegerTraceErrors(t *testing.T) {
-	f := newFixture(t, fixtureOpts{})
+	f := newFixture(t)
 	for _, tt := range []struct {
 		path string
 		code int
@@ -139,31 +141,31 @@ func TestJaegerTraceErrors(t *testing.T) {
 }
 
 func TestJaegerSearch(t *testing.T) {
-	f := newFixture(t, fixtureOpts{})
+	f := newFixture(t)
 	us := func(d time.Duration) string { return strconv.FormatInt(f.t0.Add(d).UnixMicro(), 10) }
 	tests := []struct {
 		name   string
 		params url.Values
 		want   []string // trace IDs, newest first
 	}{
-		{"service", url.Values{"service": {"checkout"}}, []string{checkoutTraceID.String()}},
-		{"child service", url.Values{"service": {"payment"}}, []string{checkoutTraceID.String()}},
-		{"operation", url.Values{"service": {"checkout"}, "operation": {"POST /checkout"}}, []string{checkoutTraceID.String()}},
+		{"service", url.Values{"service": {"checkout"}}, []string{querytest.CheckoutTraceID.String()}},
+		{"child service", url.Values{"service": {"payment"}}, []string{querytest.CheckoutTraceID.String()}},
+		{"operation", url.Values{"service": {"checkout"}, "operation": {"POST /checkout"}}, []string{querytest.CheckoutTraceID.String()}},
 		{"other operation", url.Values{"service": {"checkout"}, "operation": {"GET /"}}, nil},
-		{"tags JSON", url.Values{"service": {"checkout"}, "tags": {`{"http.route":"/checkout"}`}}, []string{checkoutTraceID.String()}},
-		{"tag k:v", url.Values{"service": {"checkout"}, "tag": {"error:true"}}, []string{checkoutTraceID.String()}},
+		{"tags JSON", url.Values{"service": {"checkout"}, "tags": {`{"http.route":"/checkout"}`}}, []string{querytest.CheckoutTraceID.String()}},
+		{"tag k:v", url.Values{"service": {"checkout"}, "tag": {"error:true"}}, []string{querytest.CheckoutTraceID.String()}},
 		{"tag mismatch", url.Values{"service": {"reviews"}, "tag": {"error:true"}}, nil},
 		{"min duration", url.Values{"service": {"checkout"}, "minDuration": {"41ms"}}, nil},
-		{"max duration", url.Values{"service": {"checkout"}, "maxDuration": {"50ms"}}, []string{checkoutTraceID.String()}},
-		{"window", url.Values{"service": {"reviews"}, "start": {us(90 * time.Second)}, "end": {us(3 * time.Minute)}}, []string{reviewsTraceID.String()}},
+		{"max duration", url.Values{"service": {"checkout"}, "maxDuration": {"50ms"}}, []string{querytest.CheckoutTraceID.String()}},
+		{"window", url.Values{"service": {"reviews"}, "start": {us(90 * time.Second)}, "end": {us(3 * time.Minute)}}, []string{querytest.ReviewsTraceID.String()}},
 		{"window before", url.Values{"service": {"reviews"}, "start": {us(0)}, "end": {us(time.Minute)}}, nil},
-		{"by traceID", url.Values{"traceID": {reviewsTraceID.String(), checkoutTraceID.String()}}, []string{reviewsTraceID.String(), checkoutTraceID.String()}},
+		{"by traceID", url.Values{"traceID": {querytest.ReviewsTraceID.String(), querytest.CheckoutTraceID.String()}}, []string{querytest.ReviewsTraceID.String(), querytest.CheckoutTraceID.String()}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, r := jaegerGet(t, f.url+"/api/traces?"+tt.params.Encode())
 			require.Equal(t, http.StatusOK, code, "%+v", r)
-			var traces []jaegerTrace
+			var traces []Trace
 			require.NoError(t, json.Unmarshal(r.Data, &traces))
 			got := []string{}
 			for _, tr := range traces {
@@ -175,18 +177,5 @@ func TestJaegerSearch(t *testing.T) {
 			}
 			assert.Equal(t, tt.want, got)
 		})
-	}
-}
-
-func TestParseTraceID(t *testing.T) {
-	id, err := parseTraceID("abc")
-	require.NoError(t, err)
-	assert.Equal(t, "00000000000000000000000000000abc", id.String())
-	id, err = parseTraceID(checkoutTraceID.String())
-	require.NoError(t, err)
-	assert.Equal(t, checkoutTraceID, id)
-	for _, bad := range []string{"", "g", "0123456789abcdef0123456789abcdef0"} {
-		_, err := parseTraceID(bad)
-		assert.Error(t, err, bad)
 	}
 }

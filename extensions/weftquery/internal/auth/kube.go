@@ -1,4 +1,4 @@
-package weftquery
+package auth
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/weftobs/weft/extensions/weftquery/internal/limits"
 	"github.com/weftobs/weft/internal/kube"
 )
 
@@ -22,17 +23,17 @@ import (
 // wait for one review.
 
 const (
-	tokenReviewPath         = "/apis/authentication.k8s.io/v1/tokenreviews"
-	subjectAccessReviewPath = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+	TokenReviewPath         = "/apis/authentication.k8s.io/v1/tokenreviews"
+	SubjectAccessReviewPath = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
 )
 
 // Kinds of review, the kind attribute of weft_query.auth_reviews.
 const (
-	reviewToken  = "tokenreview"
-	reviewAccess = "subjectaccessreview"
+	ReviewToken  = "tokenreview"
+	ReviewAccess = "subjectaccessreview"
 )
 
-var reviewKinds = []string{reviewToken, reviewAccess}
+var ReviewKinds = []string{ReviewToken, ReviewAccess}
 
 // apiPoster is the API server as the reviews use it (kube.Client).
 type apiPoster interface {
@@ -40,51 +41,51 @@ type apiPoster interface {
 	Close()
 }
 
-// tokenReview is the part of authentication.k8s.io/v1 TokenReview used here.
-type tokenReview struct {
+// TokenReview is the part of authentication.k8s.io/v1 TokenReview used here.
+type TokenReview struct {
 	APIVersion string            `json:"apiVersion"`
 	Kind       string            `json:"kind"`
-	Spec       tokenReviewSpec   `json:"spec"`
-	Status     tokenReviewStatus `json:"status,omitzero"`
+	Spec       TokenReviewSpec   `json:"spec"`
+	Status     TokenReviewStatus `json:"status,omitzero"`
 }
 
-type tokenReviewSpec struct {
+type TokenReviewSpec struct {
 	Token     string   `json:"token"`
 	Audiences []string `json:"audiences,omitempty"`
 }
 
-type tokenReviewStatus struct {
+type TokenReviewStatus struct {
 	Authenticated bool     `json:"authenticated"`
-	User          userInfo `json:"user"`
+	User          UserInfo `json:"user"`
 	Audiences     []string `json:"audiences"`
 	Error         string   `json:"error"`
 }
 
-type userInfo struct {
+type UserInfo struct {
 	Username string              `json:"username"`
 	UID      string              `json:"uid"`
 	Groups   []string            `json:"groups"`
 	Extra    map[string][]string `json:"extra"`
 }
 
-// subjectAccessReview is the part of authorization.k8s.io/v1
+// SubjectAccessReview is the part of authorization.k8s.io/v1
 // SubjectAccessReview used here.
-type subjectAccessReview struct {
+type SubjectAccessReview struct {
 	APIVersion string                    `json:"apiVersion"`
 	Kind       string                    `json:"kind"`
-	Spec       subjectAccessReviewSpec   `json:"spec"`
-	Status     subjectAccessReviewStatus `json:"status,omitzero"`
+	Spec       SubjectAccessReviewSpec   `json:"spec"`
+	Status     SubjectAccessReviewStatus `json:"status,omitzero"`
 }
 
-type subjectAccessReviewSpec struct {
-	ResourceAttributes *sarResourceAttributes `json:"resourceAttributes"`
+type SubjectAccessReviewSpec struct {
+	ResourceAttributes *SARResourceAttributes `json:"resourceAttributes"`
 	User               string                 `json:"user"`
 	Groups             []string               `json:"groups,omitempty"`
 	Extra              map[string][]string    `json:"extra,omitempty"`
 	UID                string                 `json:"uid,omitempty"`
 }
 
-type sarResourceAttributes struct {
+type SARResourceAttributes struct {
 	Namespace   string `json:"namespace,omitempty"`
 	Verb        string `json:"verb"`
 	Group       string `json:"group,omitempty"`
@@ -93,15 +94,15 @@ type sarResourceAttributes struct {
 	Name        string `json:"name,omitempty"`
 }
 
-type subjectAccessReviewStatus struct {
+type SubjectAccessReviewStatus struct {
 	Allowed bool `json:"allowed"`
 	Denied  bool `json:"denied,omitempty"`
 }
 
-// kubeAuth checks bearer tokens with the API server and remembers the
+// Kube checks bearer tokens with the API server and remembers the
 // decisions.
-type kubeAuth struct {
-	cfg    KubernetesAuthConfig
+type Kube struct {
+	cfg    KubeConfig
 	api    apiPoster
 	logger *zap.Logger
 	now    func() time.Time
@@ -110,41 +111,63 @@ type kubeAuth struct {
 	cache    map[[sha256.Size]byte]kubeDecision
 	inflight map[[sha256.Size]byte]*reviewCall
 
-	reviews  counters     // requests to the API server, by kind
-	lastWarn atomic.Int64 // unix nanoseconds of the last logged API failure
+	reviews  limits.Counters // requests to the API server, by kind
+	lastWarn atomic.Int64    // unix nanoseconds of the last logged API failure
 }
 
 type kubeDecision struct {
-	result  authResult
+	result  Result
 	expires time.Time
 }
 
 // reviewCall is a review in progress; others with the same token wait for it.
 type reviewCall struct {
 	done   chan struct{}
-	result authResult
+	result Result
 }
 
-// newKubeAuth connects through internal/kube (explicit URL, kubeconfig or
-// in-cluster service account); it does not contact the API server.
-func newKubeAuth(cfg KubernetesAuthConfig, logger *zap.Logger) (*kubeAuth, error) {
-	c, err := kube.NewClient(cfg.APIConfig, "weft-query")
+// ResourceAttributes are the SubjectAccessReview resource attributes a
+// request's user must be allowed (the front door's auth.kubernetes.
+// resource_attributes).
+type ResourceAttributes struct {
+	Verb, Group, Resource, Subresource, Name, Namespace string
+}
+
+// KubeConfig is auth.kubernetes.
+type KubeConfig struct {
+	API                        kube.APIConfig
+	Audiences                  []string
+	ResourceAttributes         ResourceAttributes
+	CacheTTL, NegativeCacheTTL time.Duration
+	CacheSize                  int
+	Timeout                    time.Duration
+}
+
+// NewKube connects through internal/kube (explicit URL, kubeconfig or
+// in-cluster service account); it does not contact the API server. now is
+// the clock of the cache (time.Now).
+func NewKube(cfg KubeConfig, logger *zap.Logger, now func() time.Time) (*Kube, error) {
+	c, err := kube.NewClient(cfg.API, "weft-query")
 	if err != nil {
 		return nil, err
 	}
-	return &kubeAuth{
-		cfg: cfg, api: c, logger: logger, now: time.Now,
+	return &Kube{
+		cfg: cfg, api: c, logger: logger, now: now,
 		cache:    make(map[[sha256.Size]byte]kubeDecision),
 		inflight: make(map[[sha256.Size]byte]*reviewCall),
-		reviews:  newCounters(reviewKinds),
+		reviews:  limits.NewCounters(ReviewKinds),
 	}, nil
 }
 
-func (k *kubeAuth) close() { k.api.Close() }
+// Close drops the idle connections to the API server.
+func (k *Kube) Close() { k.api.Close() }
 
-// check returns the decision for token: remembered, joined to a review in
+// Reviews counts the requests to the API server, by ReviewKinds.
+func (k *Kube) Reviews() limits.Counters { return k.reviews }
+
+// Check returns the decision for token: remembered, joined to a review in
 // progress, or from a new review.
-func (k *kubeAuth) check(ctx context.Context, token string) authResult {
+func (k *Kube) Check(ctx context.Context, token string) Result {
 	key := sha256.Sum256([]byte(token))
 	k.mu.Lock()
 	if d, ok := k.cache[key]; ok {
@@ -160,7 +183,7 @@ func (k *kubeAuth) check(ctx context.Context, token string) authResult {
 		case <-c.done:
 			return c.result
 		case <-ctx.Done():
-			return authUnavailable // the client left
+			return Unavailable // the client left
 		}
 	}
 	c := &reviewCall{done: make(chan struct{})}
@@ -175,9 +198,9 @@ func (k *kubeAuth) check(ctx context.Context, token string) authResult {
 	delete(k.inflight, key)
 	ttl := k.cfg.NegativeCacheTTL
 	switch c.result {
-	case authAllowed:
+	case Allowed:
 		ttl = k.cfg.CacheTTL
-	case authUnavailable:
+	case Unavailable:
 		ttl = 0 // ask again next time
 	}
 	if ttl > 0 {
@@ -191,7 +214,7 @@ func (k *kubeAuth) check(ctx context.Context, token string) authResult {
 // remember stores a decision, making room when the cache is full: first
 // by dropping expired decisions, then a refused one (so a flood of bad
 // tokens does not push out the allowed ones), then any. k.mu is held.
-func (k *kubeAuth) remember(key [sha256.Size]byte, d kubeDecision) {
+func (k *Kube) remember(key [sha256.Size]byte, d kubeDecision) {
 	if len(k.cache) >= k.cfg.CacheSize {
 		now := k.now()
 		var victim *[sha256.Size]byte
@@ -200,7 +223,7 @@ func (k *kubeAuth) remember(key [sha256.Size]byte, d kubeDecision) {
 				delete(k.cache, h)
 				continue
 			}
-			if victim == nil || old.result != authAllowed {
+			if victim == nil || old.result != Allowed {
 				v := h
 				victim = &v
 			}
@@ -214,50 +237,50 @@ func (k *kubeAuth) remember(key [sha256.Size]byte, d kubeDecision) {
 
 // review asks the API server who the token belongs to, then whether that
 // user may use the API.
-func (k *kubeAuth) review(ctx context.Context, token string) authResult {
-	tr := tokenReview{
+func (k *Kube) review(ctx context.Context, token string) Result {
+	tr := TokenReview{
 		APIVersion: "authentication.k8s.io/v1", Kind: "TokenReview",
-		Spec: tokenReviewSpec{Token: token, Audiences: k.cfg.Audiences},
+		Spec: TokenReviewSpec{Token: token, Audiences: k.cfg.Audiences},
 	}
-	var trOut tokenReview
-	if err := k.post(ctx, reviewToken, tokenReviewPath, &tr, &trOut); err != nil {
-		return authUnavailable
+	var trOut TokenReview
+	if err := k.post(ctx, ReviewToken, TokenReviewPath, &tr, &trOut); err != nil {
+		return Unavailable
 	}
 	st := trOut.Status
 	if !st.Authenticated || st.User.Username == "" {
-		return authUnauthenticated
+		return Unauthenticated
 	}
 	// With audiences asked for, the API server names the ones the token is
 	// valid for; one of them must be ours.
 	if len(k.cfg.Audiences) > 0 && !slices.ContainsFunc(st.Audiences, func(a string) bool { return slices.Contains(k.cfg.Audiences, a) }) {
-		return authUnauthenticated
+		return Unauthenticated
 	}
 	ra := k.cfg.ResourceAttributes
-	sar := subjectAccessReview{
+	sar := SubjectAccessReview{
 		APIVersion: "authorization.k8s.io/v1", Kind: "SubjectAccessReview",
-		Spec: subjectAccessReviewSpec{
-			ResourceAttributes: &sarResourceAttributes{
+		Spec: SubjectAccessReviewSpec{
+			ResourceAttributes: &SARResourceAttributes{
 				Namespace: ra.Namespace, Verb: ra.Verb, Group: ra.Group,
 				Resource: ra.Resource, Subresource: ra.Subresource, Name: ra.Name,
 			},
 			User: st.User.Username, Groups: st.User.Groups, Extra: st.User.Extra, UID: st.User.UID,
 		},
 	}
-	var sarOut subjectAccessReview
-	if err := k.post(ctx, reviewAccess, subjectAccessReviewPath, &sar, &sarOut); err != nil {
-		return authUnavailable
+	var sarOut SubjectAccessReview
+	if err := k.post(ctx, ReviewAccess, SubjectAccessReviewPath, &sar, &sarOut); err != nil {
+		return Unavailable
 	}
 	if sarOut.Status.Allowed && !sarOut.Status.Denied {
-		return authAllowed
+		return Allowed
 	}
-	return authForbidden
+	return Forbidden
 }
 
 // post sends one review within auth.kubernetes.timeout and counts it. A
 // failure is logged at most once a minute, without the token (the
 // request body is never part of the error).
-func (k *kubeAuth) post(ctx context.Context, kind, path string, in, out any) error {
-	k.reviews.add(kind)
+func (k *Kube) post(ctx context.Context, kind, path string, in, out any) error {
+	k.reviews.Add(kind)
 	ctx, cancel := context.WithTimeout(ctx, k.cfg.Timeout)
 	defer cancel()
 	err := k.api.PostJSON(ctx, path, in, out)

@@ -1,4 +1,4 @@
-package weftquery
+package promapi
 
 import (
 	"encoding/json"
@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/weftobs/weft/extensions/weftquery/internal/querytest"
 )
 
 // vecSample and matSeries decode query results.
@@ -29,7 +31,7 @@ type (
 )
 
 func TestPromQuery(t *testing.T) {
-	f := newFixture(t, fixtureOpts{})
+	f := newFixture(t)
 	at := f.t0.Add(5 * time.Minute)
 	tests := []struct {
 		name     string
@@ -106,7 +108,7 @@ func TestPromQuery(t *testing.T) {
 }
 
 func TestPromQueryRange(t *testing.T) {
-	f := newFixture(t, fixtureOpts{})
+	f := newFixture(t)
 	params := url.Values{
 		"query": {`node_temp_celsius{sensor="a"}`},
 		"start": {secs(f.t0)}, "end": {secs(f.t0.Add(time.Minute))}, "step": {"15s"},
@@ -135,7 +137,7 @@ func TestPromQueryRange(t *testing.T) {
 
 // TestPromErrors checks the error classes and status codes Prometheus gives.
 func TestPromErrors(t *testing.T) {
-	f := newFixture(t, fixtureOpts{})
+	f := newFixture(t)
 	at := secs(f.t0.Add(5 * time.Minute))
 	start, end := secs(f.t0), secs(f.t0.Add(time.Minute))
 	tests := []struct {
@@ -185,7 +187,7 @@ func TestPromErrors(t *testing.T) {
 }
 
 func TestPromSeriesAndLabels(t *testing.T) {
-	f := newFixture(t, fixtureOpts{})
+	f := newFixture(t)
 	tests := []struct {
 		name, path string
 		params     url.Values
@@ -262,7 +264,7 @@ func TestPromSeriesAndLabels(t *testing.T) {
 }
 
 func TestPromExemplars(t *testing.T) {
-	f := newFixture(t, fixtureOpts{})
+	f := newFixture(t)
 	code, env := promGet(t, f.url, "/api/v1/query_exemplars", url.Values{
 		"query": {`rate(http_requests_total[1m])`}, "start": {secs(f.t0)}, "end": {secs(f.t0.Add(5 * time.Minute))},
 	})
@@ -280,7 +282,7 @@ func TestPromExemplars(t *testing.T) {
 	assert.Equal(t, "500", res[0].SeriesLabels["code"])
 	require.Len(t, res[0].Exemplars, 1)
 	ex := res[0].Exemplars[0]
-	assert.Equal(t, checkoutTraceID.String(), ex.Labels["trace_id"])
+	assert.Equal(t, querytest.CheckoutTraceID.String(), ex.Labels["trace_id"])
 	assert.Equal(t, "1", ex.Value)
 	assert.InDelta(t, float64(f.t0.Add(59*time.Second).Unix()), ex.Timestamp, 0.001)
 
@@ -290,13 +292,4 @@ func TestPromExemplars(t *testing.T) {
 	})
 	require.Equal(t, http.StatusOK, code)
 	assert.JSONEq(t, `[]`, string(env.Data))
-}
-
-func TestFormatMillis(t *testing.T) {
-	for ms, want := range map[int64]string{
-		1600096945479: "1600096945.479", 1600096945000: "1600096945", 1600096945400: "1600096945.4",
-		1600096945050: "1600096945.05", 0: "0", -1500: "-2.5",
-	} {
-		assert.Equal(t, want, string(formatMillis(ms)), "%d", ms)
-	}
 }

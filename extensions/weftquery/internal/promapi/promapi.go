@@ -1,10 +1,15 @@
-package weftquery
+// Package promapi serves the Prometheus HTTP API (query, query_range,
+// series, labels, label values, exemplars, rules, alerts, buildinfo,
+// metadata) over a storage.Queryable with the PromQL engine, and holds the
+// Prometheus envelope and error types that weft's own API answers in too.
+package promapi
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/http"
 	"runtime"
@@ -25,37 +30,37 @@ import (
 )
 
 // Error types of the Prometheus HTTP API, with their status codes.
-type errorType string
+type ErrorType string
 
 const (
-	errorBadData     errorType = "bad_data"
-	errorExec        errorType = "execution"
-	errorTimeout     errorType = "timeout"
-	errorCanceled    errorType = "canceled"
-	errorInternal    errorType = "internal"
-	errorNotFound    errorType = "not_found"
-	errorUnavailable errorType = "unavailable"
-	errorTooLarge    errorType = "bad_data" // 413: the body was over max_request_bytes
+	ErrorBadData     ErrorType = "bad_data"
+	ErrorExec        ErrorType = "execution"
+	ErrorTimeout     ErrorType = "timeout"
+	ErrorCanceled    ErrorType = "canceled"
+	ErrorInternal    ErrorType = "internal"
+	ErrorNotFound    ErrorType = "not_found"
+	ErrorUnavailable ErrorType = "unavailable"
+	ErrorTooLarge    ErrorType = "bad_data" // 413: the body was over max_request_bytes
 )
 
-// apiError is an error answered in the Prometheus envelope.
-type apiError struct {
-	typ    errorType
-	status int
-	err    error
+// Error is an error answered in the Prometheus envelope.
+type Error struct {
+	Type   ErrorType
+	Status int
+	Err    error
 }
 
-func (e *apiError) Error() string { return string(e.typ) + ": " + e.err.Error() }
+func (e *Error) Error() string { return string(e.Type) + ": " + e.Err.Error() }
 
-func badData(err error) *apiError { return &apiError{errorBadData, http.StatusBadRequest, err} }
+func BadData(err error) *Error { return &Error{ErrorBadData, http.StatusBadRequest, err} }
 
-func invalidParam(err error, name string) *apiError {
-	return badData(fmt.Errorf("invalid parameter %q: %w", name, err))
+func InvalidParam(err error, name string) *Error {
+	return BadData(fmt.Errorf("invalid parameter %q: %w", name, err))
 }
 
 // queryError classifies a query error as Prometheus does: timeout 503,
 // canceled 499, storage 500, anything else "execution" 422.
-func queryError(err error) *apiError {
+func QueryError(err error) *Error {
 	var (
 		eqc promql.ErrQueryCanceled
 		eqt promql.ErrQueryTimeout
@@ -63,77 +68,119 @@ func queryError(err error) *apiError {
 	)
 	switch {
 	case errors.As(err, &eqt), errors.Is(err, context.DeadlineExceeded):
-		return &apiError{errorTimeout, http.StatusServiceUnavailable, err}
+		return &Error{ErrorTimeout, http.StatusServiceUnavailable, err}
 	case errors.As(err, &eqc), errors.Is(err, context.Canceled):
-		return &apiError{errorCanceled, 499, err}
+		return &Error{ErrorCanceled, 499, err}
 	case errors.As(err, &es):
-		return &apiError{errorInternal, http.StatusInternalServerError, err}
+		return &Error{ErrorInternal, http.StatusInternalServerError, err}
 	}
-	return &apiError{errorExec, http.StatusUnprocessableEntity, err}
+	return &Error{ErrorExec, http.StatusUnprocessableEntity, err}
 }
 
-// promResponse is the Prometheus API envelope.
-type promResponse struct {
+// Response is the Prometheus API envelope.
+type Response struct {
 	Status    string    `json:"status"`
 	Data      any       `json:"data,omitempty"`
-	ErrorType errorType `json:"errorType,omitempty"`
+	ErrorType ErrorType `json:"errorType,omitempty"`
 	Error     string    `json:"error,omitempty"`
 	Warnings  []string  `json:"warnings,omitempty"`
 	Infos     []string  `json:"infos,omitempty"`
 }
 
-// promHandler is one API endpoint: data, or an error, plus annotations.
-type promHandler func(r *http.Request) (any, annotations.Annotations, *apiError)
+// Handler is one API endpoint: data, or an error, plus annotations.
+type Handler func(r *http.Request) (any, annotations.Annotations, *Error)
 
-func (s *server) prom(h promHandler) http.HandlerFunc {
+// NewEngine is the PromQL engine of the API and the rules: Prometheus'
+// defaults (5m lookback, 1m subquery step, @ and negative offsets) bounded
+// by maxSamples and timeout. It has no ActiveQueryTracker: the front door's
+// query slots bound concurrency.
+func NewEngine(logger *slog.Logger, p parser.Parser, maxSamples int, timeout time.Duration) *promql.Engine {
+	return promql.NewEngine(promql.EngineOpts{
+		Logger:                   logger,
+		MaxSamples:               maxSamples,
+		Timeout:                  timeout,
+		LookbackDelta:            5 * time.Minute,
+		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
+		EnableAtModifier:         true,
+		EnableNegativeOffset:     true,
+		Parser:                   p,
+	})
+}
+
+// API is the Prometheus HTTP API over a queryable.
+type API struct {
+	Engine    *promql.Engine
+	Parser    parser.Parser // bounds expressions as the engine's parser does
+	Queryable storage.Queryable
+	Exemplars storage.ExemplarQueryable
+	Rules     rulesapi.Source // nil: no rules engine, empty lists
+	Now       func() time.Time
+	// Gate runs a data request in a query slot (the front door's query
+	// bounds); its failures answer through Fail.
+	Gate func(http.HandlerFunc) http.HandlerFunc
+	// FormError classifies an error reading a request's form.
+	FormError func(error) *Error
+	// Observe sees every error answered (the front door counts bounds).
+	Observe func(*Error)
+}
+
+// Serve answers h's data or error in the Prometheus envelope.
+func (a *API) Serve(h Handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if err := r.ParseForm(); err != nil {
-			promFail(w, s.formError(err))
+			Fail(w, a.FormError(err))
 			return
 		}
 		data, annos, aerr := h(r)
 		warnings, infos := annos.AsStrings(r.FormValue("query"), 10, 10)
 		if aerr != nil {
-			s.countQueryError(aerr)
-			writeProm(w, aerr.status, promResponse{Status: "error", ErrorType: aerr.typ, Error: aerr.err.Error(), Warnings: warnings, Infos: infos})
+			a.Observe(aerr)
+			Write(w, aerr.Status, Response{Status: "error", ErrorType: aerr.Type, Error: aerr.Err.Error(), Warnings: warnings, Infos: infos})
 			return
 		}
-		writeProm(w, http.StatusOK, promResponse{Status: "success", Data: data, Warnings: warnings, Infos: infos})
+		Write(w, http.StatusOK, Response{Status: "success", Data: data, Warnings: warnings, Infos: infos})
 	}
 }
 
-func writeProm(w http.ResponseWriter, status int, resp promResponse) {
+// Fail answers aerr in the Prometheus envelope.
+func Fail(w http.ResponseWriter, aerr *Error) {
+	Write(w, aerr.Status, Response{Status: "error", ErrorType: aerr.Type, Error: aerr.Err.Error()})
+}
+
+// Write answers resp with status.
+func Write(w http.ResponseWriter, status int, resp Response) {
 	b, err := json.Marshal(resp)
 	if err != nil {
 		status = http.StatusInternalServerError
-		b, _ = json.Marshal(promResponse{Status: "error", ErrorType: errorInternal, Error: "encode response: " + err.Error()})
+		b, _ = json.Marshal(Response{Status: "error", ErrorType: ErrorInternal, Error: "encode response: " + err.Error()})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }
 
-// promQuery is a Prometheus endpoint that reads the store: it runs in a
+// Query is a Prometheus endpoint that reads the store: it runs in a
 // query slot.
-func (s *server) promQuery(h promHandler) http.HandlerFunc { return s.gated(s.prom(h), promFail) }
+func (a *API) Query(h Handler) http.HandlerFunc { return a.Gate(a.Serve(h)) }
 
-func (s *server) promRoutes(mux *http.ServeMux) {
+// Register adds the API's routes to mux.
+func (a *API) Register(mux *http.ServeMux) {
 	for _, m := range []string{"GET", "POST"} {
-		mux.HandleFunc(m+" /api/v1/query", s.promQuery(s.query))
-		mux.HandleFunc(m+" /api/v1/query_range", s.promQuery(s.queryRange))
-		mux.HandleFunc(m+" /api/v1/series", s.promQuery(s.series))
-		mux.HandleFunc(m+" /api/v1/labels", s.promQuery(s.labelNames))
-		mux.HandleFunc(m+" /api/v1/query_exemplars", s.promQuery(s.queryExemplars))
+		mux.HandleFunc(m+" /api/v1/query", a.Query(a.query))
+		mux.HandleFunc(m+" /api/v1/query_range", a.Query(a.queryRange))
+		mux.HandleFunc(m+" /api/v1/series", a.Query(a.series))
+		mux.HandleFunc(m+" /api/v1/labels", a.Query(a.labelNames))
+		mux.HandleFunc(m+" /api/v1/query_exemplars", a.Query(a.queryExemplars))
 	}
-	mux.HandleFunc("GET /api/v1/label/{name}/values", s.promQuery(s.labelValues))
-	mux.HandleFunc("GET /api/v1/metadata", s.prom(func(*http.Request) (any, annotations.Annotations, *apiError) {
+	mux.HandleFunc("GET /api/v1/label/{name}/values", a.Query(a.labelValues))
+	mux.HandleFunc("GET /api/v1/metadata", a.Serve(func(*http.Request) (any, annotations.Annotations, *Error) {
 		return map[string]any{}, nil, nil
 	}))
-	mux.HandleFunc("GET /api/v1/status/buildinfo", s.prom(func(*http.Request) (any, annotations.Annotations, *apiError) {
+	mux.HandleFunc("GET /api/v1/status/buildinfo", a.Serve(func(*http.Request) (any, annotations.Annotations, *Error) {
 		return buildInfo, nil, nil
 	}))
-	mux.HandleFunc("GET /api/v1/rules", s.prom(s.rulesAPI))
-	mux.HandleFunc("GET /api/v1/alerts", s.prom(s.alertsAPI))
+	mux.HandleFunc("GET /api/v1/rules", a.Serve(a.rulesAPI))
+	mux.HandleFunc("GET /api/v1/alerts", a.Serve(a.alertsAPI))
 }
 
 // buildInfo is /api/v1/status/buildinfo. The version is that of the
@@ -158,7 +205,7 @@ var (
 )
 
 // parseTime reads a Unix time in (fractional) seconds or RFC 3339.
-func parseTime(s string) (time.Time, error) {
+func ParseTime(s string) (time.Time, error) {
 	if t, err := strconv.ParseFloat(s, 64); err == nil {
 		if math.IsNaN(t) || math.IsInf(t, 0) || t > float64(maxTime.Unix()) || t < float64(minTime.Unix()) {
 			return time.Time{}, fmt.Errorf("cannot parse %q to a valid timestamp", s)
@@ -184,7 +231,7 @@ func parseTimeParam(r *http.Request, name string, def time.Time) (time.Time, err
 	if v == "" {
 		return def, nil
 	}
-	t, err := parseTime(v)
+	t, err := ParseTime(v)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("invalid time value for '%s': %w", name, err)
 	}
@@ -222,12 +269,12 @@ func parseLimit(s string) (int, error) {
 }
 
 // queryOpts reads lookback_delta.
-func queryOpts(r *http.Request) (promql.QueryOpts, *apiError) {
+func queryOpts(r *http.Request) (promql.QueryOpts, *Error) {
 	var lookback time.Duration
 	if v := r.FormValue("lookback_delta"); v != "" {
 		d, err := parseDuration(v)
 		if err != nil {
-			return nil, badData(fmt.Errorf("error parsing lookback delta duration: %w", err))
+			return nil, BadData(fmt.Errorf("error parsing lookback delta duration: %w", err))
 		}
 		lookback = d
 	}
@@ -235,12 +282,12 @@ func queryOpts(r *http.Request) (promql.QueryOpts, *apiError) {
 }
 
 // queryContext applies the timeout parameter to the request context.
-func queryContext(r *http.Request) (context.Context, context.CancelFunc, *apiError) {
+func queryContext(r *http.Request) (context.Context, context.CancelFunc, *Error) {
 	ctx := r.Context()
 	if v := r.FormValue("timeout"); v != "" {
 		d, err := parseDuration(v)
 		if err != nil {
-			return nil, nil, invalidParam(err, "timeout")
+			return nil, nil, InvalidParam(err, "timeout")
 		}
 		c, cancel := context.WithTimeout(ctx, d)
 		return c, cancel, nil
@@ -254,14 +301,14 @@ type queryData struct {
 	Result     parser.Value     `json:"result"`
 }
 
-func (s *server) query(r *http.Request) (any, annotations.Annotations, *apiError) {
+func (a *API) query(r *http.Request) (any, annotations.Annotations, *Error) {
 	limit, err := parseLimit(r.FormValue("limit"))
 	if err != nil {
-		return nil, nil, invalidParam(err, "limit")
+		return nil, nil, InvalidParam(err, "limit")
 	}
-	ts, err := parseTimeParam(r, "time", s.now())
+	ts, err := parseTimeParam(r, "time", a.Now())
 	if err != nil {
-		return nil, nil, invalidParam(err, "time")
+		return nil, nil, InvalidParam(err, "time")
 	}
 	ctx, cancel, aerr := queryContext(r)
 	if aerr != nil {
@@ -272,39 +319,39 @@ func (s *server) query(r *http.Request) (any, annotations.Annotations, *apiError
 	if aerr != nil {
 		return nil, nil, aerr
 	}
-	qry, err := s.engine.NewInstantQuery(ctx, s.queryable, opts, r.FormValue("query"), ts)
+	qry, err := a.Engine.NewInstantQuery(ctx, a.Queryable, opts, r.FormValue("query"), ts)
 	if err != nil {
-		return nil, nil, invalidParam(err, "query")
+		return nil, nil, InvalidParam(err, "query")
 	}
 	defer qry.Close()
-	return s.exec(ctx, qry, limit)
+	return a.exec(ctx, qry, limit)
 }
 
-func (s *server) queryRange(r *http.Request) (any, annotations.Annotations, *apiError) {
+func (a *API) queryRange(r *http.Request) (any, annotations.Annotations, *Error) {
 	limit, err := parseLimit(r.FormValue("limit"))
 	if err != nil {
-		return nil, nil, invalidParam(err, "limit")
+		return nil, nil, InvalidParam(err, "limit")
 	}
-	start, err := parseTime(r.FormValue("start"))
+	start, err := ParseTime(r.FormValue("start"))
 	if err != nil {
-		return nil, nil, invalidParam(err, "start")
+		return nil, nil, InvalidParam(err, "start")
 	}
-	end, err := parseTime(r.FormValue("end"))
+	end, err := ParseTime(r.FormValue("end"))
 	if err != nil {
-		return nil, nil, invalidParam(err, "end")
+		return nil, nil, InvalidParam(err, "end")
 	}
 	if end.Before(start) {
-		return nil, nil, invalidParam(errors.New("end timestamp must not be before start time"), "end")
+		return nil, nil, InvalidParam(errors.New("end timestamp must not be before start time"), "end")
 	}
 	step, err := parseDuration(r.FormValue("step"))
 	if err != nil {
-		return nil, nil, invalidParam(err, "step")
+		return nil, nil, InvalidParam(err, "step")
 	}
 	if step <= 0 {
-		return nil, nil, invalidParam(errors.New("zero or negative query resolution step widths are not accepted. Try a positive integer"), "step")
+		return nil, nil, InvalidParam(errors.New("zero or negative query resolution step widths are not accepted. Try a positive integer"), "step")
 	}
 	if end.Sub(start)/step > 11000 {
-		return nil, nil, badData(errors.New("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"))
+		return nil, nil, BadData(errors.New("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"))
 	}
 	ctx, cancel, aerr := queryContext(r)
 	if aerr != nil {
@@ -315,20 +362,20 @@ func (s *server) queryRange(r *http.Request) (any, annotations.Annotations, *api
 	if aerr != nil {
 		return nil, nil, aerr
 	}
-	qry, err := s.engine.NewRangeQuery(ctx, s.queryable, opts, r.FormValue("query"), start, end, step)
+	qry, err := a.Engine.NewRangeQuery(ctx, a.Queryable, opts, r.FormValue("query"), start, end, step)
 	if err != nil {
-		return nil, nil, invalidParam(err, "query")
+		return nil, nil, InvalidParam(err, "query")
 	}
 	defer qry.Close()
-	return s.exec(ctx, qry, limit)
+	return a.exec(ctx, qry, limit)
 }
 
 // exec runs a query and shapes its result; empty vectors and matrices are
 // answered as [] (not null), as Prometheus does.
-func (s *server) exec(ctx context.Context, qry promql.Query, limit int) (any, annotations.Annotations, *apiError) {
+func (a *API) exec(ctx context.Context, qry promql.Query, limit int) (any, annotations.Annotations, *Error) {
 	res := qry.Exec(ctx)
 	if res.Err != nil {
-		return nil, res.Warnings, queryError(res.Err)
+		return nil, res.Warnings, QueryError(res.Err)
 	}
 	annos := res.Warnings
 	switch v := res.Value.(type) {
@@ -352,8 +399,8 @@ func (s *server) exec(ctx context.Context, qry promql.Query, limit int) (any, an
 
 // matcherSets parses match[]; each set must have a matcher that does not
 // match the empty string.
-func (s *server) matcherSets(ms []string) ([][]*labels.Matcher, error) {
-	sets, err := s.parser.ParseMetricSelectors(ms)
+func (a *API) matcherSets(ms []string) ([][]*labels.Matcher, error) {
+	sets, err := a.Parser.ParseMetricSelectors(ms)
 	if err != nil {
 		return nil, err
 	}
@@ -366,37 +413,37 @@ func (s *server) matcherSets(ms []string) ([][]*labels.Matcher, error) {
 }
 
 // timeRange reads start and end (defaults: all time).
-func timeRange(r *http.Request) (start, end time.Time, aerr *apiError) {
+func timeRange(r *http.Request) (start, end time.Time, aerr *Error) {
 	start, err := parseTimeParam(r, "start", minTime)
 	if err != nil {
-		return start, end, invalidParam(err, "start")
+		return start, end, InvalidParam(err, "start")
 	}
 	end, err = parseTimeParam(r, "end", maxTime)
 	if err != nil {
-		return start, end, invalidParam(err, "end")
+		return start, end, InvalidParam(err, "end")
 	}
 	return start, end, nil
 }
 
-func (s *server) series(r *http.Request) (any, annotations.Annotations, *apiError) {
+func (a *API) series(r *http.Request) (any, annotations.Annotations, *Error) {
 	if len(r.Form["match[]"]) == 0 {
-		return nil, nil, badData(errors.New("no match[] parameter provided"))
+		return nil, nil, BadData(errors.New("no match[] parameter provided"))
 	}
 	limit, err := parseLimit(r.FormValue("limit"))
 	if err != nil {
-		return nil, nil, invalidParam(err, "limit")
+		return nil, nil, InvalidParam(err, "limit")
 	}
 	start, end, aerr := timeRange(r)
 	if aerr != nil {
 		return nil, nil, aerr
 	}
-	sets, err := s.matcherSets(r.Form["match[]"])
+	sets, err := a.matcherSets(r.Form["match[]"])
 	if err != nil {
-		return nil, nil, invalidParam(err, "match[]")
+		return nil, nil, InvalidParam(err, "match[]")
 	}
-	q, err := s.queryable.Querier(timestamp.FromTime(start), timestamp.FromTime(end))
+	q, err := a.Queryable.Querier(timestamp.FromTime(start), timestamp.FromTime(end))
 	if err != nil {
-		return nil, nil, queryError(err)
+		return nil, nil, QueryError(err)
 	}
 	defer q.Close()
 	hints := &storage.SelectHints{Start: timestamp.FromTime(start), End: timestamp.FromTime(end), Func: "series"}
@@ -410,7 +457,7 @@ func (s *server) series(r *http.Request) (any, annotations.Annotations, *apiErro
 			// The series set does not watch ctx; timeout and a client that
 			// goes away end the listing here.
 			if i%1024 == 0 && ctx.Err() != nil {
-				return nil, annos, queryError(ctx.Err())
+				return nil, annos, QueryError(ctx.Err())
 			}
 			ls := ss.At().Labels()
 			h := ls.Hash()
@@ -422,7 +469,7 @@ func (s *server) series(r *http.Request) (any, annotations.Annotations, *apiErro
 		}
 		annos = annos.Merge(ss.Warnings())
 		if err := ss.Err(); err != nil {
-			return nil, annos, queryError(err)
+			return nil, annos, QueryError(err)
 		}
 	}
 	slices.SortFunc(out, labels.Compare)
@@ -433,24 +480,24 @@ func (s *server) series(r *http.Request) (any, annotations.Annotations, *apiErro
 	return out, annos, nil
 }
 
-func (s *server) labelNames(r *http.Request) (any, annotations.Annotations, *apiError) {
-	return s.labelsOf(r, "")
+func (a *API) labelNames(r *http.Request) (any, annotations.Annotations, *Error) {
+	return a.labelsOf(r, "")
 }
 
-func (s *server) labelValues(r *http.Request) (any, annotations.Annotations, *apiError) {
+func (a *API) labelValues(r *http.Request) (any, annotations.Annotations, *Error) {
 	name := r.PathValue("name")
 	if !model.LegacyValidation.IsValidLabelName(name) {
-		return nil, nil, badData(fmt.Errorf("invalid label name: %q", name))
+		return nil, nil, BadData(fmt.Errorf("invalid label name: %q", name))
 	}
-	return s.labelsOf(r, name)
+	return a.labelsOf(r, name)
 }
 
 // labelsOf answers /api/v1/labels (name empty) and label values of name,
 // optionally restricted by match[], sorted, deduplicated.
-func (s *server) labelsOf(r *http.Request, name string) (any, annotations.Annotations, *apiError) {
+func (a *API) labelsOf(r *http.Request, name string) (any, annotations.Annotations, *Error) {
 	limit, err := parseLimit(r.FormValue("limit"))
 	if err != nil {
-		return nil, nil, invalidParam(err, "limit")
+		return nil, nil, InvalidParam(err, "limit")
 	}
 	start, end, aerr := timeRange(r)
 	if aerr != nil {
@@ -458,13 +505,13 @@ func (s *server) labelsOf(r *http.Request, name string) (any, annotations.Annota
 	}
 	var sets [][]*labels.Matcher
 	if ms := r.Form["match[]"]; len(ms) > 0 {
-		if sets, err = s.matcherSets(ms); err != nil {
-			return nil, nil, invalidParam(err, "match[]")
+		if sets, err = a.matcherSets(ms); err != nil {
+			return nil, nil, InvalidParam(err, "match[]")
 		}
 	}
-	q, err := s.queryable.Querier(timestamp.FromTime(start), timestamp.FromTime(end))
+	q, err := a.Queryable.Querier(timestamp.FromTime(start), timestamp.FromTime(end))
 	if err != nil {
-		return nil, nil, queryError(err)
+		return nil, nil, QueryError(err)
 	}
 	defer q.Close()
 	hints := &storage.LabelHints{}
@@ -480,7 +527,7 @@ func (s *server) labelsOf(r *http.Request, name string) (any, annotations.Annota
 		vals, w, err := get()
 		annos = annos.Merge(w)
 		if err != nil {
-			return nil, annos, queryError(err)
+			return nil, annos, QueryError(err)
 		}
 		out = append(out, vals...)
 	}
@@ -488,7 +535,7 @@ func (s *server) labelsOf(r *http.Request, name string) (any, annotations.Annota
 		vals, w, err := get(set...)
 		annos = annos.Merge(w)
 		if err != nil {
-			return nil, annos, queryError(err)
+			return nil, annos, QueryError(err)
 		}
 		out = append(out, vals...)
 	}
@@ -514,36 +561,36 @@ type exemplarResult struct {
 	Exemplars    []exemplarJSON `json:"exemplars"`
 }
 
-func (s *server) queryExemplars(r *http.Request) (any, annotations.Annotations, *apiError) {
+func (a *API) queryExemplars(r *http.Request) (any, annotations.Annotations, *Error) {
 	start, end, aerr := timeRange(r)
 	if aerr != nil {
 		return nil, nil, aerr
 	}
 	if end.Before(start) {
-		return nil, nil, invalidParam(errors.New("end timestamp must not be before start timestamp"), "end")
+		return nil, nil, InvalidParam(errors.New("end timestamp must not be before start timestamp"), "end")
 	}
-	expr, err := s.parser.ParseExpr(r.FormValue("query"))
+	expr, err := a.Parser.ParseExpr(r.FormValue("query"))
 	if err != nil {
-		return nil, nil, badData(err)
+		return nil, nil, BadData(err)
 	}
 	selectors := parser.ExtractSelectors(expr)
 	if len(selectors) < 1 {
 		return []exemplarResult{}, nil, nil
 	}
-	eq, err := s.store.ExemplarQueryable().ExemplarQuerier(r.Context())
+	eq, err := a.Exemplars.ExemplarQuerier(r.Context())
 	if err != nil {
-		return nil, nil, queryError(err)
+		return nil, nil, QueryError(err)
 	}
 	res, err := eq.Select(timestamp.FromTime(start), timestamp.FromTime(end), selectors...)
 	if err != nil {
-		return nil, nil, queryError(err)
+		return nil, nil, QueryError(err)
 	}
 	out := make([]exemplarResult, 0, len(res))
 	for _, qr := range res {
 		er := exemplarResult{SeriesLabels: qr.SeriesLabels, Exemplars: make([]exemplarJSON, 0, len(qr.Exemplars))}
 		for _, ex := range qr.Exemplars {
 			er.Exemplars = append(er.Exemplars, exemplarJSON{
-				Labels: ex.Labels, Value: strconv.FormatFloat(ex.Value, 'f', -1, 64), Timestamp: formatMillis(ex.Ts),
+				Labels: ex.Labels, Value: strconv.FormatFloat(ex.Value, 'f', -1, 64), Timestamp: FormatMillis(ex.Ts),
 			})
 		}
 		out = append(out, er)
@@ -553,7 +600,7 @@ func (s *server) queryExemplars(r *http.Request) (any, annotations.Annotations, 
 
 // formatMillis writes a millisecond timestamp as seconds with up to three
 // decimals, as Prometheus does ("1600096945.479", "1600096945").
-func formatMillis(ms int64) json.Number {
+func FormatMillis(ms int64) json.Number {
 	sec, frac := ms/1000, ms%1000
 	if frac < 0 {
 		sec, frac = sec-1, frac+1000
@@ -583,14 +630,14 @@ type (
 		Duration       *float64          `json:"duration,omitempty"`
 		Labels         map[string]string `json:"labels"`
 		Annotations    map[string]string `json:"annotations,omitempty"`
-		Alerts         []alertJSON       `json:"alerts,omitempty"`
+		Alerts         []AlertJSON       `json:"alerts,omitempty"`
 		Health         string            `json:"health"`
 		LastError      string            `json:"lastError,omitempty"`
 		EvaluationTime float64           `json:"evaluationTime"`
 		LastEvaluation time.Time         `json:"lastEvaluation"`
 		Type           string            `json:"type"`
 	}
-	alertJSON struct {
+	AlertJSON struct {
 		Labels      map[string]string `json:"labels"`
 		Annotations map[string]string `json:"annotations"`
 		State       string            `json:"state"`
@@ -607,10 +654,10 @@ func nonNil(m map[string]string) map[string]string {
 	return m
 }
 
-func alertsJSON(as []rulesapi.Alert) []alertJSON {
-	out := make([]alertJSON, 0, len(as))
+func AlertsJSON(as []rulesapi.Alert) []AlertJSON {
+	out := make([]AlertJSON, 0, len(as))
 	for _, a := range as {
-		aj := alertJSON{
+		aj := AlertJSON{
 			Labels: nonNil(a.Labels), Annotations: nonNil(a.Annotations), State: a.State,
 			Value: strconv.FormatFloat(a.Value, 'e', -1, 64), TraceIDs: a.TraceIDs,
 		}
@@ -623,16 +670,16 @@ func alertsJSON(as []rulesapi.Alert) []alertJSON {
 	return out
 }
 
-func (s *server) rulesAPI(r *http.Request) (any, annotations.Annotations, *apiError) {
+func (a *API) rulesAPI(r *http.Request) (any, annotations.Annotations, *Error) {
 	typ := strings.ToLower(r.FormValue("type"))
 	if typ != "" && typ != "alert" && typ != "record" {
-		return nil, nil, invalidParam(fmt.Errorf("not supported value %q", typ), "type")
+		return nil, nil, InvalidParam(fmt.Errorf("not supported value %q", typ), "type")
 	}
 	groups := []ruleGroupJSON{}
-	if s.rules == nil {
+	if a.Rules == nil {
 		return map[string]any{"groups": groups}, nil, nil
 	}
-	for _, g := range s.rules.RuleGroups() {
+	for _, g := range a.Rules.RuleGroups() {
 		gj := ruleGroupJSON{
 			Name: g.Name, File: g.File, Rules: []ruleJSON{}, Interval: g.Interval.Seconds(),
 			EvaluationTime: g.EvaluationTime.Seconds(), LastEvaluation: g.LastEvaluation.UTC(),
@@ -652,7 +699,7 @@ func (s *server) rulesAPI(r *http.Request) (any, annotations.Annotations, *apiEr
 				d := rl.For.Seconds()
 				rj.Duration, rj.State = &d, rl.State
 				rj.Annotations = nonNil(rl.Annotations)
-				rj.Alerts = alertsJSON(rl.Alerts)
+				rj.Alerts = AlertsJSON(rl.Alerts)
 				if rj.State == "" {
 					rj.State = "inactive"
 				}
@@ -666,10 +713,10 @@ func (s *server) rulesAPI(r *http.Request) (any, annotations.Annotations, *apiEr
 	return map[string]any{"groups": groups}, nil, nil
 }
 
-func (s *server) alertsAPI(*http.Request) (any, annotations.Annotations, *apiError) {
+func (a *API) alertsAPI(*http.Request) (any, annotations.Annotations, *Error) {
 	var as []rulesapi.Alert
-	if s.rules != nil {
-		as = s.rules.Alerts()
+	if a.Rules != nil {
+		as = a.Rules.Alerts()
 	}
-	return map[string]any{"alerts": alertsJSON(as)}, nil, nil
+	return map[string]any{"alerts": AlertsJSON(as)}, nil, nil
 }

@@ -1,6 +1,10 @@
-package weftquery
+// Package weftapi serves weft's own API: /api/v1/correlate/{traceID}
+// (a trace's spans, logs, exemplars and alerts in one answer) and
+// /api/v1/logs, in the Prometheus envelope.
+package weftapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,7 +13,10 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/util/annotations"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 
+	"github.com/weftobs/weft/extensions/weftquery/internal/jaegerapi"
+	"github.com/weftobs/weft/extensions/weftquery/internal/promapi"
 	"github.com/weftobs/weft/extensions/weftstore"
 	"github.com/weftobs/weft/internal/rulesapi"
 )
@@ -17,21 +24,40 @@ import (
 const (
 	// maxLogLimit bounds /api/v1/logs?limit=.
 	maxLogLimit = 5000
-	// maxObservedScan bounds the records /api/v1/logs?observed_since=
+	// MaxObservedScan bounds the records /api/v1/logs?observed_since=
 	// examines (newest first by record time): the store indexes records by
 	// their own time only.
-	maxObservedScan = 20_000
+	MaxObservedScan = 20_000
 )
 
-func (s *server) weftRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/v1/correlate/{traceID}", s.promQuery(s.correlate))
-	mux.HandleFunc("GET /api/v1/logs", s.promQuery(s.logs))
+// Store is what weft's API reads: weftstore's *Store.
+type Store interface {
+	Correlate(ctx context.Context, traceID pcommon.TraceID) (weftstore.Correlation, error)
+	SearchLogs(q weftstore.LogQuery) ([]weftstore.LogRecord, error)
 }
 
-// logJSON is one log record in weft's API. Time is the record's own
+// API is weft's own API over a store.
+type API struct {
+	Store Store
+	Rules rulesapi.Source // nil: no rules engine, no alerts
+	Now   func() time.Time
+	// Query serves a data request in the Prometheus envelope, in a query
+	// slot (promapi.API.Query).
+	Query func(promapi.Handler) http.HandlerFunc
+	// LogScan bounds the records observed_since examines (MaxObservedScan).
+	LogScan int
+}
+
+// Register adds the API's routes to mux.
+func (a *API) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/v1/correlate/{traceID}", a.Query(a.correlate))
+	mux.HandleFunc("GET /api/v1/logs", a.Query(a.logs))
+}
+
+// LogJSON is one log record in weft's API. Time is the record's own
 // timestamp, or, when it has none, the time weft read it; ObservedTime is
 // the time weft (or the agent before it) read the record, when known.
-type logJSON struct {
+type LogJSON struct {
 	Time           time.Time         `json:"time"`
 	ObservedTime   time.Time         `json:"observedTime,omitzero"`
 	TraceID        string            `json:"traceID,omitempty"`
@@ -46,8 +72,9 @@ type logJSON struct {
 	Attributes     map[string]string `json:"attributes,omitempty"`
 }
 
-func toLogJSON(l weftstore.LogRecord) logJSON {
-	lj := logJSON{
+// ToLogJSON converts a stored record to the API's model.
+func ToLogJSON(l weftstore.LogRecord) LogJSON {
+	lj := LogJSON{
 		Time: l.Time.UTC(), Namespace: l.Pod.Namespace, Pod: l.Pod.Name, Container: l.Container,
 		Service: l.Service, SeverityNumber: int32(l.Severity), Body: l.Body,
 	}
@@ -88,7 +115,7 @@ func parseSince(v string, now time.Time) (time.Time, error) {
 		}
 		return now.Add(-d), nil
 	}
-	return parseTime(v)
+	return promapi.ParseTime(v)
 }
 
 // observedTime is when the record was read (its observed timestamp), else
@@ -105,40 +132,40 @@ func observedTime(l weftstore.LogRecord) time.Time {
 // logs answers /api/v1/logs: records newest first by time. since filters
 // by the record's own time (as the store indexes it), observed_since by
 // the time it was read; both may be given.
-func (s *server) logs(r *http.Request) (any, annotations.Annotations, *apiError) {
+func (a *API) logs(r *http.Request) (any, annotations.Annotations, *promapi.Error) {
 	q := weftstore.LogQuery{
 		Namespace: r.FormValue("namespace"), Pod: r.FormValue("pod"), Container: r.FormValue("container"),
 		Service: r.FormValue("service"), Limit: 100,
 	}
 	if v := r.FormValue("trace_id"); v != "" {
-		id, err := parseTraceID(v)
+		id, err := jaegerapi.ParseTraceID(v)
 		if err != nil || id.IsEmpty() {
-			return nil, nil, invalidParam(fmt.Errorf("want 32 hex digits, got %q", v), "trace_id")
+			return nil, nil, promapi.InvalidParam(fmt.Errorf("want 32 hex digits, got %q", v), "trace_id")
 		}
 		q.TraceID = id
 	}
 	var err error
-	if q.Since, err = parseSince(r.FormValue("since"), s.now()); err != nil {
-		return nil, nil, invalidParam(err, "since")
+	if q.Since, err = parseSince(r.FormValue("since"), a.Now()); err != nil {
+		return nil, nil, promapi.InvalidParam(err, "since")
 	}
-	observedSince, err := parseSince(r.FormValue("observed_since"), s.now())
+	observedSince, err := parseSince(r.FormValue("observed_since"), a.Now())
 	if err != nil {
-		return nil, nil, invalidParam(err, "observed_since")
+		return nil, nil, promapi.InvalidParam(err, "observed_since")
 	}
 	if v := r.FormValue("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxLogLimit {
-			return nil, nil, invalidParam(fmt.Errorf("want 1 to %d, got %q", maxLogLimit, v), "limit")
+			return nil, nil, promapi.InvalidParam(fmt.Errorf("want 1 to %d, got %q", maxLogLimit, v), "limit")
 		}
 		q.Limit = n
 	}
-	recs, annos, err := s.searchLogs(q, observedSince)
+	recs, annos, err := a.searchLogs(q, observedSince)
 	if err != nil {
-		return nil, annos, &apiError{errorInternal, http.StatusInternalServerError, err}
+		return nil, annos, &promapi.Error{Type: promapi.ErrorInternal, Status: http.StatusInternalServerError, Err: err}
 	}
-	out := make([]logJSON, 0, len(recs))
+	out := make([]LogJSON, 0, len(recs))
 	for _, l := range recs {
-		out = append(out, toLogJSON(l))
+		out = append(out, ToLogJSON(l))
 	}
 	return out, annos, nil
 }
@@ -147,15 +174,15 @@ func (s *server) logs(r *http.Request) (any, annotations.Annotations, *apiError)
 // by record time: it asks for the limit, then twice as many until it has
 // enough records, the store has no more, or it examined logScan records
 // (then a warning says so).
-func (s *server) searchLogs(q weftstore.LogQuery, observedSince time.Time) ([]weftstore.LogRecord, annotations.Annotations, error) {
+func (a *API) searchLogs(q weftstore.LogQuery, observedSince time.Time) ([]weftstore.LogRecord, annotations.Annotations, error) {
 	if observedSince.IsZero() {
-		recs, err := s.store.SearchLogs(q)
+		recs, err := a.Store.SearchLogs(q)
 		return recs, nil, err
 	}
 	want := q.Limit
-	for n := min(want, s.logScan); ; n = min(2*n, s.logScan) {
+	for n := min(want, a.LogScan); ; n = min(2*n, a.LogScan) {
 		q.Limit = n
-		recs, err := s.store.SearchLogs(q)
+		recs, err := a.Store.SearchLogs(q)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -168,7 +195,7 @@ func (s *server) searchLogs(q weftstore.LogQuery, observedSince time.Time) ([]we
 		if len(out) == want || len(recs) < n {
 			return out, nil, nil
 		}
-		if n == s.logScan {
+		if n == a.LogScan {
 			var annos annotations.Annotations
 			return out, annos.Add(fmt.Errorf("observed_since: examined only the %d newest records by time; older ones may also have been read since", n)), nil
 		}
@@ -177,11 +204,11 @@ func (s *server) searchLogs(q weftstore.LogQuery, observedSince time.Time) ([]we
 
 // correlationJSON is everything known about one trace.
 type correlationJSON struct {
-	TraceID   string           `json:"traceID"`
-	Trace     *jaegerTrace     `json:"trace"` // null when no span is stored
-	Logs      []logJSON        `json:"logs"`
-	Exemplars []exemplarOfJSON `json:"exemplars"`
-	Alerts    []alertJSON      `json:"alerts"`
+	TraceID   string              `json:"traceID"`
+	Trace     *jaegerapi.Trace    `json:"trace"` // null when no span is stored
+	Logs      []LogJSON           `json:"logs"`
+	Exemplars []exemplarOfJSON    `json:"exemplars"`
+	Alerts    []promapi.AlertJSON `json:"alerts"`
 }
 
 type exemplarOfJSON struct {
@@ -194,24 +221,24 @@ type exemplarOfJSON struct {
 // correlate answers /api/v1/correlate/{traceID}: spans (Jaeger model), log
 // records and exemplars oldest first, and the active alerts whose evidence
 // names the trace. 404 when the store knows nothing of it.
-func (s *server) correlate(r *http.Request) (any, annotations.Annotations, *apiError) {
-	id, err := parseTraceID(r.PathValue("traceID"))
+func (a *API) correlate(r *http.Request) (any, annotations.Annotations, *promapi.Error) {
+	id, err := jaegerapi.ParseTraceID(r.PathValue("traceID"))
 	if err != nil || id.IsEmpty() {
-		return nil, nil, badData(fmt.Errorf("invalid trace ID %q", r.PathValue("traceID")))
+		return nil, nil, promapi.BadData(fmt.Errorf("invalid trace ID %q", r.PathValue("traceID")))
 	}
-	c, err := s.store.Correlate(r.Context(), id)
+	c, err := a.Store.Correlate(r.Context(), id)
 	var annos annotations.Annotations
 	if err != nil {
 		// Spans and logs are still valid; say what is missing.
 		annos = annos.Add(fmt.Errorf("exemplars: %w", err))
 	}
-	out := correlationJSON{TraceID: id.String(), Logs: []logJSON{}, Exemplars: []exemplarOfJSON{}, Alerts: []alertJSON{}}
+	out := correlationJSON{TraceID: id.String(), Logs: []LogJSON{}, Exemplars: []exemplarOfJSON{}, Alerts: []promapi.AlertJSON{}}
 	if len(c.Spans) > 0 {
-		t := toJaegerTrace(id, c.Spans)
+		t := jaegerapi.ToTrace(id, c.Spans)
 		out.Trace = &t
 	}
 	for _, l := range c.Logs {
-		out.Logs = append(out.Logs, toLogJSON(l))
+		out.Logs = append(out.Logs, ToLogJSON(l))
 	}
 	for _, e := range c.Exemplars {
 		ej := exemplarOfJSON{Series: e.Series, Timestamp: e.Time, Value: e.Value}
@@ -220,10 +247,10 @@ func (s *server) correlate(r *http.Request) (any, annotations.Annotations, *apiE
 		}
 		out.Exemplars = append(out.Exemplars, ej)
 	}
-	if s.rules != nil {
+	if a.Rules != nil {
 		want := id.String()
 		var hit []rulesapi.Alert
-		for _, a := range s.rules.Alerts() {
+		for _, a := range a.Rules.Alerts() {
 			for _, t := range a.TraceIDs {
 				if t == want {
 					hit = append(hit, a)
@@ -231,10 +258,10 @@ func (s *server) correlate(r *http.Request) (any, annotations.Annotations, *apiE
 				}
 			}
 		}
-		out.Alerts = alertsJSON(hit)
+		out.Alerts = promapi.AlertsJSON(hit)
 	}
 	if out.Trace == nil && len(out.Logs) == 0 && len(out.Exemplars) == 0 && len(out.Alerts) == 0 {
-		return nil, annos, &apiError{errorNotFound, http.StatusNotFound, errors.New("trace not found")}
+		return nil, annos, &promapi.Error{Type: promapi.ErrorNotFound, Status: http.StatusNotFound, Err: errors.New("trace not found")}
 	}
 	return out, annos, nil
 }

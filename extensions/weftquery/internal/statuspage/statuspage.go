@@ -1,7 +1,11 @@
-package weftquery
+// Package statuspage renders the node's status page (store, rules,
+// scrape targets, tailed files, exporter queues from the collector's own
+// /metrics) and the trace view: server-rendered HTML, no scripts.
+package statuspage
 
 import (
 	"cmp"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
@@ -14,6 +18,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
+	"github.com/weftobs/weft/extensions/weftquery/internal/jaegerapi"
+	"github.com/weftobs/weft/extensions/weftquery/internal/weftapi"
 	"github.com/weftobs/weft/extensions/weftstore"
 	"github.com/weftobs/weft/internal/nodestatus"
 	"github.com/weftobs/weft/internal/rulesapi"
@@ -191,14 +197,39 @@ type tracePage struct {
 	Start     time.Time
 	Duration  time.Duration
 	Spans     []waterfallSpan
-	Logs      []logJSON
+	Logs      []weftapi.LogJSON
 	Exemplars []weftstore.Exemplar
 	Alerts    []rulesapi.Alert
 }
 
-func (s *server) statusRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /{$}", s.statusPage)
-	mux.HandleFunc("GET /trace/{traceID}", s.tracePage)
+// Health is the store's own accounting: weftstore's *Store.
+type Health interface {
+	Stats() weftstore.Stats
+	OpenLosses() []weftstore.StorageLoss
+}
+
+// Traces reads what the pages list of traces: weftstore's *Store.
+type Traces interface {
+	Services() []string
+	FailingTraces(sel weftstore.TraceSelector) []weftstore.FailingTrace
+	Correlate(ctx context.Context, traceID pcommon.TraceID) (weftstore.Correlation, error)
+}
+
+// Pages are the status page and the trace view.
+type Pages struct {
+	Health Health
+	Traces Traces
+	Rules  rulesapi.Source // nil: no rules engine
+	// TelemetryURL is the collector's own /metrics (empty: no exporter
+	// table).
+	TelemetryURL string
+	Now          func() time.Time
+}
+
+// Register adds the pages' routes to mux.
+func (p *Pages) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /{$}", p.statusPage)
+	mux.HandleFunc("GET /trace/{traceID}", p.tracePage)
 }
 
 func renderHTML(w http.ResponseWriter, t *template.Template, status int, data any) {
@@ -215,26 +246,26 @@ func renderHTML(w http.ResponseWriter, t *template.Template, status int, data an
 	_, _ = w.Write([]byte(b.String()))
 }
 
-func (s *server) statusPage(w http.ResponseWriter, r *http.Request) {
-	p := statusPage{Title: "weft status", Now: s.now(), HasRules: s.rules != nil, Stats: s.store.Stats(), Services: s.store.Services(),
-		Targets: nodestatus.Targets(), Files: nodestatus.Files(), HasTelemetry: s.cfg.TelemetryURL != ""}
+func (pg *Pages) statusPage(w http.ResponseWriter, r *http.Request) {
+	p := statusPage{Title: "weft status", Now: pg.Now(), HasRules: pg.Rules != nil, Stats: pg.Health.Stats(), Services: pg.Traces.Services(),
+		Targets: nodestatus.Targets(), Files: nodestatus.Files(), HasTelemetry: pg.TelemetryURL != ""}
 	if p.HasTelemetry {
-		fams, err := fetchTelemetry(r.Context(), s.cfg.TelemetryURL)
+		fams, err := fetchTelemetry(r.Context(), pg.TelemetryURL)
 		if err != nil {
 			p.TelemetryErr = err.Error()
 		} else {
 			p.Exporters, p.Losses = exporterRows(fams), lossRows(fams)
 		}
 	}
-	if s.rules != nil {
-		p.Alerts, p.Groups = s.rules.Alerts(), s.rules.RuleGroups()
-		if hs, ok := s.rules.(rulesapi.HealthSource); ok {
+	if pg.Rules != nil {
+		p.Alerts, p.Groups = pg.Rules.Alerts(), pg.Rules.RuleGroups()
+		if hs, ok := pg.Rules.(rulesapi.HealthSource); ok {
 			h := hs.RulesHealth()
 			p.RulesHealth = &h
 		}
 		slices.SortStableFunc(p.Alerts, func(a, b rulesapi.Alert) int { return cmp.Compare(a.State, b.State) }) // firing before pending
 	}
-	p.Failing = s.store.FailingTraces(weftstore.TraceSelector{Limit: 20})
+	p.Failing = pg.Traces.FailingTraces(weftstore.TraceSelector{Limit: 20})
 	for r, n := range p.Stats.RejectedSamples {
 		if n > 0 {
 			p.Rejected = append(p.Rejected, "sample "+r+": "+itoa(n))
@@ -246,7 +277,7 @@ func (s *server) statusPage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	slices.Sort(p.Rejected)
-	p.StorageLosses = s.store.OpenLosses()
+	p.StorageLosses = pg.Health.OpenLosses()
 	for r, n := range p.Stats.LostBytes {
 		if n > 0 {
 			p.LostBytes = append(p.LostBytes, r+": "+itoa(n))
@@ -275,13 +306,13 @@ func roundDuration(d time.Duration) time.Duration {
 	}
 }
 
-func (s *server) tracePage(w http.ResponseWriter, r *http.Request) {
-	id, err := parseTraceID(r.PathValue("traceID"))
+func (pg *Pages) tracePage(w http.ResponseWriter, r *http.Request) {
+	id, err := jaegerapi.ParseTraceID(r.PathValue("traceID"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	c, _ := s.store.Correlate(r.Context(), id) // exemplars may be missing; spans and logs are shown
+	c, _ := pg.Traces.Correlate(r.Context(), id) // exemplars may be missing; spans and logs are shown
 	p := tracePage{Title: "trace " + id.String(), TraceID: id.String(), Exemplars: c.Exemplars, Spans: waterfall(c.Spans)}
 	if len(c.Spans) > 0 {
 		p.Start = c.Spans[0].Start
@@ -292,10 +323,10 @@ func (s *server) tracePage(w http.ResponseWriter, r *http.Request) {
 		p.Duration = end.Sub(p.Start)
 	}
 	for _, l := range c.Logs {
-		p.Logs = append(p.Logs, toLogJSON(l))
+		p.Logs = append(p.Logs, weftapi.ToLogJSON(l))
 	}
-	if s.rules != nil {
-		for _, a := range s.rules.Alerts() {
+	if pg.Rules != nil {
+		for _, a := range pg.Rules.Alerts() {
 			if slices.Contains(a.TraceIDs, id.String()) {
 				p.Alerts = append(p.Alerts, a)
 			}

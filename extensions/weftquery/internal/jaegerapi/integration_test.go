@@ -1,6 +1,6 @@
 //go:build integration
 
-package weftquery
+package jaegerapi
 
 import (
 	"bytes"
@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
+	"github.com/weftobs/weft/extensions/weftquery/internal/querytest"
 	"github.com/weftobs/weft/internal/backends"
 )
 
@@ -31,18 +32,18 @@ func TestJaegerAgainstJaeger(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(j.Stop)
 
-	f := newFixture(t, fixtureOpts{})
-	body, err := ptraceotlp.NewExportRequestFromTraces(fixtureTraces(f.t0)).MarshalProto()
+	f := newFixture(t)
+	body, err := ptraceotlp.NewExportRequestFromTraces(querytest.Traces(f.t0)).MarshalProto()
 	require.NoError(t, err)
 	resp, err := http.Post("http://"+j.OTLPHTTP+"/v1/traces", "application/x-protobuf", bytes.NewReader(body))
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 
-	for _, id := range []string{checkoutTraceID.String(), reviewsTraceID.String()} {
+	for _, id := range []string{querytest.CheckoutTraceID.String(), querytest.ReviewsTraceID.String()} {
 		require.Eventually(t, func() bool {
 			code, r := jaegerGet(t, j.QueryURL()+"/api/traces/"+id)
-			var tr []jaegerTrace
+			var tr []Trace
 			return code == 200 && json.Unmarshal(r.Data, &tr) == nil && len(tr) == 1 && len(tr[0].Spans) == 2
 		}, 30*time.Second, 100*time.Millisecond, "Jaeger never returned trace %s", id)
 	}
@@ -51,7 +52,7 @@ func TestJaegerAgainstJaeger(t *testing.T) {
 	window := url.Values{"start": {us(0)}, "end": {us(5 * time.Minute)}}
 	paths := []string{
 		"/api/services/checkout/operations", "/api/services/payment/operations", "/api/services/reviews/operations",
-		"/api/traces/" + checkoutTraceID.String(), "/api/traces/" + reviewsTraceID.String(),
+		"/api/traces/" + querytest.CheckoutTraceID.String(), "/api/traces/" + querytest.ReviewsTraceID.String(),
 		"/api/traces?service=checkout&" + window.Encode(),
 		"/api/traces?service=payment&operation=charge+card&" + window.Encode(),
 		"/api/traces?service=reviews&" + window.Encode(),
@@ -92,7 +93,7 @@ func normalizeJaeger(t *testing.T, body []byte) any {
 	var env struct {
 		Data   json.RawMessage `json:"data"`
 		Total  int             `json:"total"`
-		Errors []jaegerError   `json:"errors"`
+		Errors []Error         `json:"errors"`
 	}
 	require.NoError(t, json.Unmarshal(body, &env), "%s", body)
 	out := map[string]any{"errors": len(env.Errors)}
@@ -108,7 +109,7 @@ func normalizeJaeger(t *testing.T, body []byte) any {
 	for _, tr := range traces {
 		var id string
 		var spans []map[string]json.RawMessage
-		var procs map[string]jaegerProcess
+		var procs map[string]Process
 		require.NoError(t, json.Unmarshal(tr["traceID"], &id))
 		require.NoError(t, json.Unmarshal(tr["spans"], &spans))
 		require.NoError(t, json.Unmarshal(tr["processes"], &procs))
@@ -121,7 +122,7 @@ func normalizeJaeger(t *testing.T, body []byte) any {
 		slices.Sort(keys)
 		ns := map[string]any{}
 		for _, sp := range spans {
-			var s jaegerSpan
+			var s Span
 			require.NoError(t, json.Unmarshal(mustJSON(t, sp), &s))
 			fields := []string{}
 			for k := range sp {
@@ -136,7 +137,7 @@ func normalizeJaeger(t *testing.T, body []byte) any {
 			for _, l := range s.Logs {
 				sortKVs(l.Fields)
 			}
-			slices.SortFunc(s.References, func(a, b jaegerRef) int { return strings.Compare(a.RefType+a.SpanID, b.RefType+b.SpanID) })
+			slices.SortFunc(s.References, func(a, b Ref) int { return strings.Compare(a.RefType+a.SpanID, b.RefType+b.SpanID) })
 			s.ProcessID, s.Warnings = "", nil
 			ns[s.SpanID] = map[string]any{"fields": fields, "span": s, "process": p}
 		}
@@ -146,12 +147,20 @@ func normalizeJaeger(t *testing.T, body []byte) any {
 	return out
 }
 
-func sortKVs(kvs []jaegerKV) {
-	slices.SortFunc(kvs, func(a, b jaegerKV) int { return strings.Compare(a.Key, b.Key) })
+func sortKVs(kvs []KV) {
+	slices.SortFunc(kvs, func(a, b KV) int { return strings.Compare(a.Key, b.Key) })
 }
 
 func mustJSON(t *testing.T, v any) []byte {
 	b, err := json.Marshal(v)
 	require.NoError(t, err)
 	return b
+}
+
+// testLog sends a program's output to the test log.
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Logf("%s", bytes.TrimRight(p, "\n"))
+	return len(p), nil
 }

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -23,6 +22,9 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/weftobs/weft/extensions/weftquery/internal/limits"
+	"github.com/weftobs/weft/extensions/weftquery/internal/querytest"
+	"github.com/weftobs/weft/extensions/weftquery/internal/weftapi"
 	"github.com/weftobs/weft/extensions/weftstore"
 )
 
@@ -159,7 +161,7 @@ func TestQueryLengthLimit(t *testing.T) {
 			assert.Contains(t, env.Error, fmt.Sprintf("expression is %d bytes, more than max_query_length (%d)", tt.wantLen, limit))
 		})
 	}
-	assert.Equal(t, int64(len(tests)), f.srv.refused.get(reasonQueryLength))
+	assert.Equal(t, int64(len(tests)), f.srv.refused.Get(limits.ReasonQueryLength))
 
 	// Exactly the limit: answered.
 	prefix, suffix := `node_temp_celsius{sensor!="`, `"}`
@@ -213,20 +215,7 @@ func TestQueryNodesLimit(t *testing.T) {
 			assert.Contains(t, env.Error, fmt.Sprintf("more than max_query_nodes (%d) syntax-tree nodes", limit))
 		})
 	}
-	assert.Equal(t, int64(4), f.srv.refused.get(reasonQueryNodes))
-}
-
-func TestCountNodes(t *testing.T) {
-	p := parser.NewParser(parser.Options{})
-	for q, want := range map[string]int{
-		`up`: 1, `-up`: 2, `(up)`: 2, `sum by (job) (rate(up[5m]))`: 4, `up{a="b"} + on(c) group_left 2 * up`: 5,
-		`max_over_time(up[10m:1m]) > bool 1`: 5, `label_replace(up, "a", "$1", "b", "(.*)")`: 6,
-	} {
-		e, err := p.ParseExpr(q)
-		require.NoError(t, err)
-		assert.Equal(t, want, countNodes(e, 1000), q)
-		assert.Equal(t, min(want, 2), countNodes(e, 2), "%s: stops at the limit", q)
-	}
+	assert.Equal(t, int64(4), f.srv.refused.Get(limits.ReasonQueryNodes))
 }
 
 // TestMaxSamples: a query that would hold more than max_samples samples
@@ -260,7 +249,7 @@ func TestMaxSamples(t *testing.T) {
 			assert.Contains(t, env.Error, "query processing would load too many samples into memory")
 		})
 	}
-	assert.Equal(t, int64(2), f.srv.refused.get(reasonSamples))
+	assert.Equal(t, int64(2), f.srv.refused.Get(limits.ReasonSamples))
 }
 
 // TestQueryConcurrency: with the slots and the queue taken by queries that
@@ -284,8 +273,8 @@ func TestQueryConcurrency(t *testing.T) {
 	<-b.entered
 	<-b.entered
 	third := send(t.Context(), q)
-	require.Eventually(t, func() bool { return f.srv.gate.queued() == 1 }, 10*time.Second, 5*time.Millisecond)
-	assert.Equal(t, 2, f.srv.gate.running())
+	require.Eventually(t, func() bool { return f.srv.gate.Queued() == 1 }, 10*time.Second, 5*time.Millisecond)
+	assert.Equal(t, 2, f.srv.gate.Running())
 
 	for _, p := range []string{"/api/v1/query?query=1", "/api/v1/labels", "/api/v1/logs", "/api/v1/correlate/" + checkoutTraceID.String()} {
 		resp := <-send(t.Context(), f.url+p)
@@ -306,7 +295,7 @@ func TestQueryConcurrency(t *testing.T) {
 		code, _ := get(t, f.url+p)
 		assert.Equal(t, http.StatusOK, code, "%s while the query slots are taken", p)
 	}
-	assert.Equal(t, int64(5), f.srv.refused.get(reasonQueueFull))
+	assert.Equal(t, int64(5), f.srv.refused.Get(limits.ReasonQueueFull))
 	m, err := tel.GetMetric("weft_query.refused_requests")
 	require.NoError(t, err)
 	sum, ok := m.Data.(metricdata.Sum[int64])
@@ -316,8 +305,8 @@ func TestQueryConcurrency(t *testing.T) {
 		r, _ := dp.Attributes.Value("reason")
 		published[r.AsString()] = dp.Value
 	}
-	assert.Equal(t, int64(5), published[reasonQueueFull])
-	assert.Equal(t, int64(0), published[reasonQueryLength])
+	assert.Equal(t, int64(5), published[limits.ReasonQueueFull])
+	assert.Equal(t, int64(0), published[limits.ReasonQueryLength])
 
 	close(b.release)
 	for _, ch := range []<-chan answer{first, second, third} {
@@ -325,8 +314,8 @@ func TestQueryConcurrency(t *testing.T) {
 		require.NoError(t, a.err)
 		assert.Equal(t, http.StatusOK, a.code, "%s", a.body)
 	}
-	assert.Equal(t, 0, f.srv.gate.running())
-	assert.Equal(t, 0, f.srv.gate.queued())
+	assert.Equal(t, 0, f.srv.gate.Running())
+	assert.Equal(t, 0, f.srv.gate.Queued())
 }
 
 // TestQueueTimeout: a request that waits longer than queue_timeout for a
@@ -349,7 +338,7 @@ func TestQueueTimeout(t *testing.T) {
 	env := decodeEnvelope(t, resp.body)
 	assert.Equal(t, "unavailable", env.ErrorType)
 	assert.Contains(t, env.Error, "no query slot free within queue_timeout (200ms)")
-	assert.Equal(t, int64(1), f.srv.refused.get(reasonQueueTimeout))
+	assert.Equal(t, int64(1), f.srv.refused.Get(limits.ReasonQueueTimeout))
 	close(b.release)
 	a := <-held
 	require.NoError(t, a.err)
@@ -376,14 +365,14 @@ func TestQueryCanceledByClient(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	done := send(ctx, heavy)
-	require.Eventually(t, func() bool { return f.srv.gate.running() == 1 }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return f.srv.gate.Running() == 1 }, 10*time.Second, time.Millisecond)
 	cancel()
 	a := <-done
 	require.ErrorIs(t, a.err, context.Canceled)
-	require.Eventually(t, func() bool { return f.srv.gate.running() == 0 }, 10*time.Second, 5*time.Millisecond,
+	require.Eventually(t, func() bool { return f.srv.gate.Running() == 0 }, 10*time.Second, 5*time.Millisecond,
 		"the evaluation still holds its slot after the client left")
-	assert.Equal(t, int64(1), f.srv.interrupted.get(reasonCanceled), "the query ended as canceled")
-	assert.Equal(t, int64(0), f.srv.interrupted.get(reasonTimeout))
+	assert.Equal(t, int64(1), f.srv.interrupted.Get(limits.ReasonCanceled), "the query ended as canceled")
+	assert.Equal(t, int64(0), f.srv.interrupted.Get(limits.ReasonTimeout))
 }
 
 // TestSlowBody: a POST whose body trickles in is cut at read_body_timeout
@@ -428,8 +417,8 @@ func TestSlowBody(t *testing.T) {
 	env := decodeEnvelope(t, body)
 	assert.Equal(t, "bad_data", env.ErrorType)
 	assert.Contains(t, env.Error, "request body not read within read_body_timeout (300ms)")
-	assert.Equal(t, int64(1), f.srv.refused.get(reasonBodyTimeout))
-	assert.Equal(t, 0, f.srv.gate.running(), "the body is read before a slot is taken")
+	assert.Equal(t, int64(1), f.srv.refused.Get(limits.ReasonBodyTimeout))
+	assert.Equal(t, 0, f.srv.gate.Running(), "the body is read before a slot is taken")
 
 	// A POST read in time whose query runs past read_body_timeout.
 	res := make(chan answer, 1)
@@ -449,7 +438,7 @@ func TestSlowBody(t *testing.T) {
 	a := <-res
 	require.NoError(t, a.err)
 	assert.Equal(t, http.StatusOK, a.code)
-	assert.Equal(t, int64(0), f.srv.interrupted.get(reasonCanceled))
+	assert.Equal(t, int64(0), f.srv.interrupted.Get(limits.ReasonCanceled))
 }
 
 func errIf(cond bool, msg string) error {
@@ -464,7 +453,7 @@ func errIf(cond bool, msg string) error {
 func TestConnectionLimit(t *testing.T) {
 	f := newFixture(t, fixtureOpts{mod: func(c *Config) {
 		c.MaxConnections, c.MaxConcurrentQueries, c.MaxQueuedQueries = 2, 1, 1
-		c.ReadHeaderTimeout = time.Minute // the idle connections below stay open
+		c.HTTP.ReadHeaderTimeout = time.Minute // the idle connections below stay open
 	}})
 	var idle []net.Conn
 	for range 2 {
@@ -472,7 +461,7 @@ func TestConnectionLimit(t *testing.T) {
 		require.NoError(t, err)
 		idle = append(idle, c)
 	}
-	require.Eventually(t, func() bool { return f.srv.conns.open.Load() == 2 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return f.srv.conns.Open() == 2 }, 10*time.Second, 5*time.Millisecond)
 
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	defer client.CloseIdleConnections()
@@ -494,12 +483,12 @@ func TestConnectionLimit(t *testing.T) {
 		assert.Equal(t, http.StatusOK, resp.StatusCode, p)
 		assert.True(t, resp.Close, "%s: a reserve connection is closed after its answer", p)
 	}
-	assert.Equal(t, int64(1), f.srv.refused.get(reasonConnections))
+	assert.Equal(t, int64(1), f.srv.refused.Get(limits.ReasonConnections))
 
 	for _, c := range idle {
 		require.NoError(t, c.Close())
 	}
-	require.Eventually(t, func() bool { return f.srv.conns.open.Load() == 0 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return f.srv.conns.Open() == 0 }, 10*time.Second, 5*time.Millisecond)
 	resp, err = client.Get(f.url + "/api/v1/labels")
 	require.NoError(t, err)
 	resp.Body.Close()
@@ -513,7 +502,7 @@ func fillLogTimes(t testing.TB, st *weftstore.Store, t0 time.Time) {
 	t.Helper()
 	ld := plog.NewLogs()
 	rl := ld.ResourceLogs().AppendEmpty()
-	putPod(rl.Resource(), "ingest", "ops", "ingest-0", "ingest")
+	querytest.PutPod(rl.Resource(), "ingest", "ops", "ingest-0", "ingest")
 	lrs := rl.ScopeLogs().AppendEmpty().LogRecords()
 	for _, r := range []struct {
 		body           string
@@ -527,10 +516,10 @@ func fillLogTimes(t testing.TB, st *weftstore.Store, t0 time.Time) {
 		lr := lrs.AppendEmpty()
 		lr.Body().SetStr(r.body)
 		if r.time != 0 {
-			lr.SetTimestamp(ts(t0.Add(r.time)))
+			lr.SetTimestamp(querytest.TS(t0.Add(r.time)))
 		}
 		if r.observed != 0 {
-			lr.SetObservedTimestamp(ts(t0.Add(r.observed)))
+			lr.SetObservedTimestamp(querytest.TS(t0.Add(r.observed)))
 		}
 	}
 	require.NoError(t, st.AppendLogs(context.Background(), ld))
@@ -562,7 +551,7 @@ func TestLogsSinceAndObservedSince(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			code, env := promGet(t, f.url, "/api/v1/logs", tt.params)
 			require.Equal(t, http.StatusOK, code, "%+v", env)
-			var logs []logJSON
+			var logs []weftapi.LogJSON
 			require.NoError(t, json.Unmarshal(env.Data, &logs))
 			got := []string{}
 			for _, l := range logs {
@@ -599,3 +588,15 @@ func TestLogsSinceAndObservedSince(t *testing.T) {
 	require.Len(t, env.Warnings, 1)
 	assert.Contains(t, env.Warnings[0], "observed_since: examined only the 2 newest records by time")
 }
+
+// vecSample and queryResult decode query results.
+type (
+	vecSample struct {
+		Metric map[string]string `json:"metric"`
+		Value  [2]any            `json:"value"`
+	}
+	queryResult struct {
+		ResultType string          `json:"resultType"`
+		Result     json.RawMessage `json:"result"`
+	}
+)

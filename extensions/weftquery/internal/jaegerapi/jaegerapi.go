@@ -1,4 +1,8 @@
-package weftquery
+// Package jaegerapi serves the Jaeger query service's HTTP API (the one
+// Grafana's Jaeger data source and the Jaeger UI read: services, operations,
+// a trace by ID, a trace search) over weft_store's spans, and converts
+// stored spans to Jaeger's JSON model as Jaeger's OTLP translator does.
+package jaegerapi
 
 import (
 	"encoding/base64"
@@ -21,68 +25,92 @@ import (
 // The Jaeger query service's JSON model (written from its responses; Jaeger's
 // own types are internal to its module).
 type (
-	jaegerEnvelope struct {
-		Data   any           `json:"data"`
-		Total  int           `json:"total"`
-		Limit  int           `json:"limit"`
-		Offset int           `json:"offset"`
-		Errors []jaegerError `json:"errors"`
+	Envelope struct {
+		Data   any     `json:"data"`
+		Total  int     `json:"total"`
+		Limit  int     `json:"limit"`
+		Offset int     `json:"offset"`
+		Errors []Error `json:"errors"`
 	}
-	jaegerError struct {
+	Error struct {
 		Code int    `json:"code"`
 		Msg  string `json:"msg"`
 	}
-	jaegerTrace struct {
-		TraceID   string                   `json:"traceID"`
-		Spans     []jaegerSpan             `json:"spans"`
-		Processes map[string]jaegerProcess `json:"processes"`
-		Warnings  []string                 `json:"warnings"`
+	Trace struct {
+		TraceID   string             `json:"traceID"`
+		Spans     []Span             `json:"spans"`
+		Processes map[string]Process `json:"processes"`
+		Warnings  []string           `json:"warnings"`
 	}
-	jaegerSpan struct {
-		TraceID       string      `json:"traceID"`
-		SpanID        string      `json:"spanID"`
-		Flags         uint32      `json:"flags,omitempty"`
-		OperationName string      `json:"operationName"`
-		References    []jaegerRef `json:"references"`
-		StartTime     int64       `json:"startTime"` // µs since the epoch
-		Duration      int64       `json:"duration"`  // µs
-		Tags          []jaegerKV  `json:"tags"`
-		Logs          []jaegerLog `json:"logs"`
-		ProcessID     string      `json:"processID"`
-		Warnings      []string    `json:"warnings"`
+	Span struct {
+		TraceID       string   `json:"traceID"`
+		SpanID        string   `json:"spanID"`
+		Flags         uint32   `json:"flags,omitempty"`
+		OperationName string   `json:"operationName"`
+		References    []Ref    `json:"references"`
+		StartTime     int64    `json:"startTime"` // µs since the epoch
+		Duration      int64    `json:"duration"`  // µs
+		Tags          []KV     `json:"tags"`
+		Logs          []Log    `json:"logs"`
+		ProcessID     string   `json:"processID"`
+		Warnings      []string `json:"warnings"`
 	}
-	jaegerRef struct {
+	Ref struct {
 		RefType string `json:"refType"` // CHILD_OF or FOLLOWS_FROM
 		TraceID string `json:"traceID"`
 		SpanID  string `json:"spanID"`
 	}
-	jaegerKV struct {
+	KV struct {
 		Key   string `json:"key"`
 		Type  string `json:"type"` // string, bool, int64, float64, binary
 		Value any    `json:"value"`
 	}
-	jaegerLog struct {
-		Timestamp int64      `json:"timestamp"`
-		Fields    []jaegerKV `json:"fields"`
+	Log struct {
+		Timestamp int64 `json:"timestamp"`
+		Fields    []KV  `json:"fields"`
 	}
-	jaegerProcess struct {
-		ServiceName string     `json:"serviceName"`
-		Tags        []jaegerKV `json:"tags"`
+	Process struct {
+		ServiceName string `json:"serviceName"`
+		Tags        []KV   `json:"tags"`
 	}
 )
 
-func (s *server) jaegerRoutes(mux *http.ServeMux) {
+// Catalog lists what the store holds: weftstore's *Store.
+type Catalog interface {
+	Services() []string
+	Operations(service string) []string
+}
+
+// Traces reads spans: weftstore's *Store.
+type Traces interface {
+	Trace(id pcommon.TraceID) ([]weftstore.Span, error)
+	FindTraces(q weftstore.SpanQuery) ([]pcommon.TraceID, error)
+}
+
+// API is the Jaeger HTTP API over a store.
+type API struct {
+	Catalog Catalog
+	Traces  Traces
+	// Gate runs a trace request in a query slot (the front door's query
+	// bounds); its failures answer through Fail.
+	Gate func(http.HandlerFunc) http.HandlerFunc
+	// Now is the clock of a search without start and end.
+	Now func() time.Time
+}
+
+// Register adds the API's routes to mux.
+func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/services", func(w http.ResponseWriter, _ *http.Request) {
-		svcs := s.store.Services()
-		writeJaeger(w, http.StatusOK, jaegerEnvelope{Data: nonNilStrings(svcs), Total: len(svcs)})
+		svcs := a.Catalog.Services()
+		write(w, http.StatusOK, Envelope{Data: nonNilStrings(svcs), Total: len(svcs)})
 	})
 	mux.HandleFunc("GET /api/services/{service}/operations", func(w http.ResponseWriter, r *http.Request) {
-		ops := s.store.Operations(r.PathValue("service"))
-		writeJaeger(w, http.StatusOK, jaegerEnvelope{Data: nonNilStrings(ops), Total: len(ops)})
+		ops := a.Catalog.Operations(r.PathValue("service"))
+		write(w, http.StatusOK, Envelope{Data: nonNilStrings(ops), Total: len(ops)})
 	})
 	// Traces are read in a query slot, as the other data requests.
-	mux.HandleFunc("GET /api/traces/{traceID}", s.gated(s.jaegerTrace, jaegerFailAPI))
-	mux.HandleFunc("GET /api/traces", s.gated(s.jaegerSearch, jaegerFailAPI))
+	mux.HandleFunc("GET /api/traces/{traceID}", a.Gate(a.trace))
+	mux.HandleFunc("GET /api/traces", a.Gate(a.search))
 }
 
 func nonNilStrings(s []string) []string {
@@ -92,24 +120,25 @@ func nonNilStrings(s []string) []string {
 	return s
 }
 
-func writeJaeger(w http.ResponseWriter, status int, env jaegerEnvelope) {
+func write(w http.ResponseWriter, status int, env Envelope) {
 	b, err := json.Marshal(env)
 	if err != nil {
 		status = http.StatusInternalServerError
-		b, _ = json.Marshal(jaegerEnvelope{Errors: []jaegerError{{Code: status, Msg: err.Error()}}})
+		b, _ = json.Marshal(Envelope{Errors: []Error{{Code: status, Msg: err.Error()}}})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }
 
-func jaegerFail(w http.ResponseWriter, status int, msg string) {
-	writeJaeger(w, status, jaegerEnvelope{Errors: []jaegerError{{Code: status, Msg: msg}}})
+// Fail answers an error in Jaeger's envelope.
+func Fail(w http.ResponseWriter, status int, msg string) {
+	write(w, status, Envelope{Errors: []Error{{Code: status, Msg: msg}}})
 }
 
-// parseTraceID reads a hex trace ID of 1 to 32 digits (shorter IDs are
+// ParseTraceID reads a hex trace ID of 1 to 32 digits (shorter IDs are
 // left-padded with zeros, as Jaeger accepts them).
-func parseTraceID(s string) (pcommon.TraceID, error) {
+func ParseTraceID(s string) (pcommon.TraceID, error) {
 	var id pcommon.TraceID
 	if s == "" || len(s) > 32 {
 		return id, fmt.Errorf("cannot parse traceID %q: want 1 to 32 hex digits", s)
@@ -125,22 +154,22 @@ func parseTraceID(s string) (pcommon.TraceID, error) {
 	return id, nil
 }
 
-func (s *server) jaegerTrace(w http.ResponseWriter, r *http.Request) {
-	id, err := parseTraceID(r.PathValue("traceID"))
+func (a *API) trace(w http.ResponseWriter, r *http.Request) {
+	id, err := ParseTraceID(r.PathValue("traceID"))
 	if err != nil {
-		jaegerFail(w, http.StatusBadRequest, err.Error())
+		Fail(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	spans, err := s.store.Trace(id)
+	spans, err := a.Traces.Trace(id)
 	if err != nil {
-		jaegerFail(w, http.StatusInternalServerError, err.Error())
+		Fail(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	if len(spans) == 0 {
-		jaegerFail(w, http.StatusNotFound, "trace not found")
+		Fail(w, http.StatusNotFound, "trace not found")
 		return
 	}
-	writeJaeger(w, http.StatusOK, jaegerEnvelope{Data: []jaegerTrace{toJaegerTrace(id, spans)}})
+	write(w, http.StatusOK, Envelope{Data: []Trace{ToTrace(id, spans)}})
 }
 
 // parseSpanQuery reads /api/traces's parameters: service (required),
@@ -229,65 +258,65 @@ func parseSpanQuery(r *http.Request, now time.Time) (weftstore.SpanQuery, error)
 	return sq, nil
 }
 
-func (s *server) jaegerSearch(w http.ResponseWriter, r *http.Request) {
+func (a *API) search(w http.ResponseWriter, r *http.Request) {
 	// traceID=… lists traces by ID, as Jaeger does.
 	if ids := r.URL.Query()["traceID"]; len(ids) > 0 {
-		var out []jaegerTrace
+		var out []Trace
 		for _, v := range ids {
-			id, err := parseTraceID(v)
+			id, err := ParseTraceID(v)
 			if err != nil {
-				jaegerFail(w, http.StatusBadRequest, err.Error())
+				Fail(w, http.StatusBadRequest, err.Error())
 				return
 			}
-			spans, err := s.store.Trace(id)
+			spans, err := a.Traces.Trace(id)
 			if err != nil {
-				jaegerFail(w, http.StatusInternalServerError, err.Error())
+				Fail(w, http.StatusInternalServerError, err.Error())
 				return
 			}
 			if len(spans) > 0 {
-				out = append(out, toJaegerTrace(id, spans))
+				out = append(out, ToTrace(id, spans))
 			}
 		}
-		writeJaeger(w, http.StatusOK, jaegerEnvelope{Data: nonNilTraces(out)})
+		write(w, http.StatusOK, Envelope{Data: nonNilTraces(out)})
 		return
 	}
-	sq, err := parseSpanQuery(r, s.now())
+	sq, err := parseSpanQuery(r, a.Now())
 	if err != nil {
-		jaegerFail(w, http.StatusBadRequest, err.Error())
+		Fail(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	ids, err := s.store.FindTraces(sq)
+	ids, err := a.Traces.FindTraces(sq)
 	if err != nil {
-		jaegerFail(w, http.StatusInternalServerError, err.Error())
+		Fail(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	out := make([]jaegerTrace, 0, len(ids))
+	out := make([]Trace, 0, len(ids))
 	for _, id := range ids {
-		spans, err := s.store.Trace(id)
+		spans, err := a.Traces.Trace(id)
 		if err != nil {
-			jaegerFail(w, http.StatusInternalServerError, err.Error())
+			Fail(w, http.StatusInternalServerError, err.Error())
 			return
 		}
 		if len(spans) > 0 {
-			out = append(out, toJaegerTrace(id, spans))
+			out = append(out, ToTrace(id, spans))
 		}
 	}
-	writeJaeger(w, http.StatusOK, jaegerEnvelope{Data: out})
+	write(w, http.StatusOK, Envelope{Data: out})
 }
 
-func nonNilTraces(t []jaegerTrace) []jaegerTrace {
+func nonNilTraces(t []Trace) []Trace {
 	if t == nil {
-		return []jaegerTrace{}
+		return []Trace{}
 	}
 	return t
 }
 
-// toJaegerTrace converts stored spans (one pdata span each) to Jaeger's
+// ToTrace converts stored spans (one pdata span each) to Jaeger's
 // model, as Jaeger's OTLP translator does: resources become processes
 // (p1, p2, … in order of first use), status and kind become tags, events
 // logs, the parent a CHILD_OF reference and links FOLLOWS_FROM.
-func toJaegerTrace(id pcommon.TraceID, spans []weftstore.Span) jaegerTrace {
-	t := jaegerTrace{TraceID: id.String(), Spans: make([]jaegerSpan, 0, len(spans)), Processes: map[string]jaegerProcess{}}
+func ToTrace(id pcommon.TraceID, spans []weftstore.Span) Trace {
+	t := Trace{TraceID: id.String(), Spans: make([]Span, 0, len(spans)), Processes: map[string]Process{}}
 	var procKeys []string // canonical JSON of each process, index+1 = pN
 	for _, st := range spans {
 		rss := st.Data.ResourceSpans()
@@ -295,7 +324,7 @@ func toJaegerTrace(id pcommon.TraceID, spans []weftstore.Span) jaegerTrace {
 			continue
 		}
 		rs := rss.At(0)
-		proc := toJaegerProcess(rs.Resource())
+		proc := toProcess(rs.Resource())
 		key, _ := json.Marshal(proc)
 		i := slices.Index(procKeys, string(key))
 		if i < 0 {
@@ -306,26 +335,26 @@ func toJaegerTrace(id pcommon.TraceID, spans []weftstore.Span) jaegerTrace {
 		pid := "p" + strconv.Itoa(i+1)
 		for _, ss := range rs.ScopeSpans().All() {
 			for _, sp := range ss.Spans().All() {
-				t.Spans = append(t.Spans, toJaegerSpan(sp, ss.Scope(), pid))
+				t.Spans = append(t.Spans, toSpan(sp, ss.Scope(), pid))
 			}
 		}
 	}
 	return t
 }
 
-func toJaegerProcess(res pcommon.Resource) jaegerProcess {
-	p := jaegerProcess{Tags: []jaegerKV{}}
+func toProcess(res pcommon.Resource) Process {
+	p := Process{Tags: []KV{}}
 	for k, v := range res.Attributes().All() {
 		if k == "service.name" {
 			p.ServiceName = v.AsString()
 			continue
 		}
-		p.Tags = append(p.Tags, toJaegerKV(k, v))
+		p.Tags = append(p.Tags, toKV(k, v))
 	}
 	if p.ServiceName == "" {
 		p.ServiceName = "unknown_service"
 	}
-	slices.SortFunc(p.Tags, func(a, b jaegerKV) int { return strings.Compare(a.Key, b.Key) })
+	slices.SortFunc(p.Tags, func(a, b KV) int { return strings.Compare(a.Key, b.Key) })
 	return p
 }
 
@@ -337,71 +366,71 @@ var spanKinds = map[ptrace.SpanKind]string{
 	ptrace.SpanKindInternal: "internal",
 }
 
-func toJaegerSpan(sp ptrace.Span, scope pcommon.InstrumentationScope, pid string) jaegerSpan {
+func toSpan(sp ptrace.Span, scope pcommon.InstrumentationScope, pid string) Span {
 	tid := sp.TraceID().String()
-	js := jaegerSpan{
+	js := Span{
 		TraceID: tid, SpanID: sp.SpanID().String(), Flags: sp.Flags(), OperationName: sp.Name(),
-		References: []jaegerRef{}, Tags: []jaegerKV{}, Logs: []jaegerLog{}, ProcessID: pid,
+		References: []Ref{}, Tags: []KV{}, Logs: []Log{}, ProcessID: pid,
 		StartTime: int64(sp.StartTimestamp()) / 1000,
 		Duration:  (int64(sp.EndTimestamp()) - int64(sp.StartTimestamp())) / 1000,
 	}
 	if p := sp.ParentSpanID(); !p.IsEmpty() {
-		js.References = append(js.References, jaegerRef{RefType: "CHILD_OF", TraceID: tid, SpanID: p.String()})
+		js.References = append(js.References, Ref{RefType: "CHILD_OF", TraceID: tid, SpanID: p.String()})
 	}
 	for _, l := range sp.Links().All() {
-		js.References = append(js.References, jaegerRef{RefType: "FOLLOWS_FROM", TraceID: l.TraceID().String(), SpanID: l.SpanID().String()})
+		js.References = append(js.References, Ref{RefType: "FOLLOWS_FROM", TraceID: l.TraceID().String(), SpanID: l.SpanID().String()})
 	}
 	for k, v := range sp.Attributes().All() {
-		js.Tags = append(js.Tags, toJaegerKV(k, v))
+		js.Tags = append(js.Tags, toKV(k, v))
 	}
 	if n := scope.Name(); n != "" {
-		js.Tags = append(js.Tags, jaegerKV{Key: "otel.scope.name", Type: "string", Value: n})
+		js.Tags = append(js.Tags, KV{Key: "otel.scope.name", Type: "string", Value: n})
 	}
 	if v := scope.Version(); v != "" {
-		js.Tags = append(js.Tags, jaegerKV{Key: "otel.scope.version", Type: "string", Value: v})
+		js.Tags = append(js.Tags, KV{Key: "otel.scope.version", Type: "string", Value: v})
 	}
 	if k, ok := spanKinds[sp.Kind()]; ok {
-		js.Tags = append(js.Tags, jaegerKV{Key: "span.kind", Type: "string", Value: k})
+		js.Tags = append(js.Tags, KV{Key: "span.kind", Type: "string", Value: k})
 	}
 	switch sp.Status().Code() {
 	case ptrace.StatusCodeError:
 		js.Tags = append(js.Tags,
-			jaegerKV{Key: "otel.status_code", Type: "string", Value: "ERROR"},
-			jaegerKV{Key: "error", Type: "bool", Value: true})
+			KV{Key: "otel.status_code", Type: "string", Value: "ERROR"},
+			KV{Key: "error", Type: "bool", Value: true})
 	case ptrace.StatusCodeOk:
-		js.Tags = append(js.Tags, jaegerKV{Key: "otel.status_code", Type: "string", Value: "OK"})
+		js.Tags = append(js.Tags, KV{Key: "otel.status_code", Type: "string", Value: "OK"})
 	}
 	if d := sp.Status().Message(); d != "" {
-		js.Tags = append(js.Tags, jaegerKV{Key: "otel.status_description", Type: "string", Value: d})
+		js.Tags = append(js.Tags, KV{Key: "otel.status_description", Type: "string", Value: d})
 	}
 	if ts := sp.TraceState().AsRaw(); ts != "" {
-		js.Tags = append(js.Tags, jaegerKV{Key: "w3c.tracestate", Type: "string", Value: ts})
+		js.Tags = append(js.Tags, KV{Key: "w3c.tracestate", Type: "string", Value: ts})
 	}
 	for _, ev := range sp.Events().All() {
-		l := jaegerLog{Timestamp: int64(ev.Timestamp()) / 1000, Fields: []jaegerKV{}}
+		l := Log{Timestamp: int64(ev.Timestamp()) / 1000, Fields: []KV{}}
 		if ev.Name() != "" {
-			l.Fields = append(l.Fields, jaegerKV{Key: "event", Type: "string", Value: ev.Name()})
+			l.Fields = append(l.Fields, KV{Key: "event", Type: "string", Value: ev.Name()})
 		}
 		for k, v := range ev.Attributes().All() {
-			l.Fields = append(l.Fields, toJaegerKV(k, v))
+			l.Fields = append(l.Fields, toKV(k, v))
 		}
 		js.Logs = append(js.Logs, l)
 	}
 	return js
 }
 
-// toJaegerKV types an attribute as Jaeger does: strings, bools, int64,
+// toKV types an attribute as Jaeger does: strings, bools, int64,
 // float64, bytes as base64 "binary", maps and slices as their JSON string.
-func toJaegerKV(k string, v pcommon.Value) jaegerKV {
+func toKV(k string, v pcommon.Value) KV {
 	switch v.Type() {
 	case pcommon.ValueTypeBool:
-		return jaegerKV{Key: k, Type: "bool", Value: v.Bool()}
+		return KV{Key: k, Type: "bool", Value: v.Bool()}
 	case pcommon.ValueTypeInt:
-		return jaegerKV{Key: k, Type: "int64", Value: v.Int()}
+		return KV{Key: k, Type: "int64", Value: v.Int()}
 	case pcommon.ValueTypeDouble:
-		return jaegerKV{Key: k, Type: "float64", Value: v.Double()}
+		return KV{Key: k, Type: "float64", Value: v.Double()}
 	case pcommon.ValueTypeBytes:
-		return jaegerKV{Key: k, Type: "binary", Value: base64.StdEncoding.EncodeToString(v.Bytes().AsRaw())}
+		return KV{Key: k, Type: "binary", Value: base64.StdEncoding.EncodeToString(v.Bytes().AsRaw())}
 	}
-	return jaegerKV{Key: k, Type: "string", Value: v.AsString()}
+	return KV{Key: k, Type: "string", Value: v.AsString()}
 }

@@ -1,4 +1,4 @@
-package weftquery
+package statuspage
 
 import (
 	"cmp"
