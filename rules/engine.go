@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/prometheus/util/strutil"
 	"go.uber.org/zap"
 
+	"github.com/weftobs/weft/internal/backoff"
 	"github.com/weftobs/weft/internal/kube"
 )
 
@@ -69,7 +70,7 @@ type Engine struct {
 	stopped    bool
 	// kubeBackoff, when set (tests), replaces the Kubernetes source's
 	// backoff bounds.
-	kubeBackoff kube.Backoff
+	kubeBackoff backoff.Backoff
 	// onSend, when set (tests), sees every notification after evidence.
 	onSend func([]*notifier.Alert)
 }

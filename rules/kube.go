@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/weftobs/weft/internal/backoff"
 	"github.com/weftobs/weft/internal/kube"
 )
 
@@ -68,7 +69,7 @@ type kubeWatcher struct {
 
 // newKubeWatcher resolves the connection of c (it does not contact the
 // API server); backoff bounds the retries (zero: the defaults).
-func newKubeWatcher(c KubernetesConfig, backoff kube.Backoff, logger *zap.Logger) (*kubeWatcher, error) {
+func newKubeWatcher(c KubernetesConfig, backoff backoff.Backoff, logger *zap.Logger) (*kubeWatcher, error) {
 	client, err := kube.NewClient(c.APIConfig, "weft-rules")
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes: %w", err)

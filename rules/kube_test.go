@@ -18,7 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/weftobs/weft/internal/kube"
+	"github.com/weftobs/weft/internal/backoff"
 )
 
 // fakeKubeAPI is a small Kubernetes API server for PrometheusRule objects:
@@ -276,7 +276,7 @@ func startKubeEngine(t *testing.T, api *fakeKubeAPI, set Settings, kc Kubernetes
 	// (cleanups run last first).
 	t.Cleanup(srv.Close)
 	return startEngine(t, st, cfg, set, func(e *Engine) {
-		e.kubeBackoff = kube.Backoff{Min: 20 * time.Millisecond, Max: 100 * time.Millisecond}
+		e.kubeBackoff = backoff.Backoff{Min: 20 * time.Millisecond, Max: 100 * time.Millisecond}
 	})
 }
 

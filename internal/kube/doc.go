@@ -12,7 +12,7 @@
 //   - Reflector keeps one collection in sync, as client-go's reflector does:
 //     a paginated list, then a watch from the list's resourceVersion with
 //     bookmarks; 410 Gone lists again; failures wait for a jittered
-//     exponential Backoff. Its handler receives typed Added, Modified and
+//     exponential backoff (internal/backoff). Its handler receives typed Added, Modified and
 //     Deleted events. pod_scrape's pod discovery (Pod) and weft_rules'
 //     PrometheusRule source are reflectors.
 //

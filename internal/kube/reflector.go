@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/weftobs/weft/internal/backoff"
 )
 
 // EventType says what happened to an object.
@@ -71,7 +73,7 @@ type ListWatch[T any] struct {
 	Meta func(*T) *ObjectMeta
 	// Backoff bounds the waits after failures (zero: 0.5 s doubling to
 	// 30 s, jittered).
-	Backoff Backoff
+	Backoff backoff.Backoff
 	// OnError, when set, hears every failed list or watch (not a 410,
 	// which lists again), after it was logged and before the wait.
 	OnError func(error)
@@ -111,7 +113,7 @@ type Reflector[T any] struct {
 	lw      ListWatch[T]
 	logger  *zap.Logger
 	handler Handler[T]
-	backoff Backoff
+	backoff backoff.Backoff
 
 	// objs is the current state by namespace/name and rv the
 	// resourceVersion to watch from; only Run's goroutine uses them.
@@ -224,7 +226,7 @@ func (r *Reflector[T]) Run(ctx context.Context) {
 				r.lw.OnError(err)
 			}
 		}
-		if !sleep(ctx, wait) {
+		if !backoff.Sleep(ctx, wait) {
 			return
 		}
 	}

@@ -17,6 +17,8 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+
+	"github.com/weftobs/weft/internal/backoff"
 )
 
 func TestMain(m *testing.M) {
@@ -288,7 +290,7 @@ func TestRelistOnGone(t *testing.T) {
 			})
 			rec := &recorder{}
 			// After a working watch, a relist must not wait for a backoff.
-			rf := podReflector(t, APIConfig{APIServer: s.srv.URL}, ListWatch[Pod]{Backoff: Backoff{Min: time.Hour}}, rec.handle)
+			rf := podReflector(t, APIConfig{APIServer: s.srv.URL}, ListWatch[Pod]{Backoff: backoff.Backoff{Min: time.Hour}}, rec.handle)
 			run(t, rf)
 			require.Eventually(t, func() bool { return len(s.requests()) >= 5 }, 10*time.Second, 5*time.Millisecond)
 			assert.Equal(t, [][]string{
@@ -334,7 +336,7 @@ func TestResumeAfterCut(t *testing.T) {
 		}
 	})
 	rec := &recorder{}
-	rf := podReflector(t, APIConfig{APIServer: s.srv.URL}, ListWatch[Pod]{Backoff: Backoff{Min: 10 * time.Millisecond}}, rec.handle)
+	rf := podReflector(t, APIConfig{APIServer: s.srv.URL}, ListWatch[Pod]{Backoff: backoff.Backoff{Min: 10 * time.Millisecond}}, rec.handle)
 	run(t, rf)
 	require.Eventually(t, func() bool { return len(rec.get()) == 3 }, 10*time.Second, 5*time.Millisecond)
 	assert.Equal(t, [][]string{{"added ns/a 5"}, {"added ns/b 11"}, {"modified ns/a 12"}}, rec.get())
@@ -373,7 +375,7 @@ func TestNoSpin(t *testing.T) {
 					hang(w, r)
 				}
 			})
-			rf := podReflector(t, APIConfig{APIServer: s.srv.URL}, ListWatch[Pod]{Backoff: Backoff{Min: 100 * time.Millisecond}}, func([]Event[Pod]) {})
+			rf := podReflector(t, APIConfig{APIServer: s.srv.URL}, ListWatch[Pod]{Backoff: backoff.Backoff{Min: 100 * time.Millisecond}}, func([]Event[Pod]) {})
 			run(t, rf)
 			require.Eventually(t, func() bool { return len(s.requests()) >= 3 }, 10*time.Second, 5*time.Millisecond)
 			at := s.times()
@@ -402,7 +404,7 @@ func TestBackoffOnErrors(t *testing.T) {
 	var mu sync.Mutex
 	var errs []string
 	rf := podReflector(t, APIConfig{APIServer: s.srv.URL}, ListWatch[Pod]{
-		Backoff: Backoff{Min: 40 * time.Millisecond, Max: 100 * time.Millisecond},
+		Backoff: backoff.Backoff{Min: 40 * time.Millisecond, Max: 100 * time.Millisecond},
 		OnError: func(err error) { mu.Lock(); errs = append(errs, err.Error()); mu.Unlock() },
 	}, rec.handle)
 	run(t, rf)
@@ -420,41 +422,6 @@ func TestBackoffOnErrors(t *testing.T) {
 	st := rf.Stats()
 	assert.Equal(t, int64(1), st.Lists)
 	assert.Equal(t, int64(3), st.Failures)
-}
-
-// TestBackoffBounds: every wait is within [d/2, d], d doubling from Min
-// and capped at Max; Reset starts over; the zero value has the defaults.
-func TestBackoffBounds(t *testing.T) {
-	b := Backoff{Min: 100 * time.Millisecond, Max: time.Second}
-	for range 100 {
-		b.Reset()
-		for _, d := range []time.Duration{100, 200, 400, 800, 1000, 1000} {
-			d *= time.Millisecond
-			got := b.Next()
-			require.GreaterOrEqual(t, got, d/2)
-			require.LessOrEqual(t, got, d)
-		}
-	}
-	// The waits are spread, not all equal.
-	seen := map[time.Duration]bool{}
-	for range 20 {
-		b.Reset()
-		seen[b.Next()] = true
-	}
-	assert.Greater(t, len(seen), 1)
-
-	var zero Backoff
-	for range 20 {
-		zero.Next()
-	}
-	got := zero.Next()
-	assert.GreaterOrEqual(t, got, defaultBackoffMax/2)
-	assert.LessOrEqual(t, got, defaultBackoffMax)
-	zero.Reset()
-	assert.LessOrEqual(t, zero.Next(), defaultBackoffMin)
-
-	inverted := Backoff{Min: time.Second, Max: time.Millisecond}
-	assert.LessOrEqual(t, inverted.Next(), time.Second, "a Max below Min is Min")
 }
 
 // TestWatchDecodeErrors: what ends a watch stream, and that the events

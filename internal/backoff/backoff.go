@@ -1,4 +1,8 @@
-package kube
+// Package backoff is weft's one retry wait: a jittered exponential
+// backoff for the loops that retry on their own (Kubernetes list/watch,
+// a receiver waiting on a refusing pipeline). Exporters retry through
+// exporterhelper's retry_on_failure instead.
+package backoff
 
 import (
 	"context"
@@ -8,8 +12,8 @@ import (
 
 // Default bounds of a zero Backoff.
 const (
-	defaultBackoffMin = 500 * time.Millisecond
-	defaultBackoffMax = 30 * time.Second
+	defaultMin = 500 * time.Millisecond
+	defaultMax = 30 * time.Second
 )
 
 // Backoff is a jittered exponential backoff: the n-th wait since the last
@@ -31,10 +35,10 @@ type Backoff struct {
 func (b *Backoff) Next() time.Duration {
 	lo, hi := b.Min, b.Max
 	if lo <= 0 {
-		lo = defaultBackoffMin
+		lo = defaultMin
 	}
 	if hi <= 0 {
-		hi = defaultBackoffMax
+		hi = defaultMax
 	}
 	hi = max(hi, lo)
 	d := b.cur
@@ -49,8 +53,8 @@ func (b *Backoff) Next() time.Duration {
 // Reset makes the next wait the shortest again (after a success).
 func (b *Backoff) Reset() { b.cur = 0 }
 
-// sleep waits d, or until ctx is done (false).
-func sleep(ctx context.Context, d time.Duration) bool {
+// Sleep waits d, or until ctx is done (false).
+func Sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
