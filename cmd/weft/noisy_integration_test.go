@@ -530,7 +530,7 @@ func TestNoisyNeighbour(t *testing.T) {
 	}
 	text, err := noisyGetText(ctx, selfMetrics)
 	require.NoError(t, err)
-	assert.Zero(t, noisySum(text, "weft_container_logs_paths_skipped", nil), "paths matched by include and not read")
+	assert.Zero(t, noisySum(text, "container_logs_paths_skipped", nil), "paths matched by include and not read")
 	assert.Zero(t, noisySum(text, "weft_store_rejected_samples", map[string]string{"reason": "too_far_in_future"}),
 		"future samples reached the store: clock_guard is not in front of it")
 	assert.Equal(t, int64(http.StatusBadRequest), otlpStatus.Load(), "an OTLP request whose every sample is refused gets 400")

@@ -72,7 +72,7 @@ func benchOTLP(b *testing.B, comp configcompression.Type) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	r.store = newMemStore()
+	r.ckpt.store = newMemStore()
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.SetBytes(int64(len(line200)))

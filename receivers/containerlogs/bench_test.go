@@ -97,9 +97,9 @@ func benchFileToConsumer(b *testing.B, ckptDir string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	r.store = newMemStore()
+	r.ckpt.store = newMemStore()
 	if ckptDir != "" {
-		if r.store, err = openFileStore(ckptDir, "bench"); err != nil {
+		if r.ckpt.store, err = openFileStore(ckptDir, "bench"); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -191,7 +191,7 @@ func benchIdleFilesCPU(b *testing.B, newFS func() (*fsnotify.Watcher, error)) {
 func BenchmarkRescanIdleFiles(b *testing.B) {
 	const files = 1000
 	r, records := newIdleReceiver(b, files, nil)
-	r.store = newMemStore()
+	r.ckpt.store = newMemStore()
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	defer func() { _ = r.Shutdown(context.Background()) }()

@@ -153,7 +153,7 @@ func testBurstsOfNewFilesAllRead(t *testing.T, mode func(*logsReceiver)) {
 func skipCounts(t *testing.T, run *running) map[[2]string]int64 {
 	t.Helper()
 	out := map[[2]string]int64{}
-	m, err := run.tel.GetMetric("weft.container_logs.paths_skipped")
+	m, err := run.tel.GetMetric("container_logs.paths_skipped")
 	if err != nil {
 		return out
 	}
@@ -286,7 +286,7 @@ func TestSkippedPathsCountedAndLoggedOnce(t *testing.T) {
 			if tt.reason == skipPermission {
 				permission = 1
 			}
-			assert.Equal(t, permission, run.counter(t, "weft.container_logs.permission_errors", ""))
+			assert.Equal(t, permission, run.counter(t, "container_logs.permission_errors", ""))
 			var lines []string
 			for _, e := range logs.All() {
 				lines = append(lines, fmt.Sprintf("%s %v", e.Message, e.ContextMap()))

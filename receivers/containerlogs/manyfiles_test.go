@@ -53,7 +53,7 @@ func TestFiveHundredFilesPollOnly(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return s.len() == 2*files*per }, 20*time.Second, 20*time.Millisecond)
 	assert.Equal(t, before, inotifyFDs(t), "the receiver opened an inotify instance")
-	assert.Equal(t, int64(1), run.counter(t, "weft.container_logs.watch_fallbacks", watchUnavailable))
+	assert.Equal(t, int64(1), run.counter(t, "container_logs.watch_fallbacks", watchUnavailable))
 	time.Sleep(2 * cfg.PollInterval)
 	checkExactlyOnce(t, s.records(), 2*per, tags...)
 }

@@ -34,7 +34,12 @@ const (
 	watchError       = "watch_error"         // any other error adding a directory's watch (EACCES, ...)
 )
 
-// telemetry holds the receiver's self-metrics. Every place that can lose a
+// metricPrefix starts the name of every self-metric: the component type
+// (container_logs.bytes_read, exposed by Prometheus as
+// container_logs_bytes_read_total). The README lists them all.
+const metricPrefix = typeStr + "."
+
+// telemetry holds the receiver's self-metrics, all declared here. Every place that can lose a
 // byte or a record counts it here.
 type telemetry struct {
 	bytesRead        metric.Int64Counter
@@ -65,25 +70,25 @@ func newTelemetry(mp metric.MeterProvider) (*telemetry, error) {
 		c, err = m.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(desc))
 		return c
 	}
-	t.bytesRead = mk("weft.container_logs.bytes_read", "By", "Bytes read from container log files.")
-	t.recordsEmitted = mk("weft.container_logs.records_emitted", "{record}", "Log records sent to the next consumer (retries not counted).")
-	t.recordsAcked = mk("weft.container_logs.records_acknowledged", "{record}", "Log records the next consumer accepted.")
-	t.recordsDropped = mk("weft.container_logs.records_dropped", "{record}", "Log records dropped, by reason.")
-	t.bytesLost = mk("weft.container_logs.bytes_lost", "By", "Bytes of log files lost before they were read, by reason.")
-	t.truncatedLines = mk("weft.container_logs.truncated_lines", "{record}", "Messages cut at max_log_size.")
-	t.incompleteLines = mk("weft.container_logs.incomplete_lines", "{record}", "Partial messages emitted without their end (flush_timeout or file end).")
-	t.parseErrors = mk("weft.container_logs.parse_errors", "{line}", "Lines in neither CRI nor docker format (emitted raw).")
-	t.truncations = mk("weft.container_logs.truncations", "{event}", "Files found truncated (copytruncate or rewrite), by whether a copy was found. "+
+	t.bytesRead = mk(metricPrefix+"bytes_read", "By", "Bytes read from container log files.")
+	t.recordsEmitted = mk(metricPrefix+"records_emitted", "{record}", "Log records sent to the next consumer (retries not counted).")
+	t.recordsAcked = mk(metricPrefix+"records_acknowledged", "{record}", "Log records the next consumer accepted.")
+	t.recordsDropped = mk(metricPrefix+"records_dropped", "{record}", "Log records dropped, by reason.")
+	t.bytesLost = mk(metricPrefix+"bytes_lost", "By", "Bytes of log files lost before they were read, by reason.")
+	t.truncatedLines = mk(metricPrefix+"truncated_lines", "{record}", "Messages cut at max_log_size.")
+	t.incompleteLines = mk(metricPrefix+"incomplete_lines", "{record}", "Partial messages emitted without their end (flush_timeout or file end).")
+	t.parseErrors = mk(metricPrefix+"parse_errors", "{line}", "Lines in neither CRI nor docker format (emitted raw).")
+	t.truncations = mk(metricPrefix+"truncations", "{event}", "Files found truncated (copytruncate or rewrite), by whether a copy was found. "+
 		"Lines written after a copy and before its truncation exist nowhere; each such window is one event here.")
-	t.permissionErrors = mk("weft.container_logs.permission_errors", "{error}", "Files that could not be opened or read for lack of permission.")
-	t.pathsSkipped = mk("weft.container_logs.paths_skipped", "{path}", "Paths matched by include that are not read, by reason (counted once per path while the condition lasts).")
-	t.watchFallbacks = mk("weft.container_logs.watch_fallbacks", "{event}", "Times the receiver fell back to polling every poll_interval: "+
+	t.permissionErrors = mk(metricPrefix+"permission_errors", "{error}", "Files that could not be opened or read for lack of permission.")
+	t.pathsSkipped = mk(metricPrefix+"paths_skipped", "{path}", "Paths matched by include that are not read, by reason (counted once per path while the condition lasts).")
+	t.watchFallbacks = mk(metricPrefix+"watch_fallbacks", "{event}", "Times the receiver fell back to polling every poll_interval: "+
 		"the inotify watcher could not be created, or a directory could not be watched, by reason (once per directory while the condition lasts).")
-	t.watchOverflows = mk("weft.container_logs.watch_overflows", "{event}", "Change notification queue overflows; each woke every file.")
+	t.watchOverflows = mk(metricPrefix+"watch_overflows", "{event}", "Change notification queue overflows; each woke every file.")
 	if err != nil {
 		return nil, err
 	}
-	t.openFiles, err = m.Int64UpDownCounter("weft.container_logs.open_files", metric.WithUnit("{file}"),
+	t.openFiles, err = m.Int64UpDownCounter(metricPrefix+"open_files", metric.WithUnit("{file}"),
 		metric.WithDescription("Files currently held open."))
 	return t, err
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -39,8 +38,9 @@ type logsReceiver struct {
 	startRe *regexp.Regexp
 
 	inFlight atomic.Int64 // message bytes in unacknowledged batches, all files
+	ckpt     *checkpoints // every file's checkpoint and the index of them
+	tenv     tailerEnv    // what every tailer shares (see newTailer)
 
-	store      kvStore
 	cancel     context.CancelFunc
 	unregister func() // withdraws the files from nodestatus
 	wg         sync.WaitGroup
@@ -62,10 +62,6 @@ type logsReceiver struct {
 	active map[fileID]*tailer
 	byPath map[string]*tailer // the newest tailer of each path
 	tombs  map[fileID]tomb    // released files that still exist
-	seq    int64
-
-	idxMu sync.Mutex
-	keys  map[string]bool
 
 	logMu    sync.Mutex
 	lastWarn map[string]time.Time
@@ -95,11 +91,19 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*logsR
 	r := &logsReceiver{
 		set: set, cfg: cfg, next: next, tel: tel,
 		active: map[fileID]*tailer{}, byPath: map[string]*tailer{}, tombs: map[fileID]tomb{},
-		keys: map[string]bool{}, lastWarn: map[string]time.Time{},
+		ckpt: newCheckpoints(set.Logger), lastWarn: map[string]time.Time{},
 		open: os.Open, skipped: map[string]skipMark{}, known: map[string]knownFile{},
 		rescanNow: make(chan struct{}, 1),
 	}
 	r.bufPool.New = func() any { b := make([]byte, 0, readBufSize); return &b }
+	r.tenv = tailerEnv{
+		cfg: cfg, tel: tel, logger: set.Logger,
+		emit: next.ConsumeLogs, save: r.ckpt.save,
+		bufs: &r.bufPool, inFlight: &r.inFlight,
+		limited: r.rateLimited, skipped: r.countSkip,
+		watched:  func(t *tailer) bool { return r.watch.covers(t) },
+		released: r.forget,
+	}
 	r.watch = newWatcher(r)
 	for _, p := range cfg.Include {
 		for ; hasMeta(p); p = filepath.Dir(p) {
@@ -125,7 +129,7 @@ func (r *logsReceiver) Start(ctx context.Context, host component.Host) error {
 	if err != nil {
 		return err
 	}
-	r.store = store
+	r.ckpt.store = store
 	r.unregister = nodestatus.RegisterFiles(r.set.ID.String(), r.fileStatus)
 	runCtx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
@@ -176,9 +180,7 @@ func (r *logsReceiver) Shutdown(ctx context.Context) error {
 		if r.unregister != nil {
 			r.unregister()
 		}
-		if r.store != nil {
-			err = r.store.Close(ctx)
-		}
+		err = r.ckpt.close(ctx)
 	})
 	return err
 }
@@ -255,53 +257,14 @@ func (r *logsReceiver) mayMatch(name string) bool {
 // or gzipped), which are then read to their end. It reports whether this is
 // the first start (no checkpoint index at all).
 func (r *logsReceiver) restore(ctx context.Context) bool {
-	b, err := r.store.Get(ctx, indexKey)
-	if err != nil {
-		r.set.Logger.Warn("read checkpoint index; starting without checkpoints", zap.Error(err))
-	}
-	if len(b) == 0 {
-		r.writeIndex(ctx)
-		return true
-	}
-	var keys []string
-	if err := json.Unmarshal(b, &keys); err != nil {
-		r.set.Logger.Warn("checkpoint index unreadable; starting without checkpoints", zap.Error(err))
-		return false
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		r.keys[k] = true
-	}
-	// Load all first: a rotated sibling may be the file of a later checkpoint.
-	var cps []keyed
-	for _, k := range keys {
-		v, err := r.store.Get(ctx, k)
-		if err != nil || len(v) == 0 {
-			r.removeKey(ctx, k)
-			continue
-		}
-		var cp checkpoint
-		if err := json.Unmarshal(v, &cp); err != nil {
-			r.set.Logger.Warn("checkpoint unreadable; dropped", zap.String("key", k), zap.Error(err))
-			r.removeKey(ctx, k)
-			continue
-		}
-		cps = append(cps, keyed{key: k, cp: cp})
-	}
+	cps, first := r.ckpt.load(ctx)
 	// Keys sort by creation time: an older file of a path is resumed first.
 	for i := range cps {
 		if !cps[i].claimed {
 			r.resume(ctx, cps, i)
 		}
 	}
-	return false
-}
-
-// keyed is a checkpoint with its key, loaded at restart.
-type keyed struct {
-	key     string
-	cp      checkpoint
-	claimed bool // resumed as part of another checkpoint's sibling chain
+	return first
 }
 
 // claim finds an unclaimed checkpoint of path whose fingerprint the file
@@ -321,49 +284,23 @@ func claim(cps []keyed, path, p string) (int, bool) {
 	return 0, false
 }
 
+// resume continues the file of cps[idx]: at its path if it is still there,
+// else among its rotated siblings; a file found in neither is counted lost.
 func (r *logsReceiver) resume(ctx context.Context, cps []keyed, idx int) {
 	key, cp := cps[idx].key, cps[idx].cp
 	cps[idx].claimed = true
-	want := fileID{dev: cp.Dev, ino: cp.Ino}
-	if f, err := os.Open(cp.Path); err == nil {
-		if st, err := f.Stat(); err == nil && idOf(st) == want && cp.Offset <= st.Size() && fileHasPrefix(f, cp.FP) {
-			if _, err := f.Seek(cp.Offset, io.SeekStart); err == nil {
-				t := r.newTailer(cp.Path, key, f, f, want, cp.Offset, true)
-				t.fp = cp.FP
-				r.mu.Lock()
-				if prev := r.byPath[cp.Path]; prev != nil {
-					t.after = prev.done // an older file of this path is still being read
-				}
-				r.active[want], r.byPath[cp.Path] = t, t
-				r.mu.Unlock()
-				r.startTailer(ctx, t)
-				return
-			}
-		}
-		_ = f.Close()
+	if r.resumeAtPath(ctx, key, cp) {
+		return
 	}
 	// Not at its path: find it among the rotated siblings, then read it and
 	// every newer sibling to their ends before the live file.
 	sibs := siblings(cp.Path)
-	found := -1
-	var first *os.File
-	var firstSrc io.Reader
-	for i, p := range sibs {
-		f, src, size, ok := openSibling(p, cp.FP)
-		if ok && (size < 0 || cp.Offset <= size) {
-			found, first, firstSrc = i, f, src
-			break
-		}
-		if f != nil {
-			_ = f.Close()
-		}
-	}
+	found, first, firstSrc := findSibling(sibs, cp)
 	if found < 0 {
 		r.tel.bytesLost.Add(ctx, max(0, cp.Size-cp.Offset), reasonAttr(fileAttrOf(cp.Path), reasonRotation))
 		r.set.Logger.Warn("checkpointed file not found at its path nor among its rotated siblings; its unread rest is lost",
 			zap.String("path", cp.Path), zap.Int64("offset", cp.Offset), zap.Int64("known_unread_bytes", max(0, cp.Size-cp.Offset)))
-		r.removeKey(ctx, key)
-		_ = r.store.Delete(ctx, key)
+		_ = r.ckpt.forget(ctx, key)
 		return
 	}
 	if err := skipTo(firstSrc, first, cp.Offset); err != nil {
@@ -371,6 +308,58 @@ func (r *logsReceiver) resume(ctx context.Context, cps []keyed, idx int) {
 		r.set.Logger.Warn("seek in rotated file", zap.String("path", sibs[found]), zap.Error(err))
 		return
 	}
+	r.resumeChain(ctx, cps, key, cp, first, firstSrc, sibs[found+1:])
+}
+
+// resumeAtPath starts a follower of the checkpointed file at its path when
+// the file there is the same (identity, fingerprint) and long enough.
+func (r *logsReceiver) resumeAtPath(ctx context.Context, key string, cp checkpoint) bool {
+	f, err := os.Open(cp.Path)
+	if err != nil {
+		return false
+	}
+	want := fileID{dev: cp.Dev, ino: cp.Ino}
+	st, err := f.Stat()
+	if err != nil || idOf(st) != want || cp.Offset > st.Size() || !fileHasPrefix(f, cp.FP) {
+		_ = f.Close()
+		return false
+	}
+	if _, err := f.Seek(cp.Offset, io.SeekStart); err != nil {
+		_ = f.Close()
+		return false
+	}
+	t := r.newTailer(cp.Path, key, f, f, want, cp.Offset, true)
+	t.fp = cp.FP
+	r.mu.Lock()
+	if prev := r.byPath[cp.Path]; prev != nil {
+		t.after = prev.done // an older file of this path is still being read
+	}
+	r.active[want], r.byPath[cp.Path] = t, t
+	r.mu.Unlock()
+	r.startTailer(ctx, t)
+	return true
+}
+
+// findSibling finds the checkpointed file among the rotated siblings: the
+// first that starts with its fingerprint and reaches its offset. found is
+// -1 when none does.
+func findSibling(sibs []string, cp checkpoint) (found int, f *os.File, src io.Reader) {
+	for i, p := range sibs {
+		f, src, size, ok := openSibling(p, cp.FP)
+		if ok && (size < 0 || cp.Offset <= size) {
+			return i, f, src
+		}
+		if f != nil {
+			_ = f.Close()
+		}
+	}
+	return -1, nil, nil
+}
+
+// resumeChain reads the rotated file first (positioned at the checkpoint)
+// and then every newer sibling to their ends, one after the other, before
+// the live file of the path.
+func (r *logsReceiver) resumeChain(ctx context.Context, cps []keyed, key string, cp checkpoint, first *os.File, firstSrc io.Reader, newer []string) {
 	r.mu.Lock()
 	prev := r.byPath[cp.Path]
 	r.mu.Unlock()
@@ -390,10 +379,10 @@ func (r *logsReceiver) resume(ctx context.Context, cps []keyed, idx int) {
 	t := r.newTailer(cp.Path, key, first, firstSrc, statIDOrZero(first, firstSrc), cp.Offset, false)
 	t.fp = cp.FP
 	chain(t)
-	for _, p := range sibs[found+1:] {
+	for _, p := range newer {
 		// A newer sibling that is the file of another checkpoint starts at
 		// that checkpoint's offset, not at 0.
-		k, off := r.newKey(), int64(0)
+		k, off := r.ckpt.newKey(), int64(0)
 		var fp []byte
 		if j, ok := claim(cps, cp.Path, p); ok {
 			k, off, fp = cps[j].key, cps[j].cp.Offset, cps[j].cp.FP
@@ -641,7 +630,7 @@ func (r *logsReceiver) consider(ctx context.Context, path string, firstStart boo
 		_ = f.Close()
 		return
 	}
-	t := r.newTailer(path, r.newKeyLocked(), f, f, id, off, true)
+	t := r.newTailer(path, r.ckpt.newKey(), f, f, id, off, true)
 	if prev := r.byPath[path]; prev != nil {
 		select {
 		case <-prev.done:
@@ -701,60 +690,8 @@ func (r *logsReceiver) forget(ctx context.Context, t *tailer) {
 			r.mu.Unlock()
 		}
 	}
-	if err := r.store.Delete(ctx, t.key); err != nil {
+	if err := r.ckpt.forget(ctx, t.key); err != nil {
 		r.set.Logger.Warn("delete checkpoint", zap.String("path", t.path), zap.Error(err))
-	}
-	r.removeKey(ctx, t.key)
-}
-
-func (r *logsReceiver) newKey() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.newKeyLocked()
-}
-
-func (r *logsReceiver) newKeyLocked() string {
-	r.seq++
-	return fmt.Sprintf("file/%d-%d", time.Now().UnixNano(), r.seq)
-}
-
-// addKey records a checkpoint key in the index before its first value is
-// written, so that no checkpoint exists that a restart cannot find.
-func (r *logsReceiver) addKey(ctx context.Context, k string) {
-	r.idxMu.Lock()
-	defer r.idxMu.Unlock()
-	if r.keys[k] {
-		return
-	}
-	r.keys[k] = true
-	r.writeIndexLocked(ctx)
-}
-
-func (r *logsReceiver) removeKey(ctx context.Context, k string) {
-	r.idxMu.Lock()
-	defer r.idxMu.Unlock()
-	if !r.keys[k] {
-		return
-	}
-	delete(r.keys, k)
-	r.writeIndexLocked(ctx)
-}
-
-func (r *logsReceiver) writeIndex(ctx context.Context) {
-	r.idxMu.Lock()
-	defer r.idxMu.Unlock()
-	r.writeIndexLocked(ctx)
-}
-
-func (r *logsReceiver) writeIndexLocked(ctx context.Context) {
-	keys := make([]string, 0, len(r.keys))
-	for k := range r.keys {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	b, _ := json.Marshal(keys)
-	if err := r.store.Set(ctx, indexKey, b); err != nil {
-		r.set.Logger.Warn("write checkpoint index", zap.Error(err))
 	}
 }
 
@@ -845,7 +782,8 @@ func fileKind(m fs.FileMode) string {
 	}
 }
 
-// rateLimited reports whether a message for key may be logged now.
+// rateLimited reports whether a message for key was logged less than 10 s
+// ago (then it is not logged again); otherwise it notes that it is logged now.
 func (r *logsReceiver) rateLimited(key string) bool {
 	r.logMu.Lock()
 	defer r.logMu.Unlock()
@@ -855,17 +793,4 @@ func (r *logsReceiver) rateLimited(key string) bool {
 	}
 	r.lastWarn[key] = now
 	return false
-}
-
-func (r *logsReceiver) logReadError(path string, err error) {
-	if !r.rateLimited("read " + path) {
-		r.set.Logger.Warn("read container log file", zap.String("path", path), zap.Error(err))
-	}
-}
-
-func (r *logsReceiver) logRetry(path string, err error) {
-	if !r.rateLimited("retry " + path) {
-		r.set.Logger.Warn("next consumer refused log records; reading paused, retrying with backoff",
-			zap.String("path", path), zap.Error(err))
-	}
 }

@@ -46,11 +46,11 @@ func TestRecordsAndResource(t *testing.T) {
 		"k8s.container.restart_count": int64(0),
 	}, recs[0].resource)
 	require.Eventually(t, func() bool {
-		return run.counter(t, "weft.container_logs.records_acknowledged", "") == 2
+		return run.counter(t, "container_logs.records_acknowledged", "") == 2
 	}, 5*time.Second, 10*time.Millisecond)
-	assert.Equal(t, int64(2), run.counter(t, "weft.container_logs.records_emitted", ""))
+	assert.Equal(t, int64(2), run.counter(t, "container_logs.records_emitted", ""))
 	assert.Equal(t, int64(len(criLine(ts, "stdout", "F", "hello")+criLine(ts, "stderr", "F", "oops"))),
-		run.counter(t, "weft.container_logs.bytes_read", ""))
+		run.counter(t, "container_logs.bytes_read", ""))
 }
 
 func TestStartAtEndAndNewFileFromBeginning(t *testing.T) {
@@ -224,7 +224,7 @@ func TestPartialReassembly(t *testing.T) {
 	assert.Equal(t, rec{body: "err", stream: "stderr", path: docker}, rec{body: d[0].body, stream: d[0].stream, path: d[0].path})
 	assert.Equal(t, "docker partial record", d[1].body)
 	assert.Equal(t, time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano(), d[1].ts)
-	assert.Equal(t, int64(1), run.counter(t, "weft.container_logs.incomplete_lines", ""))
+	assert.Equal(t, int64(1), run.counter(t, "container_logs.incomplete_lines", ""))
 }
 
 // A message longer than max_log_size is cut, flagged and counted.
@@ -247,7 +247,7 @@ func TestTruncatedLine(t *testing.T) {
 	assert.Len(t, recs[1].body, 4096)
 	assert.True(t, recs[1].truncated)
 	assert.Equal(t, "after", recs[2].body)
-	assert.Equal(t, int64(2), run.counter(t, "weft.container_logs.truncated_lines", ""))
+	assert.Equal(t, int64(2), run.counter(t, "container_logs.truncated_lines", ""))
 	_ = fmt.Sprint()
 }
 

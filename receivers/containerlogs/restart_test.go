@@ -32,7 +32,7 @@ func restartCase(t *testing.T, cfg *Config, path string, change func(w *kubeletW
 	s1 := &sink{}
 	run1 := startReceiver(t, cfg, s1)
 	require.Eventually(t, func() bool {
-		return run1.counter(t, "weft.container_logs.records_acknowledged", "") == 100
+		return run1.counter(t, "container_logs.records_acknowledged", "") == 100
 	}, 5*time.Second, 10*time.Millisecond)
 	run1.stop(t)
 	checkTagOnce(t, s1.records(), 100, "r")
@@ -196,7 +196,7 @@ func TestRotatedAwayWhileDownCounted(t *testing.T) {
 	s1 := &refuseAfter{n: 1}
 	run1 := startReceiver(t, cfg, s1)
 	require.Eventually(t, func() bool {
-		return run1.counter(t, "weft.container_logs.records_acknowledged", "") == 50 && s1.refusals() > 0
+		return run1.counter(t, "container_logs.records_acknowledged", "") == 50 && s1.refusals() > 0
 	}, 5*time.Second, 10*time.Millisecond)
 	run1.stop(t)
 	b, err := os.ReadFile(path)
@@ -210,7 +210,7 @@ func TestRotatedAwayWhileDownCounted(t *testing.T) {
 	s2 := &sink{}
 	run2 := startReceiver(t, cfg, s2)
 	require.Eventually(t, func() bool { return s2.len() == 10 }, 5*time.Second, 10*time.Millisecond)
-	assert.Equal(t, unread, run2.counter(t, "weft.container_logs.bytes_lost", reasonRotation))
+	assert.Equal(t, unread, run2.counter(t, "container_logs.bytes_lost", reasonRotation))
 }
 
 // refuseAfter accepts n batches, then refuses everything.

@@ -117,7 +117,7 @@ func testRenameRotationRace(t *testing.T, mode func(*logsReceiver)) {
 	require.Eventually(t, func() bool { return s.len() >= 3*lines }, 20*time.Second, 20*time.Millisecond, "records")
 	time.Sleep(3 * run.r.cfg.PollInterval) // nothing more may arrive (duplicates)
 	checkTagOnce(t, s.records(), lines, tags...)
-	assert.Zero(t, run.counter(t, "weft.container_logs.bytes_lost", ""))
+	assert.Zero(t, run.counter(t, "container_logs.bytes_lost", ""))
 }
 
 // Acceptance 2: the rotated file is gzipped and deleted while the sink
@@ -146,8 +146,8 @@ func TestKubeletCompressionWhileBlocked(t *testing.T) {
 	require.Eventually(t, func() bool { return s.len() >= 6800 }, 20*time.Second, 10*time.Millisecond)
 	time.Sleep(3 * cfg.PollInterval)
 	checkTagOnce(t, s.records(), 6800, "gz")
-	assert.Zero(t, run.counter(t, "weft.container_logs.bytes_lost", ""), "lost bytes")
-	assert.Zero(t, run.counter(t, "weft.container_logs.records_dropped", ""), "dropped records")
+	assert.Zero(t, run.counter(t, "container_logs.bytes_lost", ""), "lost bytes")
+	assert.Zero(t, run.counter(t, "container_logs.records_dropped", ""), "dropped records")
 }
 
 func gzipAndRemove(t *testing.T, path string) {
@@ -230,10 +230,10 @@ func testCopyTruncate(t *testing.T, mode func(*logsReceiver)) {
 		kept = append(kept, r)
 	}
 	checkTagOnce(t, kept, (rounds+2)*per, "ct")
-	t.Logf("bytes counted lost: %d", run.counter(t, "weft.container_logs.bytes_lost", ""))
+	t.Logf("bytes counted lost: %d", run.counter(t, "container_logs.bytes_lost", ""))
 	// The gap's lines exist in no file, so their bytes cannot be measured;
 	// every truncation window is counted, so none passes silently.
-	assert.Equal(t, int64(rounds+1), run.counter(t, "weft.container_logs.truncations", ""),
+	assert.Equal(t, int64(rounds+1), run.counter(t, "container_logs.truncations", ""),
 		"each copytruncate is one truncation event")
 }
 
@@ -257,13 +257,13 @@ func TestBackpressureRetries(t *testing.T) {
 	appendFile(t, path, seqLines("bp", 0, 1000))
 	require.Eventually(t, func() bool { return s.refusals() >= 4 }, 5*time.Second, 10*time.Millisecond)
 	refusedAt := s.refusals()
-	assert.Zero(t, run.counter(t, "weft.container_logs.records_acknowledged", ""))
-	assert.Equal(t, int64(10), run.counter(t, "weft.container_logs.records_emitted", ""), "one batch in flight, reading paused")
+	assert.Zero(t, run.counter(t, "container_logs.records_acknowledged", ""))
+	assert.Equal(t, int64(10), run.counter(t, "container_logs.records_emitted", ""), "one batch in flight, reading paused")
 	s.setClosed(false)
 	require.Eventually(t, func() bool { return s.len() == 1000 }, 10*time.Second, 10*time.Millisecond)
 	checkExactlyOnce(t, s.records(), 1000, "bp")
 	assert.Less(t, refusedAt, 20, "retries back off")
-	assert.Equal(t, int64(1000), run.counter(t, "weft.container_logs.records_acknowledged", ""))
+	assert.Equal(t, int64(1000), run.counter(t, "container_logs.records_acknowledged", ""))
 }
 
 // In-flight memory is bounded across files: with the sink refusing, the

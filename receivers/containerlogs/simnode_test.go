@@ -61,6 +61,6 @@ func TestSimulatedNode(t *testing.T) {
 	assert.Positive(t, traces)
 	// 40 KiB lines are rare (1 in 2000 requests): checked above when present;
 	// TestPartialReassembly covers P/F reassembly deterministically.
-	assert.Zero(t, run.counter(t, "weft.container_logs.parse_errors", ""))
-	assert.Zero(t, run.counter(t, "weft.container_logs.bytes_lost", ""))
+	assert.Zero(t, run.counter(t, "container_logs.parse_errors", ""))
+	assert.Zero(t, run.counter(t, "container_logs.bytes_lost", ""))
 }

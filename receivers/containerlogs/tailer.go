@@ -3,11 +3,11 @@ package containerlogs
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -64,11 +64,35 @@ func linksOf(fi os.FileInfo) uint64 {
 	return 1
 }
 
+// emitFunc hands a batch of records to the next consumer (its ConsumeLogs):
+// nil means accepted, a permanent error rejected, any other error refused
+// for now.
+type emitFunc func(ctx context.Context, ld plog.Logs) error
+
+// tailerEnv is what the tailers of one receiver share and all a tailer knows
+// of the receiver that runs it: settings, self-metrics, pooled read buffers,
+// and a few functions by which it hands records on and reports back. The
+// receiver makes one and keeps it for the tailers' lifetime.
+type tailerEnv struct {
+	cfg      *Config
+	tel      *telemetry
+	logger   *zap.Logger
+	emit     emitFunc
+	save     func(ctx context.Context, key string, cp checkpoint) error // stores the file's checkpoint (checkpoints.save)
+	bufs     *sync.Pool                                                 // read buffers of readBufSize
+	inFlight *atomic.Int64                                              // message bytes in unacknowledged batches, all files
+
+	limited  func(key string) bool                // a warning for key was logged recently: do not log it again
+	skipped  func(path, reason string, err error) // counts and logs a path that cannot be read
+	watched  func(t *tailer) bool                 // change notifications cover t's file
+	released func(ctx context.Context, t *tailer) // t read its file to the end and gave it up
+}
+
 // tailer reads one file identity from an offset, turns its lines into log
 // records, sends them in batches and saves the offset after each batch the
 // next consumer accepted. One goroutine owns a tailer.
 type tailer struct {
-	r      *logsReceiver
+	env    *tailerEnv
 	key    string // checkpoint key
 	path   string // the path the file was found at (log.file.path)
 	id     fileID
@@ -142,7 +166,7 @@ func (t *tailer) status() nodestatus.File {
 
 func (r *logsReceiver) newTailer(path, key string, f *os.File, src io.Reader, id fileID, off int64, follow bool) *tailer {
 	t := &tailer{
-		r: r, key: key, path: path, id: id, f: f, src: src, follow: follow,
+		env: &r.tenv, key: key, path: path, id: id, f: f, src: src, follow: follow,
 		done:     make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 		asm:      assembler{maxLen: r.cfg.MaxLogSize},
@@ -168,14 +192,14 @@ func (t *tailer) newBatch() {
 	sl := rl.ScopeLogs().AppendEmpty()
 	sl.Scope().SetName(scopeName)
 	t.lrs = sl.LogRecords()
-	t.lrs.EnsureCapacity(min(t.r.cfg.MaxBatchRecords, 1024))
+	t.lrs.EnsureCapacity(min(t.env.cfg.MaxBatchRecords, 1024))
 	t.bytes = 0
 	t.batched = true
 }
 
 // getBuf makes buf a pooled read buffer that starts with what buf held.
 func (t *tailer) getBuf() {
-	bp := t.r.bufPool.Get().(*[]byte)
+	bp := t.env.bufs.Get().(*[]byte)
 	t.buf, t.start, t.bufp = append((*bp)[:0], t.buf[t.start:]...), 0, bp
 }
 
@@ -199,7 +223,7 @@ func (t *tailer) putBuf() {
 func (t *tailer) dropBuf() {
 	if t.bufp != nil {
 		*t.bufp = t.buf[:0]
-		t.r.bufPool.Put(t.bufp)
+		t.env.bufs.Put(t.bufp)
 	}
 	t.buf, t.bufp, t.start = nil, nil, 0
 }
@@ -253,13 +277,13 @@ func (t *tailer) run(ctx context.Context) {
 			if errors.Is(err, errStopped) {
 				return
 			}
-			t.r.logReadError(t.path, err)
+			t.logReadError(t.path, err)
 		}
 		if !t.idle(ctx) {
 			return
 		}
 		if t.polled() {
-			timer.Reset(t.r.cfg.PollInterval)
+			timer.Reset(t.env.cfg.PollInterval)
 		} else {
 			timer.Stop()
 		}
@@ -280,7 +304,7 @@ func (t *tailer) run(ctx context.Context) {
 // reports under another name or not at all), and while it holds a partial
 // message waiting for flush_timeout.
 func (t *tailer) polled() bool {
-	return t.moved || t.asm.minStart() >= 0 || (t.join != nil && t.join.minStart() >= 0) || !t.r.watch.covers(t)
+	return t.moved || t.asm.minStart() >= 0 || (t.join != nil && t.join.minStart() >= 0) || !t.env.watched(t)
 }
 
 // checkTruncation runs before each read: a copytruncate may have happened
@@ -292,7 +316,7 @@ func (t *tailer) polled() bool {
 func (t *tailer) checkTruncation(ctx context.Context) (atEnd bool, err error) {
 	fi, err := t.f.Stat()
 	if err != nil {
-		t.r.logReadError(t.path, err)
+		t.logReadError(t.path, err)
 		return false, nil
 	}
 	size, mtime := fi.Size(), fi.ModTime()
@@ -308,13 +332,13 @@ func (t *tailer) checkTruncation(ctx context.Context) (atEnd bool, err error) {
 func (t *tailer) closeFile() {
 	if t.f != nil {
 		_ = t.f.Close()
-		t.r.tel.openFiles.Add(context.Background(), -1)
+		t.env.tel.openFiles.Add(context.Background(), -1)
 		t.f = nil
 	}
 }
 
 // maxLine is the longest physical line kept whole; the rest is skipped.
-func (t *tailer) maxLine() int { return t.r.cfg.MaxLogSize + 64*1024 }
+func (t *tailer) maxLine() int { return t.env.cfg.MaxLogSize + 64*1024 }
 
 // readChunk reads once from the file and processes the complete lines.
 func (t *tailer) readChunk(ctx context.Context) (int, error) {
@@ -368,7 +392,7 @@ func (t *tailer) readDone(ctx context.Context, n int, err error) (int, error) {
 		}
 		t.buf = t.buf[:len(t.buf)+n]
 		t.readOff += int64(n)
-		t.r.tel.bytesRead.Add(ctx, int64(n), t.mopt)
+		t.env.tel.bytesRead.Add(ctx, int64(n), t.mopt)
 		t.now = time.Now()
 		t.pub.lastRead.Store(t.now.UnixNano())
 		t.publish()
@@ -379,7 +403,7 @@ func (t *tailer) readDone(ctx context.Context, n int, err error) (int, error) {
 	}
 	if err != nil && errors.Is(err, os.ErrPermission) && !t.denied {
 		t.denied = true
-		t.r.countSkip(t.path, skipPermission, err)
+		t.env.skipped(t.path, skipPermission, err)
 	}
 	return n, err
 }
@@ -431,9 +455,9 @@ func (t *tailer) processLine(ctx context.Context, line []byte, off int64, cut bo
 		err = errCRIFields
 	}
 	if err != nil {
-		t.r.tel.parseErrors.Add(ctx, 1, t.mopt)
-		if !t.r.rateLimited("parse " + t.path) {
-			t.r.set.Logger.Warn("line in neither CRI nor docker format; emitted as it is and counted",
+		t.env.tel.parseErrors.Add(ctx, 1, t.mopt)
+		if !t.env.limited("parse " + t.path) {
+			t.env.logger.Warn("line in neither CRI nor docker format; emitted as it is and counted",
 				zap.String("path", t.path), zap.Int64("offset", off), zap.String("format", t.format.String()), zap.Error(err))
 		}
 		if len(line) == 0 {
@@ -449,10 +473,12 @@ func (t *tailer) processLine(ctx context.Context, line []byte, off int64, cut bo
 		return nil
 	}
 	rec.truncated = rec.truncated || cut
-	return t.emit(ctx, rec)
+	return t.push(ctx, rec)
 }
 
-func (t *tailer) emit(ctx context.Context, rec record) error {
+// push hands a record on: to the multiline joiner if there is one, else
+// into the batch.
+func (t *tailer) push(ctx context.Context, rec record) error {
 	if t.join != nil {
 		var ok bool
 		if rec, ok = t.join.add(rec, t.now); !ok {
@@ -484,20 +510,20 @@ func (t *tailer) append(ctx context.Context, rec record) error {
 	attrs.PutStr("log.file.path", t.path)
 	if rec.truncated {
 		attrs.PutBool(attrTruncated, true)
-		t.r.tel.truncatedLines.Add(ctx, 1, t.mopt)
-		if !t.r.rateLimited("truncated " + t.path) {
-			t.r.set.Logger.Warn("message longer than max_log_size cut; flagged and counted",
-				zap.String("path", t.path), zap.Int("max_log_size", t.r.cfg.MaxLogSize))
+		t.env.tel.truncatedLines.Add(ctx, 1, t.mopt)
+		if !t.env.limited("truncated " + t.path) {
+			t.env.logger.Warn("message longer than max_log_size cut; flagged and counted",
+				zap.String("path", t.path), zap.Int("max_log_size", t.env.cfg.MaxLogSize))
 		}
 	}
 	if rec.incomplete {
 		attrs.PutBool(attrIncomplete, true)
-		t.r.tel.incompleteLines.Add(ctx, 1, t.mopt)
+		t.env.tel.incompleteLines.Add(ctx, 1, t.mopt)
 	}
 	t.bytes += len(rec.body)
-	total := t.r.inFlight.Add(int64(len(rec.body)))
-	if t.lrs.Len() >= t.r.cfg.MaxBatchRecords || t.bytes >= t.r.cfg.MaxBatchBytes ||
-		total >= int64(t.r.cfg.MaxInFlightBytes) {
+	total := t.env.inFlight.Add(int64(len(rec.body)))
+	if t.lrs.Len() >= t.env.cfg.MaxBatchRecords || t.bytes >= t.env.cfg.MaxBatchBytes ||
+		total >= int64(t.env.cfg.MaxInFlightBytes) {
 		return t.flush(ctx)
 	}
 	return nil
@@ -536,26 +562,26 @@ func (t *tailer) flush(ctx context.Context) error {
 		return nil
 	}
 	logs := t.logs
-	t.r.tel.recordsEmitted.Add(ctx, int64(n), t.mopt)
+	t.env.tel.recordsEmitted.Add(ctx, int64(n), t.mopt)
 	t.pub.records.Add(int64(n))
 	backoff := 50 * time.Millisecond
 	var timer *time.Timer
 	for {
-		err := t.r.next.ConsumeLogs(ctx, logs)
+		err := t.env.emit(ctx, logs)
 		if err == nil {
-			t.r.tel.recordsAcked.Add(ctx, int64(n), t.mopt)
+			t.env.tel.recordsAcked.Add(ctx, int64(n), t.mopt)
 			break
 		}
 		if ctx.Err() != nil {
 			return errStopped
 		}
 		if consumererror.IsPermanent(err) {
-			t.r.tel.recordsDropped.Add(ctx, int64(n), reasonAttr(t.fileAttr, reasonRejected))
-			t.r.set.Logger.Error("next consumer rejected log records permanently; dropped and counted",
+			t.env.tel.recordsDropped.Add(ctx, int64(n), reasonAttr(t.fileAttr, reasonRejected))
+			t.env.logger.Error("next consumer rejected log records permanently; dropped and counted",
 				zap.String("path", t.path), zap.Int("records", n), zap.Error(err))
 			break
 		}
-		t.r.logRetry(t.path, err)
+		t.logRetry(t.path, err)
 		if timer == nil {
 			timer = time.NewTimer(backoff)
 			defer timer.Stop()
@@ -569,7 +595,7 @@ func (t *tailer) flush(ctx context.Context) error {
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
-	t.r.inFlight.Add(-int64(t.bytes))
+	t.env.inFlight.Add(-int64(t.bytes))
 	t.logs, t.lrs, t.bytes, t.batched = plog.Logs{}, plog.LogRecordSlice{}, 0, false
 	return t.save(ctx, safe)
 }
@@ -580,13 +606,9 @@ func (t *tailer) save(ctx context.Context, off int64) error {
 	if ctx.Err() != nil {
 		return errStopped
 	}
-	b, err := json.Marshal(checkpoint{Path: t.path, Dev: t.id.dev, Ino: t.id.ino, FP: t.fp, Offset: off, Size: max(t.lastSize, t.readOff)})
-	if err != nil {
-		return err
-	}
-	t.r.addKey(ctx, t.key)
-	if err := t.r.store.Set(ctx, t.key, b); err != nil {
-		t.r.set.Logger.Warn("save checkpoint", zap.String("path", t.path), zap.Error(err))
+	cp := checkpoint{Path: t.path, Dev: t.id.dev, Ino: t.id.ino, FP: t.fp, Offset: off, Size: max(t.lastSize, t.readOff)}
+	if err := t.env.save(ctx, t.key, cp); err != nil {
+		t.env.logger.Warn("save checkpoint", zap.String("path", t.path), zap.Error(err))
 		return nil
 	}
 	t.acked = off
@@ -623,7 +645,7 @@ func fileHasPrefix(f *os.File, fp []byte) bool {
 // messages and the batch, and checks whether the file left its path. It
 // returns false when the tailer is done.
 func (t *tailer) idle(ctx context.Context) bool {
-	if err := t.flushExpired(ctx, t.r.cfg.FlushTimeout); err != nil {
+	if err := t.flushExpired(ctx, t.env.cfg.FlushTimeout); err != nil {
 		return false
 	}
 	if err := t.flush(ctx); err != nil {
@@ -650,7 +672,7 @@ func (t *tailer) idle(ctx context.Context) bool {
 	if now := time.Now(); !t.moved {
 		t.moved, t.movedAt = true, now
 		return true
-	} else if now.Sub(t.movedAt) < t.r.cfg.PollInterval {
+	} else if now.Sub(t.movedAt) < t.env.cfg.PollInterval {
 		return true
 	}
 	return !t.release(ctx)
@@ -664,7 +686,7 @@ func (t *tailer) flushExpired(ctx context.Context, timeout time.Duration) error 
 		if !ok {
 			break
 		}
-		if err := t.emit(ctx, rec); err != nil {
+		if err := t.push(ctx, rec); err != nil {
 			return err
 		}
 	}
@@ -717,7 +739,7 @@ func (t *tailer) release(ctx context.Context) bool {
 		return true
 	}
 	t.released = true
-	t.r.forget(ctx, t)
+	t.env.released(ctx, t)
 	return true
 }
 
@@ -731,7 +753,7 @@ func (t *tailer) truncated(ctx context.Context, size int64) error {
 	// Lines written between a copy and the truncation are in neither file:
 	// no reader can see or measure them. Each truncation is counted so that
 	// such a window is never silent; bytes known to be lost are counted below.
-	t.r.tel.truncations.Add(ctx, 1, metric.WithAttributes(t.fileAttr, attribute.Bool("copy_found", cp != nil)))
+	t.env.tel.truncations.Add(ctx, 1, metric.WithAttributes(t.fileAttr, attribute.Bool("copy_found", cp != nil)))
 	if cp != nil {
 		if st, err := cp.Stat(); err == nil {
 			lost = t.lastSize - st.Size()
@@ -755,8 +777,8 @@ func (t *tailer) truncated(ctx context.Context, size int64) error {
 		_ = cp.Close()
 	}
 	if lost > 0 {
-		t.r.tel.bytesLost.Add(ctx, lost, reasonAttr(t.fileAttr, reasonTruncated))
-		t.r.set.Logger.Warn("file truncated before it was read to its end; loss counted",
+		t.env.tel.bytesLost.Add(ctx, lost, reasonAttr(t.fileAttr, reasonTruncated))
+		t.env.logger.Warn("file truncated before it was read to its end; loss counted",
 			zap.String("path", t.path), zap.Int64("bytes_lost", lost))
 	}
 	if err := t.finish(ctx); err != nil {
@@ -794,4 +816,17 @@ func (t *tailer) findCopy() *os.File {
 		_ = f.Close()
 	}
 	return nil
+}
+
+func (t *tailer) logReadError(path string, err error) {
+	if !t.env.limited("read " + path) {
+		t.env.logger.Warn("read container log file", zap.String("path", path), zap.Error(err))
+	}
+}
+
+func (t *tailer) logRetry(path string, err error) {
+	if !t.env.limited("retry " + path) {
+		t.env.logger.Warn("next consumer refused log records; reading paused, retrying with backoff",
+			zap.String("path", path), zap.Error(err))
+	}
 }

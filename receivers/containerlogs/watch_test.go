@@ -134,7 +134,7 @@ func TestNotifiedRotationWhileIdle(t *testing.T) {
 		waitCovered(t, run, path)
 	}
 	checkExactlyOnce(t, s.records(), 100, "r")
-	assert.Zero(t, run.counter(t, "weft.container_logs.bytes_lost", ""))
+	assert.Zero(t, run.counter(t, "container_logs.bytes_lost", ""))
 }
 
 // copytruncate while the file is idle: the truncation is noticed by its
@@ -154,8 +154,8 @@ func TestNotifiedCopyTruncateWhileIdle(t *testing.T) {
 		require.Eventually(t, func() bool { return s.len() == 40+round*20 }, 5*time.Second, 5*time.Millisecond, "round %d", round)
 	}
 	checkExactlyOnce(t, s.records(), 80, "ct")
-	assert.Equal(t, int64(3), run.counter(t, "weft.container_logs.truncations", ""))
-	assert.Zero(t, run.counter(t, "weft.container_logs.bytes_lost", ""))
+	assert.Equal(t, int64(3), run.counter(t, "container_logs.truncations", ""))
+	assert.Zero(t, run.counter(t, "container_logs.bytes_lost", ""))
 }
 
 // A file deleted while idle, written to through a descriptor that outlives
@@ -274,8 +274,8 @@ func TestWatchUnavailableFallsBackToPolling(t *testing.T) {
 				require.NotNil(t, tl)
 				assert.False(t, run.r.watch.covers(tl), "%s counted as watched", p)
 			}
-			assert.Equal(t, tt.counted, run.counter(t, "weft.container_logs.watch_fallbacks", tt.reason))
-			assert.Equal(t, tt.counted, run.counter(t, "weft.container_logs.watch_fallbacks", ""), "other reasons counted")
+			assert.Equal(t, tt.counted, run.counter(t, "container_logs.watch_fallbacks", tt.reason))
+			assert.Equal(t, tt.counted, run.counter(t, "container_logs.watch_fallbacks", ""), "other reasons counted")
 			assert.Equal(t, 1, logs.FilterMessageSnippet("no change notifications").Len(), "logged once")
 			if tt.newFS != nil {
 				assert.Len(t, inotifyWatches(t), before, "an inotify instance was opened")
@@ -317,7 +317,7 @@ func TestOverflowWakesEveryFile(t *testing.T) {
 	rc.get().Errors <- fsnotify.ErrEventOverflow
 	require.Eventually(t, func() bool { return s.len() == 3*files }, 5*time.Second, 5*time.Millisecond, "not every file was woken")
 	checkExactlyOnce(t, s.records(), 3, tags...)
-	assert.Equal(t, int64(1), run.counter(t, "weft.container_logs.watch_overflows", ""))
+	assert.Equal(t, int64(1), run.counter(t, "container_logs.watch_overflows", ""))
 }
 
 // 2,000 files in four pod directories cost a handful of watches (one per
@@ -356,7 +356,7 @@ func TestManyFilesFewWatches(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return s.len() == 2*pods*perPod }, 30*time.Second, 10*time.Millisecond)
 	checkExactlyOnce(t, s.records(), 2, tags...)
-	assert.Zero(t, run.counter(t, "weft.container_logs.watch_fallbacks", ""))
+	assert.Zero(t, run.counter(t, "container_logs.watch_fallbacks", ""))
 }
 
 // Shutdown closes the inotify instance (goleak in TestMain checks the
