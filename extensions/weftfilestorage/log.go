@@ -153,6 +153,16 @@ func (r *replayResult) report(c *fileClient) {
 	}
 }
 
+// replayState is what replay carries from one frame to the next.
+type replayState struct {
+	res        *replayResult
+	lastCum    uint64
+	gap        bool    // an unreadable region since the last intact header
+	gapStart   int64   // its start
+	unreadable []int64 // starts and ends of unreadable regions
+	corrupt    []int64 // offsets and value lengths of frames with damaged values
+}
+
 // replay rebuilds the index from the file. Damaged frames are skipped and
 // accounted; replay only fails when the file cannot be read at all.
 func (c *fileClient) replay() (*replayResult, error) {
@@ -160,151 +170,186 @@ func (c *fileClient) replay() (*replayResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &replayResult{lost: map[string]lostKey{}, skipped: map[string]int64{}}
-	var lastCum uint64
-	gap := false           // an unreadable region since the last intact header
-	var gapStart int64     // its start
-	var unreadable []int64 // starts and ends of unreadable regions
-	var corrupt []int64    // offsets and value lengths of frames with damaged values
+	st := &replayState{res: &replayResult{lost: map[string]lostKey{}, skipped: map[string]int64{}}}
 	hdr := make([]byte, headerSize)
-	off := int64(0)
-	for off < size {
-		h, hok := c.readHeader(hdr, off, size)
-		var dir []byte
-		if hok {
-			dir = make([]byte, h.dirLen)
-			if _, err := c.f.ReadAt(dir, off+headerSize); err != nil {
+	for off := int64(0); off < size; {
+		h, entries, ok, err := c.readFrame(hdr, off, size)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			if off, err = c.replayFrame(st, h, entries, off, size); err != nil {
 				return nil, err
 			}
-			hok = headerOK(hdr, h, dir)
-		}
-		var entries []dirEntry
-		if hok {
-			entries, err = parseDirectory(dir, h.valLen)
-			hok = err == nil
-		}
-		if !hok {
-			if !gap && allZero(hdr[:min(int64(headerSize), size-off)]) {
-				nz, err := c.nextNonZero(off, size)
-				if err != nil {
-					return nil, err
-				}
-				if nz < 0 {
-					break // preallocated zeros: the end of the log
-				}
-				gap, gapStart = true, off // zeros inside the log are damage
-				off = nz
-				continue
-			}
-			if !gap {
-				gap, gapStart = true, off
-			}
-			next, err := c.scanFrame(off+1, size)
-			if err != nil {
-				return nil, err
-			}
-			if next < 0 {
-				end, err := c.endOfData(gapStart, size)
-				if err != nil {
-					return nil, err
-				}
-				unreadable = append(unreadable, gapStart, end) // preallocated zeros after it are not damage
-				res.tailGarbage = true
-				break
-			}
-			off = next
 			continue
 		}
-		frameLen := int64(headerSize) + int64(h.dirLen) + int64(h.valLen)
-		var setRecords uint64
-		for _, e := range entries {
-			if e.kind != opKindDelet {
-				setRecords += uint64(e.records)
-			}
+		if off, err = c.skipDamage(st, hdr, off, size); err != nil {
+			return nil, err
 		}
-		if gap {
-			unreadable = append(unreadable, gapStart, off)
-			if before := h.cumSet - setRecords; before > lastCum {
-				res.unknownSet += int64(before - lastCum)
-			}
-			gap = false
+		if off < 0 {
+			break
 		}
-		valOff := off + headerSize + int64(h.dirLen)
-		valOK := false
-		if off+frameLen <= size {
-			vals := make([]byte, h.valLen)
-			if _, err := c.f.ReadAt(vals, valOff); err != nil {
-				return nil, err
-			}
-			valOK = crc32.Checksum(vals, crcTable) == h.valCRC
-		} else {
-			frameLen = size - off // values cut short by the end of the file
-		}
-		for _, e := range entries {
-			switch e.kind {
-			case opKindSet:
-				if old, ok := c.index[e.key]; ok {
-					c.liveBytes -= liveSize(e.key, old.valLen)
-				}
-				delete(res.lost, e.key)
-				delete(c.index, e.key)
-				if valOK {
-					c.index[e.key] = entry{frameValOff: valOff, frameValLen: int64(h.valLen), valCRC: h.valCRC, valOff: e.valOff, valLen: e.valLen, records: e.records}
-					c.liveBytes += liveSize(e.key, e.valLen)
-				} else if e.records > 0 {
-					res.lost[e.key] = lostKey{records: e.records, off: off}
-				}
-			case opKindLink:
-				if old, ok := c.index[e.key]; ok {
-					c.liveBytes -= liveSize(e.key, old.valLen)
-				}
-				delete(res.lost, e.key)
-				delete(c.index, e.key)
-				if e.link.frameValOff+e.link.frameValLen <= off {
-					c.index[e.key] = e.link // checked against its CRC when read
-					c.liveBytes += liveSize(e.key, e.link.valLen)
-				} else if e.records > 0 {
-					res.lost[e.key] = lostKey{records: e.records, off: off}
-				}
-			case opKindDelet:
-				if old, ok := c.index[e.key]; ok {
-					c.liveBytes -= liveSize(e.key, old.valLen)
-					delete(c.index, e.key)
-				} else if _, ok := res.lost[e.key]; ok {
-					delete(res.lost, e.key) // delivered before the damage mattered
-				} else {
-					res.unknownSet -= e.records // set in an unreadable region, removed since
-				}
-			}
-		}
-		if valOK {
-			res.intactEnd = off + frameLen
-			c.cumSet = h.cumSet
-		} else {
-			corrupt = append(corrupt, off, frameLen-headerSize-int64(h.dirLen))
-		}
-		lastCum = h.cumSet
-		off += frameLen
-		c.end = off
 	}
-	if gap && !res.tailGarbage {
-		unreadable = append(unreadable, gapStart, size)
+	return c.finishReplay(st, size)
+}
+
+// readFrame reads the header and directory of the frame at off; ok is
+// false where no intact frame starts there.
+func (c *fileClient) readFrame(hdr []byte, off, size int64) (h frameHeader, entries []dirEntry, ok bool, err error) {
+	h, ok = c.readHeader(hdr, off, size)
+	if !ok {
+		return h, nil, false, nil
+	}
+	dir := make([]byte, h.dirLen)
+	if _, err := c.f.ReadAt(dir, off+headerSize); err != nil {
+		return h, nil, false, err
+	}
+	if !headerOK(hdr, h, dir) {
+		return h, nil, false, nil
+	}
+	if entries, err = parseDirectory(dir, h.valLen); err != nil {
+		return h, nil, false, nil
+	}
+	return h, entries, true, nil
+}
+
+// skipDamage goes past an offset where no intact frame starts. Zeros where
+// no damage began are the preallocated end of the log; anything else opens
+// (or continues) an unreadable region up to the next intact frame. It
+// returns where to go on, or -1 where the log ends.
+func (c *fileClient) skipDamage(st *replayState, hdr []byte, off, size int64) (int64, error) {
+	if !st.gap && allZero(hdr[:min(int64(headerSize), size-off)]) {
+		nz, err := c.nextNonZero(off, size)
+		if err != nil || nz < 0 {
+			return -1, err // preallocated zeros: the end of the log
+		}
+		st.gap, st.gapStart = true, off // zeros inside the log are damage
+		return nz, nil
+	}
+	if !st.gap {
+		st.gap, st.gapStart = true, off
+	}
+	next, err := c.scanFrame(off+1, size)
+	if err != nil {
+		return 0, err
+	}
+	if next >= 0 {
+		return next, nil
+	}
+	end, err := c.endOfData(st.gapStart, size)
+	if err != nil {
+		return 0, err
+	}
+	st.unreadable = append(st.unreadable, st.gapStart, end) // preallocated zeros after it are not damage
+	st.res.tailGarbage = true
+	return -1, nil
+}
+
+// replayFrame applies the intact-headed frame at off to the index and
+// returns where the next frame starts.
+func (c *fileClient) replayFrame(st *replayState, h frameHeader, entries []dirEntry, off, size int64) (int64, error) {
+	frameLen := int64(headerSize) + int64(h.dirLen) + int64(h.valLen)
+	var setRecords uint64
+	for _, e := range entries {
+		if e.kind != opKindDelet {
+			setRecords += uint64(e.records)
+		}
+	}
+	if st.gap {
+		st.unreadable = append(st.unreadable, st.gapStart, off)
+		if before := h.cumSet - setRecords; before > st.lastCum {
+			st.res.unknownSet += int64(before - st.lastCum)
+		}
+		st.gap = false
+	}
+	valOff := off + headerSize + int64(h.dirLen)
+	valOK := false
+	if off+frameLen <= size {
+		vals := make([]byte, h.valLen)
+		if _, err := c.f.ReadAt(vals, valOff); err != nil {
+			return 0, err
+		}
+		valOK = crc32.Checksum(vals, crcTable) == h.valCRC
+	} else {
+		frameLen = size - off // values cut short by the end of the file
+	}
+	c.applyEntries(st.res, entries, off, valOff, h, valOK)
+	if valOK {
+		st.res.intactEnd = off + frameLen
+		c.cumSet = h.cumSet
+	} else {
+		st.corrupt = append(st.corrupt, off, frameLen-headerSize-int64(h.dirLen))
+	}
+	st.lastCum = h.cumSet
+	c.end = off + frameLen
+	return c.end, nil
+}
+
+// applyEntries applies one frame's directory entries to the index; keys
+// whose values are damaged are recorded as lost until a later frame sets
+// or deletes them.
+func (c *fileClient) applyEntries(res *replayResult, entries []dirEntry, off, valOff int64, h frameHeader, valOK bool) {
+	for _, e := range entries {
+		switch e.kind {
+		case opKindSet:
+			if old, ok := c.index[e.key]; ok {
+				c.liveBytes -= liveSize(e.key, old.valLen)
+			}
+			delete(res.lost, e.key)
+			delete(c.index, e.key)
+			if valOK {
+				c.index[e.key] = entry{frameValOff: valOff, frameValLen: int64(h.valLen), valCRC: h.valCRC, valOff: e.valOff, valLen: e.valLen, records: e.records}
+				c.liveBytes += liveSize(e.key, e.valLen)
+			} else if e.records > 0 {
+				res.lost[e.key] = lostKey{records: e.records, off: off}
+			}
+		case opKindLink:
+			if old, ok := c.index[e.key]; ok {
+				c.liveBytes -= liveSize(e.key, old.valLen)
+			}
+			delete(res.lost, e.key)
+			delete(c.index, e.key)
+			if e.link.frameValOff+e.link.frameValLen <= off {
+				c.index[e.key] = e.link // checked against its CRC when read
+				c.liveBytes += liveSize(e.key, e.link.valLen)
+			} else if e.records > 0 {
+				res.lost[e.key] = lostKey{records: e.records, off: off}
+			}
+		case opKindDelet:
+			if old, ok := c.index[e.key]; ok {
+				c.liveBytes -= liveSize(e.key, old.valLen)
+				delete(c.index, e.key)
+			} else if _, ok := res.lost[e.key]; ok {
+				delete(res.lost, e.key) // delivered before the damage mattered
+			} else {
+				res.unknownSet -= e.records // set in an unreadable region, removed since
+			}
+		}
+	}
+}
+
+// finishReplay classifies the skipped bytes (unreadable or corrupt before
+// the last intact frame, torn after it) and cuts a torn tail off.
+func (c *fileClient) finishReplay(st *replayState, size int64) (*replayResult, error) {
+	res := st.res
+	if st.gap && !res.tailGarbage {
+		st.unreadable = append(st.unreadable, st.gapStart, size)
 		res.tailGarbage = true
 	}
-	for i := 0; i < len(unreadable); i += 2 {
+	for i := 0; i < len(st.unreadable); i += 2 {
 		reason := reasonUnreadable
-		if unreadable[i] >= res.intactEnd {
+		if st.unreadable[i] >= res.intactEnd {
 			reason = reasonTorn
 		}
-		res.skipped[reason] += unreadable[i+1] - unreadable[i]
+		res.skipped[reason] += st.unreadable[i+1] - st.unreadable[i]
 	}
 	// Damaged frames after the last intact one are torn writes.
-	for i := 0; i < len(corrupt); i += 2 {
+	for i := 0; i < len(st.corrupt); i += 2 {
 		reason := reasonCorrupt
-		if corrupt[i] >= res.intactEnd {
+		if st.corrupt[i] >= res.intactEnd {
 			reason = reasonTorn
 		}
-		res.skipped[reason] += corrupt[i+1]
+		res.skipped[reason] += st.corrupt[i+1]
 	}
 	if res.unknownSet < 0 {
 		res.unknownSet = 0

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
+	"github.com/weftobs/weft/internal/backoff"
 	"github.com/weftobs/weft/internal/nodestatus"
 )
 
@@ -564,8 +565,9 @@ func (t *tailer) flush(ctx context.Context) error {
 	logs := t.logs
 	t.env.tel.recordsEmitted.Add(ctx, int64(n), t.mopt)
 	t.pub.records.Add(int64(n))
-	backoff := 50 * time.Millisecond
-	var timer *time.Timer
+	// Jittered, so the tailers of many files refused together (a memory
+	// limiter at its limit) do not retry in step.
+	wait := backoff.Backoff{Min: 50 * time.Millisecond, Max: 5 * time.Second}
 	for {
 		err := t.env.emit(ctx, logs)
 		if err == nil {
@@ -582,18 +584,9 @@ func (t *tailer) flush(ctx context.Context) error {
 			break
 		}
 		t.logRetry(t.path, err)
-		if timer == nil {
-			timer = time.NewTimer(backoff)
-			defer timer.Stop()
-		} else {
-			timer.Reset(backoff)
-		}
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, wait.Next()) {
 			return errStopped
-		case <-timer.C:
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 	t.env.inFlight.Add(-int64(t.bytes))
 	t.logs, t.lrs, t.bytes, t.batched = plog.Logs{}, plog.LogRecordSlice{}, 0, false
