@@ -83,10 +83,12 @@ type Store interface {
 	evidenceSource
 }
 
-// TSDB is the store's Prometheus storage.
+// TSDB is the store's Prometheus storage and its PromQL engine, the one
+// engine of the process (weft_query's API runs on it too).
 type TSDB interface {
 	Queryable() storage.Queryable
 	Appendable() storage.Appendable
+	Engine() *promql.Engine
 }
 
 // Settings are the engine's collaborators, besides its Config and store.
@@ -149,7 +151,7 @@ type Stats struct {
 }
 
 // New builds an engine over st from cfg (checked with cfg.Check): the
-// PromQL engine, the rule manager, the notifier, the webhook sender, the
+// rule manager on the store's PromQL engine, the notifier, the webhook sender, the
 // evidence finder and, when enabled, the PrometheusRule source. Nothing
 // runs until Start.
 func New(cfg *Config, st Store, set Settings) (*Engine, error) {
@@ -246,10 +248,12 @@ func (e *Engine) Start() error {
 func (e *Engine) setup(st Store) error {
 	slogger := slogFor(e.logger)
 	reg := prometheus.NewRegistry() // the libraries' own metrics stay private
-	engine := promql.NewEngine(promql.EngineOpts{
-		Logger: slogger, MaxSamples: 50_000_000, Timeout: 2 * time.Minute,
-		EnableAtModifier: true, EnableNegativeOffset: true, Parser: e.parser,
-	})
+	// The store's engine (weft_store query:), shared with weft_query; each
+	// evaluation runs under its group's context.
+	engine := st.Engine()
+	if engine == nil {
+		return errors.New("store has no PromQL engine (not started)")
+	}
 	ev, err := newEvidenceFinder(st, e.parser, e.cfg.Evidence)
 	if err != nil {
 		return err

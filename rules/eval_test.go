@@ -12,6 +12,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/weftobs/weft/extensions/weftstore"
+	"github.com/weftobs/weft/extensions/weftstore/weftstoretest"
 )
 
 func TestMain(m *testing.M) {
@@ -190,4 +193,37 @@ func evalAsRun(g *promrules.Group, i int, ts time.Time) {
 	if i == 1 {
 		g.RestoreForState(ts)
 	}
+}
+
+// TestStoreEngine: rules evaluate on the store's PromQL engine, the one
+// weft_query serves from: weft_store's query::max_samples bounds a rule,
+// and a subquery without a step takes the engine's 1m default (the rules
+// engine's own engine had no default and could not run one).
+func TestStoreEngine(t *testing.T) {
+	st := weftstoretest.Start(t, func(c *weftstore.Config) { c.Query.MaxSamples = 100 })
+	f := writeFile(t, t.TempDir(), "engine.yaml", `groups:
+- name: engine
+  interval: 15s
+  rules:
+  - record: up:max_over_time10m
+    expr: max_over_time(up[10m:])
+  - record: up:count_over_time10m
+    expr: count_over_time(up[10m])
+`)
+	e, groups, _ := newEvalEngine(t, st, nil, f)
+	assert.Same(t, st.Engine(), e.engine, "the store's engine, not one of its own")
+	require.Len(t, groups, 1)
+
+	base := time.Now().Add(-12 * time.Minute).Truncate(time.Minute)
+	up := labels.FromStrings("__name__", "up", "job", "a")
+	for i := range 10*12 + 1 { // 10 minutes at 5 s: 121 samples
+		appendSample(t, st, up, base.Add(time.Duration(i)*5*time.Second), 1, "")
+	}
+	groups[0].Eval(t.Context(), base.Add(10*time.Minute))
+	rs := groups[0].Rules()
+	require.Len(t, rs, 2)
+	require.NoError(t, rs[0].LastError(), "subquery without a step")
+	assert.Equal(t, promrules.HealthGood, rs[0].Health())
+	require.ErrorContains(t, rs[1].LastError(), "query processing would load too many samples into memory",
+		"121 samples over query::max_samples (100)")
 }

@@ -218,11 +218,13 @@ func TestQueryNodesLimit(t *testing.T) {
 	assert.Equal(t, int64(4), f.srv.refused.Get(limits.ReasonQueryNodes))
 }
 
-// TestMaxSamples: a query that would hold more than max_samples samples
-// fails with 422 "execution" (as Prometheus answers); smaller ones pass.
+// TestMaxSamples: a query that would hold more than the store engine's
+// max samples (weft_store query::max_samples) fails with 422 "execution"
+// (as Prometheus answers) and is counted as refused by max_samples;
+// smaller ones pass.
 func TestMaxSamples(t *testing.T) {
 	f := newFixture(t, fixtureOpts{
-		mod: func(c *Config) { c.MaxSamples = 5000 },
+		store: func(c *weftstore.Config) { c.Query.MaxSamples = 5000 },
 		fill: func(t testing.TB, st *weftstore.Store, t0 time.Time) {
 			fillSeries(t, st, t0, "pod_memory_bytes", 300, 40, 15*time.Second)
 		},

@@ -41,6 +41,8 @@ type Config struct {
 	// Timeout bounds the time spent on one request from the end of its
 	// headers: waiting for a query slot, parsing and evaluating PromQL,
 	// selecting series (default 30s); a query past it answers 503 "timeout".
+	// It is each request's context deadline; the PromQL engine is the
+	// store's (weft_store query::timeout, longer, bounds every reader).
 	Timeout time.Duration `mapstructure:"timeout"`
 	// ReadBodyTimeout bounds the time to read a request's body (a POST
 	// form) once its headers are read; a slower body answers 408 and the
@@ -56,10 +58,6 @@ type Config struct {
 	// MaxQueryNodes bounds a parsed PromQL expression's syntax-tree nodes;
 	// a larger one answers 400 before it is evaluated (default 1000).
 	MaxQueryNodes int `mapstructure:"max_query_nodes"`
-	// MaxSamples bounds the samples one query may hold in memory at once
-	// (the PromQL engine's max samples); past it the query answers 422
-	// "execution" (default 1000000).
-	MaxSamples int `mapstructure:"max_samples"`
 	// MaxConcurrentQueries bounds the data requests (Prometheus queries,
 	// series and labels, exemplars, Jaeger traces, logs, correlate) that run
 	// at once (default 2).
@@ -232,7 +230,7 @@ func (c *Config) Validate() error {
 		key      string
 		v, least int
 	}{
-		{"max_query_length", c.MaxQueryLength, 1}, {"max_query_nodes", c.MaxQueryNodes, 1}, {"max_samples", c.MaxSamples, 1},
+		{"max_query_length", c.MaxQueryLength, 1}, {"max_query_nodes", c.MaxQueryNodes, 1},
 		{"max_concurrent_queries", c.MaxConcurrentQueries, 1}, {"max_queued_queries", c.MaxQueuedQueries, 0},
 	} {
 		if n.v < n.least {

@@ -28,7 +28,6 @@ const (
 	defaultMaxConnections       = 64
 	defaultMaxQueryLength       = 16 << 10
 	defaultMaxQueryNodes        = 1000
-	defaultMaxSamples           = 1_000_000
 	defaultMaxConcurrentQueries = 2
 	defaultMaxQueuedQueries     = 32
 	defaultQueueTimeout         = 10 * time.Second
@@ -63,7 +62,6 @@ func createDefaultConfig() component.Config {
 		MaxConnections:       defaultMaxConnections,
 		MaxQueryLength:       defaultMaxQueryLength,
 		MaxQueryNodes:        defaultMaxQueryNodes,
-		MaxSamples:           defaultMaxSamples,
 		MaxConcurrentQueries: defaultMaxConcurrentQueries,
 		MaxQueuedQueries:     defaultMaxQueuedQueries,
 		QueueTimeout:         defaultQueueTimeout,

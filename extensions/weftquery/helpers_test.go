@@ -38,6 +38,7 @@ type fixture struct {
 // fixtureOpts changes a fixture before its server starts; every field may be nil.
 type fixtureOpts struct {
 	mod   func(*Config)
+	store func(*weftstore.Config)                               // the store's configuration (its PromQL engine: query::max_samples)
 	rules func(t0 time.Time) component.Component                // registered as extension weft_rules
 	now   func(t0 time.Time) time.Time                          // the server's clock
 	fill  func(t testing.TB, st *weftstore.Store, t0 time.Time) // default querytest.Fill
@@ -49,7 +50,7 @@ type fixtureOpts struct {
 // newFixture starts weft_query over a store with the fixture's data.
 func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	t.Helper()
-	st := weftstoretest.Start(t, nil)
+	st := weftstoretest.Start(t, o.store)
 	t0 := time.Now().Truncate(time.Minute).Add(-10 * time.Minute).UTC()
 	if o.fill == nil {
 		o.fill = querytest.Fill

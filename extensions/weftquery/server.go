@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -21,7 +20,6 @@ import (
 	"go.opentelemetry.io/collector/extension/extensioncapabilities"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
-	"go.uber.org/zap/exp/zapslog"
 
 	"github.com/weftobs/weft/extensions/weftquery/internal/auth"
 	"github.com/weftobs/weft/extensions/weftquery/internal/jaegerapi"
@@ -44,8 +42,8 @@ type server struct {
 	store     *weftstore.Store
 	queryable storage.Queryable // the store's; tests set a wrapper before Start
 	rules     rulesapi.Source   // nil: no rules engine
-	engine    *promql.Engine
-	parser    parser.Parser
+	engine    *promql.Engine    // the store's (weftstore.Store.Engine), shared with the rules
+	parser    parser.Parser     // bounds expressions before the engine sees them
 
 	gate        *limits.Gate
 	conns       *limits.ConnLimitListener // nil before Start
@@ -127,7 +125,9 @@ func (s *server) Start(ctx context.Context, host component.Host) error {
 	if s.queryable == nil {
 		s.queryable = st.Queryable()
 	}
-	s.initEngine()
+	if err := s.initEngine(st); err != nil {
+		return err
+	}
 
 	srv, err := s.httpServer(ctx, host)
 	if err != nil {
@@ -200,11 +200,18 @@ func (s *server) addr() string {
 	return s.bound
 }
 
-// initEngine creates the PromQL engine and parser. The engine has no
-// ActiveQueryTracker: the query gate bounds concurrency.
-func (s *server) initEngine() {
+// initEngine takes the store's PromQL engine (one per process, shared with
+// the rules engine; weft_store query::max_samples bounds its samples) and
+// builds the parser that bounds every expression by max_query_length and
+// max_query_nodes before the engine parses it. The engine has no
+// ActiveQueryTracker: the query gate bounds concurrency; timeout is each
+// request's context deadline (limits).
+func (s *server) initEngine(st *weftstore.Store) error {
 	s.parser = limits.NewParser(parser.NewParser(parser.Options{}), s.cfg.MaxQueryLength, s.cfg.MaxQueryNodes)
-	s.engine = promapi.NewEngine(slog.New(zapslog.NewHandler(s.logger.Core())), s.parser, s.cfg.MaxSamples, s.cfg.Timeout)
+	if s.engine = st.Engine(); s.engine == nil {
+		return fmt.Errorf("weft_query: store %s has no PromQL engine (not started)", s.cfg.Store)
+	}
+	return nil
 }
 
 // Shutdown stops the server and waits for in-flight requests (bounded by

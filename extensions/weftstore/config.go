@@ -41,6 +41,26 @@ type Config struct {
 	// beyond it are refused and counted as series_limit; samples of
 	// existing series are still accepted (default 100000; 0 = unlimited).
 	MaxSeries int64 `mapstructure:"max_series"`
+	// Query configures the store's PromQL engine, the one engine of the
+	// process: weft_query's API and weft_rules' evaluations share it
+	// (Store.Engine).
+	Query QueryConfig `mapstructure:"query"`
+}
+
+// QueryConfig configures the PromQL engine of the store.
+type QueryConfig struct {
+	// MaxSamples bounds the samples one query may hold in memory at once;
+	// past it the query fails with the engine's "query processing would
+	// load too many samples into memory" error (weft_query answers 422
+	// "execution"). Sized to the DaemonSet's memory (default 1000000).
+	MaxSamples int `mapstructure:"max_samples"`
+	// Timeout bounds one query's evaluation whoever runs it: the longest
+	// any reader may take; each reader's own context deadline (weft_query
+	// timeout, a rule group's evaluation) is shorter (default 2m).
+	Timeout time.Duration `mapstructure:"timeout"`
+	// LookbackDelta is how far back an instant selector looks for a
+	// series' latest sample (default 5m, Prometheus's).
+	LookbackDelta time.Duration `mapstructure:"lookback_delta"`
 }
 
 // minIndexBytes is the smallest allowed traces_max_bytes / logs_max_bytes:
@@ -74,6 +94,15 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxSeries < 0 {
 		errs = append(errs, fmt.Errorf("max_series: must be 0 (unlimited) or more, got %d", c.MaxSeries))
+	}
+	if c.Query.MaxSamples < 1 {
+		errs = append(errs, fmt.Errorf("query::max_samples: must be at least 1, got %d", c.Query.MaxSamples))
+	}
+	if c.Query.Timeout < time.Second {
+		errs = append(errs, fmt.Errorf("query::timeout: must be at least 1s, got %s", c.Query.Timeout))
+	}
+	if c.Query.LookbackDelta < time.Second {
+		errs = append(errs, fmt.Errorf("query::lookback_delta: must be at least 1s, got %s", c.Query.LookbackDelta))
 	}
 	return errors.Join(errs...)
 }

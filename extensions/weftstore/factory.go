@@ -24,6 +24,14 @@ const (
 	// idle agent (55 MiB) and the span and log budgets (2 x 64 MiB) stays
 	// under the DaemonSet's 768 MiB limit; 3.3x the reference node's 30k.
 	defaultMaxSeries = 100_000
+	// defaultQueryMaxSamples bounds one query near 100 MB (engine and
+	// JSON, weft_query README "Query bounds"): two at once fit the
+	// DaemonSet's memory. Prometheus's own 50 M would be ~5 GB.
+	defaultQueryMaxSamples = 1_000_000
+	// defaultQueryTimeout is the longest any reader may take; each
+	// reader's own deadline (weft_query timeout 30s) is shorter.
+	defaultQueryTimeout       = 2 * time.Minute
+	defaultQueryLookbackDelta = 5 * time.Minute
 )
 
 // NewFactory returns the factory of the weft_store extension.
@@ -40,6 +48,11 @@ func createDefaultConfig() component.Config {
 		AppendableWindow: defaultAppendableWindow,
 		MaxFutureSkew:    defaultMaxFutureSkew,
 		MaxSeries:        defaultMaxSeries,
+		Query: QueryConfig{
+			MaxSamples:    defaultQueryMaxSamples,
+			Timeout:       defaultQueryTimeout,
+			LookbackDelta: defaultQueryLookbackDelta,
+		},
 	}
 }
 

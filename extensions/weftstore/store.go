@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"time"
 
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -17,6 +20,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
+	"go.uber.org/zap/exp/zapslog"
 
 	"github.com/weftobs/weft/extensions/weftstore/internal/index"
 	"github.com/weftobs/weft/extensions/weftstore/internal/walsalvage"
@@ -40,9 +44,10 @@ type Store struct {
 	refused *refusals // the store's own refusals, by reason and source
 	now     func() time.Time
 
-	mu      sync.RWMutex // guards db, tmpDir, metrics, guard, losses and the lifecycle fields
+	mu      sync.RWMutex // guards db, engine, tmpDir, metrics, guard, losses and the lifecycle fields
 	db      *tsdb.DB
-	tmpDir  string // scratch head-chunk directory of the in-memory mode
+	engine  *promql.Engine // the process's one PromQL engine (Engine)
+	tmpDir  string         // scratch head-chunk directory of the in-memory mode
 	metrics *metricsWriter
 	guard   *guard
 	losses  []StorageLoss // what the start could not read of the WAL
@@ -142,6 +147,7 @@ func (s *Store) Start(_ context.Context, _ component.Host) error {
 		refused:   s.refused,
 	}
 	s.metrics = newMetricsWriter(db, s.guard)
+	s.engine = newEngine(s.logger, s.cfg.Query)
 	if err := s.registerTelemetry(); err != nil {
 		s.logger.Warn("weft_store: self-metrics unavailable", zap.Error(err))
 	}
@@ -265,6 +271,37 @@ func (s *Store) AppendMetrics(ctx context.Context, md pmetric.Metrics) error {
 		return errNotStarted
 	}
 	return s.metrics.write(ctx, md)
+}
+
+// newEngine is the store's PromQL engine: Prometheus's (1m subquery step
+// without a step, @ and negative offsets, plain parser) bounded by
+// query::max_samples and query::timeout. It has no ActiveQueryTracker:
+// each reader bounds its own concurrency (weft_query's query slots, the
+// rule manager's groups).
+func newEngine(logger *zap.Logger, cfg QueryConfig) *promql.Engine {
+	return promql.NewEngine(promql.EngineOpts{
+		Logger:                   slog.New(zapslog.NewHandler(logger.Core())),
+		MaxSamples:               cfg.MaxSamples,
+		Timeout:                  cfg.Timeout,
+		LookbackDelta:            cfg.LookbackDelta,
+		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
+		EnableAtModifier:         true,
+		EnableNegativeOffset:     true,
+		Parser:                   parser.NewParser(parser.Options{}),
+	})
+}
+
+// Engine returns the PromQL engine over the store, configured by query:
+// one engine per store, shared by every reader (weft_query's API, the rules
+// engine), as Prometheus serves its API and rule manager from one engine.
+// Readers run it over Queryable() with their own context deadline and
+// bound expressions (length, nodes) before handing them to it. It is nil
+// before Start and stays usable after Shutdown (its queries then fail as
+// the store's queriers do).
+func (s *Store) Engine() *promql.Engine {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.engine
 }
 
 // Queryable returns the TSDB as a storage.Queryable for the promql engine

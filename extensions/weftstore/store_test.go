@@ -49,6 +49,7 @@ func TestLoadConfig(t *testing.T) {
 			TracesMaxBytes: 1 << 20, LogsMaxBytes: 2 << 20,
 			AppendableWindow: 3 * time.Hour, StartTimestamps: true,
 			MaxFutureSkew: 2 * time.Minute, MaxSeries: 0,
+			Query: QueryConfig{MaxSamples: 250_000, Timeout: time.Minute, LookbackDelta: 2 * time.Minute},
 		}},
 	}
 	for _, tt := range tests {
@@ -80,6 +81,9 @@ func TestConfigValidate(t *testing.T) {
 		{"future skew of days", func(c *Config) { c.MaxFutureSkew = 48 * time.Hour }, "max_future_skew"},
 		{"negative max series", func(c *Config) { c.MaxSeries = -1 }, "max_series"},
 		{"unlimited series", func(c *Config) { c.MaxSeries = 0 }, ""},
+		{"zero max samples", func(c *Config) { c.Query.MaxSamples = 0 }, "query::max_samples: must be at least 1, got 0"},
+		{"no query timeout", func(c *Config) { c.Query.Timeout = 0 }, "query::timeout: must be at least 1s"},
+		{"no lookback", func(c *Config) { c.Query.LookbackDelta = 0 }, "query::lookback_delta: must be at least 1s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -206,6 +210,61 @@ func TestMetricsPromQL(t *testing.T) {
 	// An old sample is rejected and counted, not dropped silently.
 	require.NoError(t, st.AppendMetrics(ctx, counter("http.server.requests", start.Add(time.Second), time.Second, 5)))
 	assert.Equal(t, int64(1), st.Stats().RejectedSamples[translate.ReasonOutOfOrder])
+}
+
+// TestEngine: the store's PromQL engine is one instance for every caller
+// (weft_query and weft_rules share it), created by Start, and is bounded by
+// query::max_samples: a query over more samples fails with the engine's
+// error, a smaller one passes.
+func TestEngine(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	cfg.Query.MaxSamples = 10
+	st, err := newStore(componenttest.NewNopTelemetrySettings(), cfg)
+	require.NoError(t, err)
+	assert.Nil(t, st.Engine(), "no engine before Start")
+	require.NoError(t, st.Start(t.Context(), componenttest.NewNopHost()))
+	t.Cleanup(func() { require.NoError(t, st.Shutdown(context.Background())) })
+
+	eng := st.Engine()
+	require.NotNil(t, eng)
+	got := make(chan *promql.Engine, 4)
+	for range cap(got) {
+		go func() { got <- st.Engine() }()
+	}
+	for range cap(got) {
+		assert.Same(t, eng, <-got, "one engine for every caller")
+	}
+
+	start := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
+	vals := make([]float64, 21) // 21 samples of one series, 15 s apart
+	for i := range vals {
+		vals[i] = float64(i)
+	}
+	require.NoError(t, st.AppendMetrics(t.Context(), counter("http.server.requests", start, 15*time.Second, vals...)))
+	end := start.Add(20 * 15 * time.Second)
+	for _, tt := range []struct {
+		expr    string
+		wantErr bool
+	}{
+		{"http_server_requests_total", false},        // 1 sample
+		{"http_server_requests_total[1m]", false},    // 4 samples
+		{"http_server_requests_total[10m]", true},    // 21 samples > 10
+		{"count_over_time(vector(1)[5m:10s])", true}, // 31 samples in the subquery
+	} {
+		t.Run(tt.expr, func(t *testing.T) {
+			qry, err := eng.NewInstantQuery(t.Context(), st.Queryable(), nil, tt.expr, end)
+			require.NoError(t, err)
+			defer qry.Close()
+			res := qry.Exec(t.Context())
+			if !tt.wantErr {
+				require.NoError(t, res.Err)
+				return
+			}
+			var tms promql.ErrTooManySamples
+			require.ErrorAs(t, res.Err, &tms)
+			assert.ErrorContains(t, res.Err, "query processing would load too many samples into memory")
+		})
+	}
 }
 
 // TestRejectedWithinBatch: the head drops samples that are out of order

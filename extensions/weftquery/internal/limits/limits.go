@@ -75,9 +75,10 @@ func CheckQueryLength(q string, maxLen int) error {
 	return nil
 }
 
-// Parser is the PromQL parser of the engine and of the handlers: it
-// refuses an expression longer than max_query_length before parsing it
-// (parsing is not interruptible, and its cost grows with the square of the
+// Parser is the PromQL parser of the handlers, run on every expression
+// before the store's engine (whose parser is plain) sees it: it refuses
+// an expression longer than max_query_length before parsing it (parsing
+// is not interruptible, and its cost grows with the square of the
 // nesting: README "Query bounds"), and one of more than max_query_nodes
 // syntax-tree nodes before it is evaluated.
 type Parser struct {

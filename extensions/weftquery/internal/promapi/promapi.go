@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"net/http"
 	"runtime"
@@ -90,27 +89,14 @@ type Response struct {
 // Handler is one API endpoint: data, or an error, plus annotations.
 type Handler func(r *http.Request) (any, annotations.Annotations, *Error)
 
-// NewEngine is the PromQL engine of the API and the rules: Prometheus'
-// defaults (5m lookback, 1m subquery step, @ and negative offsets) bounded
-// by maxSamples and timeout. It has no ActiveQueryTracker: the front door's
-// query slots bound concurrency.
-func NewEngine(logger *slog.Logger, p parser.Parser, maxSamples int, timeout time.Duration) *promql.Engine {
-	return promql.NewEngine(promql.EngineOpts{
-		Logger:                   logger,
-		MaxSamples:               maxSamples,
-		Timeout:                  timeout,
-		LookbackDelta:            5 * time.Minute,
-		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
-		EnableAtModifier:         true,
-		EnableNegativeOffset:     true,
-		Parser:                   p,
-	})
-}
-
 // API is the Prometheus HTTP API over a queryable.
 type API struct {
-	Engine    *promql.Engine
-	Parser    parser.Parser // bounds expressions as the engine's parser does
+	// Engine evaluates queries: the store's, shared with the rules
+	// engine, with a plain parser.
+	Engine *promql.Engine
+	// Parser bounds every expression (max_query_length, max_query_nodes)
+	// before the engine sees it, and parses selectors.
+	Parser    parser.Parser
 	Queryable storage.Queryable
 	Exemplars storage.ExemplarQueryable
 	Rules     rulesapi.Source // nil: no rules engine, empty lists
@@ -319,6 +305,9 @@ func (a *API) query(r *http.Request) (any, annotations.Annotations, *Error) {
 	if aerr != nil {
 		return nil, nil, aerr
 	}
+	if aerr := a.checkQuery(r.FormValue("query")); aerr != nil {
+		return nil, nil, aerr
+	}
 	qry, err := a.Engine.NewInstantQuery(ctx, a.Queryable, opts, r.FormValue("query"), ts)
 	if err != nil {
 		return nil, nil, InvalidParam(err, "query")
@@ -362,12 +351,25 @@ func (a *API) queryRange(r *http.Request) (any, annotations.Annotations, *Error)
 	if aerr != nil {
 		return nil, nil, aerr
 	}
+	if aerr := a.checkQuery(r.FormValue("query")); aerr != nil {
+		return nil, nil, aerr
+	}
 	qry, err := a.Engine.NewRangeQuery(ctx, a.Queryable, opts, r.FormValue("query"), start, end, step)
 	if err != nil {
 		return nil, nil, InvalidParam(err, "query")
 	}
 	defer qry.Close()
 	return a.exec(ctx, qry, limit)
+}
+
+// checkQuery parses q with the API's parser, which refuses it over
+// max_query_length or max_query_nodes, before the engine (whose parser
+// is plain) parses it again: the same 400 as the engine's own parse error.
+func (a *API) checkQuery(q string) *Error {
+	if _, err := a.Parser.ParseExpr(q); err != nil {
+		return InvalidParam(err, "query")
+	}
+	return nil
 }
 
 // exec runs a query and shapes its result; empty vectors and matrices are

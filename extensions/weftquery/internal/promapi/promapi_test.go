@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -76,7 +75,7 @@ func newFixtureRules(t testing.TB, rules func(t0 time.Time) *fakeRules) *fixture
 	}
 	p := limits.NewParser(parser.NewParser(parser.Options{}), 16<<10, 1000)
 	api := &API{
-		Engine: NewEngine(slog.New(slog.DiscardHandler), p, 1_000_000, 30*time.Second), Parser: p,
+		Engine: st.Engine(), Parser: p,
 		Queryable: st.Queryable(), Exemplars: st.ExemplarQueryable(), Rules: src, Now: time.Now,
 		Gate:      func(h http.HandlerFunc) http.HandlerFunc { return h },
 		FormError: func(err error) *Error { return BadData(err) },
