@@ -12,14 +12,14 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/weftobs/weft/extensions/weftquery"
+	"github.com/weftobs/weft/extensions/weftqueryextension"
 )
 
 // queryConfig merges the weft_query sections of the configuration files
 // the agent loads (embedded default, then the overlay's --config files)
 // with env's values substituted for ${env:…}, and unmarshals them as the
 // collector does.
-func queryConfig(t *testing.T, ac agentConfig, env map[string]string) *weftquery.Config {
+func queryConfig(t *testing.T, ac agentConfig, env map[string]string) *weftqueryextension.Config {
 	t.Helper()
 	embedded, err := os.ReadFile("../cmd/weft/config/default.yaml")
 	require.NoError(t, err)
@@ -41,7 +41,7 @@ func queryConfig(t *testing.T, ac agentConfig, env map[string]string) *weftquery
 		section, _ := raw["extensions"].(map[string]any)["weft_query"].(map[string]any)
 		require.NoError(t, conf.Merge(confmap.NewFromStringMap(section)))
 	}
-	cfg := weftquery.NewFactory().CreateDefaultConfig().(*weftquery.Config)
+	cfg := weftqueryextension.NewFactory().CreateDefaultConfig().(*weftqueryextension.Config)
 	require.NoError(t, conf.Unmarshal(cfg))
 	return cfg
 }
@@ -61,7 +61,7 @@ func TestQueryAPIRequiresKubernetesAuth(t *testing.T) {
 			assert.False(t, cfg.Auth.AllowUnauthenticated)
 			assert.Empty(t, k.APIServer, "in cluster: the service account's token and CA")
 			assert.Empty(t, k.KubeConfigFile)
-			assert.Equal(t, weftquery.ResourceAttributes{Verb: "get", Resource: "nodes", Subresource: "weft", Name: "node-a"}, k.ResourceAttributes)
+			assert.Equal(t, weftqueryextension.ResourceAttributes{Verb: "get", Resource: "nodes", Subresource: "weft", Name: "node-a"}, k.ResourceAttributes)
 			assert.Empty(t, cfg.Auth.BearerToken, "no static secret in a ConfigMap")
 			assert.Nil(t, cfg.Auth.Basic)
 		})
@@ -105,7 +105,7 @@ func TestQueryAPIRBAC(t *testing.T) {
 			assert.True(t, bound, "the agent's ServiceAccount holds its role")
 
 			// The reader role is what the SubjectAccessReview asks for.
-			ra := weftquery.ResourceAttributes{Verb: "get", Resource: "nodes", Subresource: "weft"}
+			ra := weftqueryextension.ResourceAttributes{Verb: "get", Resource: "nodes", Subresource: "weft"}
 			if dir != "base" {
 				ra = queryConfig(t, configOf(t, b), map[string]string{"POD_IP": "10.0.0.1", "NODE_NAME": "node-b"}).Auth.Kubernetes.ResourceAttributes
 			}

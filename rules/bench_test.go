@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 
-	"github.com/weftobs/weft/extensions/weftstore/weftstoretest"
+	"github.com/weftobs/weft/extensions/weftstoreextension/weftstoretest"
 )
 
 const (

@@ -17,7 +17,7 @@ import (
 )
 
 // Config is the rules engine's configuration: every key of the weft_rules
-// extension except store, which the extension (extensions/weftrules)
+// extension except store, which the extension (extensions/weftrulesextension)
 // squashes into its own config. The mapstructure tags are the YAML keys.
 type Config struct {
 	// RuleFiles lists rule sources: files, directories (every *.yaml / *.yml

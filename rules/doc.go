@@ -5,7 +5,7 @@
 // (failing trace IDs, their spans and log lines) to firing alerts, and
 // notifies Alertmanager and webhooks.
 //
-// The weft_rules extension (extensions/weftrules) is its front door: New
+// The weft_rules extension (extensions/weftrulesextension) is its front door: New
 // builds an Engine from a Config and a Store, Start and Stop run it,
 // Reload swaps in a new rule set (an invalid one is rejected and the
 // running set goes on), and Status, Groups, RuleGroups and Alerts report

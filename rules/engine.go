@@ -29,7 +29,7 @@ import (
 // Engine is the rules engine: it loads rule files and PrometheusRule
 // objects, evaluates them over a store with Prometheus's rule manager,
 // attaches evidence to firing alerts and notifies Alertmanagers and
-// webhooks. The weft_rules extension (extensions/weftrules) is its front
+// webhooks. The weft_rules extension (extensions/weftrulesextension) is its front
 // door: it finds the store, builds the engine with New, starts and stops
 // it and declares its self-metrics.
 type Engine struct {

@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/weftobs/weft/extensions/weftstore"
-	"github.com/weftobs/weft/extensions/weftstore/weftstoretest"
+	"github.com/weftobs/weft/extensions/weftstoreextension"
+	"github.com/weftobs/weft/extensions/weftstoreextension/weftstoretest"
 )
 
 func TestMain(m *testing.M) {
@@ -200,7 +200,7 @@ func evalAsRun(g *promrules.Group, i int, ts time.Time) {
 // and a subquery without a step takes the engine's 1m default (the rules
 // engine's own engine had no default and could not run one).
 func TestStoreEngine(t *testing.T) {
-	st := weftstoretest.Start(t, func(c *weftstore.Config) { c.Query.MaxSamples = 100 })
+	st := weftstoretest.Start(t, func(c *weftstoreextension.Config) { c.Query.MaxSamples = 100 })
 	f := writeFile(t, t.TempDir(), "engine.yaml", `groups:
 - name: engine
   interval: 15s

@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
-	"github.com/weftobs/weft/extensions/weftstore"
+	"github.com/weftobs/weft/extensions/weftstoreextension"
 )
 
 // Annotation names of the evidence attached to firing alerts.
@@ -38,8 +38,8 @@ const maxLogLineLen = 300
 // evidenceSource is what the evidence lookup needs from the store.
 type evidenceSource interface {
 	ExemplarQueryable() storage.ExemplarQueryable
-	FailingTraces(weftstore.TraceSelector) []weftstore.FailingTrace
-	SearchLogs(weftstore.LogQuery) ([]weftstore.LogRecord, error)
+	FailingTraces(weftstoreextension.TraceSelector) []weftstoreextension.FailingTrace
+	SearchLogs(weftstoreextension.LogQuery) ([]weftstoreextension.LogRecord, error)
 }
 
 // evidence is what is attached to one alert.
@@ -324,22 +324,22 @@ func agrees(series, alert labels.Labels) bool {
 var serviceLabels = []string{"service_name", "service", "destination_service_name", "app", "job"}
 
 func (f *evidenceFinder) fromFailingSpans(ls labels.Labels, start, end time.Time) []pcommon.TraceID {
-	pod := weftstore.Pod{Namespace: ls.Get("k8s_namespace_name"), Name: ls.Get("k8s_pod_name")}
+	pod := weftstoreextension.Pod{Namespace: ls.Get("k8s_namespace_name"), Name: ls.Get("k8s_pod_name")}
 	if pod.Name == "" {
-		pod = weftstore.Pod{Namespace: ls.Get("namespace"), Name: ls.Get("pod")}
+		pod = weftstoreextension.Pod{Namespace: ls.Get("namespace"), Name: ls.Get("pod")}
 	}
-	var sels []weftstore.TraceSelector
+	var sels []weftstoreextension.TraceSelector
 	if pod.Name != "" {
-		sels = append(sels, weftstore.TraceSelector{Pod: pod})
+		sels = append(sels, weftstoreextension.TraceSelector{Pod: pod})
 	}
 	for _, n := range serviceLabels {
 		v := ls.Get(n)
 		if v == "" {
 			continue
 		}
-		sels = append(sels, weftstore.TraceSelector{Service: v})
+		sels = append(sels, weftstoreextension.TraceSelector{Service: v})
 		if i := strings.LastIndexByte(v, '/'); n == "job" && i >= 0 {
-			sels = append(sels, weftstore.TraceSelector{Service: v[i+1:]})
+			sels = append(sels, weftstoreextension.TraceSelector{Service: v[i+1:]})
 		}
 	}
 	for _, sel := range sels {
@@ -360,7 +360,7 @@ func (f *evidenceFinder) firstLogLines(id pcommon.TraceID) []string {
 	if f.maxLines == 0 {
 		return nil
 	}
-	recs, err := f.src.SearchLogs(weftstore.LogQuery{TraceID: id, Limit: 1000})
+	recs, err := f.src.SearchLogs(weftstoreextension.LogQuery{TraceID: id, Limit: 1000})
 	if err != nil || len(recs) == 0 {
 		return nil
 	}

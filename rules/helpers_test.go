@@ -18,19 +18,19 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
-	"github.com/weftobs/weft/extensions/weftstore"
-	"github.com/weftobs/weft/extensions/weftstore/weftstoretest"
+	"github.com/weftobs/weft/extensions/weftstoreextension"
+	"github.com/weftobs/weft/extensions/weftstoreextension/weftstoretest"
 )
 
 // newTestStore creates and starts a real weft_store with its WAL in dir
 // (a new temp dir when empty); it is shut down in t.Cleanup unless the
 // test shuts it down itself (Shutdown is safe twice).
-func newTestStore(t testing.TB, dir string) *weftstore.Store {
+func newTestStore(t testing.TB, dir string) *weftstoreextension.Store {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	return weftstoretest.Start(t, func(c *weftstore.Config) { c.Directory = dir })
+	return weftstoretest.Start(t, func(c *weftstoreextension.Config) { c.Directory = dir })
 }
 
 // testConfig is the engine's default configuration.
@@ -41,7 +41,7 @@ func testConfig() *Config {
 
 // startEngine builds an engine over st from cfg (after mod, when set, sees
 // the engine before setup) and starts it; it is stopped in t.Cleanup.
-func startEngine(t *testing.T, st *weftstore.Store, cfg *Config, set Settings, mod func(*Engine)) *Engine {
+func startEngine(t *testing.T, st *weftstoreextension.Store, cfg *Config, set Settings, mod func(*Engine)) *Engine {
 	t.Helper()
 	require.NoError(t, cfg.Check())
 	e := newEngine(cfg, set)
@@ -123,7 +123,7 @@ func (s *sink) take() []sent {
 // newEvalEngine returns an extension set up over st (no goroutines:
 // groups are evaluated by the test at explicit times) and the groups of
 // the rule files.
-func newEvalEngine(t *testing.T, st *weftstore.Store, mod func(*Config), files ...string) (*Engine, []*promrules.Group, *sink) {
+func newEvalEngine(t *testing.T, st *weftstoreextension.Store, mod func(*Config), files ...string) (*Engine, []*promrules.Group, *sink) {
 	t.Helper()
 	cfg := testConfig()
 	cfg.RuleFiles = files
@@ -152,7 +152,7 @@ func newEvalEngine(t *testing.T, st *weftstore.Store, mod func(*Config), files .
 
 // appendSample writes one float sample and, when traceID is set, an
 // exemplar on it.
-func appendSample(t testing.TB, st *weftstore.Store, ls labels.Labels, ts time.Time, v float64, traceID string) {
+func appendSample(t testing.TB, st *weftstoreextension.Store, ls labels.Labels, ts time.Time, v float64, traceID string) {
 	t.Helper()
 	app := st.Appendable().Appender(context.Background())
 	ref, err := app.Append(0, ls, ts.UnixMilli(), v)
@@ -168,7 +168,7 @@ func appendSample(t testing.TB, st *weftstore.Store, ls labels.Labels, ts time.T
 
 // appendFailingSpan stores one failing server span and one log line of
 // the trace.
-func appendFailingSpan(t testing.TB, st *weftstore.Store, service, ns, pod string, traceID pcommon.TraceID, end time.Time, logBody string) {
+func appendFailingSpan(t testing.TB, st *weftstoreextension.Store, service, ns, pod string, traceID pcommon.TraceID, end time.Time, logBody string) {
 	t.Helper()
 	td := ptrace.NewTraces()
 	rs := td.ResourceSpans().AppendEmpty()
@@ -205,7 +205,7 @@ func traceID(b byte) pcommon.TraceID {
 func writeBenchFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }
 
 // benchEngine is newEvalEngine for benchmarks.
-func benchEngine(b *testing.B, st *weftstore.Store, files ...string) (*Engine, []*promrules.Group) {
+func benchEngine(b *testing.B, st *weftstoreextension.Store, files ...string) (*Engine, []*promrules.Group) {
 	b.Helper()
 	cfg := testConfig()
 	cfg.RuleFiles = files

@@ -18,7 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/weftobs/weft/extensions/weftstore"
+	"github.com/weftobs/weft/extensions/weftstoreextension"
 )
 
 // podAlertRules fires at once with the labels of pod bookinfo/reviews-v2
@@ -132,17 +132,19 @@ func mustTraceID(t *testing.T, s string) [16]byte {
 // slowSource blocks failing-trace lookups until release is closed.
 type slowSource struct {
 	release chan struct{}
-	ids     []weftstore.FailingTrace
+	ids     []weftstoreextension.FailingTrace
 }
 
 func (s *slowSource) ExemplarQueryable() storage.ExemplarQueryable { return noExemplars{} }
 
-func (s *slowSource) FailingTraces(weftstore.TraceSelector) []weftstore.FailingTrace {
+func (s *slowSource) FailingTraces(weftstoreextension.TraceSelector) []weftstoreextension.FailingTrace {
 	<-s.release
 	return s.ids
 }
 
-func (s *slowSource) SearchLogs(weftstore.LogQuery) ([]weftstore.LogRecord, error) { return nil, nil }
+func (s *slowSource) SearchLogs(weftstoreextension.LogQuery) ([]weftstoreextension.LogRecord, error) {
+	return nil, nil
+}
 
 type noExemplars struct{}
 
@@ -151,7 +153,7 @@ func (noExemplars) ExemplarQuerier(context.Context) (storage.ExemplarQuerier, er
 }
 
 func TestEvidenceBudget(t *testing.T) {
-	src := &slowSource{release: make(chan struct{}), ids: []weftstore.FailingTrace{{TraceID: traceID(7)}}}
+	src := &slowSource{release: make(chan struct{}), ids: []weftstoreextension.FailingTrace{{TraceID: traceID(7)}}}
 	f, err := newEvidenceFinder(src, parser.NewParser(parser.Options{}), EvidenceConfig{MaxTraces: 3, Timeout: 100 * time.Millisecond})
 	require.NoError(t, err)
 	ref := alertRef{labels: labels.FromStrings("alertname", "A", "service", "reviews"), activeAt: time.Now(), at: time.Now()}

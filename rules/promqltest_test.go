@@ -10,15 +10,15 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/stretchr/testify/require"
 
-	"github.com/weftobs/weft/extensions/weftstore"
-	"github.com/weftobs/weft/extensions/weftstore/weftstoretest"
+	"github.com/weftobs/weft/extensions/weftstoreextension"
+	"github.com/weftobs/weft/extensions/weftstoreextension/weftstoretest"
 )
 
 // storeStorage presents a weft_store as a storage.Storage: queries and
 // appends go to the store's TSDB through its public Queryable, Appendable
 // and AppendableV2, the paths the rules manager and the query API use.
 type storeStorage struct {
-	st *weftstore.Store
+	st *weftstoreextension.Store
 }
 
 func (s storeStorage) Querier(mint, maxt int64) (storage.Querier, error) {
@@ -47,7 +47,7 @@ func (s storeStorage) Close() error { return s.st.Shutdown(context.Background())
 // load each series in turn from time 0 (a later series starts far behind
 // the newest sample of an earlier one).
 func newSuiteStorage(tb testing.TB) storage.Storage {
-	st := weftstoretest.Start(tb, func(cfg *weftstore.Config) {
+	st := weftstoretest.Start(tb, func(cfg *weftstoreextension.Config) {
 		cfg.Directory = tb.TempDir()
 		// The test files write samples from 1970 on: keep them.
 		cfg.MetricsRetention = 1_000_000 * time.Hour

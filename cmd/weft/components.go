@@ -24,16 +24,16 @@ import (
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 
-	"github.com/weftobs/weft/exporters/fluentforward"
-	weftstoreexporter "github.com/weftobs/weft/exporters/weftstore"
-	"github.com/weftobs/weft/extensions/weftfilestorage"
-	"github.com/weftobs/weft/extensions/weftquery"
-	"github.com/weftobs/weft/extensions/weftrules"
-	"github.com/weftobs/weft/extensions/weftstore"
-	"github.com/weftobs/weft/processors/clockguard"
-	"github.com/weftobs/weft/processors/tracecontext"
-	"github.com/weftobs/weft/receivers/containerlogs"
-	"github.com/weftobs/weft/receivers/podscrape"
+	"github.com/weftobs/weft/exporters/fluentforwardexporter"
+	weftstoreexporter "github.com/weftobs/weft/exporters/weftstoreexporter"
+	"github.com/weftobs/weft/extensions/weftfilestorageextension"
+	"github.com/weftobs/weft/extensions/weftqueryextension"
+	"github.com/weftobs/weft/extensions/weftrulesextension"
+	"github.com/weftobs/weft/extensions/weftstoreextension"
+	"github.com/weftobs/weft/processors/clockguardprocessor"
+	"github.com/weftobs/weft/processors/tracecontextprocessor"
+	"github.com/weftobs/weft/receivers/containerlogsreceiver"
+	"github.com/weftobs/weft/receivers/podscrapereceiver"
 )
 
 // components lists every component compiled into weft. It is written by hand,
@@ -51,10 +51,10 @@ func components() (otelcol.Factories, error) {
 		pprofextension.NewFactory(),
 		zpagesextension.NewFactory(),
 		filestorage.NewFactory(),
-		weftfilestorage.NewFactory(),
-		weftstore.NewFactory(),
-		weftquery.NewFactory(),
-		weftrules.NewFactory(),
+		weftfilestorageextension.NewFactory(),
+		weftstoreextension.NewFactory(),
+		weftqueryextension.NewFactory(),
+		weftrulesextension.NewFactory(),
 	)
 	if err != nil {
 		return otelcol.Factories{}, err
@@ -64,8 +64,8 @@ func components() (otelcol.Factories, error) {
 		otlpreceiver.NewFactory(),
 		jaegerreceiver.NewFactory(),
 		zipkinreceiver.NewFactory(),
-		containerlogs.NewFactory(),
-		podscrape.NewFactory(),
+		containerlogsreceiver.NewFactory(),
+		podscrapereceiver.NewFactory(),
 	)
 	if err != nil {
 		return otelcol.Factories{}, err
@@ -76,8 +76,8 @@ func components() (otelcol.Factories, error) {
 		// the exporters' persistent sending queues instead (see DESIGN.md).
 		batchprocessor.NewFactory(),
 		memorylimiterprocessor.NewFactory(),
-		clockguard.NewFactory(),
-		tracecontext.NewFactory(),
+		clockguardprocessor.NewFactory(),
+		tracecontextprocessor.NewFactory(),
 	)
 	if err != nil {
 		return otelcol.Factories{}, err
@@ -90,7 +90,7 @@ func components() (otelcol.Factories, error) {
 		prometheusexporter.NewFactory(),
 		prometheusremotewriteexporter.NewFactory(),
 		weftstoreexporter.NewFactory(),
-		fluentforward.NewFactory(),
+		fluentforwardexporter.NewFactory(),
 	)
 	if err != nil {
 		return otelcol.Factories{}, err

@@ -22,7 +22,7 @@ import (
 	"go.opentelemetry.io/collector/otelcol"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
-	"github.com/weftobs/weft/extensions/weftstore"
+	"github.com/weftobs/weft/extensions/weftstoreextension"
 	"github.com/weftobs/weft/internal/democonfig"
 	"github.com/weftobs/weft/internal/loopback"
 	"github.com/weftobs/weft/internal/simnode"
@@ -32,11 +32,13 @@ var probeType = component.MustNewType("weft_probe")
 
 // storeProbe is a test-only extension that hands the running weft_store to
 // the test, so the test can ask it what it knows while the agent runs.
-type storeProbe struct{ found chan<- *weftstore.Store }
+type storeProbe struct {
+	found chan<- *weftstoreextension.Store
+}
 
 func (p storeProbe) Start(_ context.Context, host component.Host) error {
 	for id, ext := range host.GetExtensions() {
-		if s, ok := ext.(*weftstore.Store); ok && id.Type().String() == "weft_store" {
+		if s, ok := ext.(*weftstoreextension.Store); ok && id.Type().String() == "weft_store" {
 			p.found <- s
 			return nil
 		}
@@ -119,7 +121,7 @@ func TestDemoCorrelation(t *testing.T) {
 	cfgPath := filepath.Join(dir, "weft.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(yaml), 0o600))
 
-	found := make(chan *weftstore.Store, 1)
+	found := make(chan *weftstoreextension.Store, 1)
 	set := collectorSettings("file:" + cfgPath)
 	set.DisableGracefulShutdown = true
 	set.Factories = func() (otelcol.Factories, error) {
@@ -139,7 +141,7 @@ func TestDemoCorrelation(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- col.Run(ctx) }()
 	t.Cleanup(func() { stop(); require.NoError(t, <-done) })
-	var store *weftstore.Store
+	var store *weftstoreextension.Store
 	select {
 	case store = <-found:
 	case err := <-done:

@@ -14,7 +14,7 @@ import (
 	"go.opentelemetry.io/collector/otelcol"
 	"go.uber.org/zap"
 
-	"github.com/weftobs/weft/extensions/weftrules"
+	"github.com/weftobs/weft/extensions/weftrulesextension"
 	"github.com/weftobs/weft/rules"
 )
 
@@ -133,7 +133,7 @@ func validateRuleFiles(ctx context.Context, w io.Writer, set otelcol.CollectorSe
 	if err := provider.Shutdown(ctx); err != nil {
 		return err
 	}
-	rulesType := weftrules.NewFactory().Type()
+	rulesType := weftrulesextension.NewFactory().Type()
 	var ids []component.ID
 	for id := range cfg.Extensions {
 		if id.Type() == rulesType {
@@ -143,7 +143,7 @@ func validateRuleFiles(ctx context.Context, w io.Writer, set otelcol.CollectorSe
 	slices.SortFunc(ids, func(a, b component.ID) int { return strings.Compare(a.String(), b.String()) })
 	var lines []string
 	for _, id := range ids {
-		rcfg, ok := cfg.Extensions[id].(*weftrules.Config)
+		rcfg, ok := cfg.Extensions[id].(*weftrulesextension.Config)
 		if !ok {
 			return fmt.Errorf("extensions::%s: configuration is a %T, not a weft_rules configuration", id, cfg.Extensions[id])
 		}

@@ -1,0 +1,108 @@
+package weftstoreextension
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config is the configuration of the weft_store extension.
+type Config struct {
+	// Directory holds the metrics write-ahead log. Empty keeps metrics in
+	// memory only (no WAL; the TSDB head still needs a scratch directory for
+	// its memory-mapped chunks, created in os.TempDir and removed at shutdown).
+	Directory string `mapstructure:"directory"`
+	// MetricsRetention is how long metric samples are kept (default 30m).
+	MetricsRetention time.Duration `mapstructure:"metrics_retention"`
+	// MaxExemplars is the size, in exemplars, of the TSDB's circular
+	// exemplar buffer (default 100000).
+	MaxExemplars int64 `mapstructure:"max_exemplars"`
+	// TracesMaxBytes bounds the memory of the recent-spans index; the oldest
+	// spans are evicted first (default 64 MiB).
+	TracesMaxBytes int64 `mapstructure:"traces_max_bytes"`
+	// LogsMaxBytes bounds the memory of the recent-logs index; the oldest
+	// records are evicted first (default 64 MiB).
+	LogsMaxBytes int64 `mapstructure:"logs_max_bytes"`
+	// AppendableWindow is how far behind the newest sample of the store a
+	// sample may still be appended, as long as it is in order for its own
+	// series (default 1h, the TSDB's own default; Prometheus's PromQL test
+	// storage uses 12h). Older samples are rejected as out_of_bounds.
+	AppendableWindow time.Duration `mapstructure:"appendable_window"`
+	// StartTimestamps stores each sample's start timestamp (the start time
+	// of a cumulative series, as OTLP carries it) in start-timestamp-capable
+	// chunks, so rate() and increase() see counter resets that fall between
+	// two samples. Writers pass it through Store.AppendableV2 (default false).
+	StartTimestamps bool `mapstructure:"start_timestamps"`
+	// MaxFutureSkew is how far ahead of the node's clock a sample (or
+	// exemplar) may be stamped; later ones are refused before they reach
+	// the TSDB and counted as too_far_in_future (default 10m).
+	MaxFutureSkew time.Duration `mapstructure:"max_future_skew"`
+	// MaxSeries caps the series in the TSDB head: samples of new series
+	// beyond it are refused and counted as series_limit; samples of
+	// existing series are still accepted (default 100000; 0 = unlimited).
+	MaxSeries int64 `mapstructure:"max_series"`
+	// Query configures the store's PromQL engine, the one engine of the
+	// process: weft_query's API and weft_rules' evaluations share it
+	// (Store.Engine).
+	Query QueryConfig `mapstructure:"query"`
+}
+
+// QueryConfig configures the PromQL engine of the store.
+type QueryConfig struct {
+	// MaxSamples bounds the samples one query may hold in memory at once;
+	// past it the query fails with the engine's "query processing would
+	// load too many samples into memory" error (weft_query answers 422
+	// "execution"). Sized to the DaemonSet's memory (default 1000000).
+	MaxSamples int `mapstructure:"max_samples"`
+	// Timeout bounds one query's evaluation whoever runs it: the longest
+	// any reader may take; each reader's own context deadline (weft_query
+	// timeout, a rule group's evaluation) is shorter (default 2m).
+	Timeout time.Duration `mapstructure:"timeout"`
+	// LookbackDelta is how far back an instant selector looks for a
+	// series' latest sample (default 5m, Prometheus's).
+	LookbackDelta time.Duration `mapstructure:"lookback_delta"`
+}
+
+// minIndexBytes is the smallest allowed traces_max_bytes / logs_max_bytes:
+// below it a single large span or record would not fit.
+const minIndexBytes = 64 << 10
+
+// maxFutureSkewLimit is the largest allowed max_future_skew: a sample that
+// far ahead blocks its own series (out_of_order) until the clock catches up.
+const maxFutureSkewLimit = 24 * time.Hour
+
+// Validate checks the configuration and names the offending keys.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.MetricsRetention < time.Minute {
+		errs = append(errs, fmt.Errorf("metrics_retention: must be at least 1m, got %s", c.MetricsRetention))
+	}
+	if c.MaxExemplars < 1 {
+		errs = append(errs, fmt.Errorf("max_exemplars: must be at least 1, got %d", c.MaxExemplars))
+	}
+	if c.TracesMaxBytes < minIndexBytes {
+		errs = append(errs, fmt.Errorf("traces_max_bytes: must be at least %d, got %d", minIndexBytes, c.TracesMaxBytes))
+	}
+	if c.LogsMaxBytes < minIndexBytes {
+		errs = append(errs, fmt.Errorf("logs_max_bytes: must be at least %d, got %d", minIndexBytes, c.LogsMaxBytes))
+	}
+	if c.AppendableWindow < time.Minute {
+		errs = append(errs, fmt.Errorf("appendable_window: must be at least 1m, got %s", c.AppendableWindow))
+	}
+	if c.MaxFutureSkew < time.Second || c.MaxFutureSkew > maxFutureSkewLimit {
+		errs = append(errs, fmt.Errorf("max_future_skew: must be between 1s and %s, got %s", maxFutureSkewLimit, c.MaxFutureSkew))
+	}
+	if c.MaxSeries < 0 {
+		errs = append(errs, fmt.Errorf("max_series: must be 0 (unlimited) or more, got %d", c.MaxSeries))
+	}
+	if c.Query.MaxSamples < 1 {
+		errs = append(errs, fmt.Errorf("query::max_samples: must be at least 1, got %d", c.Query.MaxSamples))
+	}
+	if c.Query.Timeout < time.Second {
+		errs = append(errs, fmt.Errorf("query::timeout: must be at least 1s, got %s", c.Query.Timeout))
+	}
+	if c.Query.LookbackDelta < time.Second {
+		errs = append(errs, fmt.Errorf("query::lookback_delta: must be at least 1s, got %s", c.Query.LookbackDelta))
+	}
+	return errors.Join(errs...)
+}

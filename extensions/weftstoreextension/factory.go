@@ -1,0 +1,61 @@
+package weftstoreextension
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/extension"
+)
+
+// componentType is the extension's type name in the collector configuration.
+var componentType = component.MustNewType("weft_store")
+
+const (
+	defaultMetricsRetention = 30 * time.Minute
+	defaultMaxExemplars     = 100_000
+	defaultTracesMaxBytes   = 64 << 20
+	defaultLogsMaxBytes     = 64 << 20
+	defaultAppendableWindow = time.Hour
+	defaultMaxFutureSkew    = 10 * time.Minute
+	// defaultMaxSeries bounds the head for a node: ~5 KiB per series for
+	// the whole agent (bench/RESULTS.md, rules run: 300 MiB peak - 55 MiB
+	// ready, over 50k series) puts 100k series at ~490 MiB, which with the
+	// idle agent (55 MiB) and the span and log budgets (2 x 64 MiB) stays
+	// under the DaemonSet's 768 MiB limit; 3.3x the reference node's 30k.
+	defaultMaxSeries = 100_000
+	// defaultQueryMaxSamples bounds one query near 100 MB (engine and
+	// JSON, weft_query README "Query bounds"): two at once fit the
+	// DaemonSet's memory. Prometheus's own 50 M would be ~5 GB.
+	defaultQueryMaxSamples = 1_000_000
+	// defaultQueryTimeout is the longest any reader may take; each
+	// reader's own deadline (weft_query timeout 30s) is shorter.
+	defaultQueryTimeout       = 2 * time.Minute
+	defaultQueryLookbackDelta = 5 * time.Minute
+)
+
+// NewFactory returns the factory of the weft_store extension.
+func NewFactory() extension.Factory {
+	return extension.NewFactory(componentType, createDefaultConfig, createExtension, component.StabilityLevelDevelopment)
+}
+
+func createDefaultConfig() component.Config {
+	return &Config{
+		MetricsRetention: defaultMetricsRetention,
+		MaxExemplars:     defaultMaxExemplars,
+		TracesMaxBytes:   defaultTracesMaxBytes,
+		LogsMaxBytes:     defaultLogsMaxBytes,
+		AppendableWindow: defaultAppendableWindow,
+		MaxFutureSkew:    defaultMaxFutureSkew,
+		MaxSeries:        defaultMaxSeries,
+		Query: QueryConfig{
+			MaxSamples:    defaultQueryMaxSamples,
+			Timeout:       defaultQueryTimeout,
+			LookbackDelta: defaultQueryLookbackDelta,
+		},
+	}
+}
+
+func createExtension(_ context.Context, set extension.Settings, cfg component.Config) (extension.Extension, error) {
+	return newStore(set.TelemetrySettings, cfg.(*Config))
+}

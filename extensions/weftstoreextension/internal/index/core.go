@@ -1,0 +1,190 @@
+// Package index keeps weft_store's recent spans and log records in memory
+// within a byte budget each, and answers the store's span and log queries.
+//
+// The span and log indexes share one layout (core): entries live in a ring
+// in arrival order, each with a sequence number; every index key (trace
+// ID, service, pod, ...) maps to a seqList of the sequence numbers of its
+// entries in ascending order. Eviction always removes the oldest entry,
+// whose sequence number is therefore at the front of every list it is on,
+// so removing it from an index is a pop from the front: no search, no
+// tree.
+//
+// Each record is kept serialized: a batch is marshaled once and split into
+// each record's bytes (otlpwire), and the resource and scope of a ScopeX
+// are kept once, shared by its records.
+package index
+
+import (
+	"bytes"
+	"sync"
+	"unsafe"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/weftobs/weft/extensions/weftstoreextension/internal/otlpwire"
+)
+
+// Pod identifies a Kubernetes pod (k8s.namespace.name, k8s.pod.name).
+type Pod struct {
+	Namespace string
+	Name      string
+}
+
+// Stats are an index's counters, as weftstoreextension.IndexStats (their public
+// form) describes them.
+type Stats struct {
+	Records, Bytes, MaxBytes, Evicted, EvictedBytes, Unencodable int64
+}
+
+// resource holds the serialized resource and scope shared by the records
+// of one ScopeX. Its bytes are charged to the index while at least one
+// entry refers to it.
+type resource struct {
+	otlpwire.Blob
+	refs int
+}
+
+// resourceOverhead is the heap cost of a resource besides its bytes.
+const resourceOverhead = int(unsafe.Sizeof(resource{})) + 16
+
+// size is what the resource is charged.
+func (r *resource) size() int64 { return int64(r.Cap() + resourceOverhead) }
+
+// core is what the span and log indexes share: their entries E in a ring
+// in arrival order within a byte budget, and the counters.
+type core[E any] struct {
+	mu       sync.RWMutex
+	maxBytes int64
+	bytes    int64
+	ring     ring[E]
+	byTrace  map[pcommon.TraceID]*seqList
+
+	evicted      int64
+	evictedBytes int64
+	unencodable  int64 // records that failed to serialize (never expected for valid pdata)
+
+	// The batch being appended: its scopes on the wire (nil if it could
+	// not be serialized or split) and the number of scopes added.
+	wire  []otlpwire.Scope
+	added int
+}
+
+func newCore[E any](maxBytes int64) core[E] {
+	return core[E]{maxBytes: maxBytes, byTrace: make(map[pcommon.TraceID]*seqList)}
+}
+
+// addTrace puts the entry seq on the list of the trace id.
+func (c *core[E]) addTrace(id pcommon.TraceID, seq uint64) {
+	tl := c.byTrace[id]
+	if tl == nil {
+		tl = &seqList{}
+		c.byTrace[id] = tl
+	}
+	tl.push(seq)
+}
+
+// removeTrace takes the oldest entry, seq, off the list of the trace id.
+func (c *core[E]) removeTrace(id pcommon.TraceID, seq uint64) {
+	if c.byTrace[id].popFront(seq) {
+		delete(c.byTrace, id)
+	}
+}
+
+// appendBatch stores a batch, serialized as buf (err: it could not be):
+// walk calls addScope for each of its scopes, in order. Then the oldest
+// entries are evicted until the index fits its budget (see evictOverflow).
+func (c *core[E]) appendBatch(buf []byte, err error, walk func(), unlink func(e *E, seq uint64) (*resource, int32)) {
+	var wire []otlpwire.Scope
+	if err == nil {
+		if wire, err = otlpwire.Split(buf, nil); err != nil {
+			wire = nil
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.wire, c.added = wire, 0
+	walk()
+	c.wire = nil
+	c.evictOverflow(unlink)
+}
+
+// addScope stores the count records of the next scope of the batch:
+// insert stores record k with its own bytes and the scope's shared
+// resource. A scope whose wire form does not hold count records is counted
+// as unencodable.
+func (c *core[E]) addScope(count int, insert func(k int, res *resource, data []byte)) {
+	n := c.added
+	c.added++
+	if count == 0 {
+		return
+	}
+	if n >= len(c.wire) || len(c.wire[n].Recs) != count {
+		c.unencodable += int64(count)
+		return
+	}
+	w := &c.wire[n]
+	res := &resource{Blob: otlpwire.MakeBlob(w)}
+	for k := range count {
+		insert(k, res, bytes.Clone(w.Recs[k]))
+	}
+}
+
+// charge adds an entry of size bytes that refers to res to the bytes of
+// the index.
+func (c *core[E]) charge(res *resource, size int) {
+	if res.refs == 0 {
+		c.bytes += res.size()
+	}
+	res.refs++
+	c.bytes += int64(size)
+}
+
+// push adds e to the ring, charging the ring's growth: its slots
+// (unsafe.Sizeof of an entry each) are charged when the ring grows, for
+// its whole capacity, and never released: the ring does not shrink.
+func (c *core[E]) push(e E) {
+	if _, grown := c.ring.push(e); grown > 0 {
+		c.bytes += int64(grown) * int64(unsafe.Sizeof(e))
+	}
+}
+
+// evictOverflow removes the oldest entries until the index fits its
+// budget. unlink takes an entry off the index's lists and returns its
+// resource and the bytes it was charged.
+func (c *core[E]) evictOverflow(unlink func(e *E, seq uint64) (*resource, int32)) {
+	for c.bytes > c.maxBytes {
+		e, seq, ok := c.ring.oldest()
+		if !ok {
+			return
+		}
+		res, size := unlink(e, seq)
+		res.refs--
+		if res.refs == 0 {
+			c.bytes -= res.size()
+		}
+		c.bytes -= int64(size)
+		c.evicted++
+		c.evictedBytes += int64(size)
+		c.ring.pop()
+	}
+}
+
+// Stats returns the index's counters.
+func (c *core[E]) Stats() Stats {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return Stats{Records: int64(c.ring.n), Bytes: c.bytes, MaxBytes: c.maxBytes,
+		Evicted: c.evicted, EvictedBytes: c.evictedBytes, Unencodable: c.unencodable}
+}
+
+func attrString(m pcommon.Map, key string) string {
+	if v, ok := m.Get(key); ok {
+		return v.AsString()
+	}
+	return ""
+}
+
+// podOf returns the pod named by resource attributes.
+func podOf(m pcommon.Map) Pod {
+	return Pod{Namespace: attrString(m, "k8s.namespace.name"), Name: attrString(m, "k8s.pod.name")}
+}

@@ -1,0 +1,158 @@
+package weftstoreextension
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/weftobs/weft/extensions/weftstoreextension/internal/translate"
+	"github.com/weftobs/weft/extensions/weftstoreextension/internal/walsalvage"
+)
+
+// IndexStats describes the span or the log index.
+type IndexStats struct {
+	Records      int64 // stored now
+	Bytes        int64 // charged now (see README: how sizes are estimated)
+	MaxBytes     int64
+	Evicted      int64 // records evicted since creation, exactly
+	EvictedBytes int64
+	Unencodable  int64 // records that failed to serialize (not expected)
+}
+
+// Stats is a snapshot of the store's counters.
+type Stats struct {
+	Spans             IndexStats
+	Logs              IndexStats
+	SamplesAppended   int64
+	ExemplarsAppended int64
+	SeriesCreated     int64            // cache misses: series whose labels were built
+	CachedSeries      int              // series refs in the appender cache (0 before Start)
+	RejectedSamples   map[string]int64 // by reason
+	RejectedExemplars map[string]int64 // by reason
+	// RejectedSamplesBySource splits the store's own refusals
+	// (too_far_in_future, series_limit) by source: reason → source →
+	// samples. See README: where samples come from.
+	RejectedSamplesBySource map[string]map[string]int64
+	// LostBytes are the metrics WAL bytes the start could not read, by
+	// reason (OpenLosses has each file).
+	LostBytes map[string]int64
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() Stats {
+	st := Stats{Spans: IndexStats(s.spans.Stats()), Logs: IndexStats(s.logs.Stats())}
+	s.mu.RLock()
+	metrics := s.metrics
+	st.LostBytes = make(map[string]int64, len(walsalvage.Reasons))
+	for _, r := range walsalvage.Reasons {
+		st.LostBytes[r] = 0
+	}
+	for _, l := range s.losses {
+		st.LostBytes[l.Reason] += l.Bytes
+	}
+	s.mu.RUnlock()
+	st.RejectedSamples = map[string]int64{translate.ReasonTooFarInFuture: 0, translate.ReasonSeriesLimit: 0}
+	st.RejectedExemplars = make(map[string]int64)
+	st.RejectedSamplesBySource = s.refused.Snapshot()
+	for r, bySource := range st.RejectedSamplesBySource {
+		for _, n := range bySource {
+			st.RejectedSamples[r] += n
+		}
+	}
+	if metrics == nil {
+		return st
+	}
+	ts := metrics.tr.Stats()
+	st.SamplesAppended = ts.Samples
+	st.ExemplarsAppended = ts.Exemplars
+	st.SeriesCreated = ts.NewSeries
+	st.CachedSeries = metrics.cachedSeries()
+	for r, n := range ts.RejectedSamples {
+		st.RejectedSamples[r] = n
+	}
+	st.RejectedExemplars = ts.RejectedExemplars
+	return st
+}
+
+// StorageLoss is metrics data the last start could not read.
+type StorageLoss struct {
+	Reason  string // checkpoint_corrupt, segment_corrupt, wal_unreadable
+	File    string // relative to the store directory
+	Bytes   int64  // bytes left out of the replay
+	MovedTo string // where the damaged original was moved, relative to the store directory
+	Err     string // what was wrong with it
+}
+
+// OpenLosses returns what the last start could not read of the metrics
+// WAL (nil when nothing was lost), for a status page. Files the store set
+// aside are in a damaged-<time>-<n> folder of the store directory
+// (MovedTo); what the TSDB's own repair cut has no MovedTo.
+func (s *Store) OpenLosses() []StorageLoss {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return append([]StorageLoss(nil), s.losses...)
+}
+
+// registerTelemetry publishes the counters as self-metrics through the
+// collector's meter provider. Called with s.mu held.
+func (s *Store) registerTelemetry() error {
+	if s.tel.MeterProvider == nil {
+		return nil
+	}
+	m := s.tel.MeterProvider.Meter("github.com/weftobs/weft/extensions/weftstoreextension")
+	evicted, err1 := m.Int64ObservableCounter("weft_store.evicted_records",
+		metric.WithDescription("Spans or log records evicted from the store's bounded indexes (oldest first)."), metric.WithUnit("{record}"))
+	stored, err2 := m.Int64ObservableGauge("weft_store.stored_records",
+		metric.WithDescription("Spans or log records held in the store's indexes."), metric.WithUnit("{record}"))
+	bytes, err3 := m.Int64ObservableGauge("weft_store.stored_bytes",
+		metric.WithDescription("Bytes charged to the store's span or log index."), metric.WithUnit("By"))
+	samples, err4 := m.Int64ObservableCounter("weft_store.appended_samples",
+		metric.WithDescription("Metric samples appended to the TSDB."), metric.WithUnit("{sample}"))
+	rejSamples, err5 := m.Int64ObservableCounter("weft_store.rejected_samples",
+		metric.WithDescription("Metric samples not stored, by reason."), metric.WithUnit("{sample}"))
+	rejExemplars, err6 := m.Int64ObservableCounter("weft_store.rejected_exemplars",
+		metric.WithDescription("Exemplars not stored, by reason."), metric.WithUnit("{exemplar}"))
+	lost, err7 := m.Int64ObservableCounter("weft_store.lost_bytes",
+		metric.WithDescription("Bytes of the metrics WAL the start could not read (damaged checkpoint or segment), by reason."), metric.WithUnit("By"))
+	for _, err := range []error{err1, err2, err3, err4, err5, err6, err7} {
+		if err != nil {
+			return err
+		}
+	}
+	spansAttr := metric.WithAttributes(attribute.String("signal", "spans"))
+	logsAttr := metric.WithAttributes(attribute.String("signal", "logs"))
+	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		st := s.Stats()
+		o.ObserveInt64(evicted, st.Spans.Evicted, spansAttr)
+		o.ObserveInt64(evicted, st.Logs.Evicted, logsAttr)
+		o.ObserveInt64(stored, st.Spans.Records, spansAttr)
+		o.ObserveInt64(stored, st.Logs.Records, logsAttr)
+		o.ObserveInt64(bytes, st.Spans.Bytes, spansAttr)
+		o.ObserveInt64(bytes, st.Logs.Bytes, logsAttr)
+		o.ObserveInt64(samples, st.SamplesAppended)
+		for r, n := range st.RejectedSamples {
+			if r == translate.ReasonTooFarInFuture || r == translate.ReasonSeriesLimit {
+				continue // by source below
+			}
+			o.ObserveInt64(rejSamples, n, metric.WithAttributes(attribute.String("reason", r)))
+		}
+		for r, bySource := range st.RejectedSamplesBySource {
+			for src, n := range bySource {
+				o.ObserveInt64(rejSamples, n, metric.WithAttributes(attribute.String("reason", r), attribute.String("source", src)))
+			}
+		}
+		for r, n := range st.LostBytes {
+			o.ObserveInt64(lost, n, metric.WithAttributes(attribute.String("reason", r)))
+		}
+		for r, n := range st.RejectedExemplars {
+			o.ObserveInt64(rejExemplars, n, metric.WithAttributes(attribute.String("reason", r)))
+		}
+		return nil
+	}, evicted, stored, bytes, samples, rejSamples, rejExemplars, lost)
+	if err != nil {
+		return err
+	}
+	s.telReg = reg
+	return nil
+}

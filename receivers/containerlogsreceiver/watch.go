@@ -1,0 +1,432 @@
+package containerlogsreceiver
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+)
+
+// watcher wakes tailers on change notifications (inotify, through
+// fsnotify) so that idle files need not be polled. It holds one watch per
+// directory, never one per file: the directories of the tailed files and
+// those the include patterns are listed through. An event for a name wakes
+// the tailers of that name; an entry event (create, remove, rename) also
+// makes the directory's listing stale, and a create that the include
+// patterns may match starts a rescan at once. A queue overflow wakes every
+// file and makes every listing stale.
+//
+// Polling stays the fallback: a file whose directory is not watched (no
+// inotify instance, a watch refused, a network filesystem) is polled every
+// poll_interval as without notifications, and a watched idle file is still
+// checked every fallback_poll_interval in case a notification was missed.
+type watcher struct {
+	r *logsReceiver
+	// newFS creates the inotify watcher (fsnotify.NewWatcher); addDir adds
+	// one directory to it (addDirWatch). Tests make them fail.
+	newFS  func() (*fsnotify.Watcher, error)
+	addDir func(*fsnotify.Watcher, string) error
+
+	addMu sync.Mutex // serialises calls into fsnotify; never held with mu
+	mu    sync.Mutex
+	fs    *fsnotify.Watcher // nil: no watcher, every file is polled
+	// closed is set at shutdown, before fs is closed.
+	closed    bool
+	dirs      map[string]*watchDir
+	overflows uint64          // queue overflows so far: part of every token
+	logged    map[string]bool // fallback reasons already logged (once each)
+}
+
+// watchDir is one directory's watch and the tailers it wakes.
+type watchDir struct {
+	watched  bool                 // the inotify watch is in place
+	failed   string               // why the last attempt to watch failed (counted once until it works)
+	failedAt time.Time            // when; retried after full_rescan_interval
+	changes  uint64               // entry events seen and watches lost: part of the token
+	listed   bool                 // the lister lists it
+	files    map[string][]*tailer // the tailers of each name (nil: none yet)
+	refs     int                  // tailers subscribed
+}
+
+// watchRef is a tailer's subscription: a name in a watched directory.
+type watchRef struct {
+	d    *watchDir
+	dir  string
+	base string
+}
+
+var errUnsupportedFS = errors.New("network or FUSE filesystem: inotify does not see changes made elsewhere")
+
+func newWatcher(r *logsReceiver) *watcher {
+	return &watcher{
+		r: r, newFS: fsnotify.NewWatcher, addDir: addDirWatch,
+		dirs: map[string]*watchDir{}, logged: map[string]bool{},
+	}
+}
+
+// start creates the inotify watcher and its event loop. When it cannot be
+// created every file is polled as without it; that is counted and logged.
+func (w *watcher) start(ctx context.Context, wg *sync.WaitGroup) {
+	fsw, err := w.newFS()
+	if err != nil {
+		w.mu.Lock()
+		w.fallbackLocked("", watchUnavailable, err)
+		w.mu.Unlock()
+		return
+	}
+	w.mu.Lock()
+	w.fs = fsw
+	w.mu.Unlock()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		w.loop(ctx, fsw)
+	}()
+}
+
+// loop dispatches the notifications and, every fallback_poll_interval,
+// wakes every file of a watched directory (the safety poll: woken
+// together, they cost one burst instead of a timer each).
+func (w *watcher) loop(ctx context.Context, fsw *fsnotify.Watcher) {
+	defer func() {
+		w.mu.Lock()
+		w.closed = true
+		for _, d := range w.dirs {
+			// Nothing wakes them any more: back to polling (only matters
+			// if the watcher ended before shutdown).
+			d.watched = false
+			d.wakeAll()
+		}
+		w.mu.Unlock()
+		w.addMu.Lock()
+		_ = fsw.Close() // also ends fsnotify's reader goroutine
+		w.addMu.Unlock()
+	}()
+	sweep := time.NewTicker(w.r.cfg.FallbackPollInterval)
+	defer sweep.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sweep.C:
+			w.mu.Lock()
+			for _, d := range w.dirs {
+				if d.watched {
+					d.wakeAll()
+				}
+			}
+			w.mu.Unlock()
+		case ev, ok := <-fsw.Events:
+			if !ok {
+				return
+			}
+			w.event(ev)
+		case err, ok := <-fsw.Errors:
+			if !ok {
+				return
+			}
+			w.error(err)
+		}
+	}
+}
+
+// event wakes the tailers of the event's name and marks the listing of its
+// directory stale when an entry was created, removed or renamed.
+func (w *watcher) event(ev fsnotify.Event) {
+	dir, base := filepath.Dir(ev.Name), filepath.Base(ev.Name)
+	entry := ev.Has(fsnotify.Create | fsnotify.Remove | fsnotify.Rename)
+	w.mu.Lock()
+	if d := w.dirs[ev.Name]; d != nil && ev.Has(fsnotify.Remove|fsnotify.Rename) {
+		// The watched directory itself was removed or moved: inotify
+		// dropped its watch. It is watched again when listed again.
+		d.watched = false
+		d.changes++
+		d.wakeAll()
+	}
+	if d := w.dirs[dir]; d != nil {
+		if entry {
+			d.changes++
+		}
+		for _, t := range d.files[base] {
+			t.wakeUp()
+		}
+	}
+	w.mu.Unlock()
+	if ev.Has(fsnotify.Create) && w.r.mayMatch(ev.Name) {
+		w.r.rescanSoon()
+	}
+}
+
+// error handles an error of the watcher. On a queue overflow events were
+// lost: every file is woken and every listing is taken again.
+func (w *watcher) error(err error) {
+	if !errors.Is(err, fsnotify.ErrEventOverflow) {
+		if !w.r.rateLimited("watch error") {
+			w.r.set.Logger.Warn("change notification error", zap.Error(err))
+		}
+		return
+	}
+	w.r.tel.watchOverflows.Add(context.Background(), 1)
+	if !w.r.rateLimited("watch overflow") {
+		w.r.set.Logger.Warn("change notification queue overflowed (fs.inotify.max_queued_events); every file is checked", zap.Error(err))
+	}
+	w.mu.Lock()
+	w.overflows++
+	for _, d := range w.dirs {
+		d.wakeAll()
+	}
+	w.mu.Unlock()
+	w.r.rescanSoon()
+}
+
+func (d *watchDir) wakeAll() {
+	for _, ts := range d.files {
+		for _, t := range ts {
+			t.wakeUp()
+		}
+	}
+}
+
+// listDir makes sure a directory the lister lists is watched. token changes
+// whenever the directory's entries may have changed since; ok is false when
+// the directory is not watched (the lister then relies on its mtime).
+func (w *watcher) listDir(dir string) (token uint64, ok bool) {
+	w.mu.Lock()
+	if d := w.dirs[dir]; d != nil && d.watched { // the usual case
+		d.listed = true
+		token = d.changes + w.overflows
+		w.mu.Unlock()
+		return token, true
+	}
+	w.mu.Unlock()
+	d := w.ensure(dir)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	d.listed = true
+	return d.changes + w.overflows, d.watched
+}
+
+// unlistDir is called when the lister forgets a directory (gone or no
+// longer matched): its watch is removed unless a tailer still needs it.
+func (w *watcher) unlistDir(dir string) {
+	w.mu.Lock()
+	d := w.dirs[dir]
+	if d == nil {
+		w.mu.Unlock()
+		return
+	}
+	d.listed = false
+	drop := w.dropLocked(dir, d)
+	w.mu.Unlock()
+	w.remove(drop)
+}
+
+// ensure returns the directory's entry, adding its watch if it has none
+// (a failed one is tried again after full_rescan_interval).
+func (w *watcher) ensure(dir string) *watchDir {
+	w.mu.Lock()
+	d := w.dirLocked(dir)
+	if d.watched || w.fs == nil || w.closed || (d.failed != "" && time.Since(d.failedAt) < w.r.cfg.FullRescanInterval) {
+		w.mu.Unlock()
+		return d
+	}
+	fsw := w.fs
+	w.mu.Unlock()
+	w.addMu.Lock()
+	err := w.addDir(fsw, dir)
+	w.addMu.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	d = w.dirLocked(dir)
+	switch {
+	case err == nil:
+		d.watched, d.failed = true, ""
+	case w.closed || errors.Is(err, fsnotify.ErrClosed):
+		// shutting down
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
+		// gone: the lister or the tailer finds out by itself
+	default:
+		d.failedAt = time.Now()
+		reason := watchFailReason(err)
+		if d.failed != reason {
+			d.failed = reason
+			w.fallbackLocked(dir, reason, err)
+		}
+	}
+	return d
+}
+
+func (w *watcher) dirLocked(dir string) *watchDir {
+	d := w.dirs[dir]
+	if d == nil {
+		d = &watchDir{}
+		w.dirs[dir] = d
+	}
+	return d
+}
+
+// dropLocked forgets a directory no one needs any more and returns the
+// watch to remove (outside mu), if any.
+func (w *watcher) dropLocked(dir string, d *watchDir) (remove string) {
+	if d.listed || d.refs > 0 {
+		return ""
+	}
+	delete(w.dirs, dir)
+	if d.watched && !w.closed {
+		return dir
+	}
+	return ""
+}
+
+func (w *watcher) remove(dir string) {
+	if dir == "" {
+		return
+	}
+	w.mu.Lock()
+	fsw := w.fs
+	w.mu.Unlock()
+	w.addMu.Lock()
+	defer w.addMu.Unlock()
+	_ = fsw.Remove(dir) // ErrNonExistentWatch when inotify already dropped it
+}
+
+// subscribe registers a following tailer under its path and, when the path
+// is a symbolic link, under the file it leads to (writes are reported in
+// that file's directory), and makes sure both directories are watched.
+func (w *watcher) subscribe(t *tailer) {
+	names := []string{t.path}
+	if real, err := filepath.EvalSymlinks(t.path); err == nil && real != t.path {
+		names = append(names, real)
+	}
+	for _, n := range names {
+		dir, base := filepath.Dir(n), filepath.Base(n)
+		w.mu.Lock()
+		d := w.dirLocked(dir)
+		if d.files == nil {
+			d.files = map[string][]*tailer{}
+		}
+		d.files[base] = append(d.files[base], t)
+		d.refs++
+		t.watches = append(t.watches, watchRef{d: d, dir: dir, base: base})
+		w.mu.Unlock()
+		w.ensure(dir)
+	}
+}
+
+// unsubscribe removes a tailer that ended.
+func (w *watcher) unsubscribe(t *tailer) {
+	var drop []string
+	w.mu.Lock()
+	for _, ref := range t.watches {
+		ts := ref.d.files[ref.base]
+		for i, x := range ts {
+			if x == t {
+				ts = append(ts[:i], ts[i+1:]...)
+				break
+			}
+		}
+		if len(ts) == 0 {
+			delete(ref.d.files, ref.base)
+		} else {
+			ref.d.files[ref.base] = ts
+		}
+		ref.d.refs--
+		if w.dirs[ref.dir] == ref.d {
+			if r := w.dropLocked(ref.dir, ref.d); r != "" {
+				drop = append(drop, r)
+			}
+		}
+	}
+	t.watches = nil
+	w.mu.Unlock()
+	for _, d := range drop {
+		w.remove(d)
+	}
+}
+
+// covers reports whether every directory the tailer is registered in is
+// watched, so that a change to its file wakes it.
+func (w *watcher) covers(t *tailer) bool {
+	if len(t.watches) == 0 {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, ref := range t.watches {
+		if !ref.d.watched {
+			return false
+		}
+	}
+	return true
+}
+
+// fallbackLocked counts a fall back to polling and logs the first of each
+// reason.
+func (w *watcher) fallbackLocked(dir, reason string, err error) {
+	w.r.tel.watchFallbacks.Add(context.Background(), 1, metric.WithAttributes(attribute.String("reason", reason)))
+	if w.logged[reason] {
+		return
+	}
+	w.logged[reason] = true
+	fields := []zap.Field{zap.String("reason", reason), zap.Error(err)}
+	if dir != "" {
+		fields = append(fields, zap.String("directory", dir))
+	}
+	w.r.set.Logger.Warn("no change notifications; files are polled every poll_interval instead (counted in watch_fallbacks, logged once per reason)", fields...)
+}
+
+func watchFailReason(err error) string {
+	switch {
+	case errors.Is(err, syscall.ENOSPC):
+		return watchLimit
+	case errors.Is(err, errUnsupportedFS):
+		return watchUnsupported
+	default:
+		return watchError
+	}
+}
+
+// addDirWatch watches dir, unless it is on a filesystem where inotify only
+// sees the changes made through this machine's kernel (network and FUSE
+// filesystems): there files are polled.
+func addDirWatch(fsw *fsnotify.Watcher, dir string) error {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err == nil && remoteFS(uint32(st.Type)) { //nolint:gosec // magic numbers are 32-bit
+		return errUnsupportedFS
+	}
+	return fsw.Add(dir)
+}
+
+// remoteFS reports whether a statfs f_type is a network or FUSE filesystem
+// (linux/magic.h).
+func remoteFS(magic uint32) bool {
+	switch magic {
+	case 0x6969, // NFS
+		0x517B,     // SMB
+		0xFF534D42, // CIFS
+		0xFE534D42, // SMB2
+		0x65735546, // FUSE
+		0x01021997, // 9P
+		0x00C36400, // Ceph
+		0x5346414F, // AFS
+		0x0BD00BD0: // Lustre
+		return true
+	}
+	return false
+}
+
+// wakeUp makes the tailer read now; a wake already pending is enough.
+func (t *tailer) wakeUp() {
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,1044 @@
+package podscrapereceiver
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/relabel"
+	"github.com/prometheus/prometheus/model/textparse"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+)
+
+// ExposedBoundsKey is the pdata metric metadata key under which pod_scrape
+// puts the exposed text of bucket and quantile bounds that Go's shortest
+// 'g' formatting would write differently: a map from the 'g' form to the
+// exposed one.
+const ExposedBoundsKey = "weft.prometheus.exposed_bounds"
+
+// metricKind is the pdata shape a Prometheus metric family becomes.
+type metricKind uint8
+
+const (
+	kindGauge metricKind = iota
+	kindCounter
+	kindHistogram
+	kindSummary
+)
+
+// sampleRole is the part of a data point one exposed sample carries.
+type sampleRole uint8
+
+const (
+	roleValue sampleRole = iota
+	roleBucket
+	roleSum
+	roleCount
+	roleQuantile
+)
+
+// Reasons a scrape fails; they are the reason attribute of
+// pod_scrape_failures_total and the reason field of the log line.
+const (
+	reasonConnection   = "connection"
+	reasonTimeout      = "timeout"
+	reasonTLS          = "tls"
+	reasonHTTPStatus   = "http_status"
+	reasonBodySize     = "body_size_limit"
+	reasonSampleLimit  = "sample_limit"
+	reasonLabelLimit   = "label_limit"
+	reasonNameLength   = "label_name_length_limit"
+	reasonValueLength  = "label_value_length_limit"
+	reasonParse        = "parse"
+	reasonDuplicate    = "duplicate_series"
+	reasonContentType  = "content_type"
+	reasonDecompress   = "decompress"
+	reasonLineTooLong  = "line_too_long"
+	scopeName          = "github.com/weftobs/weft/receivers/podscrapereceiver"
+	failuresMetricName = "pod_scrape_failures_total"
+)
+
+// scrapeError is a failed scrape with its reason.
+type scrapeError struct {
+	reason string
+	err    error
+}
+
+func (e *scrapeError) Error() string { return e.reason + ": " + e.err.Error() }
+func (e *scrapeError) Unwrap() error { return e.err }
+
+func failf(reason, format string, args ...any) error {
+	return &scrapeError{reason: reason, err: fmt.Errorf(format, args...)}
+}
+
+// metricState is one pdata metric of a target, kept across scrapes.
+type metricState struct {
+	name string
+	help string
+	kind metricKind
+	// boundTexts are the le (or quantile) values exposed in another form
+	// than Go's shortest 'g' one (Envoy writes 1800000 where Go writes
+	// 1.8e+06), by their 'g' form. They travel in the pdata metric's
+	// metadata (ExposedBoundsKey), so that weft_store stores the label
+	// Prometheus stores.
+	boundTexts map[string]string
+	// metaLen is how many boundTexts the current output metric carries.
+	metaLen int
+	// iter is the scrape in which m was appended to the output.
+	iter uint64
+	m    pmetric.Metric
+}
+
+// pointState is one pdata data point (a series, or a histogram/summary
+// label set) of a target, kept across scrapes for start times and staleness.
+type pointState struct {
+	metric *metricState
+	attrs  pcommon.Map
+	// start is the start time in ms; last the previous counter value (or
+	// histogram/summary count) for reset detection; lastTs its timestamp.
+	start  int64
+	last   float64
+	lastTs int64
+	// lastSeen is the last scrape that touched the point; okSeen the last
+	// successful scrape that emitted it.
+	lastSeen uint64
+	okSeen   uint64
+
+	// Current scrape.
+	ts      int64
+	created int64
+	num     pmetric.NumberDataPoint
+	hist    pmetric.HistogramDataPoint
+	summ    pmetric.SummaryDataPoint
+	bounds  []float64
+	cum     []float64
+	// okBounds are the histogram bounds (or summary quantiles) last
+	// emitted: a stale marker repeats them so that every bucket (quantile)
+	// series ends.
+	okBounds  []float64
+	infCount  float64
+	hasInf    bool
+	sum       float64
+	count     float64
+	hasCount  bool
+	hasSample bool
+}
+
+// seriesEntry caches what one exposed series (by its raw text) maps to.
+type seriesEntry struct {
+	point    *pointState
+	role     sampleRole
+	bound    float64
+	lastSeen uint64
+	dropped  bool
+	// overLimit fails every scrape that exposes the series: its labels
+	// break a label limit.
+	overLimit error
+	// createdFor are the texts of the series whose start time this
+	// _created series gives (a counter's _total or bare sample, a
+	// histogram's or summary's _count), tried in order.
+	createdFor []string
+}
+
+// scrapeLimits are a job's per-scrape limits, with Prometheus's semantics:
+// a scrape that breaks one fails whole (up=0, reason), 0 is no limit.
+type scrapeLimits struct {
+	honorTimestamps bool
+	sample          int
+	labels          int // series' labels, __name__ included
+	nameLength      int // bytes of a label name
+	valueLength     int // bytes of a label value
+}
+
+// check returns the first limit lset breaks, nil if none.
+func (l scrapeLimits) check(lset labels.Labels) error {
+	name := lset.Get(model.MetricNameLabel)
+	if l.labels > 0 && lset.Len() > l.labels {
+		return failf(reasonLabelLimit, "series %.80s has %d labels, label_limit is %d", name, lset.Len(), l.labels)
+	}
+	if l.nameLength <= 0 && l.valueLength <= 0 {
+		return nil
+	}
+	var err error
+	lset.Range(func(lb labels.Label) {
+		switch {
+		case err != nil:
+		case l.nameLength > 0 && len(lb.Name) > l.nameLength:
+			err = failf(reasonNameLength, "series %.80s has label name %.80q of %d bytes, label_name_length_limit is %d", name, lb.Name, len(lb.Name), l.nameLength)
+		case l.valueLength > 0 && len(lb.Value) > l.valueLength:
+			err = failf(reasonValueLength, "series %.80s has label %s with a value of %d bytes, label_value_length_limit is %d", name, lb.Name, len(lb.Value), l.valueLength)
+		}
+	})
+	return err
+}
+
+// appender turns exposition bodies of one target into pdata, keeping the
+// per-series state that start times and staleness need.
+type appender struct {
+	honorLabels   bool
+	limits        scrapeLimits
+	metricRelabel []*relabel.Config
+	targetLabels  labels.Labels
+	job, instance string
+
+	series  map[string]*seriesEntry
+	points  map[uint64]*pointState
+	metrics map[string]*metricState
+	iter    uint64
+	lastOK  uint64
+	touched []*pointState
+
+	// Targets expose their series in the same order every scrape: the
+	// previous successful scrape's series text (keys, cut at offs) and
+	// entries (order) let the next one find most entries by position,
+	// comparing sequential memory instead of hashing into the map (whose
+	// keys lie all over the heap). While a scrape matches them, nothing is
+	// copied; from the first difference on, new ones are built (nextKeys,
+	// nextOffs, nextOrder) and replace them if the scrape succeeds.
+	keys, nextKeys   []byte
+	offs, nextOffs   []uint32
+	order, nextOrder []*seriesEntry
+
+	// cur is the scrape being parsed.
+	cur parseState
+	// fmtCT and fmt cache the body format of the last content type.
+	fmtCT  string
+	fmt    bodyFormat
+	hasFmt bool
+	// typeLine is the TYPE line re-emitted at the start of a chunk.
+	typeLine []byte
+
+	symbols *labels.SymbolTable
+	lbls    labels.Labels
+	lb      *labels.Builder
+	ex      exemplar.Exemplar
+}
+
+func newAppender(targetLabels labels.Labels, honorLabels bool, limits scrapeLimits, metricRelabel []*relabel.Config) *appender {
+	return &appender{
+		honorLabels:   honorLabels,
+		limits:        limits,
+		metricRelabel: metricRelabel,
+		targetLabels:  targetLabels,
+		job:           targetLabels.Get(model.JobLabel),
+		instance:      targetLabels.Get(model.InstanceLabel),
+		series:        map[string]*seriesEntry{},
+		points:        map[uint64]*pointState{},
+		metrics:       map[string]*metricState{},
+		symbols:       labels.NewSymbolTable(),
+		lb:            labels.NewBuilder(labels.EmptyLabels()),
+	}
+}
+
+// parseStats are the counts of one scrape.
+type parseStats struct {
+	scraped      int
+	postRelabel  int
+	added        int // series seen for the first time (scrape_series_added)
+	staleEmitted int
+}
+
+// parseState is one scrape's parse in progress, carried from chunk to chunk
+// of a streamed body: the counts, whether the position data diverged, and
+// the family the last TYPE/HELP lines declared.
+type parseState struct {
+	ms       pmetric.MetricSlice
+	st       parseStats
+	nowMs    int64
+	useST    bool
+	diverged bool
+	// sizeHint sizes the first position data: the body's expected length.
+	sizeHint int
+	typed    bool // a TYPE entry was seen
+	family   []byte
+	famType  model.MetricType
+	help     []byte
+	helpFor  []byte
+	// sentinel is the first byte of the comment line that ends a
+	// Prometheus text chunk; seen is set when the parser returned it (the
+	// parser stops early, silently, at a NUL byte starting a line).
+	sentinel *byte
+	seen     bool
+}
+
+// appendBody parses a whole body and appends its data points to ms. On
+// error the caller discards ms and calls fail. Scrapes stream their bodies
+// through appendStream; appendBody is the same parse on one chunk.
+func (a *appender) appendBody(body []byte, contentType string, now time.Time, ms pmetric.MetricSlice) (parseStats, error) {
+	format, err := a.formatOf(contentType)
+	if err != nil {
+		a.iter++
+		return parseStats{}, err
+	}
+	a.begin(contentType, now, ms, len(body))
+	if err := a.parseChunk(body, format); err != nil {
+		return a.cur.st, err
+	}
+	return a.commit(), nil
+}
+
+// begin starts a scrape.
+func (a *appender) begin(contentType string, now time.Time, ms pmetric.MetricSlice, sizeHint int) {
+	a.iter++
+	a.touched = a.touched[:0]
+	a.nextKeys, a.nextOffs, a.nextOrder = nil, nil, nil
+	c := &a.cur
+	*c = parseState{
+		ms:    ms,
+		nowMs: now.UnixMilli(),
+		// The OpenMetrics parser's StartTimestamp turns the skipping of
+		// _created lines back on (prometheus v0.315.1); for OpenMetrics
+		// the _created series themselves give the start times.
+		useST:    contentType == "" || !strings.HasPrefix(contentType, "application/openmetrics-text"),
+		sizeHint: sizeHint,
+		family:   c.family[:0],
+		help:     c.help[:0],
+		helpFor:  c.helpFor[:0],
+	}
+}
+
+// parserOptions are the textparse options of every scrape.
+func parserOptions() textparse.ParserOptions {
+	return textparse.ParserOptions{
+		IgnoreNativeHistograms: true,
+		// _created series are samples of their own, as Prometheus 2.x
+		// stores them (they also give the counters' start times).
+		OpenMetricsSkipSTSeries: false,
+		FallbackContentType:     "text/plain",
+	}
+}
+
+// newParser returns the parser textparse.New returns for a content type
+// of the format with parserOptions, without parsing the content type again
+// for every chunk.
+func (a *appender) newParser(b []byte, format bodyFormat) textparse.Parser {
+	switch format {
+	case formatOpenMetrics:
+		return textparse.NewOpenMetricsParser(b, a.symbols)
+	case formatProto:
+		return textparse.NewProtobufParser(b, true, false, false, false, a.symbols)
+	}
+	return textparse.NewPromParser(b, a.symbols, false)
+}
+
+// parseChunk parses b, whole lines (protobuf: messages) of the scrape's
+// body, and appends their samples to the scrape's metrics.
+func (a *appender) parseChunk(b []byte, format bodyFormat) error {
+	p := a.newParser(b, format)
+	binary := format == formatProto
+	c := &a.cur
+	for {
+		e, err := p.Next()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return failf(reasonParse, "%w", err)
+		}
+		switch e {
+		case textparse.EntryType:
+			name, typ := p.Type()
+			if !binary && bytes.IndexByte(name, '\n') >= 0 {
+				return errRawLineFeed(name)
+			}
+			c.family = append(c.family[:0], name...)
+			c.famType = typ
+			c.typed = true
+			continue
+		case textparse.EntryHelp:
+			name, text := p.Help()
+			if !binary && bytes.IndexByte(name, '\n') >= 0 {
+				return errRawLineFeed(name)
+			}
+			c.helpFor = append(c.helpFor[:0], name...)
+			c.help = append(c.help[:0], text...)
+			continue
+		case textparse.EntrySeries:
+		case textparse.EntryComment:
+			if c.sentinel != nil {
+				if cm := p.Comment(); len(cm) > 0 && &cm[0] == c.sentinel {
+					c.seen = true
+				}
+			}
+			continue
+		default:
+			// Units and native histograms (not requested).
+			continue
+		}
+		met, tp, v := p.Series()
+		idx := c.st.scraped
+		c.st.scraped++
+		var ent *seriesEntry
+		if idx < len(a.order) && string(a.keys[a.offs[idx]:a.offs[idx+1]]) == string(met) {
+			ent = a.order[idx]
+		} else {
+			if !c.diverged {
+				c.diverged = true
+				a.diverge(idx, c.sizeHint)
+			}
+			ent = a.series[string(met)]
+		}
+		if c.diverged {
+			a.nextKeys = append(a.nextKeys, met...)
+			a.nextOffs = append(a.nextOffs, uint32(len(a.nextKeys)))
+		}
+		if ent == nil {
+			if !binary && bytes.IndexByte(met, '\n') >= 0 {
+				return errRawLineFeed(met)
+			}
+			var h []byte
+			if string(c.helpFor) == string(c.family) {
+				h = c.help
+			}
+			ent = a.newEntry(p, c.family, c.famType, h)
+			ent.createdFor = createdSiblings(met, c.family, c.famType)
+			noteBoundText(ent, met)
+			a.series[string(met)] = ent
+			if !ent.dropped {
+				c.st.added++
+			}
+		}
+		if c.diverged {
+			a.nextOrder = append(a.nextOrder, ent)
+		}
+		if ent.lastSeen == a.iter {
+			return failf(reasonDuplicate, "series %s exposed twice", met)
+		}
+		ent.lastSeen = a.iter
+		if ent.dropped {
+			continue
+		}
+		if ent.overLimit != nil {
+			return ent.overLimit
+		}
+		c.st.postRelabel++
+		if a.limits.sample > 0 && c.st.postRelabel > a.limits.sample {
+			return failf(reasonSampleLimit, "more than %d samples after relabeling (sample_limit)", a.limits.sample)
+		}
+		ts := c.nowMs
+		if tp != nil && a.limits.honorTimestamps {
+			ts = *tp
+		}
+		ps := ent.point
+		if ps.lastSeen != a.iter {
+			a.touch(ps, c.ms, ts)
+		} else if ent.role == roleValue {
+			return failf(reasonDuplicate, "series %s exposed twice", met)
+		}
+		if c.useST {
+			if stt := p.StartTimestamp(); stt != 0 {
+				ps.created = stt
+			}
+		}
+		if len(ent.createdFor) > 0 {
+			a.applyCreated(ent.createdFor, v)
+		}
+		switch ent.role {
+		case roleValue:
+			ps.sum = v
+			ps.hasSample = true
+			a.appendExemplars(p, ps.num.Exemplars(), ts)
+		case roleBucket:
+			if math.IsInf(ent.bound, 1) {
+				ps.infCount, ps.hasInf = v, true
+			} else {
+				ps.bounds = append(ps.bounds, ent.bound)
+				ps.cum = append(ps.cum, v)
+			}
+			a.appendExemplars(p, ps.hist.Exemplars(), ts)
+		case roleSum:
+			ps.sum = v
+		case roleCount:
+			ps.count, ps.hasCount = v, true
+		case roleQuantile:
+			ps.bounds = append(ps.bounds, ent.bound)
+			q := ps.summ.QuantileValues().AppendEmpty()
+			q.SetQuantile(ent.bound)
+			q.SetValue(v)
+		}
+	}
+}
+
+// errRawLineFeed fails a text body whose quoted name or label value holds
+// a raw line feed. The formats require it escaped (\n); Prometheus's lexer
+// lets it through, but a body parsed line by line cannot, so that a scrape's
+// outcome does not depend on where its chunks are cut.
+func errRawLineFeed(text []byte) error {
+	return failf(reasonParse, "raw line feed in the quoted name or label value of %.80q (must be escaped as \\n)", text)
+}
+
+// commit completes a scrape that parsed without error: data points
+// finished, vanished series ended, state of the scrape kept.
+func (a *appender) commit() parseStats {
+	c := &a.cur
+	st := c.st
+	for _, ps := range a.touched {
+		a.finish(ps)
+	}
+	defer a.release()
+	// Series seen in the last successful scrape and not in this one are
+	// ended, as Prometheus's staleness markers do.
+	if a.lastOK != 0 {
+		for _, ps := range a.points {
+			if ps.okSeen == a.lastOK && ps.lastSeen != a.iter {
+				a.appendStale(ps, c.ms, c.nowMs)
+				st.staleEmitted++
+			}
+		}
+	}
+	for key, ent := range a.series {
+		if ent.lastSeen != a.iter {
+			delete(a.series, key)
+		}
+	}
+	for key, ps := range a.points {
+		if ps.lastSeen != a.iter {
+			delete(a.points, key)
+		} else {
+			ps.okSeen = a.iter
+		}
+	}
+	for key, m := range a.metrics {
+		if m.iter != a.iter {
+			delete(a.metrics, key)
+		}
+	}
+	a.lastOK = a.iter
+	switch {
+	case c.diverged:
+		if cap(a.nextKeys) > len(a.nextKeys)+len(a.nextKeys)/4+4096 {
+			// Sized from a guess (a body's length): keep what it holds.
+			a.nextKeys = append([]byte(nil), a.nextKeys...)
+		}
+		a.keys, a.offs, a.order = a.nextKeys, a.nextOffs, a.nextOrder
+	case st.scraped < len(a.order):
+		// Series gone from the end: keep the matching prefix.
+		clear(a.order[st.scraped:])
+		a.keys, a.offs, a.order = a.keys[:a.offs[st.scraped]], a.offs[:st.scraped+1], a.order[:st.scraped]
+	}
+	a.nextKeys, a.nextOffs, a.nextOrder = nil, nil, nil
+	return st
+}
+
+// diverge starts new position data at the first series (idx) that differs
+// from the previous scrape, with the matching prefix copied.
+func (a *appender) diverge(idx, sizeHint int) {
+	keysCap, n := sizeHint, idx+1
+	if len(a.order) > 0 {
+		keysCap = len(a.keys) + len(a.keys)/16
+		n = max(len(a.order)+len(a.order)/16, idx+1)
+	}
+	a.nextKeys = append(make([]byte, 0, max(keysCap, int(a.offs0(idx)))), a.keys[:a.offs0(idx)]...)
+	a.nextOffs = append(make([]uint32, 0, n+1), 0)
+	if idx > 0 {
+		a.nextOffs = append(a.nextOffs[:0], a.offs[:idx+1]...)
+	}
+	a.nextOrder = append(make([]*seriesEntry, 0, n), a.order[:idx]...)
+}
+
+// offs0 is where the idx-th series' text starts in keys.
+func (a *appender) offs0(idx int) uint32 {
+	if idx == 0 || len(a.offs) == 0 {
+		return 0
+	}
+	return a.offs[idx]
+}
+
+// release drops the references into this scrape's pdata, so that the
+// batch is garbage once the pipeline is done with it.
+func (a *appender) release() {
+	for _, ps := range a.touched {
+		ps.num, ps.hist, ps.summ = pmetric.NumberDataPoint{}, pmetric.HistogramDataPoint{}, pmetric.SummaryDataPoint{}
+	}
+	for _, m := range a.metrics {
+		m.m = pmetric.Metric{}
+	}
+	a.cur.ms = pmetric.MetricSlice{}
+	clear(a.touched)
+	a.touched = a.touched[:0]
+}
+
+// fail ends every series of the last successful scrape (a failed scrape
+// makes them stale in Prometheus too) and returns how many it ended.
+func (a *appender) fail(now time.Time, ms pmetric.MetricSlice) int {
+	defer a.release()
+	a.iter++
+	if a.lastOK == 0 {
+		return 0
+	}
+	n := 0
+	nowMs := now.UnixMilli()
+	for _, ps := range a.points {
+		if ps.okSeen == a.lastOK {
+			a.appendStale(ps, ms, nowMs)
+			n++
+		}
+	}
+	a.lastOK = 0
+	return n
+}
+
+// newEntry resolves a series seen for the first time: its pdata metric and
+// data point, after target labels and metric relabeling.
+func (a *appender) newEntry(p textparse.Parser, family []byte, famType model.MetricType, help []byte) *seriesEntry {
+	p.Labels(&a.lbls)
+	name := a.lbls.Get(model.MetricNameLabel)
+	ent := &seriesEntry{}
+	kind, metricName := kindGauge, name
+	fam := string(family)
+	switch famType {
+	case model.MetricTypeCounter:
+		if name == fam || name == fam+"_total" {
+			kind = kindCounter
+		}
+	case model.MetricTypeHistogram:
+		switch name {
+		case fam + "_bucket":
+			kind, metricName, ent.role = kindHistogram, fam, roleBucket
+			ent.bound = parseBound(a.lbls.Get(model.BucketLabel))
+		case fam + "_sum":
+			kind, metricName, ent.role = kindHistogram, fam, roleSum
+		case fam + "_count":
+			kind, metricName, ent.role = kindHistogram, fam, roleCount
+		}
+	case model.MetricTypeSummary:
+		switch name {
+		case fam:
+			kind, metricName, ent.role = kindSummary, fam, roleQuantile
+			ent.bound = parseBound(a.lbls.Get(model.QuantileLabel))
+		case fam + "_sum":
+			kind, metricName, ent.role = kindSummary, fam, roleSum
+		case fam + "_count":
+			kind, metricName, ent.role = kindSummary, fam, roleCount
+		}
+	}
+	if kind == kindHistogram && ent.role == roleBucket && math.IsNaN(ent.bound) ||
+		kind == kindSummary && ent.role == roleQuantile && math.IsNaN(ent.bound) {
+		// A bucket without a usable le (or quantile) is kept as a gauge.
+		kind, metricName, ent.role = kindGauge, name, roleValue
+	}
+
+	// Target labels win over exposed ones unless honor_labels (Prometheus's
+	// mutateSampleLabels).
+	a.lb.Reset(a.lbls)
+	a.targetLabels.Range(func(l labels.Label) {
+		if ev := a.lbls.Get(l.Name); ev != "" {
+			if a.honorLabels {
+				return
+			}
+			a.lb.Set(model.ExportedLabelPrefix+l.Name, ev)
+		}
+		a.lb.Set(l.Name, l.Value)
+	})
+	if len(a.metricRelabel) > 0 && !relabel.ProcessBuilder(a.lb, a.metricRelabel...) {
+		ent.dropped = true
+		return ent
+	}
+	if n := a.lb.Get(model.MetricNameLabel); n == "" {
+		ent.dropped = true
+		return ent
+	} else if n != name && kind != kindHistogram && kind != kindSummary {
+		metricName = n
+	}
+	// Limits apply to the series as Prometheus would store it (le and
+	// quantile included), after relabeling.
+	if err := a.limits.check(a.lb.Labels()); err != nil {
+		ent.overLimit = err
+		return ent
+	}
+	switch ent.role {
+	case roleBucket:
+		a.lb.Del(model.BucketLabel)
+	case roleQuantile:
+		a.lb.Del(model.QuantileLabel)
+	}
+	a.lb.Set(model.MetricNameLabel, metricName)
+	lset := a.lb.Labels()
+	key := lset.Hash() ^ uint64(kind)
+	ps := a.points[key]
+	if ps == nil {
+		ps = &pointState{metric: a.metricFor(metricName, kind, help), attrs: pcommon.NewMap()}
+		ps.attrs.EnsureCapacity(lset.Len())
+		lset.Range(func(l labels.Label) {
+			switch {
+			case l.Name == model.MetricNameLabel, l.Value == "":
+				// An empty value is no label, in Prometheus.
+			case l.Name == model.JobLabel && l.Value == a.job:
+			case l.Name == model.InstanceLabel && l.Value == a.instance:
+			default:
+				ps.attrs.PutStr(l.Name, l.Value)
+			}
+		})
+		a.points[key] = ps
+	}
+	ent.point = ps
+	return ent
+}
+
+// writeBoundTexts puts boundTexts into the output metric's metadata when it
+// does not carry all of them yet.
+func (m *metricState) writeBoundTexts() {
+	if len(m.boundTexts) == m.metaLen {
+		return
+	}
+	m.metaLen = len(m.boundTexts)
+	texts := m.m.Metadata().PutEmptyMap(ExposedBoundsKey)
+	texts.EnsureCapacity(len(m.boundTexts))
+	for g, raw := range m.boundTexts {
+		texts.PutStr(g, raw)
+	}
+}
+
+// noteBoundText records the exposed text of a bucket's or quantile's bound
+// when it is not Go's shortest 'g' form of the number. It reads the raw
+// series text: the parser hands out normalized le and quantile values
+// ("1.0" for an exposed "1"), Prometheus 2.x stores them as exposed.
+func noteBoundText(ent *seriesEntry, met []byte) {
+	if ent.point == nil || math.IsInf(ent.bound, 0) || math.IsNaN(ent.bound) {
+		return
+	}
+	name := "le"
+	if ent.role == roleQuantile {
+		name = "quantile"
+	} else if ent.role != roleBucket {
+		return
+	}
+	raw, ok := rawLabelValue(met, name)
+	if !ok {
+		return
+	}
+	if g := strconv.FormatFloat(ent.bound, 'g', -1, 64); g != raw {
+		m := ent.point.metric
+		if m.boundTexts == nil {
+			m.boundTexts = map[string]string{}
+		}
+		m.boundTexts[g] = raw
+	}
+}
+
+// rawLabelValue finds name="value" in a series' exposition text and
+// returns the value as written (bound values need no unescaping).
+func rawLabelValue(met []byte, name string) (string, bool) {
+	i := bytes.IndexByte(met, '{')
+	for i >= 0 && i < len(met) {
+		j := i + 1
+		for j < len(met) && (met[j] == ' ' || met[j] == ',') {
+			j++
+		}
+		k := bytes.IndexByte(met[j:], '=')
+		if k < 0 || j+k+1 >= len(met) || met[j+k+1] != '"' {
+			return "", false
+		}
+		key := bytes.Trim(met[j:j+k], ` "`)
+		start := j + k + 2
+		end := start
+		for end < len(met) && met[end] != '"' {
+			if met[end] == '\\' {
+				end++
+			}
+			end++
+		}
+		if end >= len(met) {
+			return "", false
+		}
+		if string(key) == name {
+			return string(met[start:end]), true
+		}
+		i = end + 1
+	}
+	return "", false
+}
+
+// createdSiblings returns, for a _created series of a counter, histogram
+// or summary family, the texts of the series it dates: the same labels under
+// the family's sample name.
+func createdSiblings(met, family []byte, famType model.MetricType) []string {
+	name := string(family) + "_created"
+	if len(met) < len(name) || string(met[:len(name)]) != name || (len(met) > len(name) && met[len(name)] != '{') {
+		return nil
+	}
+	rest := string(met[len(name):])
+	switch famType {
+	case model.MetricTypeCounter:
+		return []string{string(family) + "_total" + rest, string(family) + rest}
+	case model.MetricTypeHistogram, model.MetricTypeSummary:
+		return []string{string(family) + "_count" + rest}
+	}
+	return nil
+}
+
+// applyCreated sets the start time of the first sibling seen in this scrape
+// from a _created value (seconds).
+func (a *appender) applyCreated(siblings []string, v float64) {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return
+	}
+	for _, text := range siblings {
+		if sib := a.series[text]; sib != nil && sib.point != nil && sib.point.lastSeen == a.iter {
+			sib.point.created = int64(v * 1000) // as the OpenMetrics parser does
+			return
+		}
+	}
+}
+
+func (a *appender) metricFor(name string, kind metricKind, help []byte) *metricState {
+	key := name
+	if kind != kindGauge {
+		key = name + "\xff" + strconv.Itoa(int(kind))
+	}
+	m := a.metrics[key]
+	if m == nil {
+		m = &metricState{name: name, kind: kind, help: string(help)}
+		a.metrics[key] = m
+	}
+	return m
+}
+
+// parseBound parses an le or quantile label value; NaN if it is not a
+// number.
+func parseBound(s string) float64 {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return math.NaN()
+	}
+	return f
+}
+
+// output returns the pdata metric of m in the current scrape.
+func (a *appender) output(m *metricState, ms pmetric.MetricSlice) pmetric.Metric {
+	if m.iter == a.iter {
+		return m.m
+	}
+	m.iter = a.iter
+	m.m = ms.AppendEmpty()
+	m.m.SetName(m.name)
+	if m.help != "" {
+		m.m.SetDescription(m.help)
+	}
+	m.metaLen = 0
+	m.writeBoundTexts() // stale markers are output without a finish
+
+	switch m.kind {
+	case kindCounter:
+		s := m.m.SetEmptySum()
+		s.SetIsMonotonic(true)
+		s.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	case kindHistogram:
+		m.m.SetEmptyHistogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	case kindSummary:
+		m.m.SetEmptySummary()
+	default:
+		m.m.SetEmptyGauge()
+	}
+	return m.m
+}
+
+// touch starts the point's data point in the current scrape.
+func (a *appender) touch(ps *pointState, ms pmetric.MetricSlice, ts int64) {
+	ps.lastSeen = a.iter
+	ps.ts = ts
+	ps.created = 0
+	ps.bounds, ps.cum = ps.bounds[:0], ps.cum[:0]
+	ps.hasInf, ps.hasCount, ps.hasSample = false, false, false
+	ps.sum, ps.count, ps.infCount = 0, 0, 0
+	a.touched = append(a.touched, ps)
+	m := a.output(ps.metric, ms)
+	switch ps.metric.kind {
+	case kindCounter:
+		ps.num = m.Sum().DataPoints().AppendEmpty()
+		ps.attrs.CopyTo(ps.num.Attributes())
+	case kindGauge:
+		ps.num = m.Gauge().DataPoints().AppendEmpty()
+		ps.attrs.CopyTo(ps.num.Attributes())
+	case kindHistogram:
+		ps.hist = m.Histogram().DataPoints().AppendEmpty()
+		ps.attrs.CopyTo(ps.hist.Attributes())
+	case kindSummary:
+		ps.summ = m.Summary().DataPoints().AppendEmpty()
+		ps.attrs.CopyTo(ps.summ.Attributes())
+	}
+}
+
+// startTime returns the start time of a cumulative point whose current
+// total is v, tracking resets.
+func (ps *pointState) startTime(v float64) int64 {
+	switch {
+	case ps.created != 0:
+		ps.start = ps.created
+	case ps.start == 0:
+		ps.start = ps.ts
+	case v < ps.last:
+		// The counter was reset after the previous scrape.
+		ps.start = ps.lastTs
+	}
+	if !math.IsNaN(v) {
+		ps.last = v
+	}
+	ps.lastTs = ps.ts
+	return ps.start
+}
+
+// finish completes the point's data point once its family is read.
+func (a *appender) finish(ps *pointState) {
+	// Bound texts are complete once the body is read.
+	ps.metric.writeBoundTexts()
+	ts := pcommon.Timestamp(ps.ts * int64(time.Millisecond))
+	switch ps.metric.kind {
+	case kindGauge:
+		ps.num.SetTimestamp(ts)
+		ps.num.SetDoubleValue(ps.sum)
+	case kindCounter:
+		ps.num.SetTimestamp(ts)
+		ps.num.SetDoubleValue(ps.sum)
+		ps.num.SetStartTimestamp(pcommon.Timestamp(ps.startTime(ps.sum) * int64(time.Millisecond)))
+	case kindHistogram:
+		dp := ps.hist
+		dp.SetTimestamp(ts)
+		count := ps.count
+		if !ps.hasCount && ps.hasInf {
+			count = ps.infCount
+		}
+		if !sort.Float64sAreSorted(ps.bounds) {
+			sort.Sort(byBound{ps.bounds, ps.cum})
+		}
+		dp.ExplicitBounds().FromRaw(ps.bounds)
+		bc := dp.BucketCounts()
+		bc.EnsureCapacity(len(ps.bounds) + 1)
+		prev := 0.0
+		for _, c := range ps.cum {
+			bc.Append(nonNegative(c - prev))
+			prev = c
+		}
+		total := count
+		if ps.hasInf {
+			total = ps.infCount
+		}
+		bc.Append(nonNegative(total - prev))
+		dp.SetCount(nonNegative(count))
+		dp.SetSum(ps.sum)
+		ps.okBounds = append(ps.okBounds[:0], ps.bounds...)
+		dp.SetStartTimestamp(pcommon.Timestamp(ps.startTime(count) * int64(time.Millisecond)))
+	case kindSummary:
+		dp := ps.summ
+		dp.SetTimestamp(ts)
+		dp.SetCount(nonNegative(ps.count))
+		dp.SetSum(ps.sum)
+		dp.SetStartTimestamp(pcommon.Timestamp(ps.startTime(ps.count) * int64(time.Millisecond)))
+		ps.okBounds = append(ps.okBounds[:0], ps.bounds...)
+	}
+}
+
+func nonNegative(f float64) uint64 {
+	if !(f > 0) || math.IsInf(f, 1) {
+		return 0
+	}
+	return uint64(f)
+}
+
+type byBound struct{ b, c []float64 }
+
+func (s byBound) Len() int           { return len(s.b) }
+func (s byBound) Less(i, j int) bool { return s.b[i] < s.b[j] }
+func (s byBound) Swap(i, j int) {
+	s.b[i], s.b[j] = s.b[j], s.b[i]
+	s.c[i], s.c[j] = s.c[j], s.c[i]
+}
+
+// appendStale ends a point: a data point flagged NoRecordedValue, which the
+// remote-write exporter turns into Prometheus's stale marker.
+func (a *appender) appendStale(ps *pointState, ms pmetric.MetricSlice, nowMs int64) {
+	m := a.output(ps.metric, ms)
+	ts := pcommon.Timestamp(nowMs * int64(time.Millisecond))
+	start := pcommon.Timestamp(ps.start * int64(time.Millisecond))
+	flags := pmetric.DefaultDataPointFlags.WithNoRecordedValue(true)
+	switch ps.metric.kind {
+	case kindCounter:
+		dp := m.Sum().DataPoints().AppendEmpty()
+		ps.attrs.CopyTo(dp.Attributes())
+		dp.SetStartTimestamp(start)
+		dp.SetTimestamp(ts)
+		dp.SetFlags(flags)
+	case kindGauge:
+		dp := m.Gauge().DataPoints().AppendEmpty()
+		ps.attrs.CopyTo(dp.Attributes())
+		dp.SetTimestamp(ts)
+		dp.SetFlags(flags)
+	case kindHistogram:
+		dp := m.Histogram().DataPoints().AppendEmpty()
+		ps.attrs.CopyTo(dp.Attributes())
+		dp.SetStartTimestamp(start)
+		dp.SetTimestamp(ts)
+		dp.SetFlags(flags)
+		// Same buckets and a sum, so that every _bucket and _sum series
+		// gets its marker too.
+		dp.ExplicitBounds().FromRaw(ps.okBounds)
+		dp.BucketCounts().FromRaw(make([]uint64, len(ps.okBounds)+1))
+		dp.SetSum(0)
+	case kindSummary:
+		dp := m.Summary().DataPoints().AppendEmpty()
+		ps.attrs.CopyTo(dp.Attributes())
+		dp.SetStartTimestamp(start)
+		dp.SetTimestamp(ts)
+		dp.SetFlags(flags)
+		for _, q := range ps.okBounds {
+			dp.QuantileValues().AppendEmpty().SetQuantile(q)
+		}
+	}
+}
+
+// appendExemplars copies the sample's OpenMetrics exemplars; trace_id and
+// span_id become the exemplar's trace and span IDs.
+func (a *appender) appendExemplars(p textparse.Parser, dst pmetric.ExemplarSlice, ts int64) {
+	for {
+		a.ex = exemplar.Exemplar{}
+		if !p.Exemplar(&a.ex) {
+			return
+		}
+		ex := dst.AppendEmpty()
+		ex.SetDoubleValue(a.ex.Value)
+		ets := ts
+		if a.ex.HasTs {
+			ets = a.ex.Ts
+		}
+		ex.SetTimestamp(pcommon.Timestamp(ets * int64(time.Millisecond)))
+		a.ex.Labels.Range(func(l labels.Label) {
+			switch l.Name {
+			case "trace_id", "traceID", "trace-id":
+				var id pcommon.TraceID
+				if decodeID(id[:], l.Value) {
+					ex.SetTraceID(id)
+					return
+				}
+			case "span_id", "spanID", "span-id":
+				var id pcommon.SpanID
+				if decodeID(id[:], l.Value) {
+					ex.SetSpanID(id)
+					return
+				}
+			}
+			ex.FilteredAttributes().PutStr(l.Name, l.Value)
+		})
+	}
+}
+
+// decodeID decodes a hex ID, left-padding short ones with zeros (64-bit
+// trace IDs).
+func decodeID(dst []byte, s string) bool {
+	if len(s) == 0 || len(s) > 2*len(dst) || len(s)%2 != 0 {
+		return false
+	}
+	off := len(dst) - len(s)/2
+	_, err := hex.Decode(dst[off:], []byte(s))
+	return err == nil
+}
