@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/weftobs/weft/extensions/weftfilestorageextension"
+	"github.com/weftobs/weft/internal/weftest"
 )
 
 // benchLogs returns n container-log-like records of one pod.
@@ -191,7 +192,7 @@ func benchPipeline(b *testing.B, storageExt component.Component, id component.ID
 	var host component.Host = componenttest.NewNopHost()
 	if storageExt != nil {
 		cfg.QueueConfig.Get().StorageID = &id
-		host = storageHost{exts: map[component.ID]component.Component{id: storageExt}}
+		host = weftest.Host{id: storageExt}
 	}
 	set := exportertest.NewNopSettings(componentType)
 	exp, err := NewFactory().CreateLogs(b.Context(), set, cfg)

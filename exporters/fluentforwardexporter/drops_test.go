@@ -23,6 +23,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+
+	"github.com/weftobs/weft/internal/weftest"
 )
 
 // droppedMetric is the name dashboards and alerts read (prefix: the component type).
@@ -283,7 +285,7 @@ type memStorage struct {
 func newMemStorage() *memStorage { return &memStorage{kv: map[string][]byte{}} }
 
 func (s *memStorage) host() component.Host {
-	return storageHost{exts: map[component.ID]component.Component{memStorageID: s}}
+	return weftest.Host{memStorageID: s}
 }
 
 func (s *memStorage) GetClient(context.Context, component.Kind, component.ID, string) (storage.Client, error) {

@@ -13,6 +13,8 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/extension/extensiontest"
+
+	"github.com/weftobs/weft/internal/weftest"
 )
 
 // TestEvidenceFileStorageDamagedFileFailsStart records why the default
@@ -40,7 +42,7 @@ func TestEvidenceFileStorageDamagedFileFailsStart(t *testing.T) {
 		eset.ID = component.NewID(componentType)
 		exp, err := NewFactory().CreateLogs(t.Context(), eset, cfgE)
 		require.NoError(t, err)
-		err = exp.Start(t.Context(), storageHost{exts: map[component.ID]component.Component{storageID: ext}})
+		err = exp.Start(t.Context(), weftest.Host{storageID: ext})
 		if err == nil {
 			require.NoError(t, exp.ConsumeLogs(t.Context(), seqLogs(0, 100)))
 			shutdownWithin(t, exp, 5*time.Second)

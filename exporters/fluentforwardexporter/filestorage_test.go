@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/weftobs/weft/extensions/weftfilestorageextension"
+	"github.com/weftobs/weft/internal/weftest"
 )
 
 var weftStorageID = component.MustNewID("weft_file_storage")
@@ -63,7 +64,7 @@ func startAgent(t *testing.T, addr, dir string, tune func(cfg map[string]any)) *
 	set.Logger = logger
 	exp, err := NewFactory().CreateLogs(t.Context(), set, cfg)
 	require.NoError(t, err)
-	require.NoError(t, exp.Start(t.Context(), storageHost{exts: map[component.ID]component.Component{weftStorageID: ext}}),
+	require.NoError(t, exp.Start(t.Context(), weftest.Host{weftStorageID: ext}),
 		"the exporter starts whatever the state of its queue file")
 	return &agent{exp: exp, ext: ext, tel: tel}
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/weftobs/weft/extensions/weftfilestorageextension"
 	"github.com/weftobs/weft/internal/loopback"
+	"github.com/weftobs/weft/internal/weftest"
 )
 
 // Outage scenario: an agent process (this test binary re-executed as
@@ -187,7 +188,7 @@ func startWeftStorage(t *testing.T, dir string) component.Host {
 	require.NoError(t, err)
 	require.NoError(t, ext.Start(t.Context(), componenttest.NewNopHost()))
 	t.Cleanup(func() { require.NoError(t, ext.Shutdown(context.Background())) })
-	return storageHost{exts: map[component.ID]component.Component{weftStorageID: ext}}
+	return weftest.Host{weftStorageID: ext}
 }
 
 // keepSeqOnly drops every record field but seq as messages arrive.

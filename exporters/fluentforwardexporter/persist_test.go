@@ -13,14 +13,9 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/extension"
 	"go.opentelemetry.io/collector/extension/extensiontest"
+
+	"github.com/weftobs/weft/internal/weftest"
 )
-
-// storageHost hands the exporter its storage extension.
-type storageHost struct {
-	exts map[component.ID]component.Component
-}
-
-func (h storageHost) GetExtensions() map[component.ID]component.Component { return h.exts }
 
 var storageID = component.MustNewID("file_storage")
 
@@ -36,7 +31,7 @@ func startStorage(t *testing.T, dir string) (extension.Extension, component.Host
 	ext, err := f.Create(t.Context(), set, cfg)
 	require.NoError(t, err)
 	require.NoError(t, ext.Start(t.Context(), componenttest.NewNopHost()))
-	return ext, storageHost{exts: map[component.ID]component.Component{storageID: ext}}
+	return ext, weftest.Host{storageID: ext}
 }
 
 // TestPersistentQueueSurvivesOutageAndRestart: records accepted while the

@@ -152,7 +152,7 @@ func startReceiver(t *testing.T, cfg *Config, next consumer.Logs, setup ...func(
 	for _, f := range setup {
 		f(r)
 	}
-	require.NoError(t, r.Start(t.Context(), extHost{componenttest.NewNopHost()}))
+	require.NoError(t, r.Start(t.Context(), storageHost()))
 	run := &running{r: r, tel: tel}
 	t.Cleanup(func() { run.stop(t) })
 	return run

@@ -20,6 +20,8 @@ import (
 	"go.opentelemetry.io/collector/extension"
 	"go.opentelemetry.io/collector/extension/extensiontest"
 	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/weftobs/weft/internal/weftest"
 )
 
 // restartCase runs the receiver, stops it, lets change() alter the files
@@ -173,14 +175,14 @@ func startFileStorage(t *testing.T, dir string) *component.ID {
 
 var storageHosts = map[component.ID]extension.Extension{}
 
-type extHost struct{ component.Host }
-
-func (extHost) GetExtensions() map[component.ID]component.Component {
-	m := map[component.ID]component.Component{}
+// storageHost returns a host holding every storage extension the tests
+// started.
+func storageHost() weftest.Host {
+	h := weftest.Host{}
 	for id, e := range storageHosts {
-		m[id] = e
+		h[id] = e
 	}
-	return m
+	return h
 }
 
 // A checkpointed file rotated away and deleted while the agent is down: the
