@@ -36,19 +36,6 @@ func (s goBuildStep) flagValue(name string) (string, bool) {
 	return "", false
 }
 
-// withOutput returns the step with its -o value replaced.
-func (s goBuildStep) withOutput(path string) goBuildStep {
-	args := slices.Clone(s.Args)
-	for i, a := range args {
-		if a == "-o" && i+1 < len(args) {
-			args[i+1] = path
-		} else if strings.HasPrefix(a, "-o=") {
-			args[i] = "-o=" + path
-		}
-	}
-	return goBuildStep{Env: s.Env, Args: args}
-}
-
 // parseDockerfileBuild finds the single RUN instruction that runs `go
 // build` and returns its environment and arguments, with build arguments
 // expanded: the Dockerfile's ARG defaults, overridden by args.

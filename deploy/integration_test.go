@@ -489,3 +489,16 @@ func TestDashboardMetricsExistInDemo(t *testing.T) {
 		}
 	}, 30*time.Second, time.Second)
 }
+
+// withOutput returns the step with its -o value replaced.
+func (s goBuildStep) withOutput(path string) goBuildStep {
+	args := slices.Clone(s.Args)
+	for i, a := range args {
+		if a == "-o" && i+1 < len(args) {
+			args[i+1] = path
+		} else if strings.HasPrefix(a, "-o=") {
+			args[i] = "-o=" + path
+		}
+	}
+	return goBuildStep{Env: s.Env, Args: args}
+}
