@@ -28,6 +28,7 @@ import (
 	"github.com/weftobs/weft/extensions/weftqueryextension/internal/statuspage"
 	"github.com/weftobs/weft/extensions/weftqueryextension/internal/weftapi"
 	"github.com/weftobs/weft/extensions/weftstoreextension"
+	"github.com/weftobs/weft/internal/nodestatus"
 	"github.com/weftobs/weft/internal/rulesapi"
 )
 
@@ -42,6 +43,7 @@ type server struct {
 	store     *weftstoreextension.Store
 	queryable storage.Queryable // the store's; tests set a wrapper before Start
 	rules     rulesapi.Source   // nil: no rules engine
+	board     nodestatus.Board  // what receivers publish for the status page
 	engine    *promql.Engine    // the store's (weftstoreextension.Store.Engine), shared with the rules
 	parser    parser.Parser     // bounds expressions before the engine sees them
 
@@ -88,6 +90,10 @@ func (s *server) Dependencies() []component.ID {
 	}
 	return deps
 }
+
+// StatusBoard makes weft_query a status owner: receivers publish their
+// files and targets on this board at Start (nodestatus.PublishFiles).
+func (s *server) StatusBoard() *nodestatus.Board { return &s.board }
 
 // Start finds the store (and rules source), loads credentials and TLS, binds
 // the endpoint and serves in the background.
@@ -260,7 +266,7 @@ func (s *server) handler() http.Handler {
 	jaeger.Register(mux)
 	weft := &weftapi.API{Store: s.store, Rules: s.rules, Now: now, Query: prom.Query, LogScan: s.logScan}
 	weft.Register(mux)
-	pages := &statuspage.Pages{Health: s.store, Traces: s.store, Rules: s.rules, TelemetryURL: s.cfg.TelemetryURL, Now: now}
+	pages := &statuspage.Pages{Health: s.store, Traces: s.store, Rules: s.rules, Board: &s.board, TelemetryURL: s.cfg.TelemetryURL, Now: now}
 	pages.Register(mux)
 
 	var h http.Handler = mux

@@ -30,6 +30,7 @@ import (
 	"github.com/weftobs/weft/extensions/weftstoreextension/weftstoretest"
 	"github.com/weftobs/weft/internal/nodestatus"
 	"github.com/weftobs/weft/internal/rulesapi"
+	"github.com/weftobs/weft/internal/weftest"
 )
 
 func TestStatusPage(t *testing.T) {
@@ -146,17 +147,19 @@ func TestStatusPagePipelines(t *testing.T) {
 		_, _ = w.Write([]byte(selfMetrics))
 	}))
 	defer tel.Close()
-	defer nodestatus.RegisterFiles("container_logs", func() []nodestatus.File {
+	f := newFixture(t, fixtureOpts{mod: func(c *Config) { c.TelemetryURL = tel.URL + "/metrics" }})
+	// The receivers find weft_query among the host's extensions and publish on its board.
+	host := weftest.Host{component.MustNewID("weft_query"): f.srv}
+	defer nodestatus.PublishFiles(host, "container_logs", func() []nodestatus.File {
 		return []nodestatus.File{{Path: "/var/log/pods/a/b/0.log", Size: 5000, Offset: 4000, Acked: 3900, Records: 42, Following: true}}
 	})()
-	defer nodestatus.RegisterTargets("pod_scrape", func() []nodestatus.Target {
+	defer nodestatus.PublishTargets(host, "pod_scrape", func() []nodestatus.Target {
 		return []nodestatus.Target{
 			{Job: "envoy", URL: "http://10.0.0.7:15090/stats/prometheus", Health: "up", Samples: 812, LastDuration: 12 * time.Millisecond},
 			{Job: "apps", URL: "http://10.0.0.8:8080/metrics", Health: "down", LastError: "connection refused"},
 		}
 	})()
 
-	f := newFixture(t, fixtureOpts{mod: func(c *Config) { c.TelemetryURL = tel.URL + "/metrics" }})
 	code, body := get(t, f.url+"/")
 	require.Equal(t, http.StatusOK, code)
 	page := string(body)

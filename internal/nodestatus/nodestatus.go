@@ -1,8 +1,11 @@
-// Package nodestatus is where weft's receivers publish what they are doing
-// on this node (the files they tail, the targets they scrape) for the
-// status page of weft_query to show. It is a process-wide registry, like
-// expvar: a component registers a snapshot function at Start and removes it
-// at Shutdown; readers call the functions when they render.
+// Package nodestatus is the route by which weft's receivers tell the status
+// page what they are doing on this node (the files they tail, the targets
+// they scrape). A Board belongs to an extension that shows status (weft_query
+// owns one); a receiver finds every board among the host's extensions at
+// Start, publishes a snapshot function on each, and withdraws it at
+// Shutdown. Readers call the functions when they render. There is no
+// process-wide state: two collectors in one process (tests) see only their
+// own components.
 package nodestatus
 
 import (
@@ -10,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/collector/component"
 )
 
 // File is one log file a receiver reads.
@@ -88,25 +93,56 @@ func (r *registry[T]) snapshot() []Source[T] {
 	return out
 }
 
-var (
+// Board collects what components publish for one status page. The zero
+// value is ready to use.
+type Board struct {
 	files   registry[File]
 	targets registry[Target]
-)
-
-// RegisterFiles publishes a component's tailed files; call the returned
-// function to withdraw them (at Shutdown).
-func RegisterFiles(component string, fn func() []File) (unregister func()) {
-	return files.register(component, fn)
 }
 
-// RegisterTargets publishes a component's scrape targets; call the returned
-// function to withdraw them (at Shutdown).
-func RegisterTargets(component string, fn func() []Target) (unregister func()) {
-	return targets.register(component, fn)
+// Files returns every published component's files, by component ID.
+func (b *Board) Files() []Source[File] { return b.files.snapshot() }
+
+// Targets returns every published component's targets, by component ID.
+func (b *Board) Targets() []Source[Target] { return b.targets.snapshot() }
+
+// Owner is an extension that shows status: it owns a Board.
+type Owner interface {
+	StatusBoard() *Board
 }
 
-// Files returns every registered component's files, by component ID.
-func Files() []Source[File] { return files.snapshot() }
+// boards returns the boards of every extension on the host that owns one.
+func boards(host component.Host) []*Board {
+	var out []*Board
+	for _, ext := range host.GetExtensions() {
+		if o, ok := ext.(Owner); ok {
+			out = append(out, o.StatusBoard())
+		}
+	}
+	return out
+}
 
-// Targets returns every registered component's targets, by component ID.
-func Targets() []Source[Target] { return targets.snapshot() }
+// PublishFiles publishes a component's tailed files on every board of the
+// host (none: nothing to do); call the returned function to withdraw them
+// (at Shutdown).
+func PublishFiles(host component.Host, component string, fn func() []File) (withdraw func()) {
+	return publish(host, component, fn, func(b *Board) *registry[File] { return &b.files })
+}
+
+// PublishTargets publishes a component's scrape targets on every board of
+// the host; call the returned function to withdraw them (at Shutdown).
+func PublishTargets(host component.Host, component string, fn func() []Target) (withdraw func()) {
+	return publish(host, component, fn, func(b *Board) *registry[Target] { return &b.targets })
+}
+
+func publish[T any](host component.Host, component string, fn func() []T, reg func(*Board) *registry[T]) func() {
+	var withdraw []func()
+	for _, b := range boards(host) {
+		withdraw = append(withdraw, reg(b).register(component, fn))
+	}
+	return func() {
+		for _, w := range withdraw {
+			w()
+		}
+	}
+}

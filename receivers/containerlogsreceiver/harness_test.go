@@ -15,6 +15,8 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/stretchr/testify/require"
+	"github.com/weftobs/weft/internal/nodestatus"
+	"github.com/weftobs/weft/internal/nodestatus/nodestatustest"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer"
@@ -134,8 +136,9 @@ func withoutNotifications(r *logsReceiver) {
 }
 
 type running struct {
-	r   *logsReceiver
-	tel *componenttest.Telemetry
+	r      *logsReceiver
+	tel    *componenttest.Telemetry
+	status *nodestatus.Board // where the receiver publishes its files
 }
 
 // startReceiver starts a receiver; setup, if any, runs before Start (to set
@@ -152,8 +155,10 @@ func startReceiver(t *testing.T, cfg *Config, next consumer.Logs, setup ...func(
 	for _, f := range setup {
 		f(r)
 	}
-	require.NoError(t, r.Start(t.Context(), storageHost()))
-	run := &running{r: r, tel: tel}
+	host, status := storageHost(), &nodestatustest.Owner{}
+	host[nodestatustest.ID] = status
+	require.NoError(t, r.Start(t.Context(), host))
+	run := &running{r: r, tel: tel, status: &status.Board}
 	t.Cleanup(func() { run.stop(t) })
 	return run
 }

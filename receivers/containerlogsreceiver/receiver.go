@@ -42,7 +42,7 @@ type logsReceiver struct {
 	tenv     tailerEnv    // what every tailer shares (see newTailer)
 
 	cancel     context.CancelFunc
-	unregister func() // withdraws the files from nodestatus
+	unregister func() // withdraws the files from the status boards
 	wg         sync.WaitGroup
 	closeOnce  sync.Once
 
@@ -130,7 +130,7 @@ func (r *logsReceiver) Start(ctx context.Context, host component.Host) error {
 		return err
 	}
 	r.ckpt.store = store
-	r.unregister = nodestatus.RegisterFiles(r.set.ID.String(), r.fileStatus)
+	r.unregister = nodestatus.PublishFiles(host, r.set.ID.String(), r.fileStatus)
 	runCtx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	r.watch.start(runCtx, &r.wg)

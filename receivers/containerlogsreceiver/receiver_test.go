@@ -262,7 +262,7 @@ func TestFileStatusPublished(t *testing.T) {
 	s := &sink{}
 	run := startReceiver(t, testCfg(filepath.Join(dir, "*", "*", "*.log")), s)
 	find := func() (nodestatus.File, bool) {
-		for _, src := range nodestatus.Files() {
+		for _, src := range run.status.Files() {
 			for _, f := range src.Items {
 				if f.Path == path {
 					return f, true

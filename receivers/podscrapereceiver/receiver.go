@@ -40,7 +40,7 @@ type podScrapeReceiver struct {
 	dial dialFunc
 
 	cancel     context.CancelFunc
-	unregister func() // withdraws the targets from nodestatus
+	unregister func() // withdraws the targets from the status boards
 	wg         sync.WaitGroup
 }
 
@@ -62,7 +62,7 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Metrics) (*po
 
 // Start starts the static targets and the Kubernetes discoveries; it does
 // not wait for any scrape.
-func (r *podScrapeReceiver) Start(_ context.Context, _ component.Host) error {
+func (r *podScrapeReceiver) Start(_ context.Context, host component.Host) error {
 	subscribers := map[sdKey][]*job{}
 	var order []sdKey
 	for _, j := range r.jobs {
@@ -99,7 +99,7 @@ func (r *podScrapeReceiver) Start(_ context.Context, _ component.Host) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.mu.Lock()
 	r.cancel = cancel
-	r.unregister = nodestatus.RegisterTargets(r.set.ID.String(), r.targetStatus)
+	r.unregister = nodestatus.PublishTargets(host, r.set.ID.String(), r.targetStatus)
 	r.mu.Unlock()
 	for _, j := range r.jobs {
 		if len(j.static) > 0 {

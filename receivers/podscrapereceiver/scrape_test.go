@@ -18,7 +18,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver/receivertest"
@@ -27,12 +26,21 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/weftobs/weft/internal/nodestatus"
+	"github.com/weftobs/weft/internal/nodestatus/nodestatustest"
 	"github.com/weftobs/weft/internal/simnode"
+	"github.com/weftobs/weft/internal/weftest"
 )
 
 // startReceiver runs a pod_scrape receiver on cfg into a sink, scraping new
 // targets at once; it is shut down in t.Cleanup.
 func startReceiver(t *testing.T, cfg *Config) (*podScrapeReceiver, *consumertest.MetricsSink, *observer.ObservedLogs) {
+	r, sink, logs, _ := startReceiverStatus(t, cfg)
+	return r, sink, logs
+}
+
+// startReceiverStatus is startReceiver, also returning the status board the
+// receiver publishes its targets on.
+func startReceiverStatus(t *testing.T, cfg *Config) (*podScrapeReceiver, *consumertest.MetricsSink, *observer.ObservedLogs, *nodestatus.Board) {
 	t.Helper()
 	require.NoError(t, cfg.Validate())
 	core, logs := observer.New(zapcore.DebugLevel)
@@ -42,9 +50,10 @@ func startReceiver(t *testing.T, cfg *Config) (*podScrapeReceiver, *consumertest
 	r, err := newReceiver(set, cfg, sink)
 	require.NoError(t, err)
 	r.firstScrapeNow = true
-	require.NoError(t, r.Start(t.Context(), componenttest.NewNopHost()))
+	status := &nodestatustest.Owner{}
+	require.NoError(t, r.Start(t.Context(), weftest.Host{nodestatustest.ID: status}))
 	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
-	return r, sink, logs
+	return r, sink, logs, &status.Board
 }
 
 func staticConfig(job, addr string, mutate func(*ScrapeConfig)) *Config {
@@ -494,11 +503,11 @@ func TestTargetStatusPublished(t *testing.T) {
 	require.NoError(t, l.Close())
 	cfg := staticConfig("ok", strings.TrimPrefix(up.URL, "http://"), nil)
 	cfg.ScrapeConfigs = append(cfg.ScrapeConfigs, staticConfig("gone", gone, nil).ScrapeConfigs...)
-	r, sink, _ := startReceiver(t, cfg)
+	r, sink, _, status := startReceiverStatus(t, cfg)
 	waitBatches(t, sink, 2)
 
 	var got []nodestatus.Target
-	for _, src := range nodestatus.Targets() {
+	for _, src := range status.Targets() {
 		if src.Component == r.set.ID.String() {
 			got = src.Items
 		}
@@ -515,7 +524,7 @@ func TestTargetStatusPublished(t *testing.T) {
 	assert.WithinDuration(t, time.Now(), got[1].LastScrape, time.Minute)
 
 	require.NoError(t, r.Shutdown(context.Background()))
-	for _, src := range nodestatus.Targets() {
+	for _, src := range status.Targets() {
 		assert.NotEqual(t, r.set.ID.String(), src.Component, "a stopped receiver's targets are withdrawn")
 	}
 }

@@ -220,6 +220,8 @@ type Pages struct {
 	Health Health
 	Traces Traces
 	Rules  rulesapi.Source // nil: no rules engine
+	// Board is what the receivers publish: tailed files, scrape targets.
+	Board *nodestatus.Board
 	// TelemetryURL is the collector's own /metrics (empty: no exporter
 	// table).
 	TelemetryURL string
@@ -248,7 +250,7 @@ func renderHTML(w http.ResponseWriter, t *template.Template, status int, data an
 
 func (pg *Pages) statusPage(w http.ResponseWriter, r *http.Request) {
 	p := statusPage{Title: "weft status", Now: pg.Now(), HasRules: pg.Rules != nil, Stats: pg.Health.Stats(), Services: pg.Traces.Services(),
-		Targets: nodestatus.Targets(), Files: nodestatus.Files(), HasTelemetry: pg.TelemetryURL != ""}
+		Targets: pg.Board.Targets(), Files: pg.Board.Files(), HasTelemetry: pg.TelemetryURL != ""}
 	if p.HasTelemetry {
 		fams, err := fetchTelemetry(r.Context(), pg.TelemetryURL)
 		if err != nil {
