@@ -4,12 +4,15 @@ GO        ?= go
 TOOLS_DIR ?= $(HOME)/.cache/weft/tools
 JAEGER_VERSION := v1.76.0
 JAEGER    := $(TOOLS_DIR)/jaeger-$(JAEGER_VERSION)
+THANOS_VERSION := v0.42.4
+THANOS    := $(TOOLS_DIR)/thanos-$(THANOS_VERSION)
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # Integration tests find the real backends through these.
 export WEFT_JAEGER := $(JAEGER)
+export WEFT_THANOS := $(THANOS)
 
 .PHONY: help build build-demo demo demo-jaeger test unit tools bench bench-compare bench-traces noisy soak lint tidy-check clean
 
@@ -31,11 +34,14 @@ demo: build-demo ## run the agent on a simulated node (with Jaeger, Prometheus, 
 demo-jaeger: build-demo tools ## like demo, building Jaeger first if needed
 	bin/weft-demo --jaeger "$(JAEGER)" $(DEMO_FLAGS)
 
-tools: $(JAEGER) ## install the real backends the integration tests use
+tools: $(JAEGER) $(THANOS) ## install the real backends the integration tests use
 	hack/install-debian-tools.sh
 
 $(JAEGER):
-	hack/install-jaeger.sh "$(TOOLS_DIR)" >/dev/null
+	hack/build-module-tool.sh jaeger github.com/jaegertracing/jaeger $(JAEGER_VERSION) ./cmd/jaeger "$(TOOLS_DIR)" >/dev/null
+
+$(THANOS):
+	hack/build-module-tool.sh thanos github.com/thanos-io/thanos $(THANOS_VERSION) ./cmd/thanos "$(TOOLS_DIR)" >/dev/null
 
 # Test binaries are built in parallel first; they then run one package at a
 # time (-p 1), so integration tests of different packages do not race for

@@ -13,7 +13,7 @@ import (
 
 // FindJaeger returns the path of the Jaeger v2 binary: $WEFT_JAEGER when
 // it names an executable file, else `jaeger` on PATH. `make tools` builds it with
-// hack/install-jaeger.sh.
+// hack/build-module-tool.sh.
 func FindJaeger() (string, error) { return find("WEFT_JAEGER", "jaeger") }
 
 // Jaeger is a running Jaeger. Every address is host:port on 127.0.0.1.
