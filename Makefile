@@ -41,7 +41,7 @@ $(JAEGER):
 	hack/build-module-tool.sh jaeger github.com/jaegertracing/jaeger $(JAEGER_VERSION) ./cmd/jaeger "$(TOOLS_DIR)" >/dev/null
 
 $(THANOS):
-	hack/build-module-tool.sh thanos github.com/thanos-io/thanos $(THANOS_VERSION) ./cmd/thanos "$(TOOLS_DIR)" >/dev/null
+	BUILD_TAGS=netgo,slicelabels hack/build-module-tool.sh thanos github.com/thanos-io/thanos $(THANOS_VERSION) ./cmd/thanos "$(TOOLS_DIR)" >/dev/null
 
 # Test binaries are built in parallel first; they then run one package at a
 # time (-p 1), so integration tests of different packages do not race for

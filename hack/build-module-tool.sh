@@ -5,8 +5,13 @@
 # installs by version. So the module is downloaded, copied out of the module
 # cache (which is read-only) and built in place with its own go.mod.
 #
-# Usage: hack/build-module-tool.sh NAME MODULE VERSION PACKAGE [BIN_DIR]
-#   e.g. hack/build-module-tool.sh thanos github.com/thanos-io/thanos v0.42.4 ./cmd/thanos
+# Usage: [BUILD_TAGS=a,b] hack/build-module-tool.sh NAME MODULE VERSION PACKAGE [BIN_DIR]
+#   e.g. BUILD_TAGS=netgo,slicelabels hack/build-module-tool.sh thanos github.com/thanos-io/thanos v0.42.4 ./cmd/thanos
+# BUILD_TAGS are the tags the project's own release build uses (Thanos's
+# .promu.yml: netgo,slicelabels; without slicelabels its labelpb package
+# reads Prometheus label sets as garbage). The version is stamped as the
+# project's release build stamps it (prometheus/common/version), so
+# `NAME --version` tells which build is cached.
 # Prints the binary's path ($BIN_DIR/NAME-VERSION); the build's own output
 # goes to stderr.
 set -euo pipefail
@@ -38,6 +43,7 @@ trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
 cp -r "$mod_dir" "$work/src"
 chmod -R u+w "$work/src"
 echo "build-module-tool: building $name $version from $module (minutes on a cold cache)" >&2
-(cd "$work/src" && GOFLAGS=-mod=mod go build -trimpath -o "$bin.tmp" "$pkg") >&2
+ldflags="-X github.com/prometheus/common/version.Version=${version#v} -X github.com/prometheus/common/version.Revision=module-$version"
+(cd "$work/src" && GOFLAGS=-mod=mod go build -trimpath -tags "${BUILD_TAGS:-}" -ldflags "$ldflags" -o "$bin.tmp" "$pkg") >&2
 mv "$bin.tmp" "$bin"
 echo "$bin"
