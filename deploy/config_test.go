@@ -141,8 +141,9 @@ func TestAgentConfigWiring(t *testing.T) {
 	}
 }
 
-// The headless Service selects the agent pods and its target ports are
-// ports the agent declares.
+// The headless Service (weft-query) selects the agent pods and its target
+// ports are ports the agent declares. It is the only Service of the agents;
+// others (the thanos-query component's) select other pods.
 func TestQueryServiceSelectsAgents(t *testing.T) {
 	for _, dir := range append([]string{"base"}, overlays...) {
 		b := mustBundle(t, dir)
@@ -151,8 +152,13 @@ func TestQueryServiceSelectsAgents(t *testing.T) {
 		for _, p := range pod.Spec.Containers[0].Ports {
 			declared[p.Name] = true
 		}
-		require.Len(t, b.Services, 1, dir)
-		s := b.Services[0]
+		s := named(t, b.Services, "weft-query")
+		for _, o := range b.Services {
+			if o != s {
+				assert.NotEqual(t, "None", o.Spec.ClusterIP, "%s: Service %s: one headless Service for the agents", dir, o.Name)
+				assert.NotEqual(t, s.Spec.Selector, o.Spec.Selector, "%s: Service %s selects the agents too", dir, o.Name)
+			}
+		}
 		assert.Equal(t, "None", s.Spec.ClusterIP, "%s: headless", dir)
 		require.NotEmpty(t, s.Spec.Selector, "%s: a Service without a selector has no endpoints", dir)
 		for k, v := range s.Spec.Selector {
@@ -274,12 +280,14 @@ func TestArgoCDApplication(t *testing.T) {
 // The NetworkPolicy (in the base, so in every overlay) selects the agent
 // pods and lets in every port the agent serves (except the collector's
 // health_check, which only the kubelet's probes would use), the query API
-// only from a labelled namespace, and lets DNS and the API server out.
+// only from a labelled namespace, the StoreAPI only from pods selected by
+// label in the agents' namespace, and lets DNS and the API server out.
+// (Which pods exactly: networkpolicy_test.go evaluates the rendered
+// policies.)
 func TestNetworkPolicyCoversAgentPorts(t *testing.T) {
 	for _, dir := range append([]string{"base"}, overlays...) {
 		b := mustBundle(t, dir)
-		require.Len(t, b.NetworkPolicies, 1, dir)
-		np := b.NetworkPolicies[0]
+		np := named(t, b.NetworkPolicies, "weft")
 		pod := b.DaemonSets[0].Spec.Template
 		require.NotEmpty(t, np.Spec.PodSelector.MatchLabels, "%s: the policy selects pods by label", dir)
 		for k, v := range np.Spec.PodSelector.MatchLabels {
@@ -294,6 +302,15 @@ func TestNetworkPolicyCoversAgentPorts(t *testing.T) {
 		for _, r := range np.Spec.Ingress {
 			for _, p := range r.Ports {
 				in[p.Port.IntVal] = true
+				if p.Port.IntVal == 10901 {
+					// The StoreAPI: only from pods of this namespace, by label.
+					require.NotEmpty(t, r.From, "%s: 10901 from anywhere", dir)
+					for _, from := range r.From {
+						require.Nil(t, from.NamespaceSelector, "%s: 10901 from other namespaces", dir)
+						require.NotNil(t, from.PodSelector, "%s: 10901 from pods", dir)
+						assert.NotEmpty(t, from.PodSelector.MatchExpressions, "%s: 10901 from every pod", dir)
+					}
+				}
 				if p.Port.IntVal != 8686 {
 					continue
 				}

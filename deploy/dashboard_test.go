@@ -72,6 +72,7 @@ type grafanaDatasources struct {
 		Editable bool   `json:"editable"`
 		JSONData struct {
 			HTTPMethod                  string `json:"httpMethod,omitempty"`
+			PrometheusType              string `json:"prometheusType,omitempty"`
 			TimeInterval                string `json:"timeInterval,omitempty"`
 			ExemplarTraceIDDestinations []struct {
 				Name          string `json:"name"`
@@ -194,6 +195,13 @@ func TestDashboardParserRejectsBadQuery(t *testing.T) {
 	require.Error(t, err, "an unknown Grafana variable is left in place and does not parse")
 }
 
+// clusterDatasource is the uid of the datasource at Thanos Query
+// (deploy/components/thanos-query); nodeDatasource the one at an agent.
+const (
+	clusterDatasource = "weft-cluster"
+	nodeDatasource    = "weft-prometheus"
+)
+
 func TestGrafanaDatasources(t *testing.T) {
 	raw, err := os.ReadFile("grafana/provisioning/datasources/weft.yaml")
 	require.NoError(t, err)
@@ -208,20 +216,37 @@ func TestGrafanaDatasources(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, queryHost, "the base has a headless Service with the query port")
+	// Thanos Query's Service, as the component renders it: its HTTP port.
+	tq := named(t, mustBundle(t, thanosExample).Services, "thanos-query")
+	i := slices.IndexFunc(tq.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == "http" })
+	require.GreaterOrEqual(t, i, 0, "Service thanos-query has a port named http")
+	clusterHost := fmt.Sprintf("%s.%s.svc:%d", tq.Name, tq.Namespace, tq.Spec.Ports[i].Port)
 	for _, d := range ds.Datasources {
 		byUID[d.UID] = d.Type
 		u, err := url.Parse(d.URL)
 		require.NoError(t, err)
-		assert.Equal(t, queryHost, u.Host, "datasource %s points at weft_query through the headless Service", d.Name)
+		want := queryHost
+		if d.UID == clusterDatasource {
+			want = clusterHost
+		}
+		assert.Equal(t, want, u.Host, "datasource %s points at its Service", d.Name)
 		assert.Equal(t, "http", u.Scheme)
+		assert.Equal(t, "proxy", d.Access, "datasource %s: Grafana's server sends the requests", d.Name)
 	}
-	assert.Equal(t, map[string]string{"weft-prometheus": "prometheus", "weft-jaeger": "jaeger"}, byUID)
+	assert.Equal(t, map[string]string{nodeDatasource: "prometheus", "weft-jaeger": "jaeger", clusterDatasource: "prometheus"}, byUID)
 	// weft_query checks a bearer token on every request (base's
-	// auth.kubernetes): each datasource sends Grafana's ServiceAccount
-	// token from the file Kubernetes mounts, with Grafana's $__file{}
-	// expansion (only in secureJsonData, never in plain jsonData).
+	// auth.kubernetes): each datasource at an agent sends Grafana's
+	// ServiceAccount token from the file Kubernetes mounts, with Grafana's
+	// $__file{} expansion (only in secureJsonData, never in plain
+	// jsonData). Thanos Query checks none: the token is not sent there.
 	for _, d := range ds.Datasources {
-		assert.Equal(t, "proxy", d.Access, "datasource %s: the header is added by Grafana's server", d.Name)
+		if d.UID == clusterDatasource {
+			assert.Empty(t, d.JSONData.HTTPHeaderName1, "datasource %s: no token to Thanos Query", d.Name)
+			assert.Empty(t, d.SecureJSONData.HTTPHeaderValue1, "datasource %s: no token to Thanos Query", d.Name)
+			assert.Equal(t, "Thanos", d.JSONData.PrometheusType, "datasource %s", d.Name)
+			assert.Empty(t, d.JSONData.ExemplarTraceIDDestinations, "datasource %s: weft traces answers for one node, exemplars come from all", d.Name)
+			continue
+		}
 		assert.Equal(t, "Authorization", d.JSONData.HTTPHeaderName1, "datasource %s", d.Name)
 		assert.Equal(t, "Bearer $__file{"+kube.DefaultServiceAccountDir+"/token}", d.SecureJSONData.HTTPHeaderValue1, "datasource %s", d.Name)
 	}
@@ -245,4 +270,71 @@ func TestGrafanaDatasources(t *testing.T) {
 		}
 	}
 	walk(loadDashboard(t).Panels)
+}
+
+// The cluster row: its panels (and only they) read the cluster datasource,
+// the node panels the node's; it shows the node dimension and the
+// services' rate and errors summed over all nodes.
+func TestDashboardClusterPanels(t *testing.T) {
+	d := loadDashboard(t)
+	var rows []grafanaPanel
+	for _, p := range d.Panels {
+		if p.Type == "row" && len(p.Panels) > 0 {
+			rows = append(rows, p)
+		}
+	}
+	require.Len(t, rows, 1, "one collapsed row holds the cluster panels")
+	cluster := rows[0]
+	uses := func(p grafanaPanel, uid string) {
+		t.Helper()
+		require.NotNil(t, p.Datasource, "panel %q", p.Title)
+		assert.Equal(t, uid, p.Datasource.UID, "panel %q", p.Title)
+		for _, tg := range p.Targets {
+			assert.Equal(t, uid, tg.Datasource.UID, "panel %q target %s", p.Title, tg.RefID)
+		}
+	}
+	for _, p := range d.Panels {
+		if p.Type != "row" {
+			uses(p, nodeDatasource)
+		}
+	}
+	for _, v := range d.Templating.List {
+		assert.Equal(t, nodeDatasource, v.Datasource.UID, "variable %s: the dashboard loads without the cluster component", v.Name)
+	}
+	require.GreaterOrEqual(t, len(cluster.Panels), 6)
+	pp := parser.NewParser(parser.Options{})
+	groupings := map[string]bool{} // "by (labels) metric" of every aggregation
+	var errorRatio bool
+	for _, p := range cluster.Panels {
+		uses(p, clusterDatasource)
+		for _, tg := range p.Targets {
+			expr, err := pp.ParseExpr(grafanaVars.Replace(tg.Expr))
+			require.NoError(t, err, "panel %q: %s", p.Title, tg.Expr)
+			parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+				if a, ok := n.(*parser.AggregateExpr); ok && !a.Without {
+					var metric string
+					parser.Inspect(a.Expr, func(n parser.Node, _ []parser.Node) error {
+						if vs, ok := n.(*parser.VectorSelector); ok && metric == "" {
+							metric = vs.Name
+						}
+						return nil
+					})
+					groupings[fmt.Sprintf("%s by (%s) %s", a.Op, strings.Join(a.Grouping, ", "), metric)] = true
+				}
+				if b, ok := n.(*parser.BinaryExpr); ok && b.Op == parser.DIV && strings.Contains(b.LHS.String(), "STATUS_CODE_ERROR") {
+					errorRatio = true
+				}
+				return nil
+			})
+		}
+	}
+	for _, want := range []string{
+		"count by (node) up",
+		"sum by (service_name) traces_span_metrics_calls_total",
+		"sum by (le, service_name) traces_span_metrics_duration_milliseconds_bucket",
+		"count by (node, alertname) ALERTS",
+	} {
+		assert.True(t, groupings[want], "a cluster panel aggregates %s; have %v", want, groupings)
+	}
+	assert.True(t, errorRatio, "a cluster panel shows the error ratio per service")
 }

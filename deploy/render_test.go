@@ -31,6 +31,7 @@ var overlays = []string{
 	"overlays/prod",
 	"examples/prometheusrule-watch",
 	"examples/root-log-reader",
+	"examples/thanos-query",
 }
 
 // bundle is one rendered kustomization, decoded into k8s.io/api types.
@@ -40,6 +41,7 @@ type bundle struct {
 	ConfigMaps          []*corev1.ConfigMap
 	Services            []*corev1.Service
 	DaemonSets          []*appsv1.DaemonSet
+	Deployments         []*appsv1.Deployment
 	ClusterRoles        []*rbacv1.ClusterRole
 	ClusterRoleBindings []*rbacv1.ClusterRoleBinding
 	Roles               []*rbacv1.Role
@@ -127,6 +129,8 @@ func decodeBundle(rendered []byte) (*bundle, error) {
 			target = appendNew(&b.Services)
 		case "apps/v1 DaemonSet":
 			target = appendNew(&b.DaemonSets)
+		case "apps/v1 Deployment":
+			target = appendNew(&b.Deployments)
 		case "rbac.authorization.k8s.io/v1 ClusterRole":
 			target = appendNew(&b.ClusterRoles)
 		case "rbac.authorization.k8s.io/v1 ClusterRoleBinding":
@@ -157,6 +161,19 @@ func appendNew[T any](list *[]*T) *T {
 	return v
 }
 
+// named returns the object called name in list; t fails if there is none.
+func named[T interface{ GetName() string }](t testing.TB, list []T, name string) T {
+	t.Helper()
+	for _, o := range list {
+		if o.GetName() == name {
+			return o
+		}
+	}
+	require.FailNow(t, "not rendered", "no object named %s", name)
+	var zero T
+	return zero
+}
+
 // mustBundle renders dir and decodes it strictly.
 func mustBundle(t testing.TB, dir string) *bundle {
 	t.Helper()
@@ -177,6 +194,12 @@ func TestOverlaysRenderAndDecodeStrictly(t *testing.T) {
 			}
 			for _, np := range b.NetworkPolicies {
 				require.Equal(t, "weft-system", np.Namespace, "NetworkPolicy %s", np.Name)
+			}
+			for _, d := range b.Deployments {
+				require.Equal(t, "weft-system", d.Namespace, "Deployment %s", d.Name)
+			}
+			for _, s := range b.Services {
+				require.Equal(t, "weft-system", s.Namespace, "Service %s", s.Name)
 			}
 		})
 	}
