@@ -27,6 +27,7 @@ import (
 	"github.com/weftobs/weft/exporters/fluentforwardexporter"
 	weftstoreexporter "github.com/weftobs/weft/exporters/weftstoreexporter"
 	"github.com/weftobs/weft/extensions/weftfilestorageextension"
+	"github.com/weftobs/weft/extensions/weftpinsextension"
 	"github.com/weftobs/weft/extensions/weftqueryextension"
 	"github.com/weftobs/weft/extensions/weftrulesextension"
 	"github.com/weftobs/weft/extensions/weftstoreextension"
@@ -55,6 +56,7 @@ func components() (otelcol.Factories, error) {
 		weftstoreextension.NewFactory(),
 		weftqueryextension.NewFactory(),
 		weftrulesextension.NewFactory(),
+		weftpinsextension.NewFactory(),
 	)
 	if err != nil {
 		return otelcol.Factories{}, err

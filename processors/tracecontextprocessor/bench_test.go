@@ -45,12 +45,18 @@ func BenchmarkExtract(b *testing.B) {
 // BenchmarkConsumeLogs is the processor's ConsumeLogs path on a batch of
 // 1000 records with string bodies, into a no-op consumer. For lines with an
 // ID, the batch's trace IDs are cleared before each call (included in the
-// time: one store per record) so that every record is processed again.
+// time: one store per record) so that every record is processed again;
+// with severity on, the severity is cleared too.
 func BenchmarkConsumeLogs(b *testing.B) {
+	b.Run("severity=off", func(b *testing.B) { benchConsumeLogs(b, false) })
+	b.Run("severity=on", func(b *testing.B) { benchConsumeLogs(b, true) })
+}
+
+func benchConsumeLogs(b *testing.B, severity bool) {
 	const batch = 1000
 	for _, bl := range benchLines {
 		b.Run(bl.name, func(b *testing.B) {
-			p := newTestProcessor(b, &Config{Body: true}, consumertest.NewNop())
+			p := newTestProcessor(b, &Config{Body: true, Severity: severity}, consumertest.NewNop())
 			ld := plog.NewLogs()
 			lrs := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords()
 			for range batch {
@@ -68,6 +74,12 @@ func BenchmarkConsumeLogs(b *testing.B) {
 				if bl.id {
 					for i := range batch {
 						lrs.At(i).SetTraceID(pcommon.TraceID{})
+					}
+				}
+				if severity {
+					for i := range batch {
+						lrs.At(i).SetSeverityNumber(plog.SeverityNumberUnspecified)
+						lrs.At(i).SetSeverityText("")
 					}
 				}
 				if err := p.ConsumeLogs(b.Context(), ld); err != nil {
@@ -131,6 +143,21 @@ func BenchmarkExtractLarge(b *testing.B) {
 			b.SetBytes(int64(len(tc.line)))
 			for b.Loop() {
 				e.extractString(tc.line, &id)
+			}
+		})
+	}
+}
+
+// BenchmarkSeverity is findSeverity on the benchmark lines (JSON and
+// logfmt with a level, Istio and plain text without).
+// Run: go test -run XXX -bench Severity -benchmem ./processors/tracecontextprocessor/
+func BenchmarkSeverity(b *testing.B) {
+	for _, bl := range benchLines {
+		b.Run(bl.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(bl.line)))
+			for b.Loop() {
+				findSeverity(bl.line)
 			}
 		})
 	}

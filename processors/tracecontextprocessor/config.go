@@ -28,6 +28,12 @@ type Config struct {
 	// are searched, in this order, when the body yields no trace ID, e.g.
 	// `message` or `log`. Default none.
 	Attributes []string `mapstructure:"attributes"`
+
+	// Severity sets the SeverityNumber (and SeverityText) of records that
+	// have none from the level written in them: a JSON, logfmt or map key
+	// level, lvl, severity or log.level (README: severity). Searched where
+	// trace context is (body, attributes). Default true.
+	Severity bool `mapstructure:"severity"`
 }
 
 // FieldsConfig holds the extra field names, one list per ID.

@@ -18,13 +18,15 @@ func TestLoadConfig(t *testing.T) {
 		id   component.ID
 		want *Config
 	}{
-		{component.NewID(component.MustNewType(typeStr)), &Config{Body: true}},
+		{component.NewID(component.MustNewType(typeStr)), &Config{Body: true, Severity: true}},
 		{component.NewIDWithName(component.MustNewType(typeStr), "custom"), &Config{
 			Fields:     FieldsConfig{TraceID: []string{"correlation.trace", "request.trace"}, SpanID: []string{"correlation.span"}},
 			Body:       true,
 			Attributes: []string{"message", "log"},
+			Severity:   true,
 		}},
-		{component.NewIDWithName(component.MustNewType(typeStr), "attributes_only"), &Config{Attributes: []string{"message"}}},
+		{component.NewIDWithName(component.MustNewType(typeStr), "attributes_only"), &Config{Attributes: []string{"message"}, Severity: true}},
+		{component.NewIDWithName(component.MustNewType(typeStr), "no_severity"), &Config{Body: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id.String(), func(t *testing.T) {
