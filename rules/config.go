@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"text/template"
 	"time"
@@ -63,6 +64,40 @@ type Config struct {
 	// Evidence controls the trace IDs, log lines and links attached to
 	// firing alerts.
 	Evidence EvidenceConfig `mapstructure:"evidence"`
+	// Scope tunes how each rule's scope (node or cluster) is decided.
+	Scope ScopeConfig `mapstructure:"scope"`
+}
+
+// ScopeConfig tunes the scope analysis (rules/README.md, "Scope and
+// split"). `weft rules split` must be given the same values
+// (--partition-label, --object-metric), or the partial names it writes
+// differ from those the nodes record.
+type ScopeConfig struct {
+	// PartitionLabels are labels, besides node, pod and instance, whose
+	// values each belong to one node (e.g. kubernetes_node, hostname).
+	PartitionLabels []string `mapstructure:"partition_labels"`
+	// ObjectMetrics are regular expressions (anchored) of metric names
+	// whose series describe objects anywhere in the cluster, so that
+	// their pod, node and instance labels do not tell the node that
+	// stores them (default ["kube_.*"], kube-state-metrics).
+	ObjectMetrics []string `mapstructure:"object_metrics"`
+	// ClusterRules says who evaluates cluster rules: "ruler" (default: a
+	// ruler over Thanos Query, fed by `weft rules split`; the node
+	// evaluates only their partials) or "node" (every node evaluates
+	// them over its own data as if they were node rules: for a
+	// single-node cluster, or until a ruler runs).
+	ClusterRules string `mapstructure:"cluster_rules"`
+}
+
+// Values of scope.cluster_rules.
+const (
+	clusterRulesRuler = "ruler"
+	clusterRulesNode  = "node"
+)
+
+// options are the scope analysis settings of c.
+func (c ScopeConfig) options() ScopeOptions {
+	return ScopeOptions{PartitionLabels: c.PartitionLabels, ObjectMetrics: c.ObjectMetrics}
 }
 
 // Values of name_validation.
@@ -166,6 +201,7 @@ func DefaultConfig() Config {
 			MaxLogLines: 3,
 			Timeout:     100 * time.Millisecond,
 		},
+		Scope: ScopeConfig{ObjectMetrics: slices.Clone(DefaultObjectMetrics), ClusterRules: clusterRulesRuler},
 	}
 }
 
@@ -250,6 +286,7 @@ func (c *Config) Check() error {
 	if c.Evidence.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("evidence.timeout: must be positive, got %s", c.Evidence.Timeout))
 	}
+	errs = append(errs, c.Scope.check())
 	if c.Evidence.LinkTemplate != "" {
 		if _, err := template.New("link").Option("missingkey=error").Parse(c.Evidence.LinkTemplate); err != nil {
 			errs = append(errs, fmt.Errorf("evidence.link_template: %w", err))
@@ -293,4 +330,22 @@ func checkHTTPURL(s string) error {
 		return fmt.Errorf("URL %q: no host", s)
 	}
 	return nil
+}
+
+func (c ScopeConfig) check() error {
+	var errs []error
+	if c.ClusterRules != clusterRulesRuler && c.ClusterRules != clusterRulesNode {
+		errs = append(errs, fmt.Errorf("scope.cluster_rules: must be %q or %q, got %q", clusterRulesRuler, clusterRulesNode, c.ClusterRules))
+	}
+	for i, l := range c.PartitionLabels {
+		if l == "" || l == model.MetricNameLabel || !model.UTF8Validation.IsValidLabelName(l) {
+			errs = append(errs, fmt.Errorf("scope.partition_labels[%d]: invalid label name %q", i, l))
+		}
+	}
+	for i, m := range c.ObjectMetrics {
+		if _, err := regexp.Compile("^(?:" + m + ")$"); err != nil {
+			errs = append(errs, fmt.Errorf("scope.object_metrics[%d]: %w", i, err))
+		}
+	}
+	return errors.Join(errs...)
 }

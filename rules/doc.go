@@ -1,6 +1,8 @@
 // Package rules is weft's rules engine: it loads Prometheus rule files and
 // PrometheusRule manifests (files and, through internal/kube, the
-// Kubernetes API), evaluates alerting and recording rules on the node over
+// Kubernetes API), decides each rule's scope (node or cluster; cluster
+// rules are split into node partials and a rule for Thanos Ruler, see
+// PlanRules), evaluates node rules and partials on the node over
 // weft_store's TSDB with Prometheus's own rule manager, attaches evidence
 // (failing trace IDs, their spans and log lines) to firing alerts, and
 // notifies Alertmanager and webhooks.

@@ -64,10 +64,12 @@ type Engine struct {
 	// (collector reload), whose alert state the first set takes over;
 	// only during Start's first load (guarded by reloadMu).
 	prevGroups map[string]*promrules.Group
-	cancel     context.CancelFunc
-	wg         sync.WaitGroup
-	started    bool
-	stopped    bool
+	// plan is the scope and split of the running set (guarded by mu).
+	plan    *Plan
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	started bool
+	stopped bool
 	// kubeBackoff, when set (tests), replaces the Kubernetes source's
 	// backoff bounds.
 	kubeBackoff backoff.Backoff
@@ -113,8 +115,8 @@ type Status struct {
 	// applied, partial, rejected or inherited.
 	State             string
 	Files             []string  // rule files of the running set
-	Groups            int       // groups running
-	Rules             int       // rules running
+	Groups            int       // groups of the running set
+	Rules             int       // rules of the running set, node and cluster (partials not counted)
 	LastReload        time.Time // time of the last reload attempt
 	LastReloadSuccess bool      // whether the last attempt was applied
 	LastError         string    // error of the last failed attempt, with file and line
@@ -491,7 +493,13 @@ func (e *Engine) parseKube(set map[string]*rulefmt.RuleGroups, names []string, o
 
 // apply hands a validated set to the rule manager. reloadMu is held.
 func (e *Engine) apply(mgr *promrules.Manager, files []string, set map[string]*rulefmt.RuleGroups) error {
-	e.loader.set(set)
+	// Node rules run as they are, cluster rules only as their partials
+	// (split.go); the plan tells the rules API each rule's scope.
+	plan, err := PlanRules(files, set, e.cfg.Scope.options(), e.parser)
+	if err != nil {
+		return err
+	}
+	e.loader.set(plan.NodeGroups(e.cfg.Scope.ClusterRules == clusterRulesNode))
 	ext := labels.FromMap(e.cfg.ExternalLabels)
 	prev := e.prevGroups
 	if len(prev) > 0 {
@@ -515,6 +523,9 @@ func (e *Engine) apply(mgr *promrules.Manager, files []string, set map[string]*r
 		}
 		e.prevGroups = nil
 	}
+	e.mu.Lock()
+	e.plan = plan
+	e.mu.Unlock()
 	return nil
 }
 
@@ -569,11 +580,7 @@ func (e *Engine) recordInherited(err error) {
 	e.logger.Error("Rule set invalid; running the last valid set of the previous configuration", zap.Error(err))
 	e.record(nil, err, nil)
 	e.mu.Lock()
-	e.status.Groups, e.status.Rules = 0, 0
-	for _, g := range e.mgr.RuleGroups() {
-		e.status.Groups++
-		e.status.Rules += len(g.Rules())
-	}
+	e.status.Groups, e.status.Rules = e.plan.size()
 	e.mu.Unlock()
 }
 
@@ -604,11 +611,7 @@ func (e *Engine) record(files []string, err error, rejected []error) {
 		e.state = transition(e.state, ev)
 		e.status.Reloads++
 		e.status.Files = files
-		e.status.Groups, e.status.Rules = 0, 0
-		for _, g := range e.mgr.RuleGroups() {
-			e.status.Groups++
-			e.status.Rules += len(g.Rules())
-		}
+		e.status.Groups, e.status.Rules = e.plan.size()
 	}
 	e.mu.Unlock()
 	if e.onReload != nil {

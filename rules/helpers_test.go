@@ -139,7 +139,11 @@ func newEvalEngine(t *testing.T, st *weftstoreextension.Store, mod func(*Config)
 	require.NoError(t, err)
 	set, err := e.parseSet(list, contents)
 	require.NoError(t, err)
-	e.loader.set(set)
+	// What apply hands the rule manager: node rules and partials.
+	plan, err := PlanRules(list, set, cfg.Scope.options(), e.parser)
+	require.NoError(t, err)
+	e.loader.set(plan.NodeGroups(cfg.Scope.ClusterRules == clusterRulesNode))
+	e.plan = plan
 	groups, errs := e.mgr.LoadGroups(cfg.EvaluationInterval, labels.FromMap(cfg.ExternalLabels), cfg.ExternalURL, nil, false, list...)
 	require.Empty(t, errs)
 	var out []*promrules.Group

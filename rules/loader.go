@@ -109,6 +109,9 @@ func loadRuleFileNames(path string, content []byte, p parser.Parser, names model
 	}
 	rgs, errs := parseGroups(content, p, names, logger)
 	if len(errs) == 0 {
+		errs = checkScopeKeys(rgs)
+	}
+	if len(errs) == 0 {
 		if line := secondDocument(content); line > 0 {
 			errs = []error{fmt.Errorf("%d: several YAML documents in a rule file (the second starts here); only PrometheusRule manifests may be multi-document", line)}
 		}
@@ -261,8 +264,15 @@ func parseManifests(content []byte, p parser.Parser, names model.ValidationSchem
 			continue // no groups
 		}
 		rgs, gerrs := parseGroups(groupsText, p, names, logger)
+		if len(gerrs) == 0 {
+			gerrs = checkScopeKeys(rgs)
+		}
 		if len(gerrs) > 0 {
 			errs = append(errs, gerrs...)
+			continue
+		}
+		if err := applyManifestScope(rgs, m.Metadata.Annotations, docLine); err != nil {
+			errs = append(errs, err)
 			continue
 		}
 		for i, g := range rgs.Groups {
@@ -468,6 +478,9 @@ func checkLabelNames(m *yaml.Node, names model.ValidationScheme, kind, where str
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		k := m.Content[i]
 		switch {
+		case k.Value == ScopeKey && (kind == "annotation" || !strings.Contains(where, ", rule ")):
+			// weft's own key (scope.go) on a group or as an annotation:
+			// never a series label.
 		case kind == "label" && k.Value == model.MetricNameLabel:
 			errs = append(errs, fmt.Errorf("%d:%d: %s: invalid label name %q (reserved for the metric name)", k.Line, k.Column, where, k.Value))
 		case names == model.LegacyValidation && !names.IsValidLabelName(k.Value):

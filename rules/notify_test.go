@@ -22,9 +22,11 @@ import (
 )
 
 // podAlertRules fires at once with the labels of pod bookinfo/reviews-v2
-// (absent() returns the equality matchers as labels).
+// (absent() returns the equality matchers as labels). absent() is a
+// cluster rule; the group's weft.io/scope forces it onto the node.
 const podAlertRules = `groups:
 - name: pods
+  labels: {weft.io/scope: node}
   rules:
   - alert: PodDown
     expr: absent(pod_up{k8s_namespace_name="bookinfo", k8s_pod_name="reviews-v2"})

@@ -56,6 +56,8 @@ func newCommand() *cobra.Command {
 	cmd.Long = "weft runs the node agent. Without --config it runs the embedded DaemonSet profile (" +
 		defaultConfigURI + ", printed by `weft default-config`); --config FILE replaces it, several --config flags are merged in order."
 	cmd.AddCommand(newDefaultConfigCommand())
+	// weft rules split (rules_split.go)
+	cmd.AddCommand(newRulesCommand())
 	withRuleValidation(cmd) // validate also loads the weft_rules rule files
 	return cmd
 }

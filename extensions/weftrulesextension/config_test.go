@@ -42,6 +42,7 @@ func TestLoadConfig(t *testing.T) {
 	}
 	full.Evidence.MaxTraces = 5
 	full.Evidence.LinkTemplate = "http://jaeger:16686/trace/{{ .TraceID }}"
+	full.Scope = rules.ScopeConfig{PartitionLabels: []string{"hostname"}, ObjectMetrics: []string{"kube_.*", "kubelet_node_.*"}, ClusterRules: "node"}
 
 	tests := []struct {
 		id      component.ID
@@ -60,6 +61,9 @@ func TestLoadConfig(t *testing.T) {
 			"kubernetes.namespaces[1]: empty",
 			`kubernetes.namespaces[2]: "shop" listed twice`,
 			"kubernetes.token_file: not used with kubernetes.kubeconfig_file",
+			`scope.partition_labels[0]: invalid label name ""`,
+			"scope.object_metrics[0]:",
+			`scope.cluster_rules: must be "ruler" or "node", got "thanos"`,
 		}},
 	}
 	for _, tt := range tests {

@@ -22,8 +22,11 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
+// twoRules read no series (cluster rules): the group's weft.io/scope
+// makes the node evaluate them.
 const twoRules = `groups:
 - name: a
+  labels: {weft.io/scope: node}
   rules:
   - record: r1
     expr: vector(1)

@@ -81,7 +81,7 @@ func TestNewInstanceInheritsLastGoodSet(t *testing.T) {
 	s := second.Status()
 	assert.False(t, s.LastReloadSuccess)
 	assert.True(t, s.Inherited)
-	assert.Contains(t, s.LastError, f+": 9:11:")
+	assert.Contains(t, s.LastError, f+": 10:11:")
 	assert.Equal(t, 2, s.Rules)
 	assert.Equal(t, []string{f}, s.Files)
 	m, err := tel.GetMetric("weft_rules.last_reload_successful")
@@ -281,7 +281,7 @@ func TestCollectorSIGHUPKeepsRules(t *testing.T) {
 	s := second.Status()
 	assert.False(t, s.LastReloadSuccess)
 	assert.True(t, s.Inherited)
-	assert.Contains(t, s.LastError, ruleFile+": 9:11:")
+	assert.Contains(t, s.LastError, ruleFile+": 10:11:")
 	assert.Equal(t, 2, s.Rules, "the previous rules run on")
 	evalStart := time.Now()
 	require.Eventually(t, func() bool {
@@ -307,6 +307,7 @@ func TestCollectorSIGHUPKeepsAlertState(t *testing.T) {
 	dir := t.TempDir()
 	ruleFile := writeFile(t, dir, "r.yaml", `groups:
 - name: a
+  labels: {weft.io/scope: node}
   rules:
   - alert: Always
     expr: vector(1)

@@ -20,7 +20,7 @@ func (e *Extension) registerTelemetry() error {
 	ok, err2 := m.Int64ObservableGauge("weft_rules.last_reload_successful",
 		metric.WithDescription("1 when the last rule reload was applied, 0 when it was rejected."))
 	rulesN, err3 := m.Int64ObservableGauge("weft_rules.rules",
-		metric.WithDescription("Rules running."), metric.WithUnit("{rule}"))
+		metric.WithDescription("Rules of the running set, node and cluster scope (partials of cluster rules not counted)."), metric.WithUnit("{rule}"))
 	webhook, err4 := m.Int64ObservableCounter("weft_rules.webhook_notifications",
 		metric.WithDescription("Webhook posts, by result (sent, failed, dropped: queue full)."), metric.WithUnit("{notification}"))
 	evTimeouts, err5 := m.Int64ObservableCounter("weft_rules.evidence_timeouts",

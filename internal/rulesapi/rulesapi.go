@@ -57,7 +57,22 @@ type Rule struct {
 	Alerts         []Alert
 	LastEvaluation time.Time
 	EvaluationTime time.Duration
+	// Scope is where the rule is evaluated: "node" (here, over this
+	// node's data) or "cluster" (by a ruler over Thanos Query: listed
+	// here, never evaluated here); "" when the source decides none.
+	Scope string
+	// ScopeReason says why, e.g. "sum by (service) drops node/pod/instance".
+	ScopeReason string
+	// PartialOf is set on the partial recording rules (weft:partial:…)
+	// a node evaluates for a cluster rule: that rule's name.
+	PartialOf string
 }
+
+// Rule scopes.
+const (
+	ScopeNode    = "node"
+	ScopeCluster = "cluster"
+)
 
 // Alert is an active alert with its evidence.
 type Alert struct {

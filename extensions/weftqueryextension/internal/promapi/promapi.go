@@ -638,6 +638,11 @@ type (
 		EvaluationTime float64           `json:"evaluationTime"`
 		LastEvaluation time.Time         `json:"lastEvaluation"`
 		Type           string            `json:"type"`
+		// weft: where the rule is evaluated ("node" or "cluster") and why;
+		// partials name the cluster rule they are evaluated for.
+		Scope       string `json:"scope,omitempty"`
+		ScopeReason string `json:"scopeReason,omitempty"`
+		PartialOf   string `json:"partialOf,omitempty"`
 	}
 	AlertJSON struct {
 		Labels      map[string]string `json:"labels"`
@@ -693,6 +698,7 @@ func (a *API) rulesAPI(r *http.Request) (any, annotations.Annotations, *Error) {
 			rj := ruleJSON{
 				Name: rl.Name, Query: rl.Query, Labels: nonNil(rl.Labels), Health: rl.Health, LastError: rl.LastError,
 				EvaluationTime: rl.EvaluationTime.Seconds(), LastEvaluation: rl.LastEvaluation.UTC(), Type: rl.Type,
+				Scope: rl.Scope, ScopeReason: rl.ScopeReason, PartialOf: rl.PartialOf,
 			}
 			if rj.Health == "" {
 				rj.Health = "unknown"

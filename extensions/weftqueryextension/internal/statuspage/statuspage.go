@@ -87,8 +87,9 @@ var statusTmpl = template.Must(template.New("status").Funcs(template.FuncMap{"ro
 {{if .Inherited}}<br><span class="err">running the previous configuration's rules: this configuration's rule set is invalid</span>{{end}}
 {{range .Rejected}}<br><span class="err">left out: {{.}}</span>{{end}}
 {{if .SourceError}}<br><span class="err">Kubernetes source: {{.SourceError}}</span>{{end}}</p>{{end}}
-{{if .Groups}}<table><tr><th>group</th><th>rule</th><th>type</th><th>state</th><th>health</th><th>last evaluation</th></tr>
+{{if .Groups}}<table><tr><th>group</th><th>rule</th><th>type</th><th>scope</th><th>state</th><th>health</th><th>last evaluation</th></tr>
 {{range $g := .Groups}}{{range .Rules}}<tr><td>{{$g.Name}}</td><td>{{.Name}}<br><code>{{.Query}}</code></td><td>{{.Type}}</td>
+<td class="scope-{{.Scope}}">{{.Scope}}{{if .PartialOf}} (partial of {{.PartialOf}}){{end}}{{if .ScopeReason}}<br><span class="muted">{{.ScopeReason}}</span>{{end}}</td>
 <td class="{{.State}}">{{.State}}</td><td class="{{.Health}}">{{.Health}}{{if .LastError}}: {{.LastError}}{{end}}</td>
 <td>{{if not .LastEvaluation.IsZero}}{{.LastEvaluation.Format "15:04:05"}}{{end}}</td></tr>
 {{end}}{{end}}</table>{{else}}<p class="muted">no rules loaded</p>{{end}}
