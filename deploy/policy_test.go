@@ -363,8 +363,8 @@ func TestPolicyRejects(t *testing.T) {
 		{"readiness on the wrong path", func(b *bundle) { agent(b).ReadinessProbe.HTTPGet.Path = "/" }, `readinessProbe path "/"`},
 		{"no memory limit", func(b *bundle) { delete(agent(b).Resources.Limits, corev1.ResourceMemory) }, "resources.limits.memory not set"},
 		{"no cpu request", func(b *bundle) { delete(agent(b).Resources.Requests, corev1.ResourceCPU) }, "resources.requests.cpu not set"},
-		{"latest tag", func(b *bundle) { agent(b).Image = "ghcr.io/weftobs/weft:latest" }, "uses :latest"},
-		{"untagged image", func(b *bundle) { agent(b).Image = "ghcr.io/weftobs/weft" }, "has no tag"},
+		{"latest tag", func(b *bundle) { agent(b).Image = "weftobs/weft:latest" }, "uses :latest"},
+		{"untagged image", func(b *bundle) { agent(b).Image = "weftobs/weft" }, "has no tag"},
 		{"untagged init image with a registry port", func(b *bundle) { pod(b).InitContainers[0].Image = "registry:5000/busybox" }, "has no tag"},
 		{"seccomp unconfined", func(b *bundle) {
 			pod(b).SecurityContext.SeccompProfile.Type = corev1.SeccompProfileTypeUnconfined
