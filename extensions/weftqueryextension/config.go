@@ -11,6 +11,8 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configopaque"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/config/configtls"
 
 	"github.com/weftobs/weft/extensions/weftqueryextension/internal/auth"
 	"github.com/weftobs/weft/internal/kube"
@@ -74,6 +76,82 @@ type Config struct {
 	// http://127.0.0.1:8888/metrics); the status page reads exporter queue
 	// sizes and failures from it. Empty: the page shows no exporter table.
 	TelemetryURL string `mapstructure:"telemetry_url"`
+	// StoreAPI serves the Thanos StoreAPI (gRPC) over the store for a
+	// Thanos Query over every node; off unless store_api.endpoint is set.
+	StoreAPI StoreAPIConfig `mapstructure:"store_api"`
+}
+
+// StoreAPIConfig configures the Thanos StoreAPI server: gRPC Info, Store
+// (Series, LabelNames, LabelValues), Rules and Exemplars over the store,
+// with weft_store's external_labels added, for a Thanos Query that fans
+// out over every node's agent.
+type StoreAPIConfig struct {
+	// Endpoint is the host:port to serve gRPC on; empty (the default)
+	// serves no StoreAPI.
+	Endpoint string `mapstructure:"endpoint"`
+	// TLS is the collector's configtls server settings; client_ca_file
+	// requires and verifies client certificates (mTLS), and a verified
+	// certificate is then the credential: no authorization metadata is
+	// checked (Thanos Query sends client certificates, not tokens).
+	TLS configoptional.Optional[configtls.ServerConfig] `mapstructure:"tls"`
+	// AllowUnauthenticated serves a non-loopback endpoint without
+	// checking credentials even when auth configures some (Thanos Query
+	// sends no bearer token; let a NetworkPolicy admit only its pods).
+	// Without it, calls need "authorization: Bearer <token>" (or Basic)
+	// metadata that auth accepts, or mTLS (default false).
+	AllowUnauthenticated bool `mapstructure:"allow_unauthenticated"`
+	// MaxRecvMsgSize bounds a request message in bytes (default 4 MiB).
+	MaxRecvMsgSize int `mapstructure:"max_recv_msg_size"`
+	// MaxMatchers bounds the label matchers of one request or exemplar
+	// selector (default 64). A regular expression is bounded by
+	// max_query_length.
+	MaxMatchers int `mapstructure:"max_matchers"`
+	// MaxSeriesPerRequest bounds the series one Series call streams
+	// (default 100000, weft_store's max_series); past it the call fails
+	// with ResourceExhausted.
+	MaxSeriesPerRequest int `mapstructure:"max_series_per_request"`
+	// MaxSamplesPerRequest bounds the samples in the chunks one Series
+	// call streams (default 50000000); past it the call fails with
+	// ResourceExhausted.
+	MaxSamplesPerRequest int `mapstructure:"max_samples_per_request"`
+}
+
+// mTLS reports whether client certificates are required.
+func (c StoreAPIConfig) mTLS() bool {
+	tc := c.TLS.Get()
+	return tc != nil && tc.ClientCAFile != ""
+}
+
+// validate checks store_api; auth is weft_query's auth section.
+func (c StoreAPIConfig) validate(auth AuthConfig, httpEndpoint string) []error {
+	var errs []error
+	for _, n := range []struct {
+		key      string
+		v, least int
+	}{
+		{"store_api.max_recv_msg_size", c.MaxRecvMsgSize, 1024}, {"store_api.max_matchers", c.MaxMatchers, 1},
+		{"store_api.max_series_per_request", c.MaxSeriesPerRequest, 1}, {"store_api.max_samples_per_request", c.MaxSamplesPerRequest, 1},
+	} {
+		if n.v < n.least {
+			errs = append(errs, fmt.Errorf("%s: must be at least %d, got %d", n.key, n.least, n.v))
+		}
+	}
+	if c.Endpoint == "" {
+		return errs
+	}
+	_, port, err := net.SplitHostPort(c.Endpoint)
+	if err != nil {
+		return append(errs, fmt.Errorf("store_api.endpoint: must be host:port or empty (off), got %q: %w", c.Endpoint, err))
+	}
+	if c.Endpoint == httpEndpoint && port != "0" {
+		errs = append(errs, fmt.Errorf("store_api.endpoint: must differ from http.endpoint, both are %q", c.Endpoint))
+	}
+	if !loopback(c.Endpoint) && !c.mTLS() && !auth.enabled() && !auth.AllowUnauthenticated && !c.AllowUnauthenticated {
+		errs = append(errs, fmt.Errorf("store_api.endpoint: %q is not a loopback address and no client is authenticated: "+
+			"set store_api.tls.client_ca_file (mTLS), a credential in auth (bearer_token, bearer_token_file, basic, kubernetes), "+
+			"or store_api.allow_unauthenticated: true to let anyone who reaches it read every series of the node", c.Endpoint))
+	}
+	return errs
 }
 
 // AuthConfig configures request authentication. bearer_token and
@@ -252,6 +330,7 @@ func (c *Config) Validate() error {
 	if c.HTTP.WriteTimeout < 0 {
 		errs = append(errs, fmt.Errorf("http.write_timeout: must not be negative, got %s", c.HTTP.WriteTimeout))
 	}
+	errs = append(errs, c.StoreAPI.validate(c.Auth, endpoint)...)
 	if cors := c.HTTP.CORS.Get(); cors != nil {
 		for i, o := range cors.AllowedOrigins {
 			if o == "" {

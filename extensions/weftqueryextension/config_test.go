@@ -65,6 +65,7 @@ func TestLoadConfig(t *testing.T) {
 			MaxConcurrentQueries: 4,
 			MaxQueuedQueries:     16,
 			QueueTimeout:         2 * time.Second,
+			StoreAPI:             defaultStoreAPIConfig(),
 		}},
 		{component.NewIDWithName(componentType, "open"), func() *Config {
 			c := createDefaultConfig().(*Config)
@@ -124,6 +125,31 @@ func TestConfigValidate(t *testing.T) {
 		{"negative max_queued_queries", func(c *Config) { c.MaxQueuedQueries = -1 }, "max_queued_queries: must be at least 0"},
 		{"no queue", func(c *Config) { c.MaxQueuedQueries = 0 }, ""},
 		{"connections below slots and queue", func(c *Config) { c.MaxConnections = 33 }, "max_connections: must be at least max_concurrent_queries + max_queued_queries (34), got 33"},
+		{"store_api off", func(c *Config) { c.StoreAPI.Endpoint = "" }, ""},
+		{"store_api loopback", func(c *Config) { c.StoreAPI.Endpoint = "127.0.0.1:10901" }, ""},
+		{"store_api not host:port", func(c *Config) { c.StoreAPI.Endpoint = "10901" }, "store_api.endpoint: must be host:port"},
+		{"store_api on http's endpoint", func(c *Config) { c.StoreAPI.Endpoint = c.HTTP.NetAddr.Endpoint }, "store_api.endpoint: must differ from http.endpoint"},
+		{"store_api open off loopback", func(c *Config) { c.StoreAPI.Endpoint = "0.0.0.0:10901" },
+			"store_api.endpoint: \"0.0.0.0:10901\" is not a loopback address and no client is authenticated: set store_api.tls.client_ca_file (mTLS)"},
+		{"store_api with a credential", func(c *Config) { c.StoreAPI.Endpoint, c.Auth.BearerToken = "0.0.0.0:10901", "t" }, ""},
+		{"store_api allow_unauthenticated", func(c *Config) {
+			c.StoreAPI.Endpoint, c.StoreAPI.AllowUnauthenticated, c.Auth.Kubernetes.Enabled = "0.0.0.0:10901", true, true
+		}, ""},
+		{"store_api open like http", func(c *Config) { c.StoreAPI.Endpoint, c.Auth.AllowUnauthenticated = "0.0.0.0:10901", true }, ""},
+		{"store_api mTLS", func(c *Config) {
+			tc := configtls.NewDefaultServerConfig()
+			tc.CertFile, tc.KeyFile, tc.ClientCAFile = "/c", "/k", "/ca"
+			c.StoreAPI.Endpoint, c.StoreAPI.TLS = "0.0.0.0:10901", configoptional.Some(tc)
+		}, ""},
+		{"store_api TLS without client CA", func(c *Config) {
+			tc := configtls.NewDefaultServerConfig()
+			tc.CertFile, tc.KeyFile = "/c", "/k"
+			c.StoreAPI.Endpoint, c.StoreAPI.TLS = "0.0.0.0:10901", configoptional.Some(tc)
+		}, "store_api.endpoint"},
+		{"store_api tiny message", func(c *Config) { c.StoreAPI.MaxRecvMsgSize = 10 }, "store_api.max_recv_msg_size: must be at least 1024, got 10"},
+		{"store_api no matchers", func(c *Config) { c.StoreAPI.MaxMatchers = 0 }, "store_api.max_matchers: must be at least 1"},
+		{"store_api no series", func(c *Config) { c.StoreAPI.MaxSeriesPerRequest = 0 }, "store_api.max_series_per_request: must be at least 1"},
+		{"store_api no samples", func(c *Config) { c.StoreAPI.MaxSamplesPerRequest = 0 }, "store_api.max_samples_per_request: must be at least 1"},
 		{"empty origin", func(c *Config) {
 			c.HTTP.CORS = configoptional.Some(confighttp.CORSConfig{AllowedOrigins: []string{""}})
 		}, "http.cors.allowed_origins[0]"},

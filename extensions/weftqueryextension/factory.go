@@ -8,6 +8,8 @@ import (
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/extension"
+
+	"github.com/weftobs/weft/extensions/weftqueryextension/internal/storeapi"
 )
 
 // componentType is the extension's type name in the collector configuration.
@@ -65,6 +67,7 @@ func createDefaultConfig() component.Config {
 		MaxConcurrentQueries: defaultMaxConcurrentQueries,
 		MaxQueuedQueries:     defaultMaxQueuedQueries,
 		QueueTimeout:         defaultQueueTimeout,
+		StoreAPI:             defaultStoreAPIConfig(),
 
 		Auth: AuthConfig{Kubernetes: KubernetesAuthConfig{
 			ResourceAttributes: ResourceAttributes{Verb: "get", Resource: "nodes", Subresource: "weft"},
@@ -73,6 +76,15 @@ func createDefaultConfig() component.Config {
 			CacheSize:          defaultAuthCacheSize,
 			Timeout:            defaultAuthTimeout,
 		}},
+	}
+}
+
+// defaultStoreAPIConfig is store_api's defaults: off, the StoreAPI's own
+// limits (internal/storeapi says how they were sized).
+func defaultStoreAPIConfig() StoreAPIConfig {
+	return StoreAPIConfig{
+		MaxRecvMsgSize: storeapi.DefaultMaxRecvMsgSize, MaxMatchers: storeapi.DefaultMaxMatchers,
+		MaxSeriesPerRequest: storeapi.DefaultMaxSeries, MaxSamplesPerRequest: storeapi.DefaultMaxSamples,
 	}
 }
 

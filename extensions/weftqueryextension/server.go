@@ -20,12 +20,15 @@ import (
 	"go.opentelemetry.io/collector/extension/extensioncapabilities"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/weftobs/weft/extensions/weftqueryextension/internal/auth"
 	"github.com/weftobs/weft/extensions/weftqueryextension/internal/jaegerapi"
 	"github.com/weftobs/weft/extensions/weftqueryextension/internal/limits"
 	"github.com/weftobs/weft/extensions/weftqueryextension/internal/promapi"
 	"github.com/weftobs/weft/extensions/weftqueryextension/internal/statuspage"
+	"github.com/weftobs/weft/extensions/weftqueryextension/internal/storeapi"
 	"github.com/weftobs/weft/extensions/weftqueryextension/internal/weftapi"
 	"github.com/weftobs/weft/extensions/weftstoreextension"
 	"github.com/weftobs/weft/internal/nodestatus"
@@ -33,7 +36,9 @@ import (
 )
 
 // server is the weft_query extension: one HTTP server with the Prometheus,
-// Jaeger, correlation and log APIs over a weft_store.
+// Jaeger, correlation and log APIs over a weft_store, and with
+// store_api.endpoint set a gRPC server with the Thanos StoreAPI over it
+// (internal/storeapi).
 type server struct {
 	cfg    *Config
 	tel    component.TelemetrySettings
@@ -64,6 +69,9 @@ type server struct {
 	srv     *http.Server
 	bound   string // the listener's address once started
 	serveWG sync.WaitGroup
+
+	storeAPI      *storeapi.Server // nil: store_api off or not started
+	storeAPIBound string           // its listener's address once started
 }
 
 var (
@@ -164,6 +172,9 @@ func (s *server) Start(ctx context.Context, host component.Host) error {
 			s.logger.Error("weft_query server stopped", zap.Error(err))
 		}
 	}()
+	if err := s.startStoreAPI(ctx); err != nil {
+		return err // Shutdown stops the HTTP server
+	}
 	s.ready.Store(true)
 	s.logger.Info("weft_query listening", zap.String("endpoint", ln.Addr().String()))
 	return nil
@@ -220,10 +231,12 @@ func (s *server) initEngine(st *weftstoreextension.Store) error {
 	return nil
 }
 
-// Shutdown stops the server and waits for in-flight requests (bounded by
-// ctx). Safe without Start and twice.
+// Shutdown stops the StoreAPI (gracefully, within storeAPIGrace) and the
+// HTTP server and waits for in-flight requests (bounded by ctx). Safe
+// without Start and twice.
 func (s *server) Shutdown(ctx context.Context) error {
 	s.ready.Store(false)
+	s.stopStoreAPI(ctx)
 	if s.kube != nil {
 		defer s.kube.Close() // idle connections to the API server
 	}
@@ -331,4 +344,84 @@ func (s *server) limits(next http.Handler) http.Handler {
 		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// storeAPIGrace bounds the graceful stop of the StoreAPI server (running
+// Series streams finish or are cut), within Shutdown's own context.
+const storeAPIGrace = 5 * time.Second
+
+// startStoreAPI serves the Thanos StoreAPI on store_api.endpoint, if set:
+// its own grpc.Server and codec (the collector's gRPC receivers keep
+// theirs), weft_query's query slots, timeout and credentials.
+func (s *server) startStoreAPI(ctx context.Context) error {
+	sa := s.cfg.StoreAPI
+	if sa.Endpoint == "" {
+		return nil
+	}
+	var extra []grpc.ServerOption
+	if tc := sa.TLS.Get(); tc != nil {
+		tlsCfg, err := tc.LoadTLSConfig(ctx)
+		if err != nil {
+			return fmt.Errorf("weft_query: store_api.tls: %w", err)
+		}
+		extra = append(extra, grpc.Creds(credentials.NewTLS(tlsCfg)))
+	}
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", sa.Endpoint)
+	if err != nil {
+		return fmt.Errorf("weft_query: listen on store_api.endpoint %q: %w", sa.Endpoint, err)
+	}
+	api := storeapi.New(storeapi.Options{
+		Store: s.store, ExternalLabels: s.store.ExternalLabels(), Rules: s.rules, Parser: s.parser,
+		Limits: storeapi.Limits{
+			MaxRecvMsgSize: sa.MaxRecvMsgSize, MaxMatchers: sa.MaxMatchers, MaxRegexLength: s.cfg.MaxQueryLength,
+			MaxSeries: sa.MaxSeriesPerRequest, MaxSamples: sa.MaxSamplesPerRequest,
+		},
+		Acquire: s.gate.Acquire, Timeout: s.cfg.Timeout, Authorize: s.storeAPIAuth(), Logger: s.logger,
+	}, extra...)
+	api.Serve(ln)
+	s.mu.Lock()
+	s.storeAPI, s.storeAPIBound = api, ln.Addr().String()
+	s.mu.Unlock()
+	s.logger.Info("weft_query StoreAPI listening", zap.String("endpoint", ln.Addr().String()),
+		zap.Stringer("external_labels", s.store.ExternalLabels()))
+	return nil
+}
+
+// storeAPIAuth is how StoreAPI calls are authorized: not at all with
+// store_api.allow_unauthenticated, with mTLS (the handshake verified the
+// client) or without any credential configured (validation allowed it);
+// else the call's authorization metadata against auth, as the HTTP side.
+func (s *server) storeAPIAuth() func(context.Context) error {
+	sa := s.cfg.StoreAPI
+	if sa.AllowUnauthenticated || sa.mTLS() || !s.cfg.Auth.enabled() {
+		return nil
+	}
+	a := &storeapi.Auth{Token: s.token, Kube: s.kube, Seen: s.authSeen}
+	if b := s.cfg.Auth.Basic; b != nil {
+		a.Basic = &auth.Basic{Username: b.Username, Password: string(b.Password)}
+	}
+	return a.Authorize
+}
+
+// storeAPIAddr is the StoreAPI's listening address (empty when off or
+// before Start).
+func (s *server) storeAPIAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.storeAPIBound
+}
+
+// stopStoreAPI stops the StoreAPI server gracefully within storeAPIGrace
+// and ctx.
+func (s *server) stopStoreAPI(ctx context.Context) {
+	s.mu.Lock()
+	api := s.storeAPI
+	s.storeAPI = nil
+	s.mu.Unlock()
+	if api == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, storeAPIGrace)
+	defer cancel()
+	api.Stop(ctx)
 }

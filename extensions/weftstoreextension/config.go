@@ -3,7 +3,11 @@ package weftstoreextension
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/prometheus/common/model"
 )
 
 // Config is the configuration of the weft_store extension.
@@ -45,6 +49,13 @@ type Config struct {
 	// process: weft_query's API and weft_rules' evaluations share it
 	// (Store.Engine).
 	Query QueryConfig `mapstructure:"query"`
+	// ExternalLabels name this node's data among all nodes' (e.g. cluster,
+	// node), as Prometheus's global external_labels do. They are not stored
+	// with the series: readers that serve the data beyond the node (the
+	// StoreAPI, remote write) add them (Store.ExternalLabels). Names are
+	// Prometheus label names not starting with "__"; values are not empty
+	// (default none).
+	ExternalLabels map[string]string `mapstructure:"external_labels"`
 }
 
 // QueryConfig configures the PromQL engine of the store.
@@ -104,5 +115,28 @@ func (c *Config) Validate() error {
 	if c.Query.LookbackDelta < time.Second {
 		errs = append(errs, fmt.Errorf("query::lookback_delta: must be at least 1s, got %s", c.Query.LookbackDelta))
 	}
+	errs = append(errs, validateExternalLabels(c.ExternalLabels)...)
 	return errors.Join(errs...)
+}
+
+// validateExternalLabels checks external_labels, in name order so that
+// the errors come out the same way every time.
+func validateExternalLabels(ext map[string]string) []error {
+	var errs []error
+	names := make([]string, 0, len(ext))
+	for n := range ext {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		switch {
+		case !model.LegacyValidation.IsValidLabelName(n):
+			errs = append(errs, fmt.Errorf("external_labels: %q is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)", n))
+		case strings.HasPrefix(n, "__"):
+			errs = append(errs, fmt.Errorf("external_labels: %q: names starting with \"__\" are reserved", n))
+		case ext[n] == "":
+			errs = append(errs, fmt.Errorf("external_labels::%s: value must not be empty", n))
+		}
+	}
+	return errs
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
@@ -41,7 +42,8 @@ type Store struct {
 
 	spans   *index.Spans
 	logs    *index.Logs
-	refused *refusals // the store's own refusals, by reason and source
+	extLset labels.Labels // external_labels, sorted
+	refused *refusals     // the store's own refusals, by reason and source
 	now     func() time.Time
 
 	mu      sync.RWMutex // guards db, engine, tmpDir, metrics, guard, losses and the lifecycle fields
@@ -72,6 +74,7 @@ func newStore(tel component.TelemetrySettings, cfg *Config) (*Store, error) {
 		logs:    index.NewLogs(cfg.LogsMaxBytes),
 		refused: newRefusals(tel.Logger),
 		now:     time.Now,
+		extLset: labels.FromMap(cfg.ExternalLabels),
 	}, nil
 }
 

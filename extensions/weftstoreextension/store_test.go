@@ -84,6 +84,10 @@ func TestConfigValidate(t *testing.T) {
 		{"zero max samples", func(c *Config) { c.Query.MaxSamples = 0 }, "query::max_samples: must be at least 1, got 0"},
 		{"no query timeout", func(c *Config) { c.Query.Timeout = 0 }, "query::timeout: must be at least 1s"},
 		{"no lookback", func(c *Config) { c.Query.LookbackDelta = 0 }, "query::lookback_delta: must be at least 1s"},
+		{"external labels", func(c *Config) { c.ExternalLabels = map[string]string{"cluster": "c1", "node": "n1"} }, ""},
+		{"external label name", func(c *Config) { c.ExternalLabels = map[string]string{"1node": "n1"} }, `external_labels: "1node" is not a Prometheus label name`},
+		{"reserved external label", func(c *Config) { c.ExternalLabels = map[string]string{"__name__": "x"} }, `external_labels: "__name__": names starting with "__" are reserved`},
+		{"empty external value", func(c *Config) { c.ExternalLabels = map[string]string{"node": ""} }, "external_labels::node: value must not be empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

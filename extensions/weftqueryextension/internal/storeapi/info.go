@@ -1,0 +1,52 @@
+package storeapi
+
+import (
+	"context"
+	"math"
+
+	"github.com/thanos-io/thanos/pkg/info/infopb"
+	"github.com/thanos-io/thanos/pkg/store/labelpb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// ComponentType is what Info calls a weft agent. Thanos Query treats a
+// "sidecar" as a source of raw, fresh data with its own external labels:
+// it warns when two such endpoints share external labels (two agents
+// without distinct node labels would mix their series), and it strips
+// matchers on external labels from the exemplar queries it forwards
+// (only "query" endpoints get them). "query" would make Query treat the
+// agent as another Query (forwarding external-label matchers, no
+// duplicate check); "store" is a bucket gateway of historical blocks.
+const ComponentType = "sidecar"
+
+type infoServer struct{ s *Server }
+
+// Info tells Thanos Query what this endpoint serves: its external labels,
+// the StoreAPI over the store's real time range, the Rules API and the
+// Exemplars API.
+func (is infoServer) Info(context.Context, *infopb.InfoRequest) (*infopb.InfoResponse, error) {
+	s := is.s
+	mint, maxt, err := s.opts.Store.TimeRange()
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "store time range: %v", err)
+	}
+	if mint > maxt {
+		// No data yet: an empty range that Thanos Query never selects.
+		mint, maxt = math.MaxInt64, math.MaxInt64
+	}
+	lsets := []labelpb.ZLabelSet{zlabelSet(s.ext.lset)}
+	return &infopb.InfoResponse{
+		LabelSets:     lsets,
+		ComponentType: ComponentType,
+		Store: &infopb.StoreInfo{
+			MinTime: mint, MaxTime: maxt,
+			SupportsWithoutReplicaLabels: true,
+			TsdbInfos:                    []infopb.TSDBInfo{{Labels: zlabelSet(s.ext.lset), MinTime: mint, MaxTime: maxt}},
+		},
+		Rules: &infopb.RulesInfo{},
+		// The exemplar buffer holds exemplars of the samples the store
+		// took; Thanos Query does not filter exemplar stores by time.
+		Exemplars: &infopb.ExemplarsInfo{MinTime: mint, MaxTime: maxt},
+	}, nil
+}
