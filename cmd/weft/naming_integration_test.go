@@ -159,7 +159,14 @@ func TestScrapedSeriesMatchPrometheus(t *testing.T) {
 		sel := fmt.Sprintf(`{job=%q}`, tg.Job)
 		want := querySeries(t, ref.URL(), sel)
 		for name, base := range map[string]string{"weft_query": weftQuery, "remote-write sink": sink.URL()} {
-			got, want := querySeries(t, base, sel), want
+			// Remote write carries the external labels (the shipped
+			// profile's node), as Prometheus's remote write does; its
+			// query API and weft_query's show series without them.
+			var ext map[string]string
+			if name == "remote-write sink" {
+				ext = map[string]string{"node": "node-a"}
+			}
+			got, want := querySeries(t, base, sel, ext), want
 			if name == "remote-write sink" {
 				// The contrib exporter formats bucket bounds itself
 				// ('f': le="1000000" for an exposed "1e+06"); the
@@ -169,7 +176,7 @@ func TestScrapedSeriesMatchPrometheus(t *testing.T) {
 			if d := diffSets(want, got); d != "" {
 				failures = append(failures, fmt.Sprintf("job %s, series, %s vs Prometheus:\n%s", tg.Job, name, d))
 			}
-			wantV, gotV := queryValues(t, ref.URL(), sel), queryValues(t, base, sel)
+			wantV, gotV := queryValues(t, ref.URL(), sel), queryValues(t, base, sel, ext)
 			var bad []string
 			for k, v := range wantV {
 				if strings.HasPrefix(k, "scrape_duration_seconds") || strings.HasPrefix(k, "scrape_series_added") {
@@ -233,7 +240,10 @@ func queryExemplars(t *testing.T, base, sel string) []string {
 
 // querySeries returns the label sets of /api/v1/series for sel over the
 // last 10 minutes, each as a canonical string.
-func querySeries(t *testing.T, base, sel string) []string {
+// querySeries returns the series of sel over the last 10 minutes, each as
+// its canonical string. Every series must carry the labels of external[0]
+// (if given), which are left out of the strings.
+func querySeries(t *testing.T, base, sel string, external ...map[string]string) []string {
 	t.Helper()
 	q := url.Values{"match[]": {sel}, "start": {fmt.Sprint(time.Now().Add(-10 * time.Minute).Unix())}, "end": {fmt.Sprint(time.Now().Unix())}}
 	var r struct {
@@ -242,20 +252,33 @@ func querySeries(t *testing.T, base, sel string) []string {
 	mustGetJSON(t, t.Context(), base+"/api/v1/series?"+q.Encode(), &r)
 	out := make([]string, 0, len(r.Data))
 	for _, ls := range r.Data {
-		out = append(out, seriesString(ls))
+		out = append(out, seriesString(withoutExternal(t, ls, external...)))
 	}
 	sort.Strings(out)
 	return out
 }
 
+// withoutExternal checks that ls carries the external labels (at most one
+// map) with their values and returns ls without them.
+func withoutExternal(t *testing.T, ls map[string]string, external ...map[string]string) map[string]string {
+	t.Helper()
+	for _, ext := range external {
+		for k, v := range ext {
+			require.Equalf(t, v, ls[k], "external label %s of %v", k, ls)
+			delete(ls, k)
+		}
+	}
+	return ls
+}
+
 // queryValues returns the instant values of sel now, by canonical series.
-func queryValues(t *testing.T, base, sel string) map[string]string {
+func queryValues(t *testing.T, base, sel string, external ...map[string]string) map[string]string {
 	t.Helper()
 	var r promResult
 	mustGetJSON(t, t.Context(), base+"/api/v1/query?"+url.Values{"query": {sel}}.Encode(), &r)
 	out := map[string]string{}
 	for _, s := range r.Data.Result {
-		out[seriesString(s.Metric)] = fmt.Sprint(s.Value[1])
+		out[seriesString(withoutExternal(t, s.Metric, external...))] = fmt.Sprint(s.Value[1])
 	}
 	return out
 }
