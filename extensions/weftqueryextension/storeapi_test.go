@@ -13,9 +13,10 @@ import (
 	"github.com/thanos-io/thanos/pkg/store/storepb"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/config/configtls"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -151,4 +152,39 @@ func TestStoreAPIConfigKeys(t *testing.T) {
 	require.True(t, sa.mTLS())
 	require.Equal(t, []int{1 << 20, 16, 1000, 5000}, []int{sa.MaxRecvMsgSize, sa.MaxMatchers, sa.MaxSeriesPerRequest, sa.MaxSamplesPerRequest})
 	require.ErrorContains(t, confmap.NewFromStringMap(map[string]any{"store_api": map[string]any{"port": 1}}).Unmarshal(cfg), "port")
+}
+
+// Every finished StoreAPI call is counted by method and status code,
+// refusals by auth included (weft_query.store_api.calls).
+func TestStoreAPICallsCounted(t *testing.T) {
+	st := weftstoretest.Start(t, nil)
+	cfg := createDefaultConfig().(*Config)
+	cfg.HTTP.NetAddr.Endpoint = "127.0.0.1:0"
+	cfg.StoreAPI.Endpoint = "127.0.0.1:0"
+	cfg.Auth.BearerToken = "s3cret"
+	require.NoError(t, cfg.Validate())
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	s := newServer(tel.NewTelemetrySettings(), cfg)
+	require.NoError(t, s.Start(t.Context(), weftest.Host(map[component.ID]component.Component{storeID: st})))
+	t.Cleanup(func() { require.NoError(t, s.Shutdown(context.Background())) })
+
+	info := infopb.NewInfoClient(storeAPIClient(t, s, nil))
+	_, err := info.Info(t.Context(), &infopb.InfoRequest{})
+	require.Equal(t, codes.Unauthenticated, status.Code(err))
+	ctx := metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer s3cret")
+	for range 2 {
+		_, err = info.Info(ctx, &infopb.InfoRequest{})
+		require.NoError(t, err)
+	}
+
+	m, err := tel.GetMetric("weft_query.store_api.calls")
+	require.NoError(t, err)
+	got := map[string]int64{}
+	for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+		method, _ := dp.Attributes.Value("method")
+		code, _ := dp.Attributes.Value("code")
+		got[method.AsString()+" "+code.AsString()] = dp.Value
+	}
+	require.Equal(t, map[string]int64{"Info Unauthenticated": 1, "Info OK": 2}, got)
 }

@@ -29,7 +29,9 @@ func (s *server) registerTelemetry() error {
 		metric.WithDescription("Requests checked by auth, by result: allowed, unauthenticated (401), forbidden (403), unavailable (503: the API server could not answer)."), metric.WithUnit("{request}"))
 	reviews, err6 := m.Int64ObservableCounter("weft_query.auth_reviews",
 		metric.WithDescription("Reviews sent to the Kubernetes API server (auth.kubernetes), by kind: tokenreview, subjectaccessreview."), metric.WithUnit("{request}"))
-	for _, err := range []error{err1, err2, err3, err4, err5, err6} {
+	storeCalls, err7 := m.Int64ObservableCounter("weft_query.store_api.calls",
+		metric.WithDescription("Thanos StoreAPI calls finished (store_api), by method (Series, Info, ...) and gRPC status code (OK, ResourceExhausted for a bound or no query slot, InvalidArgument, Unauthenticated, ...)."), metric.WithUnit("{call}"))
+	for _, err := range []error{err1, err2, err3, err4, err5, err6, err7} {
 		if err != nil {
 			return err
 		}
@@ -46,13 +48,21 @@ func (s *server) registerTelemetry() error {
 		for _, r := range auth.Results {
 			o.ObserveInt64(authReqs, s.authSeen.Get(r), metric.WithAttributes(attribute.String("result", r)))
 		}
+		s.mu.Lock()
+		api := s.storeAPI
+		s.mu.Unlock()
+		if api != nil {
+			api.Calls(func(method, code string, n int64) {
+				o.ObserveInt64(storeCalls, n, metric.WithAttributes(attribute.String("method", method), attribute.String("code", code)))
+			})
+		}
 		if s.kube != nil {
 			for _, k := range auth.ReviewKinds {
 				o.ObserveInt64(reviews, s.kube.Reviews().Get(k), metric.WithAttributes(attribute.String("kind", k)))
 			}
 		}
 		return nil
-	}, running, queued, refused, interrupted, authReqs, reviews)
+	}, running, queued, refused, interrupted, authReqs, reviews, storeCalls)
 	if err != nil {
 		return err
 	}

@@ -114,9 +114,10 @@ type Server struct {
 	limits Limits
 	ext    extLabels
 
-	grpc *grpc.Server
-	addr string        // the listener's address, set by Serve
-	done chan struct{} // closed when Serve returns
+	grpc  *grpc.Server
+	calls calls         // finished calls by method and status code
+	addr  string        // the listener's address, set by Serve
+	done  chan struct{} // closed when Serve returns
 
 	// onBuild, in tests, is called when a series' chunks have been read.
 	onBuild func()
@@ -213,7 +214,8 @@ func (s *Server) admit(ctx context.Context, method string) (context.Context, fun
 	return ctx, func() { release(); cancel() }, nil
 }
 
-func (s *Server) unaryGuard(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+func (s *Server) unaryGuard(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+	defer func() { s.calls.count(info.FullMethod, err) }()
 	ctx, done, err := s.admit(ctx, info.FullMethod)
 	if err != nil {
 		return nil, err
@@ -222,7 +224,8 @@ func (s *Server) unaryGuard(ctx context.Context, req any, info *grpc.UnaryServer
 	return h(ctx, req)
 }
 
-func (s *Server) streamGuard(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+func (s *Server) streamGuard(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
+	defer func() { s.calls.count(info.FullMethod, err) }()
 	ctx, done, err := s.admit(ss.Context(), info.FullMethod)
 	if err != nil {
 		return err

@@ -35,7 +35,9 @@ func TestThanosQuery(t *testing.T) {
 	}})
 	srv, _ := serve(t, st, func(o *Options) { o.Rules = fakeRules{} })
 	// A second node with other series.
-	st2 := startStore(t, func(c *weftstoreextension.Config) { c.ExternalLabels = map[string]string{"cluster": "c1", "node": "n2"} })
+	st2 := startStore(t, func(c *weftstoreextension.Config) {
+		c.ExternalLabels = map[string]string{"cluster": "c1", "node": "n2"}
+	})
 	write(t, st2, map[string][]sample{`{__name__="up", job="a"}`: floats(t0, 300, 1)}, nil)
 	srv2, _ := serve(t, st2, nil)
 	q, err := backends.StartThanosQuery(t.Context(), bin, t.TempDir(), []string{srv.Addr(), srv2.Addr()}, []string{"--query.partial-response"}, os.Stderr)
