@@ -23,8 +23,16 @@ const ComponentType = "sidecar"
 type infoServer struct{ s *Server }
 
 // Info tells Thanos Query what this endpoint serves: its external labels,
-// the StoreAPI over the store's real time range, the Rules API and the
+// the StoreAPI from the store's oldest sample on, the Rules API and the
 // Exemplars API.
+//
+// The range is open-ended (MaxTime math.MaxInt64, as a Thanos sidecar
+// says of its live Prometheus): the store takes samples all the time, and
+// Thanos Query keeps an Info answer for several seconds and skips a store
+// whose MaxTime is before a query's start, so the newest sample's time
+// would hide every sample taken since the last Info from queries over a
+// short recent window. A store without samples yet starts at the time of
+// the call: what it takes from then on is selected at once.
 func (is infoServer) Info(context.Context, *infopb.InfoRequest) (*infopb.InfoResponse, error) {
 	s := is.s
 	mint, maxt, err := s.opts.Store.TimeRange()
@@ -32,9 +40,9 @@ func (is infoServer) Info(context.Context, *infopb.InfoRequest) (*infopb.InfoRes
 		return nil, status.Errorf(codes.Unavailable, "store time range: %v", err)
 	}
 	if mint > maxt {
-		// No data yet: an empty range that Thanos Query never selects.
-		mint, maxt = math.MaxInt64, math.MaxInt64
+		mint = s.now().UnixMilli()
 	}
+	maxt = math.MaxInt64
 	lsets := []labelpb.ZLabelSet{zlabelSet(s.ext.lset)}
 	return &infopb.InfoResponse{
 		LabelSets:     lsets,

@@ -16,8 +16,10 @@ type rulesServer struct{ s *Server }
 
 // Rules streams the rule groups of the rules engine, one response per
 // group, with the external labels added to every rule's labels and every
-// alert's labels (so that Thanos Query lists each node's rules and alerts
-// apart, as it does for Prometheus sidecars). It honours the request's
+// alert's labels, so that Thanos Query lists each node's rules and alerts
+// apart. (A Thanos sidecar labels only the rules; weft labels the alerts
+// too, as they are sent to Alertmanager with weft_rules' external labels,
+// the node among them.) It honours the request's
 // type, rule_name, rule_group, file and matcher filters.
 func (rs rulesServer) Rules(r *rulespb.RulesRequest, srv rulespb.Rules_RulesServer) error {
 	s := rs.s

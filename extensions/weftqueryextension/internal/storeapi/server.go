@@ -106,6 +106,15 @@ type Options struct {
 	// status) refuses it. Nil: every call is allowed.
 	Authorize func(ctx context.Context) error
 	Logger    *zap.Logger
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+}
+
+func (s *Server) now() time.Time {
+	if s.opts.Now != nil {
+		return s.opts.Now()
+	}
+	return time.Now()
 }
 
 // Server serves the StoreAPI over one store.
