@@ -20,6 +20,7 @@ import (
 	promrules "github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/strutil"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.uber.org/zap"
 
 	"github.com/weftobs/weft/internal/backoff"
@@ -43,6 +44,7 @@ type Engine struct {
 	id       string
 	lastGood *LastGood
 	onReload func(result string)
+	pin      PinFunc // nil: evidence is not pinned
 
 	reloadMu sync.Mutex // one reload at a time
 	loader   *snapshotLoader
@@ -107,7 +109,14 @@ type Settings struct {
 	// result: "success", "partial" (applied without invalid Kubernetes
 	// objects) or "failure" (the previous set kept running).
 	OnReload func(result string)
+	// Pin, when set, pins each trace an alert cites as evidence until the
+	// given time (weft_pins: kept past eviction and export sampling on
+	// every node); see pinEvidence.
+	Pin PinFunc
 }
+
+// PinFunc pins a trace until a time; a pin only grows.
+type PinFunc func(traceID pcommon.TraceID, until time.Time)
 
 // Status describes the loaded rule set and the last reload.
 type Status struct {
@@ -166,7 +175,7 @@ func New(cfg *Config, st Store, set Settings) (*Engine, error) {
 
 func newEngine(cfg *Config, set Settings) *Engine {
 	p := parser.NewParser(parser.Options{})
-	e := &Engine{cfg: cfg, logger: set.Logger, parser: p, id: set.ID, lastGood: set.LastGood, onReload: set.OnReload}
+	e := &Engine{cfg: cfg, logger: set.Logger, parser: p, id: set.ID, lastGood: set.LastGood, onReload: set.OnReload, pin: set.Pin}
 	if e.logger == nil {
 		e.logger = zap.NewNop()
 	}
@@ -681,6 +690,7 @@ func (e *Engine) notify(ctx context.Context, expr string, alerts ...*promrules.A
 		refs[i] = alertRef{labels: a.Labels, activeAt: a.ActiveAt, at: a.LastSentAt, resolved: !a.ResolvedAt.IsZero()}
 	}
 	evs := e.evidence.find(ctx, expr, refs)
+	e.pinEvidence(alerts, evs)
 	out := make([]*notifier.Alert, 0, len(alerts))
 	for i, a := range alerts {
 		ann := a.Annotations
@@ -708,6 +718,39 @@ func (e *Engine) notify(ctx context.Context, expr string, alerts ...*promrules.A
 	}
 	if e.webhook != nil {
 		e.webhook.enqueue(buildWebhookMessage(out, labels.FromMap(e.cfg.ExternalLabels), e.cfg.ExternalURL, alerts[0].LastSentAt))
+	}
+}
+
+// pinGrace is how long an alert's evidence stays pinned after the alert
+// ends.
+const pinGrace = 30 * time.Minute
+
+// pinEvidence pins the traces each alert cites: a resolved alert's until
+// its end + pinGrace; an active alert's until the notification's
+// evaluation time + pinGrace + the evaluation interval, moved on at every
+// (re-)send, so the pin outlives the alert by pinGrace whenever it ends.
+// Pins only grow: the resends of a resolved alert change nothing.
+func (e *Engine) pinEvidence(alerts []*promrules.Alert, evs []*evidence) {
+	if e.pin == nil {
+		return
+	}
+	for i, a := range alerts {
+		if evs[i] == nil {
+			continue
+		}
+		var until time.Time
+		if !a.ResolvedAt.IsZero() {
+			until = a.ResolvedAt.Add(pinGrace)
+		} else {
+			at := a.LastSentAt
+			if at.IsZero() {
+				at = time.Now()
+			}
+			until = at.Add(pinGrace + e.cfg.EvaluationInterval)
+		}
+		for _, id := range evs[i].traceIDs {
+			e.pin(id, until)
+		}
 	}
 }
 

@@ -32,6 +32,7 @@ import (
 	"github.com/weftobs/weft/extensions/weftrulesextension"
 	"github.com/weftobs/weft/extensions/weftstoreextension"
 	"github.com/weftobs/weft/processors/clockguardprocessor"
+	"github.com/weftobs/weft/processors/evidencesamplingprocessor"
 	"github.com/weftobs/weft/processors/tracecontextprocessor"
 	"github.com/weftobs/weft/receivers/containerlogsreceiver"
 	"github.com/weftobs/weft/receivers/podscrapereceiver"
@@ -80,6 +81,7 @@ func components() (otelcol.Factories, error) {
 		memorylimiterprocessor.NewFactory(),
 		clockguardprocessor.NewFactory(),
 		tracecontextprocessor.NewFactory(),
+		evidencesamplingprocessor.NewFactory(),
 	)
 	if err != nil {
 		return otelcol.Factories{}, err

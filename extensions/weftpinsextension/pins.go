@@ -1,9 +1,11 @@
 package weftpinsextension
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,6 +79,60 @@ func FromHost(host component.Host, id component.ID) (*Pins, error) {
 		return nil, fmt.Errorf("pins: extension %q is a %T, not the weft_pins extension", id, ext)
 	}
 	return p, nil
+}
+
+// None is the value of a component's pins key that turns pinning off.
+const None = "none"
+
+// CheckKey checks a component's pins key: empty, None or a component ID.
+func CheckKey(key string) error {
+	if _, err := keyID(key); err != nil {
+		return fmt.Errorf("pins: want a component ID (weft_pins or weft_pins/<name>), %q or empty: %w", None, err)
+	}
+	return nil
+}
+
+// keyID is the extension a pins key names (ok false for "" and None).
+func keyID(key string) (id component.ID, err error) {
+	if key == "" || key == None {
+		return id, nil
+	}
+	err = id.UnmarshalText([]byte(key))
+	return id, err
+}
+
+// KeyID is the component ID a pins key names, for a component's
+// Dependencies; ok is false for "", None or an invalid key.
+func KeyID(key string) (component.ID, bool) {
+	id, err := keyID(key)
+	return id, err == nil && key != "" && key != None
+}
+
+// Find returns the weft_pins extension a component's pins key names: nil
+// for None; for "" the first weft_pins extension by ID, nil if the host
+// has none; else the one configured under that ID (an error if absent).
+func Find(host component.Host, key string) (*Pins, error) {
+	switch key {
+	case None:
+		return nil, nil
+	case "":
+		var ids []component.ID
+		for id := range host.GetExtensions() {
+			if id.Type() == componentType {
+				ids = append(ids, id)
+			}
+		}
+		if len(ids) == 0 {
+			return nil, nil
+		}
+		slices.SortFunc(ids, func(a, b component.ID) int { return cmp.Compare(a.String(), b.String()) })
+		return FromHost(host, ids[0])
+	}
+	id, err := keyID(key)
+	if err != nil {
+		return nil, fmt.Errorf("pins: %w", err)
+	}
+	return FromHost(host, id)
 }
 
 // Pin pins traceID until the given time; a zero until means the

@@ -24,6 +24,7 @@ func TestLoadConfig(t *testing.T) {
 
 	full := createDefaultConfig().(*Config)
 	full.Store = component.MustNewIDWithName("weft_store", "node")
+	full.Pins = "weft_pins/cluster"
 	full.RuleFiles = []string{"/etc/weft/rules/*.yaml", "/etc/weft/extra"}
 	full.EvaluationInterval = 30 * time.Second
 	full.ReloadInterval = 10 * time.Second
@@ -52,6 +53,7 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.MustNewID("weft_rules"), want: createDefaultConfig().(*Config)},
 		{id: component.MustNewIDWithName("weft_rules", "full"), want: full},
 		{id: component.MustNewIDWithName("weft_rules", "bad"), wantErr: []string{
+			"pins: want a component ID",
 			"evaluation_interval: must be positive",
 			"alertmanagers[0].url:",
 			"alertmanagers[0]: set at most one of bearer_token and bearer_token_file",

@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	promrules "github.com/prometheus/prometheus/rules"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/extension"
 	"go.opentelemetry.io/collector/extension/extensioncapabilities"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/weftobs/weft/extensions/weftpinsextension"
 	"github.com/weftobs/weft/extensions/weftstoreextension"
 	"github.com/weftobs/weft/internal/rulesapi"
 	"github.com/weftobs/weft/rules"
@@ -41,10 +44,17 @@ func newExtension(set extension.Settings, cfg *Config, lastGood *rules.LastGood)
 	return &Extension{cfg: cfg, set: set, lastGood: lastGood}
 }
 
-// Dependencies makes the collector start the store first.
-func (e *Extension) Dependencies() []component.ID { return []component.ID{e.cfg.Store} }
+// Dependencies makes the collector start the store first, and a weft_pins
+// extension named in pins (any weft_pins works before its Start too).
+func (e *Extension) Dependencies() []component.ID {
+	deps := []component.ID{e.cfg.Store}
+	if id, ok := weftpinsextension.KeyID(e.cfg.Pins); ok {
+		deps = append(deps, id)
+	}
+	return deps
+}
 
-// Start finds the store, builds the engine, declares the self-metrics and
+// Start finds the store and the weft_pins extension (pins), builds the engine, declares the self-metrics and
 // starts the engine. An invalid rule set at start is reported (status,
 // log, self-metric) and leaves no rules running; it does not stop the
 // agent.
@@ -53,15 +63,23 @@ func (e *Extension) Start(_ context.Context, host component.Host) error {
 	if err != nil {
 		return err
 	}
+	pins, err := weftpinsextension.Find(host, e.cfg.Pins)
+	if err != nil {
+		return err
+	}
 	if err := e.registerTelemetry(); err != nil {
 		return err
 	}
-	eng, err := rules.New(&e.cfg.Config, st, rules.Settings{
+	set := rules.Settings{
 		Logger:   e.set.Logger,
 		ID:       e.set.ID.String(),
 		LastGood: e.lastGood,
 		OnReload: e.countReload,
-	})
+	}
+	if pins != nil {
+		set.Pin = func(id pcommon.TraceID, until time.Time) { pins.Pin(id, until, weftpinsextension.ReasonAlert) }
+	}
+	eng, err := rules.New(&e.cfg.Config, st, set)
 	if err != nil {
 		return errors.Join(err, e.unregister())
 	}
