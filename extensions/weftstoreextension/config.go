@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/weftobs/weft/extensions/weftpinsextension"
 )
 
 // Config is the configuration of the weft_store extension.
@@ -27,6 +29,19 @@ type Config struct {
 	// LogsMaxBytes bounds the memory of the recent-logs index; the oldest
 	// records are evicted first (default 64 MiB).
 	LogsMaxBytes int64 `mapstructure:"logs_max_bytes"`
+	// Pins names the weft_pins extension whose pinned traces are exempt
+	// from eviction: "" (default) the first weft_pins extension configured,
+	// by ID (none configured: no exemption); "none" turns the exemption
+	// off; an ID names one (not configured: Start fails).
+	Pins string `mapstructure:"pins"`
+	// PinnedTracesMaxBytes bounds the spans of pinned traces kept after
+	// traces_max_bytes evicted them, until their pin ends; past it the
+	// spans of the trace whose pin ends soonest go first (default 16 MiB;
+	// 0 = no exemption for spans).
+	PinnedTracesMaxBytes int64 `mapstructure:"pinned_traces_max_bytes"`
+	// PinnedLogsMaxBytes is the same budget for log records (default
+	// 16 MiB; 0 = no exemption for log records).
+	PinnedLogsMaxBytes int64 `mapstructure:"pinned_logs_max_bytes"`
 	// AppendableWindow is how far behind the newest sample of the store a
 	// sample may still be appended, as long as it is in order for its own
 	// series (default 1h, the TSDB's own default; Prometheus's PromQL test
@@ -96,6 +111,15 @@ func (c *Config) Validate() error {
 	}
 	if c.LogsMaxBytes < minIndexBytes {
 		errs = append(errs, fmt.Errorf("logs_max_bytes: must be at least %d, got %d", minIndexBytes, c.LogsMaxBytes))
+	}
+	if err := weftpinsextension.CheckKey(c.Pins); err != nil {
+		errs = append(errs, err)
+	}
+	if c.PinnedTracesMaxBytes != 0 && c.PinnedTracesMaxBytes < minIndexBytes {
+		errs = append(errs, fmt.Errorf("pinned_traces_max_bytes: must be 0 (no exemption) or at least %d, got %d", minIndexBytes, c.PinnedTracesMaxBytes))
+	}
+	if c.PinnedLogsMaxBytes != 0 && c.PinnedLogsMaxBytes < minIndexBytes {
+		errs = append(errs, fmt.Errorf("pinned_logs_max_bytes: must be 0 (no exemption) or at least %d, got %d", minIndexBytes, c.PinnedLogsMaxBytes))
 	}
 	if c.AppendableWindow < time.Minute {
 		errs = append(errs, fmt.Errorf("appendable_window: must be at least 1m, got %s", c.AppendableWindow))

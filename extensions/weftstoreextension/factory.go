@@ -16,13 +16,18 @@ const (
 	defaultMaxExemplars     = 100_000
 	defaultTracesMaxBytes   = 64 << 20
 	defaultLogsMaxBytes     = 64 << 20
-	defaultAppendableWindow = time.Hour
-	defaultMaxFutureSkew    = 10 * time.Minute
+	// The pinned budgets are a quarter of the normal ones: evidence of a
+	// few alerts' traces, not a second copy of the traffic.
+	defaultPinnedTracesMaxBytes = defaultTracesMaxBytes / 4
+	defaultPinnedLogsMaxBytes   = defaultLogsMaxBytes / 4
+	defaultAppendableWindow     = time.Hour
+	defaultMaxFutureSkew        = 10 * time.Minute
 	// defaultMaxSeries bounds the head for a node: ~5 KiB per series for
 	// the whole agent (bench/RESULTS.md, rules run: 300 MiB peak - 55 MiB
 	// ready, over 50k series) puts 100k series at ~490 MiB, which with the
-	// idle agent (55 MiB) and the span and log budgets (2 x 64 MiB) stays
-	// under the DaemonSet's 768 MiB limit; 3.3x the reference node's 30k.
+	// idle agent (55 MiB), the span and log budgets (2 x 64 MiB) and their
+	// pinned budgets (2 x 16 MiB) stays under the DaemonSet's 768 MiB limit
+	// (~705 MiB); 3.3x the reference node's 30k.
 	defaultMaxSeries = 100_000
 	// defaultQueryMaxSamples bounds one query near 100 MB (engine and
 	// JSON, weft_query README "Query bounds"): two at once fit the
@@ -41,13 +46,15 @@ func NewFactory() extension.Factory {
 
 func createDefaultConfig() component.Config {
 	return &Config{
-		MetricsRetention: defaultMetricsRetention,
-		MaxExemplars:     defaultMaxExemplars,
-		TracesMaxBytes:   defaultTracesMaxBytes,
-		LogsMaxBytes:     defaultLogsMaxBytes,
-		AppendableWindow: defaultAppendableWindow,
-		MaxFutureSkew:    defaultMaxFutureSkew,
-		MaxSeries:        defaultMaxSeries,
+		MetricsRetention:     defaultMetricsRetention,
+		MaxExemplars:         defaultMaxExemplars,
+		TracesMaxBytes:       defaultTracesMaxBytes,
+		LogsMaxBytes:         defaultLogsMaxBytes,
+		PinnedTracesMaxBytes: defaultPinnedTracesMaxBytes,
+		PinnedLogsMaxBytes:   defaultPinnedLogsMaxBytes,
+		AppendableWindow:     defaultAppendableWindow,
+		MaxFutureSkew:        defaultMaxFutureSkew,
+		MaxSeries:            defaultMaxSeries,
 		Query: QueryConfig{
 			MaxSamples:    defaultQueryMaxSamples,
 			Timeout:       defaultQueryTimeout,

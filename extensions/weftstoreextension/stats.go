@@ -6,6 +6,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/weftobs/weft/extensions/weftpinsextension"
+	"github.com/weftobs/weft/extensions/weftstoreextension/internal/index"
 	"github.com/weftobs/weft/extensions/weftstoreextension/internal/translate"
 	"github.com/weftobs/weft/extensions/weftstoreextension/internal/walsalvage"
 )
@@ -15,9 +17,18 @@ type IndexStats struct {
 	Records      int64 // stored now
 	Bytes        int64 // charged now (see README: how sizes are estimated)
 	MaxBytes     int64
-	Evicted      int64 // records evicted since creation, exactly
+	Evicted      int64 // records dropped since creation, exactly (pinned ones included)
 	EvictedBytes int64
 	Unencodable  int64 // records that failed to serialize (not expected)
+
+	// The pinned budget: records of pinned traces that the budget above
+	// evicted, kept until their pin ends (pinned_*_max_bytes).
+	PinnedRecords        int64 // held now (not in Records)
+	PinnedBytes          int64 // charged now (not in Bytes)
+	PinnedMaxBytes       int64 // 0: no exemption
+	Pinned               int64 // records moved into the pinned budget since creation
+	EvictedPinnedFull    int64 // pinned records evicted because the pinned budget was full (soonest pin end first)
+	EvictedPinnedExpired int64 // pinned records evicted because their pin ended
 }
 
 // Stats is a snapshot of the store's counters.
@@ -75,6 +86,19 @@ func (s *Store) Stats() Stats {
 	return st
 }
 
+// PinsStats returns the counters of the weft_pins extension whose pinned
+// traces the store exempts from eviction (pins held, received, ...), for
+// a status page; false when there is none.
+func (s *Store) PinsStats() (weftpinsextension.Stats, bool) {
+	s.mu.RLock()
+	pins := s.pins
+	s.mu.RUnlock()
+	if pins == nil {
+		return weftpinsextension.Stats{}, false
+	}
+	return pins.Stats(), true
+}
+
 // StorageLoss is metrics data the last start could not read.
 type StorageLoss struct {
 	Reason  string // checkpoint_corrupt, segment_corrupt, wal_unreadable
@@ -115,13 +139,26 @@ func (s *Store) registerTelemetry() error {
 		metric.WithDescription("Exemplars not stored, by reason."), metric.WithUnit("{exemplar}"))
 	lost, err7 := m.Int64ObservableCounter("weft_store.lost_bytes",
 		metric.WithDescription("Bytes of the metrics WAL the start could not read (damaged checkpoint or segment), by reason."), metric.WithUnit("By"))
-	for _, err := range []error{err1, err2, err3, err4, err5, err6, err7} {
+	pinnedRecs, err8 := m.Int64ObservableGauge("weft_store.pinned_records",
+		metric.WithDescription("Spans or log records of pinned traces held in the pinned budget after the normal budget evicted them."), metric.WithUnit("{record}"))
+	pinnedBytes, err9 := m.Int64ObservableGauge("weft_store.pinned_bytes",
+		metric.WithDescription("Bytes charged to the pinned budget of the span or log index."), metric.WithUnit("By"))
+	moved, err10 := m.Int64ObservableCounter("weft_store.moved_pinned_records",
+		metric.WithDescription("Spans or log records the normal budget evicted while their trace was pinned, moved into the pinned budget."), metric.WithUnit("{record}"))
+	evPinned, err11 := m.Int64ObservableCounter("weft_store.evicted_pinned_records",
+		metric.WithDescription("Spans or log records evicted from the pinned budget, by reason (budget_full, expired); also counted in evicted_records."), metric.WithUnit("{record}"))
+	for _, err := range []error{err1, err2, err3, err4, err5, err6, err7, err8, err9, err10, err11} {
 		if err != nil {
 			return err
 		}
 	}
 	spansAttr := metric.WithAttributes(attribute.String("signal", "spans"))
 	logsAttr := metric.WithAttributes(attribute.String("signal", "logs"))
+	pinnedAttr := func(signal, reason string) metric.ObserveOption {
+		return metric.WithAttributes(attribute.String("signal", signal), attribute.String("reason", reason))
+	}
+	spansFull, spansExpired := pinnedAttr("spans", index.PinnedBudgetFull), pinnedAttr("spans", index.PinnedExpired)
+	logsFull, logsExpired := pinnedAttr("logs", index.PinnedBudgetFull), pinnedAttr("logs", index.PinnedExpired)
 	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		st := s.Stats()
 		o.ObserveInt64(evicted, st.Spans.Evicted, spansAttr)
@@ -130,6 +167,16 @@ func (s *Store) registerTelemetry() error {
 		o.ObserveInt64(stored, st.Logs.Records, logsAttr)
 		o.ObserveInt64(bytes, st.Spans.Bytes, spansAttr)
 		o.ObserveInt64(bytes, st.Logs.Bytes, logsAttr)
+		o.ObserveInt64(pinnedRecs, st.Spans.PinnedRecords, spansAttr)
+		o.ObserveInt64(pinnedRecs, st.Logs.PinnedRecords, logsAttr)
+		o.ObserveInt64(pinnedBytes, st.Spans.PinnedBytes, spansAttr)
+		o.ObserveInt64(pinnedBytes, st.Logs.PinnedBytes, logsAttr)
+		o.ObserveInt64(moved, st.Spans.Pinned, spansAttr)
+		o.ObserveInt64(moved, st.Logs.Pinned, logsAttr)
+		o.ObserveInt64(evPinned, st.Spans.EvictedPinnedFull, spansFull)
+		o.ObserveInt64(evPinned, st.Spans.EvictedPinnedExpired, spansExpired)
+		o.ObserveInt64(evPinned, st.Logs.EvictedPinnedFull, logsFull)
+		o.ObserveInt64(evPinned, st.Logs.EvictedPinnedExpired, logsExpired)
 		o.ObserveInt64(samples, st.SamplesAppended)
 		for r, n := range st.RejectedSamples {
 			if r == translate.ReasonTooFarInFuture || r == translate.ReasonSeriesLimit {
@@ -149,7 +196,7 @@ func (s *Store) registerTelemetry() error {
 			o.ObserveInt64(rejExemplars, n, metric.WithAttributes(attribute.String("reason", r)))
 		}
 		return nil
-	}, evicted, stored, bytes, samples, rejSamples, rejExemplars, lost)
+	}, evicted, stored, bytes, samples, rejSamples, rejExemplars, lost, pinnedRecs, pinnedBytes, moved, evPinned)
 	if err != nil {
 		return err
 	}

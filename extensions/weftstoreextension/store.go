@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/exp/zapslog"
 
+	"github.com/weftobs/weft/extensions/weftpinsextension"
 	"github.com/weftobs/weft/extensions/weftstoreextension/internal/index"
 	"github.com/weftobs/weft/extensions/weftstoreextension/internal/walsalvage"
 )
@@ -46,7 +47,8 @@ type Store struct {
 	refused *refusals     // the store's own refusals, by reason and source
 	now     func() time.Time
 
-	mu      sync.RWMutex // guards db, engine, tmpDir, metrics, guard, losses and the lifecycle fields
+	mu      sync.RWMutex            // guards db, engine, tmpDir, metrics, guard, losses, pins and the lifecycle fields
+	pins    *weftpinsextension.Pins // whose pinned traces are exempt from eviction; nil: none
 	db      *tsdb.DB
 	engine  *promql.Engine // the process's one PromQL engine (Engine)
 	tmpDir  string         // scratch head-chunk directory of the in-memory mode
@@ -78,9 +80,18 @@ func newStore(tel component.TelemetrySettings, cfg *Config) (*Store, error) {
 	}, nil
 }
 
-// Start opens the TSDB (replaying its WAL when directory is set) and starts
-// the retention loop.
-func (s *Store) Start(_ context.Context, _ component.Host) error {
+// Dependencies makes the collector start a weft_pins extension named in
+// pins before the store (any weft_pins works before its Start too).
+func (s *Store) Dependencies() []component.ID {
+	if id, ok := weftpinsextension.KeyID(s.cfg.Pins); ok {
+		return []component.ID{id}
+	}
+	return nil
+}
+
+// Start finds the weft_pins extension (pins), opens the TSDB (replaying
+// its WAL when directory is set) and starts the retention loop.
+func (s *Store) Start(_ context.Context, host component.Host) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.started {
@@ -88,6 +99,15 @@ func (s *Store) Start(_ context.Context, _ component.Host) error {
 	}
 	if s.stopped {
 		return errors.New("weft_store: start after shutdown")
+	}
+	pins, err := weftpinsextension.Find(host, s.cfg.Pins)
+	if err != nil {
+		return fmt.Errorf("weft_store: %w", err)
+	}
+	if pins != nil {
+		s.pins = pins
+		s.spans.SetPins(pins, s.cfg.PinnedTracesMaxBytes, s.now)
+		s.logs.SetPins(pins, s.cfg.PinnedLogsMaxBytes, s.now)
 	}
 	dir := s.cfg.Directory
 	if dir == "" {
@@ -227,6 +247,9 @@ func (s *Store) retentionLoop(ctx context.Context) {
 			if err := s.retain(now); err != nil {
 				s.logger.Warn("weft_store: retention", zap.Error(err))
 			}
+			// Appends expire pinned records too; this covers an idle index.
+			s.spans.ExpirePinned()
+			s.logs.ExpirePinned()
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
+	"github.com/weftobs/weft/extensions/weftpinsextension"
 	"github.com/weftobs/weft/extensions/weftqueryextension/internal/jaegerapi"
 	"github.com/weftobs/weft/extensions/weftqueryextension/internal/weftapi"
 	"github.com/weftobs/weft/extensions/weftstoreextension"
@@ -137,6 +138,15 @@ var statusTmpl = template.Must(template.New("status").Funcs(template.FuncMap{"ro
 <td>{{if .MovedTo}}{{.MovedTo}}{{else}}<span class="muted">cut by the TSDB's repair</span>{{end}}</td><td><code>{{.Err}}</code></td></tr>
 {{end}}</table>{{end}}
 <p>services: {{range .Services}}<span class="lbl">{{.}}</span>{{else}}<span class="muted">none</span>{{end}}</p>
+
+<h2>Pins</h2>
+{{if .Pins}}{{with .Pins}}<p class="pins">pins held {{.Pins}}, set here {{.Local}}, received from peers {{.Received}}, expired {{.Expired}}, evicted {{.Evicted}}{{if .Members}}, cluster members {{.Members}}{{end}}</p>{{end}}{{else}}<p class="muted">no weft_pins extension: pinned traces are not exempt from eviction</p>{{end}}
+<table><tr><th></th><th>pinned records</th><th>pinned bytes</th><th>pinned budget</th><th>moved in</th><th>evicted: budget full</th><th>evicted: pin ended</th></tr>
+<tr class="pinned"><td>spans</td><td>{{.Stats.Spans.PinnedRecords}}</td><td>{{.Stats.Spans.PinnedBytes}}</td><td>{{.Stats.Spans.PinnedMaxBytes}}</td><td>{{.Stats.Spans.Pinned}}</td>
+<td class="{{if .Stats.Spans.EvictedPinnedFull}}err{{end}}">{{.Stats.Spans.EvictedPinnedFull}}</td><td>{{.Stats.Spans.EvictedPinnedExpired}}</td></tr>
+<tr class="pinned"><td>logs</td><td>{{.Stats.Logs.PinnedRecords}}</td><td>{{.Stats.Logs.PinnedBytes}}</td><td>{{.Stats.Logs.PinnedMaxBytes}}</td><td>{{.Stats.Logs.Pinned}}</td>
+<td class="{{if .Stats.Logs.EvictedPinnedFull}}err{{end}}">{{.Stats.Logs.EvictedPinnedFull}}</td><td>{{.Stats.Logs.EvictedPinnedExpired}}</td></tr>
+</table>
 </body></html>`))
 
 var traceTmpl = template.Must(template.New("trace").Parse(pageHead + `
@@ -173,6 +183,8 @@ type statusPage struct {
 	// metrics WAL (files moved aside into the store directory).
 	StorageLosses []weftstoreextension.StorageLoss
 	LostBytes     []string // "reason: bytes", non-zero only
+	// Pins is the weft_pins extension the store asks (nil: none).
+	Pins *pinsRow
 
 	RulesHealth  *rulesapi.Health
 	Targets      []nodestatus.Source[nodestatus.Target]
@@ -207,6 +219,19 @@ type tracePage struct {
 type Health interface {
 	Stats() weftstoreextension.Stats
 	OpenLosses() []weftstoreextension.StorageLoss
+}
+
+// PinsHealth is a Health that also reports the weft_pins extension whose
+// pinned traces the store exempts from eviction (weftstore's *Store).
+type PinsHealth interface {
+	PinsStats() (weftpinsextension.Stats, bool)
+}
+
+// pinsRow is the pins line of the status page.
+type pinsRow struct {
+	Pins                              int
+	Local, Received, Expired, Evicted int64
+	Members                           int
 }
 
 // Traces reads what the pages list of traces: weftstore's *Store.
@@ -287,6 +312,15 @@ func (pg *Pages) statusPage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	slices.Sort(p.LostBytes)
+	if ph, ok := pg.Health.(PinsHealth); ok {
+		if ps, ok := ph.PinsStats(); ok {
+			row := &pinsRow{Pins: ps.Pins, Received: ps.Received, Expired: ps.Expired, Evicted: ps.Evicted, Members: ps.Members}
+			for _, n := range ps.Local {
+				row.Local += n
+			}
+			p.Pins = row
+		}
+	}
 	renderHTML(w, statusTmpl, http.StatusOK, p)
 }
 

@@ -1,6 +1,7 @@
 package statuspage
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -12,8 +13,10 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/goleak"
 
+	"github.com/weftobs/weft/extensions/weftpinsextension"
 	"github.com/weftobs/weft/extensions/weftqueryextension/internal/weftapi"
 	"github.com/weftobs/weft/extensions/weftstoreextension"
+	"github.com/weftobs/weft/internal/nodestatus"
 )
 
 func TestMain(m *testing.M) {
@@ -84,4 +87,55 @@ func TestRoundDuration(t *testing.T) {
 	} {
 		assert.Equal(t, want, roundDuration(in).String(), "%v", in)
 	}
+}
+
+// pinnedHealth is a store's accounting with a weft_pins extension.
+type pinnedHealth struct {
+	stats weftstoreextension.Stats
+	pins  *weftpinsextension.Stats // nil: no weft_pins
+}
+
+func (h pinnedHealth) Stats() weftstoreextension.Stats              { return h.stats }
+func (h pinnedHealth) OpenLosses() []weftstoreextension.StorageLoss { return nil }
+func (h pinnedHealth) PinsStats() (weftpinsextension.Stats, bool) {
+	if h.pins == nil {
+		return weftpinsextension.Stats{}, false
+	}
+	return *h.pins, true
+}
+
+// noTraces is a store without spans.
+type noTraces struct{}
+
+func (noTraces) Services() []string { return nil }
+func (noTraces) FailingTraces(weftstoreextension.TraceSelector) []weftstoreextension.FailingTrace {
+	return nil
+}
+func (noTraces) Correlate(context.Context, pcommon.TraceID) (weftstoreextension.Correlation, error) {
+	return weftstoreextension.Correlation{}, nil
+}
+
+func TestStatusPagePins(t *testing.T) {
+	stats := weftstoreextension.Stats{
+		Spans: weftstoreextension.IndexStats{PinnedRecords: 41, PinnedBytes: 23456, PinnedMaxBytes: 16 << 20, Pinned: 57, EvictedPinnedFull: 3, EvictedPinnedExpired: 13},
+		Logs:  weftstoreextension.IndexStats{PinnedRecords: 7, PinnedBytes: 3456, PinnedMaxBytes: 16 << 20, Pinned: 9, EvictedPinnedExpired: 2},
+	}
+	render := func(h Health) string {
+		pg := &Pages{Health: h, Traces: noTraces{}, Board: &nodestatus.Board{}, Now: time.Now}
+		rec := httptest.NewRecorder()
+		pg.statusPage(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+		require.Equal(t, http.StatusOK, rec.Code)
+		return rec.Body.String()
+	}
+	body := render(pinnedHealth{stats: stats, pins: &weftpinsextension.Stats{
+		Pins: 5, Local: map[string]int64{"alert": 2, "error_span": 3}, Received: 11, Expired: 4, Members: 3,
+	}})
+	assert.Contains(t, body, "<h2>Pins</h2>")
+	assert.Contains(t, body, "pins held 5, set here 5, received from peers 11, expired 4, evicted 0, cluster members 3")
+	assert.Contains(t, body, `<tr class="pinned"><td>spans</td><td>41</td><td>23456</td><td>16777216</td><td>57</td>`)
+	assert.Contains(t, body, `<td class="err">3</td><td>13</td>`)
+	assert.Contains(t, body, `<tr class="pinned"><td>logs</td><td>7</td><td>3456</td><td>16777216</td><td>9</td>`)
+
+	body = render(pinnedHealth{stats: weftstoreextension.Stats{}})
+	assert.Contains(t, body, "no weft_pins extension: pinned traces are not exempt from eviction")
 }

@@ -7,7 +7,9 @@
 // entries in ascending order. Eviction always removes the oldest entry,
 // whose sequence number is therefore at the front of every list it is on,
 // so removing it from an index is a pop from the front: no search, no
-// tree.
+// tree. An evicted entry whose trace is pinned leaves the ring and its
+// lists all the same, into the pinned budget (pinned.go), which the
+// queries read besides the ring.
 //
 // Each record is kept serialized: a batch is marshaled once and split into
 // each record's bytes (otlpwire), and the resource and scope of a ScopeX
@@ -34,6 +36,8 @@ type Pod struct {
 // form) describes them.
 type Stats struct {
 	Records, Bytes, MaxBytes, Evicted, EvictedBytes, Unencodable int64
+	// The pinned budget (see SetPins).
+	PinnedRecords, PinnedBytes, PinnedMaxBytes, Pinned, EvictedPinnedFull, EvictedPinnedExpired int64
 }
 
 // resource holds the serialized resource and scope shared by the records
@@ -41,7 +45,8 @@ type Stats struct {
 // entry refers to it.
 type resource struct {
 	otlpwire.Blob
-	refs int
+	refs    int // entries in the ring
+	pinRefs int // entries in the pinned budget (charged there apart)
 }
 
 // resourceOverhead is the heap cost of a resource besides its bytes.
@@ -67,10 +72,14 @@ type core[E any] struct {
 	// not be serialized or split) and the number of scopes added.
 	wire  []otlpwire.Scope
 	added int
+
+	pin pinned[E] // entries of pinned traces the budget evicted
 }
 
-func newCore[E any](maxBytes int64) core[E] {
-	return core[E]{maxBytes: maxBytes, byTrace: make(map[pcommon.TraceID]*seqList)}
+// newCore returns a core of maxBytes; meta returns an entry's trace ID,
+// resource and charged bytes.
+func newCore[E any](maxBytes int64, meta func(e *E) (pcommon.TraceID, *resource, int32)) core[E] {
+	return core[E]{maxBytes: maxBytes, byTrace: make(map[pcommon.TraceID]*seqList), pin: pinned[E]{meta: meta}}
 }
 
 // addTrace puts the entry seq on the list of the trace id.
@@ -150,12 +159,17 @@ func (c *core[E]) push(e E) {
 
 // evictOverflow removes the oldest entries until the index fits its
 // budget. unlink takes an entry off the index's lists and returns its
-// resource and the bytes it was charged.
+// resource and the bytes it was charged. An entry whose trace is pinned
+// (asked now, at its eviction) moves into the pinned budget instead of
+// being dropped; that budget then sheds what expired and what does not
+// fit (see fitPinned).
 func (c *core[E]) evictOverflow(unlink func(e *E, seq uint64) (*resource, int32)) {
+	c.expirePinned()
+	moved := false
 	for c.bytes > c.maxBytes {
 		e, seq, ok := c.ring.oldest()
 		if !ok {
-			return
+			break
 		}
 		res, size := unlink(e, seq)
 		res.refs--
@@ -163,18 +177,36 @@ func (c *core[E]) evictOverflow(unlink func(e *E, seq uint64) (*resource, int32)
 			c.bytes -= res.size()
 		}
 		c.bytes -= int64(size)
-		c.evicted++
-		c.evictedBytes += int64(size)
+		if c.keep(e, seq) {
+			moved = true
+		} else {
+			c.evicted++
+			c.evictedBytes += int64(size)
+		}
 		c.ring.pop()
 	}
+	if moved {
+		c.fitPinned()
+	}
+}
+
+// ExpirePinned evicts the pinned entries whose pin has ended; appends do
+// it too, this is for an index that receives nothing.
+func (c *core[E]) ExpirePinned() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expirePinned()
 }
 
 // Stats returns the index's counters.
 func (c *core[E]) Stats() Stats {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	p := &c.pin
 	return Stats{Records: int64(c.ring.n), Bytes: c.bytes, MaxBytes: c.maxBytes,
-		Evicted: c.evicted, EvictedBytes: c.evictedBytes, Unencodable: c.unencodable}
+		Evicted: c.evicted, EvictedBytes: c.evictedBytes, Unencodable: c.unencodable,
+		PinnedRecords: p.records, PinnedBytes: p.bytes, PinnedMaxBytes: p.maxBytes, Pinned: p.moved,
+		EvictedPinnedFull: p.full, EvictedPinnedExpired: p.expired}
 }
 
 func attrString(m pcommon.Map, key string) string {

@@ -65,7 +65,7 @@ type Logs struct {
 // NewLogs returns an empty log index of maxBytes.
 func NewLogs(maxBytes int64) *Logs {
 	return &Logs{
-		core:  newCore[logEntry](maxBytes),
+		core:  newCore(maxBytes, func(e *logEntry) (pcommon.TraceID, *resource, int32) { return e.traceID, e.res, e.size }),
 		byPod: make(map[Pod]*logPodPostings),
 		bySvc: make(map[string]*namedPostings),
 	}
@@ -166,9 +166,8 @@ func SearchLogs[R any](x *Logs, q LogQuery, conv func(Log) R) ([]R, error) {
 	limit := limitOr(q.Limit, 100)
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	var cands []candidate
-	visit := func(seq uint64) bool {
-		e := x.ring.get(seq)
+	var cands []candidate[logEntry]
+	visitEntry := func(e *logEntry, seq uint64) bool {
 		if !q.TraceID.IsEmpty() && e.traceID != q.TraceID ||
 			q.Pod != "" && (e.pod == nil || e.pod.pod.Name != q.Pod) ||
 			q.Namespace != "" && (e.pod == nil || e.pod.pod.Namespace != q.Namespace) ||
@@ -178,9 +177,10 @@ func SearchLogs[R any](x *Logs, q LogQuery, conv func(Log) R) ([]R, error) {
 			!q.Since.IsZero() && e.time < q.Since.UnixNano() {
 			return true
 		}
-		cands = append(cands, candidate{t: e.time, seq: seq})
+		cands = append(cands, candidate[logEntry]{t: e.time, seq: seq, e: e})
 		return true
 	}
+	visit := func(seq uint64) bool { return visitEntry(x.ring.get(seq), seq) }
 	switch {
 	case !q.TraceID.IsEmpty():
 		if tl := x.byTrace[q.TraceID]; tl != nil {
@@ -197,11 +197,16 @@ func SearchLogs[R any](x *Logs, q LogQuery, conv func(Log) R) ([]R, error) {
 	default:
 		x.ring.newestFirst(visit)
 	}
+	if !q.TraceID.IsEmpty() {
+		x.pinnedOf(q.TraceID, visitEntry)
+	} else {
+		x.allPinned(visitEntry)
+	}
 	sortNewestFirst(cands)
 	cands = cands[:min(len(cands), limit)]
 	out := make([]R, 0, len(cands))
 	for _, c := range cands {
-		rec, err := logOf(x.ring.get(c.seq))
+		rec, err := logOf(c.e)
 		if err != nil {
 			return out, err
 		}

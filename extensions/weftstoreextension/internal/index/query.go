@@ -6,17 +6,18 @@ import (
 	"time"
 )
 
-// candidate is an entry that passed the cheap filters of a query, with the
-// time it is ordered by.
-type candidate struct {
+// candidate is an entry that passed the cheap filters of a query (in the
+// ring or in the pinned budget), with the time it is ordered by.
+type candidate[E any] struct {
 	t   int64
 	seq uint64
+	e   *E
 }
 
 // sortNewestFirst orders candidates by time, newest first; ties by arrival,
 // latest first.
-func sortNewestFirst(cs []candidate) {
-	slices.SortFunc(cs, func(a, b candidate) int {
+func sortNewestFirst[E any](cs []candidate[E]) {
+	slices.SortFunc(cs, func(a, b candidate[E]) int {
 		if a.t != b.t {
 			return cmp.Compare(b.t, a.t)
 		}

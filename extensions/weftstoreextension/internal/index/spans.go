@@ -77,7 +77,7 @@ type Spans struct {
 // NewSpans returns an empty span index of maxBytes.
 func NewSpans(maxBytes int64) *Spans {
 	return &Spans{
-		core:  newCore[spanEntry](maxBytes),
+		core:  newCore(maxBytes, func(e *spanEntry) (pcommon.TraceID, *resource, int32) { return e.traceID, e.res, e.size }),
 		bySvc: make(map[string]*svcPostings),
 		byPod: make(map[Pod]*podPostings),
 	}
@@ -202,13 +202,12 @@ func Trace[S any](x *Spans, traceID pcommon.TraceID, conv func(Span) S) ([]S, er
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	tl := x.byTrace[traceID]
-	if tl == nil {
-		return nil, nil
+	var out []S
+	if tl != nil {
+		out = make([]S, 0, tl.len())
 	}
-	out := make([]S, 0, tl.len())
 	var err error
-	tl.newestFirst(func(seq uint64) bool {
-		e := x.ring.get(seq)
+	add := func(e *spanEntry) bool {
 		sp := e.summary()
 		if sp.Data, err = decodeSpan(e); err != nil {
 			err = fmt.Errorf("weft_store: decode span: %w", err)
@@ -216,7 +215,14 @@ func Trace[S any](x *Spans, traceID pcommon.TraceID, conv func(Span) S) ([]S, er
 		}
 		out = append(out, conv(sp))
 		return true
-	})
+	}
+	if tl != nil {
+		tl.newestFirst(func(seq uint64) bool { return add(x.ring.get(seq)) })
+	}
+	if err == nil {
+		// Pinned spans arrived before every span still in the ring.
+		x.pinnedOf(traceID, func(e *spanEntry, _ uint64) bool { return add(e) })
+	}
 	return out, err
 }
 
@@ -241,23 +247,28 @@ func FailingTraces[F any](x *Spans, sel TraceSelector, conv func(Span) F) []F {
 	list := &x.errs
 	switch {
 	case sel.Pod.Name != "":
-		pp := x.byPod[sel.Pod]
-		if pp == nil {
-			return nil
+		list = &seqList{} // none in the ring; pinned spans may still match
+		if pp := x.byPod[sel.Pod]; pp != nil {
+			list = &pp.errs
 		}
-		list = &pp.errs
 	case sel.Service != "":
-		svc := x.bySvc[sel.Service]
-		if svc == nil {
-			return nil
+		list = &seqList{}
+		if svc := x.bySvc[sel.Service]; svc != nil {
+			list = &svc.errs
 		}
-		list = &svc.errs
 	}
-	var cands []candidate
+	var cands []candidate[spanEntry]
 	list.newestFirst(func(seq uint64) bool {
 		e := x.ring.get(seq)
 		if (sel.Service == "" || e.svc.name == sel.Service) && inWindow(e.end, sel.Start, sel.End) {
-			cands = append(cands, candidate{t: e.end, seq: seq})
+			cands = append(cands, candidate[spanEntry]{t: e.end, seq: seq, e: e})
+		}
+		return true
+	})
+	x.allPinned(func(e *spanEntry, seq uint64) bool {
+		if e.isErr && (sel.Service == "" || e.svc.name == sel.Service) &&
+			(sel.Pod.Name == "" || e.pod != nil && e.pod.pod == sel.Pod) && inWindow(e.end, sel.Start, sel.End) {
+			cands = append(cands, candidate[spanEntry]{t: e.end, seq: seq, e: e})
 		}
 		return true
 	})
@@ -265,7 +276,7 @@ func FailingTraces[F any](x *Spans, sel TraceSelector, conv func(Span) F) []F {
 	seen := make(map[pcommon.TraceID]struct{})
 	var out []F
 	for _, c := range cands {
-		e := x.ring.get(c.seq)
+		e := c.e
 		if _, dup := seen[e.traceID]; dup {
 			continue
 		}
@@ -296,9 +307,10 @@ func (x *Spans) FindTraces(q SpanQuery) ([]pcommon.TraceID, error) {
 	limit := limitOr(q.Limit, 20)
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	var cands []candidate
-	visit := func(seq uint64) bool {
-		e := x.ring.get(seq)
+	var cands []candidate[spanEntry]
+	var visitEntry func(e *spanEntry, seq uint64) bool
+	visit := func(seq uint64) bool { return visitEntry(x.ring.get(seq), seq) }
+	visitEntry = func(e *spanEntry, seq uint64) bool {
 		if q.Service != "" && e.svc.name != q.Service || q.Operation != "" && e.op.name != q.Operation {
 			return true
 		}
@@ -309,7 +321,7 @@ func (x *Spans) FindTraces(q SpanQuery) ([]pcommon.TraceID, error) {
 		if d < q.MinDuration || q.MaxDuration > 0 && d > q.MaxDuration {
 			return true
 		}
-		cands = append(cands, candidate{t: e.start, seq: seq})
+		cands = append(cands, candidate[spanEntry]{t: e.start, seq: seq, e: e})
 		return true
 	}
 	switch {
@@ -326,11 +338,12 @@ func (x *Spans) FindTraces(q SpanQuery) ([]pcommon.TraceID, error) {
 	default:
 		x.ring.newestFirst(visit)
 	}
+	x.allPinned(visitEntry)
 	sortNewestFirst(cands)
 	seen := make(map[pcommon.TraceID]struct{})
 	var out []pcommon.TraceID
 	for _, c := range cands {
-		e := x.ring.get(c.seq)
+		e := c.e
 		if _, dup := seen[e.traceID]; dup {
 			continue
 		}
@@ -385,22 +398,33 @@ func (x *Spans) Services() []string {
 	for name := range x.bySvc {
 		out = append(out, name)
 	}
+	x.allPinned(func(e *spanEntry, _ uint64) bool {
+		if x.bySvc[e.svc.name] == nil {
+			out = append(out, e.svc.name)
+		}
+		return true
+	})
 	slices.Sort(out)
-	return out
+	return slices.Compact(out)
 }
 
 // Operations returns the span names of a service's stored spans, sorted.
 func (x *Spans) Operations(service string) []string {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	svc := x.bySvc[service]
-	if svc == nil {
-		return nil
+	var out []string
+	if svc := x.bySvc[service]; svc != nil {
+		out = make([]string, 0, len(svc.ops))
+		for name := range svc.ops {
+			out = append(out, name)
+		}
 	}
-	out := make([]string, 0, len(svc.ops))
-	for name := range svc.ops {
-		out = append(out, name)
-	}
+	x.allPinned(func(e *spanEntry, _ uint64) bool {
+		if e.svc.name == service {
+			out = append(out, e.op.name)
+		}
+		return true
+	})
 	slices.Sort(out)
-	return out
+	return slices.Compact(out)
 }
