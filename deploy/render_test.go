@@ -32,6 +32,7 @@ var overlays = []string{
 	"examples/prometheusrule-watch",
 	"examples/root-log-reader",
 	"examples/thanos-query",
+	"examples/thanos-ruler",
 }
 
 // bundle is one rendered kustomization, decoded into k8s.io/api types.

@@ -157,3 +157,65 @@ func StartThanosSidecar(ctx context.Context, binary, promURL, tsdbPath, grpcAddr
 
 // Stop ends the process and waits for it. Safe to call twice.
 func (s *ThanosSidecar) Stop() { s.proc.stop() }
+
+// ThanosRuler is a running Thanos Ruler (`thanos rule`): it evaluates rule
+// files over a Thanos Query and sends alerts to an Alertmanager. Every
+// address is host:port on 127.0.0.1.
+type ThanosRuler struct {
+	HTTP string // rules and alerts API (/api/v1/rules, /api/v1/alerts), UI, /-/ready
+	GRPC string // StoreAPI over its own TSDB (recorded series, ALERTS), Rules API
+
+	proc *process
+}
+
+// URL is the base URL of the HTTP API.
+func (r *ThanosRuler) URL() string { return "http://" + r.HTTP }
+
+// StartThanosRuler runs `thanos rule` over the Thanos Query HTTP API at
+// queryURL (--query), sending to the Alertmanager at alertmanagerURL
+// (--alertmanagers.url; empty: none), evaluating ruleFiles (--rule-file,
+// globs allowed) with its TSDB in dir/data. Its defaults are test ones:
+// --eval-interval=2s (groups that set no interval) and the external label
+// ruler="r1" (--label); extraArgs come last and may add to them or
+// override them (kingpin keeps the last value of a single-valued flag). It
+// waits until /-/ready answers 200, which Thanos Ruler does once its rule
+// manager runs. ctx bounds the start only; stop it with Stop.
+func StartThanosRuler(ctx context.Context, binary, dir, queryURL, alertmanagerURL string, ruleFiles, extraArgs []string, logOut io.Writer) (*ThanosRuler, error) {
+	r := &ThanosRuler{}
+	err := withFreshPorts(func() error {
+		addrs, err := loopback.FreeAddrs(2)
+		if err != nil {
+			return err
+		}
+		r.HTTP, r.GRPC = addrs[0], addrs[1]
+		args := []string{
+			"rule",
+			"--http-address=" + r.HTTP,
+			"--grpc-address=" + r.GRPC,
+			"--data-dir=" + filepath.Join(dir, "data"),
+			"--query=" + queryURL,
+			"--log.level=warn",
+		}
+		for flag, def := range map[string]string{"--eval-interval": "--eval-interval=2s", "--label": `--label=ruler="r1"`} {
+			if !slices.ContainsFunc(extraArgs, func(a string) bool { return a == flag || strings.HasPrefix(a, flag+"=") }) {
+				args = append(args, def)
+			}
+		}
+		if alertmanagerURL != "" {
+			args = append(args, "--alertmanagers.url="+alertmanagerURL)
+		}
+		for _, f := range ruleFiles {
+			args = append(args, "--rule-file="+f)
+		}
+		args = append(args, extraArgs...)
+		r.proc, err = startProcess(ctx, "thanos rule", binary, args, nil, logOut, r.URL()+"/-/ready")
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Stop ends the process and waits for it. Safe to call twice.
+func (r *ThanosRuler) Stop() { r.proc.stop() }
