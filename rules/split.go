@@ -61,7 +61,7 @@ type Plan struct {
 	PartitionLabels []string
 	// ObjectMetrics are the object metric patterns (ScopeOptions).
 	ObjectMetrics []string
-	files           []string
+	files         []string
 }
 
 // PlanRules decides the scope of every rule of set (files in order) and
