@@ -150,7 +150,13 @@ func TestRemoteWriteToPrometheus(t *testing.T) {
 			}))
 			defer srv.Close()
 			instance := srv.Listener.Addr().String()
-			cfg := staticConfig(tc.job, instance, func(sc *ScrapeConfig) { sc.MetricsPath = "/stats/prometheus" })
+			cfg := staticConfig(tc.job, instance, func(sc *ScrapeConfig) {
+				sc.MetricsPath = "/stats/prometheus"
+				// A 50k-series scrape under the race detector on a loaded
+				// machine can pass 5s: scrape again rather than wait an
+				// hour after a timeout.
+				sc.ScrapeInterval, sc.ScrapeTimeout = 30*time.Second, 25*time.Second
+			})
 			set := receivertest.NewNopSettings(component.MustNewType(typeStr))
 			set.Logger = zaptest.NewLogger(t)
 			r, err := newReceiver(set, cfg, exp)
