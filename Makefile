@@ -14,7 +14,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export WEFT_JAEGER := $(JAEGER)
 export WEFT_THANOS := $(THANOS)
 
-.PHONY: help build build-demo demo demo-jaeger test unit tools bench bench-compare bench-traces noisy soak lint tidy-check clean
+.PHONY: help build build-demo demo demo-jaeger test unit tools bench bench-storeapi bench-compare bench-traces noisy soak lint tidy-check clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ noisy: tools ## the noisy-neighbour test of issue #16 alone, verbose (it is also
 
 soak: ## loop the remote-write outage + SIGKILL test (SOAK_COUNT runs, default 50)
 	$(GO) test -race -tags integration -run TestRemoteWriteOutageAndKill -count=$(or $(SOAK_COUNT),50) -failfast -timeout 0 ./cmd/weft/
+
+bench-storeapi: tools ## weft's Thanos StoreAPI vs Prometheus 2.42 + Thanos sidecar, and Thanos Query latency over 1/3/10 agents → bench/compare/results/storeapi-*.md
+	cd bench/compare && $(GO) run . storeapi -thanos "$(THANOS)" $(BENCH_STOREAPI_FLAGS)
 
 bench-compare: ## weft vs otelcol contrib/core and Prometheus 2.42 side by side → bench/RESULTS.md, bench/compare/results/
 	hack/install-debian-tools.sh

@@ -35,7 +35,7 @@ func freeAddrs(n int) ([]string, error) {
 	return out, nil
 }
 
-// child is a started collector (or Prometheus) process.
+// child is a started collector, Prometheus or Thanos process.
 type child struct {
 	name string
 	cmd  *exec.Cmd
@@ -45,15 +45,17 @@ type child struct {
 }
 
 // startChild starts bin with args under the harness's GOMAXPROCS and
-// GOMEMLIMIT; output goes to <workdir>/<name>.log.
+// GOMEMLIMIT (when set); output goes to <workdir>/<name>.log.
 func startChild(h *harness, name, bin string, args ...string) (*child, error) {
 	logf, err := os.Create(filepath.Join(h.o.WorkDir, name+".log"))
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "GOMAXPROCS="+h.o.GoMaxProcs, "GOMEMLIMIT="+h.o.GoMemLimit,
-		"OTEL_SDK_DISABLED=true", "OTEL_TRACES_EXPORTER=none")
+	cmd.Env = append(os.Environ(), "GOMAXPROCS="+h.o.GoMaxProcs, "OTEL_SDK_DISABLED=true", "OTEL_TRACES_EXPORTER=none")
+	if h.o.GoMemLimit != "" {
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+h.o.GoMemLimit)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
@@ -65,9 +67,15 @@ func startChild(h *harness, name, bin string, args ...string) (*child, error) {
 	return c, nil
 }
 
-// stop interrupts the child, kills it after 15 s, and waits for it.
+// stop interrupts the child, kills it after 15 s, and waits for it. Safe
+// on a nil child and twice.
 func (c *child) stop() {
-	_ = c.cmd.Process.Signal(syscall.SIGINT)
+	if c == nil {
+		return
+	}
+	if !c.exited() {
+		_ = c.cmd.Process.Signal(syscall.SIGINT)
+	}
 	select {
 	case <-c.done:
 	case <-time.After(15 * time.Second):
@@ -109,7 +117,7 @@ func (c *child) waitHTTP(ctx context.Context, url string, timeout time.Duration)
 			return fmt.Errorf("%s exited before %s answered (see %s)", c.name, url, c.logf.Name())
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: %s did not answer 200 within %s", c.name, url, timeout)
+			return fmt.Errorf("%s: %s did not answer 200 within %s (see %s)", c.name, url, timeout, c.logf.Name())
 		}
 		select {
 		case <-ctx.Done():

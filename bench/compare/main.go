@@ -20,6 +20,10 @@
 //	idle                receivers listening, no data                     (bench/peer -tags contrib)
 //	rules               weft_store+weft_rules vs Prometheus 2.42          (prometheus on PATH)
 //
+// A separate mode with its own flags, `go run . storeapi [flags]`, measures
+// weft's Thanos StoreAPI against Prometheus 2.42 + thanos sidecar, and query
+// latency through Thanos Query over 1/3/10 agents (issue #18; storeapi.go).
+//
 // This is its own Go module (bench/compare/go.mod), so its plotting library
 // never becomes a dependency of weft.
 package main
@@ -105,6 +109,10 @@ func (o *options) smoke() {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "storeapi" {
+		storeAPIMain(os.Args[2:]) // its own flags: see storeapi.go
+		return
+	}
 	o := defaultOptions()
 	smoke := flag.Bool("smoke", false, "a few seconds per workload, one round (CI)")
 	workloads := flag.String("workloads", strings.Join(o.Workloads, ","), "comma-separated workloads to run")

@@ -121,20 +121,23 @@ func startSampler(p procReader, every time.Duration) (*sampler, error) {
 	}
 	s := &sampler{p: p, t0: time.Now(), cpu0: c, stop: make(chan struct{}), done: make(chan struct{})}
 	s.read()
-	go func() {
-		defer close(s.done)
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		for {
-			select {
-			case <-s.stop:
-				return
-			case <-tick.C:
-				s.read()
-			}
-		}
-	}()
+	go poll(every, s.stop, s.done, s.read)
 	return s, nil
+}
+
+// poll calls read at every tick until stop is closed, then closes done.
+func poll(every time.Duration, stop <-chan struct{}, done chan<- struct{}, read func()) {
+	defer close(done)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+			read()
+		}
+	}
 }
 
 func (s *sampler) read() {

@@ -68,7 +68,12 @@ receivers:
         scrape_timeout: {{timeout}}
         static_configs:
           - targets: [{{target}}]
-processors:
+` + weftStorePipeline
+
+// weftStorePipeline ends a weft configuration whose pod_scrape receiver
+// writes into weft_store ({{extensions}}: the service's extensions). The
+// rules workload and the storeapi mode's agents share it.
+const weftStorePipeline = `processors:
   memory_limiter:
     check_interval: 1s
     limit_mib: 1024
@@ -76,7 +81,7 @@ processors:
 exporters:
   weft_store: {}
 service:
-  extensions: [health_check, weft_store, weft_rules, weft_query]
+  extensions: [{{extensions}}]
   telemetry:
     metrics:
       level: none
@@ -128,7 +133,8 @@ func runRules(ctx context.Context, h *harness, side string, s *sample) error {
 	api, health := addrs[0], addrs[1]
 	timeout := min(10*time.Second, h.o.RuleInterval*9/10)
 	vars := []string{"{{health}}", health, "{{data}}", data, "{{rules}}", rulesPath, "{{interval}}", promDuration(h.o.RuleInterval),
-		"{{timeout}}", promDuration(timeout), "{{query}}", api, "{{target}}", tgt.Addr}
+		"{{timeout}}", promDuration(timeout), "{{query}}", api, "{{target}}", tgt.Addr,
+		"{{extensions}}", "health_check, weft_store, weft_rules, weft_query"}
 	var c *child
 	var readyURL string
 	cfgPath := filepath.Join(h.o.WorkDir, name+".yaml")

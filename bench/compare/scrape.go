@@ -64,6 +64,7 @@ type target struct {
 	first   chan struct{} // closed at the first request
 	once    sync.Once
 	payload func(b *bytes.Buffer, k int)
+	times   []time.Time // arrival of each answered scrape, under mu
 }
 
 func startTarget(path string, payload func(b *bytes.Buffer, k int)) (*target, error) {
@@ -79,6 +80,7 @@ func startTarget(path string, payload func(b *bytes.Buffer, k int)) (*target, er
 	mux := http.NewServeMux()
 	var buf bytes.Buffer
 	mux.HandleFunc("GET "+path, func(w http.ResponseWriter, _ *http.Request) {
+		arrived := time.Now()
 		t.once.Do(func() { close(t.first) })
 		t.mu.Lock() // one scrape at a time: numbers are consecutive
 		defer t.mu.Unlock()
@@ -87,6 +89,7 @@ func startTarget(path string, payload func(b *bytes.Buffer, k int)) (*target, er
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 		if _, err := w.Write(buf.Bytes()); err == nil {
+			t.times = append(t.times, arrived)
 			t.served.Add(1)
 		}
 	})
@@ -98,6 +101,17 @@ func startTarget(path string, payload func(b *bytes.Buffer, k int)) (*target, er
 func (t *target) close() {
 	_ = t.srv.Close()
 	t.wg.Wait()
+}
+
+// servedAt returns the arrival time of the k-th answered scrape (1-based),
+// if there was one.
+func (t *target) servedAt(k int) (time.Time, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.times) < k {
+		return time.Time{}, false
+	}
+	return t.times[k-1], true
 }
 
 // waitFirst waits for the first scrape.
