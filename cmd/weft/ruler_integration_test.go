@@ -49,6 +49,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -57,10 +58,12 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -81,7 +84,32 @@ const (
 	rulerEvalInterval = 2 * time.Second
 	// rulerRateWindow is the rules' rate() range.
 	rulerRateWindow = 30 * time.Second
+	// rulerRelTolerance bounds |thanos query - prometheus| / |prometheus|
+	// for a cluster rule's expression, split vs original; why 2 %: below.
+	rulerRelTolerance = 0.02
+	// rulerCompareRounds comparisons rulerCompareEvery apart: 30 s.
+	rulerCompareRounds = 7
+	rulerCompareEvery  = 5 * time.Second
 )
+
+// The tolerance of the split against one Prometheus, 2 %. As in
+// thanos_integration_test.go (thanosRelTolerance), every counter is a
+// straight line, so rate() over a window covered by samples is the slope
+// exactly but for δ, the time from a scrape's start (the sample's
+// timestamp) to the target's answer (the value): a series' rate is off by
+// k·(δlast − δfirst)/(tlast − tfirst), and a sum of series by at most the
+// largest such relative error. Here the window is 30 s, not 1m, and with
+// 2 s scrapes the first and last samples of a window are at least
+// 30 − 2·2 = 26 s apart. The two sides scrape independently (the agents
+// for the partials, the reference for the original), so their errors add:
+// 2 % of 26 s allows 520 ms of (δlast − δfirst) over both sides together,
+// where loopback answers take milliseconds and 10–100 ms under load. The
+// partial is evaluated at most an evaluation interval before the query
+// time, over its own 30 s window; on straight lines that shift changes
+// nothing. The faults the comparison is for are far larger: one reviews
+// pod of six is 16.7 % of its service, a node missing from the sum a
+// third of reviews and all of ratings (ratings-0 on n1 alone errs), a
+// node counted twice as much again.
 
 // rulerRules is the file every agent loads and `weft rules split` reads.
 const rulerRules = `groups:
@@ -336,6 +364,32 @@ func TestThanosRulerOverAgents(t *testing.T) {
 	work := t.TempDir()
 	rulesPath := filepath.Join(work, "app.rules.yaml")
 	require.NoError(t, os.WriteFile(rulesPath, []byte(rulerRules), 0o600))
+	// The reference: one Prometheus 2.42 scraping every target of all three
+	// nodes (job app: the nine pods; job x: n1's target) at the agents'
+	// interval and evaluating the original rule file, the one the agents
+	// load, unsplit. The cluster and node an agent adds as external labels
+	// are target labels here, so both sides name every series the same. It
+	// starts first: Prometheus hands discovered targets to its scrape pools
+	// on a 5 s tick (discovery updates, scrape manager reloads), so its
+	// first scrape comes seconds after it is ready.
+	promBin, err := backends.FindPrometheus()
+	require.NoError(t, err)
+	var promCfg strings.Builder
+	fmt.Fprintf(&promCfg, "rule_files: [%s]\nscrape_configs:\n  - job_name: app\n    scrape_interval: %s\n    static_configs:\n", rulesPath, rulerScrapeInterval)
+	for _, node := range []string{"n1", "n2", "n3"} {
+		var addrs []string
+		for _, p := range pods {
+			if p.Node == node {
+				addrs = append(addrs, p.Addr)
+			}
+		}
+		fmt.Fprintf(&promCfg, "      - targets: [%s]\n        labels: {cluster: c1, node: %s}\n", strings.Join(addrs, ", "), node)
+	}
+	fmt.Fprintf(&promCfg, "  - job_name: x\n    scrape_interval: %s\n    static_configs:\n      - targets: [%s]\n        labels: {cluster: c1, node: n1}\n", rulerScrapeInterval, x.Listener.Addr().String())
+	refProm, err := backends.StartPrometheus(t.Context(), promBin, t.TempDir(), promCfg.String(), testLogWriter{t})
+	require.NoError(t, err)
+	t.Cleanup(refProm.Stop)
+
 	bin := filepath.Join(work, "weft")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	require.NoError(t, err, "go build: %s", out)
@@ -645,6 +699,190 @@ func TestThanosRulerOverAgents(t *testing.T) {
 				require.NoError(t, err)
 				assert.Equal(t, http.StatusNotFound, code, "%s on %s", h.traceID, ag.Node)
 			}
+		}
+	})
+
+	// Issue #19's acceptance, bullet 1: for every cluster rule, the split
+	// (the agents' partials, finished over Thanos Query by the cluster
+	// file's expression) gives what the original expression gives on one
+	// Prometheus holding all nodes' data, at 7 times over 30 s.
+	//
+	// Alignment. Each round has a query time T. The round waits until every
+	// agent's, the ruler's and the reference's group has evaluated at or
+	// after T (lastEvaluation ≥ T; a group's lastEvaluation is its last
+	// evaluation's start, recorded when it ends): then every partial sample
+	// at or before T is written, and both alert lists are the state of an
+	// evaluation at or after T. Bound: one evaluation interval plus 3 s of
+	// slack. Both expressions are then queried at T itself: the
+	// reference's over its own samples up to T, Thanos Query's over the
+	// partials' last samples at or before T, which the round checks are no
+	// older than two evaluation intervals (one, if no evaluation is late).
+	// The alert lists are read after the wait and compared as sets of
+	// firing alerts (the ruler's labels less its external label ruler).
+	t.Run("SplitMatchesOnePrometheus", func(t *testing.T) {
+		type rulesData struct {
+			Groups []struct {
+				Name           string    `json:"name"`
+				LastEvaluation time.Time `json:"lastEvaluation"`
+				Rules          []struct {
+					Name      string `json:"name"`
+					Query     string `json:"query"`
+					Type      string `json:"type"`
+					PartialOf string `json:"partialOf"`
+				} `json:"rules"`
+			} `json:"groups"`
+		}
+		// The cluster rules: the ruler's (the split file's), with the
+		// original expression of the same rule from the reference.
+		var rr, pr rulesData
+		thanosGetData(t, ruler.URL()+"/api/v1/rules", &rr)
+		thanosGetData(t, refProm.URL()+"/api/v1/rules", &pr)
+		orig := map[string]string{}
+		for _, g := range pr.Groups {
+			for _, r := range g.Rules {
+				orig[r.Name] = r.Query
+			}
+		}
+		type pair struct{ name, split, orig string }
+		var pairs []pair
+		cluster := map[string]bool{}
+		p := parser.NewParser(parser.Options{})
+		for _, g := range rr.Groups {
+			for _, r := range g.Rules {
+				cluster[r.Name] = true
+				require.Contains(t, orig, r.Name, "the reference evaluates %s", r.Name)
+				pairs = append(pairs, pair{r.Name, r.Query, orig[r.Name]})
+				// A threshold's left side too: the values it filters out
+				// (ratings' 1/s under ServiceErrors' 4) are compared as well.
+				se, err := p.ParseExpr(r.Query)
+				require.NoError(t, err)
+				oe, err := p.ParseExpr(orig[r.Name])
+				require.NoError(t, err)
+				sb, ok1 := se.(*parser.BinaryExpr)
+				ob, ok2 := oe.(*parser.BinaryExpr)
+				if ok1 && ok2 && sb.Op.IsComparisonOperator() && ob.Op.IsComparisonOperator() && !sb.ReturnBool && !ob.ReturnBool {
+					_, n1 := sb.RHS.(*parser.NumberLiteral)
+					_, n2 := ob.RHS.(*parser.NumberLiteral)
+					if n1 && n2 {
+						pairs = append(pairs, pair{r.Name + " (left of the threshold)", sb.LHS.String(), ob.LHS.String()})
+					}
+				}
+			}
+		}
+		require.Equal(t, map[string]bool{"ServiceErrors": true, "JobXAbsent": true, "JobYAbsent": true}, cluster, "the cluster rules")
+		for _, pp := range pairs {
+			t.Logf("%s: thanos query %q vs prometheus %q", pp.name, pp.split, pp.orig)
+		}
+
+		groupsEvaluated := func(c assert.TestingT, base string, at time.Time) {
+			var d rulesData
+			thanosGetDataC(c, base+"/api/v1/rules", &d)
+			if assert.NotEmpty(c, d.Groups, base) {
+				for _, g := range d.Groups {
+					assert.False(c, g.LastEvaluation.Before(at), "%s group %s last evaluated %s, before %s", base, g.Name, g.LastEvaluation.Format(time.StampMilli), at.Format(time.StampMilli))
+				}
+			}
+		}
+		firing := func(base string, strip string) []string {
+			var out []string
+			for name, as := range apiAlerts(t, base) {
+				if !cluster[name] {
+					continue
+				}
+				for _, a := range as {
+					if a.State != "firing" {
+						continue
+					}
+					ls := maps.Clone(a.Labels)
+					delete(ls, strip)
+					out = append(out, seriesString(ls))
+				}
+			}
+			slices.Sort(out)
+			return out
+		}
+
+		// The first round waits for full rate windows on both sides. Until
+		// a scraper's samples cover a window, rate() extrapolates short of
+		// the window's start and underestimates by how much is missing,
+		// which differs between the reference and the agents, whose first
+		// scrapes are seconds apart. The first round is a rate window, an
+		// evaluation interval (the partial's window ends up to one before
+		// T) and a scrape interval (extrapolation reaches the window's start
+		// from up to 1.1 sample intervals in) after the last series' first
+		// sample, on either side.
+		lastStart := time.Time{}
+		for _, base := range []string{refProm.URL(), tq.URL()} {
+			var m struct {
+				Result []struct {
+					Values [][2]any `json:"values"`
+				} `json:"result"`
+			}
+			thanosGetData(t, base+"/api/v1/query?"+url.Values{"query": {`app_errors_total{job="app"}[5m]`}}.Encode(), &m)
+			require.Len(t, m.Result, len(pods), "%s: every pod's series", base)
+			for _, s := range m.Result {
+				require.NotEmpty(t, s.Values)
+				sec, ok := s.Values[0][0].(float64)
+				require.True(t, ok, "timestamp %v", s.Values[0][0])
+				if first := time.UnixMilli(int64(sec * 1000)); first.After(lastStart) {
+					lastStart = first
+				}
+			}
+		}
+		first := lastStart.Add(rulerRateWindow + rulerEvalInterval + rulerScrapeInterval).Truncate(time.Second).Add(time.Second)
+		t.Logf("last series' first sample at %s; rounds from %s every %v", lastStart.Format(time.StampMilli), first.Format(time.StampMilli), rulerCompareEvery)
+		require.Less(t, time.Until(first), rulerRateWindow+rulerEvalInterval+rulerScrapeInterval+time.Second, "first round too far ahead")
+		for round := range rulerCompareRounds {
+			at := first.Add(time.Duration(round) * rulerCompareEvery)
+			time.Sleep(time.Until(at))
+			require.EventuallyWithT(t, func(c *assert.CollectT) {
+				for _, ag := range agents {
+					groupsEvaluated(c, "http://"+ag.Query, at)
+				}
+				groupsEvaluated(c, ruler.URL(), at)
+				groupsEvaluated(c, refProm.URL(), at)
+			}, rulerEvalInterval+3*time.Second, 100*time.Millisecond, "round %d: every group evaluated at or after %s", round, at.Format(time.StampMilli))
+
+			// The partials are fresh on every node.
+			fresh, err := thanosInstant(t.Context(), tq.URL(), `min by (node) (timestamp({__name__=~"weft:partial:.*"}))`, at)
+			require.NoError(t, err)
+			ts := fresh.byLabel("node")
+			require.Len(t, ts, 3, "round %d: partials of every node: %v", round, ts)
+			for node, sec := range ts {
+				age := at.Sub(time.UnixMilli(int64(sec * 1000)))
+				assert.LessOrEqual(t, age, 2*rulerEvalInterval, "round %d: %s's oldest partial at %s is %v old", round, node, thanosUnix(at), age)
+			}
+
+			for _, pp := range pairs {
+				ref, err := thanosInstant(t.Context(), refProm.URL(), pp.orig, at)
+				require.NoError(t, err)
+				got, err := thanosInstant(t.Context(), tq.URL(), pp.split, at)
+				require.NoError(t, err)
+				assert.Empty(t, got.Warnings, "round %d: %s: thanos query warnings", round, pp.name)
+				refV, gotV := map[string]float64{}, map[string]float64{}
+				for _, v := range []struct {
+					in  thanosVector
+					out map[string]float64
+				}{{ref, refV}, {got, gotV}} {
+					for _, s := range v.in.Result {
+						str, _ := s.Value[1].(string)
+						f, err := strconv.ParseFloat(str, 64)
+						require.NoError(t, err)
+						v.out[seriesString(s.Metric)] = f
+					}
+				}
+				t.Logf("round %d at %s: %s: prometheus %v, thanos query %v", round, thanosUnix(at), pp.name, refV, gotV)
+				if !assert.ElementsMatch(t, slices.Collect(maps.Keys(refV)), slices.Collect(maps.Keys(gotV)), "round %d: %s: series", round, pp.name) {
+					continue
+				}
+				for k, v := range refV {
+					assert.InDelta(t, v, gotV[k], rulerRelTolerance*math.Abs(v), "round %d: %s: %s: thanos query (split) vs prometheus (original)", round, pp.name, k)
+				}
+			}
+
+			rf, pf := firing(ruler.URL(), "ruler"), firing(refProm.URL(), "")
+			t.Logf("round %d: firing cluster alerts: ruler %v, prometheus %v", round, rf, pf)
+			assert.Equal(t, pf, rf, "round %d: firing cluster alerts, ruler vs prometheus", round)
 		}
 	})
 }
