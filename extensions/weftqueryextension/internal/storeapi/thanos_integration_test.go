@@ -25,9 +25,7 @@ import (
 // exemplars through its HTTP API.
 func TestThanosQuery(t *testing.T) {
 	bin, err := backends.FindThanos()
-	if err != nil {
-		t.Skip(err)
-	}
+	require.NoError(t, err, "`make tools` builds Thanos and `make test` sets WEFT_THANOS")
 	st := startStore(t, nil)
 	t0 := time.Now().Add(-26 * time.Minute).UnixMilli()
 	write(t, st, testSeries(t0), map[string][]exemplar.Exemplar{`{__name__="req", job="a", le="1"}`: {
