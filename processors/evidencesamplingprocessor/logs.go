@@ -1,10 +1,10 @@
 package evidencesamplingprocessor
 
 import (
-	"bytes"
 	"context"
 
 	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processorhelper"
@@ -110,33 +110,11 @@ func (p *logsProcessor) waitLogs(rl plog.ResourceLogs, sl plog.ScopeLogs, waitin
 		waiting.MoveAndAppendTo(sl.LogRecords())
 		return nil
 	}
-	hdr := &header{b: hb}
-	waiting.Sort(func(a, b plog.LogRecord) bool {
-		ia, ib := a.TraceID(), b.TraceID()
-		return bytes.Compare(ia[:], ib[:]) < 0
-	})
 	body := plog.NewLogs()
 	records := body.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords()
-	var keep []chunk
-	for start := 0; start < waiting.Len(); {
-		id := waiting.At(start).TraceID()
-		end := start + 1
-		for end < waiting.Len() && waiting.At(end).TraceID() == id {
-			end++
-		}
-		for k := start; k < end; k++ {
-			waiting.At(k).MoveTo(records.AppendEmpty())
-		}
-		b, err := m.MarshalLogs(body)
-		if err != nil { // as above
-			records.MoveAndAppendTo(sl.LogRecords())
-		} else {
-			records.RemoveIf(func(plog.LogRecord) bool { return true })
-			keep = append(keep, p.wait(id, chunk{hdr: hdr, body: b}, end-start, now)...)
-		}
-		start = end
-	}
-	return keep
+	return chunkByTrace[plog.LogRecordSlice, plog.LogRecord](waiting, records, sl.LogRecords(),
+		func() ([]byte, error) { return m.MarshalLogs(body) }, &header{b: hb},
+		func(id pcommon.TraceID, c chunk, n int) []chunk { return p.wait(id, c, n, now) })
 }
 
 // decode appends the decoded chunks to ld, one resource and scope per

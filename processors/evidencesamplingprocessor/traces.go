@@ -1,7 +1,6 @@
 package evidencesamplingprocessor
 
 import (
-	"bytes"
 	"context"
 	"strconv"
 
@@ -147,33 +146,11 @@ func (p *tracesProcessor) waitSpans(rs ptrace.ResourceSpans, ss ptrace.ScopeSpan
 		waiting.MoveAndAppendTo(ss.Spans())
 		return nil
 	}
-	hdr := &header{b: hb}
-	waiting.Sort(func(a, b ptrace.Span) bool {
-		ia, ib := a.TraceID(), b.TraceID()
-		return bytes.Compare(ia[:], ib[:]) < 0
-	})
 	body := ptrace.NewTraces()
 	spans := body.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans()
-	var keep []chunk
-	for start := 0; start < waiting.Len(); {
-		id := waiting.At(start).TraceID()
-		end := start + 1
-		for end < waiting.Len() && waiting.At(end).TraceID() == id {
-			end++
-		}
-		for k := start; k < end; k++ {
-			waiting.At(k).MoveTo(spans.AppendEmpty())
-		}
-		b, err := m.MarshalTraces(body)
-		if err != nil { // as above
-			spans.MoveAndAppendTo(ss.Spans())
-		} else {
-			spans.RemoveIf(func(ptrace.Span) bool { return true })
-			keep = append(keep, p.wait(id, chunk{hdr: hdr, body: b}, end-start, now)...)
-		}
-		start = end
-	}
-	return keep
+	return chunkByTrace[ptrace.SpanSlice, ptrace.Span](waiting, spans, ss.Spans(),
+		func() ([]byte, error) { return m.MarshalTraces(body) }, &header{b: hb},
+		func(id pcommon.TraceID, c chunk, n int) []chunk { return p.wait(id, c, n, now) })
 }
 
 // decode appends the decoded chunks to td, one resource and scope per
