@@ -15,6 +15,8 @@
 //
 //	logs-10k, logs-max  container_logs vs filelog+container operator   (bench/peer -tags contrib)
 //	scrape              pod_scrape vs prometheus receiver, remote write (bench/peer -tags contrib)
+//	scrape-wal          the same with the exporter's WAL on both sides    (bench/peer -tags contrib)
+//	scrape-agent        weft with WAL vs Prometheus agent mode            (prometheus on PATH)
 //	scrape-otlp         the same into an OTLP/gRPC sink                  (bench/peer -tags contrib)
 //	traces              OTLP in, OTLP out                                (bench/peer, minimal build)
 //	idle                receivers listening, no data                     (bench/peer -tags contrib)
@@ -84,7 +86,7 @@ type options struct {
 
 func defaultOptions() options {
 	return options{
-		Workloads: []string{"logs-10k", "logs-max", "scrape", "scrape-otlp", "traces", "idle", "rules"},
+		Workloads: []string{"logs-10k", "logs-max", "scrape", "scrape-wal", "scrape-agent", "scrape-otlp", "traces", "idle", "rules"},
 		Rounds:    3, GoMaxProcs: "2", GoMemLimit: "768MiB", Sample: 250 * time.Millisecond,
 		DrainTimeout: 90 * time.Second,
 		LogLines:     200_000, LogRate: 10_000, LogMaxLines: 1_000_000, LogMaxAhead: 100_000,
@@ -277,6 +279,10 @@ func workloads() []workload {
 		{"logs-10k", "CRI log files at 10k lines/s → OTLP/HTTP sink", "line", contrib, runLogsPaced},
 		{"logs-max", "CRI log files at the highest rate each side keeps up with, kubelet-style rotation → OTLP/HTTP sink", "line", contrib, runLogsMax},
 		{"scrape", "Envoy payload scraped into a remote-write sink", "sample", contrib, runScrape},
+		{"scrape-wal", "the same scrape with a write-ahead log on both sides (remote-write exporter's WAL, as weft's shipped profile)", "sample", contrib, runScrapeWAL},
+		{"scrape-agent", "weft with its WAL vs Prometheus in agent mode (scrape → WAL → remote write), same target and sink", "sample", func(*harness) string {
+			return "Prometheus 2.42 --enable-feature=agent (Debian package)"
+		}, runScrapeAgent},
 		{"scrape-otlp", "the same scrape into an OTLP/gRPC sink (cheaper exporter: the receivers weigh more)", "sample", contrib, runScrapeOTLP},
 		{"traces", "OTLP/gRPC traces at 5k spans/s → OTLP/gRPC sink", "span", func(*harness) string {
 			return "otelcol minimal: the path's components only (bench/peer, default build)"
@@ -414,7 +420,7 @@ func (o options) needs() (core, contrib, prom bool) {
 		switch w {
 		case "traces":
 			core = true
-		case "rules":
+		case "rules", "scrape-agent":
 			prom = true
 		default:
 			contrib = true
@@ -466,7 +472,7 @@ func (h *harness) build(ctx context.Context) error {
 		if p == "" {
 			var err error
 			if p, err = exec.LookPath("prometheus"); err != nil {
-				return errors.New("the rules workload needs Prometheus 2.42: run hack/install-debian-tools.sh (Debian package prometheus), or set $WEFT_PROMETHEUS or -prometheus")
+				return errors.New("the rules and scrape-agent workloads need Prometheus 2.42: run hack/install-debian-tools.sh (Debian package prometheus), or set $WEFT_PROMETHEUS or -prometheus")
 			}
 		}
 		h.o.PrometheusBin = p

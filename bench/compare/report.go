@@ -177,6 +177,8 @@ func peerShort(wl string) string {
 		return "otelcol minimal"
 	case "rules":
 		return "Prometheus 2.42"
+	case "scrape-agent":
+		return "Prometheus 2.42 agent"
 	}
 	return "otelcol contrib"
 }
@@ -190,8 +192,12 @@ func describeWorkload(wl string, o options) string {
 		return fmt.Sprintf("%d lines written as fast as the side keeps up: the writer stays at most %d lines ahead of what the sink received; kubelet-style rotation (rename 0.log → 0.log.<time>, new 0.log) at %d MiB, %d rotated files kept, older ones deleted. Same pipelines as logs-10k.",
 			o.LogMaxLines, o.LogMaxAhead, o.RotateBytes>>20, o.RotateKeep)
 	case "scrape":
-		return fmt.Sprintf("A %d-series Envoy /stats/prometheus text payload (upstream counters, membership gauges, Istio duration histograms; counters grow every scrape) scraped every %s; weft `pod_scrape` (static target), peer `prometheus` receiver; memory_limiter, `prometheus_remote_write` exporter (defaults) to the harness's sink, which decodes snappy+protobuf and checks every payload series arrived exactly once per scrape (up, scrape_* and target_info are counted apart). Window: from the first scrape until %d scrapes were served and all their samples arrived; CPU per sample.",
+		return fmt.Sprintf("A %d-series Envoy /stats/prometheus text payload (upstream counters, membership gauges, Istio duration histograms; counters grow every scrape) scraped every %s; weft `pod_scrape` (static target), peer `prometheus` receiver; memory_limiter, `prometheus_remote_write` exporter (defaults) to the harness's sink, which decodes snappy+protobuf and checks every payload series arrived exactly once per scrape (up, scrape_* and target_info are counted apart). Window: from the first scrape until %d scrapes were served (later scrapes get 503) and all their samples arrived; CPU per sample.",
 			o.ScrapeSeries, o.ScrapeInterval, o.ScrapeCount)
+	case "scrape-wal":
+		return "The payload, target and sink of `scrape`, with a write-ahead log on both sides: the `prometheus_remote_write` exporter's `wal` (truncate_frequency 5s, one request in flight), as weft's shipped profile configures it."
+	case "scrape-agent":
+		return "The payload, target and sink of `scrape`: weft as in `scrape-wal` against Prometheus 2.42 in agent mode (`--enable-feature=agent`: scrape → WAL → remote write; its remote_write defaults), the program a platform team would otherwise run on the node to scrape and forward. Prometheus agent has no mode without its WAL."
 	case "scrape-otlp":
 		return fmt.Sprintf("The payload and receivers of `scrape`, exported by `otlp_grpc` (compression none) to the OTLP sink instead: remote write's translation and snappy cost the same on both sides and dilute the receivers' difference. The sink counts samples as Prometheus would (a histogram point = its buckets + sum + count; up and scrape_* apart) and checks %d per scrape; it checks the total, not each series.",
 			o.ScrapeSeries)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -65,6 +67,10 @@ type target struct {
 	once    sync.Once
 	payload func(b *bytes.Buffer, k int)
 	times   []time.Time // arrival of each answered scrape, under mu
+	// limit, when positive, is the number of scrapes answered with the
+	// payload; later ones get 503, so that a side's sink can catch up with
+	// a fixed count however late its sender batches.
+	limit atomic.Int64
 }
 
 func startTarget(path string, payload func(b *bytes.Buffer, k int)) (*target, error) {
@@ -85,6 +91,10 @@ func startTarget(path string, payload func(b *bytes.Buffer, k int)) (*target, er
 		t.mu.Lock() // one scrape at a time: numbers are consecutive
 		defer t.mu.Unlock()
 		k := int(t.served.Load())
+		if l := t.limit.Load(); l > 0 && int64(k) >= l {
+			http.Error(w, "scrape limit of the benchmark reached", http.StatusServiceUnavailable)
+			return
+		}
 		t.payload(&buf, k)
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
@@ -178,6 +188,17 @@ const scrapeRWExporter = `  prometheus_remote_write:
     endpoint: {{sink}}
 `
 
+// scrapeRWWALExporter is the remote-write exporter with the write-ahead
+// log of weft's shipped profile (cmd/weft/config/default.yaml): one
+// request in flight, WAL truncated every 5 s.
+const scrapeRWWALExporter = `  prometheus_remote_write:
+    endpoint: {{sink}}
+    max_batch_request_parallelism: 1
+    wal:
+      directory: {{wal}}
+      truncate_frequency: 5s
+`
+
 const scrapeOTLPExporter = `  otlp_grpc:
     endpoint: {{sink}}
     compression: none
@@ -188,14 +209,46 @@ const scrapeOTLPExporter = `  otlp_grpc:
 // runScrape: the side scrapes the payload every ScrapeInterval into the
 // remote-write sink; the window runs from the first scrape until
 // ScrapeCount scrapes were served and the sink holds every sample of each
-// exactly once.
+// exactly once. No write-ahead log on either side.
 func runScrape(ctx context.Context, h *harness, side string, s *sample) error {
+	return scrapeRW(ctx, h, side, s, func(string) string { return scrapeRWExporter })
+}
+
+// runScrapeWAL is runScrape with a write-ahead log on both sides, as the
+// shipped profile keeps one: the remote-write exporter's WAL (weft's
+// profile and the peer's, same exporter and settings).
+func runScrapeWAL(ctx context.Context, h *harness, side string, s *sample) error {
+	return scrapeRW(ctx, h, side, s, func(dir string) string { return replaceAll(scrapeRWWALExporter, "{{wal}}", dir) })
+}
+
+// runScrapeAgent: weft with its WAL against Prometheus 2.42 in agent mode
+// (scrape → WAL → remote write, --enable-feature=agent), same target and
+// sink. Prometheus agent has no mode without its WAL.
+func runScrapeAgent(ctx context.Context, h *harness, side string, s *sample) error {
+	if side == sideWeft {
+		return runScrapeWAL(ctx, h, side, s)
+	}
+	return scrapeRWStart(ctx, h, side, s, h.startPromAgent)
+}
+
+func scrapeRW(ctx context.Context, h *harness, side string, s *sample, exporter func(walDir string) string) error {
+	return scrapeRWStart(ctx, h, side, s, func(ctx context.Context, name, side, target, sink string, s *sample) (*child, *sampler, error) {
+		wal := filepath.Join(h.o.WorkDir, name+"-wal")
+		return h.startCollectorScrape(ctx, name, side, target, sink, exporter(wal), "prometheus_remote_write", s)
+	})
+}
+
+// startScrape starts one side of a scrape workload scraping target and
+// sending to sink, and returns once it is ready (the window starts).
+type startScrape func(ctx context.Context, name, side, target, sink string, s *sample) (*child, *sampler, error)
+
+func scrapeRWStart(ctx context.Context, h *harness, side string, s *sample, start startScrape) error {
 	sink, err := startRWSink()
 	if err != nil {
 		return err
 	}
 	defer sink.close()
-	return scrapeInto(ctx, h, side, s, scrapeRWExporter, "prometheus_remote_write", sink.URL(),
+	return scrapeInto(ctx, h, side, s, start, sink.URL(),
 		sink.samples.Load, func(n, scrapes int) (bool, string) {
 			ok, detail := sink.check(n, scrapes)
 			return ok, "sink: " + detail + fmt.Sprintf("; %d samples of up/scrape_*/target_info", sink.synth.Load())
@@ -212,7 +265,10 @@ func runScrapeOTLP(ctx context.Context, h *harness, side string, s *sample) erro
 		return err
 	}
 	defer sink.close()
-	return scrapeInto(ctx, h, side, s, scrapeOTLPExporter, "otlp_grpc", sink.GRPCAddr,
+	start := func(ctx context.Context, name, side, target, sink string, s *sample) (*child, *sampler, error) {
+		return h.startCollectorScrape(ctx, name, side, target, sink, scrapeOTLPExporter, "otlp_grpc", s)
+	}
+	return scrapeInto(ctx, h, side, s, start, sink.GRPCAddr,
 		sink.points.Load, func(n, scrapes int) (bool, string) {
 			got := sink.points.Load()
 			return got == int64(n*scrapes), fmt.Sprintf("sink: %d samples (want %d); %d samples of up/scrape_*; %d requests",
@@ -220,7 +276,67 @@ func runScrapeOTLP(ctx context.Context, h *harness, side string, s *sample) erro
 		})
 }
 
-func scrapeInto(ctx context.Context, h *harness, side string, s *sample, exporter, ename, sinkAddr string,
+// scrapeTimeout is the scrape timeout of every side: the interval's 90 %,
+// at most 10 s.
+func (h *harness) scrapeTimeout() time.Duration { return min(10*time.Second, h.o.ScrapeInterval*9/10) }
+
+// startCollectorScrape starts weft (pod_scrape) or the contrib peer
+// (prometheus receiver) with the given exporter.
+func (h *harness) startCollectorScrape(ctx context.Context, name, side, target, sink, exporter, ename string, s *sample) (*child, *sampler, error) {
+	recv, rname := scrapeWeftReceiver, "pod_scrape"
+	if side == sidePeer {
+		recv, rname = scrapePeerReceiver, "prometheus"
+	}
+	return h.launch(ctx, name, side, false, func(health string) string {
+		return replaceAll(scrapeConfig, "{{receiver}}", recv, "{{rname}}", rname, "{{health}}", health,
+			"{{exporter}}", exporter, "{{ename}}", ename,
+			"{{interval}}", promDuration(h.o.ScrapeInterval), "{{timeout}}", promDuration(h.scrapeTimeout()),
+			"{{target}}", target, "{{sink}}", sink)
+	}, s)
+}
+
+// startPromAgent starts Prometheus 2.42 in agent mode scraping target and
+// remote-writing to sink.
+func (h *harness) startPromAgent(ctx context.Context, name, _, target, sink string, s *sample) (*child, *sampler, error) {
+	addrs, err := freeAddrs(1)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfgPath := filepath.Join(h.o.WorkDir, name+".yaml")
+	cfg := replaceAll(scrapeAgentConfig, "{{interval}}", promDuration(h.o.ScrapeInterval),
+		"{{timeout}}", promDuration(h.scrapeTimeout()), "{{target}}", target, "{{sink}}", sink)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return nil, nil, err
+	}
+	c, err := startChild(h, name, h.o.PrometheusBin, "--enable-feature=agent", "--config.file="+cfgPath,
+		"--storage.agent.path="+filepath.Join(h.o.WorkDir, name+"-agent"), "--web.listen-address="+addrs[0], "--log.level=warn")
+	if err != nil {
+		return nil, nil, err
+	}
+	smp, err := h.ready(ctx, c, "http://"+addrs[0]+"/-/ready", s)
+	if err != nil {
+		c.stop()
+		return nil, nil, err
+	}
+	return c, smp, nil
+}
+
+// scrapeAgentConfig is Prometheus agent mode's configuration: the same
+// job as the collectors' (interval, timeout, path, target) and one
+// remote_write with its defaults.
+const scrapeAgentConfig = `global:
+  scrape_interval: {{interval}}
+  scrape_timeout: {{timeout}}
+scrape_configs:
+  - job_name: envoy
+    metrics_path: /stats/prometheus
+    static_configs:
+      - targets: [{{target}}]
+remote_write:
+  - url: {{sink}}
+`
+
+func scrapeInto(ctx context.Context, h *harness, side string, s *sample, start startScrape, sinkAddr string,
 	received func() int64, check func(n, scrapes int) (bool, string)) error {
 	name := fmt.Sprintf("%s-%02d-%s", s.Workload, s.Order, side)
 	n := h.o.ScrapeSeries
@@ -229,17 +345,10 @@ func scrapeInto(ctx context.Context, h *harness, side string, s *sample, exporte
 		return err
 	}
 	defer tgt.close()
-	recv, rname := scrapeWeftReceiver, "pod_scrape"
-	if side == sidePeer {
-		recv, rname = scrapePeerReceiver, "prometheus"
-	}
-	timeout := min(10*time.Second, h.o.ScrapeInterval*9/10)
-	c, smp, err := h.launch(ctx, name, side, false, func(health string) string {
-		return replaceAll(scrapeConfig, "{{receiver}}", recv, "{{rname}}", rname, "{{health}}", health,
-			"{{exporter}}", exporter, "{{ename}}", ename,
-			"{{interval}}", promDuration(h.o.ScrapeInterval), "{{timeout}}", promDuration(timeout),
-			"{{target}}", tgt.Addr, "{{sink}}", sinkAddr)
-	}, s)
+	tgt.limit.Store(int64(h.o.ScrapeCount))
+	defer os.RemoveAll(filepath.Join(h.o.WorkDir, name+"-wal"))
+	defer os.RemoveAll(filepath.Join(h.o.WorkDir, name+"-agent"))
+	c, smp, err := start(ctx, name, side, tgt.Addr, sinkAddr, s)
 	if err != nil {
 		return err
 	}
