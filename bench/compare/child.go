@@ -42,6 +42,8 @@ type child struct {
 	done chan struct{}
 	logf *os.File
 	proc procReader
+	// pprof is the address of the child's pprof extension, if it has one.
+	pprof string
 }
 
 // startChild starts bin with args under the harness's GOMAXPROCS and

@@ -82,6 +82,7 @@ type options struct {
 	Keep           bool          // keep WorkDir
 	Only           string        // run only this side (debugging a workload; no comparison)
 	Commit         string        // weft commit measured, for the report (default: git rev-parse of the repository)
+	ProfileDir     string        `json:"-"` // scrape workloads: weft's CPU and heap profiles of each window go here
 }
 
 func defaultOptions() options {
@@ -149,6 +150,7 @@ func main() {
 	flag.StringVar(&o.WorkDir, "workdir", "", "work directory (default: temporary, removed at the end)")
 	flag.BoolVar(&o.Keep, "keep", false, "keep the work directory")
 	flag.StringVar(&o.Commit, "commit", "", "weft commit measured, for the report (default: `git rev-parse --short HEAD` of the repository)")
+	flag.StringVar(&o.ProfileDir, "profile-dir", "", "scrape workloads: write weft's pprof CPU profile of each window and its heap profile at the window's end here")
 	flag.StringVar(&o.Only, "only", "", "run only this side, weft or peer (to debug a workload)")
 	render := flag.String("render", "", "do not run: re-render the report (and with -out, RESULTS.md's section and the charts) from this samples JSON")
 	flag.Parse()
@@ -338,6 +340,11 @@ func run(ctx context.Context, o options, logw io.Writer) (*report, error) {
 	}
 	if err := os.MkdirAll(o.WorkDir, 0o755); err != nil {
 		return nil, err
+	}
+	if o.ProfileDir != "" {
+		if err := os.MkdirAll(o.ProfileDir, 0o755); err != nil {
+			return nil, err
+		}
 	}
 	h := &harness{o: o, clkTck: clockTicks(), logw: logw}
 	if err := h.build(ctx); err != nil {

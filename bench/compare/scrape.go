@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -163,7 +165,7 @@ const scrapePeerReceiver = `  prometheus:
 const scrapeConfig = `extensions:
   health_check:
     endpoint: {{health}}
-receivers:
+{{ext}}receivers:
 {{receiver}}processors:
   memory_limiter:
     check_interval: 1s
@@ -171,7 +173,7 @@ receivers:
     spike_limit_mib: 256
 exporters:
 {{exporter}}service:
-  extensions: [health_check]
+  extensions: [{{extnames}}]
   telemetry:
     metrics:
       level: none
@@ -287,12 +289,62 @@ func (h *harness) startCollectorScrape(ctx context.Context, name, side, target, 
 	if side == sidePeer {
 		recv, rname = scrapePeerReceiver, "prometheus"
 	}
-	return h.launch(ctx, name, side, false, func(health string) string {
+	ext, extNames, pprofAddr := "", "health_check", ""
+	if side == sideWeft && h.o.ProfileDir != "" {
+		addrs, err := freeAddrs(1)
+		if err != nil {
+			return nil, nil, err
+		}
+		pprofAddr = addrs[0]
+		ext, extNames = "  pprof:\n    endpoint: "+pprofAddr+"\n", "health_check, pprof"
+	}
+	c, smp, err := h.launch(ctx, name, side, false, func(health string) string {
 		return replaceAll(scrapeConfig, "{{receiver}}", recv, "{{rname}}", rname, "{{health}}", health,
-			"{{exporter}}", exporter, "{{ename}}", ename,
+			"{{exporter}}", exporter, "{{ename}}", ename, "{{ext}}", ext, "{{extnames}}", extNames,
 			"{{interval}}", promDuration(h.o.ScrapeInterval), "{{timeout}}", promDuration(h.scrapeTimeout()),
 			"{{target}}", target, "{{sink}}", sink)
 	}, s)
+	if c != nil {
+		c.pprof = pprofAddr
+	}
+	return c, smp, err
+}
+
+// profile fetches the child's CPU profile over d and then its heap
+// profile into ProfileDir, named after the run; errors are logged, not
+// fatal: profiles explain figures, they are not figures.
+func (h *harness) profile(ctx context.Context, c *child, d time.Duration) func() {
+	if c.pprof == "" || h.o.ProfileDir == "" {
+		return func() {}
+	}
+	fetch := func(path, file string, timeout time.Duration) {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.pprof+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			fmt.Fprintf(h.logw, "  profile %s: %v\n", file, err)
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(filepath.Join(h.o.ProfileDir, file))
+		if err == nil {
+			_, err = io.Copy(f, resp.Body)
+			err = errors.Join(err, f.Close())
+		}
+		if err != nil {
+			fmt.Fprintf(h.logw, "  profile %s: %v\n", file, err)
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fetch("/debug/pprof/profile?seconds="+strconv.Itoa(max(1, int(d.Seconds()))), c.name+".cpu.pprof", d+30*time.Second)
+	}()
+	return func() {
+		<-done
+		fetch("/debug/pprof/heap", c.name+".heap.pprof", 30*time.Second)
+	}
 }
 
 // startPromAgent starts Prometheus 2.42 in agent mode scraping target and
@@ -360,6 +412,7 @@ func scrapeInto(ctx context.Context, h *harness, side string, s *sample, start s
 	}
 	smp.restart()
 	k := int64(h.o.ScrapeCount)
+	endProfile := h.profile(ctx, c, time.Duration(k)*h.o.ScrapeInterval)
 	err = c.waitFor(ctx, time.Duration(k+1)*h.o.ScrapeInterval+h.o.DrainTimeout, func() bool {
 		served := tgt.served.Load()
 		return served >= k && received() >= served*int64(n)
@@ -367,6 +420,7 @@ func scrapeInto(ctx context.Context, h *harness, side string, s *sample, start s
 		return fmt.Sprintf("%d scrapes served, %d samples received (want %d per scrape)", tgt.served.Load(), received(), n)
 	})
 	h.finish(c, smp, s)
+	endProfile()
 	served := tgt.served.Load()
 	ok, detail := check(n, int(served))
 	s.Sent, s.Received = served*int64(n), received()
