@@ -4,10 +4,12 @@ package deploy
 
 import (
 	"bufio"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -16,6 +18,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -76,7 +79,9 @@ func TestDockerfileBuildIsStatic(t *testing.T) {
 
 // stage writes the files an overlay mounts into the container under root
 // and returns the agent's arguments and environment with container paths
-// mapped to root. Downward-API values are stubbed.
+// mapped to root. Downward-API values are stubbed; the one Secret the
+// agent mounts, weft-gossip (created by the operator, never rendered),
+// gets a gossip key generated for the test.
 func stage(t testing.TB, b *bundle, root string, env map[string]string) (args, environ []string) {
 	t.Helper()
 	ac := configOf(t, b)
@@ -84,6 +89,25 @@ func stage(t testing.TB, b *bundle, root string, env map[string]string) (args, e
 		dst := filepath.Join(root, p)
 		require.NoError(t, os.MkdirAll(filepath.Dir(dst), 0o755))
 		require.NoError(t, os.WriteFile(dst, []byte(content), 0o644))
+	}
+	pod := b.DaemonSets[0].Spec.Template.Spec
+	for _, m := range pod.Containers[0].VolumeMounts {
+		i := slices.IndexFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == m.Name })
+		if i < 0 || pod.Volumes[i].Secret == nil {
+			continue
+		}
+		s := pod.Volumes[i].Secret
+		require.Equal(t, "weft-gossip", s.SecretName, "the only Secret the agent mounts")
+		require.NotEmpty(t, s.Items)
+		key := make([]byte, 32)
+		for j := range key {
+			key[j] = byte(rand.Uint32())
+		}
+		for _, it := range s.Items {
+			dst := filepath.Join(root, m.MountPath, it.Path)
+			require.NoError(t, os.MkdirAll(filepath.Dir(dst), 0o755))
+			require.NoError(t, os.WriteFile(dst, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o400))
+		}
 	}
 	for _, a := range ac.Args {
 		if strings.HasPrefix(a, "/etc/weft/") {
@@ -236,13 +260,11 @@ func TestRenderedAgentServesProbesAndRules(t *testing.T) {
 		"WEFT_ALERTMANAGER_URL": "http://" + closed,
 		"WEFT_FLUENT_ENDPOINT":  closed,
 	})
-	// The embedded default reads /etc/weft/rules and /var/log/pods; point
-	// them at the staged copies (the only override not in the overlay).
-	paths := filepath.Join(root, "test-paths.yaml")
-	require.NoError(t, os.WriteFile(paths, []byte(fmt.Sprintf(
-		"extensions:\n  weft_rules:\n    rule_files: [%s/*.yaml]\nreceivers:\n  container_logs:\n    include: [%s/*/*/*.log]\n",
-		filepath.Join(root, rulesDir), filepath.Join(root, "var/log/pods"))), 0o644))
-	args = append(args, "--config", paths)
+	// The embedded default reads /etc/weft/rules and /var/log/pods, and
+	// agent.yaml the gossip key under /etc/weft/gossip: testPaths points
+	// them at the staged copies (the only overrides not in the overlay).
+	ac := configOf(t, b)
+	args = append(args, "--config", testPaths(t, b, root))
 
 	c := b.DaemonSets[0].Spec.Template.Spec.Containers[0]
 	probeURL := func(p *corev1.Probe) string {
@@ -281,6 +303,32 @@ func TestRenderedAgentServesProbesAndRules(t *testing.T) {
 	require.Eventually(t, ok(probeURL(c.StartupProbe)), 60*time.Second, 100*time.Millisecond, "startup probe; agent output:\n%s", &logs)
 	require.Eventually(t, ok(probeURL(c.LivenessProbe)), 10*time.Second, 100*time.Millisecond, "liveness probe")
 	require.Eventually(t, ok(probeURL(c.ReadinessProbe)), 30*time.Second, 100*time.Millisecond, "readiness probe; agent output:\n%s", &logs)
+
+	// Gossip runs with the staged key, on the pod IP and the port the
+	// DaemonSet declares, TCP and UDP: both are taken.
+	_, gossipPort, err := net.SplitHostPort(pinsConfig(t, ac).Gossip.Bind)
+	require.NoError(t, err)
+	checked := 0
+	for _, cp := range c.Ports {
+		if strconv.Itoa(int(cp.ContainerPort)) != gossipPort {
+			continue
+		}
+		checked++
+		addr := net.JoinHostPort(podIP, gossipPort)
+		switch cp.Protocol {
+		case corev1.ProtocolTCP:
+			conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+			require.NoError(t, err, "gossip/TCP %s (%s); agent output:\n%s", addr, cp.Name, &logs)
+			conn.Close()
+		case corev1.ProtocolUDP:
+			pc, err := net.ListenPacket("udp", addr)
+			if err == nil {
+				pc.Close()
+			}
+			require.Error(t, err, "gossip/UDP %s (%s) is not bound by the agent", addr, cp.Name)
+		}
+	}
+	require.Equal(t, 2, checked, "gossip ports declared: TCP and UDP")
 
 	// The query API wants a token the API server vouches for (base's
 	// auth.kubernetes), the probes above did not.

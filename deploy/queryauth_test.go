@@ -15,11 +15,11 @@ import (
 	"github.com/weftobs/weft/extensions/weftqueryextension"
 )
 
-// queryConfig merges the weft_query sections of the configuration files
-// the agent loads (embedded default, then the overlay's --config files)
-// with env's values substituted for ${env:…}, and unmarshals them as the
-// collector does.
-func queryConfig(t *testing.T, ac agentConfig, env map[string]string) *weftqueryextension.Config {
+// mergedConfig merges the configuration files the agent loads (embedded
+// default, then the overlay's --config files) as the collector does (maps
+// key by key, lists replaced), with env's values substituted for
+// ${env:…} (a variable missing from env takes its fallback).
+func mergedConfig(t testing.TB, ac agentConfig, env map[string]string) *confmap.Conf {
 	t.Helper()
 	embedded, err := os.ReadFile("../cmd/weft/config/default.yaml")
 	require.NoError(t, err)
@@ -38,11 +38,19 @@ func queryConfig(t *testing.T, ac agentConfig, env map[string]string) *weftquery
 		})
 		var raw map[string]any
 		require.NoError(t, yaml.Unmarshal([]byte(expanded), &raw))
-		section, _ := raw["extensions"].(map[string]any)["weft_query"].(map[string]any)
-		require.NoError(t, conf.Merge(confmap.NewFromStringMap(section)))
+		require.NoError(t, conf.Merge(confmap.NewFromStringMap(raw)))
 	}
+	return conf
+}
+
+// queryConfig is the merged weft_query section (mergedConfig),
+// unmarshalled as the collector does.
+func queryConfig(t *testing.T, ac agentConfig, env map[string]string) *weftqueryextension.Config {
+	t.Helper()
+	section, err := mergedConfig(t, ac, env).Sub("extensions::weft_query")
+	require.NoError(t, err)
 	cfg := weftqueryextension.NewFactory().CreateDefaultConfig().(*weftqueryextension.Config)
-	require.NoError(t, conf.Unmarshal(cfg))
+	require.NoError(t, section.Unmarshal(cfg))
 	return cfg
 }
 

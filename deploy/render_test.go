@@ -33,6 +33,7 @@ var overlays = []string{
 	"examples/root-log-reader",
 	"examples/thanos-query",
 	"examples/thanos-ruler",
+	"examples/export-sampling",
 }
 
 // bundle is one rendered kustomization, decoded into k8s.io/api types.

@@ -10,6 +10,7 @@ import (
 	"github.com/open-telemetry/opentelemetry-collector-contrib/receiver/jaegerreceiver"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/receiver/zipkinreceiver"
 	"go.opentelemetry.io/collector/connector"
+	"go.opentelemetry.io/collector/connector/forwardconnector"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/debugexporter"
 	"go.opentelemetry.io/collector/exporter/otlpexporter"
@@ -29,6 +30,7 @@ import (
 	"github.com/weftobs/weft/extensions/weftfilestorageextension"
 	"github.com/weftobs/weft/extensions/weftpinsextension"
 	"github.com/weftobs/weft/extensions/weftqueryextension"
+	"github.com/weftobs/weft/extensions/weftremotewriteextension"
 	"github.com/weftobs/weft/extensions/weftrulesextension"
 	"github.com/weftobs/weft/extensions/weftstoreextension"
 	"github.com/weftobs/weft/processors/clockguardprocessor"
@@ -55,6 +57,7 @@ func components() (otelcol.Factories, error) {
 		filestorage.NewFactory(),
 		weftfilestorageextension.NewFactory(),
 		weftstoreextension.NewFactory(),
+		weftremotewriteextension.NewFactory(),
 		weftqueryextension.NewFactory(),
 		weftrulesextension.NewFactory(),
 		weftpinsextension.NewFactory(),
@@ -104,6 +107,10 @@ func components() (otelcol.Factories, error) {
 		// RED metrics (rate, errors, duration) with exemplars from spans, for
 		// functions that expose no metrics endpoint.
 		spanmetricsconnector.NewFactory(),
+		// Hands a pipeline's data to another pipeline of the same signal:
+		// the default profile's traces/export and logs/export pipelines,
+		// where export sampling goes, read what weft_store got in full.
+		forwardconnector.NewFactory(),
 	)
 	if err != nil {
 		return otelcol.Factories{}, err
