@@ -241,3 +241,71 @@ func TestPinsKey(t *testing.T) {
 		})
 	}
 }
+
+// TestPinsAfterEviction: through a real weft_pins (its OnPin), a pin of a
+// trace whose spans and log records the store already evicted counts 1 per
+// signal, in Stats and in weft_store.pins_after_eviction, and once only
+// when the pin is extended; a pin of a trace never seen or still held
+// counts 0.
+func TestPinsAfterEviction(t *testing.T) {
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	st, pins := pinnedStore(t, tel.NewTelemetrySettings())
+	ctx := context.Background()
+	reqs, td, ld, _ := simtest.Simulate(simtest.NewRand(31), 40, time.Now().Add(-time.Minute))
+	var gone simtest.Request
+	for _, r := range reqs {
+		if r.LogsWritten > 0 {
+			gone = r
+			break
+		}
+	}
+	require.NotZero(t, gone.LogsWritten)
+	require.NoError(t, st.AppendTraces(ctx, td))
+	require.NoError(t, st.AppendLogs(ctx, ld))
+	feed(t, st, 2)
+	heldReqs, heldTD, heldLD, _ := simtest.Simulate(simtest.NewRand(32), 5, time.Now())
+	require.NoError(t, st.AppendTraces(ctx, heldTD))
+	require.NoError(t, st.AppendLogs(ctx, heldLD))
+	held := heldReqs[0]
+	got, err := st.Trace(held.TraceID)
+	require.NoError(t, err)
+	require.NotEmpty(t, got, "the held trace is held")
+	got, err = st.Trace(reqs[len(reqs)-1].TraceID)
+	require.NoError(t, err)
+	require.Empty(t, got, "the first batch is evicted")
+
+	lateByMetric := func() map[string]int64 {
+		m, err := tel.GetMetric("weft_store.pins_after_eviction")
+		require.NoError(t, err)
+		out := map[string]int64{}
+		for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+			sig, _ := dp.Attributes.Value("signal")
+			out[sig.AsString()] = dp.Value
+		}
+		return out
+	}
+	steps := []struct {
+		name string
+		id   pcommon.TraceID
+		ttl  time.Duration
+		want int64
+	}{
+		{"never seen", pcommon.TraceID{0xfe, 0xed}, time.Minute, 0},
+		{"still held", held.TraceID, time.Minute, 0},
+		{"evicted", gone.TraceID, time.Minute, 1},
+		{"evicted, pin extended", gone.TraceID, 2 * time.Minute, 1},
+	}
+	for _, s := range steps {
+		require.True(t, pins.Pin(s.id, time.Now().Add(s.ttl), weftpinsextension.ReasonAlert), s.name)
+		stats := st.Stats()
+		assert.Equal(t, s.want, stats.Spans.PinsAfterEviction, "%s: spans", s.name)
+		assert.Equal(t, s.want, stats.Logs.PinsAfterEviction, "%s: logs", s.name)
+		assert.Equal(t, map[string]int64{"spans": s.want, "logs": s.want}, lateByMetric(), "%s: self-metric", s.name)
+	}
+
+	// After Shutdown the store no longer listens.
+	require.NoError(t, st.Shutdown(ctx))
+	require.True(t, pins.Pin(reqs[len(reqs)-1].TraceID, time.Now().Add(time.Minute), weftpinsextension.ReasonAlert))
+	assert.Equal(t, int64(1), st.Stats().Spans.PinsAfterEviction)
+}

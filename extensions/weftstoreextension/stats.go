@@ -29,6 +29,13 @@ type IndexStats struct {
 	Pinned               int64 // records moved into the pinned budget since creation
 	EvictedPinnedFull    int64 // pinned records evicted because the pinned budget was full (soonest pin end first)
 	EvictedPinnedExpired int64 // pinned records evicted because their pin ended
+
+	// PinsAfterEviction counts pins (new or extended, set here or received
+	// from a peer) of traces whose records this index had already dropped:
+	// from the budget above while the trace was not pinned, or from the
+	// pinned budget when an earlier pin ended. Those records are lost;
+	// each eviction is counted once. See README: "Pins after eviction".
+	PinsAfterEviction int64
 }
 
 // Stats is a snapshot of the store's counters.
@@ -147,7 +154,9 @@ func (s *Store) registerTelemetry() error {
 		metric.WithDescription("Spans or log records the normal budget evicted while their trace was pinned, moved into the pinned budget."), metric.WithUnit("{record}"))
 	evPinned, err11 := m.Int64ObservableCounter("weft_store.evicted_pinned_records",
 		metric.WithDescription("Spans or log records evicted from the pinned budget, by reason (budget_full, expired); also counted in evicted_records."), metric.WithUnit("{record}"))
-	for _, err := range []error{err1, err2, err3, err4, err5, err6, err7, err8, err9, err10, err11} {
+	late, err12 := m.Int64ObservableCounter("weft_store.pins_after_eviction",
+		metric.WithDescription("Pins of traces whose spans or log records the store had already evicted (those records are lost), by signal."), metric.WithUnit("{pin}"))
+	for _, err := range []error{err1, err2, err3, err4, err5, err6, err7, err8, err9, err10, err11, err12} {
 		if err != nil {
 			return err
 		}
@@ -177,6 +186,8 @@ func (s *Store) registerTelemetry() error {
 		o.ObserveInt64(evPinned, st.Spans.EvictedPinnedExpired, spansExpired)
 		o.ObserveInt64(evPinned, st.Logs.EvictedPinnedFull, logsFull)
 		o.ObserveInt64(evPinned, st.Logs.EvictedPinnedExpired, logsExpired)
+		o.ObserveInt64(late, st.Spans.PinsAfterEviction, spansAttr)
+		o.ObserveInt64(late, st.Logs.PinsAfterEviction, logsAttr)
 		o.ObserveInt64(samples, st.SamplesAppended)
 		for r, n := range st.RejectedSamples {
 			if r == translate.ReasonTooFarInFuture || r == translate.ReasonSeriesLimit {
@@ -196,7 +207,7 @@ func (s *Store) registerTelemetry() error {
 			o.ObserveInt64(rejExemplars, n, metric.WithAttributes(attribute.String("reason", r)))
 		}
 		return nil
-	}, evicted, stored, bytes, samples, rejSamples, rejExemplars, lost, pinnedRecs, pinnedBytes, moved, evPinned)
+	}, evicted, stored, bytes, samples, rejSamples, rejExemplars, lost, pinnedRecs, pinnedBytes, moved, evPinned, late)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -49,6 +50,7 @@ type Store struct {
 
 	mu      sync.RWMutex            // guards db, engine, tmpDir, metrics, guard, losses, pins and the lifecycle fields
 	pins    *weftpinsextension.Pins // whose pinned traces are exempt from eviction; nil: none
+	unpin   func()                  // ends the OnPin subscription (nil: none)
 	db      *tsdb.DB
 	engine  *promql.Engine // the process's one PromQL engine (Engine)
 	tmpDir  string         // scratch head-chunk directory of the in-memory mode
@@ -108,6 +110,7 @@ func (s *Store) Start(_ context.Context, host component.Host) error {
 		s.pins = pins
 		s.spans.SetPins(pins, s.cfg.PinnedTracesMaxBytes, s.now)
 		s.logs.SetPins(pins, s.cfg.PinnedLogsMaxBytes, s.now)
+		s.unpin = pins.OnPin(s.onPin)
 	}
 	dir := s.cfg.Directory
 	if dir == "" {
@@ -191,8 +194,12 @@ func (s *Store) Shutdown(context.Context) error {
 		return nil
 	}
 	s.stopped = true
-	cancel := s.cancel
+	cancel, unpin := s.cancel, s.unpin
+	s.unpin = nil
 	s.mu.Unlock()
+	if unpin != nil {
+		unpin()
+	}
 	if cancel != nil {
 		cancel()
 	}
@@ -228,6 +235,15 @@ func (s *Store) removeTmp() {
 		}
 		s.tmpDir = ""
 	}
+}
+
+// onPin is weft_pins' OnPin subscriber: a pin of a trace whose spans or
+// log records were already evicted is counted (Stats: PinsAfterEviction).
+// It takes no lock of the indexes', only that of their memory of evicted
+// traces.
+func (s *Store) onPin(traceID pcommon.TraceID, _ time.Time) {
+	s.spans.NotePin(traceID)
+	s.logs.NotePin(traceID)
 }
 
 // retentionInterval is how often old samples are cut from the head.

@@ -141,11 +141,13 @@ var statusTmpl = template.Must(template.New("status").Funcs(template.FuncMap{"ro
 
 <h2>Pins</h2>
 {{if .Pins}}{{with .Pins}}<p class="pins">pins held {{.Pins}}, set here {{.Local}}, received from peers {{.Received}}, expired {{.Expired}}, evicted {{.Evicted}}{{if .Members}}, cluster members {{.Members}}{{end}}</p>{{end}}{{else}}<p class="muted">no weft_pins extension: pinned traces are not exempt from eviction</p>{{end}}
-<table><tr><th></th><th>pinned records</th><th>pinned bytes</th><th>pinned budget</th><th>moved in</th><th>evicted: budget full</th><th>evicted: pin ended</th></tr>
+<table><tr><th></th><th>pinned records</th><th>pinned bytes</th><th>pinned budget</th><th>moved in</th><th>evicted: budget full</th><th>evicted: pin ended</th><th title="pins of traces whose records were already evicted here">pins after eviction</th></tr>
 <tr class="pinned"><td>spans</td><td>{{.Stats.Spans.PinnedRecords}}</td><td>{{.Stats.Spans.PinnedBytes}}</td><td>{{.Stats.Spans.PinnedMaxBytes}}</td><td>{{.Stats.Spans.Pinned}}</td>
-<td class="{{if .Stats.Spans.EvictedPinnedFull}}err{{end}}">{{.Stats.Spans.EvictedPinnedFull}}</td><td>{{.Stats.Spans.EvictedPinnedExpired}}</td></tr>
+<td class="{{if .Stats.Spans.EvictedPinnedFull}}err{{end}}">{{.Stats.Spans.EvictedPinnedFull}}</td><td>{{.Stats.Spans.EvictedPinnedExpired}}</td>
+<td class="late{{if .Stats.Spans.PinsAfterEviction}} err{{end}}">{{.Stats.Spans.PinsAfterEviction}}</td></tr>
 <tr class="pinned"><td>logs</td><td>{{.Stats.Logs.PinnedRecords}}</td><td>{{.Stats.Logs.PinnedBytes}}</td><td>{{.Stats.Logs.PinnedMaxBytes}}</td><td>{{.Stats.Logs.Pinned}}</td>
-<td class="{{if .Stats.Logs.EvictedPinnedFull}}err{{end}}">{{.Stats.Logs.EvictedPinnedFull}}</td><td>{{.Stats.Logs.EvictedPinnedExpired}}</td></tr>
+<td class="{{if .Stats.Logs.EvictedPinnedFull}}err{{end}}">{{.Stats.Logs.EvictedPinnedFull}}</td><td>{{.Stats.Logs.EvictedPinnedExpired}}</td>
+<td class="late{{if .Stats.Logs.PinsAfterEviction}} err{{end}}">{{.Stats.Logs.PinsAfterEviction}}</td></tr>
 </table>
 </body></html>`))
 

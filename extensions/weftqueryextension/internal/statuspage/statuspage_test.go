@@ -117,7 +117,7 @@ func (noTraces) Correlate(context.Context, pcommon.TraceID) (weftstoreextension.
 
 func TestStatusPagePins(t *testing.T) {
 	stats := weftstoreextension.Stats{
-		Spans: weftstoreextension.IndexStats{PinnedRecords: 41, PinnedBytes: 23456, PinnedMaxBytes: 16 << 20, Pinned: 57, EvictedPinnedFull: 3, EvictedPinnedExpired: 13},
+		Spans: weftstoreextension.IndexStats{PinnedRecords: 41, PinnedBytes: 23456, PinnedMaxBytes: 16 << 20, Pinned: 57, EvictedPinnedFull: 3, EvictedPinnedExpired: 13, PinsAfterEviction: 6},
 		Logs:  weftstoreextension.IndexStats{PinnedRecords: 7, PinnedBytes: 3456, PinnedMaxBytes: 16 << 20, Pinned: 9, EvictedPinnedExpired: 2},
 	}
 	render := func(h Health) string {
@@ -133,8 +133,9 @@ func TestStatusPagePins(t *testing.T) {
 	assert.Contains(t, body, "<h2>Pins</h2>")
 	assert.Contains(t, body, "pins held 5, set here 5, received from peers 11, expired 4, evicted 0, cluster members 3")
 	assert.Contains(t, body, `<tr class="pinned"><td>spans</td><td>41</td><td>23456</td><td>16777216</td><td>57</td>`)
-	assert.Contains(t, body, `<td class="err">3</td><td>13</td>`)
+	assert.Contains(t, body, "<td class=\"err\">3</td><td>13</td>\n<td class=\"late err\">6</td></tr>")
 	assert.Contains(t, body, `<tr class="pinned"><td>logs</td><td>7</td><td>3456</td><td>16777216</td><td>9</td>`)
+	assert.Contains(t, body, "<td class=\"\">0</td><td>2</td>\n<td class=\"late\">0</td></tr>", "logs: no pin after eviction")
 
 	body = render(pinnedHealth{stats: weftstoreextension.Stats{}})
 	assert.Contains(t, body, "no weft_pins extension: pinned traces are not exempt from eviction")

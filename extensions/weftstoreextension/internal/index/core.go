@@ -19,6 +19,7 @@ package index
 import (
 	"bytes"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -38,6 +39,8 @@ type Stats struct {
 	Records, Bytes, MaxBytes, Evicted, EvictedBytes, Unencodable int64
 	// The pinned budget (see SetPins).
 	PinnedRecords, PinnedBytes, PinnedMaxBytes, Pinned, EvictedPinnedFull, EvictedPinnedExpired int64
+	// Pins that came after records of their trace were dropped (NotePin).
+	PinsAfterEviction int64
 }
 
 // resource holds the serialized resource and scope shared by the records
@@ -74,6 +77,10 @@ type core[E any] struct {
 	added int
 
 	pin pinned[E] // entries of pinned traces the budget evicted
+
+	// The traces whose records were dropped, for NotePin; nil until
+	// SetPins (not guarded by mu: see evictedTraces).
+	gone atomic.Pointer[evictedTraces]
 }
 
 // newCore returns a core of maxBytes; meta returns an entry's trace ID,
@@ -166,6 +173,8 @@ func (c *core[E]) push(e E) {
 func (c *core[E]) evictOverflow(unlink func(e *E, seq uint64) (*resource, int32)) {
 	c.expirePinned()
 	moved := false
+	gone := c.gone.Load()
+	locked := false // gone.mu, taken at the first record dropped
 	for c.bytes > c.maxBytes {
 		e, seq, ok := c.ring.oldest()
 		if !ok {
@@ -182,8 +191,18 @@ func (c *core[E]) evictOverflow(unlink func(e *E, seq uint64) (*resource, int32)
 		} else {
 			c.evicted++
 			c.evictedBytes += int64(size)
+			if id, _, _ := c.pin.meta(e); gone != nil && !id.IsEmpty() {
+				if !locked {
+					gone.mu.Lock()
+					locked = true
+				}
+				gone.addLocked(fingerprint(id))
+			}
 		}
 		c.ring.pop()
+	}
+	if locked {
+		gone.mu.Unlock() // before fitPinned, whose drops take it
 	}
 	if moved {
 		c.fitPinned()
@@ -203,10 +222,14 @@ func (c *core[E]) Stats() Stats {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	p := &c.pin
-	return Stats{Records: int64(c.ring.n), Bytes: c.bytes, MaxBytes: c.maxBytes,
+	st := Stats{Records: int64(c.ring.n), Bytes: c.bytes, MaxBytes: c.maxBytes,
 		Evicted: c.evicted, EvictedBytes: c.evictedBytes, Unencodable: c.unencodable,
 		PinnedRecords: p.records, PinnedBytes: p.bytes, PinnedMaxBytes: p.maxBytes, Pinned: p.moved,
 		EvictedPinnedFull: p.full, EvictedPinnedExpired: p.expired}
+	if g := c.gone.Load(); g != nil {
+		st.PinsAfterEviction = g.count()
+	}
+	return st
 }
 
 func attrString(m pcommon.Map, key string) string {

@@ -101,10 +101,15 @@ func (p *pinned[E]) slotSize() int64 { return int64(unsafe.Sizeof(pinnedEntry[E]
 // of traces that pins reports pinned are kept in a budget of their own of
 // maxBytes until their pin ends. now is the clock their expiry is compared
 // with. A nil pins or a zero maxBytes turns it off (entries already kept
-// stay until they expire or are evicted).
+// stay until they expire or are evicted). A non-nil pins also turns on,
+// for good, the memory of evicted traces that NotePin reads
+// (EvictedTraceBytes).
 func (c *core[E]) SetPins(pins Pins, maxBytes int64, now func() time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if pins != nil && c.gone.Load() == nil {
+		c.gone.Store(new(evictedTraces))
+	}
 	if maxBytes <= 0 {
 		pins = nil
 	}
@@ -224,8 +229,11 @@ func (c *core[E]) evictPinnedOldest(pt *pinnedTrace[E], reason *int64) {
 	}
 }
 
-// dropPinned evicts every entry of pt, counting them in reason.
+// dropPinned evicts every entry of pt, counting them in reason. Its pin
+// has ended (the only reason a whole trace goes): a new pin of it comes
+// after eviction.
 func (c *core[E]) dropPinned(pt *pinnedTrace[E], reason *int64) {
+	c.rememberEvicted(pt.id)
 	for _, pe := range pt.live() {
 		_, res, size := c.pin.meta(&pe.e)
 		c.releasePinned(res, size, reason)

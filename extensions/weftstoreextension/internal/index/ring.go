@@ -47,17 +47,23 @@ type ring[E any] struct {
 	first uint64 // sequence number of the oldest entry
 }
 
+// ringFirstSlots is the ring's first capacity; it doubles when full. Its
+// slots are charged at once (core.push): 64 of them cost under 8 KiB, a
+// small share of the smallest budget (64 KiB), where 1024 (≈ 104 KiB of
+// span slots) would exceed it, leaving the index empty after every append.
+const ringFirstSlots = 64
+
 // push appends e and returns its sequence number and the number of slots
 // the ring grew by (0 unless it was full).
 func (r *ring[E]) push(e E) (seq uint64, grown int) {
 	if r.n == len(r.buf) {
 		grown = len(r.buf)
 		if grown == 0 {
-			grown = 1024
+			grown = ringFirstSlots
 		}
 		size := 2 * len(r.buf)
 		if size == 0 {
-			size = 1024
+			size = ringFirstSlots
 		}
 		buf := make([]E, size)
 		k := copy(buf, r.buf[r.start:])

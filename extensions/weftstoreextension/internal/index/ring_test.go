@@ -56,3 +56,23 @@ func TestRing(t *testing.T) {
 	assert.Nil(t, r.get(r.first-1))
 	assert.Nil(t, r.get(r.next()))
 }
+
+// TestSmallestBudgetHoldsNewest: at the smallest budget weft_store
+// accepts (64 KiB), the ring's slots leave room for records: the index
+// holds its newest batch within the budget. (With a first capacity of
+// 1024 slots, charged at once, the slots alone exceeded 64 KiB and every
+// append evicted everything.)
+func TestSmallestBudgetHoldsNewest(t *testing.T) {
+	const smallest = 64 << 10
+	var seq uint64
+	spans, logs := NewSpans(smallest), NewLogs(smallest)
+	for range 50 {
+		spans.Append(simtest.SpanBatch(&seq, 10))
+		logs.Append(simtest.LogBatch(&seq, 10))
+	}
+	for name, st := range map[string]Stats{"spans": spans.Stats(), "logs": logs.Stats()} {
+		assert.GreaterOrEqual(t, st.Records, int64(10), "%s: the newest batch is held", name)
+		assert.LessOrEqual(t, st.Bytes, st.MaxBytes, "%s: within the budget", name)
+		assert.Equal(t, int64(500), st.Records+st.Evicted, "%s: held + evicted = fed", name)
+	}
+}
