@@ -113,14 +113,29 @@ func (a *agent) Err() error { return a.err }
 // runs the agent until it is healthy. A port picked free can be taken by
 // another program before the agent binds it, so a failed start is retried
 // on new ports, three times at most.
-func startDemoAgent(ctx context.Context, f demoFlags, bin string, cfg *democonfig.Config, cfgPath string, stdout, stderr io.Writer) (*agent, error) {
+//
+// gossip, when not nil, holds the gossip addresses of all agents: agent k
+// binds gossip[k] and joins the others. A retry also moves its gossip
+// port (gossip[k] is updated): the agents started later join it there,
+// and those started before learn it from them.
+func startDemoAgent(ctx context.Context, f demoFlags, bin string, cfg *democonfig.Config, cfgPath string, gossip []string, k int, stdout, stderr io.Writer) (*agent, error) {
 	for attempt := 1; ; attempt++ {
-		addrs, err := loopback.FreeAddrs(6)
+		n := 6
+		if gossip != nil && attempt > 1 {
+			n++
+		}
+		addrs, err := loopback.FreeAddrs(n)
 		if err != nil {
 			return nil, err
 		}
 		cfg.Health, cfg.PProf, cfg.OTLPGRPC, cfg.OTLPHTTP, cfg.Query = addrs[0], addrs[1], addrs[2], addrs[3], addrs[5]
 		cfg.MetricsHost, cfg.MetricsPort, _ = net.SplitHostPort(addrs[4])
+		if gossip != nil {
+			if n == 7 {
+				gossip[k] = addrs[6]
+			}
+			cfg.Gossip, cfg.Join = gossip[k], democonfig.Peers(gossip, k)
+		}
 		if err := democonfig.Write(cfgPath, *cfg); err != nil {
 			return nil, err
 		}

@@ -3,6 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -250,4 +253,132 @@ func TestAgentStopEscalatesToKill(t *testing.T) {
 	assert.GreaterOrEqual(t, time.Since(started), 200*time.Millisecond)
 	assert.EqualError(t, a.Err(), "signal: killed")
 	a.Stop() // twice is safe
+}
+
+// TestFlagsBounds: --nodes, --store-budget and --error-for refuse values
+// outside their range, naming the flag and the range, before anything runs.
+func TestFlagsBounds(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--nodes", "0"}, "--nodes: between 1 and 9, got 0"},
+		{[]string{"--nodes", "10"}, "--nodes: between 1 and 9, got 10"},
+		{[]string{"--store-budget", "1000"}, "--store-budget: 0 (default) or at least 65536 bytes, got 1000"},
+		{[]string{"--error-for", "-1s"}, "--error-for: must not be negative, got -1s"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			cmd := newCommand()
+			var out syncBuffer
+			cmd.SetOut(&out)
+			cmd.SetErr(&out)
+			cmd.SetArgs(append(tc.args, "--weft", filepath.Join(t.TempDir(), "missing")))
+			err := cmd.Execute()
+			require.Error(t, err)
+			assert.Equal(t, tc.want, err.Error())
+		})
+	}
+	// The same check guards runDemo.
+	err := runDemo(t.Context(), demoFlags{nodes: 12}, io.Discard, io.Discard)
+	assert.EqualError(t, err, "--nodes: between 1 and 9, got 12")
+}
+
+func TestStoreBudgetDefault(t *testing.T) {
+	for _, tc := range []struct {
+		nodes  int
+		budget int64
+		want   int64
+	}{
+		{1, 0, 0}, // the store's own default
+		{3, 0, multiNodeBudget},
+		{1, 1 << 20, 1 << 20},
+		{3, 128 << 10, 128 << 10},
+	} {
+		f := demoFlags{nodes: tc.nodes, budget: tc.budget}
+		assert.Equal(t, tc.want, f.storeBudget(), "--nodes %d --store-budget %d", tc.nodes, tc.budget)
+	}
+}
+
+// TestDemoThreeNodesStartCleanly runs `--nodes 3` briefly: three agents,
+// each with its own directory, configuration and status page, gossiping
+// under one key (mode 0600) that each configuration names, start and
+// stop without a warning (no failed join at start, no failed leave at
+// stop) and receive their own node's spans.
+func TestDemoThreeNodesStartCleanly(t *testing.T) {
+	dir := t.TempDir()
+	var out, agentLog syncBuffer
+	err := runDemo(t.Context(), demoFlags{weft: agentBin, nodes: 3, rate: 300, duration: time.Second, jaeger: "off",
+		prometheus: "off", alertmgr: "off", dir: dir}, &out, &agentLog)
+	require.NoError(t, err, "output:\n%s\nagents:\n%s", out.String(), agentLog.String())
+	// One line is memberlist's, not the configuration's: a gossip round
+	// that races memberlist's own Shutdown writes to the closed socket
+	// (seen once in a 100 s run); it is left to weft_pins.
+	var log []string
+	for _, l := range strings.SplitAfter(agentLog.String(), "\n") {
+		if !strings.Contains(l, "memberlist") || !strings.Contains(l, "use of closed network connection") {
+			log = append(log, l)
+		}
+	}
+	assert.Empty(t, agentWarnings(strings.Join(log, "")))
+	text := out.String()
+
+	key := filepath.Join(dir, "gossip.key")
+	st, err := os.Stat(key)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm(), "gossip key mode")
+	// Each node's agent scrapes its own pods' endpoints, no other's.
+	var manifest struct {
+		Endpoints []struct {
+			Node, Pod, URL string
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "node.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(raw, &manifest))
+	require.Len(t, manifest.Endpoints, 30, "3 nodes × 5 pods × 2 containers")
+	gossip := regexp.MustCompile(`(?m)^\s+gossip\s+(127\.0\.0\.1:\d+)$`).FindAllStringSubmatch(text, -1)
+	require.Len(t, gossip, 3, "one gossip address per node in:\n%s", text)
+	for k := range 3 {
+		name := "node-" + strconv.Itoa(k+1)
+		assert.Regexp(t, `(?m)^\s+`+name+`\s+status page\s+http://127\.0\.0\.1:\d+/\s`, text)
+		cfg, err := os.ReadFile(filepath.Join(dir, name, "weft-demo.yaml"))
+		require.NoError(t, err)
+		c := string(cfg)
+		assert.Contains(t, c, "secret_key_file: "+key, name)
+		assert.Contains(t, c, "node_name: "+name, name)
+		assert.Contains(t, c, "include: ["+filepath.Join(dir, name, "pods")+"/*/*/*.log]", name)
+		assert.Contains(t, c, "bind: "+gossip[k][1], name)
+		for j, g := range gossip {
+			if k > 0 && j != k {
+				assert.Contains(t, c, g[1], "%s joins node-%d", name, j+1)
+			}
+		}
+		for _, e := range manifest.Endpoints {
+			u, err := url.Parse(e.URL)
+			require.NoError(t, err)
+			target := "targets: [" + u.Host + "]"
+			if e.Node == name {
+				assert.Contains(t, c, target, "%s scrapes its pod %s", name, e.Pod)
+			} else {
+				assert.NotContains(t, c, target, "%s scrapes %s's pod %s", name, e.Node, e.Pod)
+			}
+		}
+		logs, err := filepath.Glob(filepath.Join(dir, name, "pods", "*", "*", "0.log"))
+		require.NoError(t, err)
+		assert.Len(t, logs, 10, "%s: one log per simulated container of its 5 pods", name)
+	}
+	m := regexp.MustCompile(`stopped: requests=(\d+) .* spans_sent=(\d+) spans_dropped=(\d+)`).FindStringSubmatch(text)
+	require.NotNil(t, m, "no final summary in:\n%s", text)
+	sent, _ := strconv.Atoi(m[2])
+	assert.Positive(t, sent, "the agents accepted spans")
+	assert.Equal(t, "0", m[3], "spans dropped")
+}
+
+func TestShortDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		time.Minute: "1m", 30 * time.Second: "30s", 90 * time.Second: "1m30s", time.Hour: "1h",
+		90 * time.Minute: "1h30m", time.Millisecond: "1ms", 0: "0s", 10 * time.Minute: "10m",
+	} {
+		assert.Equal(t, want, shortDuration(d), "%v", d)
+	}
 }

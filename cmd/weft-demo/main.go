@@ -4,7 +4,10 @@
 // application metrics endpoints, OTLP spans, one W3C trace ID across all
 // three), the backends it finds (Jaeger, Prometheus, Alertmanager), writes an
 // agent configuration for them on free loopback ports and runs the unmodified
-// weft binary on it as a child process (`weft --config FILE`).
+// weft binary on it as a child process (`weft --config FILE`). With
+// --nodes N it simulates N nodes and runs one agent per node, the agents
+// gossiping pins (weft_pins) so that a failing trace is kept on every node
+// that holds part of it.
 //
 // The demo rig lives here, outside the product: the weft binary that runs
 // as a DaemonSet links neither the simulator nor the process launchers.

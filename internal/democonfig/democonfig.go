@@ -1,20 +1,28 @@
 // Package democonfig renders the agent configuration of weft's demo
 // (cmd/weft-demo): every signal of a simulated node (internal/simnode) wired
 // into the local store, and into Jaeger, Prometheus and Alertmanager when the
-// demo runs them, with the HighErrorRate rule file the demo evaluates. The
-// demo and the agent's integration tests render it; the agent binary itself
-// does not link it.
+// demo runs them, with the HighErrorRate rule file the demo evaluates, and
+// evidence_sampling pinning error traces in weft_pins. With several
+// simulated nodes, each node's agent gets a configuration of its own whose
+// weft_pins gossips with the other agents (Config.Gossip, Config.Join) under
+// a key the demo generates (WriteGossipKey). The demo and the agent's
+// integration tests render it; the agent binary itself does not link it.
 package democonfig
 
 import (
 	"bytes"
+	"crypto/rand"
 	_ "embed"
+	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/template"
+	"time"
 
 	"github.com/weftobs/weft/internal/simnode"
 )
@@ -40,6 +48,98 @@ type Config struct {
 	Prometheus                        string // remote-write URL of Prometheus; empty: none
 	PodsDir                           string // the simulated node's /var/log/pods
 	ScrapeJobs                        []ScrapeJob
+
+	// Node names the agent's node: the store's and the rules' external
+	// label node, the remote-write exporters' node label, the telemetry's
+	// k8s.node.name and the gossip member name. Empty: demo-node.
+	Node string
+	// Gossip is weft_pins' gossip address (bind); empty: gossip off, pins
+	// stay on the node (the one-node demo).
+	Gossip string
+	// Join lists the other agents' gossip addresses (see Peers).
+	Join []string
+	// KeyFile is the gossip key (see WriteGossipKey); required with Gossip.
+	KeyFile string
+	// StoreBudget is weft_store's traces_max_bytes and logs_max_bytes;
+	// 0: the store's defaults.
+	StoreBudget int64
+}
+
+// DefaultNode is the node name of the one-node demo.
+const DefaultNode = "demo-node"
+
+// NodeName is c.Node, or DefaultNode when empty.
+func (c Config) NodeName() string {
+	if c.Node == "" {
+		return DefaultNode
+	}
+	return c.Node
+}
+
+// RejoinInterval is weft_pins' gossip::rejoin_interval in the demo: an
+// agent started before its peers (the first) finds them within it.
+const RejoinInterval = 2 * time.Second
+
+// validate checks what the template cannot: gossip needs its key.
+func (c Config) validate() error {
+	var errs []error
+	if c.Gossip != "" && c.KeyFile == "" {
+		errs = append(errs, errors.New("demo config: KeyFile is required with Gossip (weft_pins gossip::secret_key_file)"))
+	}
+	if c.Gossip == "" && len(c.Join) > 0 {
+		errs = append(errs, errors.New("demo config: Join without Gossip (weft_pins gossip::bind)"))
+	}
+	if c.StoreBudget < 0 {
+		errs = append(errs, fmt.Errorf("demo config: StoreBudget: must not be negative, got %d", c.StoreBudget))
+	}
+	return errors.Join(errs...)
+}
+
+// Peers returns the gossip addresses that agent i of the demo joins. The
+// demo starts its agents in order: the first joins nobody and waits for
+// the others (a join list would only log a failed attempt at its start),
+// every other agent joins all the others, the first agent first, so that
+// it finds the cluster whichever of them is up.
+func Peers(gossip []string, i int) []string {
+	if i == 0 {
+		return nil
+	}
+	var out []string
+	for k, g := range gossip {
+		if k != i {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// GossipKeyFile is the name of the gossip key file in the demo directory.
+const GossipKeyFile = "gossip.key"
+
+// WriteGossipKey writes a new random 32-byte gossip key, base64, to
+// dir/gossip.key, readable by its owner only (0600), and returns the path.
+// The key is written to a new file and renamed over an older one, so it
+// is never readable under an older file's mode.
+func WriteGossipKey(dir string) (string, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return "", fmt.Errorf("gossip key: %w", err)
+	}
+	path := filepath.Join(dir, GossipKeyFile)
+	f, err := os.CreateTemp(dir, GossipKeyFile+".*") // mode 0600
+	if err != nil {
+		return "", fmt.Errorf("gossip key: %w", err)
+	}
+	_, err = f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n")
+	err = errors.Join(err, f.Chmod(0o600), f.Close())
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return "", fmt.Errorf("gossip key %s: %w", path, err)
+	}
+	return path, nil
 }
 
 // ScrapeJob is one pod_scrape job of the demo: the simulated endpoints that
@@ -80,7 +180,11 @@ func ScrapeJobs(endpoints []simnode.Endpoint) ([]ScrapeJob, error) {
 
 // Render writes the configuration for cfg to w.
 func Render(w io.Writer, cfg Config) error {
-	tmpl, err := template.New("demo").Option("missingkey=error").Parse(configTemplate)
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	funcs := template.FuncMap{"join": strings.Join, "rejoin": func() string { return RejoinInterval.String() }}
+	tmpl, err := template.New("demo").Option("missingkey=error").Funcs(funcs).Parse(configTemplate)
 	if err != nil {
 		return fmt.Errorf("parse demo config template: %w", err)
 	}

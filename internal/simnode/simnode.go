@@ -5,6 +5,12 @@
 // application /metrics endpoints, and sends OTLP spans. Every request carries
 // one W3C trace ID that appears in the log lines, the spans and the metrics'
 // exemplars, so the three signals can be joined.
+//
+// With Options.Nodes > 1 it simulates that many nodes, each with its own
+// log tree, endpoints and span destination, and one replica of every
+// workload on each: a request picks a replica of each hop at random, as
+// the mesh's load balancing does, so it crosses nodes and every node holds
+// a fragment of the trace (its spans and the log lines of its pods).
 package simnode
 
 import (
@@ -31,21 +37,30 @@ import (
 
 // Options configure the simulated node. Zero values take the defaults noted.
 type Options struct {
-	// Dir is the node's root; container logs go to Dir/pods. Required.
+	// Dir is the node's root; container logs go to Dir/pods. With more
+	// than one node, the root of node-1, node-2, … is Dir/node-1, … (see
+	// NodeDir). Required.
 	Dir string
+	// Nodes is the number of simulated nodes, 1 … MaxNodes (default 1).
+	Nodes int
 	// Rate is the target number of log records per second, all containers
 	// together (default 200).
 	Rate int
-	// ErrorBurst makes reviews-v2 answer half of its requests with 503 from
-	// ErrorAfter (default 30s) for ErrorFor (default 60s) after Run starts.
+	// ErrorBurst makes reviews-v2 (every replica, so on every node) answer
+	// half of its requests with 503 from ErrorAfter (default 30s) for
+	// ErrorFor (default 60s) after Run starts.
 	ErrorBurst bool
 	ErrorAfter time.Duration
 	ErrorFor   time.Duration
 	// RotateSize, when > 0, rotates a container log the kubelet way once it
 	// reaches this many bytes (the kubelet's default is 10 MiB).
 	RotateSize int64
-	// Export receives the simulated spans every FlushInterval; nil drops them.
+	// Export receives the simulated spans every FlushInterval, each node's
+	// in batches of their own; nil drops them.
 	Export ExportFunc
+	// Exports, when set, has one ExportFunc per node (its agent's OTLP
+	// endpoint) and is used instead of Export.
+	Exports []ExportFunc
 	// FlushInterval is how often logs are flushed and spans exported
 	// (default 100ms).
 	FlushInterval time.Duration
@@ -54,6 +69,9 @@ type Options struct {
 }
 
 func (o *Options) setDefaults() {
+	if o.Nodes == 0 {
+		o.Nodes = 1
+	}
 	if o.Rate <= 0 {
 		o.Rate = 200
 	}
@@ -87,30 +105,41 @@ type Endpoint struct {
 	// URL is where the simulation actually serves it.
 	Port int    `json:"port"`
 	URL  string `json:"url"`
+	// Node is the name of the simulated node the pod runs on (NodeName).
+	Node string `json:"node"`
 }
 
-// Node is a running simulated node.
+// exportQueue is how many span batches (one per node per FlushInterval)
+// wait for a slow agent before the node drops new ones (counted in
+// Stats.SpansDropped): 6.4 s at the default interval. With 8 (0.8 s), three
+// agents under the race detector on a loaded 2-core machine made it drop.
+const exportQueue = 64
+
+// Node is a running simulated node, or several (Options.Nodes) sharing one
+// traffic generator.
 type Node struct {
 	opts     Options
 	pods     []pod
-	logs     [][]*logFile // [pod][container]
-	mesh     []*meshMetrics
-	app      []*appMetrics
-	revision *revisionMetrics
+	logs     [][]*logFile       // [pod][container]
+	mesh     []*meshMetrics     // by pod; nil for pods without a sidecar
+	app      []*appMetrics      // by pod
+	revision []*revisionMetrics // by pod; nil for pods without a queue-proxy
 
 	endpoints []Endpoint
 	servers   []*http.Server
 
 	rng     *rand.Rand
-	spans   *spanBatch
+	spans   []*spanBatch // by node
 	line    []byte
 	started time.Time
 
 	requests, records, spansSent, spansDropped, rotations atomic.Int64
 	lastExportErr                                         atomic.Value // string
 
-	exportQ  chan ptrace.Traces
-	wg       sync.WaitGroup
+	exportQ  []chan ptrace.Traces // by node
+	sendWG   sync.WaitGroup       // the senders
+	drain    sync.Once
+	wg       sync.WaitGroup // the endpoints
 	closeMu  sync.Mutex
 	closed   bool
 	stopSend chan struct{}
@@ -123,15 +152,23 @@ func Start(opts Options) (*Node, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("simnode: Options.Dir is required")
 	}
+	if opts.Nodes < 1 || opts.Nodes > MaxNodes {
+		return nil, fmt.Errorf("simnode: Options.Nodes: between 1 and %d, got %d", MaxNodes, opts.Nodes)
+	}
+	if opts.Exports != nil && len(opts.Exports) != opts.Nodes {
+		return nil, fmt.Errorf("simnode: Options.Exports: one per node (%d), got %d", opts.Nodes, len(opts.Exports))
+	}
 	n := &Node{
 		opts:     opts,
-		pods:     topology(),
+		pods:     topology(opts.Nodes),
 		rng:      rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
 		started:  time.Now(),
-		exportQ:  make(chan ptrace.Traces, 8),
 		stopSend: make(chan struct{}),
 	}
-	n.spans = newSpanBatch(n.pods)
+	for range opts.Nodes {
+		n.spans = append(n.spans, newSpanBatch(n.pods))
+		n.exportQ = append(n.exportQ, make(chan ptrace.Traces, exportQueue))
+	}
 	n.lastExportErr.Store("")
 	if err := n.openLogs(); err != nil {
 		_ = n.Close()
@@ -145,19 +182,57 @@ func Start(opts Options) (*Node, error) {
 		_ = n.Close()
 		return nil, err
 	}
-	n.wg.Add(1)
-	go n.sendLoop()
+	for node := range opts.Nodes {
+		export := opts.Export
+		if opts.Exports != nil {
+			export = opts.Exports[node]
+		}
+		n.sendWG.Add(1)
+		go n.sendLoop(n.exportQ[node], export)
+	}
 	return n, nil
 }
 
-// PodsDir is the /var/log/pods-style directory of the node.
-func (n *Node) PodsDir() string { return filepath.Join(n.opts.Dir, "pods") }
+// NodeCount is the number of simulated nodes (Options.Nodes).
+func (n *Node) NodeCount() int { return n.opts.Nodes }
 
-// ManifestPath is a JSON description of the node's pods and endpoints.
+// NodeName is the name of simulated node k (0-based): node-1, node-2, …
+func NodeName(k int) string { return "node-" + strconv.Itoa(k+1) }
+
+// NodeDir is the root of node k: Options.Dir with one node, else
+// Options.Dir/node-<k+1>.
+func (n *Node) NodeDir(k int) string {
+	if n.opts.Nodes == 1 {
+		return n.opts.Dir
+	}
+	return filepath.Join(n.opts.Dir, NodeName(k))
+}
+
+// NodePodsDir is the /var/log/pods-style directory of node k.
+func (n *Node) NodePodsDir(k int) string { return filepath.Join(n.NodeDir(k), "pods") }
+
+// PodsDir is the /var/log/pods-style directory of the first node (the only
+// one unless Options.Nodes > 1).
+func (n *Node) PodsDir() string { return n.NodePodsDir(0) }
+
+// ManifestPath is a JSON description of the pods (with their nodes) and
+// endpoints.
 func (n *Node) ManifestPath() string { return filepath.Join(n.opts.Dir, "node.json") }
 
-// Endpoints lists the metrics endpoints the node serves.
+// Endpoints lists the metrics endpoints of every node.
 func (n *Node) Endpoints() []Endpoint { return n.endpoints }
+
+// NodeEndpoints lists the metrics endpoints of node k's pods: what its
+// agent scrapes.
+func (n *Node) NodeEndpoints(k int) []Endpoint {
+	var out []Endpoint
+	for _, e := range n.endpoints {
+		if e.Node == NodeName(k) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
 
 // Stats returns the counters so far.
 func (n *Node) Stats() Stats {
@@ -176,7 +251,7 @@ func (n *Node) openLogs() error {
 	for i := range n.pods {
 		p := &n.pods[i]
 		for _, c := range p.containers {
-			path := filepath.Join(n.PodsDir(), p.logDir(), c.name, "0.log")
+			path := filepath.Join(n.NodePodsDir(p.node), p.logDir(), c.name, "0.log")
 			lf, err := openLogFile(path)
 			if err != nil {
 				return fmt.Errorf("simnode: %w", err)
@@ -190,7 +265,7 @@ func (n *Node) openLogs() error {
 func (n *Node) serveMetrics() error {
 	n.mesh = make([]*meshMetrics, len(n.pods))
 	n.app = make([]*appMetrics, len(n.pods))
-	n.revision = newRevisionMetrics()
+	n.revision = make([]*revisionMetrics, len(n.pods))
 	for i := range n.pods {
 		p := &n.pods[i]
 		n.app[i] = newAppMetrics()
@@ -202,7 +277,8 @@ func (n *Node) serveMetrics() error {
 				n.mesh[i] = newMeshMetrics(n.started)
 				reg = n.mesh[i].reg
 			case "queue-proxy":
-				reg = n.revision.reg
+				n.revision[i] = newRevisionMetrics()
+				reg = n.revision[i].reg
 			default:
 				reg, openMetrics = n.app[i].reg, true
 			}
@@ -212,6 +288,7 @@ func (n *Node) serveMetrics() error {
 			}
 			n.endpoints = append(n.endpoints, Endpoint{
 				Namespace: p.namespace, Pod: p.name, Container: c.name, Port: c.metricsPort, URL: url,
+				Node: NodeName(p.node),
 			})
 		}
 	}
@@ -245,6 +322,7 @@ type manifest struct {
 }
 
 type manifestPod struct {
+	Node        string            `json:"node"`
 	Namespace   string            `json:"namespace"`
 	Name        string            `json:"name"`
 	UID         string            `json:"uid"`
@@ -259,8 +337,9 @@ func (n *Node) writeManifest() error {
 	for i := range n.pods {
 		p := &n.pods[i]
 		mp := manifestPod{
+			Node:      NodeName(p.node),
 			Namespace: p.namespace, Name: p.name, UID: p.uid(), Labels: p.labels, Annotations: p.annotations,
-			LogDir: filepath.Join(n.PodsDir(), p.logDir()),
+			LogDir: filepath.Join(n.NodePodsDir(p.node), p.logDir()),
 		}
 		for _, c := range p.containers {
 			mp.Containers = append(mp.Containers, c.name)
@@ -340,31 +419,34 @@ func (n *Node) flush(now time.Time) error {
 			}
 		}
 	}
-	td, count := n.spans.take()
-	if count == 0 || n.opts.Export == nil {
-		return nil
-	}
-	select {
-	case n.exportQ <- td:
-	default:
-		n.spansDropped.Add(int64(count))
+	for node, batch := range n.spans {
+		td, count := batch.take()
+		if count == 0 || (n.opts.Export == nil && n.opts.Exports == nil) {
+			continue
+		}
+		select {
+		case n.exportQ[node] <- td:
+		default:
+			n.spansDropped.Add(int64(count))
+		}
 	}
 	return nil
 }
 
-// sendLoop exports span batches one at a time; on Close it delivers what is
-// queued, then stops.
-func (n *Node) sendLoop() {
-	defer n.wg.Done()
+// sendLoop exports one node's span batches one at a time, so a slow agent
+// holds up only its own node; on Close it delivers what is queued, then
+// stops.
+func (n *Node) sendLoop(q <-chan ptrace.Traces, export ExportFunc) {
+	defer n.sendWG.Done()
 	for {
 		select {
-		case td := <-n.exportQ:
-			n.export(td)
+		case td := <-q:
+			n.export(export, td)
 		case <-n.stopSend:
 			for {
 				select {
-				case td := <-n.exportQ:
-					n.export(td)
+				case td := <-q:
+					n.export(export, td)
 				default:
 					return
 				}
@@ -373,9 +455,13 @@ func (n *Node) sendLoop() {
 	}
 }
 
-func (n *Node) export(td ptrace.Traces) {
+func (n *Node) export(export ExportFunc, td ptrace.Traces) {
 	count := int64(td.SpanCount())
-	if err := n.opts.Export(context.Background(), td); err != nil {
+	if export == nil {
+		n.spansDropped.Add(count)
+		return
+	}
+	if err := export(context.Background(), td); err != nil {
 		n.spansDropped.Add(count)
 		n.lastExportErr.Store(err.Error())
 		return
@@ -383,7 +469,18 @@ func (n *Node) export(td ptrace.Traces) {
 	n.spansSent.Add(count)
 }
 
-// Close stops the endpoints and the sender (after it delivered what was
+// Drain delivers the spans queued for export and stops the senders; the
+// metrics endpoints keep serving until Close, so that agents still running
+// can scrape them until they stop. Call it once Run has returned. Safe to
+// call twice.
+func (n *Node) Drain() {
+	n.drain.Do(func() {
+		close(n.stopSend)
+		n.sendWG.Wait()
+	})
+}
+
+// Close stops the endpoints and the senders (after they delivered what was
 // queued) and closes the log files. Safe to call twice.
 func (n *Node) Close() error {
 	n.closeMu.Lock()
@@ -396,7 +493,7 @@ func (n *Node) Close() error {
 	for _, s := range n.servers {
 		errs = append(errs, s.Close())
 	}
-	close(n.stopSend)
+	n.Drain()
 	n.wg.Wait()
 	for _, files := range n.logs {
 		for _, lf := range files {

@@ -347,10 +347,10 @@ func TestStartRequiresDir(t *testing.T) {
 }
 
 func TestPodUIDIsStableAndUUIDShaped(t *testing.T) {
-	p := topology()[podReviewsV2]
+	p := topology(1)[depReviewsV2]
 	assert.Equal(t, p.uid(), p.uid())
 	assert.Regexp(t, `^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`, p.uid())
-	assert.NotEqual(t, p.uid(), topology()[podReviewsV1].uid())
+	assert.NotEqual(t, p.uid(), topology(1)[depReviewsV1].uid())
 }
 
 // BenchmarkGenerate measures how many log records per second the simulation

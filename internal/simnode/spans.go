@@ -91,7 +91,8 @@ type spanSpec struct {
 	end      time.Time
 	method   string
 	path     string
-	status   int
+	status   int    // http.response.status_code; 0: no response (not set)
+	errMsg   string // an error without a response (a reset): status error with this message
 	peer     string // server.address for client spans
 }
 
@@ -109,9 +110,15 @@ func (b *spanBatch) add(s spanSpec) {
 	attrs := sp.Attributes()
 	attrs.PutStr("http.request.method", s.method)
 	attrs.PutStr("url.path", s.path)
-	attrs.PutInt("http.response.status_code", int64(s.status))
+	if s.status != 0 {
+		attrs.PutInt("http.response.status_code", int64(s.status))
+	}
 	if s.peer != "" {
 		attrs.PutStr("server.address", s.peer)
+	}
+	if s.errMsg != "" {
+		sp.Status().SetCode(ptrace.StatusCodeError)
+		sp.Status().SetMessage(s.errMsg)
 	}
 	if s.status >= 500 {
 		sp.Status().SetCode(ptrace.StatusCodeError)

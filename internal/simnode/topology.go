@@ -15,8 +15,10 @@ type container struct {
 	metricsPath string
 }
 
-// pod is one simulated pod on the node.
+// pod is one simulated pod: a replica of one deployment, on one node.
 type pod struct {
+	deployment  int // dep* constant
+	node        int // index of the simulated node it runs on
 	namespace   string
 	name        string
 	app         string // value of the app label, also the service name
@@ -40,20 +42,25 @@ func (p *pod) uid() string {
 // <namespace>_<pod>_<uid>.
 func (p *pod) logDir() string { return p.namespace + "_" + p.name + "_" + p.uid() }
 
-// Names of the simulated pods, used by the traffic generator.
+// The simulated deployments, used by the traffic generator. Every node runs
+// one replica of each (see topology).
 const (
-	podProductpage = iota
-	podReviewsV1
-	podReviewsV2
-	podRatings
-	podFunction
+	depProductpage = iota
+	depReviewsV1
+	depReviewsV2
+	depRatings
+	depFunction
+	numDeployments
 )
+
+// MaxNodes is the largest number of simulated nodes.
+const MaxNodes = 9
 
 // istioPod is a bookinfo-style workload with an Envoy sidecar. Istio's
 // injector sets sidecar.istio.io/status and, with metrics merging on, rewrites
 // prometheus.io/* to the agent's merged endpoint on :15020.
-func istioPod(app, version, hash string, appPort int) pod {
-	name := app + "-" + version + "-" + hash
+func istioPod(app, version, rsHash, podSuffix string, appPort int) pod {
+	name := app + "-" + version + "-" + rsHash + "-" + podSuffix
 	return pod{
 		namespace: "bookinfo",
 		name:      name,
@@ -81,10 +88,10 @@ func istioPod(app, version, hash string, appPort int) pod {
 
 // knativePod is a Knative Serving revision pod: the user's function and the
 // queue-proxy that serves the revision's request metrics on :9091.
-func knativePod() pod {
+func knativePod(podSuffix string) pod {
 	return pod{
 		namespace: "functions",
-		name:      "hello-00001-deployment-7d9c8b5f4-x2x9q",
+		name:      "hello-00001-deployment-7d9c8b5f4-" + podSuffix,
 		app:       "hello",
 		version:   "00001",
 		labels: map[string]string{
@@ -107,15 +114,51 @@ func knativePod() pod {
 	}
 }
 
-// topology is the simulated node: bookinfo (productpage → reviews v1/v2 →
-// ratings) with sidecars, and one Knative function. Indexes match the pod*
-// constants.
-func topology() []pod {
-	return []pod{
-		istioPod("productpage", "v1", "6b746f74dc-9stvs", 9080),
-		istioPod("reviews", "v1", "545db77b95-2xqtp", 9080),
-		istioPod("reviews", "v2", "7bf8c9648f-4xhzk", 9080),
-		istioPod("ratings", "v1", "b6994bb9-ltxmd", 9080),
-		knativePod(),
+// topology is the simulated cluster: bookinfo (productpage → reviews v1/v2
+// → ratings) with sidecars, and one Knative function, one replica of each
+// on every node, as a scheduler spreading N-replica deployments over N
+// nodes places them. Pod i runs on node i/numDeployments and is a replica
+// of deployment i%numDeployments; with one node the indexes are the dep*
+// constants and the pods are those of the single-node demo.
+func topology(nodes int) []pod {
+	var pods []pod
+	for node := range nodes {
+		// Replica 0 keeps the single-node demo's pod names; the others
+		// get a suffix of their own, as the ReplicaSet controller does.
+		suffix := func(base string) string {
+			if node == 0 {
+				return base
+			}
+			return podSuffix(base, node)
+		}
+		for dep, p := range []pod{
+			istioPod("productpage", "v1", "6b746f74dc", suffix("9stvs"), 9080),
+			istioPod("reviews", "v1", "545db77b95", suffix("2xqtp"), 9080),
+			istioPod("reviews", "v2", "7bf8c9648f", suffix("4xhzk"), 9080),
+			istioPod("ratings", "v1", "b6994bb9", suffix("ltxmd"), 9080),
+			knativePod(suffix("x2x9q")),
+		} {
+			p.deployment, p.node = dep, node
+			pods = append(pods, p)
+		}
 	}
+	return pods
+}
+
+// podSuffixAlphabet is the alphabet of the random suffix Kubernetes gives a
+// ReplicaSet's pods (no vowels, no look-alike digits).
+const podSuffixAlphabet = "bcdfghjklmnpqrstvwxz2456789"
+
+// podSuffix is a stable 5-character pod name suffix for replica node of
+// the deployment whose first replica has suffix base.
+func podSuffix(base string, node int) string {
+	h := fnv.New64a()
+	_, _ = fmt.Fprintf(h, "%s/%d", base, node)
+	v := h.Sum64()
+	b := make([]byte, 5)
+	for i := range b {
+		b[i] = podSuffixAlphabet[v%uint64(len(podSuffixAlphabet))]
+		v /= uint64(len(podSuffixAlphabet))
+	}
+	return string(b)
 }

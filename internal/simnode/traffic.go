@@ -53,6 +53,19 @@ func (n *Node) inBurst(now time.Time) bool {
 	return !now.Before(from) && now.Before(from.Add(n.opts.ErrorFor))
 }
 
+// pick returns the pod of a replica of deployment dep, chosen at random as
+// the mesh's load balancing does (with one node, the only one, without
+// drawing from the random source).
+func (n *Node) pick(dep int) int {
+	if n.opts.Nodes == 1 {
+		return dep
+	}
+	return dep + numDeployments*n.rng.IntN(n.opts.Nodes)
+}
+
+// addSpan adds a span to the batch of the node its pod runs on.
+func (n *Node) addSpan(s spanSpec) { n.spans[n.pods[s.pod].node].add(s) }
+
 // request simulates one user request ending at now and returns the number of
 // log records written. Three of four requests go to bookinfo, one to the
 // Knative function.
@@ -64,11 +77,12 @@ func (n *Node) request(now time.Time) int {
 }
 
 func (n *Node) productpageRequest(now time.Time) int {
-	pp, rv, rt := &n.pods[podProductpage], podReviewsV1, podRatings
+	rvDep := depReviewsV1
 	if n.rng.IntN(2) == 1 {
-		rv = podReviewsV2
+		rvDep = depReviewsV2
 	}
-	reviews, ratings := &n.pods[rv], &n.pods[rt]
+	ppIdx, rv := n.pick(depProductpage), n.pick(rvDep)
+	pp, reviews := &n.pods[ppIdx], &n.pods[rv]
 
 	ppID := n.newTrace()
 	ppOut := n.childOf(ppID) // productpage's client span to reviews
@@ -81,61 +95,78 @@ func (n *Node) productpageRequest(now time.Time) int {
 	rvEnd := rvStart.Add(rvDur)
 
 	rvStatus := 200
-	if rv == podReviewsV2 && n.inBurst(now) && n.rng.IntN(2) == 0 {
+	if rvDep == depReviewsV2 && n.inBurst(now) && n.rng.IntN(2) == 0 {
 		rvStatus = 503
 	}
 	records := 0
 
-	// reviews v2 calls ratings (as in bookinfo); v1 does not.
-	if rv == podReviewsV2 && rvStatus == 200 {
+	// reviews v2 calls ratings (as in bookinfo); v1 does not. When v2
+	// fails, the call to ratings is what failed: reviews gives up on it
+	// (the connection is reset before response headers) and answers 503,
+	// while ratings, on its node, still answers 200 to a caller that has
+	// gone, so its sidecar logs a downstream disconnect (code 0, DC). Its
+	// node holds a fragment of the failing trace without an error in it.
+	if rvDep == depReviewsV2 {
+		rt := n.pick(depRatings)
+		ratings := &n.pods[rt]
 		rvOut := n.childOf(rvID)
 		rtID := n.childOf(rvOut)
 		rtDur := n.jitter(2*time.Millisecond, 8*time.Millisecond)
 		rtStart := rvStart.Add(3 * time.Millisecond)
 		rtEnd := rtStart.Add(rtDur)
-		n.spans.add(spanSpec{pod: rv, name: "GET /ratings/{id}", kind: ptrace.SpanKindClient, traceID: rvOut.trace,
+		client := spanSpec{pod: rv, name: "GET /ratings/{id}", kind: ptrace.SpanKindClient, traceID: rvOut.trace,
 			spanID: rvOut.span, parentID: rvID.span, start: rtStart, end: rtEnd, method: "GET", path: "/ratings/0",
-			status: 200, peer: "ratings.bookinfo.svc.cluster.local"})
-		n.spans.add(spanSpec{pod: rt, name: "GET /ratings/{id}", kind: ptrace.SpanKindServer, traceID: rtID.trace,
+			status: 200, peer: "ratings.bookinfo.svc.cluster.local"}
+		meshCode, flags := 200, "-"
+		if rvStatus != 200 {
+			// ratings ends after reviews (rvEnd ≤ now-13ms: ppDur ≥ 15ms).
+			rtEnd = rvEnd.Add(n.jitter(time.Millisecond, 10*time.Millisecond))
+			rtDur = rtEnd.Sub(rtStart)
+			client.end, client.status, client.errMsg = rvEnd.Add(-time.Millisecond), 0, "upstream reset before headers"
+			meshCode, flags = 0, "DC"
+		}
+		n.addSpan(client)
+		n.addSpan(spanSpec{pod: rt, name: "GET /ratings/{id}", kind: ptrace.SpanKindServer, traceID: rtID.trace,
 			spanID: rtID.span, parentID: rvOut.span, start: rtStart, end: rtEnd, method: "GET", path: "/ratings/0",
 			status: 200})
-		records += n.logRatings(rtEnd, rtID, rtDur)
-		records += n.logAccess(podRatings, rtEnd, rtID, "GET", "/ratings/0", "ratings:9080", 200, rtDur, 48)
-		n.mesh[podReviewsV2].record("source", reviews, ratings, 200, rtDur)
-		n.mesh[podRatings].record("destination", reviews, ratings, 200, rtDur)
-		n.app[podRatings].record("GET", "/ratings/{id}", 200, rtDur, rtID.traceHex, rtID.spanHex)
+		records += n.logRatings(rt, rtEnd, rtID, rtDur)
+		records += n.logAccess(rt, rtEnd, rtID, "GET", "/ratings/0", "ratings:9080", meshCode, flags, rtDur, 48)
+		n.mesh[rv].record("source", reviews, ratings, meshCode, client.end.Sub(client.start))
+		n.mesh[rt].record("destination", reviews, ratings, meshCode, rtDur)
+		n.app[rt].record("GET", "/ratings/{id}", 200, rtDur, rtID.traceHex, rtID.spanHex)
 	}
 
-	n.spans.add(spanSpec{pod: podProductpage, name: "GET /reviews/{id}", kind: ptrace.SpanKindClient,
+	n.addSpan(spanSpec{pod: ppIdx, name: "GET /reviews/{id}", kind: ptrace.SpanKindClient,
 		traceID: ppOut.trace, spanID: ppOut.span, parentID: ppID.span, start: rvStart, end: rvEnd, method: "GET",
 		path: "/reviews/0", status: rvStatus, peer: "reviews.bookinfo.svc.cluster.local"})
-	n.spans.add(spanSpec{pod: rv, name: "GET /reviews/{id}", kind: ptrace.SpanKindServer, traceID: rvID.trace,
+	n.addSpan(spanSpec{pod: rv, name: "GET /reviews/{id}", kind: ptrace.SpanKindServer, traceID: rvID.trace,
 		spanID: rvID.span, parentID: ppOut.span, start: rvStart, end: rvEnd, method: "GET", path: "/reviews/0",
 		status: rvStatus})
 	records += n.logReviews(rv, rvEnd, rvID, rvStatus)
-	records += n.logAccess(rv, rvEnd, rvID, "GET", "/reviews/0", "reviews:9080", rvStatus, rvDur, 295)
-	n.mesh[podProductpage].record("source", pp, reviews, rvStatus, rvDur)
+	records += n.logAccess(rv, rvEnd, rvID, "GET", "/reviews/0", "reviews:9080", rvStatus, "-", rvDur, 295)
+	n.mesh[ppIdx].record("source", pp, reviews, rvStatus, rvDur)
 	n.mesh[rv].record("destination", pp, reviews, rvStatus, rvDur)
 	n.app[rv].record("GET", "/reviews/{id}", rvStatus, rvDur, rvID.traceHex, rvID.spanHex)
 
 	// productpage degrades gracefully: it answers 200 without reviews.
-	n.spans.add(spanSpec{pod: podProductpage, name: "GET /productpage", kind: ptrace.SpanKindServer,
+	n.addSpan(spanSpec{pod: ppIdx, name: "GET /productpage", kind: ptrace.SpanKindServer,
 		traceID: ppID.trace, spanID: ppID.span, start: ppStart, end: now, method: "GET", path: "/productpage",
 		status: 200})
-	records += n.logProductpage(now, ppID, now.Sub(ppStart), rvStatus)
-	records += n.logAccess(podProductpage, now, ppID, "GET", "/productpage", "productpage:9080", 200, now.Sub(ppStart), 5183)
-	n.app[podProductpage].record("GET", "/productpage", 200, now.Sub(ppStart), ppID.traceHex, ppID.spanHex)
+	records += n.logProductpage(ppIdx, now, ppID, now.Sub(ppStart), rvStatus)
+	records += n.logAccess(ppIdx, now, ppID, "GET", "/productpage", "productpage:9080", 200, "-", now.Sub(ppStart), 5183)
+	n.app[ppIdx].record("GET", "/productpage", 200, now.Sub(ppStart), ppID.traceHex, ppID.spanHex)
 	return records
 }
 
 func (n *Node) functionRequest(now time.Time) int {
-	fn := &n.pods[podFunction]
+	fnIdx := n.pick(depFunction)
+	fn := &n.pods[fnIdx]
 	id := n.newTrace()
 	dur := n.jitter(1*time.Millisecond, 12*time.Millisecond)
-	n.spans.add(spanSpec{pod: podFunction, name: "POST /", kind: ptrace.SpanKindServer, traceID: id.trace,
+	n.addSpan(spanSpec{pod: fnIdx, name: "POST /", kind: ptrace.SpanKindServer, traceID: id.trace,
 		spanID: id.span, start: now.Add(-dur), end: now, method: "POST", path: "/", status: 200})
-	n.revision.record(fn, 200, dur)
-	n.app[podFunction].record("POST", "/", 200, dur, id.traceHex, id.spanHex)
+	n.revision[fnIdx].record(fn, 200, dur)
+	n.app[fnIdx].record("POST", "/", 200, dur, id.traceHex, id.spanHex)
 
 	b := n.line[:0]
 	b = append(b, `{"level":"info","ts":"`...)
@@ -148,13 +179,13 @@ func (n *Node) functionRequest(now time.Time) int {
 	b = strconv.AppendInt(b, dur.Milliseconds(), 10)
 	b = append(b, '}')
 	n.line = b
-	return n.log(podFunction, 0, now, "stdout", b)
+	return n.log(fnIdx, 0, now, "stdout", b)
 }
 
 // logProductpage writes the frontend's own JSON log line (Python style
 // field names: trace_id, span_id), now and then with a large debug payload
 // that the runtime splits into partial records.
-func (n *Node) logProductpage(now time.Time, id ids, dur time.Duration, reviewsStatus int) int {
+func (n *Node) logProductpage(podIdx int, now time.Time, id ids, dur time.Duration, reviewsStatus int) int {
 	level, msg := "INFO", "GET /productpage"
 	if reviewsStatus >= 500 {
 		level, msg = "WARNING", "reviews unavailable, rendering without reviews"
@@ -174,9 +205,9 @@ func (n *Node) logProductpage(now time.Time, id ids, dur time.Duration, reviewsS
 	b = strconv.AppendInt(b, dur.Milliseconds(), 10)
 	b = append(b, '}')
 	n.line = b
-	records := n.log(podProductpage, 0, now, "stdout", b)
+	records := n.log(podIdx, 0, now, "stdout", b)
 	if n.rng.IntN(2000) == 0 {
-		records += n.log(podProductpage, 0, now, "stdout", n.bigPayload(id))
+		records += n.log(podIdx, 0, now, "stdout", n.bigPayload(id))
 	}
 	return records
 }
@@ -236,7 +267,7 @@ func (n *Node) logReviews(podIdx int, now time.Time, id ids, status int) int {
 }
 
 // logRatings writes the Node.js service's logfmt line.
-func (n *Node) logRatings(now time.Time, id ids, dur time.Duration) int {
+func (n *Node) logRatings(podIdx int, now time.Time, id ids, dur time.Duration) int {
 	b := append(n.line[:0], "level=info ts="...)
 	b = now.UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, ` msg="GET /ratings/0" trace_id=`...)
@@ -246,13 +277,13 @@ func (n *Node) logRatings(now time.Time, id ids, dur time.Duration) int {
 	b = append(b, " status=200 duration_ms="...)
 	b = strconv.AppendInt(b, dur.Milliseconds(), 10)
 	n.line = b
-	return n.log(podRatings, 0, now, "stdout", b)
+	return n.log(podIdx, 0, now, "stdout", b)
 }
 
 // logAccess writes the sidecar's inbound access-log line in Istio's JSON
 // format, with the W3C traceparent header added, as meshes with tracing on
-// configure it.
-func (n *Node) logAccess(podIdx int, now time.Time, id ids, method, path, authority string, status int, dur time.Duration, bytesSent int) int {
+// configure it. flags are Envoy's response flags ("-": none).
+func (n *Node) logAccess(podIdx int, now time.Time, id ids, method, path, authority string, status int, flags string, dur time.Duration, bytesSent int) int {
 	start := now.Add(-dur)
 	b := append(n.line[:0], `{"start_time":"`...)
 	b = start.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z")
@@ -262,7 +293,9 @@ func (n *Node) logAccess(podIdx int, now time.Time, id ids, method, path, author
 	b = append(b, path...)
 	b = append(b, `","protocol":"HTTP/1.1","response_code":`...)
 	b = strconv.AppendInt(b, int64(status), 10)
-	b = append(b, `,"response_flags":"-","bytes_received":0,"bytes_sent":`...)
+	b = append(b, `,"response_flags":"`...)
+	b = append(b, flags...)
+	b = append(b, `","bytes_received":0,"bytes_sent":`...)
 	b = strconv.AppendInt(b, int64(bytesSent), 10)
 	b = append(b, `,"duration":`...)
 	b = strconv.AppendInt(b, dur.Milliseconds(), 10)
