@@ -14,7 +14,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export WEFT_JAEGER := $(JAEGER)
 export WEFT_THANOS := $(THANOS)
 
-.PHONY: help build build-demo demo demo-jaeger test unit tools bench bench-storeapi bench-compare bench-traces noisy soak lint tidy-check clean
+.PHONY: help build build-demo demo demo-jaeger test unit tools bench bench-storeapi bench-compare bench-evidence bench-traces noisy soak lint tidy-check clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -69,6 +69,9 @@ soak: ## loop the remote-write outage + SIGKILL test (SOAK_COUNT runs, default 5
 
 bench-storeapi: tools ## weft's Thanos StoreAPI vs Prometheus 2.42 + Thanos sidecar, and Thanos Query latency over 1/3/10 agents → bench/compare/results/storeapi-*.md
 	cd bench/compare && $(GO) run . storeapi -thanos "$(THANOS)" $(BENCH_STOREAPI_FLAGS)
+
+bench-evidence: ## weft pins + evidence_sampling vs contrib tail_sampling (bench/tailpeer, v0.161.0) on 3 loopback nodes, pin network cost, decision buffer memory → bench/evidence/results/evidence.md
+	$(GO) run ./bench/evidence -out bench/evidence/results/evidence.md
 
 bench-compare: ## weft vs otelcol contrib/core and Prometheus 2.42 side by side → bench/RESULTS.md, bench/compare/results/
 	hack/install-debian-tools.sh
