@@ -1,0 +1,100 @@
+package weftremotewriteextension
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/tsdb/record"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+
+	"github.com/weftobs/weft/extensions/weftremotewriteextension/internal/catchup"
+)
+
+// TestCatchUpLabels: the catch-up sends series with the endpoint's
+// external labels (the series' own label of the same name wins) and
+// write relabelling applied after them, as the queue does; samples outside
+// (from, until] and series relabelled away are not sent.
+func TestCatchUpLabels(t *testing.T) {
+	sk, url := newSink(t)
+	cfg := testConfig(t.TempDir(), url)
+	cfg.ExternalLabels = map[string]string{"node": "n1", "cluster": "c1"}
+	cfg.Endpoints[0].WriteRelabelConfigs = []RelabelConfig{
+		{SourceLabels: []string{"node"}, TargetLabel: "node_copy"},
+		{SourceLabels: []string{"__name__"}, Regex: ptr("secret_.*"), Action: "drop"},
+	}
+	pc, err := cfg.prometheusConfig()
+	require.NoError(t, err)
+	prog, err := catchup.LoadProgress(cfg.WAL.Directory, []string{"ep"}, time.Now())
+	require.NoError(t, err)
+	s, err := catchup.NewSender(pc.RemoteWriteConfigs[0], pc.GlobalConfig.ExternalLabels, func(t int64) { prog.Advance("ep", t) }, &catchup.Stats{}, zap.NewNop())
+	require.NoError(t, err)
+	defer s.Close()
+
+	var enc record.Encoder
+	ctx := context.Background()
+	series := enc.Series([]record.RefSeries{
+		{Ref: 1, Labels: labels.FromStrings("__name__", "up", "job", "j")},
+		{Ref: 2, Labels: labels.FromStrings("__name__", "up", "node", "own")},
+		{Ref: 3, Labels: labels.FromStrings("__name__", "secret_x")},
+	}, nil)
+	require.NoError(t, s.Record(ctx, series, 0, 100))
+	samples := enc.Samples([]record.RefSample{
+		{Ref: 1, T: 10, V: 1}, {Ref: 2, T: 20, V: 2}, {Ref: 3, T: 30, V: 3},
+		{Ref: 1, T: 5, V: 9},   // not after from
+		{Ref: 1, T: 101, V: 9}, // after until
+		{Ref: 99, T: 50, V: 9}, // no series record
+	}, nil)
+	require.NoError(t, s.Record(ctx, samples, 5, 100))
+	require.NoError(t, s.Flush(ctx))
+
+	assert.Equal(t, []prompb.Sample{{Value: 1, Timestamp: 10}},
+		sk.got(`{__name__="up", cluster="c1", job="j", node="n1", node_copy="n1"}`))
+	assert.Equal(t, []prompb.Sample{{Value: 2, Timestamp: 20}},
+		sk.got(`{__name__="up", cluster="c1", node="own", node_copy="own"}`))
+	assert.Equal(t, 2, sk.total(), "secret_x relabelled away; samples outside (5, 100] and of unknown series left out")
+	assert.Equal(t, int64(20), prog.Mark("ep"), "the mark moves to the newest timestamp sent")
+}
+
+// TestCatchUpSplitsRefusedBatches: a request the endpoint refuses for one
+// sample is split until that sample is alone; the others arrive, the
+// refused ones are counted.
+func TestCatchUpSplitsRefusedBatches(t *testing.T) {
+	sk, url := newSink(t)
+	sk.refuse = func(s prompb.Sample) bool { return s.Value < 0 }
+	cfg := testConfig(t.TempDir(), url)
+	cfg.Endpoints[0].QueueConfig.MaxSamplesPerSend = 16
+	pc, err := cfg.prometheusConfig()
+	require.NoError(t, err)
+	prog, err := catchup.LoadProgress(cfg.WAL.Directory, []string{"ep"}, time.Now())
+	require.NoError(t, err)
+	st := &catchup.Stats{}
+	s, err := catchup.NewSender(pc.RemoteWriteConfigs[0], labels.EmptyLabels(), func(t int64) { prog.Advance("ep", t) }, st, zap.NewNop())
+	require.NoError(t, err)
+	defer s.Close()
+
+	var enc record.Encoder
+	ctx := context.Background()
+	require.NoError(t, s.Record(ctx, enc.Series([]record.RefSeries{{Ref: 1, Labels: labels.FromStrings("__name__", "m")}}, nil), catchup.NothingSent, 1000))
+	var smps []record.RefSample
+	var want []prompb.Sample
+	for i := range 40 {
+		v := float64(i)
+		if i%13 == 5 {
+			v = -1 // refused: 5, 18, 31
+		} else {
+			want = append(want, prompb.Sample{Value: v, Timestamp: int64(i)})
+		}
+		smps = append(smps, record.RefSample{Ref: 1, T: int64(i), V: v})
+	}
+	require.NoError(t, s.Record(ctx, enc.Samples(smps, nil), catchup.NothingSent, 1000))
+	require.NoError(t, s.Flush(ctx))
+	assert.Equal(t, want, sk.got(`{__name__="m"}`))
+	assert.Equal(t, int64(3), st.Refused.Load())
+	assert.Equal(t, int64(37), st.Samples.Load(), "refused samples are not counted as sent")
+	assert.Equal(t, int64(39), prog.Mark("ep"))
+}

@@ -1,0 +1,260 @@
+package weftremotewriteextension
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	promconfig "github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/storage/remote"
+	"github.com/prometheus/prometheus/tsdb/agent"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+	"go.uber.org/zap/exp/zapslog"
+
+	"github.com/weftobs/weft/extensions/weftremotewriteextension/internal/catchup"
+)
+
+// RemoteWrite is the weft_remote_write extension: a tsdb/agent WAL that
+// storage/remote queue managers send to the configured endpoints.
+//
+// Writers find it with FromHost (or among the host's extensions by its
+// Appendable method) and append through Appendable.
+type RemoteWrite struct {
+	cfg         Config
+	pcfg        *promconfig.Config // cfg translated; RemoteWriteConfigs in endpoint order
+	logger      *zap.Logger
+	slog        *slog.Logger
+	tel         component.TelemetrySettings
+	now         func() time.Time
+	grace       time.Duration // catch-up grace period (defaultCatchupGrace)
+	segmentSize int           // WAL segment size; 0: the agent's default (tests use small ones)
+
+	mu       sync.RWMutex // guards the fields below
+	db       *agent.DB
+	rs       *remote.Storage
+	fanout   storage.Storage // db, then rs (which only tracks the ingestion rate)
+	reg      *prometheus.Registry
+	prog     *catchup.Progress
+	catchups []*catchupStats // by endpoint
+	started  bool
+	stopped  bool
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	telReg   metric.Registration
+
+	qmu  sync.Mutex // serialises ApplyConfig; guards live
+	live []bool     // by endpoint: its queue runs (catch-up over)
+}
+
+var errNotStarted = errors.New("weft_remote_write: WAL is not open (extension not started or already shut down)")
+
+func newRemoteWrite(tel component.TelemetrySettings, cfg *Config) (*RemoteWrite, error) {
+	pcfg, err := cfg.prometheusConfig()
+	if err != nil {
+		return nil, err
+	}
+	logger := tel.Logger
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	return &RemoteWrite{
+		cfg:    *cfg,
+		pcfg:   pcfg,
+		logger: logger,
+		slog:   slog.New(zapslog.NewHandler(logger.Core())),
+		tel:    tel,
+		now:    time.Now,
+		grace:  defaultCatchupGrace,
+		live:   make([]bool, len(pcfg.RemoteWriteConfigs)),
+	}, nil
+}
+
+// keepRegisterer registers collectors on its registry but leaves them
+// there when the library unregisters them: the queues unregister their
+// metrics when they stop, and the last progress record needs them after
+// the stop. Each extension has its own registry, dropped at Shutdown;
+// nothing registers the same collector twice during one run (queues start
+// once, see startQueue).
+type keepRegisterer struct{ *prometheus.Registry }
+
+func (keepRegisterer) Unregister(prometheus.Collector) bool { return true }
+
+// Start opens the WAL (replaying what the previous run wrote) and starts,
+// for each endpoint, the catch-up that sends what the previous run left
+// unsent and then starts the endpoint's queue.
+func (r *RemoteWrite) Start(_ context.Context, _ component.Host) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.started {
+		return errors.New("weft_remote_write: started twice")
+	}
+	if r.stopped {
+		return errors.New("weft_remote_write: start after shutdown")
+	}
+	dir := r.cfg.WAL.Directory
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("weft_remote_write: wal::directory %q: %w", dir, err)
+	}
+	names := make([]string, len(r.pcfg.RemoteWriteConfigs))
+	for i, rw := range r.pcfg.RemoteWriteConfigs {
+		names[i] = rw.Name
+	}
+	prog, err := catchup.LoadProgress(dir, names, r.now())
+	if err != nil {
+		return fmt.Errorf("weft_remote_write: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	kr := keepRegisterer{reg}
+	rs := remote.NewStorage(r.slog, kr, func() (int64, error) { return 0, agent.ErrUnsupported }, dir, r.cfg.FlushDeadline, nil, false)
+	opts := agent.DefaultOptions()
+	opts.TruncateFrequency = r.cfg.WAL.TruncateFrequency
+	opts.MinWALTime = r.cfg.WAL.MinWALTime.Milliseconds()
+	opts.MaxWALTime = r.cfg.WAL.MaxWALTime.Milliseconds()
+	if r.segmentSize > 0 {
+		opts.WALSegmentSize = r.segmentSize
+	}
+	db, err := agent.Open(r.slog, kr, rs, dir, opts)
+	if err != nil {
+		_ = rs.Close()
+		return fmt.Errorf("weft_remote_write: open WAL in %q: %w", dir, err)
+	}
+	db.SetWriteNotified(rs)
+	r.db, r.rs, r.reg, r.prog = db, rs, reg, prog
+	r.fanout = storage.NewFanout(r.slog, db, rs)
+	r.catchups = make([]*catchupStats, len(names))
+	for i := range r.catchups {
+		r.catchups[i] = &catchupStats{}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.started = true
+	for i := range r.pcfg.RemoteWriteConfigs {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.catchUp(ctx, i)
+		}()
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.progressLoop(ctx)
+	}()
+	if err := r.registerTelemetry(); err != nil {
+		r.logger.Warn("weft_remote_write: self-metrics unavailable", zap.Error(err))
+	}
+	return nil
+}
+
+// Shutdown stops the catch-ups, lets the queues send what they hold for
+// at most flush_deadline, closes the WAL and records how far each endpoint
+// got. Safe without Start and safe twice.
+func (r *RemoteWrite) Shutdown(context.Context) error {
+	r.mu.Lock()
+	if r.stopped {
+		r.mu.Unlock()
+		return nil
+	}
+	r.stopped = true
+	cancel, rs, db := r.cancel, r.rs, r.db
+	r.fanout = nil // new appenders fail from here on
+	r.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	r.wg.Wait()
+	var errs []error
+	// The queues flush within flush_deadline, then the WAL closes. The
+	// marks move past what the flush sent only if it dropped nothing.
+	r.recordProgress()
+	before := gather(r.reg)
+	if err := rs.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("weft_remote_write: stop queues: %w", err))
+	}
+	if err := db.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("weft_remote_write: close WAL: %w", err))
+	}
+	r.advanceMarks(gather(r.reg), gather(r.reg), before)
+	if err := r.prog.Save(); err != nil {
+		errs = append(errs, fmt.Errorf("weft_remote_write: %w", err))
+	}
+	r.mu.Lock()
+	if r.telReg != nil {
+		if err := r.telReg.Unregister(); err != nil {
+			errs = append(errs, err)
+		}
+		r.telReg = nil
+	}
+	r.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// Appendable returns the WAL as a storage.Appendable: a committed append
+// is in the WAL, and from there every endpoint's queue sends it. It may be
+// taken before Start; its appenders fail every call while the WAL is not
+// open. Metadata (UpdateMetadata) is accepted and not sent (see README).
+func (r *RemoteWrite) Appendable() storage.Appendable { return appendable{r} }
+
+type appendable struct{ r *RemoteWrite }
+
+func (a appendable) Appender(ctx context.Context) storage.Appender {
+	a.r.mu.RLock()
+	defer a.r.mu.RUnlock()
+	if a.r.fanout == nil {
+		return closedAppender{}
+	}
+	return a.r.fanout.Appender(ctx)
+}
+
+// AppendableV2 is Appendable for writers of the newer appender
+// interface (a start timestamp with each sample, exemplars in the
+// options). Start timestamps are not kept: the agent's st-storage is off.
+func (r *RemoteWrite) AppendableV2() storage.AppendableV2 { return appendable{r} }
+
+func (a appendable) AppenderV2(ctx context.Context) storage.AppenderV2 {
+	a.r.mu.RLock()
+	defer a.r.mu.RUnlock()
+	if a.r.fanout == nil {
+		return closedAppenderV2{}
+	}
+	return a.r.fanout.AppenderV2(ctx)
+}
+
+// startQueue adds endpoint i to the queues that run. ApplyConfig keeps
+// the queues of endpoints already running (their configuration is the
+// same) and starts the new one.
+func (r *RemoteWrite) startQueue(i int) error {
+	r.qmu.Lock()
+	defer r.qmu.Unlock()
+	r.live[i] = true
+	cfg := *r.pcfg
+	cfg.RemoteWriteConfigs = nil
+	for j, rw := range r.pcfg.RemoteWriteConfigs {
+		if r.live[j] {
+			cfg.RemoteWriteConfigs = append(cfg.RemoteWriteConfigs, rw)
+		}
+	}
+	return r.rs.ApplyConfig(&cfg)
+}
+
+// FromHost returns the weft_remote_write extension configured as id.
+func FromHost(host component.Host, id component.ID) (*RemoteWrite, error) {
+	ext, ok := host.GetExtensions()[id]
+	if !ok {
+		return nil, fmt.Errorf("remote write: extension %q is not configured; add it under extensions: and service.extensions", id)
+	}
+	rw, ok := ext.(*RemoteWrite)
+	if !ok {
+		return nil, fmt.Errorf("remote write: extension %q is a %T, not the weft_remote_write extension", id, ext)
+	}
+	return rw, nil
+}
