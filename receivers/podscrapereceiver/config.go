@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/relabel"
+	"go.opentelemetry.io/collector/component"
 
 	"github.com/weftobs/weft/internal/kube"
 )
@@ -69,6 +70,18 @@ type Config struct {
 	// BodySizeLimit is the body_size_limit in bytes of the jobs that set
 	// none; it bounds the memory one scrape takes (0: none).
 	BodySizeLimit int64 `mapstructure:"body_size_limit"`
+	// Appendables are extensions that take the scraped samples directly,
+	// as Prometheus's scrape loop appends them (weft_store,
+	// weft_remote_write): every scrape of a target is one transaction on
+	// each, committed when the scrape succeeds, rolled back (then stale
+	// markers and up=0) when it fails. Empty: samples leave only as pdata
+	// through the pipeline.
+	Appendables []component.ID `mapstructure:"appendables"`
+	// PData hands every scrape to the pipeline as pdata too (default
+	// true), for the consumers that need it (the prometheus pull
+	// exporter, OTLP export). false needs appendables: no pdata is built
+	// and the pipeline's exporters get nothing from this receiver.
+	PData bool `mapstructure:"pdata"`
 }
 
 // defaultScrapeTimeout is Prometheus's global scrape_timeout.
@@ -283,6 +296,16 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.KubernetesAPI.Validate("kubernetes_api."))
+	seen := map[component.ID]int{}
+	for i, id := range c.Appendables {
+		if j, ok := seen[id]; ok {
+			errs = append(errs, fmt.Errorf("appendables[%d]: %s is listed already (appendables[%d])", i, id, j))
+		}
+		seen[id] = i
+	}
+	if !c.PData && len(c.Appendables) == 0 {
+		errs = append(errs, errors.New("pdata: false needs appendables (extension IDs such as weft_store), or the scraped samples go nowhere"))
+	}
 	return errors.Join(errs...)
 }
 

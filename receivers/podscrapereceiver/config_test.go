@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
@@ -73,9 +74,22 @@ func TestValidateNamesKeys(t *testing.T) {
 		"scrape_configs[0].relabel_configs[1]: regex",
 		"monitors[0].selector.match_labels",
 		"monitors[0].port",
+		"appendables[2]: weft_store is listed already (appendables[0])",
 	} {
 		assert.Contains(t, err.Error(), want)
 	}
+}
+
+func TestLoadConfigAppendables(t *testing.T) {
+	cfg := loadConfig(t, "pod_scrape/native")
+	require.NoError(t, confmap.Validate(cfg))
+	assert.Equal(t, []component.ID{component.MustNewID("weft_store"), component.MustNewID("weft_remote_write")}, cfg.Appendables)
+	assert.False(t, cfg.PData)
+	assert.True(t, loadConfig(t, "pod_scrape").PData, "pdata defaults to true")
+
+	err := confmap.Validate(loadConfig(t, "pod_scrape/nowhere"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "pdata: false needs appendables")
 }
 
 func TestDefaultConfigIsValid(t *testing.T) {

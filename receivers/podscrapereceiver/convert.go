@@ -149,6 +149,9 @@ type seriesEntry struct {
 	// _created series gives (a counter's _total or bare sample, a
 	// histogram's or summary's _count), tried in order.
 	createdFor []string
+	// native is the series as appended to the appendables (nil without
+	// appendables, and for dropped and over-limit series).
+	native *nativeSeries
 }
 
 // scrapeLimits are a job's per-scrape limits, with Prometheus's semantics:
@@ -223,6 +226,14 @@ type appender struct {
 	lbls    labels.Labels
 	lb      *labels.Builder
 	ex      exemplar.Exemplar
+	// exs are the current sample's exemplars, read once for both outputs.
+	exs []exemplar.Exemplar
+
+	// pdata: build the pdata output (false only with appendables).
+	pdata bool
+	// out is the native output: the scrape's transactions on the
+	// appendables (nil: none configured).
+	out *nativeOut
 }
 
 func newAppender(targetLabels labels.Labels, honorLabels bool, limits scrapeLimits, metricRelabel []*relabel.Config) *appender {
@@ -238,6 +249,7 @@ func newAppender(targetLabels labels.Labels, honorLabels bool, limits scrapeLimi
 		metrics:       map[string]*metricState{},
 		symbols:       labels.NewSymbolTable(),
 		lb:            labels.NewBuilder(labels.EmptyLabels()),
+		pdata:         true,
 	}
 }
 
@@ -401,7 +413,7 @@ func (a *appender) parseChunk(b []byte, format bodyFormat) error {
 			if string(c.helpFor) == string(c.family) {
 				h = c.help
 			}
-			ent = a.newEntry(p, c.family, c.famType, h)
+			ent = a.newEntry(p, met, c.family, c.famType, h)
 			ent.createdFor = createdSiblings(met, c.family, c.famType)
 			noteBoundText(ent, met)
 			a.series[string(met)] = ent
@@ -432,9 +444,21 @@ func (a *appender) parseChunk(b []byte, format bodyFormat) error {
 		}
 		ps := ent.point
 		if ps.lastSeen != a.iter {
-			a.touch(ps, c.ms, ts)
+			if a.pdata {
+				a.touch(ps, c.ms, ts)
+			} else {
+				ps.lastSeen = a.iter
+				ps.metric.iter = a.iter
+			}
 		} else if ent.role == roleValue {
 			return failf(reasonDuplicate, "series %s exposed twice", met)
+		}
+		a.readExemplars(p, ts)
+		if a.out != nil {
+			a.out.appendSample(ent.native, ts, v, a.exs)
+		}
+		if !a.pdata {
+			continue
 		}
 		if c.useST {
 			if stt := p.StartTimestamp(); stt != 0 {
@@ -448,7 +472,7 @@ func (a *appender) parseChunk(b []byte, format bodyFormat) error {
 		case roleValue:
 			ps.sum = v
 			ps.hasSample = true
-			a.appendExemplars(p, ps.num.Exemplars(), ts)
+			a.appendExemplars(ps.num.Exemplars())
 		case roleBucket:
 			if math.IsInf(ent.bound, 1) {
 				ps.infCount, ps.hasInf = v, true
@@ -456,7 +480,7 @@ func (a *appender) parseChunk(b []byte, format bodyFormat) error {
 				ps.bounds = append(ps.bounds, ent.bound)
 				ps.cum = append(ps.cum, v)
 			}
-			a.appendExemplars(p, ps.hist.Exemplars(), ts)
+			a.appendExemplars(ps.hist.Exemplars())
 		case roleSum:
 			ps.sum = v
 		case roleCount:
@@ -483,19 +507,37 @@ func errRawLineFeed(text []byte) error {
 func (a *appender) commit() parseStats {
 	c := &a.cur
 	st := c.st
-	for _, ps := range a.touched {
-		a.finish(ps)
+	if a.pdata {
+		for _, ps := range a.touched {
+			a.finish(ps)
+		}
 	}
 	defer a.release()
 	// Series seen in the last successful scrape and not in this one are
-	// ended, as Prometheus's staleness markers do.
-	if a.lastOK != 0 {
+	// ended, as Prometheus's staleness markers do: in the native output
+	// series by series (a.order still holds the last successful
+	// scrape's), in pdata point by point.
+	if a.lastOK != 0 && a.out != nil {
+		for _, ent := range a.order {
+			if ent.lastSeen != a.iter && ent.native != nil {
+				a.out.appendStale(ent.native, c.nowMs)
+			}
+		}
+	}
+	if a.lastOK != 0 && a.pdata {
 		for _, ps := range a.points {
 			if ps.okSeen == a.lastOK && ps.lastSeen != a.iter {
 				a.appendStale(ps, c.ms, c.nowMs)
 				st.staleEmitted++
 			}
 		}
+	}
+	if !a.pdata && !c.diverged && st.scraped == len(a.order) && len(a.series) == len(a.order) {
+		// The scrape matched the previous one series by series and no
+		// failed scrape left entries behind: every entry, point and
+		// metric was seen, nothing to forget (okSeen serves pdata only).
+		a.lastOK = a.iter
+		return st
 	}
 	for key, ent := range a.series {
 		if ent.lastSeen != a.iter {
@@ -579,10 +621,19 @@ func (a *appender) fail(now time.Time, ms pmetric.MetricSlice) int {
 	}
 	n := 0
 	nowMs := now.UnixMilli()
-	for _, ps := range a.points {
-		if ps.okSeen == a.lastOK {
-			a.appendStale(ps, ms, nowMs)
-			n++
+	if a.out != nil {
+		for _, ent := range a.order {
+			if ent.native != nil {
+				a.out.appendStale(ent.native, nowMs)
+			}
+		}
+	}
+	if a.pdata {
+		for _, ps := range a.points {
+			if ps.okSeen == a.lastOK {
+				a.appendStale(ps, ms, nowMs)
+				n++
+			}
 		}
 	}
 	a.lastOK = 0
@@ -591,7 +642,7 @@ func (a *appender) fail(now time.Time, ms pmetric.MetricSlice) int {
 
 // newEntry resolves a series seen for the first time: its pdata metric and
 // data point, after target labels and metric relabeling.
-func (a *appender) newEntry(p textparse.Parser, family []byte, famType model.MetricType, help []byte) *seriesEntry {
+func (a *appender) newEntry(p textparse.Parser, met, family []byte, famType model.MetricType, help []byte) *seriesEntry {
 	p.Labels(&a.lbls)
 	name := a.lbls.Get(model.MetricNameLabel)
 	ent := &seriesEntry{}
@@ -657,6 +708,9 @@ func (a *appender) newEntry(p textparse.Parser, family []byte, famType model.Met
 		ent.overLimit = err
 		return ent
 	}
+	if a.out != nil {
+		ent.native = a.out.newSeries(a.nativeLabels(ent, met))
+	}
 	switch ent.role {
 	case roleBucket:
 		a.lb.Del(model.BucketLabel)
@@ -668,7 +722,13 @@ func (a *appender) newEntry(p textparse.Parser, family []byte, famType model.Met
 	key := lset.Hash() ^ uint64(kind)
 	ps := a.points[key]
 	if ps == nil {
-		ps = &pointState{metric: a.metricFor(metricName, kind, help), attrs: pcommon.NewMap()}
+		ps = &pointState{metric: a.metricFor(metricName, kind, help)}
+		a.points[key] = ps
+	}
+	if ps.attrs == (pcommon.Map{}) && a.pdata {
+		// The pdata attributes: the labels but the name, job and
+		// instance (resource attributes); none without pdata.
+		ps.attrs = pcommon.NewMap()
 		ps.attrs.EnsureCapacity(lset.Len())
 		lset.Range(func(l labels.Label) {
 			switch {
@@ -680,7 +740,6 @@ func (a *appender) newEntry(p textparse.Parser, family []byte, famType model.Met
 				ps.attrs.PutStr(l.Name, l.Value)
 			}
 		})
-		a.points[key] = ps
 	}
 	ent.point = ps
 	return ent
@@ -997,22 +1056,31 @@ func (a *appender) appendStale(ps *pointState, ms pmetric.MetricSlice, nowMs int
 	}
 }
 
-// appendExemplars copies the sample's OpenMetrics exemplars; trace_id and
-// span_id become the exemplar's trace and span IDs.
-func (a *appender) appendExemplars(p textparse.Parser, dst pmetric.ExemplarSlice, ts int64) {
+// readExemplars reads the sample's OpenMetrics exemplars into a.exs, once
+// for both outputs; an exemplar without a timestamp takes the sample's, ts.
+func (a *appender) readExemplars(p textparse.Parser, ts int64) {
+	a.exs = a.exs[:0]
 	for {
 		a.ex = exemplar.Exemplar{}
 		if !p.Exemplar(&a.ex) {
 			return
 		}
-		ex := dst.AppendEmpty()
-		ex.SetDoubleValue(a.ex.Value)
-		ets := ts
-		if a.ex.HasTs {
-			ets = a.ex.Ts
+		if !a.ex.HasTs {
+			a.ex.Ts, a.ex.HasTs = ts, true
 		}
-		ex.SetTimestamp(pcommon.Timestamp(ets * int64(time.Millisecond)))
-		a.ex.Labels.Range(func(l labels.Label) {
+		a.exs = append(a.exs, a.ex)
+	}
+}
+
+// appendExemplars copies the sample's exemplars (a.exs) to dst; trace_id
+// and span_id become the exemplar's trace and span IDs.
+func (a *appender) appendExemplars(dst pmetric.ExemplarSlice) {
+	for i := range a.exs {
+		e := &a.exs[i]
+		ex := dst.AppendEmpty()
+		ex.SetDoubleValue(e.Value)
+		ex.SetTimestamp(pcommon.Timestamp(e.Ts * int64(time.Millisecond)))
+		e.Labels.Range(func(l labels.Label) {
 			switch l.Name {
 			case "trace_id", "traceID", "trace-id":
 				var id pcommon.TraceID

@@ -25,6 +25,7 @@ func createDefaultConfig() component.Config {
 		ScrapeInterval:  15 * time.Second,
 		HonorTimestamps: true,
 		BodySizeLimit:   64 << 20,
+		PData:           true,
 	}
 }
 

@@ -12,12 +12,14 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/discovery/targetgroup"
+	"github.com/prometheus/prometheus/storage"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
 	"go.uber.org/zap"
 
 	"github.com/weftobs/weft/internal/nodestatus"
+	"github.com/weftobs/weft/internal/promappend"
 )
 
 // podScrapeReceiver runs the scrape jobs and the discoveries feeding them.
@@ -38,6 +40,11 @@ type podScrapeReceiver struct {
 	// dial replaces the scrape clients' dialer (tests map pod IPs to
 	// loopback servers with it).
 	dial dialFunc
+
+	// apps are the appendables' Appendables (nil: none), found on the
+	// host at Start; appNames their IDs.
+	apps     []storage.Appendable
+	appNames []string
 
 	cancel     context.CancelFunc
 	unregister func() // withdraws the targets from the status boards
@@ -63,6 +70,19 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Metrics) (*po
 // Start starts the static targets and the Kubernetes discoveries; it does
 // not wait for any scrape.
 func (r *podScrapeReceiver) Start(_ context.Context, host component.Host) error {
+	if len(r.cfg.Appendables) > 0 {
+		apps, err := promappend.AllFromHost(host, "appendables", r.cfg.Appendables)
+		if err != nil {
+			return err
+		}
+		names := make([]string, len(r.cfg.Appendables))
+		for i, id := range r.cfg.Appendables {
+			names[i] = id.String()
+		}
+		r.mu.Lock()
+		r.apps, r.appNames = apps, names
+		r.mu.Unlock()
+	}
 	subscribers := map[sdKey][]*job{}
 	var order []sdKey
 	for _, j := range r.jobs {
@@ -243,6 +263,12 @@ func (r *podScrapeReceiver) startTarget(ctx context.Context, j *job, s *targetSp
 		failures: map[string]float64{},
 		cancel:   cancel,
 		done:     make(chan struct{}),
+	}
+	if len(r.apps) > 0 {
+		t.out = newNativeOut(r.appNames, r.apps)
+		t.app.out = t.out
+		t.nativeOnly = !r.cfg.PData
+		t.app.pdata = r.cfg.PData
 	}
 	// Spread targets over the interval, stably per URL, as Prometheus does.
 	h := fnv.New64a()

@@ -65,6 +65,16 @@ type target struct {
 	client   *http.Client
 	next     consumer.Metrics
 	logger   *zap.Logger
+	// out is the native output (nil: none); nativeOnly: no pdata at all
+	// (pdata: false), the appendables get everything.
+	out        *nativeOut
+	nativeOnly bool
+	// self are the native series of up and friends (selfGauges' order),
+	// failed the pod_scrape_failures_total series by reason, appendFailed
+	// the pod_scrape_append_failures_total ones.
+	self         [len(selfGauges)]*nativeSeries
+	failed       map[string]*nativeSeries
+	appendFailed map[appendFailure]*nativeSeries
 
 	started  time.Time
 	failures map[string]float64
@@ -211,15 +221,28 @@ func (t *target) run(ctx context.Context, offset time.Duration) {
 	}
 }
 
-// scrapeOnce scrapes, converts and hands one batch to the pipeline.
-func (t *target) scrapeOnce(ctx context.Context) {
-	start := time.Now()
+// newBatch returns an empty pdata batch of the target and its metric
+// slice; both zero when the target builds no pdata.
+func (t *target) newBatch() (pmetric.Metrics, pmetric.MetricSlice) {
+	if t.nativeOnly {
+		return pmetric.Metrics{}, pmetric.MetricSlice{}
+	}
 	md := pmetric.NewMetrics()
 	rm := md.ResourceMetrics().AppendEmpty()
 	t.fillResource(rm.Resource())
 	sm := rm.ScopeMetrics().AppendEmpty()
 	sm.Scope().SetName(scopeName)
-	ms := sm.Metrics()
+	return md, sm.Metrics()
+}
+
+// scrapeOnce scrapes, converts and hands one batch to the pipeline and
+// one transaction to each appendable.
+func (t *target) scrapeOnce(ctx context.Context) {
+	start := time.Now()
+	md, ms := t.newBatch()
+	if t.out != nil {
+		t.out.begin(ctx)
+	}
 
 	// The timeout bounds the parse too: the body is parsed as it arrives.
 	sctx, cancel := context.WithTimeout(ctx, t.job.timeout)
@@ -228,10 +251,21 @@ func (t *target) scrapeOnce(ctx context.Context) {
 	if ctx.Err() != nil {
 		// Shutting down or the target went away: no batch for a scrape
 		// that was cut short.
+		if t.out != nil {
+			t.out.rollback()
+		}
 		return
 	}
 	if err != nil {
-		ms.RemoveIf(func(pmetric.Metric) bool { return true })
+		if !t.nativeOnly {
+			ms.RemoveIf(func(pmetric.Metric) bool { return true })
+		}
+		if t.out != nil {
+			// What the failed scrape appended goes; its stale markers
+			// and up=0 come in a transaction of their own.
+			t.out.rollback()
+			t.out.begin(ctx)
+		}
 		t.app.fail(start, ms)
 		reason := reasonConnection
 		var se *scrapeError
@@ -261,8 +295,18 @@ func (t *target) scrapeOnce(ctx context.Context) {
 	if err != nil {
 		res.err = err.Error()
 	}
-	t.last.Store(res)
 	t.appendSelf(ms, start, dur, err == nil, st)
+	if t.out != nil {
+		if cerr := t.out.commit(); cerr != nil {
+			res.appendErr = cerr.Error()
+			t.logger.Warn("Appendable refused a scrape's samples", zap.String("job", t.job.name), zap.String("url", t.url),
+				zap.String("reason", appendReasonCommit), zap.Error(cerr))
+		}
+	}
+	t.last.Store(res)
+	if t.nativeOnly {
+		return
+	}
 	if cerr := t.next.ConsumeMetrics(ctx, md); cerr != nil {
 		t.logger.Warn("Pipeline refused scraped metrics", zap.String("job", t.job.name), zap.String("url", t.url),
 			zap.String("reason", "consumer"), zap.Error(cerr))
@@ -275,6 +319,9 @@ type scrapeResult struct {
 	dur     time.Duration
 	samples int
 	err     string // empty: the scrape succeeded
+	// appendErr is the last failed commit to an appendable (the others
+	// got the samples): shown while the target stays up.
+	appendErr string
 }
 
 // status is the target's nodestatus entry.
@@ -284,6 +331,7 @@ func (t *target) status() nodestatus.Target {
 		st.LastScrape, st.LastDuration, st.LastError = res.at, res.dur, res.err
 		if res.err == "" {
 			st.Health, st.Samples = "up", res.samples
+			st.LastError = res.appendErr
 		} else {
 			st.Health = "down"
 		}
@@ -293,25 +341,37 @@ func (t *target) status() nodestatus.Target {
 
 // end emits stale markers for every series of the target, when it goes away.
 func (t *target) end() {
-	md := pmetric.NewMetrics()
-	rm := md.ResourceMetrics().AppendEmpty()
-	t.fillResource(rm.Resource())
-	sm := rm.ScopeMetrics().AppendEmpty()
-	sm.Scope().SetName(scopeName)
+	// The pipeline may be shutting down too: bound the hand-over.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	md, ms := t.newBatch()
+	if t.out != nil {
+		t.out.begin(ctx)
+	}
 	now := time.Now()
-	t.app.fail(now, sm.Metrics())
+	t.app.fail(now, ms)
+	if t.out != nil {
+		for _, s := range t.self {
+			if s != nil {
+				t.out.appendStale(s, now.UnixMilli())
+			}
+		}
+		if err := t.out.commit(); err != nil {
+			t.logger.Debug("Appendable refused end-of-target stale markers", zap.String("url", t.url), zap.Error(err))
+		}
+	}
+	if t.nativeOnly {
+		return
+	}
 	ts := pcommon.NewTimestampFromTime(now)
 	flags := pmetric.DefaultDataPointFlags.WithNoRecordedValue(true)
 	for _, name := range selfGauges {
-		dp := sm.Metrics().AppendEmpty()
+		dp := ms.AppendEmpty()
 		dp.SetName(name)
 		p := dp.SetEmptyGauge().DataPoints().AppendEmpty()
 		p.SetTimestamp(ts)
 		p.SetFlags(flags)
 	}
-	// The pipeline may be shutting down too: bound the hand-over.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	if err := t.next.ConsumeMetrics(ctx, md); err != nil {
 		t.logger.Debug("Pipeline refused end-of-target stale markers", zap.String("url", t.url), zap.Error(err))
 	}
@@ -319,7 +379,7 @@ func (t *target) end() {
 
 // selfGauges are the series Prometheus adds to every scrape, in the order
 // appendSelf fills them.
-var selfGauges = []string{"up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_post_metric_relabeling", "scrape_series_added"}
+var selfGauges = [...]string{"up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_post_metric_relabeling", "scrape_series_added"}
 
 func (t *target) fillResource(r pcommon.Resource) {
 	attrs := r.Attributes()
@@ -340,12 +400,34 @@ func (t *target) appendSelf(ms pmetric.MetricSlice, start time.Time, dur time.Du
 	if !ok {
 		values[2], values[3], values[4] = 0, 0, 0
 	}
+	if t.out != nil {
+		t.appendSelfNative(start.UnixMilli(), values[:])
+	}
+	if t.nativeOnly {
+		return
+	}
 	for i, name := range selfGauges {
 		m := ms.AppendEmpty()
 		m.SetName(name)
 		dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
 		dp.SetTimestamp(ts)
 		dp.SetDoubleValue(values[i])
+	}
+	if t.out != nil && len(t.out.failures) > 0 {
+		m := ms.AppendEmpty()
+		m.SetName(appendFailuresName)
+		m.SetDescription("Samples of this target that an appendable did not take, by appendable and reason.")
+		s := m.SetEmptySum()
+		s.SetIsMonotonic(true)
+		s.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+		for k, n := range t.out.failures {
+			dp := s.DataPoints().AppendEmpty()
+			dp.Attributes().PutStr("appendable", t.out.names[k.app])
+			dp.Attributes().PutStr("reason", k.reason)
+			dp.SetStartTimestamp(pcommon.NewTimestampFromTime(t.started))
+			dp.SetTimestamp(ts)
+			dp.SetDoubleValue(n)
+		}
 	}
 	if len(t.failures) == 0 {
 		return

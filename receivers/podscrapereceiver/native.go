@@ -1,0 +1,264 @@
+package podscrapereceiver
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strconv"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/storage"
+)
+
+// The native output: with appendables set, each scrape appends its samples
+// straight to every listed storage.Appendable (weft_store,
+// weft_remote_write), one transaction per appendable per target per
+// scrape, as Prometheus's scrape loop does: no pdata in between. A
+// successful scrape commits its samples, the stale markers of the series
+// that went away and the scrape's own series; a failed one rolls back what
+// it appended and commits, in a new transaction, stale markers for every
+// series of the last successful scrape and up=0.
+//
+// Each series keeps one SeriesRef per appendable, from its first Append:
+// later scrapes append by ref, so the appendable neither hashes nor
+// compares the labels (Prometheus's scrape cache). The labels are kept
+// beside the refs: an appendable whose head dropped the series recreates
+// it from them.
+
+// Reasons a sample (or a whole transaction) did not reach an appendable;
+// the reason label of pod_scrape_append_failures_total.
+const (
+	appendReasonCommit     = "commit"
+	appendReasonOutOfOrder = "out_of_order"
+	appendReasonOutOfBound = "out_of_bounds"
+	appendReasonTooOld     = "too_old"
+	appendReasonDuplicate  = "duplicate"
+	appendReasonRefused    = "refused" // the appendable's own refusal (window, series limit, closed)
+	appendFailuresName     = "pod_scrape_append_failures_total"
+)
+
+// staleNaN is Prometheus's stale marker.
+var staleNaN = math.Float64frombits(value.StaleNaN)
+
+// nativeSeries is one series as appended to the appendables.
+type nativeSeries struct {
+	lset labels.Labels
+	refs []storage.SeriesRef // one per appendable; 0 until the first Append
+}
+
+// nativeOut is a target's native output: its appendables and the current
+// scrape's transactions on them.
+type nativeOut struct {
+	names []string // component IDs, for counters and logs
+	apps  []storage.Appendable
+	cur   []storage.Appender // the open transactions; nil entries: none
+	// pending counts the samples appended in the open transactions, per
+	// appendable: all lost if its Commit fails.
+	pending []int
+	// failures counts samples that did not reach an appendable, by
+	// appendable and reason (kept for the target's life).
+	failures map[appendFailure]float64
+	// commitErr is the last failed commit of the scrape, for the status
+	// page.
+	commitErr error
+}
+
+// appendFailure is a key of nativeOut.failures.
+type appendFailure struct {
+	app    int
+	reason string
+}
+
+func newNativeOut(names []string, apps []storage.Appendable) *nativeOut {
+	return &nativeOut{
+		names:    names,
+		apps:     apps,
+		cur:      make([]storage.Appender, len(apps)),
+		pending:  make([]int, len(apps)),
+		failures: map[appendFailure]float64{},
+	}
+}
+
+// newSeries returns the native state of a new series.
+func (o *nativeOut) newSeries(lset labels.Labels) *nativeSeries {
+	return &nativeSeries{lset: lset, refs: make([]storage.SeriesRef, len(o.apps))}
+}
+
+// begin opens one transaction per appendable.
+func (o *nativeOut) begin(ctx context.Context) {
+	for i, a := range o.apps {
+		o.cur[i] = a.Appender(ctx)
+		o.pending[i] = 0
+	}
+	o.commitErr = nil
+}
+
+// rollback drops the open transactions.
+func (o *nativeOut) rollback() {
+	for i, app := range o.cur {
+		if app != nil {
+			_ = app.Rollback()
+			o.cur[i] = nil
+		}
+	}
+}
+
+// commit commits every open transaction. A failed commit loses that
+// appendable's samples only; it is counted (reason commit) and returned
+// (the last one) for the status page and the log.
+func (o *nativeOut) commit() error {
+	var last error
+	for i, app := range o.cur {
+		if app == nil {
+			continue
+		}
+		if err := app.Commit(); err != nil {
+			o.failures[appendFailure{i, appendReasonCommit}] += float64(o.pending[i])
+			last = &appendError{app: o.names[i], err: err}
+		}
+		o.cur[i] = nil
+		o.pending[i] = 0
+	}
+	o.commitErr = last
+	return last
+}
+
+// appendError is a failed commit to one appendable.
+type appendError struct {
+	app string
+	err error
+}
+
+func (e *appendError) Error() string { return "commit to " + e.app + ": " + e.err.Error() }
+func (e *appendError) Unwrap() error { return e.err }
+
+// append appends one float sample of s to every open transaction. A
+// sample an appendable refuses is counted by reason; the others still get
+// it.
+func (o *nativeOut) append(s *nativeSeries, t int64, v float64) {
+	for i, app := range o.cur {
+		if app == nil {
+			continue
+		}
+		ref, err := app.Append(s.refs[i], s.lset, t, v)
+		if err != nil {
+			o.failures[appendFailure{i, appendReason(err)}]++
+			continue
+		}
+		s.refs[i] = ref
+		o.pending[i]++
+	}
+}
+
+// appendSample appends a scraped sample and its exemplars.
+func (o *nativeOut) appendSample(s *nativeSeries, t int64, v float64, exs []exemplar.Exemplar) {
+	o.append(s, t, v)
+	if len(exs) == 0 {
+		return
+	}
+	for i, app := range o.cur {
+		if app == nil || s.refs[i] == 0 {
+			continue
+		}
+		for _, e := range exs {
+			// Out-of-order and duplicate exemplars are normal (the same
+			// exemplar exposed scrape after scrape); Prometheus ignores
+			// them too.
+			_, _ = app.AppendExemplar(s.refs[i], s.lset, e)
+		}
+	}
+}
+
+// appendStale appends the stale marker of s at t.
+func (o *nativeOut) appendStale(s *nativeSeries, t int64) { o.append(s, t, staleNaN) }
+
+func appendReason(err error) string {
+	switch {
+	case errors.Is(err, storage.ErrOutOfOrderSample):
+		return appendReasonOutOfOrder
+	case errors.Is(err, storage.ErrOutOfBounds):
+		return appendReasonOutOfBound
+	case errors.Is(err, storage.ErrTooOldSample):
+		return appendReasonTooOld
+	case errors.Is(err, storage.ErrDuplicateSampleForTimestamp):
+		return appendReasonDuplicate
+	}
+	return appendReasonRefused
+}
+
+// nativeLabels returns the labels of a new series, from a.lb (the exposed
+// labels with the target's, after metric relabeling): the labels the pdata
+// output's series get in weft_store, and Prometheus stores. A bucket's le
+// (a quantile's quantile) is written as exposed: the parser hands it out
+// normalised ("1.0" for an exposed "1").
+func (a *appender) nativeLabels(ent *seriesEntry, met []byte) labels.Labels {
+	name := ""
+	switch ent.role {
+	case roleBucket:
+		name = model.BucketLabel
+	case roleQuantile:
+		name = model.QuantileLabel
+	default:
+		return a.lb.Labels()
+	}
+	switch {
+	case math.IsInf(ent.bound, 1):
+		a.lb.Set(name, "+Inf")
+	case math.IsInf(ent.bound, -1), math.IsNaN(ent.bound):
+	default:
+		text := strconv.FormatFloat(ent.bound, 'g', -1, 64)
+		if raw, ok := rawLabelValue(met, name); ok {
+			text = raw
+		}
+		a.lb.Set(name, text)
+	}
+	return a.lb.Labels()
+}
+
+// selfSeries returns the native series of a per-target self metric: the
+// target's labels, name and extra label pairs.
+func (t *target) selfSeries(name string, extra ...string) *nativeSeries {
+	b := labels.NewBuilder(t.app.targetLabels)
+	b.Set(model.MetricNameLabel, name)
+	for i := 0; i+1 < len(extra); i += 2 {
+		b.Set(extra[i], extra[i+1])
+	}
+	return t.out.newSeries(b.Labels())
+}
+
+// appendSelfNative appends the scrape's own series at tms (values in
+// selfGauges' order) and the failure counters, with the target's labels
+// as Prometheus gives them.
+func (t *target) appendSelfNative(tms int64, values []float64) {
+	for i, name := range selfGauges {
+		if t.self[i] == nil {
+			t.self[i] = t.selfSeries(name)
+		}
+		t.out.append(t.self[i], tms, values[i])
+	}
+	for reason, n := range t.failures {
+		s := t.failed[reason]
+		if s == nil {
+			if t.failed == nil {
+				t.failed = map[string]*nativeSeries{}
+			}
+			s = t.selfSeries(failuresMetricName, "reason", reason)
+			t.failed[reason] = s
+		}
+		t.out.append(s, tms, n)
+	}
+	for k, n := range t.out.failures {
+		s := t.appendFailed[k]
+		if s == nil {
+			if t.appendFailed == nil {
+				t.appendFailed = map[appendFailure]*nativeSeries{}
+			}
+			s = t.selfSeries(appendFailuresName, "appendable", t.out.names[k.app], "reason", k.reason)
+			t.appendFailed[k] = s
+		}
+		t.out.append(s, tms, n)
+	}
+}

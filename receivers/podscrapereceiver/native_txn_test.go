@@ -1,0 +1,391 @@
+package podscrapereceiver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/discovery/targetgroup"
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/weftobs/weft/internal/nodestatus/nodestatustest"
+	"github.com/weftobs/weft/internal/weftest"
+)
+
+// recorder is a storage.Appendable that keeps what its transactions
+// commit, hands out refs as a TSDB head does and checks that a ref always
+// comes back with its own labels.
+type recorder struct {
+	mu         sync.Mutex
+	failCommit error // every Commit fails with it when set
+	committed  []sample
+	exemplars  []string
+	rollbacks  int
+	commits    int
+	refs       map[string]storage.SeriesRef
+	lsets      map[storage.SeriesRef]string
+	byRef      int // appends that came with a known ref
+	wrongRef   int // appends whose ref named other labels
+}
+
+// sample is one committed sample; v "stale" for a stale marker.
+type sample struct {
+	lset string
+	t    int64
+	v    string
+}
+
+func (s sample) String() string { return fmt.Sprintf("%s %d %s", s.lset, s.t, s.v) }
+
+func newRecorder() *recorder {
+	return &recorder{refs: map[string]storage.SeriesRef{}, lsets: map[storage.SeriesRef]string{}}
+}
+
+func (r *recorder) Appender(context.Context) storage.Appender { return &recAppender{r: r} }
+
+// Appendable makes the recorder an extension that accepts samples.
+func (r *recorder) Appendable() storage.Appendable { return r }
+
+func (*recorder) Start(context.Context, component.Host) error { return nil }
+func (*recorder) Shutdown(context.Context) error              { return nil }
+
+// take returns the committed samples and clears them.
+func (r *recorder) take() []sample {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.committed
+	r.committed = nil
+	return out
+}
+
+type recAppender struct {
+	storage.Appender // the methods pod_scrape must not call panic
+	r                *recorder
+	pending          []sample
+	pendingEx        []string
+}
+
+func (a *recAppender) Append(ref storage.SeriesRef, l labels.Labels, t int64, v float64) (storage.SeriesRef, error) {
+	a.r.mu.Lock()
+	defer a.r.mu.Unlock()
+	key := l.String()
+	if ref != 0 {
+		if a.r.lsets[ref] != key {
+			a.r.wrongRef++
+		} else {
+			a.r.byRef++
+		}
+	}
+	got, ok := a.r.refs[key]
+	if !ok {
+		got = storage.SeriesRef(len(a.r.refs) + 1)
+		a.r.refs[key], a.r.lsets[got] = got, key
+	}
+	txt := fmt.Sprint(v)
+	if value.IsStaleNaN(v) {
+		txt = "stale"
+	}
+	a.pending = append(a.pending, sample{key, t, txt})
+	return got, nil
+}
+
+func (a *recAppender) AppendExemplar(ref storage.SeriesRef, l labels.Labels, e exemplar.Exemplar) (storage.SeriesRef, error) {
+	a.pendingEx = append(a.pendingEx, fmt.Sprintf("%s %s %g", l, e.Labels, e.Value))
+	return ref, nil
+}
+
+func (a *recAppender) Commit() error {
+	a.r.mu.Lock()
+	defer a.r.mu.Unlock()
+	if a.r.failCommit != nil {
+		return a.r.failCommit
+	}
+	a.r.commits++
+	a.r.committed = append(a.r.committed, a.pending...)
+	a.r.exemplars = append(a.r.exemplars, a.pendingEx...)
+	return nil
+}
+
+func (a *recAppender) Rollback() error {
+	a.r.mu.Lock()
+	defer a.r.mu.Unlock()
+	a.r.rollbacks++
+	return nil
+}
+
+// byName groups samples by metric name (the text before '{').
+func byName(samples []sample) map[string][]sample {
+	out := map[string][]sample{}
+	for _, s := range samples {
+		lset, err := labelsOf(s.lset)
+		if err != nil {
+			panic(err)
+		}
+		n := lset.Get(model.MetricNameLabel)
+		out[n] = append(out[n], s)
+	}
+	return out
+}
+
+// labelsOf parses the labels.String form back ({a="b", c="d"}).
+func labelsOf(s string) (labels.Labels, error) {
+	s = strings.TrimSuffix(strings.TrimPrefix(s, "{"), "}")
+	b := labels.NewScratchBuilder(8)
+	for s != "" {
+		eq := strings.Index(s, `="`)
+		if eq < 0 {
+			return labels.EmptyLabels(), fmt.Errorf("no value in %q", s)
+		}
+		name := s[:eq]
+		rest := s[eq+2:]
+		end := 0
+		for end < len(rest) && rest[end] != '"' {
+			if rest[end] == '\\' {
+				end++
+			}
+			end++
+		}
+		b.Add(name, rest[:end])
+		s = strings.TrimPrefix(strings.TrimPrefix(rest[end+1:], ","), " ")
+	}
+	b.Sort()
+	return b.Labels(), nil
+}
+
+const txnBody = `# TYPE app_requests_total counter
+app_requests_total{code="200"} 10
+app_requests_total{code="500"} 2
+# TYPE app_latency_seconds histogram
+app_latency_seconds_bucket{le="0.1"} 1
+app_latency_seconds_bucket{le="1"} 3
+app_latency_seconds_bucket{le="+Inf"} 4
+app_latency_seconds_sum 1.5
+app_latency_seconds_count 4
+# TYPE app_temp gauge
+app_temp 21.5
+`
+
+// TestNativeTransactions checks the transaction semantics of the native
+// path with two appendables, the second of which fails every Commit: the
+// first still gets every sample; the failed commits are counted (a series
+// of the next scrape) and shown on the status board while the target stays
+// up. A scrape that fails half way rolls back what it appended and commits
+// only stale markers for the last good scrape's series and up=0. Series
+// refs from the first scrape are used by every later one.
+func TestNativeTransactions(t *testing.T) {
+	srv := &switchServer{ct: "text/plain; version=0.0.4"}
+	srv.serve([]byte(txnBody))
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+
+	good, bad := newRecorder(), newRecorder()
+	bad.failCommit = errors.New("disk full")
+	goodID := component.MustNewIDWithName("weft_store", "a")
+	badID := component.MustNewIDWithName("weft_remote_write", "b")
+	status := &nodestatustest.Owner{}
+	host := weftest.Host{goodID: good, badID: bad, nodestatustest.ID: status}
+
+	cfg := staticConfig("txn", hostOf(hs.URL+"/"), func(sc *ScrapeConfig) {
+		sc.StaticConfigs[0].Labels = map[string]string{"team": "mesh"}
+	})
+	cfg.Appendables = []component.ID{goodID, badID}
+	cfg.PData = false
+	require.NoError(t, cfg.Validate())
+	set := receivertest.NewNopSettings(component.MustNewType(typeStr))
+	set.Logger = zaptest.NewLogger(t)
+	sink := new(consumertest.MetricsSink)
+	r, err := newReceiver(set, cfg, sink)
+	require.NoError(t, err)
+	r.firstScrapeNow = true
+	require.NoError(t, r.Start(t.Context(), host))
+	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
+	tg := onlyTarget(t, r)
+	require.Eventually(t, func() bool { return tg.last.Load() != nil }, 20*time.Second, 5*time.Millisecond)
+
+	// Scrape 1: 8 samples and 5 self series to each appendable.
+	first := good.take()
+	names := byName(first)
+	assert.Len(t, first, 8+5, "%v", first)
+	// Every series, the scrape's own included, has the target's labels,
+	// as Prometheus gives them.
+	instance := hostOf(hs.URL + "/")
+	assert.Equal(t, `{__name__="up", instance="`+instance+`", job="txn", team="mesh"}`, names["up"][0].lset)
+	assert.Equal(t, "1", names["up"][0].v)
+	assert.Equal(t, `{__name__="app_latency_seconds_bucket", instance="`+instance+`", job="txn", le="0.1", team="mesh"}`, names["app_latency_seconds_bucket"][0].lset)
+	assert.Empty(t, bad.take(), "a failed commit stores nothing")
+	st := tg.status()
+	assert.Equal(t, "up", st.Health)
+	assert.Contains(t, st.LastError, "commit to weft_remote_write/b: disk full")
+	assert.Equal(t, 13.0, tg.out.failures[appendFailure{1, appendReasonCommit}])
+	assert.Empty(t, sink.AllMetrics(), "pdata: false hands the pipeline nothing")
+
+	// Scrape 2: the same series by ref, and the failed commits counted.
+	nextMillisecond(tg.last.Load().at)
+	tg.scrapeOnce(t.Context())
+	second := byName(good.take())
+	require.Len(t, second[appendFailuresName], 1)
+	assert.Contains(t, second[appendFailuresName][0].lset, `appendable="weft_remote_write/b", instance=`)
+	assert.Contains(t, second[appendFailuresName][0].lset, `reason="commit"`)
+	assert.Equal(t, "13", second[appendFailuresName][0].v)
+	good.mu.Lock()
+	assert.Equal(t, 13, good.byRef, "every series of scrape 2 appended by the ref of scrape 1")
+	assert.Zero(t, good.wrongRef)
+	good.mu.Unlock()
+
+	// Scrape 3 fails after its first samples (a series exposed twice).
+	srv.serve([]byte(txnBody + "app_temp 22\n"))
+	good.mu.Lock()
+	rollbacks := good.rollbacks
+	good.mu.Unlock()
+	nextMillisecond(tg.last.Load().at)
+	tg.scrapeOnce(t.Context())
+	require.Contains(t, tg.last.Load().err, reasonDuplicate)
+	good.mu.Lock()
+	assert.Equal(t, rollbacks+1, good.rollbacks, "the failed scrape's appends rolled back")
+	good.mu.Unlock()
+	third := byName(good.take())
+	for _, n := range []string{"app_requests_total", "app_latency_seconds_bucket", "app_latency_seconds_sum", "app_latency_seconds_count", "app_temp"} {
+		require.NotEmpty(t, third[n], n)
+		for _, s := range third[n] {
+			assert.Equal(t, "stale", s.v, "%s: only stale markers after a failed scrape", s)
+		}
+	}
+	assert.Len(t, third["app_requests_total"], 2)
+	assert.Len(t, third["app_latency_seconds_bucket"], 3)
+	assert.Equal(t, "0", third["up"][0].v)
+	assert.Equal(t, "1", third[failuresMetricName][0].v)
+	assert.Contains(t, third[failuresMetricName][0].lset, `reason="duplicate_series"`)
+
+	// The target goes away: its self series end too.
+	srv.serve([]byte(txnBody))
+	nextMillisecond(tg.last.Load().at)
+	tg.scrapeOnce(t.Context())
+	require.Empty(t, tg.last.Load().err)
+	good.take()
+	nextMillisecond(tg.last.Load().at)
+	r.update(t.Context(), r.jobs[0], []*targetgroup.Group{{Source: r.jobs[0].static[0].Source}})
+	<-tg.done
+	last := byName(good.take())
+	for _, n := range append([]string{"app_requests_total", "app_temp"}, selfGauges[:]...) {
+		require.NotEmpty(t, last[n], n)
+		for _, s := range last[n] {
+			assert.Equal(t, "stale", s.v, "%s ends when the target goes away", s)
+		}
+	}
+	assert.Empty(t, sink.AllMetrics())
+}
+
+// TestStartFindsAppendables: Start fails, naming the entry, when an
+// appendable is not configured or is an extension that takes no samples.
+func TestStartFindsAppendables(t *testing.T) {
+	store := component.MustNewID("weft_store")
+	other := component.MustNewID("health_check")
+	host := weftest.Host{store: newRecorder(), other: &nodestatustest.Owner{}}
+	for _, tt := range []struct {
+		ids  []component.ID
+		want string
+	}{
+		{[]component.ID{store, component.MustNewIDWithName("weft_remote_write", "x")}, "appendables[1]: extension weft_remote_write/x is not configured"},
+		{[]component.ID{other}, "appendables[0]: extension health_check does not accept samples"},
+	} {
+		cfg := staticConfig("s", "127.0.0.1:1", nil)
+		cfg.Appendables = tt.ids
+		r, err := newReceiver(receivertest.NewNopSettings(component.MustNewType(typeStr)), cfg, consumertest.NewNop())
+		require.NoError(t, err)
+		err = r.Start(t.Context(), host)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), tt.want)
+		require.NoError(t, r.Shutdown(t.Context()))
+	}
+}
+
+// TestNativeWithoutPdata: the native output is the same with pdata off
+// as with it on, scrape after scrape (same clock): series that go away, a
+// scrape that fails at once, one that fails half way after new series,
+// series that come back. pdata off builds no pdata at all: the metric
+// slice it gets is the zero one, which any use would panic on.
+func TestNativeWithoutPdata(t *testing.T) {
+	for _, b := range []struct {
+		file, ct string
+	}{
+		{envoyFile, ctText},
+		{omFile, "application/openmetrics-text; version=1.0.0"},
+	} {
+		body := readFile(t, b.file)
+		dropped := dropFamilies(body)
+		broken := append(bytes.TrimSuffix(bytes.Clone(body), []byte("# EOF\n")), "app_broken{ 1\n"...)
+		steps := []struct {
+			body []byte
+			fail bool // the scrape fails before parsing (connection)
+		}{
+			{body: body}, {body: dropped}, {body: dropped}, {fail: true}, {body: dropped},
+			{body: broken}, {body: dropped}, {body: body}, {body: body},
+		}
+		run := func(pdata bool) ([]sample, []string, []string) {
+			var kept []string // the state kept after each step
+			rec := newRecorder()
+			a := newAppender(labels.FromStrings("job", "j", "instance", "i:1"), false, scrapeLimits{honorTimestamps: true}, nil)
+			a.out = newNativeOut([]string{"rec"}, []storage.Appendable{rec})
+			a.pdata = pdata
+			now := time.Unix(1700000000, 0)
+			for i, step := range steps {
+				md, ms := pmetric.NewMetrics(), pmetric.MetricSlice{}
+				if pdata {
+					ms = md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics()
+				}
+				a.out.begin(t.Context())
+				var err error
+				if !step.fail {
+					_, err = a.appendBody(step.body, b.ct, now, ms)
+				}
+				if bytes.Equal(step.body, broken) {
+					require.Error(t, err, "step %d", i)
+				}
+				if step.fail || err != nil {
+					require.True(t, step.fail || bytes.Equal(step.body, broken), "step %d: %v", i, err)
+					a.out.rollback()
+					a.out.begin(t.Context())
+					if pdata {
+						ms.RemoveIf(func(pmetric.Metric) bool { return true })
+					}
+					a.fail(now, ms)
+				}
+				require.NoError(t, a.out.commit())
+				// (pdata keeps a metric one scrape longer: its stale markers.)
+				kept = append(kept, fmt.Sprintf("step %d: %d series, %d points", i, len(a.series), len(a.points)))
+				now = now.Add(15 * time.Second)
+			}
+			return rec.take(), rec.exemplars, kept
+		}
+		on, onEx, onKept := run(true)
+		off, offEx, offKept := run(false)
+		require.NotEmpty(t, on)
+		assert.Equal(t, on, off, b.file)
+		assert.Equal(t, onEx, offEx, b.file)
+		assert.Equal(t, onKept, offKept, "%s: series state kept (nothing left behind by the failed scrapes)", b.file)
+		stale := 0
+		for _, s := range off {
+			if s.v == "stale" {
+				stale++
+			}
+		}
+		assert.Positive(t, stale)
+	}
+}
