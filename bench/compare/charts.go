@@ -23,47 +23,55 @@ var (
 func writeCharts(dir string, rep *report) ([]string, error) {
 	var files []string
 	wls := workloadsIn(rep)
-
-	p := plot.New()
-	p.Title.Text = "weft / peer, median of the runs (below 1: weft uses less)"
-	p.Y.Label.Text = "ratio weft / peer"
-	var cpuR, rssR plotter.Values
+	var compared []string // workloads with a peer: the ratios chart
 	for _, wl := range wls {
-		w, pe := summarizeSide(sidesOf(rep, wl, sideWeft)), summarizeSide(sidesOf(rep, wl, sidePeer))
-		cpuR = append(cpuR, safeRatio(w.CPU.Median, pe.CPU.Median))
-		rssR = append(rssR, safeRatio(w.Peak.Median, pe.Peak.Median))
+		if w, ok := findWorkload(wl); ok && !w.weftAlone() {
+			compared = append(compared, wl)
+		}
 	}
-	bw := vg.Points(14)
-	cb, err := plotter.NewBarChart(cpuR, bw)
-	if err != nil {
-		return nil, err
+
+	if len(compared) > 0 {
+		p := plot.New()
+		p.Title.Text = "weft / peer, median of the runs (below 1: weft uses less)"
+		p.Y.Label.Text = "ratio weft / peer"
+		var cpuR, rssR plotter.Values
+		for _, wl := range compared {
+			w, pe := summarizeSide(sidesOf(rep, wl, sideWeft)), summarizeSide(sidesOf(rep, wl, sidePeer))
+			cpuR = append(cpuR, safeRatio(w.CPU.Median, pe.CPU.Median))
+			rssR = append(rssR, safeRatio(w.Peak.Median, pe.Peak.Median))
+		}
+		bw := vg.Points(14)
+		cb, err := plotter.NewBarChart(cpuR, bw)
+		if err != nil {
+			return nil, err
+		}
+		cb.Color, cb.Offset = weftColor, -bw/2
+		rb, err := plotter.NewBarChart(rssR, bw)
+		if err != nil {
+			return nil, err
+		}
+		rb.Color, rb.Offset = peerColor, bw/2
+		one, err := plotter.NewLine(plotter.XYs{{X: -0.5, Y: 1}, {X: float64(len(compared)) - 0.5, Y: 1}})
+		if err != nil {
+			return nil, err
+		}
+		one.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+		p.Add(cb, rb, one, plotter.NewGrid())
+		p.Legend.Add("CPU per item", cb)
+		p.Legend.Add("peak RSS", rb)
+		p.Legend.Top = true
+		p.Legend.Left = true
+		p.NominalX(compared...)
+		p.Y.Min = 0
+		p.Y.Max = 1.3 // room for the legend above the 1.0 line
+		for _, v := range append(append(plotter.Values{}, cpuR...), rssR...) {
+			p.Y.Max = max(p.Y.Max, v*1.25)
+		}
+		if err := p.Save(vg.Points(120+70*float64(len(compared))), 4*vg.Inch, filepath.Join(dir, "ratios.png")); err != nil {
+			return nil, err
+		}
+		files = append(files, "ratios.png")
 	}
-	cb.Color, cb.Offset = weftColor, -bw/2
-	rb, err := plotter.NewBarChart(rssR, bw)
-	if err != nil {
-		return nil, err
-	}
-	rb.Color, rb.Offset = peerColor, bw/2
-	one, err := plotter.NewLine(plotter.XYs{{X: -0.5, Y: 1}, {X: float64(len(wls)) - 0.5, Y: 1}})
-	if err != nil {
-		return nil, err
-	}
-	one.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
-	p.Add(cb, rb, one, plotter.NewGrid())
-	p.Legend.Add("CPU per item", cb)
-	p.Legend.Add("peak RSS", rb)
-	p.Legend.Top = true
-	p.Legend.Left = true
-	p.NominalX(wls...)
-	p.Y.Min = 0
-	p.Y.Max = 1.3 // room for the legend above the 1.0 line
-	for _, v := range append(append(plotter.Values{}, cpuR...), rssR...) {
-		p.Y.Max = max(p.Y.Max, v*1.25)
-	}
-	if err := p.Save(vg.Points(120+70*float64(len(wls))), 4*vg.Inch, filepath.Join(dir, "ratios.png")); err != nil {
-		return nil, err
-	}
-	files = append(files, "ratios.png")
 
 	for _, wl := range wls {
 		ws, ps := sidesOf(rep, wl, sideWeft), sidesOf(rep, wl, sidePeer)

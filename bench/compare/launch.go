@@ -51,17 +51,23 @@ func (h *harness) ready(ctx context.Context, c *child, url string, s *sample) (*
 		return nil, err
 	}
 	s.ReadyRSSMiB = m[0]
-	return startSampler(c.proc, h.o.Sample)
+	return startSampler(group{c.proc}, h.o.Sample)
 }
 
 // finish ends the measurement window of s: CPU and wall seconds since the
-// window began, the RSS points, and the peak RSS (VmHWM) of the process.
-func (h *harness) finish(c *child, smp *sampler, s *sample) {
+// window began, the RSS points, and the peak RSS (VmHWM) of the process;
+// of several processes (one side run as two programs), the sum of their
+// peaks: what each needs reserved on the node.
+func (h *harness) finish(c *child, smp *sampler, s *sample, more ...*child) {
 	s.CPUSec, s.WallSec, s.Points = smp.finish()
 	for _, p := range s.Points {
 		s.PeakAnonMiB = max(s.PeakAnonMiB, p.AnonMiB)
 	}
-	if m, err := c.proc.status("VmHWM"); err == nil {
+	g := group{c.proc}
+	for _, m := range more {
+		g = append(g, m.proc)
+	}
+	if m, err := g.status("VmHWM"); err == nil {
 		s.PeakRSSMiB = m[0]
 	} else {
 		s.Detail += fmt.Sprintf(" (no VmHWM: %v)", err)

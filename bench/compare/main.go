@@ -21,6 +21,8 @@
 //	traces              OTLP in, OTLP out                                (bench/peer, minimal build)
 //	idle                receivers listening, no data                     (bench/peer -tags contrib)
 //	rules               weft_store+weft_rules vs Prometheus 2.42          (prometheus on PATH)
+//	freshness           weft alone: time until weft_query returns a line, sample, span
+//	nominal             all loads in one weft vs otelcol contrib + Prometheus 2.42, summed
 //
 // A separate mode with its own flags, `go run . storeapi [flags]`, measures
 // weft's Thanos StoreAPI against Prometheus 2.42 + thanos sidecar, and query
@@ -76,6 +78,9 @@ type options struct {
 	RuleCount      int           // alerting rules
 	RuleInterval   time.Duration // scrape and evaluation interval of the rules workload
 	RuleCycles     int           // evaluation cycles measured per run
+	FreshScrapes   int           // freshness: scrape intervals per run (a sample marker each)
+	FreshEvery     time.Duration // freshness: a log line and a span marker this often
+	FreshPoll      time.Duration // freshness: each poller asks weft_query this often
 	OutDir         string        `json:"-"` // bench/ directory: RESULTS.md section, compare/results/*
 	JSONPath       string        `json:"-"` // raw samples also written here when set
 	WorkDir        string        `json:"-"` // binaries, configs, logs, data; a temporary one when empty
@@ -87,7 +92,7 @@ type options struct {
 
 func defaultOptions() options {
 	return options{
-		Workloads: []string{"logs-10k", "logs-max", "scrape", "scrape-wal", "scrape-agent", "scrape-otlp", "traces", "idle", "rules"},
+		Workloads: []string{"logs-10k", "logs-max", "scrape", "scrape-wal", "scrape-agent", "scrape-otlp", "traces", "idle", "rules", "freshness", "nominal"},
 		Rounds:    3, GoMaxProcs: "2", GoMemLimit: "768MiB", Sample: 250 * time.Millisecond,
 		DrainTimeout: 90 * time.Second,
 		LogLines:     200_000, LogRate: 10_000, LogMaxLines: 1_000_000, LogMaxAhead: 100_000,
@@ -96,6 +101,7 @@ func defaultOptions() options {
 		TraceSpans: 150_000, TraceRate: 5_000,
 		IdleFor:    60 * time.Second,
 		RuleSeries: 50_000, RuleCount: 200, RuleInterval: 15 * time.Second, RuleCycles: 4,
+		FreshScrapes: 8, FreshEvery: 100 * time.Millisecond, FreshPoll: 20 * time.Millisecond,
 	}
 }
 
@@ -109,6 +115,7 @@ func (o *options) smoke() {
 	o.TraceSpans = 10_000
 	o.IdleFor = 3 * time.Second
 	o.RuleSeries, o.RuleInterval, o.RuleCycles = 5_000, 2*time.Second, 2
+	o.FreshScrapes = 2 // freshness and nominal: the loads at full rate, 5k series, 4 s
 }
 
 func main() {
@@ -145,6 +152,9 @@ func main() {
 	flag.IntVar(&o.RuleCount, "rules", o.RuleCount, "alerting rules")
 	flag.DurationVar(&o.RuleInterval, "rule-interval", o.RuleInterval, "scrape and evaluation interval of the rules workload")
 	flag.IntVar(&o.RuleCycles, "rule-cycles", o.RuleCycles, "evaluation cycles measured per run")
+	flag.IntVar(&o.FreshScrapes, "freshness-scrapes", o.FreshScrapes, "freshness: scrape intervals per run, one sample marker each")
+	flag.DurationVar(&o.FreshEvery, "freshness-every", o.FreshEvery, "freshness: write a marker line and send a marker span this often")
+	flag.DurationVar(&o.FreshPoll, "freshness-poll", o.FreshPoll, "freshness: each signal's poller asks weft_query this often")
 	flag.StringVar(&o.OutDir, "out", "", "bench/ directory to write RESULTS.md's section, charts and raw JSON into (nothing when empty)")
 	flag.StringVar(&o.JSONPath, "json", "", "also write the raw samples as JSON here")
 	flag.StringVar(&o.WorkDir, "workdir", "", "work directory (default: temporary, removed at the end)")
@@ -259,6 +269,8 @@ type sample struct {
 	PeakAnonMiB float64 `json:"peak_rss_anon_mib"` // largest RssAnon sampled in the window
 	ItemsPerSec float64 `json:"items_per_s"`
 	Points      []point `json:"points"`
+	// Freshness is the freshness workload's markers per signal.
+	Freshness []freshness `json:"freshness,omitempty"`
 }
 
 const (
@@ -271,9 +283,13 @@ type workload struct {
 	name  string
 	title string
 	unit  string
-	peer  func(h *harness) string // description of the peer binary
+	peer  func(h *harness) string // description of the peer binary; nil: weft alone
 	run   func(ctx context.Context, h *harness, side string, s *sample) error
 }
+
+// weftAlone says whether the workload measures weft without a peer (no
+// other program answers the same queries): one run per round.
+func (w workload) weftAlone() bool { return w.peer == nil }
 
 func workloads() []workload {
 	contrib := func(h *harness) string { return "otelcol contrib components (bench/peer -tags contrib)" }
@@ -291,6 +307,8 @@ func workloads() []workload {
 		}, runTraces},
 		{"idle", "OTLP receiver and a log receiver on an empty directory, nobody sending", "second", contrib, runIdle},
 		{"rules", "200 alerting rules over 50k scraped series", "evaluation cycle", func(*harness) string { return "Prometheus 2.42 (Debian package)" }, runRules},
+		{"freshness", "time from a log line written, a sample served, a span received until weft_query returns it, at the nominal load", "second", nil, runFreshness},
+		{"nominal", "the nominal load in one weft (logs, spans, scrape, 200 rules; stored, evaluated, forwarded) vs the two programs it replaces", "window of load", peerNominal, runNominal},
 	}
 }
 
@@ -320,6 +338,10 @@ func (o options) validate() error {
 		return fmt.Errorf("-trace-spans must be a positive multiple of %d, -trace-rate positive", traceBatch)
 	case o.RuleCount <= 0 || o.RuleSeries < o.RuleCount || o.RuleCycles <= 0 || o.RuleInterval < time.Second:
 		return errors.New("-rules > 0, -rule-series ≥ -rules, -rule-cycles > 0, -rule-interval ≥ 1s")
+	case o.FreshScrapes <= 0 || o.FreshEvery < 10*time.Millisecond || o.FreshPoll < time.Millisecond || o.FreshPoll > o.FreshEvery:
+		return errors.New("-freshness-scrapes > 0, -freshness-every ≥ 10ms, 1ms ≤ -freshness-poll ≤ -freshness-every")
+	case o.ScrapeSeries < 2*o.RuleCount+1 && (slices.Contains(o.Workloads, "freshness") || slices.Contains(o.Workloads, "nominal")):
+		return errors.New("freshness and nominal: -scrape-series must be more than twice -rules (a fifth of the series, at least one per rule, are the rules' counters)")
 	}
 	return nil
 }
@@ -366,12 +388,19 @@ func run(ctx context.Context, o options, logw io.Writer) (*report, error) {
 	}
 	for _, name := range o.Workloads {
 		w, _ := findWorkload(name)
-		rep.Peers = append(rep.Peers, w.name+": "+w.peer(h))
+		if w.weftAlone() {
+			rep.Peers = append(rep.Peers, w.name+": none, weft alone")
+		} else {
+			rep.Peers = append(rep.Peers, w.name+": "+w.peer(h))
+		}
 		order := 0
 		for round := range o.Rounds {
 			sides := []string{sideWeft, sidePeer}
 			if round%2 == 1 {
 				sides = []string{sidePeer, sideWeft}
+			}
+			if w.weftAlone() {
+				sides = []string{sideWeft}
 			}
 			for _, side := range sides {
 				if o.Only != "" && side != o.Only {
@@ -429,6 +458,9 @@ func (o options) needs() (core, contrib, prom bool) {
 			core = true
 		case "rules", "scrape-agent":
 			prom = true
+		case "freshness": // weft alone
+		case "nominal":
+			contrib, prom = true, true
 		default:
 			contrib = true
 		}

@@ -61,7 +61,7 @@ func TestParseStatusKiB(t *testing.T) {
 // The sampler reads this very process: CPU grows with work done, RSS is
 // positive, the window's wall time is what passed.
 func TestSamplerReadsOwnProcess(t *testing.T) {
-	smp, err := startSampler(procReader{pid: os.Getpid(), clkTck: clockTicks()}, 10*time.Millisecond)
+	smp, err := startSampler(group{{pid: os.Getpid(), clkTck: clockTicks()}}, 10*time.Millisecond)
 	require.NoError(t, err)
 	deadline := time.Now().Add(300 * time.Millisecond)
 	x := 0.0

@@ -100,10 +100,51 @@ type point struct {
 	AnonMiB float64 `json:"rss_anon_mib"` // heap, stacks: RSS without the binary's pages
 }
 
-// sampler reads CPU and VmRSS of a process at a fixed interval from the
-// start of a measurement window until stopped.
+// group is the processes that serve one side (weft alone; the contrib
+// collector and Prometheus that nominal's peer runs side by side; the
+// sidecar and its Prometheus): CPU and memory are their sums.
+type group []procReader
+
+func (g group) rssMiB() (float64, error) {
+	m, err := g.status("VmRSS")
+	if err != nil {
+		return 0, err
+	}
+	return m[0], nil
+}
+
+func (g group) cpu() (float64, error) {
+	var sum float64
+	for _, p := range g {
+		c, err := p.cpu()
+		if err != nil {
+			return 0, err
+		}
+		sum += c
+	}
+	return sum, nil
+}
+
+// status returns the named /proc/<pid>/status fields in MiB, each summed
+// over the group.
+func (g group) status(fields ...string) ([]float64, error) {
+	out := make([]float64, len(fields))
+	for _, p := range g {
+		m, err := p.status(fields...)
+		if err != nil {
+			return nil, err
+		}
+		for i, v := range m {
+			out[i] += v
+		}
+	}
+	return out, nil
+}
+
+// sampler reads the CPU and VmRSS of a group of processes (summed) at a
+// fixed interval from the start of a measurement window until stopped.
 type sampler struct {
-	p      procReader
+	p      group
 	t0     time.Time
 	cpu0   float64
 	stop   chan struct{}
@@ -114,7 +155,7 @@ type sampler struct {
 }
 
 // startSampler begins a window now: CPU is counted from this moment.
-func startSampler(p procReader, every time.Duration) (*sampler, error) {
+func startSampler(p group, every time.Duration) (*sampler, error) {
 	c, err := p.cpu()
 	if err != nil {
 		return nil, err

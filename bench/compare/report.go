@@ -68,6 +68,13 @@ func cpuFormat(unit string, v float64) string {
 	}
 }
 
+func rateHeader(unit string) string {
+	if unit == "window of load" {
+		return "rate"
+	}
+	return unit + "s/s (median)"
+}
+
 func cpuHeader(unit string) string {
 	if unit == "second" {
 		return "CPU, % of one core"
@@ -134,30 +141,49 @@ func markdown(rep *report) string {
 		w := titles[wl]
 		ws, ps := sidesOf(rep, wl, sideWeft), sidesOf(rep, wl, sidePeer)
 		wst, pst := summarizeSide(ws), summarizeSide(ps)
-		peer := w.peer(nil)
-		fmt.Fprintf(&b, "### %s: %s\n\n", wl, w.title)
-		fmt.Fprintf(&b, "Peer: %s. %s\n\n", peer, describeWorkload(wl, o))
-		fmt.Fprintf(&b, "| side | runs | verified: sent = received | %s, median (min–max) | peak RSS MiB, median (min–max) | peak anon RSS MiB, sampled (median) | RSS when ready MiB (median) | %ss/s (median) |\n", cpuHeader(w.unit), w.unit)
-		b.WriteString("|---|---|---|---|---|---|---|---|\n")
-		row := func(name string, st sideStats) {
-			rate := fmt.Sprintf("%.0f", st.Rate.Median)
-			if w.unit == "second" || w.unit == "evaluation cycle" {
-				rate = "—" // a clock, not a throughput
+		if w.weftAlone() {
+			fmt.Fprintf(&b, "### %s: %s\n\n", wl, w.title)
+			fmt.Fprintf(&b, "Peer: none, weft alone (no other program answers these queries). %s\n\n", describeWorkload(wl, o))
+			b.WriteString(freshnessTable(ws))
+			fmt.Fprintf(&b, "| side | runs | verified: markers = found | %s, median (min–max) | peak RSS MiB, median (min–max) | peak anon RSS MiB, sampled (median) | RSS when ready MiB (median) |\n", cpuHeader(w.unit))
+			b.WriteString("|---|---|---|---|---|---|---|\n")
+			fmt.Fprintf(&b, "| weft | %d | %s | %s (%s–%s) | %.1f (%.1f–%.1f) | %.1f | %.1f |\n\n", wst.Runs, sentReceived(wst),
+				cpuFormat(w.unit, wst.CPU.Median), cpuFormat(w.unit, wst.CPU.Min), cpuFormat(w.unit, wst.CPU.Max),
+				wst.Peak.Median, wst.Peak.Min, wst.Peak.Max, wst.Anon.Median, wst.Ready.Median)
+		} else {
+			peer := w.peer(nil)
+			fmt.Fprintf(&b, "### %s: %s\n\n", wl, w.title)
+			fmt.Fprintf(&b, "Peer: %s. %s\n\n", peer, describeWorkload(wl, o))
+			fmt.Fprintf(&b, "| side | runs | verified: sent = received | %s, median (min–max) | peak RSS MiB, median (min–max) | peak anon RSS MiB, sampled (median) | RSS when ready MiB (median) | %s |\n", cpuHeader(w.unit), rateHeader(w.unit))
+			b.WriteString("|---|---|---|---|---|---|---|---|\n")
+			row := func(name string, st sideStats) {
+				rate := fmt.Sprintf("%.0f", st.Rate.Median)
+				if w.unit == "second" || w.unit == "evaluation cycle" || w.unit == "window of load" {
+					rate = "—" // a clock, not a throughput
+				}
+				fmt.Fprintf(&b, "| %s | %d | %s | %s (%s–%s) | %.1f (%.1f–%.1f) | %.1f | %.1f | %s |\n", name, st.Runs, sentReceived(st),
+					cpuFormat(w.unit, st.CPU.Median), cpuFormat(w.unit, st.CPU.Min), cpuFormat(w.unit, st.CPU.Max),
+					st.Peak.Median, st.Peak.Min, st.Peak.Max, st.Anon.Median, st.Ready.Median, rate)
 			}
-			fmt.Fprintf(&b, "| %s | %d | %s | %s (%s–%s) | %.1f (%.1f–%.1f) | %.1f | %.1f | %s |\n", name, st.Runs, sentReceived(st),
-				cpuFormat(w.unit, st.CPU.Median), cpuFormat(w.unit, st.CPU.Min), cpuFormat(w.unit, st.CPU.Max),
-				st.Peak.Median, st.Peak.Min, st.Peak.Max, st.Anon.Median, st.Ready.Median, rate)
+			row("weft", wst)
+			row(peerShort(wl), pst)
+			fmt.Fprintf(&b, "| **ratio weft / peer** | | | **%s** | **%s** | %s | %s | |\n\n",
+				ratio(wst.CPU.Median, pst.CPU.Median), ratio(wst.Peak.Median, pst.Peak.Median), ratio(wst.Anon.Median, pst.Anon.Median), ratio(wst.Ready.Median, pst.Ready.Median))
+			if g, ok := ratioGoals[wl]; ok && pst.Runs > 0 && wst.Runs > 0 {
+				fmt.Fprintf(&b, "Goal (issue #21): CPU ≤ %.2g× (%s: %s), peak RSS ≤ %.2g× (%s: %s).\n\n",
+					g.CPU, ratio(wst.CPU.Median, pst.CPU.Median), passFail(safeRatio(wst.CPU.Median, pst.CPU.Median) <= g.CPU && pst.CPU.Median > 0),
+					g.RSS, ratio(wst.Peak.Median, pst.Peak.Median), passFail(safeRatio(wst.Peak.Median, pst.Peak.Median) <= g.RSS && pst.Peak.Median > 0))
+			}
 		}
-		row("weft", wst)
-		row(peerShort(wl), pst)
-		fmt.Fprintf(&b, "| **ratio weft / peer** | | | **%s** | **%s** | %s | %s | |\n\n",
-			ratio(wst.CPU.Median, pst.CPU.Median), ratio(wst.Peak.Median, pst.Peak.Median), ratio(wst.Anon.Median, pst.Anon.Median), ratio(wst.Ready.Median, pst.Ready.Median))
 		for _, s := range append(ws, ps...) {
 			if !s.Verified {
 				fmt.Fprintf(&b, "- NOT VERIFIED: %s round %d: %s\n", s.Side, s.Round, s.Detail)
 			}
 		}
-		if len(ws) > 0 {
+		switch {
+		case len(ws) > 0 && w.weftAlone():
+			fmt.Fprintf(&b, "Run details (first run): %s.\n\n", ws[0].Detail)
+		case len(ws) > 0:
 			fmt.Fprintf(&b, "Run details (first run of each side): weft: %s; peer: %s.\n\n", ws[0].Detail, firstDetail(ps))
 		}
 	}
@@ -179,6 +205,8 @@ func peerShort(wl string) string {
 		return "Prometheus 2.42"
 	case "scrape-agent":
 		return "Prometheus 2.42 agent"
+	case "nominal":
+		return "otelcol contrib + Prometheus 2.42"
 	}
 	return "otelcol contrib"
 }
@@ -206,6 +234,21 @@ func describeWorkload(wl string, o options) string {
 			o.TraceSpans, traceBatch, o.TraceRate)
 	case "idle":
 		return fmt.Sprintf("An OTLP receiver (gRPC and HTTP) and the log receiver of logs-10k on an empty directory, exporters to the sink, nobody sending, for %s. Verified: nothing reaches the sink.", o.IdleFor)
+	case "freshness":
+		_, lines, spans, window := o.nominalSizes(wl)
+		return fmt.Sprintf("The nominal load for %s from the first scrape: %d CRI lines of %d B at %d lines/s over %d files, %d spans by OTLP/gRPC at %d spans/s, a %d-series target (the Envoy payload of `scrape`, %d counters read by the rules, one marker gauge) scraped every %s, %d alerting rules evaluated every %s. weft as the shipped profile runs these, everything into its store: `container_logs` → `trace_context` → `weft_store`, `otlp` → `weft_store`, `pod_scrape` → `weft_store`, `weft_rules`, `weft_query`. "+
+			"Markers: every %s a CRI line with its own number in a pod of its own (moment: the write) and a span with a fresh trace ID (moment: the export call returned); every scrape, the marker gauge = the scrape's number (moment: the target received the scrape). "+
+			"One poller per signal asks `weft_query` every %s for what is pending (`/api/v1/logs?namespace=bench&pod=%s`, `/api/traces?traceID=…` with every pending ID, `/api/v1/query?query=%s`); a marker's latency ends when the first answer holding it arrived, so the resolution is the poll interval plus one round trip. "+
+			"Latencies of all runs pooled; nearest-rank percentiles. Poll cost: after the window, %d requests of each poller's shape back to back, weft's CPU over them less its CPU at rest in as long just before, per request; times the window's poll requests, against weft's CPU in the window (which includes answering them). Goals (issue #21): p99 ≤ 1 s for logs and spans, ≤ one scrape interval + 1 s for samples. Verified: every marker found, count(http_requests_total) = the rule series, every rule evaluated with health ok.",
+			window, lines, o.LogLineBytes, o.LogRate, o.LogFiles, spans, o.TraceRate, o.ScrapeSeries, nominalRuleSeries(o.ScrapeSeries, o.RuleCount), o.ScrapeInterval, o.RuleCount, o.ScrapeInterval,
+			o.FreshEvery, o.FreshPoll, markerPod, markerMetric, pollCostRequests)
+	case "nominal":
+		_, lines, spans, window := o.nominalSizes(wl)
+		return fmt.Sprintf("The freshness workload's load for %s from the first scrape (%d lines, %d spans, %d series every %s, %d rules). weft: one process storing and evaluating as in `freshness`, and forwarding as the shipped profile does (logs and spans through the `forward` connector to `otlp_http` / `otlp_grpc` export pipelines, samples by `prometheus_remote_write` with its WAL beside `weft_store`). "+
+			"Peer: the two programs a user would otherwise run on the node: otelcol contrib (`file_log` + `container` operator, `otlp`, `prometheus` receiver; the same exporters and settings, WAL included) and Prometheus 2.42 (its own scrape of a second target serving the same payload, its TSDB, the same rule file). "+
+			"The peer's CPU is the sum of both processes' (sampled together), its peak RSS the sum of their VmHWM (what each needs reserved), its RSS points the sum of both. CPU is per window of load: the CPU seconds each side spent carrying the same load, however long it took to deliver it. "+
+			"Window: from the first scrape until the loads were sent and every line, span and sample (%d scrapes; later ones get 503) arrived at the sinks. Verified: every line and span once, every series once per scrape, count(http_requests_total) through the side's query API at the last scrape = the rule series, every rule evaluated with health ok.",
+			window, lines, spans, o.ScrapeSeries, o.ScrapeInterval, o.RuleCount, o.ScrapeCount)
 	case "rules":
 		return fmt.Sprintf("Both scrape the same %d counter series (shard × pod) every %s and evaluate the same %d alerting rules (`rate(http_requests_total{shard=\"N\",status=~\"5..\"}[5m]) > 0.2`, for 2m, 10 groups: the rule set of rules/bench_test.go) every %s. weft: `pod_scrape` → `weft_store` (WAL directory) + `weft_rules` + `weft_query`; Prometheus: its own scrape, TSDB and rules manager. Window: %d intervals from the first scrape; CPU per evaluation cycle is everything the process did in an interval (scrape, storage, rules). Verified: count(http_requests_total) through each side's query API = the series sent, and every rule evaluated with health ok.",
 			o.RuleSeries, o.RuleInterval, o.RuleCount, o.RuleInterval, o.RuleCycles)
@@ -268,4 +311,68 @@ func writeOutputs(out string, rep *report) error {
 		return err
 	}
 	return os.WriteFile(path, []byte(replaceRegion(string(doc), sec.String())), 0o644)
+}
+
+// ratioGoal is a workload's goal for the weft / peer ratios of the medians.
+type ratioGoal struct{ CPU, RSS float64 }
+
+// ratioGoals are the goals issue #21 sets as ratios.
+var ratioGoals = map[string]ratioGoal{"nominal": {CPU: 0.5, RSS: 0.5}}
+
+func passFail(ok bool) string {
+	if ok {
+		return "pass"
+	}
+	return "**fail**"
+}
+
+// freshnessTable is the freshness workload's latencies per signal, the
+// markers of every run pooled, against the goal for p99.
+func freshnessTable(ss []sample) string {
+	var b strings.Builder
+	b.WriteString("| signal | markers found / marked | p50 | p99 | max | goal: p99 ≤ | pass | poll requests, mean round trip | weft CPU per poll request (measured) | weft CPU answering the polls, of its window CPU |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, sig := range []string{signalLogs, signalSamples, signalSpans} {
+		var lat []float64
+		var marked, found int
+		var goal, pollSec, pollCPU, weftCPU float64
+		var polls int64
+		for _, s := range ss {
+			weftCPU += s.CPUSec
+			for _, f := range s.Freshness {
+				if f.Signal != sig {
+					continue
+				}
+				lat = append(lat, f.Latency...)
+				marked += f.Markers
+				found += f.Found
+				goal = f.Goal
+				polls += f.Polls
+				pollSec += f.PollSec
+				pollCPU += f.PollCPU * float64(f.Polls)
+			}
+		}
+		if marked == 0 {
+			continue
+		}
+		p99 := percentile(lat, 99)
+		ok := found == marked && len(lat) > 0 && p99 <= goal
+		rtt := 0.0
+		if polls > 0 {
+			rtt = pollSec / float64(polls)
+		}
+		fmt.Fprintf(&b, "| %s | %d / %d | %s | %s | %s | %s | %s | %d, %.1f ms | %.2f ms | %.1f %% |\n", sig, found, marked,
+			seconds(percentile(lat, 50)), seconds(p99), seconds(percentile(lat, 100)), seconds(goal), passFail(ok),
+			polls, rtt*1e3, 1e3*safeRatio(pollCPU, float64(polls)), 100*safeRatio(pollCPU, weftCPU))
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// seconds writes a latency in ms below 10 s.
+func seconds(v float64) string {
+	if v < 10 {
+		return fmt.Sprintf("%.0f ms", v*1e3)
+	}
+	return fmt.Sprintf("%.1f s", v)
 }

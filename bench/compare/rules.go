@@ -191,6 +191,12 @@ func runRules(ctx context.Context, h *harness, side string, s *sample) error {
 // queryScalar runs an instant query through the Prometheus HTTP API and
 // returns the value of its single result as an integer.
 func queryScalar(ctx context.Context, base, q string) (int, error) {
+	return queryScalarURL(ctx, base+"/api/v1/query?query="+url.QueryEscape(q), q)
+}
+
+// queryScalarURL is queryScalar for a query URL u made by the caller (q
+// names the query in errors).
+func queryScalarURL(ctx context.Context, u, q string) (int, error) {
 	var body struct {
 		Status string `json:"status"`
 		Data   struct {
@@ -199,7 +205,7 @@ func queryScalar(ctx context.Context, base, q string) (int, error) {
 			} `json:"result"`
 		} `json:"data"`
 	}
-	if err := getJSON(ctx, base+"/api/v1/query?query="+url.QueryEscape(q), &body); err != nil {
+	if err := getJSON(ctx, u, &body); err != nil {
 		return 0, err
 	}
 	if body.Status != "success" || len(body.Data.Result) != 1 {

@@ -309,8 +309,11 @@ type rwSink struct {
 	errors   atomic.Int64
 }
 
+// synthetic says whether a series is one a scraper adds by itself: up,
+// scrape_*, target_info, and weft's per-target failure counters
+// (pod_scrape_failures_total{reason}, which a refused scrape starts).
 func synthetic(name string) bool {
-	return name == "up" || name == "target_info" || strings.HasPrefix(name, "scrape_")
+	return name == "up" || name == "target_info" || strings.HasPrefix(name, "scrape_") || strings.HasPrefix(name, "pod_scrape_")
 }
 
 func startRWSink() (*rwSink, error) {
@@ -392,15 +395,22 @@ func (s *rwSink) handle(w http.ResponseWriter, r *http.Request) {
 func (s *rwSink) check(nSeries, perSeries int) (bool, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	wrong := 0
-	for _, n := range s.series {
+	wrong, example := 0, ""
+	for k, n := range s.series {
 		if n != perSeries {
 			wrong++
+			if example == "" || k < example {
+				example = fmt.Sprintf("%s with %d", strings.ReplaceAll(strings.TrimSuffix(k, "\x00"), "\x00", " "), n)
+			}
 		}
 	}
 	ok := len(s.series) == nSeries && wrong == 0 && s.errors.Load() == 0
-	return ok, fmt.Sprintf("%d series (want %d), %d with a sample count other than %d, %d samples, %d stale markers, %d bad requests",
+	detail := fmt.Sprintf("%d series (want %d), %d with a sample count other than %d, %d samples, %d stale markers, %d bad requests",
 		len(s.series), nSeries, wrong, perSeries, s.samples.Load(), s.stale.Load(), s.errors.Load())
+	if example != "" {
+		detail += " (e.g. " + example + ")"
+	}
+	return ok, detail
 }
 
 func (s *rwSink) close() {

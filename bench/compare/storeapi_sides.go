@@ -272,34 +272,6 @@ func waitScrapes(ctx context.Context, timeout time.Duration, k int, ts []*target
 	}
 }
 
-// group is the processes that serve one side (weft alone; the sidecar and
-// the Prometheus behind it): their RSS is summed, their CPU too.
-type group []procReader
-
-func (g group) rssMiB() (float64, error) {
-	var sum float64
-	for _, p := range g {
-		m, err := p.status("VmRSS")
-		if err != nil {
-			return 0, err
-		}
-		sum += m[0]
-	}
-	return sum, nil
-}
-
-func (g group) cpu() (float64, error) {
-	var sum float64
-	for _, p := range g {
-		c, err := p.cpu()
-		if err != nil {
-			return 0, err
-		}
-		sum += c
-	}
-	return sum, nil
-}
-
 // rssSampler reads the group's summed VmRSS at a fixed interval and keeps
 // the largest reading.
 type rssSampler struct {

@@ -18,7 +18,7 @@ import (
 )
 
 // TestBenchCompareSmoke runs every workload of the side-by-side harness for
-// a few seconds, one round (weft, then the peer): the harness builds weft,
+// a few seconds, one round (weft, then the peer; freshness: weft alone): the harness builds weft,
 // both peer builds (bench/peer core and -tags contrib) and itself, starts
 // Prometheus 2.42 for the rules workload, and the test checks that every run
 // of both sides delivered exactly what was sent and was measured.
@@ -54,6 +54,11 @@ func TestBenchCompareSmoke(t *testing.T) {
 			PeakRSSMiB                   float64 `json:"peak_rss_mib"`
 			ReadyRSSMiB                  float64 `json:"ready_rss_mib"`
 			Points                       []json.RawMessage
+			Freshness                    []struct {
+				Signal         string
+				Markers, Found int
+				Latency        []float64 `json:"latency_s"`
+			}
 		} `json:"samples"`
 	}
 	require.NoError(t, json.Unmarshal(b, &rep))
@@ -77,10 +82,26 @@ func TestBenchCompareSmoke(t *testing.T) {
 		assert.GreaterOrEqual(t, s.PeakRSSMiB, s.ReadyRSSMiB, name)
 		assert.GreaterOrEqual(t, len(s.Points), 2, "%s: RSS sampled over the window", name)
 	}
-	for _, wl := range []string{"logs-10k", "logs-max", "scrape", "scrape-otlp", "traces", "idle", "rules"} {
+	compared := []string{"logs-10k", "logs-max", "scrape", "scrape-wal", "scrape-agent", "scrape-otlp", "traces", "idle", "rules", "nominal"}
+	for _, wl := range compared {
 		assert.Equal(t, []string{"weft", "peer"}, seen[wl], wl)
 	}
+	// freshness measures weft alone: one run per round, a latency for
+	// every marker of each signal.
+	assert.Equal(t, []string{"weft"}, seen["freshness"], "freshness")
+	for _, s := range rep.Samples {
+		if s.Workload != "freshness" {
+			continue
+		}
+		require.Len(t, s.Freshness, 3, "logs, samples, spans")
+		for _, f := range s.Freshness {
+			assert.Positive(t, f.Markers, f.Signal)
+			assert.Equal(t, f.Markers, f.Found, f.Signal)
+			assert.Len(t, f.Latency, f.Found, f.Signal)
+		}
+	}
 	md := stdout.String()
-	assert.Equal(t, 7, strings.Count(md, "| **ratio weft / peer** |"), md)
+	assert.Equal(t, len(compared), strings.Count(md, "| **ratio weft / peer** |"), md)
+	assert.Contains(t, md, "Peer: none, weft alone")
 	assert.NotContains(t, md, "NOT VERIFIED")
 }
