@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap/exp/zapslog"
 
 	"github.com/weftobs/weft/extensions/weftremotewriteextension/internal/catchup"
+	"github.com/weftobs/weft/internal/promappend"
 )
 
 // RemoteWrite is the weft_remote_write extension: a tsdb/agent WAL that
@@ -210,7 +211,7 @@ func (a appendable) Appender(ctx context.Context) storage.Appender {
 	a.r.mu.RLock()
 	defer a.r.mu.RUnlock()
 	if a.r.fanout == nil {
-		return closedAppender{}
+		return promappend.Closed{Err: errNotStarted}
 	}
 	return a.r.fanout.Appender(ctx)
 }
@@ -224,7 +225,7 @@ func (a appendable) AppenderV2(ctx context.Context) storage.AppenderV2 {
 	a.r.mu.RLock()
 	defer a.r.mu.RUnlock()
 	if a.r.fanout == nil {
-		return closedAppenderV2{}
+		return promappend.ClosedV2{Err: errNotStarted}
 	}
 	return a.r.fanout.AppenderV2(ctx)
 }
