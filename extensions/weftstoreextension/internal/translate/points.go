@@ -223,18 +223,27 @@ func (a *Translator) histogramPoint(p pmetric.HistogramDataPoint) int64 {
 func (a *Translator) summaryPoint(p pmetric.SummaryDataPoint) int64 {
 	a.startPoint(p.Attributes())
 	t := ms(p.Timestamp())
+	// A point without a recorded value ends its series: a stale marker
+	// on every quantile, the sum and the count, as for histograms.
+	stale := p.Flags().NoRecordedValue()
+	val := func(v float64) float64 {
+		if stale {
+			return math.Float64frombits(value.StaleNaN)
+		}
+		return v
+	}
 	var n int64
 	qs := p.QuantileValues()
 	for i := 0; i < qs.Len(); i++ {
 		q := qs.At(i)
-		if _, ok := a.add(kindQuantile, "quantile", a.formatBound(q.Quantile()), t, q.Value()); ok {
+		if _, ok := a.add(kindQuantile, "quantile", a.formatBound(q.Quantile()), t, val(q.Value())); ok {
 			n++
 		}
 	}
-	if _, ok := a.add(kindSum, "", "", t, p.Sum()); ok {
+	if _, ok := a.add(kindSum, "", "", t, val(p.Sum())); ok {
 		n++
 	}
-	if _, ok := a.add(kindCount, "", "", t, float64(p.Count())); ok {
+	if _, ok := a.add(kindCount, "", "", t, val(float64(p.Count()))); ok {
 		n++
 	}
 	return n
