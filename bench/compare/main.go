@@ -88,6 +88,7 @@ type options struct {
 	Only           string        // run only this side (debugging a workload; no comparison)
 	Commit         string        // weft commit measured, for the report (default: git rev-parse of the repository)
 	ProfileDir     string        `json:"-"` // scrape workloads: weft's CPU and heap profiles of each window go here
+	WeftNative     bool          // scrape-wal, scrape-agent: weft scrapes straight into weft_remote_write (pod_scrape appendables, no pdata)
 }
 
 func defaultOptions() options {
@@ -160,6 +161,7 @@ func main() {
 	flag.StringVar(&o.WorkDir, "workdir", "", "work directory (default: temporary, removed at the end)")
 	flag.BoolVar(&o.Keep, "keep", false, "keep the work directory")
 	flag.StringVar(&o.Commit, "commit", "", "weft commit measured, for the report (default: `git rev-parse --short HEAD` of the repository)")
+	flag.BoolVar(&o.WeftNative, "weft-native", false, "scrape-wal, scrape-agent: weft on the native path (pod_scrape appendables → weft_remote_write, no pdata) instead of pdata → prometheus_remote_write")
 	flag.StringVar(&o.ProfileDir, "profile-dir", "", "scrape workloads: write weft's pprof CPU profile of each window and its heap profile at the window's end here")
 	flag.StringVar(&o.Only, "only", "", "run only this side, weft or peer (to debug a workload)")
 	render := flag.String("render", "", "do not run: re-render the report (and with -out, RESULTS.md's section and the charts) from this samples JSON")

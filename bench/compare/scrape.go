@@ -220,6 +220,11 @@ func runScrape(ctx context.Context, h *harness, side string, s *sample) error {
 // shipped profile keeps one: the remote-write exporter's WAL (weft's
 // profile and the peer's, same exporter and settings).
 func runScrapeWAL(ctx context.Context, h *harness, side string, s *sample) error {
+	if side == sideWeft && h.o.WeftNative {
+		err := scrapeRWStart(ctx, h, side, s, h.startWeftNative)
+		s.Detail = "native path (pod_scrape appendables → weft_remote_write); " + s.Detail
+		return err
+	}
 	return scrapeRW(ctx, h, side, s, func(dir string) string { return replaceAll(scrapeRWWALExporter, "{{wal}}", dir) })
 }
 
@@ -285,18 +290,42 @@ func (h *harness) scrapeTimeout() time.Duration { return min(10*time.Second, h.o
 // startCollectorScrape starts weft (pod_scrape) or the contrib peer
 // (prometheus receiver) with the given exporter.
 func (h *harness) startCollectorScrape(ctx context.Context, name, side, target, sink, exporter, ename string, s *sample) (*child, *sampler, error) {
-	recv, rname := scrapeWeftReceiver, "pod_scrape"
+	return h.startCollectorScrapeWith(ctx, name, side, target, sink, exporter, ename, weftExtra{}, s)
+}
+
+// weftExtra is what the weft side's configuration adds for the native
+// path: keys under pod_scrape, an extension block and its ID.
+type weftExtra struct{ receiver, ext, extName string }
+
+// startWeftNative starts weft on the native path: pod_scrape appends
+// straight into weft_remote_write (Prometheus agent's WAL and queue
+// managers), no pdata; the pipeline's debug exporter receives nothing.
+func (h *harness) startWeftNative(ctx context.Context, name, side, target, sink string, s *sample) (*child, *sampler, error) {
+	x := weftExtra{
+		receiver: "    appendables: [weft_remote_write]\n    pdata: false\n",
+		ext: "  weft_remote_write:\n    wal:\n      directory: " + filepath.Join(h.o.WorkDir, name+"-wal") +
+			"\n    endpoints:\n      - url: " + sink + "\n",
+		extName: "weft_remote_write",
+	}
+	return h.startCollectorScrapeWith(ctx, name, side, target, sink, "  debug:\n    verbosity: basic\n", "debug", x, s)
+}
+
+func (h *harness) startCollectorScrapeWith(ctx context.Context, name, side, target, sink, exporter, ename string, x weftExtra, s *sample) (*child, *sampler, error) {
+	recv, rname := scrapeWeftReceiver+x.receiver, "pod_scrape"
 	if side == sidePeer {
 		recv, rname = scrapePeerReceiver, "prometheus"
 	}
-	ext, extNames, pprofAddr := "", "health_check", ""
+	ext, extNames, pprofAddr := x.ext, "health_check", ""
+	if x.extName != "" {
+		extNames += ", " + x.extName
+	}
 	if side == sideWeft && h.o.ProfileDir != "" {
 		addrs, err := freeAddrs(1)
 		if err != nil {
 			return nil, nil, err
 		}
 		pprofAddr = addrs[0]
-		ext, extNames = "  pprof:\n    endpoint: "+pprofAddr+"\n", "health_check, pprof"
+		ext, extNames = ext+"  pprof:\n    endpoint: "+pprofAddr+"\n", extNames+", pprof"
 	}
 	c, smp, err := h.launch(ctx, name, side, false, func(health string) string {
 		return replaceAll(scrapeConfig, "{{receiver}}", recv, "{{rname}}", rname, "{{health}}", health,
