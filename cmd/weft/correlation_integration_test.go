@@ -116,8 +116,13 @@ func TestDemoCorrelation(t *testing.T) {
 	var rendered strings.Builder
 	require.NoError(t, democonfig.Render(&rendered, cfg))
 	yaml := strings.Replace(rendered.String(), "extensions:\n", "extensions:\n  weft_probe: {}\n", 1)
-	yaml = strings.Replace(yaml, "extensions: [health_check, pprof, weft_file_storage, weft_store, weft_rules, weft_query]",
-		"extensions: [health_check, pprof, weft_file_storage, weft_store, weft_rules, weft_query, weft_probe]", 1)
+	// The probe joins the service's extension list, whatever it holds.
+	svc := strings.Index(yaml, "\nservice:\n")
+	require.Positive(t, svc, "rendered demo config has a service section")
+	list := strings.Index(yaml[svc:], "  extensions: [")
+	require.Positive(t, list, "rendered demo config lists its extensions")
+	end := svc + list + strings.Index(yaml[svc+list:], "]")
+	yaml = yaml[:end] + ", weft_probe" + yaml[end:]
 	cfgPath := filepath.Join(dir, "weft.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(yaml), 0o600))
 
