@@ -12,25 +12,21 @@ import (
 	"github.com/weftobs/weft/extensions/weftremotewriteextension/internal/catchup"
 )
 
-// Why a catch-up: a storage/remote queue's WAL watcher sends only samples
-// stamped after the moment it starts, so whatever a previous run left
-// unsent (an endpoint down, then a restart or SIGKILL) would stay in the
-// WAL unsent. Before an endpoint's queue starts, its catch-up reads the WAL
-// and sends what is stamped after the endpoint's progress mark. Prometheus
-// 2.x receivers refuse a sample older than the newest of its series, so
-// the catch-up must be done before the queue sends anything new: only then
-// does the queue start (startQueue). Right after that it reads once more,
-// for what was appended while its last send waited, and for a grace period
-// it goes on sending samples stamped before the switch that reach the WAL
-// late (a scrape in flight at the switch).
+// Why a catch-up: a storage/remote queue's WAL watcher sends only what
+// this run writes (it skips the samples of the segments that exist when it
+// starts, and of its first segment the samples stamped before it starts),
+// so whatever a previous run left unsent (an endpoint down, then a restart
+// or SIGKILL) would stay in the WAL unsent. Before an endpoint's queue
+// starts, its catch-up reads the previous runs' segments and sends what is
+// stamped after the endpoint's progress mark. Prometheus 2.x receivers
+// refuse a sample older than the newest of its series, so the catch-up must
+// be done before the queue sends anything new: only then does the queue
+// start (startQueue). After that the catch-up goes on reading this run's
+// segments and sends what the queue skips (see handover.go): what was
+// appended while it caught up, and for a grace period what reaches the WAL
+// late stamped before the queue started (a scrape in flight at the switch).
 
 const (
-	// switchMargin is added to the switch time: samples stamped up to it
-	// are the catch-up's, later ones the queue's. The queue's watcher takes
-	// its start time a moment after the switch; the margin makes the two
-	// overlap (an identical sample sent twice is accepted) instead of
-	// leaving a gap.
-	switchMargin = time.Second
 	// defaultCatchupGrace is how long the catch-up keeps reading after the
 	// switch: longer than a scrape's timeout.
 	defaultCatchupGrace = time.Minute
@@ -39,6 +35,13 @@ const (
 	readPoll = time.Second
 	// progressInterval is how often the progress marks are recorded.
 	progressInterval = time.Second
+	// watcherStartWait bounds the wait for a queue's watcher to start (it
+	// starts in a goroutine right after its queue).
+	watcherStartWait = 10 * time.Second
+	// switchMargin is the overlap taken when the watcher's start was not
+	// seen: samples stamped up to this long after the switch are sent by
+	// both rather than by neither.
+	switchMargin = time.Second
 )
 
 // catchupStats is the state of one endpoint's catch-up.
@@ -49,7 +52,7 @@ type catchupStats struct {
 }
 
 // catchUp sends endpoint i what the WAL holds after its progress mark,
-// starts its queue, and sends late records for the grace period.
+// starts its queue, and sends what the queue skips for the grace period.
 func (r *RemoteWrite) catchUp(ctx context.Context, i int) {
 	rw := r.pcfg.RemoteWriteConfigs[i]
 	st := r.catchups[i]
@@ -65,12 +68,13 @@ func (r *RemoteWrite) catchUp(ctx context.Context, i int) {
 		return
 	}
 	defer s.Close()
-	from := r.prog.Mark(rw.Name)
+	all := catchup.All(r.prog.Mark(rw.Name))
 	tail := catchup.NewTail(filepath.Join(r.cfg.WAL.Directory, "wal"), r.slog)
 	defer tail.Close()
 	t0 := time.Now()
+	// The previous runs' segments, before this run's first.
 	for {
-		caughtUp, err := tail.Read(func(rec []byte) error { return s.Record(ctx, rec, from, math.MaxInt64) })
+		caughtUp, err := tail.Read(r.firstSeg, func(rec []byte) error { return s.Record(ctx, rec, all) })
 		if err == nil {
 			err = s.Flush(ctx)
 		}
@@ -94,17 +98,27 @@ func (r *RemoteWrite) catchUp(ctx context.Context, i int) {
 			zap.Int64("histograms", sent.Histograms.Load()), zap.Int64("refused", sent.Refused.Load()),
 			zap.Duration("took", time.Since(t0)))
 	}
-	if err := r.startQueue(i); err != nil {
+	ws, err := r.startQueue(ctx, i)
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil {
 		log.Error("weft_remote_write: start queue", zap.Error(err))
 		return
 	}
 	st.live.Store(true)
-	until := time.Now().Add(switchMargin).UnixMilli()
+	early := all                                                              // segments before the watcher's first: it skips their samples
+	late := catchup.Window{From: all.From, Until: ws.until, Exemplars: false} // the watcher's: it sends what is stamped after its start, and every exemplar
+	window := func() catchup.Window {
+		if tail.Segment() < ws.segment {
+			return early
+		}
+		return late
+	}
 	end := time.Now().Add(r.grace)
-	// At least one pass: what was appended while the last send of the
-	// first loop waited for the endpoint is stamped before the switch.
+	// At least one pass: what was appended while the first loop caught up.
 	for first := true; first || time.Now().Before(end); first = false {
-		_, err := tail.Read(func(rec []byte) error { return s.Record(ctx, rec, from, until) })
+		_, err := tail.Read(math.MaxInt, func(rec []byte) error { return s.Record(ctx, rec, window()) })
 		if err == nil {
 			err = s.Flush(ctx)
 		}

@@ -42,14 +42,14 @@ func TestCatchUpLabels(t *testing.T) {
 		{Ref: 2, Labels: labels.FromStrings("__name__", "up", "node", "own")},
 		{Ref: 3, Labels: labels.FromStrings("__name__", "secret_x")},
 	}, nil)
-	require.NoError(t, s.Record(ctx, series, 0, 100))
+	require.NoError(t, s.Record(ctx, series, catchup.Window{From: 0, Until: 100, Exemplars: true}))
 	samples := enc.Samples([]record.RefSample{
 		{Ref: 1, T: 10, V: 1}, {Ref: 2, T: 20, V: 2}, {Ref: 3, T: 30, V: 3},
 		{Ref: 1, T: 5, V: 9},   // not after from
 		{Ref: 1, T: 101, V: 9}, // after until
 		{Ref: 99, T: 50, V: 9}, // no series record
 	}, nil)
-	require.NoError(t, s.Record(ctx, samples, 5, 100))
+	require.NoError(t, s.Record(ctx, samples, catchup.Window{From: 5, Until: 100, Exemplars: true}))
 	require.NoError(t, s.Flush(ctx))
 
 	assert.Equal(t, []prompb.Sample{{Value: 1, Timestamp: 10}},
@@ -79,7 +79,7 @@ func TestCatchUpSplitsRefusedBatches(t *testing.T) {
 
 	var enc record.Encoder
 	ctx := context.Background()
-	require.NoError(t, s.Record(ctx, enc.Series([]record.RefSeries{{Ref: 1, Labels: labels.FromStrings("__name__", "m")}}, nil), catchup.NothingSent, 1000))
+	require.NoError(t, s.Record(ctx, enc.Series([]record.RefSeries{{Ref: 1, Labels: labels.FromStrings("__name__", "m")}}, nil), catchup.Window{From: catchup.NothingSent, Until: 1000}))
 	var smps []record.RefSample
 	var want []prompb.Sample
 	for i := range 40 {
@@ -91,7 +91,7 @@ func TestCatchUpSplitsRefusedBatches(t *testing.T) {
 		}
 		smps = append(smps, record.RefSample{Ref: 1, T: int64(i), V: v})
 	}
-	require.NoError(t, s.Record(ctx, enc.Samples(smps, nil), catchup.NothingSent, 1000))
+	require.NoError(t, s.Record(ctx, enc.Samples(smps, nil), catchup.Window{From: catchup.NothingSent, Until: 1000}))
 	require.NoError(t, s.Flush(ctx))
 	assert.Equal(t, want, sk.got(`{__name__="m"}`))
 	assert.Equal(t, int64(3), st.Refused.Load())

@@ -28,6 +28,11 @@ type Config struct {
 	ExternalLabels map[string]string `mapstructure:"external_labels"`
 	// WAL configures the agent write-ahead log that the queues read.
 	WAL WALConfig `mapstructure:"wal"`
+	// MaxFutureSkew is how far ahead of the node's clock a sample or
+	// histogram may be stamped; later ones are refused at append
+	// (storage.ErrOutOfBounds) and counted (default 10m, as clock_guard and
+	// weft_store; 1s to 24h).
+	MaxFutureSkew time.Duration `mapstructure:"max_future_skew"`
 	// FlushDeadline bounds how long Shutdown waits for the queues to send
 	// what they hold; what is left stays in the WAL and is sent by the next
 	// start (default 1m, Prometheus's --storage.remote.flush-deadline).
@@ -185,6 +190,9 @@ func (c *Config) prometheusConfig() (*promconfig.Config, error) {
 	}
 	if c.WAL.MinWALTime > c.WAL.MaxWALTime && c.WAL.MaxWALTime > 0 {
 		errs = append(errs, fmt.Errorf("wal::min_wal_time: must not exceed wal::max_wal_time (%s), got %s", c.WAL.MaxWALTime, c.WAL.MinWALTime))
+	}
+	if c.MaxFutureSkew < time.Second || c.MaxFutureSkew > maxFutureSkewLimit {
+		errs = append(errs, fmt.Errorf("max_future_skew: must be between 1s and %s, got %s", maxFutureSkewLimit, c.MaxFutureSkew))
 	}
 	if c.FlushDeadline < 0 {
 		errs = append(errs, fmt.Errorf("flush_deadline: must not be negative, got %s", c.FlushDeadline))

@@ -32,6 +32,7 @@ func TestLoadConfig(t *testing.T) {
 	full := &Config{
 		WAL:            WALConfig{Directory: "/var/lib/weft/remote_write", TruncateFrequency: 30 * time.Minute, MinWALTime: time.Minute, MaxWALTime: 2 * time.Hour},
 		FlushDeadline:  10 * time.Second,
+		MaxFutureSkew:  time.Minute,
 		ExternalLabels: map[string]string{"node": "node-1", "cluster": "prod"},
 		Endpoints: []EndpointConfig{{
 			Name: "mimir", URL: "https://mimir.monitoring:8080/api/v1/push",
@@ -62,6 +63,7 @@ func TestLoadConfig(t *testing.T) {
 			"wal::directory: required",
 			"wal::truncate_frequency: must be at least 1s, got 10ms",
 			"wal::min_wal_time: must not exceed wal::max_wal_time (4h0m0s), got 5h0m0s",
+			"max_future_skew: must be between 1s and 24h0m0s, got 48h0m0s",
 			"flush_deadline: must not be negative, got -1s",
 			`external_labels: "__node": names starting with "__" are reserved`,
 			`external_labels: "bad-name" is not a Prometheus label name`,

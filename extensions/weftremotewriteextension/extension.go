@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/storage/remote"
 	"github.com/prometheus/prometheus/tsdb/agent"
+	"github.com/prometheus/prometheus/tsdb/wlog"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
@@ -32,7 +36,8 @@ type RemoteWrite struct {
 	cfg         Config
 	pcfg        *promconfig.Config // cfg translated; RemoteWriteConfigs in endpoint order
 	logger      *zap.Logger
-	slog        *slog.Logger
+	slog        *slog.Logger // to startHook, for the Prometheus libraries
+	hook        *startHook
 	tel         component.TelemetrySettings
 	now         func() time.Time
 	grace       time.Duration // catch-up grace period (defaultCatchupGrace)
@@ -44,12 +49,15 @@ type RemoteWrite struct {
 	fanout   storage.Storage // db, then rs (which only tracks the ingestion rate)
 	reg      *prometheus.Registry
 	prog     *catchup.Progress
+	firstSeg int             // the WAL segment this run started writing: earlier ones are the previous runs'
 	catchups []*catchupStats // by endpoint
 	started  bool
 	stopped  bool
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	telReg   metric.Registration
+
+	tooFar atomic.Int64 // samples and histograms refused: stamped after max_future_skew
 
 	qmu  sync.Mutex // serialises ApplyConfig; guards live
 	live []bool     // by endpoint: its queue runs (catch-up over)
@@ -66,11 +74,13 @@ func newRemoteWrite(tel component.TelemetrySettings, cfg *Config) (*RemoteWrite,
 	if logger == nil {
 		logger = zap.NewNop()
 	}
+	hook := newStartHook(zapslog.NewHandler(logger.Core()), filepath.Join(cfg.WAL.Directory, "wal"))
 	return &RemoteWrite{
 		cfg:    *cfg,
 		pcfg:   pcfg,
 		logger: logger,
-		slog:   slog.New(zapslog.NewHandler(logger.Core())),
+		slog:   slog.New(hook),
+		hook:   hook,
 		tel:    tel,
 		now:    time.Now,
 		grace:  defaultCatchupGrace,
@@ -128,6 +138,15 @@ func (r *RemoteWrite) Start(_ context.Context, _ component.Host) error {
 		return fmt.Errorf("weft_remote_write: open WAL in %q: %w", dir, err)
 	}
 	db.SetWriteNotified(rs)
+	// Opening the WAL started a new segment (wlog starts one after the
+	// newest): this run's records are in it and the ones after it.
+	_, firstSeg, err := wlog.Segments(filepath.Join(dir, "wal"))
+	if err != nil {
+		_ = db.Close()
+		_ = rs.Close()
+		return fmt.Errorf("weft_remote_write: list WAL segments in %q: %w", dir, err)
+	}
+	r.firstSeg = firstSeg
 	r.db, r.rs, r.reg, r.prog = db, rs, reg, prog
 	r.fanout = storage.NewFanout(r.slog, db, rs)
 	r.catchups = make([]*catchupStats, len(names))
@@ -213,7 +232,7 @@ func (a appendable) Appender(ctx context.Context) storage.Appender {
 	if a.r.fanout == nil {
 		return promappend.Closed{Err: errNotStarted}
 	}
-	return a.r.fanout.Appender(ctx)
+	return newFutureGuard(a.r.fanout.Appender(ctx), a.r.now(), a.r.cfg.MaxFutureSkew, &a.r.tooFar)
 }
 
 // AppendableV2 is Appendable for writers of the newer appender
@@ -227,13 +246,14 @@ func (a appendable) AppenderV2(ctx context.Context) storage.AppenderV2 {
 	if a.r.fanout == nil {
 		return promappend.ClosedV2{Err: errNotStarted}
 	}
-	return a.r.fanout.AppenderV2(ctx)
+	return newFutureGuardV2(a.r.fanout.AppenderV2(ctx), a.r.now(), a.r.cfg.MaxFutureSkew, &a.r.tooFar)
 }
 
-// startQueue adds endpoint i to the queues that run. ApplyConfig keeps
-// the queues of endpoints already running (their configuration is the
-// same) and starts the new one.
-func (r *RemoteWrite) startQueue(i int) error {
+// startQueue adds endpoint i to the queues that run and returns where
+// its watcher started (see handover.go). ApplyConfig keeps the queues of
+// endpoints already running (their configuration is the same) and starts
+// the new one. Starts are serialised, the wait for the watcher included.
+func (r *RemoteWrite) startQueue(ctx context.Context, i int) (watcherStart, error) {
 	r.qmu.Lock()
 	defer r.qmu.Unlock()
 	r.live[i] = true
@@ -244,7 +264,23 @@ func (r *RemoteWrite) startQueue(i int) error {
 			cfg.RemoteWriteConfigs = append(cfg.RemoteWriteConfigs, rw)
 		}
 	}
-	return r.rs.ApplyConfig(&cfg)
+	started, done := r.hook.expect()
+	defer done()
+	if err := r.rs.ApplyConfig(&cfg); err != nil {
+		return watcherStart{}, err
+	}
+	t := time.NewTimer(watcherStartWait)
+	defer t.Stop()
+	select {
+	case ws := <-started:
+		return ws, nil
+	case <-t.C:
+		r.logger.Warn("weft_remote_write: the queue's WAL watcher was not seen starting; samples stamped around the switch may be sent twice",
+			zap.String("endpoint", r.pcfg.RemoteWriteConfigs[i].Name), zap.Duration("waited", watcherStartWait))
+		return watcherStart{until: time.Now().Add(switchMargin).UnixMilli(), segment: math.MaxInt}, nil
+	case <-ctx.Done():
+		return watcherStart{}, ctx.Err()
+	}
 }
 
 // FromHost returns the weft_remote_write extension configured as id.

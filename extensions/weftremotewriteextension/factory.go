@@ -18,6 +18,10 @@ const (
 	defaultMaxWALTime        = 4 * time.Hour
 	// defaultFlushDeadline is Prometheus's --storage.remote.flush-deadline.
 	defaultFlushDeadline = time.Minute
+	defaultMaxFutureSkew = 10 * time.Minute
+	// maxFutureSkewLimit is the largest max_future_skew, clock_guard's and
+	// weft_store's too.
+	maxFutureSkewLimit = 24 * time.Hour
 )
 
 // NewFactory returns the factory of the weft_remote_write extension.
@@ -33,6 +37,7 @@ func createDefaultConfig() component.Config {
 			MaxWALTime:        defaultMaxWALTime,
 		},
 		FlushDeadline: defaultFlushDeadline,
+		MaxFutureSkew: defaultMaxFutureSkew,
 	}
 }
 

@@ -199,6 +199,7 @@ func (r *RemoteWrite) registerTelemetry() error {
 	lag := gauge("lag", "Newest timestamp the queue took from the WAL minus the newest it sent.", "s")
 	catchSent := counter("catchup_sent", "Samples, exemplars and histograms the catch-up sent at start (what the previous run left unsent), by kind.", "{item}")
 	catchRefused := counter("catchup_refused", "Samples, exemplars and histograms of the catch-up that the endpoint refused (mostly ones it already had).", "{item}")
+	refused := counter("refused", "Samples and histograms refused at append, by reason (too_far_in_future: stamped more than max_future_skew ahead of the node's clock).", "{item}")
 	appended := counter("appended", "Samples, exemplars and histograms appended to the WAL, by kind.", "{item}")
 	series := gauge("active_series", "Series the WAL tracks.", "{series}")
 	walBytes := gauge("wal_size", "Bytes of the WAL directory (segments and checkpoint).", "By")
@@ -213,7 +214,7 @@ func (r *RemoteWrite) registerTelemetry() error {
 	for i, rw := range r.pcfg.RemoteWriteConfigs {
 		names[i] = rw.Name
 	}
-	catchups := r.catchups
+	catchups, tooFar := r.catchups, &r.tooFar
 	registration, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		s := gather(reg)
 		for i, name := range names {
@@ -245,11 +246,12 @@ func (r *RemoteWrite) registerTelemetry() error {
 		o.ObserveFloat64(appended, s.sum(mAgentAppended, "type", "histogram"), metric.WithAttributes(attribute.String("kind", "histograms")))
 		o.ObserveFloat64(appended, s.sum(mAgentExemplars), metric.WithAttributes(attribute.String("kind", "exemplars")))
 		o.ObserveFloat64(series, s.sum(mAgentSeries))
+		o.ObserveFloat64(refused, float64(tooFar.Load()), metric.WithAttributes(attribute.String("reason", "too_far_in_future")))
 		segs, bytes := walFiles(dir)
 		o.ObserveFloat64(walBytes, float64(bytes))
 		o.ObserveFloat64(walSegs, float64(segs))
 		return nil
-	}, sent, failed, retried, dropped, pending, shards, lag, catchSent, catchRefused, appended, series, walBytes, walSegs)
+	}, sent, failed, retried, dropped, pending, shards, lag, catchSent, catchRefused, refused, appended, series, walBytes, walSegs)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -109,9 +110,22 @@ func (s *Sender) Close() {
 	}
 }
 
-// Record takes one WAL record: series are remembered, samples stamped in
-// (from, until] are batched and sent.
-func (s *Sender) Record(ctx context.Context, rec []byte, from, until int64) error {
+// Window says which entries of WAL records a Sender sends: samples and
+// histograms stamped in (From, Until], exemplars stamped after From when
+// Exemplars is set.
+type Window struct {
+	From      int64
+	Until     int64 // math.MaxInt64: no upper bound
+	Exemplars bool
+}
+
+// All is the window of everything stamped after from.
+func All(from int64) Window { return Window{From: from, Until: math.MaxInt64, Exemplars: true} }
+
+// Record takes one WAL record: series are remembered, entries in w are
+// batched and sent.
+func (s *Sender) Record(ctx context.Context, rec []byte, w Window) error {
+	from, until := w.From, w.Until
 	var err error
 	switch s.dec.Type(rec) {
 	case record.Series:
@@ -138,7 +152,7 @@ func (s *Sender) Record(ctx context.Context, rec []byte, from, until int64) erro
 			}
 		}
 	case record.Exemplars:
-		if !s.exemplars {
+		if !s.exemplars || !w.Exemplars {
 			return nil
 		}
 		if s.exs, err = s.dec.Exemplars(rec, s.exs[:0]); err != nil {

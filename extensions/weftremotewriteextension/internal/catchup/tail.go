@@ -39,9 +39,14 @@ func (w *Tail) Close() {
 	w.f, w.lr, w.started = nil, nil, false
 }
 
-// Read passes every record written since the last call to fn. caughtUp
-// is true when it stopped at the end of the newest segment.
-func (w *Tail) Read(fn func([]byte) error) (caughtUp bool, err error) {
+// Segment is the number of the segment the records Read passes come from
+// (checkpoint records: the segment the checkpoint ends before).
+func (w *Tail) Segment() int { return w.seg }
+
+// Read passes every record written since the last call to fn, from the
+// segments numbered below below (math.MaxInt: all). caughtUp is true when
+// it stopped at the end of the newest segment or at segment below.
+func (w *Tail) Read(below int, fn func([]byte) error) (caughtUp bool, err error) {
 	if !w.started {
 		first, _, err := wlog.Segments(w.dir)
 		if err != nil {
@@ -66,7 +71,7 @@ func (w *Tail) Read(fn func([]byte) error) (caughtUp bool, err error) {
 		if err != nil {
 			return false, fmt.Errorf("list WAL segments: %w", err)
 		}
-		if last < 0 || w.seg > last {
+		if last < 0 || w.seg > last || w.seg >= below {
 			return true, nil
 		}
 		if w.seg < 0 {
