@@ -160,6 +160,44 @@ service:
       level: none
 `
 
+// rwNativeConfig is rwOutageConfig on the shipped profile's path for
+// scraped samples: pod_scrape appends to weft_remote_write, no pdata.
+const rwNativeConfig = `
+extensions:
+  health_check:
+    endpoint: %[1]s
+  weft_remote_write:
+    wal:
+      directory: %[4]s
+    endpoints:
+      - url: %[3]s/api/v1/write
+        queue_config:
+          batch_send_deadline: 200ms
+          min_backoff: 100ms
+          max_backoff: 1s
+receivers:
+  pod_scrape:
+    scrape_interval: 250ms
+    scrape_timeout: 200ms
+    appendables: [weft_remote_write]
+    pdata: false
+    scrape_configs:
+      - job_name: probe
+        static_configs:
+          - targets: [%[2]s]
+exporters:
+  debug: {}
+service:
+  extensions: [health_check, weft_remote_write]
+  pipelines:
+    metrics:
+      receivers: [pod_scrape]
+      exporters: [debug]
+  telemetry:
+    metrics:
+      level: none
+`
+
 // TestRemoteWriteOutageAndKill: the remote-write backend is down for a
 // while, weft is killed with SIGKILL during the outage and started again;
 // once the backend is back every sample scraped before the kill arrives.
@@ -173,11 +211,20 @@ service:
 // only failures (2 in about 220 runs) were the last sample served before the
 // kill, still on its way through weft, and a failure message listing the
 // missing samples as they were when the wait began rather than at its end.
+//
+// Two paths: "exporter" (the contrib prometheus_remote_write exporter's
+// WAL, which the profile keeps for OTLP-origin metrics) and "native"
+// (pod_scrape appends to weft_remote_write: the profile's path for scraped
+// samples).
 func TestRemoteWriteOutageAndKill(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "weft")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	require.NoError(t, err, "go build: %s", out)
+	t.Run("exporter", func(t *testing.T) { testRemoteWriteOutageAndKill(t, bin, rwOutageConfig, true) })
+	t.Run("native", func(t *testing.T) { testRemoteWriteOutageAndKill(t, bin, rwNativeConfig, false) })
+}
 
+func testRemoteWriteOutageAndKill(t *testing.T, bin, config string, exporterWAL bool) {
 	target := &probeTarget{}
 	ts := httptest.NewServer(target)
 	t.Cleanup(ts.Close)
@@ -189,7 +236,7 @@ func TestRemoteWriteOutageAndKill(t *testing.T) {
 	addrs, err := loopback.FreeAddrs(1)
 	require.NoError(t, err)
 	cfgPath := filepath.Join(dir, "weft.yaml")
-	require.NoError(t, os.WriteFile(cfgPath, fmt.Appendf(nil, rwOutageConfig, addrs[0], ts.Listener.Addr(), rw.URL, filepath.Join(dir, "wal")), 0o600))
+	require.NoError(t, os.WriteFile(cfgPath, fmt.Appendf(nil, config, addrs[0], ts.Listener.Addr(), rw.URL, filepath.Join(dir, "wal")), 0o600))
 	start := func() *exec.Cmd {
 		cmd := exec.Command(bin, "--config", "file:"+cfgPath)
 		cmd.Stdout, cmd.Stderr = testLogWriter{t}, testLogWriter{t}
@@ -223,7 +270,11 @@ func TestRemoteWriteOutageAndKill(t *testing.T) {
 		sink.mu.Lock()
 		t.Logf("values at the sink: %v", sink.got)
 		sink.mu.Unlock()
-		t.Logf("WAL right after the kill, kept in %s:\n%s", snap, dumpWAL(filepath.Join(snap, "prom_remotewrite")))
+		if exporterWAL {
+			t.Logf("WAL right after the kill, kept in %s:\n%s", snap, dumpWAL(filepath.Join(snap, "prom_remotewrite")))
+		} else {
+			t.Logf("WAL right after the kill kept in %s", snap)
+		}
 	}
 }
 
