@@ -88,13 +88,14 @@ type options struct {
 	Only           string        // run only this side (debugging a workload; no comparison)
 	Commit         string        // weft commit measured, for the report (default: git rev-parse of the repository)
 	ProfileDir     string        `json:"-"` // scrape workloads: weft's CPU and heap profiles of each window go here
-	WeftNative     bool          // scrape-wal, scrape-agent: weft scrapes straight into weft_remote_write (pod_scrape appendables, no pdata)
+	WeftNative     bool          // weft scrapes on the shipped profile's native path (pod_scrape appendables, no pdata): scrape-wal, scrape-agent, rules, freshness, nominal
 }
 
 func defaultOptions() options {
 	return options{
-		Workloads: []string{"logs-10k", "logs-max", "scrape", "scrape-wal", "scrape-agent", "scrape-otlp", "traces", "idle", "rules", "freshness", "nominal"},
-		Rounds:    3, GoMaxProcs: "2", GoMemLimit: "768MiB", Sample: 250 * time.Millisecond,
+		Workloads:  []string{"logs-10k", "logs-max", "scrape", "scrape-wal", "scrape-agent", "scrape-otlp", "traces", "idle", "rules", "freshness", "nominal"},
+		WeftNative: true,
+		Rounds:     3, GoMaxProcs: "2", GoMemLimit: "768MiB", Sample: 250 * time.Millisecond,
 		DrainTimeout: 90 * time.Second,
 		LogLines:     200_000, LogRate: 10_000, LogMaxLines: 1_000_000, LogMaxAhead: 100_000,
 		LogFiles: 10, LogLineBytes: 200, RotateBytes: 10 << 20, RotateKeep: 4,
@@ -161,7 +162,7 @@ func main() {
 	flag.StringVar(&o.WorkDir, "workdir", "", "work directory (default: temporary, removed at the end)")
 	flag.BoolVar(&o.Keep, "keep", false, "keep the work directory")
 	flag.StringVar(&o.Commit, "commit", "", "weft commit measured, for the report (default: `git rev-parse --short HEAD` of the repository)")
-	flag.BoolVar(&o.WeftNative, "weft-native", false, "scrape-wal, scrape-agent: weft on the native path (pod_scrape appendables → weft_remote_write, no pdata) instead of pdata → prometheus_remote_write")
+	flag.BoolVar(&o.WeftNative, "weft-native", o.WeftNative, "weft's scraped samples on the shipped profile's native path (pod_scrape appendables → weft_store / weft_remote_write, no pdata) in scrape-wal, scrape-agent, rules, freshness, nominal; false: pdata → weft_store / prometheus_remote_write")
 	flag.StringVar(&o.ProfileDir, "profile-dir", "", "scrape workloads: write weft's pprof CPU profile of each window and its heap profile at the window's end here")
 	flag.StringVar(&o.Only, "only", "", "run only this side, weft or peer (to debug a workload)")
 	render := flag.String("render", "", "do not run: re-render the report (and with -out, RESULTS.md's section and the charts) from this samples JSON")

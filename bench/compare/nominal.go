@@ -81,7 +81,7 @@ const nominalWeftConfig = `extensions:
     http:
       endpoint: {{query}}
     store: weft_store
-receivers:
+{{rwext}}receivers:
   otlp:
     protocols:
       grpc:
@@ -90,7 +90,7 @@ receivers:
     include: [{{dir}}/*/*/*.log]
     start_at: beginning
   pod_scrape:
-    scrape_configs:
+{{native}}    scrape_configs:
       - job_name: nominal
         scrape_interval: {{interval}}
         scrape_timeout: {{timeout}}
@@ -105,7 +105,7 @@ processors:
 {{connectors}}exporters:
   weft_store: {}
 {{exporters}}service:
-  extensions: [health_check, weft_store, weft_rules, weft_query]
+  extensions: [health_check, weft_store{{rwextname}}, weft_rules, weft_query]
   telemetry:
     metrics:
       level: none
@@ -129,7 +129,10 @@ processors:
 // nominalExporters are the export side of both nominal configs: logs by
 // OTLP/HTTP, spans by OTLP/gRPC, samples by remote write with the WAL of
 // weft's shipped profile (the same exporter settings on both sides).
-const nominalExporters = `  otlp_http:
+const nominalExporters = nominalOTLPExporters + scrapeRWWALExporter
+
+// nominalOTLPExporters send the logs and spans.
+const nominalOTLPExporters = `  otlp_http:
     endpoint: http://{{sinkHTTP}}
     compression: none
   otlp_grpc:
@@ -137,7 +140,7 @@ const nominalExporters = `  otlp_http:
     compression: none
     tls:
       insecure: true
-` + scrapeRWWALExporter
+`
 
 const nominalExportPipelines = `    traces/export:
       receivers: [forward]
@@ -209,15 +212,41 @@ scrape_configs:
 
 // renderNominalWeft is weft's configuration; export adds the forwarding
 // of the shipped profile (nominal) to it, without it everything stays in
-// the store (freshness).
-func renderNominalWeft(export bool, vars ...string) string {
+// the store (freshness). native puts the scraped samples on the shipped
+// profile's path: pod_scrape appends to weft_store (and, with export, to
+// weft_remote_write), no pdata; without it they go through the pipeline
+// (pdata) to weft_store and the remote-write exporter with its WAL.
+func renderNominalWeft(export, native bool, vars ...string) string {
 	conn, exp, fwd, rw, pipes := "", "", "", "", ""
 	if export {
 		conn, exp, fwd, rw, pipes = "connectors:\n  forward: {}\n", nominalExporters, ", forward", ", prometheus_remote_write", nominalExportPipelines
 	}
+	nat, rwext, rwextname := "", "", ""
+	if native {
+		apps := "weft_store"
+		if export {
+			apps += ", weft_remote_write"
+			rwext = nominalRWExtension
+			rwextname = ", weft_remote_write"
+		}
+		nat = "    appendables: [" + apps + "]\n    pdata: false\n"
+		rw = "" // the pipeline carries no scraped samples
+		if export {
+			exp = nominalOTLPExporters
+		}
+	}
 	return replaceAll(nominalWeftConfig, append([]string{"{{connectors}}", conn, "{{exporters}}", exp, "{{fwd}}", fwd,
-		"{{rw}}", rw, "{{exportPipelines}}", pipes}, vars...)...)
+		"{{rw}}", rw, "{{exportPipelines}}", pipes, "{{native}}", nat, "{{rwext}}", rwext, "{{rwextname}}", rwextname}, vars...)...)
 }
+
+// nominalRWExtension is weft_remote_write as the shipped profile
+// configures it, sending to the nominal remote-write sink.
+const nominalRWExtension = `  weft_remote_write:
+    wal:
+      directory: {{wal}}
+    endpoints:
+      - url: {{sink}}
+`
 
 // nominalRun is one side of a nominal-load run: its files, addresses,
 // children and load generators.
@@ -284,7 +313,7 @@ func (h *harness) startNominal(ctx context.Context, side string, s *sample, sink
 	}
 	cfgPath := filepath.Join(h.o.WorkDir, r.name+".yaml")
 	if side == sideWeft {
-		if err := os.WriteFile(cfgPath, []byte(renderNominalWeft(sink != nil, vars...)), 0o600); err != nil {
+		if err := os.WriteFile(cfgPath, []byte(renderNominalWeft(sink != nil, h.o.WeftNative, vars...)), 0o600); err != nil {
 			return nil, nil, err
 		}
 		c, err := startChild(h, r.name, h.o.WeftBin, "--config", "file:"+cfgPath)

@@ -78,7 +78,7 @@ var nominalVars = []string{"{{health}}", "127.0.0.1:1", "{{data}}", "/d", "{{rul
 // as the shipped profile does (forward connector, export pipelines,
 // remote write with its WAL beside the store).
 func TestRenderNominalWeft(t *testing.T) {
-	local := renderNominalWeft(false, nominalVars...)
+	local := renderNominalWeft(false, false, nominalVars...)
 	noPlaceholders(t, local)
 	for _, want := range []string{
 		"      receivers: [container_logs]\n      processors: [memory_limiter, trace_context]\n      exporters: [weft_store]\n",
@@ -93,7 +93,7 @@ func TestRenderNominalWeft(t *testing.T) {
 		assert.NotContains(t, local, not)
 	}
 
-	fwd := renderNominalWeft(true, nominalVars...)
+	fwd := renderNominalWeft(true, false, nominalVars...)
 	noPlaceholders(t, fwd)
 	for _, want := range []string{
 		"connectors:\n  forward: {}\nexporters:\n  weft_store: {}\n  otlp_http:\n    endpoint: http://127.0.0.1:5\n",
@@ -105,6 +105,30 @@ func TestRenderNominalWeft(t *testing.T) {
 	} {
 		assert.Contains(t, fwd, want)
 	}
+}
+
+// With native (the shipped profile's path), pod_scrape appends to
+// weft_store and, when forwarding, to weft_remote_write; the pipeline and
+// the exporters carry no scraped samples.
+func TestRenderNominalWeftNative(t *testing.T) {
+	local := renderNominalWeft(false, true, nominalVars...)
+	noPlaceholders(t, local)
+	assert.Contains(t, local, "  pod_scrape:\n    appendables: [weft_store]\n    pdata: false\n    scrape_configs:\n")
+	assert.Contains(t, local, "extensions: [health_check, weft_store, weft_rules, weft_query]")
+	assert.NotContains(t, local, "weft_remote_write")
+
+	fwd := renderNominalWeft(true, true, nominalVars...)
+	noPlaceholders(t, fwd)
+	for _, want := range []string{
+		"    appendables: [weft_store, weft_remote_write]\n    pdata: false\n",
+		"  weft_remote_write:\n    wal:\n      directory: /wal\n    endpoints:\n      - url: http://127.0.0.1:7/api/v1/write\n",
+		"extensions: [health_check, weft_store, weft_remote_write, weft_rules, weft_query]",
+		"      receivers: [pod_scrape]\n      processors: [memory_limiter]\n      exporters: [weft_store]\n",
+		"    logs/export:\n      receivers: [forward]\n      exporters: [otlp_http]\n",
+	} {
+		assert.Contains(t, fwd, want)
+	}
+	assert.NotContains(t, fwd, "prometheus_remote_write")
 }
 
 // The peer's collector forwards the same loads with the same exporters;

@@ -62,7 +62,7 @@ const rulesWeftConfig = `extensions:
     store: weft_store
 receivers:
   pod_scrape:
-    scrape_configs:
+{{native}}    scrape_configs:
       - job_name: rules-bench
         scrape_interval: {{interval}}
         scrape_timeout: {{timeout}}
@@ -134,7 +134,10 @@ func runRules(ctx context.Context, h *harness, side string, s *sample) error {
 	timeout := min(10*time.Second, h.o.RuleInterval*9/10)
 	vars := []string{"{{health}}", health, "{{data}}", data, "{{rules}}", rulesPath, "{{interval}}", promDuration(h.o.RuleInterval),
 		"{{timeout}}", promDuration(timeout), "{{query}}", api, "{{target}}", tgt.Addr,
-		"{{extensions}}", "health_check, weft_store, weft_rules, weft_query"}
+		"{{extensions}}", "health_check, weft_store, weft_rules, weft_query", "{{native}}", ""}
+	if h.o.WeftNative {
+		vars[len(vars)-1] = "    appendables: [weft_store]\n    pdata: false\n" // the shipped profile's path
+	}
 	var c *child
 	var readyURL string
 	cfgPath := filepath.Join(h.o.WorkDir, name+".yaml")
