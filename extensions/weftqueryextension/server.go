@@ -272,6 +272,7 @@ func (s *server) handler() http.Handler {
 		Engine: s.engine, Parser: s.parser, Queryable: s.queryable, Exemplars: s.store.ExemplarQueryable(), Rules: s.rules, Now: now,
 		Gate:      func(h http.HandlerFunc) http.HandlerFunc { return s.gated(h, promapi.Fail) },
 		FormError: s.formError, Observe: s.countQueryError,
+		Federation: promapi.Federation{ExternalLabels: s.store.ExternalLabels()},
 	}
 	prom.Register(mux)
 	jaeger := &jaegerapi.API{Catalog: s.store, Traces: s.store, Now: now,

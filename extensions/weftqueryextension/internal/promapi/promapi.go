@@ -108,6 +108,8 @@ type API struct {
 	FormError func(error) *Error
 	// Observe sees every error answered (the front door counts bounds).
 	Observe func(*Error)
+	// Federation configures /federate (federate.go).
+	Federation Federation
 }
 
 // Serve answers h's data or error in the Prometheus envelope.
@@ -159,6 +161,7 @@ func (a *API) Register(mux *http.ServeMux) {
 		mux.HandleFunc(m+" /api/v1/query_exemplars", a.Query(a.queryExemplars))
 	}
 	mux.HandleFunc("GET /api/v1/label/{name}/values", a.Query(a.labelValues))
+	mux.HandleFunc("GET /federate", a.Gate(a.federate))
 	mux.HandleFunc("GET /api/v1/metadata", a.Serve(func(*http.Request) (any, annotations.Annotations, *Error) {
 		return map[string]any{}, nil, nil
 	}))
