@@ -23,6 +23,7 @@
 //	rules               weft_store+weft_rules vs Prometheus 2.42          (prometheus on PATH)
 //	freshness           weft alone: time until weft_query returns a line, sample, span
 //	nominal             all loads in one weft vs otelcol contrib + Prometheus 2.42, summed
+//	store-memory        RSS per stored series with exemplars: weft_store vs Prometheus 2.42
 //
 // A separate mode with its own flags, `go run . storeapi [flags]`, measures
 // weft's Thanos StoreAPI against Prometheus 2.42 + thanos sidecar, and query
@@ -81,19 +82,24 @@ type options struct {
 	FreshScrapes   int           // freshness: scrape intervals per run (a sample marker each)
 	FreshEvery     time.Duration // freshness: a log line and a span marker this often
 	FreshPoll      time.Duration // freshness: each poller asks weft_query this often
+	MemSeriesSmall int           // store-memory: series of the smaller size
+	MemSeriesLarge int           // store-memory: series of the larger size
+	MemInterval    time.Duration // store-memory: scrape interval
+	MemScrapes     int           // store-memory: scrapes before RSS is read
+	MemTargets     int           // store-memory: targets each size's series are split over
 	OutDir         string        `json:"-"` // bench/ directory: RESULTS.md section, compare/results/*
 	JSONPath       string        `json:"-"` // raw samples also written here when set
 	WorkDir        string        `json:"-"` // binaries, configs, logs, data; a temporary one when empty
 	Keep           bool          // keep WorkDir
 	Only           string        // run only this side (debugging a workload; no comparison)
 	Commit         string        // weft commit measured, for the report (default: git rev-parse of the repository)
-	ProfileDir     string        `json:"-"` // scrape workloads: weft's CPU and heap profiles of each window go here
+	ProfileDir     string        `json:"-"` // scrape workloads and store-memory: weft's CPU and heap profiles of each window go here
 	WeftNative     bool          // weft scrapes on the shipped profile's native path (pod_scrape appendables, no pdata): scrape-wal, scrape-agent, rules, freshness, nominal
 }
 
 func defaultOptions() options {
 	return options{
-		Workloads:  []string{"logs-10k", "logs-max", "scrape", "scrape-wal", "scrape-agent", "scrape-otlp", "traces", "idle", "rules", "freshness", "nominal"},
+		Workloads:  []string{"logs-10k", "logs-max", "scrape", "scrape-wal", "scrape-agent", "scrape-otlp", "traces", "idle", "rules", "freshness", "nominal", "store-memory"},
 		WeftNative: true,
 		Rounds:     3, GoMaxProcs: "2", GoMemLimit: "768MiB", Sample: 250 * time.Millisecond,
 		DrainTimeout: 90 * time.Second,
@@ -104,6 +110,7 @@ func defaultOptions() options {
 		IdleFor:    60 * time.Second,
 		RuleSeries: 50_000, RuleCount: 200, RuleInterval: 15 * time.Second, RuleCycles: 4,
 		FreshScrapes: 8, FreshEvery: 100 * time.Millisecond, FreshPoll: 20 * time.Millisecond,
+		MemSeriesSmall: 10_000, MemSeriesLarge: 100_000, MemInterval: 15 * time.Second, MemScrapes: 4, MemTargets: 1,
 	}
 }
 
@@ -118,6 +125,7 @@ func (o *options) smoke() {
 	o.IdleFor = 3 * time.Second
 	o.RuleSeries, o.RuleInterval, o.RuleCycles = 5_000, 2*time.Second, 2
 	o.FreshScrapes = 2 // freshness and nominal: the loads at full rate, 5k series, 4 s
+	o.MemSeriesSmall, o.MemSeriesLarge, o.MemInterval, o.MemScrapes = 1_000, 5_000, time.Second, 2
 }
 
 func main() {
@@ -157,13 +165,18 @@ func main() {
 	flag.IntVar(&o.FreshScrapes, "freshness-scrapes", o.FreshScrapes, "freshness: scrape intervals per run, one sample marker each")
 	flag.DurationVar(&o.FreshEvery, "freshness-every", o.FreshEvery, "freshness: write a marker line and send a marker span this often")
 	flag.DurationVar(&o.FreshPoll, "freshness-poll", o.FreshPoll, "freshness: each signal's poller asks weft_query this often")
+	flag.IntVar(&o.MemSeriesSmall, "memory-series-small", o.MemSeriesSmall, "store-memory: series of the smaller size")
+	flag.IntVar(&o.MemSeriesLarge, "memory-series-large", o.MemSeriesLarge, "store-memory: series of the larger size")
+	flag.DurationVar(&o.MemInterval, "memory-interval", o.MemInterval, "store-memory: scrape interval")
+	flag.IntVar(&o.MemScrapes, "memory-scrapes", o.MemScrapes, "store-memory: scrapes before RSS is read")
+	flag.IntVar(&o.MemTargets, "memory-targets", o.MemTargets, "store-memory: split each size's series over this many targets (sidecars of a node)")
 	flag.StringVar(&o.OutDir, "out", "", "bench/ directory to write RESULTS.md's section, charts and raw JSON into (nothing when empty)")
 	flag.StringVar(&o.JSONPath, "json", "", "also write the raw samples as JSON here")
 	flag.StringVar(&o.WorkDir, "workdir", "", "work directory (default: temporary, removed at the end)")
 	flag.BoolVar(&o.Keep, "keep", false, "keep the work directory")
 	flag.StringVar(&o.Commit, "commit", "", "weft commit measured, for the report (default: `git rev-parse --short HEAD` of the repository)")
 	flag.BoolVar(&o.WeftNative, "weft-native", o.WeftNative, "weft's scraped samples on the shipped profile's native path (pod_scrape appendables → weft_store / weft_remote_write, no pdata) in scrape-wal, scrape-agent, rules, freshness, nominal; false: pdata → weft_store / prometheus_remote_write")
-	flag.StringVar(&o.ProfileDir, "profile-dir", "", "scrape workloads: write weft's pprof CPU profile of each window and its heap profile at the window's end here")
+	flag.StringVar(&o.ProfileDir, "profile-dir", "", "scrape workloads and store-memory: write weft's pprof CPU profile of each window and its heap profile at the window's end here")
 	flag.StringVar(&o.Only, "only", "", "run only this side, weft or peer (to debug a workload)")
 	render := flag.String("render", "", "do not run: re-render the report (and with -out, RESULTS.md's section and the charts) from this samples JSON")
 	flag.Parse()
@@ -274,6 +287,8 @@ type sample struct {
 	Points      []point `json:"points"`
 	// Freshness is the freshness workload's markers per signal.
 	Freshness []freshness `json:"freshness,omitempty"`
+	// Memory is the store-memory workload's figures per size, smaller first.
+	Memory []memorySize `json:"store_memory,omitempty"`
 }
 
 const (
@@ -312,6 +327,9 @@ func workloads() []workload {
 		{"rules", "200 alerting rules over 50k scraped series", "evaluation cycle", func(*harness) string { return "Prometheus 2.42 (Debian package)" }, runRules},
 		{"freshness", "time from a log line written, a sample served, a span received until weft_query returns it, at the nominal load", "second", nil, runFreshness},
 		{"nominal", "the nominal load in one weft (logs, spans, scrape, 200 rules; stored, evaluated, forwarded) vs the two programs it replaces", "window of load", peerNominal, runNominal},
+		{"store-memory", "RSS per active series of the local TSDB with exemplars (slope between two sizes)", "sample", func(*harness) string {
+			return "Prometheus 2.42 --enable-feature=exemplar-storage (Debian package)"
+		}, runStoreMemory},
 	}
 }
 
@@ -345,6 +363,8 @@ func (o options) validate() error {
 		return errors.New("-freshness-scrapes > 0, -freshness-every ≥ 10ms, 1ms ≤ -freshness-poll ≤ -freshness-every")
 	case o.ScrapeSeries < 2*o.RuleCount+1 && (slices.Contains(o.Workloads, "freshness") || slices.Contains(o.Workloads, "nominal")):
 		return errors.New("freshness and nominal: -scrape-series must be more than twice -rules (a fifth of the series, at least one per rule, are the rules' counters)")
+	case o.MemTargets <= 0 || o.MemSeriesSmall < memoryMinSeries*o.MemTargets || o.MemSeriesLarge <= o.MemSeriesSmall || o.MemScrapes <= 0 || o.MemInterval < time.Second:
+		return fmt.Errorf("-memory-targets > 0, -memory-series-small ≥ %d per target, -memory-series-large > -memory-series-small, -memory-scrapes > 0, -memory-interval ≥ 1s", memoryMinSeries)
 	}
 	return nil
 }
@@ -459,7 +479,7 @@ func (o options) needs() (core, contrib, prom bool) {
 		switch w {
 		case "traces":
 			core = true
-		case "rules", "scrape-agent":
+		case "rules", "scrape-agent", "store-memory":
 			prom = true
 		case "freshness": // weft alone
 		case "nominal":
@@ -514,7 +534,7 @@ func (h *harness) build(ctx context.Context) error {
 		if p == "" {
 			var err error
 			if p, err = exec.LookPath("prometheus"); err != nil {
-				return errors.New("the rules and scrape-agent workloads need Prometheus 2.42: run hack/install-debian-tools.sh (Debian package prometheus), or set $WEFT_PROMETHEUS or -prometheus")
+				return errors.New("the rules, scrape-agent, nominal and store-memory workloads need Prometheus 2.42: run hack/install-debian-tools.sh (Debian package prometheus), or set $WEFT_PROMETHEUS or -prometheus")
 			}
 		}
 		h.o.PrometheusBin = p

@@ -150,6 +150,10 @@ func markdown(rep *report) string {
 			fmt.Fprintf(&b, "| weft | %d | %s | %s (%s–%s) | %.1f (%.1f–%.1f) | %.1f | %.1f |\n\n", wst.Runs, sentReceived(wst),
 				cpuFormat(w.unit, wst.CPU.Median), cpuFormat(w.unit, wst.CPU.Min), cpuFormat(w.unit, wst.CPU.Max),
 				wst.Peak.Median, wst.Peak.Min, wst.Peak.Max, wst.Anon.Median, wst.Ready.Median)
+		} else if wl == "store-memory" {
+			fmt.Fprintf(&b, "### %s: %s\n\n", wl, w.title)
+			fmt.Fprintf(&b, "Peer: %s. %s\n\n", w.peer(nil), describeWorkload(wl, o))
+			b.WriteString(storeMemoryTable(ws, ps))
 		} else {
 			peer := w.peer(nil)
 			fmt.Fprintf(&b, "### %s: %s\n\n", wl, w.title)
@@ -201,7 +205,7 @@ func peerShort(wl string) string {
 	switch wl {
 	case "traces":
 		return "otelcol minimal"
-	case "rules":
+	case "rules", "store-memory":
 		return "Prometheus 2.42"
 	case "scrape-agent":
 		return "Prometheus 2.42 agent"
@@ -249,6 +253,8 @@ func describeWorkload(wl string, o options) string {
 			"The peer's CPU is the sum of both processes' (sampled together), its peak RSS the sum of their VmHWM (what each needs reserved), its RSS points the sum of both. CPU is per window of load: the CPU seconds each side spent carrying the same load, however long it took to deliver it. "+
 			"Window: from the first scrape until the loads were sent and every line, span and sample (%d scrapes; later ones get 503) arrived at the sinks. Verified: every line and span once, every series once per scrape, count(http_requests_total) through the side's query API at the last scrape = the rule series, every rule evaluated with health ok.",
 			window, lines, spans, o.ScrapeSeries, o.ScrapeInterval, o.RuleCount, o.ScrapeCount)
+	case "store-memory":
+		return describeStoreMemory(o)
 	case "rules":
 		return fmt.Sprintf("Both scrape the same %d counter series (shard × pod) every %s and evaluate the same %d alerting rules (`rate(http_requests_total{shard=\"N\",status=~\"5..\"}[5m]) > 0.2`, for 2m, 10 groups: the rule set of rules/bench_test.go) every %s. weft: `pod_scrape` → `weft_store` (WAL directory) + `weft_rules` + `weft_query`; Prometheus: its own scrape, TSDB and rules manager. Window: %d intervals from the first scrape; CPU per evaluation cycle is everything the process did in an interval (scrape, storage, rules). Verified: count(http_requests_total) through each side's query API = the series sent, and every rule evaluated with health ok.",
 			o.RuleSeries, o.RuleInterval, o.RuleCount, o.RuleInterval, o.RuleCycles)

@@ -20,7 +20,8 @@ import (
 // TestBenchCompareSmoke runs every workload of the side-by-side harness for
 // a few seconds, one round (weft, then the peer; freshness: weft alone): the harness builds weft,
 // both peer builds (bench/peer core and -tags contrib) and itself, starts
-// Prometheus 2.42 for the rules workload, and the test checks that every run
+// Prometheus 2.42 for the rules, scrape-agent, nominal and store-memory
+// workloads, and the test checks that every run
 // of both sides delivered exactly what was sent and was measured.
 func TestBenchCompareSmoke(t *testing.T) {
 	if _, err := exec.LookPath("prometheus"); err != nil && os.Getenv("WEFT_PROMETHEUS") == "" {
@@ -59,6 +60,12 @@ func TestBenchCompareSmoke(t *testing.T) {
 				Markers, Found int
 				Latency        []float64 `json:"latency_s"`
 			}
+			Memory []struct {
+				Series, Stored int
+				Exemplars      int     `json:"exemplars"`
+				RSSMiB         float64 `json:"rss_mib"`
+				AnonMiB        float64 `json:"rss_anon_mib"`
+			} `json:"store_memory"`
 		} `json:"samples"`
 	}
 	require.NoError(t, json.Unmarshal(b, &rep))
@@ -82,7 +89,7 @@ func TestBenchCompareSmoke(t *testing.T) {
 		assert.GreaterOrEqual(t, s.PeakRSSMiB, s.ReadyRSSMiB, name)
 		assert.GreaterOrEqual(t, len(s.Points), 2, "%s: RSS sampled over the window", name)
 	}
-	compared := []string{"logs-10k", "logs-max", "scrape", "scrape-wal", "scrape-agent", "scrape-otlp", "traces", "idle", "rules", "nominal"}
+	compared := []string{"logs-10k", "logs-max", "scrape", "scrape-wal", "scrape-agent", "scrape-otlp", "traces", "idle", "rules", "nominal", "store-memory"}
 	for _, wl := range compared {
 		assert.Equal(t, []string{"weft", "peer"}, seen[wl], wl)
 	}
@@ -100,8 +107,24 @@ func TestBenchCompareSmoke(t *testing.T) {
 			assert.Len(t, f.Latency, f.Found, f.Signal)
 		}
 	}
+	// store-memory: two sizes per run, each stored in full with its
+	// exemplars, RSS read at each.
+	for _, s := range rep.Samples {
+		if s.Workload != "store-memory" {
+			continue
+		}
+		require.Len(t, s.Memory, 2, s.Side)
+		assert.Less(t, s.Memory[0].Series, s.Memory[1].Series, s.Side)
+		for _, m := range s.Memory {
+			assert.Equal(t, m.Series, m.Stored, s.Side)
+			assert.Greater(t, m.Exemplars, m.Series/2, "%s: every carrier series' exemplar of the last two scrapes", s.Side)
+			assert.Greater(t, m.RSSMiB, m.AnonMiB, s.Side)
+			assert.Positive(t, m.AnonMiB, s.Side)
+		}
+	}
 	md := stdout.String()
 	assert.Equal(t, len(compared), strings.Count(md, "| **ratio weft / peer** |"), md)
 	assert.Contains(t, md, "Peer: none, weft alone")
+	assert.Contains(t, md, "Goal (issue #21): weft slope ≤ 2 KiB per series")
 	assert.NotContains(t, md, "NOT VERIFIED")
 }
