@@ -131,15 +131,26 @@ processors:
 // weft's shipped profile (the same exporter settings on both sides).
 const nominalExporters = nominalOTLPExporters + scrapeRWWALExporter
 
-// nominalOTLPExporters send the logs and spans.
+// nominalOTLPExporters send the logs and spans, batching in their
+// sending queues as the shipped profile's exporters do (in memory here):
+// without it every read of a log file became a request, and the exporter,
+// with more requests in flight than idle connections it keeps, opened a
+// new connection for many of them.
 const nominalOTLPExporters = `  otlp_http:
     endpoint: http://{{sinkHTTP}}
     compression: none
-  otlp_grpc:
+` + nominalQueue + `  otlp_grpc:
     endpoint: {{sinkGRPC}}
     compression: none
     tls:
       insecure: true
+` + nominalQueue
+
+const nominalQueue = `    sending_queue:
+      batch:
+        flush_timeout: 200ms
+        min_size: 2000
+        max_size: 10000
 `
 
 const nominalExportPipelines = `    traces/export:
@@ -313,13 +324,25 @@ func (h *harness) startNominal(ctx context.Context, side string, s *sample, sink
 	}
 	cfgPath := filepath.Join(h.o.WorkDir, r.name+".yaml")
 	if side == sideWeft {
-		if err := os.WriteFile(cfgPath, []byte(renderNominalWeft(sink != nil, h.o.WeftNative, vars...)), 0o600); err != nil {
+		cfg := renderNominalWeft(sink != nil, h.o.WeftNative, vars...)
+		pprofAddr := ""
+		if h.o.ProfileDir != "" {
+			a, err := freeAddrs(1)
+			if err != nil {
+				return nil, nil, err
+			}
+			pprofAddr = a[0]
+			cfg = strings.Replace(cfg, "extensions:\n", "extensions:\n  pprof:\n    endpoint: "+pprofAddr+"\n", 1)
+			cfg = strings.Replace(cfg, "extensions: [health_check", "extensions: [health_check, pprof", 1)
+		}
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 			return nil, nil, err
 		}
 		c, err := startChild(h, r.name, h.o.WeftBin, "--config", "file:"+cfgPath)
 		if err != nil {
 			return nil, nil, err
 		}
+		c.pprof = pprofAddr
 		r.children = append(r.children, c)
 		if err := c.waitHTTP(ctx, "http://"+health+"/", 90*time.Second); err != nil {
 			return nil, nil, err
@@ -506,12 +529,14 @@ func runNominal(ctx context.Context, h *harness, side string, s *sample) error {
 	}
 	smp.restart()
 	start := time.Now()
+	c := r.children[0]
+	_, _, _, window := h.o.nominalSizes(s.Workload)
+	endProfile := h.profile(ctx, c, window)
 	if err := r.load(ctx); err != nil {
 		return err
 	}
 	sendSec := time.Since(start).Seconds()
 	n, k := int64(h.o.ScrapeSeries), int64(r.scrapes)
-	c := r.children[0]
 	err = c.waitFor(ctx, h.o.ScrapeInterval+h.o.DrainTimeout, func() bool {
 		return r.tgt.served.Load() >= k && rw.samples.Load() >= k*n &&
 			sink.logs.received.Load() >= int64(lines) && sink.spans.received.Load() >= int64(spans)
@@ -523,6 +548,7 @@ func runNominal(ctx context.Context, h *harness, side string, s *sample) error {
 		err = r.exited()
 	}
 	h.finish(c, smp, s, r.children[1:]...)
+	endProfile()
 	count, cerr := r.seriesAtLastScrape(ctx)
 	evaluated, rerr := rulesEvaluatedOK(ctx, "http://"+r.query)
 	rwOK, rwDetail := rw.check(int(n), int(k))
