@@ -11,6 +11,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/storage"
@@ -76,7 +77,7 @@ func (a *API) federate(w http.ResponseWriter, r *http.Request) {
 	// Written straight to w: behind the query gate w is the buffer that
 	// is sent once the slot is released, and the families built here are
 	// valid, so encoding fails only with a writer whose client is gone.
-	format := expfmt.Negotiate(r.Header)
+	format := expfmt.NegotiateAccept(r.Header, expfmt.FmtProtoDelim, expfmt.FmtText) // the two formats federation scrapers ask for
 	w.Header().Set("Content-Type", string(format))
 	if err := encodeFamilies(expfmt.NewEncoder(w, format), series); err != nil {
 		a.Observe(&Error{ErrorInternal, http.StatusInternalServerError, err})
@@ -155,7 +156,7 @@ func (a *API) federatedSeries(ctx context.Context, sets [][]*labels.Matcher) ([]
 		}
 		// A series without a name has no place in the exposition format;
 		// the store's writers never make one.
-		if !ok || s.Labels().Get(labels.MetricName) == "" {
+		if !ok || s.Labels().Get(model.MetricNameLabel) == "" {
 			continue
 		}
 		if len(out) == maxSeries {
@@ -175,7 +176,7 @@ func (a *API) federatedSeries(ctx context.Context, sets [][]*labels.Matcher) ([]
 	}
 	// External labels can change the order of series within a name.
 	slices.SortFunc(out, func(x, y federated) int {
-		if c := strings.Compare(x.lset.Get(labels.MetricName), y.lset.Get(labels.MetricName)); c != 0 {
+		if c := strings.Compare(x.lset.Get(model.MetricNameLabel), y.lset.Get(model.MetricNameLabel)); c != 0 {
 			return c
 		}
 		return labels.Compare(x.lset, y.lset)
@@ -220,9 +221,9 @@ func encodeFamilies(enc expfmt.Encoder, series []federated) error {
 		strs    []string // names and values the pairs point to
 	)
 	for len(series) > 0 {
-		name := series[0].lset.Get(labels.MetricName)
+		name := series[0].lset.Get(model.MetricNameLabel)
 		n := 1
-		for n < len(series) && series[n].lset.Get(labels.MetricName) == name {
+		for n < len(series) && series[n].lset.Get(model.MetricNameLabel) == name {
 			n++
 		}
 		nLabels := 0
@@ -238,7 +239,7 @@ func encodeFamilies(enc expfmt.Encoder, series []federated) error {
 			m.Untyped, m.TimestampMs = u, &series[i].t
 			first := li
 			s.lset.Range(func(l labels.Label) {
-				if l.Name == labels.MetricName {
+				if l.Name == model.MetricNameLabel {
 					return
 				}
 				strs[2*li], strs[2*li+1] = l.Name, l.Value
