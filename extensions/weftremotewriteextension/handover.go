@@ -28,10 +28,11 @@ import (
 // that: startHook answers, and when the question comes from Watcher.Run
 // while a queue start is pending, the moment bounds S from above and the
 // WAL's newest segment is L. Queue starts are serialised, so the pending
-// one is the asker. The catch-up takes that moment for S: samples stamped in
-// the millisecond of S or, if the directory listing crossed a millisecond
-// boundary, in the next one, may be sent by both (an identical sample
-// twice, which receivers keep once); none is sent by neither.
+// one is the asker. The catch-up takes that moment for S: samples stamped
+// between S and that moment (the directory listing: well under a
+// millisecond, a few under the race detector on a loaded machine) may be
+// sent by both (an identical sample twice, which receivers keep once);
+// none is sent by neither.
 
 // watcherRun is the function a Prometheus WAL watcher takes its start time
 // in and logs from right after (tsdb/wlog at v0.315.1).
