@@ -154,9 +154,9 @@ func TestHandOverExact(t *testing.T) {
 	tk.exs += tk2.exs
 	require.Zero(t, tk.refused+tk2.refused, "appends refused")
 	for i, s := range []*sink{sk, sk2} {
-		require.Eventually(t, func() bool {
+		assert.Eventually(t, func() bool {
 			return s.total() >= len(tk.ts[seriesKey(prompb.FromLabels(tickLabels, nil))])*2
-		}, 30*time.Second, 10*time.Millisecond)
+		}, 30*time.Second, 10*time.Millisecond, "endpoint %d: got %d samples", i, s.total())
 		time.Sleep(300 * time.Millisecond) // anything sent twice arrives too
 		tk.checkOnce(t, s, 5)
 		got := len(s.gotExemplars(seriesKey(prompb.FromLabels(tickLabels, nil))))
