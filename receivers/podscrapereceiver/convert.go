@@ -455,7 +455,7 @@ func (a *appender) parseChunk(b []byte, format bodyFormat) error {
 		}
 		a.readExemplars(p, ts)
 		if a.out != nil {
-			a.out.appendSample(ent.native, ts, v, a.exs)
+			a.out.stage(ent.native, ts, v, a.exs)
 		}
 		if !a.pdata {
 			continue
@@ -517,6 +517,9 @@ func (a *appender) commit() parseStats {
 	// ended, as Prometheus's staleness markers do: in the native output
 	// series by series (a.order still holds the last successful
 	// scrape's), in pdata point by point.
+	if a.out != nil {
+		a.out.flush()
+	}
 	if a.lastOK != 0 && a.out != nil {
 		for _, ent := range a.order {
 			if ent.lastSeen != a.iter && ent.native != nil {

@@ -22,6 +22,15 @@ import (
 // it appended and commits, in a new transaction, stale markers for every
 // series of the last successful scrape and up=0.
 //
+// A scrape's samples are staged while the body is parsed and reach the
+// appendables only once it parsed whole within every per-target limit
+// (sample_limit, label limits, body_size_limit): an appendable's Rollback
+// drops samples but not the series an Append created (the TSDB head and
+// the agent keep them until their next garbage collection), so a target
+// over its limits would otherwise fill the node's series budget with
+// series whose samples never count. The pdata output holds the same
+// guarantee: nothing leaves the receiver from a failed scrape.
+//
 // Each series keeps one SeriesRef per appendable, from its first Append:
 // later scrapes append by ref, so the appendable neither hashes nor
 // compares the labels (Prometheus's scrape cache). The labels are kept
@@ -64,6 +73,19 @@ type nativeOut struct {
 	// commitErr is the last failed commit of the scrape, for the status
 	// page.
 	commitErr error
+	// staged are the scraped samples of the body being parsed, in
+	// exposition order, and stagedEx their exemplars (a sample's are
+	// stagedEx[prev.ex:ex]); flush hands them to the transactions.
+	staged   []stagedSample
+	stagedEx []exemplar.Exemplar
+}
+
+// stagedSample is a scraped sample waiting for the scrape to succeed.
+type stagedSample struct {
+	s  *nativeSeries
+	t  int64
+	v  float64
+	ex int // end of its exemplars in stagedEx
 }
 
 // appendFailure is a key of nativeOut.failures.
@@ -96,8 +118,9 @@ func (o *nativeOut) begin(ctx context.Context) {
 	o.commitErr = nil
 }
 
-// rollback drops the open transactions.
+// rollback drops the open transactions and the staged samples.
 func (o *nativeOut) rollback() {
+	o.unstage()
 	for i, app := range o.cur {
 		if app != nil {
 			_ = app.Rollback()
@@ -150,6 +173,44 @@ func (o *nativeOut) append(s *nativeSeries, t int64, v float64) {
 		}
 		s.refs[i] = ref
 		o.pending[i]++
+	}
+}
+
+// stage keeps a scraped sample and its exemplars (copied: exs is reused)
+// until the scrape is known to succeed.
+func (o *nativeOut) stage(s *nativeSeries, t int64, v float64, exs []exemplar.Exemplar) {
+	o.stagedEx = append(o.stagedEx, exs...)
+	o.staged = append(o.staged, stagedSample{s: s, t: t, v: v, ex: len(o.stagedEx)})
+}
+
+// flush appends the staged samples, in order, to the open transactions.
+func (o *nativeOut) flush() {
+	ex := 0
+	for _, st := range o.staged {
+		o.appendSample(st.s, st.t, st.v, o.stagedEx[ex:st.ex])
+		ex = st.ex
+	}
+	o.unstage()
+}
+
+// unstage empties the staging buffers, keeping their memory for the next
+// scrape unless this one needed far less than they hold (a target that
+// shrank, or one failed scrape of a huge body).
+func (o *nativeOut) unstage() {
+	n := len(o.staged)
+	if n == 0 {
+		return // already emptied (a rollback after the flush)
+	}
+	clear(o.staged) // drop the series pointers
+	o.staged = o.staged[:0]
+	if cap(o.staged) > 4096 && cap(o.staged) > 4*n {
+		o.staged = nil
+	}
+	m := len(o.stagedEx)
+	clear(o.stagedEx) // and the exemplars' labels
+	o.stagedEx = o.stagedEx[:0]
+	if cap(o.stagedEx) > 4096 && cap(o.stagedEx) > 4*m {
+		o.stagedEx = nil
 	}
 }
 

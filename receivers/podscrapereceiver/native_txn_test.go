@@ -389,3 +389,104 @@ func TestNativeWithoutPdata(t *testing.T) {
 		assert.Positive(t, stale)
 	}
 }
+
+// TestNativeLimitsBeforeAppend: a scrape that breaks a per-target limit
+// late in its body hands the appendables nothing of its own series, not
+// even in a transaction that is rolled back: a TSDB head (and the agent)
+// keep the series an Append created after a Rollback, so appending while
+// parsing would let one target over its limits fill the node's series
+// budget. Only the scrape's own series (up=0, the failure counter) reach
+// them; the same body within the limits then arrives whole.
+func TestNativeLimitsBeforeAppend(t *testing.T) {
+	body := readFile(t, envoyFile)
+	if !bytes.HasSuffix(body, []byte("\n")) {
+		body = append(body, '\n')
+	}
+	countSeries := func(b []byte) int {
+		n := 0
+		for line := range bytes.Lines(b) {
+			if len(bytes.TrimSpace(line)) > 0 && line[0] != '#' {
+				n++
+			}
+		}
+		return n
+	}
+	series := countSeries(body)
+	require.Greater(t, series, 400)
+	// A body that only breaks body_size_limit after several of the
+	// parser's windows (the Envoy file fits in one).
+	var long bytes.Buffer
+	long.WriteString("# TYPE app_long gauge\n")
+	for i := 0; long.Len() < 4*streamWindow; i++ {
+		fmt.Fprintf(&long, "app_long{i=\"%06d\"} 1\n", i)
+	}
+	// The last series breaks label_limit (the file's series have at most
+	// 31 labels with the target's).
+	var wide bytes.Buffer
+	wide.Write(body)
+	wide.WriteString("app_wide{")
+	for i := range 40 {
+		fmt.Fprintf(&wide, "l%02d=\"v\",", i)
+	}
+	wide.WriteString("} 1\n")
+	for _, c := range []struct {
+		name     string
+		body, ok []byte // over the limit, within it
+		reason   string
+		limit    func(*ScrapeConfig)
+	}{
+		{"sample_limit", body, body, reasonSampleLimit, func(sc *ScrapeConfig) { sc.SampleLimit = series - 1 }},
+		{"label_limit", wide.Bytes(), body, reasonLabelLimit, func(sc *ScrapeConfig) { sc.LabelLimit = 32 }},
+		{"body_size_limit", long.Bytes(), long.Bytes(), reasonBodySize, func(sc *ScrapeConfig) { sc.BodySizeLimit = 3 * streamWindow }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := &switchServer{ct: ctText}
+			srv.serve(c.body)
+			hs := httptest.NewServer(srv)
+			defer hs.Close()
+			rec := newRecorder()
+			id := component.MustNewID("weft_store")
+			cfg := staticConfig("limits", hostOf(hs.URL+"/"), c.limit)
+			cfg.Appendables = []component.ID{id}
+			cfg.PData = false
+			require.NoError(t, cfg.Validate())
+			set := receivertest.NewNopSettings(component.MustNewType(typeStr))
+			r, err := newReceiver(set, cfg, new(consumertest.MetricsSink))
+			require.NoError(t, err)
+			r.firstScrapeNow = true
+			require.NoError(t, r.Start(t.Context(), weftest.Host{id: rec, nodestatustest.ID: &nodestatustest.Owner{}}))
+			t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
+			tg := onlyTarget(t, r)
+			require.Eventually(t, func() bool { return tg.last.Load() != nil }, 20*time.Second, 5*time.Millisecond)
+			require.Contains(t, tg.last.Load().err, c.reason)
+
+			own := map[string]bool{failuresMetricName: true}
+			for _, n := range selfGauges {
+				own[n] = true
+			}
+			rec.mu.Lock()
+			for key := range rec.refs {
+				name, _, _ := strings.Cut(strings.TrimPrefix(key, `{__name__="`), `"`)
+				assert.True(t, own[name], "series %s reached the appendable from a scrape over %s", key, c.name)
+			}
+			assert.Zero(t, rec.rollbacks-1, "one transaction rolled back, and it held nothing")
+			rec.mu.Unlock()
+			got := byName(rec.take())
+			require.Len(t, got["up"], 1)
+			assert.Equal(t, "0", got["up"][0].v)
+
+			// Within the limits, the same target's series arrive.
+			tg.app.limits = scrapeLimits{honorTimestamps: true}
+			tg.job.bodyLimit = 0
+			srv.serve(c.ok)
+			nextMillisecond(tg.last.Load().at)
+			tg.scrapeOnce(t.Context())
+			require.Empty(t, tg.last.Load().err)
+			got = byName(rec.take())
+			assert.Equal(t, "1", got["up"][0].v)
+			rec.mu.Lock()
+			assert.Equal(t, countSeries(c.ok)+len(selfGauges)+1, len(rec.refs), "the body's series, the scrape's own and the failure counter")
+			rec.mu.Unlock()
+		})
+	}
+}
