@@ -94,7 +94,7 @@ type options struct {
 	Only           string        // run only this side (debugging a workload; no comparison)
 	Commit         string        // weft commit measured, for the report (default: git rev-parse of the repository)
 	ProfileDir     string        `json:"-"` // scrape workloads and store-memory: weft's CPU and heap profiles of each window go here
-	WeftNative     bool          // weft scrapes on the native path (pod_scrape appendables, no pdata): scrape-wal, scrape-agent, rules, freshness, nominal
+	WeftNative     bool          // weft scrapes on the shipped profile's native path (pod_scrape appendables, no pdata): scrape-wal, scrape-agent, rules, freshness, nominal
 }
 
 func defaultOptions() options {
@@ -175,7 +175,7 @@ func main() {
 	flag.StringVar(&o.WorkDir, "workdir", "", "work directory (default: temporary, removed at the end)")
 	flag.BoolVar(&o.Keep, "keep", false, "keep the work directory")
 	flag.StringVar(&o.Commit, "commit", "", "weft commit measured, for the report (default: `git rev-parse --short HEAD` of the repository)")
-	flag.BoolVar(&o.WeftNative, "weft-native", o.WeftNative, "weft's scraped samples on the native path (pod_scrape appendables → weft_store / weft_remote_write, no pdata) in scrape-wal, scrape-agent, rules, freshness, nominal; false: pdata → weft_store / prometheus_remote_write")
+	flag.BoolVar(&o.WeftNative, "weft-native", o.WeftNative, "weft's scraped samples on the shipped profile's native path (pod_scrape appendables → weft_store / weft_remote_write, no pdata) in scrape-wal, scrape-agent, rules, freshness, nominal; false: pdata → weft_store / prometheus_remote_write")
 	flag.StringVar(&o.ProfileDir, "profile-dir", "", "scrape workloads, store-memory and nominal: write weft's pprof CPU profile of each window and its heap profile at the window's end here")
 	flag.StringVar(&o.Only, "only", "", "run only this side, weft or peer (to debug a workload)")
 	render := flag.String("render", "", "do not run: re-render the report (and with -out, RESULTS.md's section and the charts) from this samples JSON")

@@ -443,7 +443,7 @@ func (h *harness) storeMemorySize(ctx context.Context, side, name string, n int,
 func (h *harness) memoryVars(n int, data, api, health, target, pprof string) []string {
 	native := ""
 	if h.o.WeftNative {
-		native = "    appendables: [weft_store]\n    pdata: false\n" // the native path
+		native = "    appendables: [weft_store]\n    pdata: false\n" // the shipped profile's path
 	}
 	ext, names := "", "health_check, weft_store, weft_query"
 	if pprof != "" {
@@ -549,7 +549,7 @@ func describeStoreMemory(o options) string {
 	if o.MemTargets > 1 {
 		split, targets = fmt.Sprintf(", each split evenly over %d targets, as over the sidecars of a node", o.MemTargets), "targets"
 	}
-	path := "`pod_scrape` with `appendables: [weft_store]`, `pdata: false` (the native path for scraped samples)"
+	path := "`pod_scrape` with `appendables: [weft_store]`, `pdata: false` (the shipped profile's path for scraped samples)"
 	if !o.WeftNative {
 		path = "`pod_scrape` → pdata → the `weft_store` exporter (-weft-native=false)"
 	}

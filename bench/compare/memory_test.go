@@ -242,7 +242,7 @@ func TestStoreMemoryReport(t *testing.T) {
 	assert.Contains(t, md, "NOT VERIFIED: weft round 2: 100000 series: 99990 stored")
 }
 
-// weft stores on the native path with 30-minute retention and
+// weft stores on the shipped profile's path with 30-minute retention and
 // room for the payload's series; Prometheus turns on exemplar storage of
 // the same size; pprof only when profiles are asked for.
 func TestMemoryConfigs(t *testing.T) {

@@ -107,7 +107,7 @@ func TestRenderNominalWeft(t *testing.T) {
 	}
 }
 
-// With native (the native scrape path), pod_scrape appends to
+// With native (the shipped profile's path), pod_scrape appends to
 // weft_store and, when forwarding, to weft_remote_write; the pipeline and
 // the exporters carry no scraped samples.
 func TestRenderNominalWeftNative(t *testing.T) {

@@ -136,7 +136,7 @@ func runRules(ctx context.Context, h *harness, side string, s *sample) error {
 		"{{timeout}}", promDuration(timeout), "{{query}}", api, "{{target}}", tgt.Addr,
 		"{{extensions}}", "health_check, weft_store, weft_rules, weft_query", "{{native}}", ""}
 	if h.o.WeftNative {
-		vars[len(vars)-1] = "    appendables: [weft_store]\n    pdata: false\n" // the native path
+		vars[len(vars)-1] = "    appendables: [weft_store]\n    pdata: false\n" // the shipped profile's path
 	}
 	var c *child
 	var readyURL string

@@ -195,8 +195,8 @@ func canonical[T component.Factory](m map[component.Type]T) func(string) (string
 // TestDefaultProfilePersistence: every exporter of the default profile that
 // sends off the node keeps what waits on disk (issue: at-least-once delivery
 // through outages and restarts): the Fluentd and Jaeger exporters queue in
-// weft_file_storage, the remote-write exporter writes its WAL under the data
-// dir.
+// weft_file_storage, weft_remote_write and the remote-write exporter write
+// their WALs under the data dir.
 func TestDefaultProfilePersistence(t *testing.T) {
 	ret, err := confmap.NewRetrievedFromYAML(defaultConfig)
 	require.NoError(t, err)
@@ -206,9 +206,9 @@ func TestDefaultProfilePersistence(t *testing.T) {
 	for _, id := range []string{"fluent_forward", "otlp_grpc/jaeger"} {
 		assert.Equal(t, "weft_file_storage", conf.Get("exporters::"+id+"::sending_queue::storage"), "%s queues on disk", id)
 	}
-	assert.Equal(t, "${env:WEFT_DATA_DIR:-/var/lib/weft}/remote-write-wal", conf.Get("exporters::prometheus_remote_write::wal::directory"))
+	assert.Equal(t, "${env:WEFT_DATA_DIR:-/var/lib/weft}/remote-write-agent", conf.Get("extensions::weft_remote_write::wal::directory"))
 	assert.Equal(t, "${env:WEFT_DATA_DIR:-/var/lib/weft}/remote-write-wal-otlp", conf.Get("exporters::prometheus_remote_write/otlp::wal::directory"))
-	for _, id := range []string{"otlp_grpc/jaeger", "prometheus_remote_write", "prometheus_remote_write/otlp"} {
+	for _, id := range []string{"otlp_grpc/jaeger", "prometheus_remote_write/otlp"} {
 		assert.EqualValues(t, 0, conf.Get("exporters::"+id+"::retry_on_failure::max_elapsed_time"), "%s never gives up while it can keep the data", id)
 	}
 	assert.Equal(t, "${env:WEFT_DATA_DIR:-/var/lib/weft}/queue", conf.Get("extensions::weft_file_storage::directory"))

@@ -6,7 +6,13 @@
 // Prometheus answered 400 (out of bounds) to requests that also carried
 // the normal targets' samples, and the exporter dropped those requests
 // whole. The shipped profile now runs clock_guard first in every metrics
-// pipeline, so neither the store nor remote write sees them.
+// pipeline, and scraped series take the native path (issue #21), where
+// weft_store and weft_remote_write each refuse them at append (their
+// max_future_skew): neither the store nor remote write keeps them. On
+// that path it also found that a target over sample_limit must not reach
+// the appendables at all (pod_scrape stages a scrape until its limits
+// hold): the series its rolled-back appends created filled the store's
+// series limit.
 
 package main
 
@@ -500,12 +506,12 @@ func TestNoisyNeighbour(t *testing.T) {
 	queryMu.Unlock()
 
 	// The refusals, by reason, in the self-metrics and the scrape metrics.
-	futureSource := "noisy-future@" + futureAddr
 	checks := []struct {
 		what, metric string
 		labels       map[string]string
 	}{
-		{"scraped future samples", "clock_guard_refused_data_points", map[string]string{"reason": "too_far_in_future", "source": futureSource}},
+		{"scraped future samples (store)", "weft_store_rejected_samples", map[string]string{"reason": "too_far_in_future"}},
+		{"scraped future samples (remote write)", "weft_remote_write_refused", map[string]string{"reason": "too_far_in_future"}},
 		{"OTLP future samples", "clock_guard_refused_data_points", map[string]string{"reason": "too_far_in_future", "source": "noisy-otlp@noisy-otlp-0"}},
 		{"over-long queries", "weft_query_refused_requests", map[string]string{"reason": "max_query_length"}},
 		{"over-nested queries", "weft_query_refused_requests", map[string]string{"reason": "max_query_nodes"}},
@@ -531,11 +537,25 @@ func TestNoisyNeighbour(t *testing.T) {
 	text, err := noisyGetText(ctx, selfMetrics)
 	require.NoError(t, err)
 	assert.Zero(t, noisySum(text, "container_logs_paths_skipped", nil), "paths matched by include and not read")
-	assert.Zero(t, noisySum(text, "weft_store_rejected_samples", map[string]string{"reason": "too_far_in_future"}),
-		"future samples reached the store: clock_guard is not in front of it")
+	// Refused, not stored and not sent: an hour ahead, neither weft_query
+	// nor the sink has the future series.
+	for name, base := range map[string]string{"weft_query": weftQuery, "remote-write sink": sink.URL()} {
+		_, ok := noisyValueAt(ctx, base, `noisy_future`, time.Now().Add(time.Hour))
+		assert.False(t, ok, "%s holds the samples stamped an hour ahead", name)
+	}
+	// The series of the targets over their limits never reached the
+	// store (staged, then dropped): its series limit was not hit.
+	assert.Zero(t, noisySum(text, "weft_store_rejected_samples", map[string]string{"reason": "series_limit"}),
+		"samples refused at the store's series limit: a scrape over its limits reached the store")
+	for _, job := range []string{"noisy-series", "noisy-endless"} {
+		v, ok := noisyValue(ctx, weftQuery, fmt.Sprintf(`count({job=%q})`, job))
+		assert.True(t, ok, "job %s has no series in the store (up and the failure counter expected)", job)
+		assert.LessOrEqual(t, v, 10.0, "job %s: series in the store beyond its own", job)
+	}
 	assert.Equal(t, int64(http.StatusBadRequest), otlpStatus.Load(), "an OTLP request whose every sample is refused gets 400")
-	t.Logf("self-metrics: too_far_in_future scrape %v OTLP %v; series_limit %v; refused queries length %v nodes %v samples %v queue_full %v queue_timeout %v; OTLP requests %d (last status %d); endless body bytes served %d",
-		noisySum(text, "clock_guard_refused_data_points", map[string]string{"reason": "too_far_in_future", "source": futureSource}),
+	t.Logf("self-metrics: too_far_in_future scrape (store) %v (remote write) %v OTLP %v; series_limit %v; refused queries length %v nodes %v samples %v queue_full %v queue_timeout %v; OTLP requests %d (last status %d); endless body bytes served %d",
+		noisySum(text, "weft_store_rejected_samples", map[string]string{"reason": "too_far_in_future"}),
+		noisySum(text, "weft_remote_write_refused", map[string]string{"reason": "too_far_in_future"}),
 		noisySum(text, "clock_guard_refused_data_points", map[string]string{"reason": "too_far_in_future", "source": "noisy-otlp@noisy-otlp-0"}),
 		noisySum(text, "weft_store_rejected_samples", map[string]string{"reason": "series_limit"}),
 		noisySum(text, "weft_query_refused_requests", map[string]string{"reason": "max_query_length"}),

@@ -41,6 +41,7 @@ func TestProfileExternalLabelsAgree(t *testing.T) {
 	require.Contains(t, want, "node", "weft_store external_labels name the node")
 	assert.Equal(t, "${env:NODE_NAME:-unknown}", want["node"])
 	assert.Equal(t, want, profile.Extensions["weft_rules"].ExternalLabels, "weft_rules")
+	assert.Equal(t, want, profile.Extensions["weft_remote_write"].ExternalLabels, "weft_remote_write")
 	remoteWrite := 0
 	for id, exp := range profile.Exporters {
 		if id == "prometheus_remote_write" || strings.HasPrefix(id, "prometheus_remote_write/") {
@@ -48,7 +49,7 @@ func TestProfileExternalLabelsAgree(t *testing.T) {
 			assert.Equal(t, want, exp.ExternalLabels, id)
 		}
 	}
-	assert.Equal(t, 2, remoteWrite, "both remote-write exporters checked")
+	assert.Equal(t, 1, remoteWrite, "the remote-write exporter (OTLP-origin metrics) checked")
 
 	overrides, err := os.ReadFile("../../deploy/base/config/agent.yaml")
 	require.NoError(t, err)

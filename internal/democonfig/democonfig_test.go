@@ -57,7 +57,7 @@ func TestRenderWiresOptionalBackends(t *testing.T) {
 		not  []string
 	}{
 		{"none", Config{PodsDir: "/p"}, []string{"include: [/p/*/*/*.log]"},
-			[]string{"otlp_grpc/jaeger", "prometheus_remote_write", "alertmanagers"}},
+			[]string{"otlp_grpc/jaeger", "prometheus_remote_write", "weft_remote_write", "alertmanagers"}},
 		{"all", Config{PodsDir: "/p", Jaeger: "127.0.0.1:1", Prometheus: "http://127.0.0.1:2/api/v1/write", Alertmanager: "http://127.0.0.1:3"},
 			[]string{"otlp_grpc/jaeger", "endpoint: http://127.0.0.1:2/api/v1/write", "- url: http://127.0.0.1:3"}, nil},
 	} {
@@ -167,7 +167,7 @@ func TestClusterConfigsNameEachOther(t *testing.T) {
 		assert.Equal(t, RejoinInterval.String(), at(t, pins, "rejoin_interval"))
 		assert.Equal(t, node, at(t, doc, "extensions", "weft_store", "external_labels", "node"))
 		assert.Equal(t, node, at(t, doc, "extensions", "weft_rules", "external_labels", "node"))
-		assert.Equal(t, node, at(t, doc, "exporters", "prometheus_remote_write", "external_labels", "node"))
+		assert.Equal(t, node, at(t, doc, "extensions", "weft_remote_write", "external_labels", "node"))
 		assert.Equal(t, node, at(t, doc, "exporters", "prometheus_remote_write/otlp", "external_labels", "node"))
 		assert.Equal(t, 1<<20, at(t, doc, "extensions", "weft_store", "traces_max_bytes"))
 		assert.Equal(t, 1<<20, at(t, doc, "extensions", "weft_store", "logs_max_bytes"))
