@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -26,17 +27,20 @@ import (
 // storage drops a message repeated within a minute, so a second endpoint's
 // is lost), but the logger asks its handler whether Info is enabled before
 // that: startHook answers, and when the question comes from Watcher.Run
-// while a queue start is pending, the moment bounds S from above and the
-// WAL's newest segment is L. Queue starts are serialised, so the pending
-// one is the asker. The catch-up takes that moment for S: samples stamped
-// between S and that moment (the directory listing: well under a
-// millisecond, a few under the race detector on a loaded machine) may be
-// sent by both (an identical sample twice, which receivers keep once);
-// none is sent by neither.
+// itself (not from a function it calls) while a queue start is pending, the
+// moment bounds S from above and the WAL's newest segment is L. Queue
+// starts are serialised, so the pending one is the asker. The catch-up
+// takes that moment for S: samples stamped between S and that moment (the
+// directory listing: well under a millisecond, a few under the race
+// detector on a loaded machine) may be sent by both (an identical sample
+// twice, which receivers keep once); none is sent by neither.
 
 // watcherRun is the function a Prometheus WAL watcher takes its start time
 // in and logs from right after (tsdb/wlog at v0.315.1).
-const watcherRun = "github.com/prometheus/prometheus/tsdb/wlog.(*Watcher).Run"
+const (
+	watcherRun    = prometheusPkg + "tsdb/wlog.(*Watcher).Run"
+	prometheusPkg = "github.com/prometheus/prometheus/"
+)
 
 // watcherStart is what the catch-up learns of a watcher's start.
 type watcherStart struct {
@@ -85,9 +89,18 @@ func (st *hookState) observe() {
 	var pcs [16]uintptr
 	n := runtime.Callers(3, pcs[:])
 	frames := runtime.CallersFrames(pcs[:n])
+	// The asker is the first Prometheus frame: Run itself ("Replaying
+	// WAL"), not a function Run calls. A running watcher logs "Done
+	// replaying WAL" from readSegment, below Run, when it reaches its
+	// first new sample: taken for the pending start of another queue, that
+	// moment may come before the new watcher's start, and the samples
+	// stamped in between would be sent by neither.
 	for {
 		f, more := frames.Next()
-		if f.Function == watcherRun {
+		if strings.HasPrefix(f.Function, prometheusPkg) {
+			if f.Function != watcherRun {
+				return
+			}
 			break
 		}
 		if !more {
