@@ -40,6 +40,7 @@ import (
 const (
 	watcherRun    = prometheusPkg + "tsdb/wlog.(*Watcher).Run"
 	prometheusPkg = "github.com/prometheus/prometheus/"
+	promLogging   = prometheusPkg + "util/logging." // the deduping handler remote.Storage logs through
 )
 
 // watcherStart is what the catch-up learns of a watcher's start.
@@ -89,15 +90,16 @@ func (st *hookState) observe() {
 	var pcs [16]uintptr
 	n := runtime.Callers(3, pcs[:])
 	frames := runtime.CallersFrames(pcs[:n])
-	// The asker is the first Prometheus frame: Run itself ("Replaying
-	// WAL"), not a function Run calls. A running watcher logs "Done
+	// The asker is the first Prometheus frame (past the remote storage's
+	// log deduper, a handler in between): Run itself ("Replaying WAL"),
+	// not a function Run calls. A running watcher logs "Done
 	// replaying WAL" from readSegment, below Run, when it reaches its
 	// first new sample: taken for the pending start of another queue, that
 	// moment may come before the new watcher's start, and the samples
 	// stamped in between would be sent by neither.
 	for {
 		f, more := frames.Next()
-		if strings.HasPrefix(f.Function, prometheusPkg) {
+		if strings.HasPrefix(f.Function, prometheusPkg) && !strings.HasPrefix(f.Function, promLogging) {
 			if f.Function != watcherRun {
 				return
 			}

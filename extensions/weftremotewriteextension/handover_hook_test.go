@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/record"
 	"github.com/prometheus/prometheus/tsdb/wlog"
 	"github.com/prometheus/prometheus/util/compression"
+	"github.com/prometheus/prometheus/util/logging"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -51,7 +52,10 @@ func TestStartHookSeesOnlyStarts(t *testing.T) {
 
 	hook := newStartHook(slog.DiscardHandler, walDir)
 	wt := &countingWriter{}
-	watcher := wlog.NewWatcher(wlog.NewWatcherMetrics(nil), wlog.NewLiveReaderMetrics(nil), slog.New(hook), "q", wt, dir, false, false, false, nil)
+	// Through the deduping handler, as remote.Storage logs.
+	dedupe := logging.Dedupe(slog.New(hook), time.Minute)
+	defer dedupe.Stop()
+	watcher := wlog.NewWatcher(wlog.NewWatcherMetrics(nil), wlog.NewLiveReaderMetrics(nil), slog.New(dedupe), "q", wt, dir, false, false, false, nil)
 	first, done := hook.expect()
 	before := time.Now().UnixMilli()
 	watcher.Start()
