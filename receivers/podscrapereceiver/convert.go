@@ -152,6 +152,9 @@ type seriesEntry struct {
 	// native is the series as appended to the appendables (nil without
 	// appendables, and for dropped and over-limit series).
 	native *nativeSeries
+	// key is the series' raw text, a.series's key for it (the same
+	// string: one copy).
+	key string
 }
 
 // scrapeLimits are a job's per-scrape limits, with Prometheus's semantics:
@@ -203,14 +206,11 @@ type appender struct {
 	touched []*pointState
 
 	// Targets expose their series in the same order every scrape: the
-	// previous successful scrape's series text (keys, cut at offs) and
-	// entries (order) let the next one find most entries by position,
-	// comparing sequential memory instead of hashing into the map (whose
-	// keys lie all over the heap). While a scrape matches them, nothing is
-	// copied; from the first difference on, new ones are built (nextKeys,
-	// nextOffs, nextOrder) and replace them if the scrape succeeds.
-	keys, nextKeys   []byte
-	offs, nextOffs   []uint32
+	// previous successful scrape's entries (order) let the next one find
+	// most entries by position, comparing each series' text with the
+	// entry's key instead of hashing it into the map. While a scrape
+	// matches them, nothing is copied; from the first difference on, a new
+	// order is built (nextOrder) and replaces it if the scrape succeeds.
 	order, nextOrder []*seriesEntry
 
 	// cur is the scrape being parsed.
@@ -270,8 +270,6 @@ type parseState struct {
 	nowMs    int64
 	useST    bool
 	diverged bool
-	// sizeHint sizes the first position data: the body's expected length.
-	sizeHint int
 	typed    bool // a TYPE entry was seen
 	family   []byte
 	famType  model.MetricType
@@ -293,7 +291,7 @@ func (a *appender) appendBody(body []byte, contentType string, now time.Time, ms
 		a.iter++
 		return parseStats{}, err
 	}
-	a.begin(contentType, now, ms, len(body))
+	a.begin(contentType, now, ms)
 	if err := a.parseChunk(body, format); err != nil {
 		return a.cur.st, err
 	}
@@ -301,10 +299,10 @@ func (a *appender) appendBody(body []byte, contentType string, now time.Time, ms
 }
 
 // begin starts a scrape.
-func (a *appender) begin(contentType string, now time.Time, ms pmetric.MetricSlice, sizeHint int) {
+func (a *appender) begin(contentType string, now time.Time, ms pmetric.MetricSlice) {
 	a.iter++
 	a.touched = a.touched[:0]
-	a.nextKeys, a.nextOffs, a.nextOrder = nil, nil, nil
+	a.nextOrder = nil
 	c := &a.cur
 	*c = parseState{
 		ms:    ms,
@@ -313,7 +311,6 @@ func (a *appender) begin(contentType string, now time.Time, ms pmetric.MetricSli
 		// _created lines back on (prometheus v0.315.1); for OpenMetrics
 		// the _created series themselves give the start times.
 		useST:    contentType == "" || !strings.HasPrefix(contentType, "application/openmetrics-text"),
-		sizeHint: sizeHint,
 		family:   c.family[:0],
 		help:     c.help[:0],
 		helpFor:  c.helpFor[:0],
@@ -392,18 +389,14 @@ func (a *appender) parseChunk(b []byte, format bodyFormat) error {
 		idx := c.st.scraped
 		c.st.scraped++
 		var ent *seriesEntry
-		if idx < len(a.order) && string(a.keys[a.offs[idx]:a.offs[idx+1]]) == string(met) {
+		if idx < len(a.order) && a.order[idx].key == string(met) {
 			ent = a.order[idx]
 		} else {
 			if !c.diverged {
 				c.diverged = true
-				a.diverge(idx, c.sizeHint)
+				a.diverge(idx)
 			}
 			ent = a.series[string(met)]
-		}
-		if c.diverged {
-			a.nextKeys = append(a.nextKeys, met...)
-			a.nextOffs = append(a.nextOffs, uint32(len(a.nextKeys)))
 		}
 		if ent == nil {
 			if !binary && bytes.IndexByte(met, '\n') >= 0 {
@@ -416,7 +409,8 @@ func (a *appender) parseChunk(b []byte, format bodyFormat) error {
 			ent = a.newEntry(p, met, c.family, c.famType, h)
 			ent.createdFor = createdSiblings(met, c.family, c.famType)
 			noteBoundText(ent, met)
-			a.series[string(met)] = ent
+			ent.key = string(met) // one copy: the map's key is the same string
+			a.series[ent.key] = ent
 			if !ent.dropped {
 				c.st.added++
 			}
@@ -562,42 +556,24 @@ func (a *appender) commit() parseStats {
 	a.lastOK = a.iter
 	switch {
 	case c.diverged:
-		if cap(a.nextKeys) > len(a.nextKeys)+len(a.nextKeys)/4+4096 {
-			// Sized from a guess (a body's length): keep what it holds.
-			a.nextKeys = append([]byte(nil), a.nextKeys...)
-		}
-		a.keys, a.offs, a.order = a.nextKeys, a.nextOffs, a.nextOrder
+		a.order = a.nextOrder
 	case st.scraped < len(a.order):
 		// Series gone from the end: keep the matching prefix.
 		clear(a.order[st.scraped:])
-		a.keys, a.offs, a.order = a.keys[:a.offs[st.scraped]], a.offs[:st.scraped+1], a.order[:st.scraped]
+		a.order = a.order[:st.scraped]
 	}
-	a.nextKeys, a.nextOffs, a.nextOrder = nil, nil, nil
+	a.nextOrder = nil
 	return st
 }
 
-// diverge starts new position data at the first series (idx) that differs
-// from the previous scrape, with the matching prefix copied.
-func (a *appender) diverge(idx, sizeHint int) {
-	keysCap, n := sizeHint, idx+1
+// diverge starts a new order at the first series (idx) that differs from
+// the previous scrape, with the matching prefix copied.
+func (a *appender) diverge(idx int) {
+	n := idx + 1
 	if len(a.order) > 0 {
-		keysCap = len(a.keys) + len(a.keys)/16
 		n = max(len(a.order)+len(a.order)/16, idx+1)
 	}
-	a.nextKeys = append(make([]byte, 0, max(keysCap, int(a.offs0(idx)))), a.keys[:a.offs0(idx)]...)
-	a.nextOffs = append(make([]uint32, 0, n+1), 0)
-	if idx > 0 {
-		a.nextOffs = append(a.nextOffs[:0], a.offs[:idx+1]...)
-	}
 	a.nextOrder = append(make([]*seriesEntry, 0, n), a.order[:idx]...)
-}
-
-// offs0 is where the idx-th series' text starts in keys.
-func (a *appender) offs0(idx int) uint32 {
-	if idx == 0 || len(a.offs) == 0 {
-		return 0
-	}
-	return a.offs[idx]
 }
 
 // release drops the references into this scrape's pdata, so that the

@@ -365,6 +365,8 @@ func TestReorderedAndChangedExposition(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, wants[i], flattenPdata(md), "scrape %d", i)
 		assert.Len(t, a.order, len(wants[i]), "scrape %d: position data", i)
-		assert.Len(t, a.offs, len(wants[i])+1, "scrape %d: position data", i)
+		for j, ent := range a.order {
+			assert.Same(t, a.series[ent.key], ent, "scrape %d: series %d's key finds it", i, j)
+		}
 	}
 }

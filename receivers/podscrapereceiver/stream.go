@@ -457,7 +457,7 @@ func (a *appender) appendStream(c *chunker, r io.Reader, contentType string, now
 		return parseStats{}, err
 	}
 	c.reset(r, format, sizeHint, drainRest)
-	a.begin(contentType, now, ms, int(sizeHint))
+	a.begin(contentType, now, ms)
 	s := &a.cur
 	for {
 		a.typeLine = s.appendTypeLine(a.typeLine[:0], format)
