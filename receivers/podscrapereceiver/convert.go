@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"math"
 	"sort"
@@ -148,13 +149,26 @@ type seriesEntry struct {
 	// createdFor are the texts of the series whose start time this
 	// _created series gives (a counter's _total or bare sample, a
 	// histogram's or summary's _count), tried in order.
-	createdFor []string
+	createdFor []textKey
 	// native is the series as appended to the appendables (nil without
 	// appendables, and for dropped and over-limit series).
 	native *nativeSeries
-	// key is the series' raw text, a.series's key for it (the same
-	// string: one copy).
-	key string
+	// key identifies the series' raw text: a.series's key for it.
+	key textKey
+}
+
+// textKey identifies a series by its raw text: two 64-bit hashes of it
+// under seeds of the target's own (hash/maphash), so that a target keeps
+// 16 bytes per series instead of its text (some hundred bytes for a
+// mesh sidecar's series) and a target cannot craft texts that collide
+// (the seeds are random per process and target). Two different texts
+// share a key with a probability of about n²/2¹²⁹ for n series: nil for
+// any target.
+type textKey [2]uint64
+
+// keyOf returns the key of a series' raw text.
+func (a *appender) keyOf(text []byte) textKey {
+	return textKey{maphash.Bytes(a.seeds[0], text), maphash.Bytes(a.seeds[1], text)}
 }
 
 // scrapeLimits are a job's per-scrape limits, with Prometheus's semantics:
@@ -198,7 +212,8 @@ type appender struct {
 	targetLabels  labels.Labels
 	job, instance string
 
-	series  map[string]*seriesEntry
+	series  map[textKey]*seriesEntry
+	seeds   [2]maphash.Seed // of the series keys
 	points  map[uint64]*pointState
 	metrics map[string]*metricState
 	iter    uint64
@@ -207,8 +222,8 @@ type appender struct {
 
 	// Targets expose their series in the same order every scrape: the
 	// previous successful scrape's entries (order) let the next one find
-	// most entries by position, comparing each series' text with the
-	// entry's key instead of hashing it into the map. While a scrape
+	// most entries by position, comparing each series' key with the
+	// entry's instead of looking it up in the map. While a scrape
 	// matches them, nothing is copied; from the first difference on, a new
 	// order is built (nextOrder) and replaces it if the scrape succeeds.
 	order, nextOrder []*seriesEntry
@@ -244,7 +259,8 @@ func newAppender(targetLabels labels.Labels, honorLabels bool, limits scrapeLimi
 		targetLabels:  targetLabels,
 		job:           targetLabels.Get(model.JobLabel),
 		instance:      targetLabels.Get(model.InstanceLabel),
-		series:        map[string]*seriesEntry{},
+		series:        map[textKey]*seriesEntry{},
+		seeds:         [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
 		points:        map[uint64]*pointState{},
 		metrics:       map[string]*metricState{},
 		symbols:       labels.NewSymbolTable(),
@@ -310,10 +326,10 @@ func (a *appender) begin(contentType string, now time.Time, ms pmetric.MetricSli
 		// The OpenMetrics parser's StartTimestamp turns the skipping of
 		// _created lines back on (prometheus v0.315.1); for OpenMetrics
 		// the _created series themselves give the start times.
-		useST:    contentType == "" || !strings.HasPrefix(contentType, "application/openmetrics-text"),
-		family:   c.family[:0],
-		help:     c.help[:0],
-		helpFor:  c.helpFor[:0],
+		useST:   contentType == "" || !strings.HasPrefix(contentType, "application/openmetrics-text"),
+		family:  c.family[:0],
+		help:    c.help[:0],
+		helpFor: c.helpFor[:0],
 	}
 }
 
@@ -389,14 +405,15 @@ func (a *appender) parseChunk(b []byte, format bodyFormat) error {
 		idx := c.st.scraped
 		c.st.scraped++
 		var ent *seriesEntry
-		if idx < len(a.order) && a.order[idx].key == string(met) {
+		key := a.keyOf(met)
+		if idx < len(a.order) && a.order[idx].key == key {
 			ent = a.order[idx]
 		} else {
 			if !c.diverged {
 				c.diverged = true
 				a.diverge(idx)
 			}
-			ent = a.series[string(met)]
+			ent = a.series[key]
 		}
 		if ent == nil {
 			if !binary && bytes.IndexByte(met, '\n') >= 0 {
@@ -407,10 +424,12 @@ func (a *appender) parseChunk(b []byte, format bodyFormat) error {
 				h = c.help
 			}
 			ent = a.newEntry(p, met, c.family, c.famType, h)
-			ent.createdFor = createdSiblings(met, c.family, c.famType)
+			for _, text := range createdSiblings(met, c.family, c.famType) {
+				ent.createdFor = append(ent.createdFor, a.keyOf([]byte(text)))
+			}
 			noteBoundText(ent, met)
-			ent.key = string(met) // one copy: the map's key is the same string
-			a.series[ent.key] = ent
+			ent.key = key
+			a.series[key] = ent
 			if !ent.dropped {
 				c.st.added++
 			}
@@ -818,12 +837,12 @@ func createdSiblings(met, family []byte, famType model.MetricType) []string {
 
 // applyCreated sets the start time of the first sibling seen in this scrape
 // from a _created value (seconds).
-func (a *appender) applyCreated(siblings []string, v float64) {
+func (a *appender) applyCreated(siblings []textKey, v float64) {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return
 	}
-	for _, text := range siblings {
-		if sib := a.series[text]; sib != nil && sib.point != nil && sib.point.lastSeen == a.iter {
+	for _, key := range siblings {
+		if sib := a.series[key]; sib != nil && sib.point != nil && sib.point.lastSeen == a.iter {
 			sib.point.created = int64(v * 1000) // as the OpenMetrics parser does
 			return
 		}

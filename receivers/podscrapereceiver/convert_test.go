@@ -1,6 +1,7 @@
 package podscrapereceiver
 
 import (
+	"bytes"
 	"math"
 	"strings"
 	"testing"
@@ -369,4 +370,20 @@ func TestReorderedAndChangedExposition(t *testing.T) {
 			assert.Same(t, a.series[ent.key], ent, "scrape %d: series %d's key finds it", i, j)
 		}
 	}
+}
+
+// TestTextKeysSeededPerTarget: a series' key depends on its target's own
+// seeds (a target cannot precompute texts that collide in another's, or
+// in a later process's, cache); within a target it is stable and tells
+// texts apart.
+func TestTextKeysSeededPerTarget(t *testing.T) {
+	lbls := labels.FromStrings("job", "j", "instance", "i:1")
+	a, b := newAppender(lbls, false, scrapeLimits{}, nil), newAppender(lbls, false, scrapeLimits{}, nil)
+	text := []byte(`envoy_cluster_upstream_rq{cluster_name="outbound|9080||reviews.default.svc.cluster.local",response_code="200"}`)
+	assert.Equal(t, a.keyOf(text), a.keyOf(bytes.Clone(text)))
+	assert.NotEqual(t, a.keyOf(text), b.keyOf(text), "two targets key the same text alike")
+	other := bytes.Replace(text, []byte("200"), []byte("503"), 1)
+	assert.NotEqual(t, a.keyOf(text), a.keyOf(other))
+	k := a.keyOf(text)
+	assert.NotEqual(t, k[0], k[1], "the two halves use different seeds")
 }
