@@ -212,13 +212,15 @@ type appender struct {
 	targetLabels  labels.Labels
 	job, instance string
 
-	series  map[textKey]*seriesEntry
-	seeds   [2]maphash.Seed // of the series keys
-	points  map[uint64]*pointState
-	metrics map[string]*metricState
-	iter    uint64
-	lastOK  uint64
-	touched []*pointState
+	series map[textKey]*seriesEntry
+	// nativeIDs finds the native state of a label set (native only).
+	nativeIDs map[uint64]*nativeSeries
+	seeds     [2]maphash.Seed // of the series keys
+	points    map[uint64]*pointState
+	metrics   map[string]*metricState
+	iter      uint64
+	lastOK    uint64
+	touched   []*pointState
 
 	// Targets expose their series in the same order every scrape: the
 	// previous successful scrape's entries (order) let the next one find
@@ -260,6 +262,7 @@ func newAppender(targetLabels labels.Labels, honorLabels bool, limits scrapeLimi
 		job:           targetLabels.Get(model.JobLabel),
 		instance:      targetLabels.Get(model.InstanceLabel),
 		series:        map[textKey]*seriesEntry{},
+		nativeIDs:     map[uint64]*nativeSeries{},
 		seeds:         [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
 		points:        map[uint64]*pointState{},
 		metrics:       map[string]*metricState{},
@@ -455,23 +458,24 @@ func (a *appender) parseChunk(b []byte, format bodyFormat) error {
 		if tp != nil && a.limits.honorTimestamps {
 			ts = *tp
 		}
+		if !a.pdata {
+			if ent.native.seen == a.iter {
+				return failf(reasonDuplicate, "series %s exposed twice", met)
+			}
+			ent.native.seen = a.iter
+			a.readExemplars(p, ts)
+			a.out.stage(ent.native, ts, v, a.exs)
+			continue
+		}
 		ps := ent.point
 		if ps.lastSeen != a.iter {
-			if a.pdata {
-				a.touch(ps, c.ms, ts)
-			} else {
-				ps.lastSeen = a.iter
-				ps.metric.iter = a.iter
-			}
+			a.touch(ps, c.ms, ts)
 		} else if ent.role == roleValue {
 			return failf(reasonDuplicate, "series %s exposed twice", met)
 		}
 		a.readExemplars(p, ts)
 		if a.out != nil {
 			a.out.stage(ent.native, ts, v, a.exs)
-		}
-		if !a.pdata {
-			continue
 		}
 		if c.useST {
 			if stt := p.StartTimestamp(); stt != 0 {
@@ -558,6 +562,13 @@ func (a *appender) commit() parseStats {
 	for key, ent := range a.series {
 		if ent.lastSeen != a.iter {
 			delete(a.series, key)
+			if ent.native != nil && !a.pdata {
+				// (A text sharing the state that is still exposed
+				// keeps it; only later new texts no longer find it.)
+				if h := ent.native.lset.Hash(); a.nativeIDs[h] == ent.native {
+					delete(a.nativeIDs, h)
+				}
+			}
 		}
 	}
 	for key, ps := range a.points {
@@ -704,6 +715,20 @@ func (a *appender) newEntry(p textparse.Parser, met, family []byte, famType mode
 	// quantile included), after relabeling.
 	if err := a.limits.check(a.lb.Labels()); err != nil {
 		ent.overLimit = err
+		return ent
+	}
+	if a.out != nil && !a.pdata {
+		// Native only: no point state. Texts that name the same series
+		// (labels in another order) share its native state, whose seen
+		// mark finds the duplicate, as a shared point does with pdata.
+		lset := a.nativeLabels(ent, met)
+		h := lset.Hash()
+		if ns := a.nativeIDs[h]; ns != nil && labels.Equal(ns.lset, lset) {
+			ent.native = ns
+		} else {
+			ent.native = a.out.newSeries(lset)
+			a.nativeIDs[h] = ent.native
+		}
 		return ent
 	}
 	if a.out != nil {

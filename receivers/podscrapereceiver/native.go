@@ -56,6 +56,7 @@ var staleNaN = math.Float64frombits(value.StaleNaN)
 type nativeSeries struct {
 	lset labels.Labels
 	refs []storage.SeriesRef // one per appendable; 0 until the first Append
+	seen uint64              // the last scrape that exposed it (native only)
 }
 
 // nativeOut is a target's native output: its appendables and the current

@@ -369,7 +369,22 @@ func TestNativeWithoutPdata(t *testing.T) {
 				}
 				require.NoError(t, a.out.commit())
 				// (pdata keeps a metric one scrape longer: its stale markers.)
-				kept = append(kept, fmt.Sprintf("step %d: %d series, %d points", i, len(a.series), len(a.points)))
+				kept = append(kept, fmt.Sprintf("step %d: %d series", i, len(a.series)))
+				if !pdata {
+					// No point state; the native state of each kept series
+					// and nothing else.
+					require.Empty(t, a.points, "step %d", i)
+					require.Empty(t, a.metrics, "step %d", i)
+					live := map[*nativeSeries]bool{}
+					for _, ent := range a.series {
+						if ent.native != nil {
+							live[ent.native] = true
+						}
+					}
+					for _, ns := range a.nativeIDs {
+						require.True(t, live[ns], "step %d: native state of a series no longer kept: %s", i, ns.lset)
+					}
+				}
 				now = now.Add(15 * time.Second)
 			}
 			return rec.take(), rec.exemplars, kept
@@ -488,5 +503,30 @@ func TestNativeLimitsBeforeAppend(t *testing.T) {
 			assert.Equal(t, countSeries(c.ok)+len(selfGauges)+1, len(rec.refs), "the body's series, the scrape's own and the failure counter")
 			rec.mu.Unlock()
 		})
+	}
+}
+
+// TestNativeDuplicateSeries: one series exposed twice under two texts
+// (its labels in another order) fails the scrape as duplicate_series on
+// either output, and the appendable gets none of it.
+func TestNativeDuplicateSeries(t *testing.T) {
+	body := []byte("# TYPE a gauge\na{x=\"1\",y=\"2\"} 1\nb 3\na{y=\"2\",x=\"1\"} 2\n")
+	for _, pdata := range []bool{true, false} {
+		rec := newRecorder()
+		a := newAppender(labels.FromStrings("job", "j", "instance", "i:1"), false, scrapeLimits{honorTimestamps: true}, nil)
+		a.out = newNativeOut([]string{"rec"}, []storage.Appendable{rec})
+		a.pdata = pdata
+		ms := pmetric.NewMetrics().ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics()
+		for i := range 2 { // a new series, then a known one
+			a.out.begin(t.Context())
+			_, err := a.appendBody(body, ctText, time.Unix(1700000000+int64(i)*15, 0), ms)
+			require.Error(t, err, "pdata %v, scrape %d", pdata, i)
+			assert.Contains(t, err.Error(), reasonDuplicate, "pdata %v", pdata)
+			a.out.rollback()
+			a.fail(time.Unix(1700000000+int64(i)*15, 0), ms)
+		}
+		rec.mu.Lock()
+		assert.Empty(t, rec.refs, "pdata %v: series reached the appendable", pdata)
+		rec.mu.Unlock()
 	}
 }
