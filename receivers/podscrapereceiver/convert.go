@@ -137,24 +137,34 @@ type pointState struct {
 }
 
 // seriesEntry caches what one exposed series (by its raw text) maps to.
+// It is kept small (64 bytes): a mesh sidecar exposes tens of thousands of
+// series, and the native path keeps one entry per series and nothing else
+// of the pdata output.
 type seriesEntry struct {
-	point    *pointState
-	role     sampleRole
-	bound    float64
+	// native is the series as appended to the appendables (nil without
+	// appendables, and for dropped and over-limit series).
+	native   *nativeSeries
 	lastSeen uint64
-	dropped  bool
+	// key identifies the series' raw text: a.series's key for it.
+	key textKey
 	// overLimit fails every scrape that exposes the series: its labels
 	// break a label limit.
 	overLimit error
+	// pd is the series' place in the pdata output (nil without pdata, and
+	// for dropped and over-limit series).
+	pd      *pdataEntry
+	role    sampleRole
+	dropped bool
+}
+
+// pdataEntry is what a series needs to build its pdata point every scrape.
+type pdataEntry struct {
+	point *pointState
+	bound float64
 	// createdFor are the texts of the series whose start time this
 	// _created series gives (a counter's _total or bare sample, a
 	// histogram's or summary's _count), tried in order.
 	createdFor []textKey
-	// native is the series as appended to the appendables (nil without
-	// appendables, and for dropped and over-limit series).
-	native *nativeSeries
-	// key identifies the series' raw text: a.series's key for it.
-	key textKey
 }
 
 // textKey identifies a series by its raw text: two 64-bit hashes of it
@@ -427,10 +437,12 @@ func (a *appender) parseChunk(b []byte, format bodyFormat) error {
 				h = c.help
 			}
 			ent = a.newEntry(p, met, c.family, c.famType, h)
-			for _, text := range createdSiblings(met, c.family, c.famType) {
-				ent.createdFor = append(ent.createdFor, a.keyOf([]byte(text)))
+			if ent.pd != nil {
+				for _, text := range createdSiblings(met, c.family, c.famType) {
+					ent.pd.createdFor = append(ent.pd.createdFor, a.keyOf([]byte(text)))
+				}
+				noteBoundText(ent, met)
 			}
-			noteBoundText(ent, met)
 			ent.key = key
 			a.series[key] = ent
 			if !ent.dropped {
@@ -467,7 +479,8 @@ func (a *appender) parseChunk(b []byte, format bodyFormat) error {
 			a.out.stage(ent.native, ts, v, a.exs)
 			continue
 		}
-		ps := ent.point
+		pd := ent.pd
+		ps := pd.point
 		if ps.lastSeen != a.iter {
 			a.touch(ps, c.ms, ts)
 		} else if ent.role == roleValue {
@@ -482,8 +495,8 @@ func (a *appender) parseChunk(b []byte, format bodyFormat) error {
 				ps.created = stt
 			}
 		}
-		if len(ent.createdFor) > 0 {
-			a.applyCreated(ent.createdFor, v)
+		if len(pd.createdFor) > 0 {
+			a.applyCreated(pd.createdFor, v)
 		}
 		switch ent.role {
 		case roleValue:
@@ -491,10 +504,10 @@ func (a *appender) parseChunk(b []byte, format bodyFormat) error {
 			ps.hasSample = true
 			a.appendExemplars(ps.num.Exemplars())
 		case roleBucket:
-			if math.IsInf(ent.bound, 1) {
+			if math.IsInf(pd.bound, 1) {
 				ps.infCount, ps.hasInf = v, true
 			} else {
-				ps.bounds = append(ps.bounds, ent.bound)
+				ps.bounds = append(ps.bounds, pd.bound)
 				ps.cum = append(ps.cum, v)
 			}
 			a.appendExemplars(ps.hist.Exemplars())
@@ -503,9 +516,9 @@ func (a *appender) parseChunk(b []byte, format bodyFormat) error {
 		case roleCount:
 			ps.count, ps.hasCount = v, true
 		case roleQuantile:
-			ps.bounds = append(ps.bounds, ent.bound)
+			ps.bounds = append(ps.bounds, pd.bound)
 			q := ps.summ.QuantileValues().AppendEmpty()
-			q.SetQuantile(ent.bound)
+			q.SetQuantile(pd.bound)
 			q.SetValue(v)
 		}
 	}
@@ -655,6 +668,7 @@ func (a *appender) newEntry(p textparse.Parser, met, family []byte, famType mode
 	p.Labels(&a.lbls)
 	name := a.lbls.Get(model.MetricNameLabel)
 	ent := &seriesEntry{}
+	var bound float64
 	kind, metricName := kindGauge, name
 	fam := string(family)
 	switch famType {
@@ -666,7 +680,7 @@ func (a *appender) newEntry(p textparse.Parser, met, family []byte, famType mode
 		switch name {
 		case fam + "_bucket":
 			kind, metricName, ent.role = kindHistogram, fam, roleBucket
-			ent.bound = parseBound(a.lbls.Get(model.BucketLabel))
+			bound = parseBound(a.lbls.Get(model.BucketLabel))
 		case fam + "_sum":
 			kind, metricName, ent.role = kindHistogram, fam, roleSum
 		case fam + "_count":
@@ -676,15 +690,15 @@ func (a *appender) newEntry(p textparse.Parser, met, family []byte, famType mode
 		switch name {
 		case fam:
 			kind, metricName, ent.role = kindSummary, fam, roleQuantile
-			ent.bound = parseBound(a.lbls.Get(model.QuantileLabel))
+			bound = parseBound(a.lbls.Get(model.QuantileLabel))
 		case fam + "_sum":
 			kind, metricName, ent.role = kindSummary, fam, roleSum
 		case fam + "_count":
 			kind, metricName, ent.role = kindSummary, fam, roleCount
 		}
 	}
-	if kind == kindHistogram && ent.role == roleBucket && math.IsNaN(ent.bound) ||
-		kind == kindSummary && ent.role == roleQuantile && math.IsNaN(ent.bound) {
+	if kind == kindHistogram && ent.role == roleBucket && math.IsNaN(bound) ||
+		kind == kindSummary && ent.role == roleQuantile && math.IsNaN(bound) {
 		// A bucket without a usable le (or quantile) is kept as a gauge.
 		kind, metricName, ent.role = kindGauge, name, roleValue
 	}
@@ -721,7 +735,7 @@ func (a *appender) newEntry(p textparse.Parser, met, family []byte, famType mode
 		// Native only: no point state. Texts that name the same series
 		// (labels in another order) share its native state, whose seen
 		// mark finds the duplicate, as a shared point does with pdata.
-		lset := a.nativeLabels(ent, met)
+		lset := a.nativeLabels(ent.role, bound, met)
 		h := lset.Hash()
 		if ns := a.nativeIDs[h]; ns != nil && labels.Equal(ns.lset, lset) {
 			ent.native = ns
@@ -732,7 +746,7 @@ func (a *appender) newEntry(p textparse.Parser, met, family []byte, famType mode
 		return ent
 	}
 	if a.out != nil {
-		ent.native = a.out.newSeries(a.nativeLabels(ent, met))
+		ent.native = a.out.newSeries(a.nativeLabels(ent.role, bound, met))
 	}
 	switch ent.role {
 	case roleBucket:
@@ -764,7 +778,7 @@ func (a *appender) newEntry(p textparse.Parser, met, family []byte, famType mode
 			}
 		})
 	}
-	ent.point = ps
+	ent.pd = &pdataEntry{point: ps, bound: bound}
 	return ent
 }
 
@@ -787,7 +801,7 @@ func (m *metricState) writeBoundTexts() {
 // series text: the parser hands out normalized le and quantile values
 // ("1.0" for an exposed "1"), Prometheus 2.x stores them as exposed.
 func noteBoundText(ent *seriesEntry, met []byte) {
-	if ent.point == nil || math.IsInf(ent.bound, 0) || math.IsNaN(ent.bound) {
+	if ent.pd == nil || math.IsInf(ent.pd.bound, 0) || math.IsNaN(ent.pd.bound) {
 		return
 	}
 	name := "le"
@@ -800,8 +814,8 @@ func noteBoundText(ent *seriesEntry, met []byte) {
 	if !ok {
 		return
 	}
-	if g := strconv.FormatFloat(ent.bound, 'g', -1, 64); g != raw {
-		m := ent.point.metric
+	if g := strconv.FormatFloat(ent.pd.bound, 'g', -1, 64); g != raw {
+		m := ent.pd.point.metric
 		if m.boundTexts == nil {
 			m.boundTexts = map[string]string{}
 		}
@@ -867,8 +881,8 @@ func (a *appender) applyCreated(siblings []textKey, v float64) {
 		return
 	}
 	for _, key := range siblings {
-		if sib := a.series[key]; sib != nil && sib.point != nil && sib.point.lastSeen == a.iter {
-			sib.point.created = int64(v * 1000) // as the OpenMetrics parser does
+		if sib := a.series[key]; sib != nil && sib.pd != nil && sib.pd.point.lastSeen == a.iter {
+			sib.pd.point.created = int64(v * 1000) // as the OpenMetrics parser does
 			return
 		}
 	}

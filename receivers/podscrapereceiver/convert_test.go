@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/relabel"
@@ -370,6 +371,13 @@ func TestReorderedAndChangedExposition(t *testing.T) {
 			assert.Same(t, a.series[ent.key], ent, "scrape %d: series %d's key finds it", i, j)
 		}
 	}
+}
+
+// TestSeriesEntrySize: the entry every exposed series keeps stays in the
+// 64-byte size class (the native path keeps nothing else per series but
+// its labels and refs); what only pdata needs hangs off pd.
+func TestSeriesEntrySize(t *testing.T) {
+	assert.LessOrEqual(t, unsafe.Sizeof(seriesEntry{}), uintptr(64))
 }
 
 // TestTextKeysSeededPerTarget: a series' key depends on its target's own

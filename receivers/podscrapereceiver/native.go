@@ -256,9 +256,9 @@ func appendReason(err error) string {
 // output's series get in weft_store, and Prometheus stores. A bucket's le
 // (a quantile's quantile) is written as exposed: the parser hands it out
 // normalised ("1.0" for an exposed "1").
-func (a *appender) nativeLabels(ent *seriesEntry, met []byte) labels.Labels {
+func (a *appender) nativeLabels(role sampleRole, bound float64, met []byte) labels.Labels {
 	name := ""
-	switch ent.role {
+	switch role {
 	case roleBucket:
 		name = model.BucketLabel
 	case roleQuantile:
@@ -267,11 +267,11 @@ func (a *appender) nativeLabels(ent *seriesEntry, met []byte) labels.Labels {
 		return a.lb.Labels()
 	}
 	switch {
-	case math.IsInf(ent.bound, 1):
+	case math.IsInf(bound, 1):
 		a.lb.Set(name, "+Inf")
-	case math.IsInf(ent.bound, -1), math.IsNaN(ent.bound):
+	case math.IsInf(bound, -1), math.IsNaN(bound):
 	default:
-		text := strconv.FormatFloat(ent.bound, 'g', -1, 64)
+		text := strconv.FormatFloat(bound, 'g', -1, 64)
 		if raw, ok := rawLabelValue(met, name); ok {
 			text = raw
 		}

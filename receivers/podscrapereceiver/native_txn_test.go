@@ -370,13 +370,18 @@ func TestNativeWithoutPdata(t *testing.T) {
 				require.NoError(t, a.out.commit())
 				// (pdata keeps a metric one scrape longer: its stale markers.)
 				kept = append(kept, fmt.Sprintf("step %d: %d series", i, len(a.series)))
-				if !pdata {
+				if pdata {
+					for _, ent := range a.series {
+						require.Equal(t, !ent.dropped && ent.overLimit == nil, ent.pd != nil, "step %d: pdata state of a kept series", i)
+					}
+				} else {
 					// No point state; the native state of each kept series
 					// and nothing else.
 					require.Empty(t, a.points, "step %d", i)
 					require.Empty(t, a.metrics, "step %d", i)
 					live := map[*nativeSeries]bool{}
 					for _, ent := range a.series {
+						require.Nil(t, ent.pd, "step %d: pdata state of a series without pdata", i)
 						if ent.native != nil {
 							live[ent.native] = true
 						}
