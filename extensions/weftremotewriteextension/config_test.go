@@ -157,6 +157,9 @@ func TestFactory(t *testing.T) {
 	app := ext.(*RemoteWrite).Appendable().Appender(context.Background())
 	_, err = app.Append(0, labels.FromStrings("__name__", "x"), 1, 1)
 	require.ErrorIs(t, err, errNotStarted)
+	// The WAL only feeds the queues: a writer may split a commit of many
+	// new series.
+	assert.Equal(t, newSeriesPerCommit, promappend.NewSeriesPerCommit(ext.(*RemoteWrite).Appendable()))
 }
 
 func TestFromHost(t *testing.T) {

@@ -226,6 +226,15 @@ func (r *RemoteWrite) Appendable() storage.Appendable { return appendable{r} }
 
 type appendable struct{ r *RemoteWrite }
 
+// newSeriesPerCommit bounds the series record of one commit (~200 bytes
+// per Envoy series: under 1 MB) when a writer splits a large first
+// scrape; the WAL only feeds the queues, which send by sample, not by
+// transaction.
+const newSeriesPerCommit = 4096
+
+// NewSeriesPerCommit makes the appendable a promappend.Splittable.
+func (appendable) NewSeriesPerCommit() int { return newSeriesPerCommit }
+
 func (a appendable) Appender(ctx context.Context) storage.Appender {
 	a.r.mu.RLock()
 	defer a.r.mu.RUnlock()

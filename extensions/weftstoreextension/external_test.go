@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
+
+	"github.com/weftobs/weft/internal/promappend"
 )
 
 func TestExternalLabelsAndTimeRange(t *testing.T) {
@@ -31,6 +33,8 @@ func TestExternalLabelsAndTimeRange(t *testing.T) {
 	require.Equal(t, int64(math.MaxInt64), mint)
 	require.Equal(t, int64(math.MinInt64), maxt)
 
+	// A scrape is one transaction: queries see it whole or not at all.
+	require.Zero(t, promappend.NewSeriesPerCommit(st.Appendable()))
 	now := time.Now().UnixMilli()
 	app := st.Appendable().Appender(t.Context())
 	ls := labels.FromStrings("__name__", "up", "job", "a")

@@ -18,6 +18,28 @@ type Provider interface {
 	Appendable() storage.Appendable
 }
 
+// Splittable is an Appendable whose transactions need not be atomic: a
+// writer that appends many new series at once (a target's first scrape)
+// may commit them in several transactions of at most NewSeriesPerCommit
+// new series each. A commit encodes its new series into one WAL record,
+// built in one growing buffer and read back whole by the WAL's readers:
+// 50,000 new series in one commit make a ~10 MB record. weft_remote_write
+// is splittable (its WAL only feeds the queues); weft_store is not (a
+// query sees a scrape whole or not at all).
+type Splittable interface {
+	NewSeriesPerCommit() int
+}
+
+// NewSeriesPerCommit returns how many new series a transaction of a may
+// hold before the writer commits it and opens another: 0 when a's
+// transactions must not be split.
+func NewSeriesPerCommit(a storage.Appendable) int {
+	if s, ok := a.(Splittable); ok {
+		return max(s.NewSeriesPerCommit(), 0)
+	}
+	return 0
+}
+
 // FromHost returns the Appendable of the extension id on host. The error
 // names the extension and says what is wrong: not configured, or an
 // extension of a type that takes no samples.

@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/storage"
+
+	"github.com/weftobs/weft/internal/promappend"
 )
 
 // The native output: with appendables set, each scrape appends its samples
@@ -68,6 +70,11 @@ type nativeOut struct {
 	// pending counts the samples appended in the open transactions, per
 	// appendable: all lost if its Commit fails.
 	pending []int
+	// split is how many new series a transaction of each appendable may
+	// take before flush commits it and opens another (0: never; see
+	// promappend.Splittable), created how many the open one holds.
+	split, created []int
+	ctx            context.Context // of the open transactions
 	// failures counts samples that did not reach an appendable, by
 	// appendable and reason (kept for the target's life).
 	failures map[appendFailure]float64
@@ -96,13 +103,19 @@ type appendFailure struct {
 }
 
 func newNativeOut(names []string, apps []storage.Appendable) *nativeOut {
-	return &nativeOut{
+	o := &nativeOut{
 		names:    names,
 		apps:     apps,
 		cur:      make([]storage.Appender, len(apps)),
 		pending:  make([]int, len(apps)),
+		split:    make([]int, len(apps)),
+		created:  make([]int, len(apps)),
 		failures: map[appendFailure]float64{},
 	}
+	for i, a := range apps {
+		o.split[i] = promappend.NewSeriesPerCommit(a)
+	}
+	return o
 }
 
 // newSeries returns the native state of a new series.
@@ -114,8 +127,9 @@ func (o *nativeOut) newSeries(lset labels.Labels) *nativeSeries {
 func (o *nativeOut) begin(ctx context.Context) {
 	for i, a := range o.apps {
 		o.cur[i] = a.Appender(ctx)
-		o.pending[i] = 0
+		o.pending[i], o.created[i] = 0, 0
 	}
+	o.ctx = ctx
 	o.commitErr = nil
 }
 
@@ -134,20 +148,34 @@ func (o *nativeOut) rollback() {
 // appendable's samples only; it is counted (reason commit) and returned
 // (the last one) for the status page and the log.
 func (o *nativeOut) commit() error {
-	var last error
 	for i, app := range o.cur {
-		if app == nil {
-			continue
+		if app != nil {
+			o.commitOne(i)
 		}
-		if err := app.Commit(); err != nil {
-			o.failures[appendFailure{i, appendReasonCommit}] += float64(o.pending[i])
-			last = &appendError{app: o.names[i], err: err}
-		}
-		o.cur[i] = nil
-		o.pending[i] = 0
 	}
-	o.commitErr = last
-	return last
+	return o.commitErr
+}
+
+// commitOne commits the open transaction of appendable i, counting its
+// samples as lost (reason commit) if that fails.
+func (o *nativeOut) commitOne(i int) {
+	if err := o.cur[i].Commit(); err != nil {
+		o.failures[appendFailure{i, appendReasonCommit}] += float64(o.pending[i])
+		o.commitErr = &appendError{app: o.names[i], err: err}
+	}
+	o.cur[i] = nil
+	o.pending[i], o.created[i] = 0, 0
+}
+
+// splitFull commits each splittable appendable's open transaction that
+// holds its share of new series, and opens the next.
+func (o *nativeOut) splitFull() {
+	for i, n := range o.split {
+		if n > 0 && o.created[i] >= n && o.cur[i] != nil {
+			o.commitOne(i)
+			o.cur[i] = o.apps[i].Appender(o.ctx)
+		}
+	}
 }
 
 // appendError is a failed commit to one appendable.
@@ -172,6 +200,9 @@ func (o *nativeOut) append(s *nativeSeries, t int64, v float64) {
 			o.failures[appendFailure{i, appendReason(err)}]++
 			continue
 		}
+		if s.refs[i] == 0 {
+			o.created[i]++
+		}
 		s.refs[i] = ref
 		o.pending[i]++
 	}
@@ -184,12 +215,15 @@ func (o *nativeOut) stage(s *nativeSeries, t int64, v float64, exs []exemplar.Ex
 	o.staged = append(o.staged, stagedSample{s: s, t: t, v: v, ex: len(o.stagedEx)})
 }
 
-// flush appends the staged samples, in order, to the open transactions.
+// flush appends the staged samples, in order, to the open transactions,
+// committing a splittable appendable's each time it holds its share of
+// new series (a sample and its exemplars stay in one transaction).
 func (o *nativeOut) flush() {
 	ex := 0
 	for _, st := range o.staged {
 		o.appendSample(st.s, st.t, st.v, o.stagedEx[ex:st.ex])
 		ex = st.ex
+		o.splitFull()
 	}
 	o.unstage()
 }

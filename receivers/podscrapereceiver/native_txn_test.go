@@ -535,3 +535,54 @@ func TestNativeDuplicateSeries(t *testing.T) {
 		rec.mu.Unlock()
 	}
 }
+
+// splitRecorder is a recorder whose transactions may be split, as
+// weft_remote_write's are.
+type splitRecorder struct {
+	*recorder
+	per int
+}
+
+func (r splitRecorder) NewSeriesPerCommit() int { return r.per }
+
+// TestNativeSplitsNewSeries: a scrape that creates many series commits
+// them to a splittable appendable (promappend.Splittable) a few new series
+// per transaction, to the others in one; both get the same samples and
+// exemplars in the same order, and a scrape that creates no series is one
+// transaction everywhere.
+func TestNativeSplitsNewSeries(t *testing.T) {
+	for _, b := range []struct{ file, ct string }{
+		{envoyFile, ctText},
+		{omFile, "application/openmetrics-text; version=1.0.0"},
+	} {
+		body := readFile(t, b.file)
+		const per = 5
+		whole, split := newRecorder(), splitRecorder{newRecorder(), per}
+		a := newAppender(labels.FromStrings("job", "j", "instance", "i:1"), false, scrapeLimits{honorTimestamps: true}, nil)
+		a.out = newNativeOut([]string{"whole", "split"}, []storage.Appendable{whole, split})
+		a.pdata = false
+		now := time.Unix(1700000000, 0)
+		for scrape := range 2 {
+			a.out.begin(t.Context())
+			_, err := a.appendBody(body, b.ct, now, pmetric.MetricSlice{})
+			require.NoError(t, err)
+			require.NoError(t, a.out.commit())
+			wholeSamples, splitSamples := whole.take(), split.take()
+			require.NotEmpty(t, wholeSamples)
+			assert.Equal(t, wholeSamples, splitSamples, "%s scrape %d", b.file, scrape)
+			assert.Equal(t, 1, whole.commits, "%s scrape %d", b.file, scrape)
+			want := 1
+			if scrape == 0 {
+				want = len(wholeSamples)/per + 1
+			}
+			assert.Equal(t, want, split.commits, "%s scrape %d: every %d new series committed", b.file, scrape, per)
+			whole.commits, split.commits = 0, 0
+			now = now.Add(15 * time.Second)
+		}
+		assert.Equal(t, whole.exemplars, split.exemplars, b.file)
+		if b.file == omFile {
+			assert.NotEmpty(t, split.exemplars)
+		}
+		assert.Zero(t, split.wrongRef)
+	}
+}
