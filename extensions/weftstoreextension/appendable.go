@@ -18,6 +18,10 @@ func (s *Store) Appendable() storage.Appendable { return appendable{s} }
 
 type appendable struct{ s *Store }
 
+// NewSeriesPerCommit makes the appendable a promappend.Splittable as
+// configured (new_series_per_commit; 0: never split).
+func (a appendable) NewSeriesPerCommit() int { return a.s.cfg.NewSeriesPerCommit }
+
 func (a appendable) Appender(ctx context.Context) storage.Appender {
 	a.s.mu.RLock()
 	defer a.s.mu.RUnlock()

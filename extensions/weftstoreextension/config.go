@@ -60,6 +60,15 @@ type Config struct {
 	// beyond it are refused and counted as series_limit; samples of
 	// existing series are still accepted (default 100000; 0 = unlimited).
 	MaxSeries int64 `mapstructure:"max_series"`
+	// NewSeriesPerCommit lets a writer of Prometheus samples (pod_scrape's
+	// native path) commit a scrape that creates more new series than this
+	// in several transactions of at most this many new series each (see
+	// promappend.Splittable): the TSDB encodes a commit's new series into
+	// one WAL record and keeps the buffer it grew for the largest one.
+	// Queries may then see such a scrape's new series in parts for the
+	// milliseconds between its commits; a scrape that creates fewer stays
+	// one transaction (default 4096; 0 = every scrape one transaction).
+	NewSeriesPerCommit int `mapstructure:"new_series_per_commit"`
 	// Query configures the store's PromQL engine, the one engine of the
 	// process: weft_query's API and weft_rules' evaluations share it
 	// (Store.Engine).
@@ -129,6 +138,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxSeries < 0 {
 		errs = append(errs, fmt.Errorf("max_series: must be 0 (unlimited) or more, got %d", c.MaxSeries))
+	}
+	if c.NewSeriesPerCommit < 0 {
+		errs = append(errs, fmt.Errorf("new_series_per_commit: must be 0 (every scrape one transaction) or more, got %d", c.NewSeriesPerCommit))
 	}
 	if c.Query.MaxSamples < 1 {
 		errs = append(errs, fmt.Errorf("query::max_samples: must be at least 1, got %d", c.Query.MaxSamples))

@@ -33,8 +33,8 @@ func TestExternalLabelsAndTimeRange(t *testing.T) {
 	require.Equal(t, int64(math.MaxInt64), mint)
 	require.Equal(t, int64(math.MinInt64), maxt)
 
-	// A scrape is one transaction: queries see it whole or not at all.
-	require.Zero(t, promappend.NewSeriesPerCommit(st.Appendable()))
+	// A writer may split a scrape of many new series as configured.
+	require.Equal(t, st.cfg.NewSeriesPerCommit, promappend.NewSeriesPerCommit(st.Appendable()))
 	now := time.Now().UnixMilli()
 	app := st.Appendable().Appender(t.Context())
 	ls := labels.FromStrings("__name__", "up", "job", "a")

@@ -29,6 +29,10 @@ const (
 	// pinned budgets (2 x 16 MiB) stays under the DaemonSet's 768 MiB limit
 	// (~705 MiB); 3.3x the reference node's 30k.
 	defaultMaxSeries = 100_000
+	// defaultNewSeriesPerCommit keeps a commit's series record near 1 MB
+	// (~200 bytes per mesh sidecar series). One 100k-series commit left
+	// the head ~45 MB of encoding buffers (bench/RESULTS.md, store-memory).
+	defaultNewSeriesPerCommit = 4096
 	// defaultQueryMaxSamples bounds one query near 100 MB (engine and
 	// JSON, weft_query README "Query bounds"): two at once fit the
 	// DaemonSet's memory. Prometheus's own 50 M would be ~5 GB.
@@ -55,6 +59,7 @@ func createDefaultConfig() component.Config {
 		AppendableWindow:     defaultAppendableWindow,
 		MaxFutureSkew:        defaultMaxFutureSkew,
 		MaxSeries:            defaultMaxSeries,
+		NewSeriesPerCommit:   defaultNewSeriesPerCommit,
 		Query: QueryConfig{
 			MaxSamples:    defaultQueryMaxSamples,
 			Timeout:       defaultQueryTimeout,

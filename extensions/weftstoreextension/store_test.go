@@ -49,7 +49,7 @@ func TestLoadConfig(t *testing.T) {
 			TracesMaxBytes: 1 << 20, LogsMaxBytes: 2 << 20,
 			Pins: "weft_pins/cluster", PinnedTracesMaxBytes: 256 << 10, PinnedLogsMaxBytes: 0,
 			AppendableWindow: 3 * time.Hour, StartTimestamps: true,
-			MaxFutureSkew: 2 * time.Minute, MaxSeries: 0,
+			MaxFutureSkew: 2 * time.Minute, MaxSeries: 0, NewSeriesPerCommit: 0,
 			Query: QueryConfig{MaxSamples: 250_000, Timeout: time.Minute, LookbackDelta: 2 * time.Minute},
 		}},
 	}
@@ -81,6 +81,8 @@ func TestConfigValidate(t *testing.T) {
 		{"no future skew", func(c *Config) { c.MaxFutureSkew = 0 }, "max_future_skew"},
 		{"future skew of days", func(c *Config) { c.MaxFutureSkew = 48 * time.Hour }, "max_future_skew"},
 		{"negative max series", func(c *Config) { c.MaxSeries = -1 }, "max_series"},
+		{"negative new series per commit", func(c *Config) { c.NewSeriesPerCommit = -1 }, "new_series_per_commit: must be 0 (every scrape one transaction) or more, got -1"},
+		{"scrapes whole", func(c *Config) { c.NewSeriesPerCommit = 0 }, ""},
 		{"pins off", func(c *Config) { c.Pins = "none" }, ""},
 		{"pins named", func(c *Config) { c.Pins = "weft_pins/cluster" }, ""},
 		{"pins not an ID", func(c *Config) { c.Pins = "weft pins" }, "pins: want a component ID"},

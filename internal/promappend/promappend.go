@@ -24,8 +24,9 @@ type Provider interface {
 // new series each. A commit encodes its new series into one WAL record,
 // built in one growing buffer and read back whole by the WAL's readers:
 // 50,000 new series in one commit make a ~10 MB record. weft_remote_write
-// is splittable (its WAL only feeds the queues); weft_store is not (a
-// query sees a scrape whole or not at all).
+// is splittable (its WAL only feeds the queues); weft_store as configured
+// (new_series_per_commit: a query may see such a scrape's new series in
+// parts between its commits).
 type Splittable interface {
 	NewSeriesPerCommit() int
 }
