@@ -86,6 +86,9 @@ type nativeOut struct {
 	// stagedEx[prev.ex:ex]); flush hands them to the transactions.
 	staged   []stagedSample
 	stagedEx []exemplar.Exemplar
+	// oversized counts the scrapes in a row that needed far less than
+	// staged (0) and stagedEx (1) hold.
+	oversized [2]int
 }
 
 // stagedSample is a scraped sample waiting for the scrape to succeed.
@@ -229,24 +232,38 @@ func (o *nativeOut) flush() {
 }
 
 // unstage empties the staging buffers, keeping their memory for the next
-// scrape unless this one needed far less than they hold (a target that
-// shrank, or one failed scrape of a huge body).
+// scrape unless they held far more than needed for shrinkAfter scrapes in
+// a row (a target that shrank, or one failed scrape of a huge body). One
+// small scrape does not drop them: a target whose exemplars come every
+// other scrape would grow the exemplar buffer again each time.
 func (o *nativeOut) unstage() {
 	n := len(o.staged)
 	if n == 0 {
 		return // already emptied (a rollback after the flush)
 	}
-	clear(o.staged) // drop the series pointers
-	o.staged = o.staged[:0]
-	if cap(o.staged) > 4096 && cap(o.staged) > 4*n {
-		o.staged = nil
+	o.staged = reuse(o.staged, n, &o.oversized[0])
+	o.stagedEx = reuse(o.stagedEx, len(o.stagedEx), &o.oversized[1])
+}
+
+// shrinkAfter is how many scrapes in a row a staging buffer may hold over
+// four times what they needed before it is dropped.
+const shrinkAfter = 8
+
+// reuse empties buf (clearing what it referenced) and returns it for the
+// next scrape, or nil once it has been oversized (over 4096 entries and
+// over 4×used) for shrinkAfter calls in a row, which runs counts.
+func reuse[T any](buf []T, used int, runs *int) []T {
+	clear(buf)
+	buf = buf[:0]
+	if cap(buf) <= 4096 || cap(buf) <= 4*used {
+		*runs = 0
+		return buf
 	}
-	m := len(o.stagedEx)
-	clear(o.stagedEx) // and the exemplars' labels
-	o.stagedEx = o.stagedEx[:0]
-	if cap(o.stagedEx) > 4096 && cap(o.stagedEx) > 4*m {
-		o.stagedEx = nil
+	if *runs++; *runs < shrinkAfter {
+		return buf
 	}
+	*runs = 0
+	return nil
 }
 
 // appendSample appends a scraped sample and its exemplars.

@@ -586,3 +586,42 @@ func TestNativeSplitsNewSeries(t *testing.T) {
 		assert.Zero(t, split.wrongRef)
 	}
 }
+
+// TestNativeStagingKeptAcrossScrapes: the staging buffers survive a scrape
+// that needs little of them (exemplars every other scrape, as a target
+// sampling its traces gives them) and are dropped only after shrinkAfter
+// such scrapes in a row.
+func TestNativeStagingKeptAcrossScrapes(t *testing.T) {
+	const n = 10000
+	o := newNativeOut([]string{"discard"}, []storage.Appendable{&discard{}})
+	s := o.newSeries(labels.FromStrings("__name__", "x"))
+	ex := []exemplar.Exemplar{{Labels: labels.FromStrings("trace_id", "1"), Value: 1}}
+	scrape := func(withExemplars bool) {
+		o.begin(context.Background())
+		for i := range n {
+			if withExemplars {
+				o.stage(s, int64(i), 1, ex)
+			} else {
+				o.stage(s, int64(i), 1, nil)
+			}
+		}
+		o.flush()
+		require.NoError(t, o.commit())
+	}
+	scrape(true)
+	require.GreaterOrEqual(t, cap(o.stagedEx), n)
+	kept := &o.stagedEx[:1][0]
+	for range 2 * shrinkAfter {
+		scrape(false)
+		scrape(true)
+		require.Same(t, kept, &o.stagedEx[:1][0], "exemplar buffer grown again")
+		assert.Zero(t, o.stagedEx[:1][0].Value, "an emptied buffer keeps no exemplar")
+	}
+	for range shrinkAfter - 1 {
+		scrape(false)
+	}
+	require.NotNil(t, o.stagedEx, "dropped before shrinkAfter small scrapes")
+	scrape(false)
+	assert.Nil(t, o.stagedEx, "kept after shrinkAfter small scrapes in a row")
+	assert.GreaterOrEqual(t, cap(o.staged), n, "sample buffer, used in full every scrape, kept")
+}
