@@ -30,6 +30,14 @@ type Config struct {
 	// inotify: the safety net for a missed notification. At least
 	// poll_interval, at most 1m.
 	FallbackPollInterval time.Duration `mapstructure:"fallback_poll_interval"`
+	// MinReadInterval is the shortest time between two reads of a file woken
+	// by change notifications: notifications that arrive sooner wait for it
+	// and are served by one read. A container that writes its log in many
+	// small pieces is then read in fewer, larger reads and batches, at the
+	// cost of up to this much delay. 0 reads at every notification; above
+	// poll_interval, poll_interval applies (a notified file is never read
+	// less often than a polled one). At most 1s.
+	MinReadInterval time.Duration `mapstructure:"min_read_interval"`
 	// RescanInterval is how often the include patterns are globbed again
 	// for new files (at most 1s, so that a new file is found within 1s).
 	RescanInterval time.Duration `mapstructure:"rescan_interval"`
@@ -104,6 +112,9 @@ func (c *Config) Validate() error {
 	}
 	if c.FallbackPollInterval < c.PollInterval || c.FallbackPollInterval <= 0 || c.FallbackPollInterval > time.Minute {
 		errs = append(errs, fmt.Errorf("fallback_poll_interval: %s must be at least poll_interval (%s) and at most 1m", c.FallbackPollInterval, c.PollInterval))
+	}
+	if c.MinReadInterval < 0 || c.MinReadInterval > time.Second {
+		errs = append(errs, fmt.Errorf("min_read_interval: %s must be between 0 and 1s", c.MinReadInterval))
 	}
 	if c.RescanInterval <= 0 || c.RescanInterval > time.Second {
 		errs = append(errs, fmt.Errorf("rescan_interval: %s must be > 0 and at most 1s (new files are found within 1s)", c.RescanInterval))

@@ -254,6 +254,7 @@ func (t *tailer) run(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	<-timer.C
+	cycle := time.Now() // start of this read cycle
 	for {
 		atEnd := false
 		if t.follow {
@@ -292,8 +293,14 @@ func (t *tailer) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.wake:
+			// Notifications within min_read_interval of the last cycle's
+			// start wait for its end, and the one read serves them all.
+			if d := min(t.env.cfg.MinReadInterval, t.env.cfg.PollInterval) - time.Since(cycle); d > 0 && !backoff.Sleep(ctx, d) {
+				return
+			}
 		case <-timer.C:
 		}
+		cycle = time.Now()
 	}
 }
 

@@ -405,3 +405,47 @@ func TestCreateNotificationStartsRescan(t *testing.T) {
 		})
 	}
 }
+
+// TestNotificationsCoalesced: a file written in many small pieces is read
+// at most once per min_read_interval however many notifications arrive,
+// so its lines arrive in few batches, every line once and in order.
+func TestNotificationsCoalesced(t *testing.T) {
+	for _, interval := range []time.Duration{100 * time.Millisecond, 250 * time.Millisecond} {
+		t.Run(interval.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			path := podLogPath(t, dir, "ns", "chatty", "app")
+			appendFile(t, path, seqLines("w", 0, 1))
+			cfg := notifiedCfg(filepath.Join(dir, "*", "*", "*.log"))
+			cfg.MinReadInterval = interval
+			s := &sink{}
+			startReceiver(t, cfg, s)
+			require.Eventually(t, func() bool { return s.len() == 1 }, 5*time.Second, 5*time.Millisecond)
+			s.mu.Lock()
+			before := s.batches
+			s.mu.Unlock()
+
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+			require.NoError(t, err)
+			const n = 400
+			start := time.Now()
+			for i := 1; i <= n; i++ { // one write per line, as a runtime writes them
+				_, err := f.WriteString(seqLines("w", i, 1))
+				require.NoError(t, err)
+				time.Sleep(time.Millisecond)
+			}
+			require.NoError(t, f.Close())
+			require.Eventually(t, func() bool { return s.len() == n+1 }, 10*time.Second, 5*time.Millisecond)
+			took := time.Since(start)
+			checkExactlyOnce(t, s.records(), n+1, "w")
+
+			s.mu.Lock()
+			batches := s.batches - before
+			s.mu.Unlock()
+			// A read cycle starts at most once per interval and ends in at
+			// most one batch (max_batch_records is far above n).
+			limit := int(took/interval) + 2
+			assert.LessOrEqual(t, batches, limit, "%d batches for %d writes in %s", batches, n, took)
+			t.Logf("%d writes in %s: %d batches (at most %d)", n, took, batches, limit)
+		})
+	}
+}
