@@ -130,24 +130,12 @@ func BenchmarkScrapeToStore(b *testing.B) {
 					last    int64
 				)
 				run := func() {
-					now := time.Now()
-					if now.UnixMilli() <= last {
-						now = time.UnixMilli(last + 1)
-					}
-					last = now.UnixMilli()
-					r.Reset(body)
+					now := nextNow(&last)
 					if a.out != nil {
-						a.out.begin(context.Background())
-						stats, err := a.appendStream(&c, &r, ctText, now, pmetric.MetricSlice{}, int64(len(body)), false)
-						if err != nil {
-							b.Fatal(err)
-						}
-						if err := a.out.commit(); err != nil {
-							b.Fatal(err)
-						}
-						samples = stats.scraped
+						samples = nativeScrape(b, a, &c, &r, body, ctText, now)
 						return
 					}
+					r.Reset(body)
 					md := pmetric.NewMetrics()
 					rm := md.ResourceMetrics().AppendEmpty()
 					rm.Resource().Attributes().PutStr("service.name", "envoy")
@@ -171,6 +159,32 @@ func BenchmarkScrapeToStore(b *testing.B) {
 			})
 		}
 	}
+}
+
+// nextNow is the current time, or a millisecond after the last one
+// returned (*last, in ms) if the clock has not moved on since.
+func nextNow(last *int64) time.Time {
+	now := time.Now()
+	if now.UnixMilli() <= *last {
+		now = time.UnixMilli(*last + 1)
+	}
+	*last = now.UnixMilli()
+	return now
+}
+
+// nativeScrape parses body (of content type ct) into a's native output in
+// one transaction and returns the samples scraped.
+func nativeScrape(b *testing.B, a *appender, c *chunker, r *bytes.Reader, body []byte, ct string, now time.Time) int {
+	r.Reset(body)
+	a.out.begin(context.Background())
+	stats, err := a.appendStream(c, r, ct, now, pmetric.MetricSlice{}, int64(len(body)), false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := a.out.commit(); err != nil {
+		b.Fatal(err)
+	}
+	return stats.scraped
 }
 
 // BenchmarkRetainedPerSeriesNative is BenchmarkRetainedPerSeries for a

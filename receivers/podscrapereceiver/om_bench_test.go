@@ -2,14 +2,11 @@ package podscrapereceiver
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
-	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/weftobs/weft/extensions/weftstoreextension/weftstoretest"
 )
@@ -55,23 +52,8 @@ func BenchmarkScrapeToStoreOpenMetrics(b *testing.B) {
 				last       int64
 			)
 			run := func() {
-				now := time.Now()
-				if now.UnixMilli() <= last {
-					now = time.UnixMilli(last + 1)
-				}
-				last = now.UnixMilli()
-				body := bodies[k%2]
+				samples = nativeScrape(b, a, &c, &r, bodies[k%2], ctOM, nextNow(&last))
 				k++
-				r.Reset(body)
-				a.out.begin(context.Background())
-				stats, err := a.appendStream(&c, &r, ctOM, now, pmetric.MetricSlice{}, int64(len(body)), false)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := a.out.commit(); err != nil {
-					b.Fatal(err)
-				}
-				samples = stats.scraped
 			}
 			run()
 			run()
