@@ -30,7 +30,7 @@ func createDefaultConfig() component.Config {
 		StartAt:              startAtEnd,
 		PollInterval:         200 * time.Millisecond,
 		FallbackPollInterval: 10 * time.Second,
-		MinReadInterval:      100 * time.Millisecond,
+		MinReadInterval:      200 * time.Millisecond,
 		RescanInterval:       500 * time.Millisecond,
 		FullRescanInterval:   time.Minute,
 		MaxLogSize:           1 << 20,
