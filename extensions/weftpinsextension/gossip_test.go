@@ -234,25 +234,50 @@ func TestStartFailsOnBadKeyOrPort(t *testing.T) {
 
 // TestBroadcastsReachAll: six members, no push/pull after the joins: the
 // origin's broadcasts and the receivers' relays carry the pin to all.
+//
+// Each sender picks its peers at random, so reaching all is a matter of
+// probability: with the default retransmit_mult 4 (four sends per node at
+// six members) a member was missed in 2 of 100 runs (`go test -race
+// -count=100 -run TestBroadcastsReachAll`, machine loaded), which is what
+// push/pull state is for. With 12 sends per node a miss is below 1e-7.
 func TestBroadcastsReachAll(t *testing.T) {
 	key := writeKey(t)
 	cfg := func(name string, join ...string) *Config {
 		c := gossipConfig(name, key, join...)
 		c.Gossip.PushPullInterval = time.Hour // only broadcasts may carry the pin
+		c.Gossip.RetransmitMult = 12
 		return c
 	}
 	first := startNode(t, cfg("n0"), nil)
 	nodes := []*Pins{first}
 	for i := 1; i < 6; i++ {
-		nodes = append(nodes, startNode(t, cfg("n"+string(rune('0'+i)), addr(first)), nil))
+		n := startNode(t, cfg("n"+string(rune('0'+i)), addr(first)), nil)
+		// Without periodic push/pull, members learn of each other only
+		// from memberlist's alive broadcasts, which a loaded machine can
+		// lose for good (CI stop 28). A join exchanges state both ways
+		// over TCP, so joining every earlier node makes the membership
+		// certain; the pin below still travels by broadcast alone.
+		var earlier []string
+		for _, p := range nodes {
+			earlier = append(earlier, addr(p))
+		}
+		joined, err := n.gossip.Load().ml.Load().Join(earlier)
+		require.NoError(t, err)
+		require.Equal(t, len(earlier), joined)
+		nodes = append(nodes, n)
 	}
 	for _, p := range nodes {
-		require.Eventually(t, func() bool { return p.Stats().Members == 6 }, waitFor, tick)
+		require.Eventually(t, func() bool { return p.Stats().Members == 6 }, waitFor, tick, "members of %s: %d", p.gossip.Load().name, p.Stats().Members)
 	}
 	id := traceID(0x70, 1)
 	nodes[3].Pin(id, time.Time{}, ReasonErrorLog)
 	for i, p := range nodes {
-		require.Eventually(t, func() bool { return p.Pinned(id) }, waitFor, tick, "node %d", i)
+		if !assert.Eventually(t, func() bool { return p.Pinned(id) }, waitFor, tick, "node %d", i) {
+			for j, q := range nodes {
+				t.Logf("node %d: %+v", j, q.Stats())
+			}
+			t.FailNow()
+		}
 	}
 	var relayed int64
 	for _, p := range nodes {
