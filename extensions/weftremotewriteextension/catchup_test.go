@@ -2,6 +2,7 @@ package weftremotewriteextension
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -97,4 +98,48 @@ func TestCatchUpSplitsRefusedBatches(t *testing.T) {
 	assert.Equal(t, int64(3), st.Refused.Load())
 	assert.Equal(t, int64(37), st.Samples.Load(), "refused samples are not counted as sent")
 	assert.Equal(t, int64(39), prog.Mark("ep"))
+}
+
+// TestGraceReadsOnlyLateCommits: in its grace period the catch-up reads
+// this run's WAL again only when a commit held a sample stamped at or
+// before the switch. On-time commits every 20 ms through a 3 s grace cost
+// no pass (read at every poll it made 3); a late sample committed after
+// the switch costs one and arrives once; on-time samples arrive once.
+func TestGraceReadsOnlyLateCommits(t *testing.T) {
+	sk, url := newSink(t)
+	cfg := testConfig(t.TempDir(), url)
+	before := time.Now().UnixMilli() // before the switch
+	rw := startRW(t, cfg, 3*time.Second)
+	require.Eventually(t, func() bool { return rw.late.until.Load() > before }, 10*time.Second, time.Millisecond, "switch")
+	for time.Now().UnixMilli() <= rw.late.until.Load() {
+		time.Sleep(time.Millisecond) // on-time samples: stamped after the switch
+	}
+
+	onTime, late := labels.FromStrings("__name__", "on_time"), labels.FromStrings("__name__", "late")
+	appendOne := func(ls labels.Labels, ts int64) {
+		app := rw.Appendable().Appender(context.Background())
+		_, err := app.Append(0, ls, ts, float64(ts))
+		require.NoError(t, err)
+		require.NoError(t, app.Commit())
+	}
+	var want []prompb.Sample
+	last := int64(0)
+	for i := 0; !rw.catchups[0].done.Load(); i++ {
+		if ts := time.Now().UnixMilli(); ts > last {
+			appendOne(onTime, ts)
+			want = append(want, prompb.Sample{Value: float64(ts), Timestamp: ts})
+			last = ts
+		}
+		if i == 10 {
+			appendOne(late, before) // a scrape in flight at the switch
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	assert.Equal(t, int64(1), rw.late.n.Load(), "late commits")
+	passes := rw.catchups[0].passes.Load()
+	assert.True(t, passes == 1 || passes == 2, "passes after the switch: %d (the first, and one for the late commit unless the first read it)", passes)
+	require.Eventually(t, func() bool { return len(sk.got(`{__name__="on_time"}`)) >= len(want) }, 10*time.Second, 10*time.Millisecond)
+	assert.Equal(t, []prompb.Sample{{Value: float64(before), Timestamp: before}}, sk.got(`{__name__="late"}`), "the late sample, once")
+	got := sk.got(`{__name__="on_time"}`)
+	assert.True(t, slices.EqualFunc(want, got, func(a, b prompb.Sample) bool { return a.Timestamp == b.Timestamp && a.Value == b.Value }), "on-time samples: appended %d, received %d (each once, in order)", len(want), len(got))
 }

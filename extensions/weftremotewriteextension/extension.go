@@ -58,6 +58,7 @@ type RemoteWrite struct {
 	telReg   metric.Registration
 
 	tooFar atomic.Int64 // samples and histograms refused: stamped after max_future_skew
+	late   *lateCommits // commits the catch-ups in their grace period must read
 
 	qmu  sync.Mutex // serialises ApplyConfig; guards live
 	live []bool     // by endpoint: its queue runs (catch-up over)
@@ -84,6 +85,7 @@ func newRemoteWrite(tel component.TelemetrySettings, cfg *Config) (*RemoteWrite,
 		tel:    tel,
 		now:    time.Now,
 		grace:  defaultCatchupGrace,
+		late:   newLateCommits(),
 		live:   make([]bool, len(pcfg.RemoteWriteConfigs)),
 	}, nil
 }
@@ -241,7 +243,7 @@ func (a appendable) Appender(ctx context.Context) storage.Appender {
 	if a.r.fanout == nil {
 		return promappend.Closed{Err: errNotStarted}
 	}
-	return newFutureGuard(a.r.fanout.Appender(ctx), a.r.now(), a.r.cfg.MaxFutureSkew, &a.r.tooFar)
+	return newFutureGuard(a.r.fanout.Appender(ctx), a.r.now(), a.r.cfg.MaxFutureSkew, &a.r.tooFar, a.r.late)
 }
 
 // AppendableV2 is Appendable for writers of the newer appender
@@ -255,7 +257,7 @@ func (a appendable) AppenderV2(ctx context.Context) storage.AppenderV2 {
 	if a.r.fanout == nil {
 		return promappend.ClosedV2{Err: errNotStarted}
 	}
-	return newFutureGuardV2(a.r.fanout.AppenderV2(ctx), a.r.now(), a.r.cfg.MaxFutureSkew, &a.r.tooFar)
+	return newFutureGuardV2(a.r.fanout.AppenderV2(ctx), a.r.now(), a.r.cfg.MaxFutureSkew, &a.r.tooFar, a.r.late)
 }
 
 // startQueue adds endpoint i to the queues that run and returns where
