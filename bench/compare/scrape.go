@@ -372,7 +372,10 @@ func (h *harness) profile(ctx context.Context, c *child, d time.Duration) func()
 	}()
 	return func() {
 		<-done
-		fetch("/debug/pprof/heap", c.name+".heap.pprof", 30*time.Second)
+		// gc=1: a heap profile otherwise shows the last completed GC, which
+		// at 100k series can be the first scrape's (43 MB short of the
+		// live heap a GC marks later, 2026-12-04).
+		fetch("/debug/pprof/heap?gc=1", c.name+".heap.pprof", 30*time.Second)
 	}
 }
 
