@@ -58,9 +58,22 @@ func (g *futureGuard) AppendHistogram(ref storage.SeriesRef, l labels.Labels, t 
 	return g.Appender.AppendHistogram(ref, l, t, h, fh)
 }
 
+// AppendSTZeroSample and AppendHistogramSTZeroSample write a zero
+// stamped st, older than t: st counts as the transaction's oldest.
+func (g *futureGuard) AppendSTZeroSample(ref storage.SeriesRef, l labels.Labels, t, st int64) (storage.SeriesRef, error) {
+	g.mint = min(g.mint, st)
+	return g.Appender.AppendSTZeroSample(ref, l, t, st)
+}
+
+func (g *futureGuard) AppendHistogramSTZeroSample(ref storage.SeriesRef, l labels.Labels, t, st int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
+	g.mint = min(g.mint, st)
+	return g.Appender.AppendHistogramSTZeroSample(ref, l, t, st, h, fh)
+}
+
 func (g *futureGuard) Commit() error {
 	err := g.Appender.Commit()
 	g.late.committed(g.mint) // after the WAL write, failed or not
+	g.mint = math.MaxInt64
 	return err
 }
 
@@ -85,6 +98,7 @@ func (g *futureGuardV2) Append(ref storage.SeriesRef, l labels.Labels, st, t int
 func (g *futureGuardV2) Commit() error {
 	err := g.AppenderV2.Commit()
 	g.g.late.committed(g.g.mint)
+	g.g.mint = math.MaxInt64
 	return err
 }
 

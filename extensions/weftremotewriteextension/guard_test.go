@@ -3,6 +3,7 @@ package weftremotewriteextension
 import (
 	"context"
 	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -50,3 +51,45 @@ func TestFutureSamplesRefused(t *testing.T) {
 	assert.Equal(t, []prompb.Sample{{Value: 1, Timestamp: ok}}, sk.got(k))
 	assert.Less(t, rw.prog.Mark("ep"), ahead)
 }
+
+// TestLateCommitsCounted: a commit counts as late when any sample it
+// holds, a start-time zero included, is stamped at or before the latest
+// switch; an on-time commit does not count, and a reused guard starts
+// afresh after its commit.
+func TestLateCommitsCounted(t *testing.T) {
+	_, url := newSink(t)
+	rw := startRW(t, testConfig(t.TempDir(), url), 0)
+	waitLive(t, rw)
+	until := rw.late.until.Load()
+	require.Greater(t, until, int64(0), "the switch raised until")
+	ls := labels.FromStrings("__name__", "m")
+	n := rw.late.n.Load()
+
+	app := rw.Appendable().Appender(context.Background())
+	_, err := app.Append(0, ls, until+1000, 1)
+	require.NoError(t, err)
+	require.NoError(t, app.Commit())
+	assert.Equal(t, n, rw.late.n.Load(), "on time")
+
+	app = rw.Appendable().Appender(context.Background())
+	_, err = app.AppendSTZeroSample(0, labels.FromStrings("__name__", "z"), until+2000, until-1000)
+	require.NoError(t, err)
+	_, err = app.Append(0, labels.FromStrings("__name__", "z"), until+2000, 1)
+	require.NoError(t, err)
+	require.NoError(t, app.Commit())
+	assert.Equal(t, n+1, rw.late.n.Load(), "a start-time zero before the switch")
+
+	g := &futureGuard{Appender: nopAppender{}, maxt: math.MaxInt64, mint: math.MaxInt64, late: rw.late}
+	_, _ = g.Append(0, ls, until, 1)
+	require.NoError(t, g.Commit())
+	_, _ = g.Append(0, ls, until+1, 1)
+	require.NoError(t, g.Commit())
+	assert.Equal(t, n+2, rw.late.n.Load(), "the second commit of a reused guard is on time")
+}
+
+type nopAppender struct{ storage.Appender }
+
+func (nopAppender) Append(storage.SeriesRef, labels.Labels, int64, float64) (storage.SeriesRef, error) {
+	return 0, nil
+}
+func (nopAppender) Commit() error { return nil }

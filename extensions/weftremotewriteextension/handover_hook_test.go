@@ -77,8 +77,10 @@ func TestStartHookSeesOnlyStarts(t *testing.T) {
 	second, done2 := hook.expect()
 	defer done2()
 	require.NoError(t, w.Log(enc.Samples([]record.RefSample{{Ref: chunks.HeadSeriesRef(1), T: time.Now().Add(time.Minute).UnixMilli(), V: 1}}, nil)))
-	watcher.Notify()
-	require.Eventually(t, func() bool { return wt.samples.Load() == 1 }, 10*time.Second, time.Millisecond, "the watcher sent the new sample")
+	// Notify does not wait: one sent before the watcher waits for it is
+	// dropped, and the watcher would read only at its 15 s read timeout
+	// (seen on a loaded machine). So notify until it has read.
+	require.Eventually(t, func() bool { watcher.Notify(); return wt.samples.Load() == 1 }, 10*time.Second, time.Millisecond, "the watcher sent the new sample")
 	select {
 	case got := <-second:
 		t.Fatalf("a running watcher's log question was taken for another queue's start (%+v)", got)
