@@ -5,7 +5,6 @@ package deploy
 import (
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,6 +20,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/weftobs/weft/internal/loopback"
 )
 
 // noThanos: `make test` sets WEFT_THANOS; an integration run without it
@@ -28,16 +29,6 @@ import (
 func noThanos(t testing.TB) {
 	t.Helper()
 	t.Fatal("WEFT_THANOS is not set: run `make tools` and set it to the Thanos binary built there (`make test` does both)")
-}
-
-// freeLoopbackAddr returns 127.0.0.1 with a port that was free a moment ago.
-func freeLoopbackAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	return addr
 }
 
 // Thanos Query starts with exactly the component's arguments, except that
@@ -52,7 +43,9 @@ func TestThanosQueryStarts(t *testing.T) {
 	bin := thanosBinary(t)
 	d := named(t, mustBundle(t, thanosExample).Deployments, "thanos-query")
 	c := d.Spec.Template.Spec.Containers[0]
-	httpAddr, grpcAddr, closed := freeLoopbackAddr(t), freeLoopbackAddr(t), freeLoopbackAddr(t)
+	addrs, err := loopback.FreeAddrs(3)
+	require.NoError(t, err)
+	httpAddr, grpcAddr, closed := addrs[0], addrs[1], addrs[2]
 	args := slices.Clone(c.Args)
 	moved := 0
 	for i, a := range args {

@@ -4,32 +4,93 @@
 package loopback
 
 import (
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"os"
 	"strconv"
+	"strings"
 )
 
 // Host is the only address weft's demo, tests and benchmarks bind to.
 const Host = "127.0.0.1"
 
+// Ports are drawn from [lowestPort, start of the kernel's ephemeral range).
+// A port the kernel picked for "127.0.0.1:0" lies inside the ephemeral range,
+// where every outgoing connection on the machine also takes its source port:
+// between FreeAddrs closing its probe and the caller binding, any client
+// (another test package talking to its own server) could take it, and the
+// bind failed with "address already in use" (CI stop 29). Below the range
+// only another FreeAddrs caller can collide, by a random draw from ~20,000.
+const lowestPort = 12000
+
+// ephemeralRange is where Linux says it reads the range from.
+const ephemeralRange = "/proc/sys/net/ipv4/ip_local_port_range"
+
 // FreeAddrs returns n distinct "127.0.0.1:port" addresses that were free a
-// moment ago. The listeners are held until all n are found, so the ports
-// differ from each other.
+// moment ago for both TCP and UDP (memberlist binds both on one port). The
+// probes are held until all n are found, so the ports differ from each other.
 func FreeAddrs(n int) ([]string, error) {
-	addrs := make([]string, 0, n)
-	listeners := make([]net.Listener, 0, n)
+	low, high, ok := probeRange()
+	return freeAddrs(n, low, high, ok)
+}
+
+// freeAddrs draws n ports from [low, high) if ok, else takes the kernel's.
+func freeAddrs(n, low, high int, ok bool) ([]string, error) {
+	var closers []func() error
 	defer func() {
-		for _, l := range listeners {
-			_ = l.Close()
+		for _, c := range closers {
+			_ = c()
 		}
 	}()
-	for range n {
-		l, err := net.Listen("tcp", net.JoinHostPort(Host, "0"))
+	addrs := make([]string, 0, n)
+	for tries := 0; len(addrs) < n; tries++ {
+		port := 0 // the kernel's choice, when there is no room below its range
+		if ok {
+			port = low + rand.IntN(high-low)
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort(Host, strconv.Itoa(port)))
 		if err != nil {
+			if ok && tries < 100*n {
+				continue // taken: draw again
+			}
 			return nil, fmt.Errorf("find a free loopback port: %w", err)
 		}
-		listeners = append(listeners, l)
-		addrs = append(addrs, net.JoinHostPort(Host, strconv.Itoa(l.Addr().(*net.TCPAddr).Port)))
+		port = l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", net.JoinHostPort(Host, strconv.Itoa(port)))
+		if err != nil {
+			_ = l.Close()
+			if tries < 100*n {
+				continue
+			}
+			return nil, fmt.Errorf("find a free loopback port: %w", err)
+		}
+		closers = append(closers, l.Close, u.Close)
+		addrs = append(addrs, net.JoinHostPort(Host, strconv.Itoa(port)))
 	}
 	return addrs, nil
+}
+
+// probeRange returns the ports to draw from: from lowestPort up to the start
+// of the ephemeral range, when that leaves at least 1,000 ports.
+func probeRange() (low, high int, ok bool) {
+	start, err := ephemeralStart()
+	if err != nil || start-lowestPort < 1000 {
+		return 0, 0, false
+	}
+	return lowestPort, start, true
+}
+
+// ephemeralStart reads the first port of the kernel's ephemeral range.
+func ephemeralStart() (int, error) {
+	b, err := os.ReadFile(ephemeralRange)
+	if err != nil {
+		return 0, err
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) != 2 {
+		return 0, errors.New(ephemeralRange + ": want two ports, got " + strconv.Quote(string(b)))
+	}
+	return strconv.Atoi(fields[0])
 }

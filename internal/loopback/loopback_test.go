@@ -2,6 +2,7 @@ package loopback
 
 import (
 	"net"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -23,4 +24,81 @@ func TestFreeAddrsAreDistinctAndLoopback(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, l.Close())
 	}
+}
+
+// TestFreeAddrsAvoidEphemeralPorts checks that the ports lie below the
+// kernel's ephemeral range, where no outgoing connection takes its source
+// port between the probe and the caller's bind.
+func TestFreeAddrsAvoidEphemeralPorts(t *testing.T) {
+	low, high, ok := probeRange()
+	if !ok {
+		t.Skip("no room below this kernel's ephemeral range; FreeAddrs falls back to kernel-chosen ports")
+	}
+	addrs, err := FreeAddrs(50)
+	require.NoError(t, err)
+	for _, a := range addrs {
+		_, p, err := net.SplitHostPort(a)
+		require.NoError(t, err)
+		port, err := strconv.Atoi(p)
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, port, low, a)
+		require.Less(t, port, high, "%s lies in the ephemeral range", a)
+		// Free for UDP too.
+		u, err := net.ListenPacket("udp", a)
+		require.NoError(t, err)
+		require.NoError(t, u.Close())
+	}
+}
+
+// TestFreeAddrsSkipTakenPorts holds two thirds of a small range and checks
+// that the draw finds exactly the free third, and fails naming the cause
+// once the range is full.
+func TestFreeAddrsSkipTakenPorts(t *testing.T) {
+	low, high, ok := probeRange()
+	if !ok {
+		t.Skip("no room below this kernel's ephemeral range")
+	}
+	// A block of 30 ports nobody holds right now.
+	var base int
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			_ = l.Close()
+		}
+	}()
+	for base = low; base+30 <= high; base += 30 {
+		ls = ls[:0]
+		for p := base; p < base+30; p++ {
+			l, err := net.Listen("tcp", net.JoinHostPort(Host, strconv.Itoa(p)))
+			if err != nil {
+				break
+			}
+			ls = append(ls, l)
+		}
+		if len(ls) == 30 {
+			break
+		}
+		for _, l := range ls {
+			_ = l.Close()
+		}
+	}
+	require.Len(t, ls, 30, "no free block of 30 ports below the ephemeral range")
+	free := map[string]bool{}
+	for i := 2; i < 30; i += 3 { // release every third port
+		free[ls[i].Addr().String()] = true
+		require.NoError(t, ls[i].Close())
+	}
+	got, err := freeAddrs(len(free), base, base+30, true)
+	require.NoError(t, err)
+	for _, a := range got {
+		require.True(t, free[a], "%s is held by a listener", a)
+		delete(free, a)
+		l, err := net.Listen("tcp", a) // released on return: hold it now
+		require.NoError(t, err)
+		ls = append(ls, l)
+	}
+	require.Empty(t, free, "every free port is found")
+
+	_, err = freeAddrs(1, base, base+30, true)
+	require.ErrorContains(t, err, "address already in use")
 }
