@@ -44,6 +44,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -95,6 +96,10 @@ type options struct {
 	Commit         string        // weft commit measured, for the report (default: git rev-parse of the repository)
 	ProfileDir     string        `json:"-"` // scrape workloads and store-memory: weft's CPU and heap profiles of each window go here
 	WeftNative     bool          // weft scrapes on the shipped profile's native path (pod_scrape appendables, no pdata): scrape-wal, scrape-agent, rules, freshness, nominal
+	// WeftIndexBytes, if > 0, sets weft_store's traces_max_bytes and
+	// logs_max_bytes in freshness and nominal (0: weft_store's defaults,
+	// the shipped profile's 64 MiB each).
+	WeftIndexBytes int64 `json:",omitempty"`
 }
 
 func defaultOptions() options {
@@ -175,6 +180,7 @@ func main() {
 	flag.StringVar(&o.WorkDir, "workdir", "", "work directory (default: temporary, removed at the end)")
 	flag.BoolVar(&o.Keep, "keep", false, "keep the work directory")
 	flag.StringVar(&o.Commit, "commit", "", "weft commit measured, for the report (default: `git rev-parse --short HEAD` of the repository)")
+	flag.Int64Var(&o.WeftIndexBytes, "weft-index-bytes", 0, "freshness and nominal: weft_store's traces_max_bytes and logs_max_bytes, each (0: its defaults, as shipped); how much of weft's RSS its recent spans and logs take")
 	flag.BoolVar(&o.WeftNative, "weft-native", o.WeftNative, "weft's scraped samples on the shipped profile's native path (pod_scrape appendables → weft_store / weft_remote_write, no pdata) in scrape-wal, scrape-agent, rules, freshness, nominal; false: pdata → weft_store / prometheus_remote_write")
 	flag.StringVar(&o.ProfileDir, "profile-dir", "", "scrape workloads, store-memory and nominal: write weft's pprof CPU profile of each window and its heap profile at the window's end here")
 	flag.StringVar(&o.Only, "only", "", "run only this side, weft or peer (to debug a workload)")
@@ -578,8 +584,15 @@ func writeJSON(path string, rep *report) error {
 	if err != nil {
 		return err
 	}
+	// A point (an array of numbers) on one line, not one number per line.
+	b = numberArray.ReplaceAllFunc(b, func(m []byte) []byte { return space.ReplaceAll(m, nil) })
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
+
+var (
+	numberArray = regexp.MustCompile(`\[(\s*-?[0-9][0-9.e+-]*,)*\s*-?[0-9][0-9.e+-]*\s*\]`)
+	space       = regexp.MustCompile(`\s+`)
+)
 
 // sidesOf returns the samples of one workload and side.
 func sidesOf(rep *report, wl, side string) []sample {
