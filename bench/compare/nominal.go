@@ -250,6 +250,16 @@ func renderNominalWeft(export, native bool, vars ...string) string {
 		"{{rw}}", rw, "{{exportPipelines}}", pipes, "{{native}}", nat, "{{rwext}}", rwext, "{{rwextname}}", rwextname}, vars...)...)
 }
 
+// withIndexBytes sets weft_store's span and log budgets in a rendered
+// nominal config to n bytes each, if n > 0.
+func withIndexBytes(cfg string, n int64) string {
+	if n <= 0 {
+		return cfg
+	}
+	b := strconv.FormatInt(n, 10)
+	return strings.Replace(cfg, "  weft_store:\n", "  weft_store:\n    traces_max_bytes: "+b+"\n    logs_max_bytes: "+b+"\n", 1)
+}
+
 // nominalRWExtension is weft_remote_write as the shipped profile
 // configures it, sending to the nominal remote-write sink.
 const nominalRWExtension = `  weft_remote_write:
@@ -324,7 +334,7 @@ func (h *harness) startNominal(ctx context.Context, side string, s *sample, sink
 	}
 	cfgPath := filepath.Join(h.o.WorkDir, r.name+".yaml")
 	if side == sideWeft {
-		cfg := renderNominalWeft(sink != nil, h.o.WeftNative, vars...)
+		cfg := withIndexBytes(renderNominalWeft(sink != nil, h.o.WeftNative, vars...), h.o.WeftIndexBytes)
 		pprofAddr := ""
 		if h.o.ProfileDir != "" {
 			a, err := freeAddrs(1)

@@ -371,3 +371,16 @@ func TestPollCost(t *testing.T) {
 	}
 	assert.Equal(t, int64(3*pollCostRequests), probe.polls["cost"])
 }
+
+// -weft-index-bytes sets both of weft_store's budgets in its extension
+// (not in the exporter of the same name); 0 leaves the shipped defaults.
+func TestWithIndexBytes(t *testing.T) {
+	cfg := renderNominalWeft(true, true, nominalVars...)
+	assert.Equal(t, cfg, withIndexBytes(cfg, 0))
+	set := withIndexBytes(cfg, 65536)
+	assert.Contains(t, set, "extensions:\n  health_check:\n    endpoint: 127.0.0.1:1\n  weft_store:\n    traces_max_bytes: 65536\n    logs_max_bytes: 65536\n    directory: /d\n")
+	assert.Equal(t, 1, strings.Count(set, "traces_max_bytes"))
+	assert.Contains(t, set, "exporters:\n  weft_store: {}\n")
+	assert.Contains(t, indexBytesNote(options{WeftIndexBytes: 65536}), "65536 B each")
+	assert.Empty(t, indexBytesNote(options{}))
+}

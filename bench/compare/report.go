@@ -245,14 +245,14 @@ func describeWorkload(wl string, o options) string {
 			"One poller per signal asks `weft_query` every %s for what is pending (`/api/v1/logs?namespace=bench&pod=%s`, `/api/traces?traceID=…` with every pending ID, `/api/v1/query?query=%s`); a marker's latency ends when the first answer holding it arrived, so the resolution is the poll interval plus one round trip. "+
 			"Latencies of all runs pooled; nearest-rank percentiles. Poll cost: after the window, %d requests of each poller's shape back to back, weft's CPU over them less its CPU at rest in as long just before, per request; times the window's poll requests, against weft's CPU in the window (which includes answering them). Goals (issue #21): p99 ≤ 1 s for logs and spans, ≤ one scrape interval + 1 s for samples. Verified: every marker found, count(http_requests_total) = the rule series, every rule evaluated with health ok.",
 			window, lines, o.LogLineBytes, o.LogRate, o.LogFiles, spans, o.TraceRate, o.ScrapeSeries, nominalRuleSeries(o.ScrapeSeries, o.RuleCount), o.ScrapeInterval, o.RuleCount, o.ScrapeInterval,
-			o.FreshEvery, o.FreshPoll, markerPod, markerMetric, pollCostRequests)
+			o.FreshEvery, o.FreshPoll, markerPod, markerMetric, pollCostRequests) + indexBytesNote(o)
 	case "nominal":
 		_, lines, spans, window := o.nominalSizes(wl)
 		return fmt.Sprintf("The freshness workload's load for %s from the first scrape (%d lines, %d spans, %d series every %s, %d rules). weft: one process storing and evaluating as in `freshness`, and forwarding as the shipped profile does (logs and spans through the `forward` connector to `otlp_http` / `otlp_grpc` export pipelines, samples by `prometheus_remote_write` with its WAL beside `weft_store`). "+
 			"Peer: the two programs a user would otherwise run on the node: otelcol contrib (`file_log` + `container` operator, `otlp`, `prometheus` receiver; the same exporters and settings, WAL included) and Prometheus 2.42 (its own scrape of a second target serving the same payload, its TSDB, the same rule file). "+
 			"The peer's CPU is the sum of both processes' (sampled together), its peak RSS the sum of their VmHWM (what each needs reserved), its RSS points the sum of both. CPU is per window of load: the CPU seconds each side spent carrying the same load, however long it took to deliver it. "+
 			"Window: from the first scrape until the loads were sent and every line, span and sample (%d scrapes; later ones get 503) arrived at the sinks. Verified: every line and span once, every series once per scrape, count(http_requests_total) through the side's query API at the last scrape = the rule series, every rule evaluated with health ok.",
-			window, lines, spans, o.ScrapeSeries, o.ScrapeInterval, o.RuleCount, o.ScrapeCount)
+			window, lines, spans, o.ScrapeSeries, o.ScrapeInterval, o.RuleCount, o.ScrapeCount) + indexBytesNote(o)
 	case "store-memory":
 		return describeStoreMemory(o)
 	case "rules":
@@ -381,4 +381,13 @@ func seconds(v float64) string {
 		return fmt.Sprintf("%.0f ms", v*1e3)
 	}
 	return fmt.Sprintf("%.1f s", v)
+}
+
+// indexBytesNote says when weft_store's span and log budgets were not the
+// shipped ones (-weft-index-bytes).
+func indexBytesNote(o options) string {
+	if o.WeftIndexBytes <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" Not as shipped: weft_store's traces_max_bytes and logs_max_bytes %d B each (-weft-index-bytes; shipped: 64 MiB each).", o.WeftIndexBytes)
 }
