@@ -18,11 +18,12 @@ const Host = "127.0.0.1"
 
 // Ports are drawn from [lowestPort, start of the kernel's ephemeral range).
 // A port the kernel picked for "127.0.0.1:0" lies inside the ephemeral range,
-// where every outgoing connection on the machine also takes its source port:
-// between FreeAddrs closing its probe and the caller binding, any client
-// (another test package talking to its own server) could take it, and the
-// bind failed with "address already in use" (CI stop 29). Below the range
-// only another FreeAddrs caller can collide, by a random draw from ~20,000.
+// where every outgoing connection on the machine takes its source port and
+// every other listen on port 0 its port: between FreeAddrs closing its probe
+// and the caller binding, the test's own clients and servers (a simulated
+// node starting beside the agent) could take it, and the bind failed with
+// "address already in use" (CI stop 29). Below the range only another
+// FreeAddrs caller can collide, by a random draw from ~20,000.
 const lowestPort = 12000
 
 // ephemeralRange is where Linux says it reads the range from.
