@@ -235,10 +235,11 @@ func repoRoot() (string, error) {
 	}
 }
 
-// goBuild runs `go build -trimpath -o out pkg` in dir.
+// goBuild runs `go build -o out pkg` in dir (no -trimpath: the same flags
+// as the tests' builds of weft, so make test compiles it once).
 func goBuild(ctx context.Context, dir, out, pkg string, logw io.Writer) error {
 	fmt.Fprintf(logw, "building %s in %s ...\n", pkg, dir)
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, pkg)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logw, logw
 	if err := cmd.Run(); err != nil {

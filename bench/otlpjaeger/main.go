@@ -28,11 +28,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -44,6 +46,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"go.yaml.in/yaml/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -162,6 +165,11 @@ func run(ctx context.Context, o options, logw io.Writer) (*report, error) {
 	}
 	if err := buildBinaries(ctx, &o, logw); err != nil {
 		return nil, err
+	}
+	if selectsOtelcol(o.PeerTags) {
+		if err := checkPeerComponents(ctx, o.PeerBin); err != nil {
+			return nil, err
+		}
 	}
 	jbin, err := backends.FindJaeger()
 	if err != nil {
@@ -751,10 +759,12 @@ func markdown(rep *report) string {
 	return b.String()
 }
 
-// goBuild runs `go build -trimpath -tags=<tags> -o out pkg` in dir.
+// goBuild runs `go build -tags=<tags> -o out pkg` in dir. No -trimpath: the
+// tests build weft with plain `go build`, and the same flags let make test
+// compile its dependencies once.
 func goBuild(ctx context.Context, dir, out, pkg, tags string, logw io.Writer) error {
 	fmt.Fprintf(logw, "building %s ...\n", out)
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-tags="+tags, "-o", out, pkg)
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags="+tags, "-o", out, pkg)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logw, logw
 	if err := cmd.Run(); err != nil {
@@ -763,12 +773,81 @@ func goBuild(ctx context.Context, dir, out, pkg, tags string, logw io.Writer) er
 	return nil
 }
 
-// peerName labels the peer by the component set its build tags select.
-func peerName(tags string) string {
+// selectsOtelcol tells whether bench/peer's build tags select the otelcol
+// core distribution's component set.
+func selectsOtelcol(tags string) bool {
 	for _, t := range strings.Split(tags, ",") {
 		if strings.TrimSpace(t) == "otelcol" {
-			return "otelcol core (bench/peer -tags " + tags + ")"
+			return true
 		}
 	}
+	return false
+}
+
+// peerName labels the peer by the component set its build tags select.
+func peerName(tags string) string {
+	if selectsOtelcol(tags) {
+		return "otelcol core (bench/peer -tags " + tags + ")"
+	}
 	return "otelcol, the path's components only (bench/peer)"
+}
+
+// otelcolSet is the component set bench/peer/components_otelcol.go
+// documents, by kind as the collector's `components` command names them.
+// The report calls that build "otelcol core": the harness checks the
+// built binary holds exactly this set before it measures anything.
+var otelcolSet = map[string][]string{
+	"receivers":  {"jaeger", "kafka", "nop", "otlp", "prometheus", "zipkin"},
+	"processors": {"batch", "memory_limiter", "probabilistic_sampler", "resource"},
+	"exporters":  {"debug", "kafka", "nop", "otlp_grpc", "otlp_http", "prometheus", "prometheus_remote_write"},
+	"connectors": {"forward"},
+	"extensions": {"health_check", "pprof", "zpages"},
+}
+
+// checkPeerComponents runs `bin components` and compares its output with
+// otelcolSet.
+func checkPeerComponents(ctx context.Context, bin string) error {
+	out, err := exec.CommandContext(ctx, bin, "components").Output()
+	if err != nil {
+		return fmt.Errorf("%s components: %w", bin, err)
+	}
+	return compareComponents(out, otelcolSet)
+}
+
+// compareComponents compares the YAML a collector's `components` command
+// prints with want, kind by kind (order does not matter), and names every
+// component missing or extra.
+func compareComponents(out []byte, want map[string][]string) error {
+	var got map[string]yaml.Node // buildinfo is a map, the kinds are lists
+	if err := yaml.Unmarshal(out, &got); err != nil {
+		return fmt.Errorf("reading the peer's components: %w", err)
+	}
+	var errs []error
+	for _, kind := range slices.Sorted(maps.Keys(want)) {
+		var list []struct {
+			Name string `yaml:"name"`
+		}
+		if n, ok := got[kind]; ok {
+			if err := n.Decode(&list); err != nil {
+				return fmt.Errorf("reading the peer's %s: %w", kind, err)
+			}
+		}
+		have := map[string]bool{}
+		for _, c := range list {
+			have[c.Name] = true
+		}
+		for _, n := range want[kind] {
+			if !have[n] {
+				errs = append(errs, fmt.Errorf("%s: %s missing", kind, n))
+			}
+			delete(have, n)
+		}
+		for _, n := range slices.Sorted(maps.Keys(have)) {
+			errs = append(errs, fmt.Errorf("%s: %s not in the documented set", kind, n))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("the peer's components differ from bench/peer/components_otelcol.go: %w", err)
+	}
+	return nil
 }

@@ -125,3 +125,44 @@ func TestPeerName(t *testing.T) {
 	assert.Equal(t, "otelcol core (bench/peer -tags otelcol,grpcnotrace)", peerName("otelcol,grpcnotrace"))
 	assert.Equal(t, "otelcol core (bench/peer -tags grpcnotrace, otelcol)", peerName("grpcnotrace, otelcol"))
 }
+
+// The otelcol peer's `components` output (the collector's YAML, trimmed to
+// the fields read) is compared kind by kind, in any order, and every
+// difference is named.
+func TestCompareComponents(t *testing.T) {
+	want := map[string][]string{
+		"receivers": {"otlp", "zipkin"},
+		"exporters": {"otlp_grpc"},
+	}
+	same := []byte(`buildinfo:
+  command: peer
+receivers:
+  - name: zipkin
+    module: m v1
+  - name: otlp
+exporters:
+  - name: otlp_grpc
+`)
+	require.NoError(t, compareComponents(same, want))
+
+	differs := []byte(`receivers:
+  - name: otlp
+  - name: kafka
+exporters:
+  - name: otlp_grpc
+`)
+	err := compareComponents(differs, want)
+	require.Error(t, err)
+	assert.ErrorContains(t, err, "receivers: zipkin missing")
+	assert.ErrorContains(t, err, "receivers: kafka not in the documented set")
+	assert.NotContains(t, err.Error(), "exporters")
+
+	assert.ErrorContains(t, compareComponents([]byte("receivers: [oops"), want), "reading the peer's components")
+}
+
+func TestSelectsOtelcol(t *testing.T) {
+	assert.True(t, selectsOtelcol("otelcol,grpcnotrace"))
+	assert.True(t, selectsOtelcol("grpcnotrace, otelcol"))
+	assert.False(t, selectsOtelcol(""))
+	assert.False(t, selectsOtelcol("otelcolx"))
+}
