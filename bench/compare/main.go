@@ -52,50 +52,56 @@ import (
 
 // options is the harness configuration (one flag each).
 type options struct {
-	WeftBin        string        `json:"-"` // weft binary; built from ./cmd/weft when empty
-	PeerCoreBin    string        `json:"-"` // bench/peer core build; built when empty
-	PeerContribBin string        `json:"-"` // bench/peer -tags contrib; built when empty
-	PrometheusBin  string        // Prometheus 2.42 for the rules workload
-	Workloads      []string      // which workloads run, in order
-	Rounds         int           // ABBA rounds; each side runs once per round
-	GoMaxProcs     string        // GOMAXPROCS of every child
-	GoMemLimit     string        // GOMEMLIMIT of every child
-	Sample         time.Duration // /proc sampling interval
-	DrainTimeout   time.Duration // how long to wait for the sinks to hold everything
-	LogLines       int           // lines per run, logs-10k
-	LogRate        int           // lines per second, logs-10k
-	LogMaxLines    int           // lines per run, logs-max
-	LogMaxAhead    int           // logs-max: the writer stays at most this many lines ahead of the sink
-	LogFiles       int           // container log files written in parallel
-	LogLineBytes   int           // bytes per CRI line, newline included
-	RotateBytes    int64         // kubelet containerLogMaxSize
-	RotateKeep     int           // rotated files kept (kubelet containerLogMaxFiles - 1)
-	ScrapeSeries   int           // series in the Envoy payload
-	ScrapeInterval time.Duration // scrape interval of the scrape workload
-	ScrapeCount    int           // scrapes measured per run
-	TraceSpans     int           // spans per run
-	TraceRate      int           // spans per second
-	IdleFor        time.Duration // idle window
-	RuleSeries     int           // series the rules read
-	RuleCount      int           // alerting rules
-	RuleInterval   time.Duration // scrape and evaluation interval of the rules workload
-	RuleCycles     int           // evaluation cycles measured per run
-	FreshScrapes   int           // freshness: scrape intervals per run (a sample marker each)
-	FreshEvery     time.Duration // freshness: a log line and a span marker this often
-	FreshPoll      time.Duration // freshness: each poller asks weft_query this often
-	MemSeriesSmall int           // store-memory: series of the smaller size
-	MemSeriesLarge int           // store-memory: series of the larger size
-	MemInterval    time.Duration // store-memory: scrape interval
-	MemScrapes     int           // store-memory: scrapes before RSS is read
-	MemTargets     int           // store-memory: targets each size's series are split over
-	OutDir         string        `json:"-"` // bench/ directory: RESULTS.md section, compare/results/*
-	JSONPath       string        `json:"-"` // raw samples also written here when set
-	WorkDir        string        `json:"-"` // binaries, configs, logs, data; a temporary one when empty
-	Keep           bool          // keep WorkDir
-	Only           string        // run only this side (debugging a workload; no comparison)
-	Commit         string        // weft commit measured, for the report (default: git rev-parse of the repository)
-	ProfileDir     string        `json:"-"` // scrape workloads and store-memory: weft's CPU and heap profiles of each window go here
-	WeftNative     bool          // weft scrapes on the shipped profile's native path (pod_scrape appendables, no pdata): scrape-wal, scrape-agent, rules, freshness, nominal
+	WeftBin        string `json:"-"` // weft binary; built from ./cmd/weft when empty
+	PeerCoreBin    string `json:"-"` // bench/peer core build; built when empty
+	PeerContribBin string `json:"-"` // bench/peer -tags contrib; built when empty
+	// PeerContribTags are the build tags of the contrib peer: "contrib";
+	// the smoke adds remove_all_sd (the prometheus receiver then links only
+	// the service discoveries it imports itself: static, file, http and
+	// kubernetes; the others cost minutes of a cold make test and are
+	// never configured here).
+	PeerContribTags string        `json:",omitempty"`
+	PrometheusBin   string        // Prometheus 2.42 for the rules workload
+	Workloads       []string      // which workloads run, in order
+	Rounds          int           // ABBA rounds; each side runs once per round
+	GoMaxProcs      string        // GOMAXPROCS of every child
+	GoMemLimit      string        // GOMEMLIMIT of every child
+	Sample          time.Duration // /proc sampling interval
+	DrainTimeout    time.Duration // how long to wait for the sinks to hold everything
+	LogLines        int           // lines per run, logs-10k
+	LogRate         int           // lines per second, logs-10k
+	LogMaxLines     int           // lines per run, logs-max
+	LogMaxAhead     int           // logs-max: the writer stays at most this many lines ahead of the sink
+	LogFiles        int           // container log files written in parallel
+	LogLineBytes    int           // bytes per CRI line, newline included
+	RotateBytes     int64         // kubelet containerLogMaxSize
+	RotateKeep      int           // rotated files kept (kubelet containerLogMaxFiles - 1)
+	ScrapeSeries    int           // series in the Envoy payload
+	ScrapeInterval  time.Duration // scrape interval of the scrape workload
+	ScrapeCount     int           // scrapes measured per run
+	TraceSpans      int           // spans per run
+	TraceRate       int           // spans per second
+	IdleFor         time.Duration // idle window
+	RuleSeries      int           // series the rules read
+	RuleCount       int           // alerting rules
+	RuleInterval    time.Duration // scrape and evaluation interval of the rules workload
+	RuleCycles      int           // evaluation cycles measured per run
+	FreshScrapes    int           // freshness: scrape intervals per run (a sample marker each)
+	FreshEvery      time.Duration // freshness: a log line and a span marker this often
+	FreshPoll       time.Duration // freshness: each poller asks weft_query this often
+	MemSeriesSmall  int           // store-memory: series of the smaller size
+	MemSeriesLarge  int           // store-memory: series of the larger size
+	MemInterval     time.Duration // store-memory: scrape interval
+	MemScrapes      int           // store-memory: scrapes before RSS is read
+	MemTargets      int           // store-memory: targets each size's series are split over
+	OutDir          string        `json:"-"` // bench/ directory: RESULTS.md section, compare/results/*
+	JSONPath        string        `json:"-"` // raw samples also written here when set
+	WorkDir         string        `json:"-"` // binaries, configs, logs, data; a temporary one when empty
+	Keep            bool          // keep WorkDir
+	Only            string        // run only this side (debugging a workload; no comparison)
+	Commit          string        // weft commit measured, for the report (default: git rev-parse of the repository)
+	ProfileDir      string        `json:"-"` // scrape workloads and store-memory: weft's CPU and heap profiles of each window go here
+	WeftNative      bool          // weft scrapes on the shipped profile's native path (pod_scrape appendables, no pdata): scrape-wal, scrape-agent, rules, freshness, nominal
 	// WeftIndexBytes, if > 0, sets weft_store's traces_max_bytes and
 	// logs_max_bytes in freshness and nominal (0: weft_store's defaults,
 	// the shipped profile's 64 MiB each).
@@ -104,9 +110,10 @@ type options struct {
 
 func defaultOptions() options {
 	return options{
-		Workloads:  []string{"logs-10k", "logs-max", "scrape", "scrape-wal", "scrape-agent", "scrape-otlp", "traces", "idle", "rules", "freshness", "nominal", "store-memory"},
-		WeftNative: true,
-		Rounds:     3, GoMaxProcs: "2", GoMemLimit: "768MiB", Sample: 250 * time.Millisecond,
+		PeerContribTags: "contrib",
+		Workloads:       []string{"logs-10k", "logs-max", "scrape", "scrape-wal", "scrape-agent", "scrape-otlp", "traces", "idle", "rules", "freshness", "nominal", "store-memory"},
+		WeftNative:      true,
+		Rounds:          3, GoMaxProcs: "2", GoMemLimit: "768MiB", Sample: 250 * time.Millisecond,
 		DrainTimeout: 90 * time.Second,
 		LogLines:     200_000, LogRate: 10_000, LogMaxLines: 1_000_000, LogMaxAhead: 100_000,
 		LogFiles: 10, LogLineBytes: 200, RotateBytes: 10 << 20, RotateKeep: 4,
@@ -119,9 +126,19 @@ func defaultOptions() options {
 	}
 }
 
+// contribTags are the contrib peer's build tags ("contrib" unless set:
+// reports written before the field existed leave it empty).
+func (o options) contribTags() string {
+	if o.PeerContribTags == "" {
+		return "contrib"
+	}
+	return o.PeerContribTags
+}
+
 // smoke shrinks every workload to a few seconds and one round.
 func (o *options) smoke() {
 	o.Rounds = 1
+	o.PeerContribTags = "contrib,remove_all_sd"
 	o.DrainTimeout = 45 * time.Second
 	o.LogLines, o.LogMaxLines, o.LogMaxAhead = 20_000, 60_000, 20_000
 	o.RotateBytes = 1 << 20 // rotations happen within the smoke's 60k lines
@@ -316,7 +333,9 @@ type workload struct {
 func (w workload) weftAlone() bool { return w.peer == nil }
 
 func workloads() []workload {
-	contrib := func(h *harness) string { return "otelcol contrib components (bench/peer -tags contrib)" }
+	contrib := func(h *harness) string {
+		return "otelcol contrib components (bench/peer -tags " + h.o.contribTags() + ")"
+	}
 	return []workload{
 		{"logs-10k", "CRI log files at 10k lines/s → OTLP/HTTP sink", "line", contrib, runLogsPaced},
 		{"logs-max", "CRI log files at the highest rate each side keeps up with, kubelet-style rotation → OTLP/HTTP sink", "line", contrib, runLogsMax},
@@ -410,7 +429,7 @@ func run(ctx context.Context, o options, logw io.Writer) (*report, error) {
 	}
 	rep := &report{Options: h.o, Machine: describeMachine(), CLKTCK: h.clkTck, BinaryMB: map[string]float64{}}
 	for name, bin := range map[string]string{"weft": h.o.WeftBin, "otelcol minimal (bench/peer)": h.o.PeerCoreBin,
-		"otelcol contrib (bench/peer -tags contrib)": h.o.PeerContribBin, "Prometheus": h.o.PrometheusBin} {
+		"otelcol contrib (bench/peer -tags " + h.o.contribTags() + ")": h.o.PeerContribBin, "Prometheus": h.o.PrometheusBin} {
 		if fi, err := os.Stat(bin); bin != "" && err == nil {
 			rep.BinaryMB[name] = float64(fi.Size()) / 1e6
 		}
@@ -531,7 +550,7 @@ func (h *harness) build(ctx context.Context) error {
 	}
 	if contrib && h.o.PeerContribBin == "" {
 		h.o.PeerContribBin = filepath.Join(h.o.WorkDir, "peer-contrib")
-		if err := build(filepath.Join(root, "bench", "peer"), h.o.PeerContribBin, "-tags", "contrib", "."); err != nil {
+		if err := build(filepath.Join(root, "bench", "peer"), h.o.PeerContribBin, "-tags", h.o.contribTags(), "."); err != nil {
 			return err
 		}
 	}

@@ -375,3 +375,20 @@ func TestMetricSamples(t *testing.T) {
 	assert.Equal(t, int64(23), sink.points.Load())
 	assert.Equal(t, int64(1), sink.synthPoints.Load(), "up is counted apart")
 }
+
+// The contrib peer is built with the tags the options name, and the
+// reports say which: the smoke leaves out the service discoveries no
+// workload configures; reports written before the field existed read as
+// plain "contrib".
+func TestContribTags(t *testing.T) {
+	o := defaultOptions()
+	assert.Equal(t, "contrib", o.contribTags())
+	assert.Contains(t, peerNominal(&harness{o: o}), "(bench/peer -tags contrib)")
+	o.smoke()
+	assert.Equal(t, "contrib,remove_all_sd", o.contribTags())
+	assert.Contains(t, peerNominal(&harness{o: o}), "(bench/peer -tags contrib,remove_all_sd)")
+	w, ok := findWorkload("scrape")
+	require.True(t, ok)
+	assert.Contains(t, w.peer(&harness{o: o}), "-tags contrib,remove_all_sd")
+	assert.Equal(t, "contrib", options{}.contribTags())
+}

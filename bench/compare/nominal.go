@@ -585,8 +585,8 @@ func runNominal(ctx context.Context, h *harness, side string, s *sample) error {
 }
 
 // peerNominal describes nominal's peer.
-func peerNominal(*harness) string {
-	return "otelcol contrib (bench/peer -tags contrib) + Prometheus 2.42, CPU and RSS summed"
+func peerNominal(h *harness) string {
+	return "otelcol contrib (bench/peer -tags " + h.o.contribTags() + ") + Prometheus 2.42, CPU and RSS summed"
 }
 
 // trimZeros drops the leading zeros of a hex ID, so that IDs written with

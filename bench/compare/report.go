@@ -152,10 +152,10 @@ func markdown(rep *report) string {
 				wst.Peak.Median, wst.Peak.Min, wst.Peak.Max, wst.Anon.Median, wst.Ready.Median)
 		} else if wl == "store-memory" {
 			fmt.Fprintf(&b, "### %s: %s\n\n", wl, w.title)
-			fmt.Fprintf(&b, "Peer: %s. %s\n\n", w.peer(nil), describeWorkload(wl, o))
+			fmt.Fprintf(&b, "Peer: %s. %s\n\n", w.peer(&harness{o: o}), describeWorkload(wl, o))
 			b.WriteString(storeMemoryTable(ws, ps))
 		} else {
-			peer := w.peer(nil)
+			peer := w.peer(&harness{o: o})
 			fmt.Fprintf(&b, "### %s: %s\n\n", wl, w.title)
 			fmt.Fprintf(&b, "Peer: %s. %s\n\n", peer, describeWorkload(wl, o))
 			fmt.Fprintf(&b, "| side | runs | verified: sent = received | %s, median (min–max) | peak RSS MiB, median (min–max) | peak anon RSS MiB, sampled (median) | RSS when ready MiB (median) | %s |\n", cpuHeader(w.unit), rateHeader(w.unit))
