@@ -14,16 +14,19 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export WEFT_JAEGER := $(JAEGER)
 export WEFT_THANOS := $(THANOS)
 
-.PHONY: help build build-demo demo demo-jaeger test unit tools bench bench-storeapi bench-compare bench-evidence bench-traces noisy soak lint tidy-check clean
+.PHONY: help build build-demo demo demo-jaeger test unit tools debian-tools bench bench-storeapi bench-compare bench-evidence bench-traces noisy soak lint tidy-check clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
+# CGO_ENABLED=0 and -trimpath are the Dockerfile's too, and every build the
+# tests and bench harnesses make (internal/gobuild): one compile of each
+# package serves them all.
 build: ## build bin/weft
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/weft ./cmd/weft
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/weft ./cmd/weft
 
 build-demo: build ## build bin/weft-demo, the demo rig (kept out of bin/weft), beside bin/weft
-	$(GO) build -trimpath -o bin/weft-demo ./cmd/weft-demo
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/weft-demo ./cmd/weft-demo
 
 # bin/weft-demo runs bin/weft (found beside it) on a simulated node. It
 # starts each backend it finds (WEFT_JAEGER, WEFT_PROMETHEUS,
@@ -34,7 +37,9 @@ demo: build-demo ## run the agent on a simulated node (with Jaeger, Prometheus, 
 demo-jaeger: build-demo tools ## like demo, building Jaeger first if needed
 	bin/weft-demo --jaeger "$(JAEGER)" $(DEMO_FLAGS)
 
-tools: $(JAEGER) $(THANOS) ## install the real backends the integration tests use
+tools: debian-tools $(JAEGER) $(THANOS) ## install the real backends the integration tests use
+
+debian-tools:
 	hack/install-debian-tools.sh
 
 $(JAEGER):
@@ -43,12 +48,12 @@ $(JAEGER):
 $(THANOS):
 	BUILD_TAGS=netgo,slicelabels hack/build-module-tool.sh thanos github.com/thanos-io/thanos $(THANOS_VERSION) ./cmd/thanos "$(TOOLS_DIR)" >/dev/null
 
-# Test binaries are built in parallel first; they then run one package at a
-# time (-p 1), so integration tests of different packages do not race for
-# the free loopback ports they pick.
-test: tools ## unit and integration tests, with the race detector
-	@mkdir -p bin
-	$(GO) test -race -count=1 -tags integration -run '^$$' ./... >bin/test-build.log 2>&1 || { cat bin/test-build.log; exit 1; }
+# Everything the tests compile is built first, beside the tools' installs
+# (hack/test-build.sh); the tests then run one package at a time (-p 1), so
+# integration tests of different packages do not race for the free
+# loopback ports they pick.
+test: ## unit and integration tests, with the race detector
+	GO="$(GO)" MAKE="$(MAKE)" hack/test-build.sh
 	$(GO) test -race -count=1 -tags integration -timeout 30m -p 1 ./...
 
 unit: ## unit tests only (no backends needed)

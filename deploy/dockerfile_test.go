@@ -219,9 +219,10 @@ func TestDockerfileBuildStep(t *testing.T) {
 	got, ok := step.flagValue("-ldflags")
 	require.True(t, ok, "-ldflags")
 	assert.Contains(t, got, want)
-	build := regexp.MustCompile(`(?m)^\t\$\(GO\) build (.+)$`).FindSubmatch(mk)
+	build := regexp.MustCompile(`(?m)^\t(CGO_ENABLED=0 )?\$\(GO\) build (.+)$`).FindSubmatch(mk)
 	require.NotNil(t, build, "Makefile build line")
-	for _, f := range strings.Fields(string(build[1])) {
+	assert.NotEmpty(t, build[1], "the Makefile builds with CGO_ENABLED=0, as the Dockerfile does")
+	for _, f := range strings.Fields(string(build[2])) {
 		if strings.HasPrefix(f, "-") && f != "-o" && f != "-ldflags" {
 			assert.Contains(t, step.Args, f, "the Makefile builds with %s", f)
 		}

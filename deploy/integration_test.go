@@ -4,6 +4,7 @@ package deploy
 
 import (
 	"bufio"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -28,6 +29,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/weftobs/weft/internal/gobuild"
 )
 
 var (
@@ -422,10 +425,8 @@ func weftDemoBinary(t testing.TB) string {
 	weftBinary(t)
 	demoOnce.Do(func() {
 		path := filepath.Join(buildDir, "weft-demo")
-		cmd := exec.Command("go", "build", "-o", path, "./cmd/weft-demo")
-		cmd.Dir = ".."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			demoError = fmt.Errorf("go build ./cmd/weft-demo: %w\n%s", err, out)
+		if err := gobuild.Build(context.Background(), "..", path, "./cmd/weft-demo", ""); err != nil {
+			demoError = err
 			return
 		}
 		demoPath = path

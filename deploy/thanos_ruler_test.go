@@ -21,6 +21,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/weftobs/weft/internal/gobuild"
 	"github.com/weftobs/weft/rules"
 )
 
@@ -507,8 +508,7 @@ func TestThanosRulerShippedRulesAreSplitOutput(t *testing.T) {
 func TestThanosRulerShippedRulesEqualSubcommand(t *testing.T) {
 	thanosBinary(t)
 	bin := filepath.Join(t.TempDir(), "weft")
-	out, err := exec.Command("go", "build", "-o", bin, "../cmd/weft").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
+	require.NoError(t, gobuild.Build(t.Context(), "..", bin, "./cmd/weft", ""))
 	files, err := filepath.Glob("base/rules/*.yaml")
 	require.NoError(t, err)
 	var stdout, stderr bytes.Buffer

@@ -520,8 +520,7 @@ func (h *harness) build(ctx context.Context) error {
 	core, contrib, prom := h.o.needs()
 	build := func(dir, out string, args ...string) error {
 		fmt.Fprintf(h.logw, "building %s ...\n", out)
-		cmd := exec.CommandContext(ctx, "go", append([]string{"build", "-o", out}, args...)...)
-		cmd.Dir = dir
+		cmd := goBuild(ctx, dir, out, args...)
 		cmd.Stdout, cmd.Stderr = h.logw, h.logw
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("go build in %s: %w", dir, err)
@@ -565,6 +564,18 @@ func (h *harness) build(ctx context.Context) error {
 		h.o.PrometheusBin = p
 	}
 	return nil
+}
+
+// goBuild returns `go build` of args into out, run in dir, with the release
+// build's flags (CGO_ENABLED=0, -trimpath; the same as weft's
+// internal/gobuild, which this module cannot import): weft and the peers
+// are measured as the image ships weft, and make test compiles every
+// package once for all its builds.
+func goBuild(ctx context.Context, dir, out string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "go", append([]string{"build", "-trimpath", "-o", out}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	return cmd
 }
 
 func describeMachine() machine {

@@ -392,3 +392,12 @@ func TestContribTags(t *testing.T) {
 	assert.Contains(t, w.peer(&harness{o: o}), "-tags contrib,remove_all_sd")
 	assert.Equal(t, "contrib", options{}.contribTags())
 }
+
+// Every build the harness makes has the release build's flags: weft and
+// the peers measured as the image ships weft.
+func TestGoBuildFlags(t *testing.T) {
+	cmd := goBuild(t.Context(), "d", "out", "-tags", "contrib", ".")
+	assert.Equal(t, []string{"go", "build", "-trimpath", "-o", "out", "-tags", "contrib", "."}, cmd.Args)
+	assert.Equal(t, "d", cmd.Dir)
+	assert.Equal(t, "CGO_ENABLED=0", cmd.Env[len(cmd.Env)-1])
+}

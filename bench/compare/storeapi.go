@@ -234,8 +234,7 @@ func runStoreAPI(ctx context.Context, o *storeOptions) (*storeReport, error) {
 	if o.WeftBin == "" {
 		o.WeftBin = filepath.Join(o.WorkDir, "weft")
 		logf("building weft in %s", o.Repo)
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", o.WeftBin, "./cmd/weft")
-		cmd.Dir = o.Repo
+		cmd := goBuild(ctx, o.Repo, o.WeftBin, "./cmd/weft")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("go build ./cmd/weft: %w\n%s", err, out)
 		}

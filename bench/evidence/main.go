@@ -34,12 +34,13 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/weftobs/weft/internal/gobuild"
 )
 
 // options is the harness configuration (one flag each).
@@ -235,12 +236,11 @@ func repoRoot() (string, error) {
 	}
 }
 
-// goBuild runs `go build -o out pkg` in dir (no -trimpath: the same flags
-// as the tests' builds of weft, so make test compiles it once).
+// goBuild builds pkg in dir into out with the release build's flags
+// (internal/gobuild), weft and the peer alike.
 func goBuild(ctx context.Context, dir, out, pkg string, logw io.Writer) error {
 	fmt.Fprintf(logw, "building %s in %s ...\n", pkg, dir)
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
-	cmd.Dir = dir
+	cmd := gobuild.Command(ctx, dir, out, pkg, "")
 	cmd.Stdout, cmd.Stderr = logw, logw
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("go build %s in %s: %w", pkg, dir, err)

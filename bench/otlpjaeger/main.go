@@ -51,6 +51,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/weftobs/weft/internal/backends"
+	"github.com/weftobs/weft/internal/gobuild"
 	"github.com/weftobs/weft/internal/loopback"
 )
 
@@ -759,13 +760,11 @@ func markdown(rep *report) string {
 	return b.String()
 }
 
-// goBuild runs `go build -tags=<tags> -o out pkg` in dir. No -trimpath: the
-// tests build weft with plain `go build`, and the same flags let make test
-// compile its dependencies once.
+// goBuild builds pkg in dir into out with the release build's flags
+// (internal/gobuild), weft and the peer alike.
 func goBuild(ctx context.Context, dir, out, pkg, tags string, logw io.Writer) error {
 	fmt.Fprintf(logw, "building %s ...\n", out)
-	cmd := exec.CommandContext(ctx, "go", "build", "-tags="+tags, "-o", out, pkg)
-	cmd.Dir = dir
+	cmd := gobuild.Command(ctx, dir, out, pkg, tags)
 	cmd.Stdout, cmd.Stderr = logw, logw
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("go build %s in %s: %w", pkg, dir, err)

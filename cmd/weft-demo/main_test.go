@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +11,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/weftobs/weft/internal/gobuild"
 )
 
 // agentBin is the weft binary the tests run the demo with, built once per
@@ -47,10 +50,8 @@ func buildAgent(out string) error {
 	if err != nil {
 		return fmt.Errorf("go env GOMOD: %w", err)
 	}
-	build := exec.Command("go", "build", "-o", out, "./cmd/weft")
-	build.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
-	if b, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("build the agent (go build -o %s ./cmd/weft in %s): %w\n%s", out, build.Dir, err, b)
+	if err := gobuild.Build(context.Background(), filepath.Dir(strings.TrimSpace(string(gomod))), out, "./cmd/weft", ""); err != nil {
+		return fmt.Errorf("build the agent: %w", err)
 	}
 	return nil
 }

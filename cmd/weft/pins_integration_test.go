@@ -56,7 +56,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -75,6 +74,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
+	"github.com/weftobs/weft/internal/gobuild"
 	"github.com/weftobs/weft/internal/loopback"
 )
 
@@ -388,8 +388,7 @@ func TestPinsAcrossNodes(t *testing.T) {
 	rulesPath := filepath.Join(work, "mesh.rules.yaml")
 	require.NoError(t, os.WriteFile(rulesPath, []byte(pinsRules), 0o600))
 	bin := filepath.Join(work, "weft")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
+	require.NoError(t, gobuild.Build(t.Context(), ".", bin, ".", ""))
 
 	// startAgent writes an agent's config (keyFile "": insecure, plaintext
 	// gossip) and starts it; it is stopped at cleanup.

@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/tidwall/wal"
 
+	"github.com/weftobs/weft/internal/gobuild"
 	"github.com/weftobs/weft/internal/loopback"
 )
 
@@ -218,8 +219,7 @@ service:
 // samples).
 func TestRemoteWriteOutageAndKill(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "weft")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
+	require.NoError(t, gobuild.Build(t.Context(), ".", bin, ".", ""))
 	t.Run("exporter", func(t *testing.T) { testRemoteWriteOutageAndKill(t, bin, rwOutageConfig, true) })
 	t.Run("native", func(t *testing.T) { testRemoteWriteOutageAndKill(t, bin, rwNativeConfig, false) })
 }

@@ -73,6 +73,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/weftobs/weft/internal/backends"
+	"github.com/weftobs/weft/internal/gobuild"
 	"github.com/weftobs/weft/internal/loopback"
 )
 
@@ -391,8 +392,7 @@ func TestThanosRulerOverAgents(t *testing.T) {
 	t.Cleanup(refProm.Stop)
 
 	bin := filepath.Join(work, "weft")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
+	require.NoError(t, gobuild.Build(t.Context(), ".", bin, ".", ""))
 
 	// The cluster file, as an operator writes it: the built binary's
 	// subcommand over the agents' rule file, with the agents' scope values

@@ -45,6 +45,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/weftobs/weft/internal/backends"
+	"github.com/weftobs/weft/internal/gobuild"
 	"github.com/weftobs/weft/internal/loopback"
 )
 
@@ -348,8 +349,7 @@ func startThanosRig(t *testing.T, peers bool) *thanosRig {
 	var bin string
 	if !peers {
 		bin = filepath.Join(t.TempDir(), "weft")
-		out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-		require.NoError(t, err, "go build: %s", out)
+		require.NoError(t, gobuild.Build(t.Context(), ".", bin, ".", ""))
 	}
 	var storeAPIs []string
 	for _, node := range []string{"n1", "n2", "n3"} {

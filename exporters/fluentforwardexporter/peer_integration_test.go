@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 
+	"github.com/weftobs/weft/internal/gobuild"
 	"github.com/weftobs/weft/internal/loopback"
 )
 
@@ -85,10 +86,8 @@ func peerBatch(first, n int) plog.Logs {
 func buildPeer(t *testing.T, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "fluentpeer")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Dir = filepath.Join("..", "..", "bench", "fluentpeer")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "building the forward peer failed (needs the Go toolchain and bench/fluentpeer's modules: run `go mod download` in bench/fluentpeer):\n%s", out)
+	err := gobuild.Build(t.Context(), filepath.Join("..", "..", "bench", "fluentpeer"), bin, ".", "")
+	require.NoError(t, err, "building the forward peer failed (needs the Go toolchain and bench/fluentpeer's modules: run `go mod download` in bench/fluentpeer)")
 	return bin
 }
 

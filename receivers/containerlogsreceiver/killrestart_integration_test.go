@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 
+	"github.com/weftobs/weft/internal/gobuild"
 	"github.com/weftobs/weft/internal/loopback"
 )
 
@@ -101,9 +102,7 @@ func (s *logServer) snapshot() []string {
 func buildWeft(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "weft")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/weftobs/weft/cmd/weft")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "go build ./cmd/weft: %s", out)
+	require.NoError(t, gobuild.Build(t.Context(), "", bin, "github.com/weftobs/weft/cmd/weft", ""))
 	return bin
 }
 

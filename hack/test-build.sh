@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Step 1 of `make test`: compiles everything the tests need, at once.
+#
+# Three jobs run side by side, each with its log in bin/:
+#   tools     `make tools`: the Debian packages, Jaeger and Thanos
+#             (bin/test-tools.log)
+#   race      the race-enabled test binaries of every package, built and
+#             started with no test selected (bin/test-build.log)
+#   binaries  what the tests build and start themselves, with the flags
+#             they use: weft, weft-demo, the bench peers and harnesses
+#             (bin/test-binaries.log)
+# Step 2 (`go test -p 1`) then finds every compiled package in the build
+# cache. One job after the other, a cold machine spent long stretches with
+# a core idle: waiting for apt and the module proxy, or in a linker, which
+# uses one core. Each job fails on its own; the script waits for all three
+# and prints the log of each that failed.
+set -uo pipefail
+
+GO=${GO:-go}
+MAKE=${MAKE:-make}
+mkdir -p bin
+
+# The flags of internal/gobuild, which every test and harness builds with.
+gobuild() { CGO_ENABLED=0 "$GO" build -trimpath -o /dev/null "$@"; }
+
+binaries() {
+  set -e
+  # weft and the demo rig (cmd/weft, cmd/weft-demo, deploy, receivers,
+  # the bench harnesses; make demo's bin/weft)
+  gobuild ./cmd/weft
+  gobuild ./cmd/weft-demo
+  # bench/comparesmoke: the core and the contrib peer (the smoke's tags);
+  # the harness itself runs by `go run .`, with go's default flags
+  (cd bench/peer && gobuild . && gobuild -tags contrib,remove_all_sd .)
+  (cd bench/compare && "$GO" build -o /dev/null .)
+  # bench/evidence: contrib tail_sampling at its own release
+  (cd bench/tailpeer && gobuild .)
+  # exporters/fluentforwardexporter: the forward peer
+  (cd bench/fluentpeer && gobuild .)
+}
+
+names=(tools race binaries)
+logs=(bin/test-tools.log bin/test-build.log bin/test-binaries.log)
+"$MAKE" --no-print-directory -j3 tools >"${logs[0]}" 2>&1 &
+pids=($!)
+"$GO" test -race -count=1 -tags integration -run '^$' ./... >"${logs[1]}" 2>&1 &
+pids+=($!)
+binaries >"${logs[2]}" 2>&1 &
+pids+=($!)
+
+failed=0
+for i in "${!pids[@]}"; do
+  if ! wait "${pids[$i]}"; then
+    echo "test-build: ${names[$i]} failed (${logs[$i]}):" >&2
+    cat "${logs[$i]}" >&2
+    failed=1
+  fi
+done
+exit $failed
