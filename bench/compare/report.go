@@ -300,7 +300,7 @@ func writeOutputs(out string, rep *report) error {
 	}
 	var sec strings.Builder
 	sec.WriteString("## Side by side: weft vs otelcol contrib/core and Prometheus (bench/compare)\n\n")
-	sec.WriteString("Written by `make bench-compare` (harness: bench/compare; peers: bench/peer, built as core and with `-tags contrib`, and Prometheus 2.42). " +
+	sec.WriteString("Written by `make bench-compare` (harness: bench/compare; peers: bench/peer, built as core and with `-tags contrib`, and Prometheus 2.42; weft and the peers built with `CGO_ENABLED=0 go build -trimpath`, the flags of weft's image, since 2026-12-04). " +
 		"The machine is shared with other engineers working at the same time: absolute figures drift with their load; the ratios compare runs interleaved in the same period.\n\n")
 	sec.WriteString(markdown(rep))
 	sec.WriteString("Charts: ")
