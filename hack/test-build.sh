@@ -4,16 +4,18 @@
 # Three jobs run side by side, each with its log in bin/:
 #   tools     `make tools`: the Debian packages, Jaeger and Thanos
 #             (bin/test-tools.log)
-#   race      the race-enabled test binaries of every package, built and
-#             started with no test selected (bin/test-build.log)
+#   tests     the test binaries of every package ($TEST_ENV, $TEST_FLAGS:
+#             the Makefile's), built and started with no test selected
+#             (bin/test-build.log)
 #   binaries  what the tests build and start themselves, with the flags
 #             they use: weft, weft-demo, the bench peers and harnesses
 #             (bin/test-binaries.log)
 # Step 2 (`go test -p 1`) then finds every compiled package in the build
-# cache. One job after the other, a cold machine spent long stretches with
-# a core idle: waiting for apt and the module proxy, or in a linker, which
-# uses one core. Each job fails on its own; the script waits for all three
-# and prints the log of each that failed.
+# cache: the test binaries and the binaries share one compile of each
+# package, having the same flags. Run one after the other, the jobs left a
+# core idle while apt or the module proxy answered, or a linker (one core)
+# ran. Each job fails on its own; the script waits for all three and
+# prints the log of each that failed.
 set -uo pipefail
 
 GO=${GO:-go}
@@ -39,11 +41,12 @@ binaries() {
   (cd bench/fluentpeer && gobuild .)
 }
 
-names=(tools race binaries)
+names=(tools tests binaries)
 logs=(bin/test-tools.log bin/test-build.log bin/test-binaries.log)
 "$MAKE" --no-print-directory -j3 tools >"${logs[0]}" 2>&1 &
 pids=($!)
-"$GO" test -race -count=1 -tags integration -run '^$' ./... >"${logs[1]}" 2>&1 &
+# shellcheck disable=SC2086 # the flags are words
+env ${TEST_ENV:-CGO_ENABLED=0} "$GO" test ${TEST_FLAGS:--trimpath -count=1 -tags integration} -run '^$' ./... >"${logs[1]}" 2>&1 &
 pids+=($!)
 binaries >"${logs[2]}" 2>&1 &
 pids+=($!)
