@@ -1,12 +1,14 @@
 // Package gobuild builds weft's commands and the bench peers for tests and
 // benchmark harnesses, all with the compile flags of the release build (the
-// Dockerfile's and the Makefile's: CGO_ENABLED=0, -trimpath). One set of
-// flags means one compile of each package per make test: the build cache
-// keys every package by its flags and by those of everything it imports,
-// so a plain `go build` beside a -trimpath one compiled weft and the
-// collector twice (about four minutes each on a cold 2-core machine).
-// hack/test-build.sh compiles the same binaries ahead with these flags;
-// bench/compare, a module of its own, repeats them (buildFlags there).
+// Dockerfile's and the Makefile's: CGO_ENABLED=0, -trimpath), which make
+// test's own test binaries have too. One set of flags means one compile of
+// each package per make test: the build cache keys every package by its
+// flags and by those of everything it imports (not by build tags that
+// select no other file), so a plain `go build` beside a -trimpath one
+// compiled weft and the collector twice (about four minutes each on a cold
+// 2-core machine). hack/test-build.sh compiles the same binaries ahead
+// with these flags; bench/compare, a module of its own, repeats them
+// (goBuild there).
 package gobuild
 
 import (
