@@ -8,7 +8,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestCommand(t *testing.T) {
 	cmd := Command(t.Context(), "d", "o", "./p", "a,b", "-ldflags", "-s")
