@@ -28,7 +28,7 @@ func (a appendable) Appender(ctx context.Context) storage.Appender {
 	if a.s.db == nil {
 		return promappend.Closed{Err: errNotStarted}
 	}
-	return &guardedAppender{Appender: a.s.db.Appender(ctx), g: a.s.guard, b: a.s.guard.bounds()}
+	return &guardedAppender{Appender: a.s.db.Appender(ctx), g: a.s.guard, b: a.s.guard.bounds(), ctx: ctx, x: a.s.exemplars}
 }
 
 // AppendableV2 returns the TSDB as a storage.AppendableV2: the appender

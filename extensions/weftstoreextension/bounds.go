@@ -1,11 +1,13 @@
 package weftstoreextension
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
 	"time"
 
+	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
@@ -118,11 +120,15 @@ func (g *guard) refuse(b bounds, reason string, src refusal.Source, t, n int64) 
 	}
 }
 
-// guardedAppender is an Appendable appender checked by the guard.
+// guardedAppender is an Appendable appender checked by the guard. Its
+// exemplars wait in held until the samples commit (see exemplarHold).
 type guardedAppender struct {
 	storage.Appender
-	g *guard
-	b bounds
+	g    *guard
+	b    bounds
+	ctx  context.Context
+	x    *exemplarHold
+	held heldExemplars
 }
 
 var (
@@ -162,6 +168,33 @@ func (a *guardedAppender) AppendHistogramSTZeroSample(ref storage.SeriesRef, l l
 
 func (a *guardedAppender) GetRef(l labels.Labels, hash uint64) (storage.SeriesRef, labels.Labels) {
 	return getRef(a.Appender, l, hash)
+}
+
+// AppendExemplar holds e until Commit. A series neither given by ref nor
+// found by its labels is an error, as the head's own.
+func (a *guardedAppender) AppendExemplar(ref storage.SeriesRef, l labels.Labels, e exemplar.Exemplar) (storage.SeriesRef, error) {
+	ref, err := exemplarRef(a.Appender, ref, l)
+	if err != nil {
+		return 0, err
+	}
+	a.x.hold(&a.held, ref, e)
+	return ref, nil
+}
+
+// Commit commits the samples, then the held exemplars.
+func (a *guardedAppender) Commit() error {
+	if err := a.Appender.Commit(); err != nil {
+		a.x.release(&a.held)
+		return err
+	}
+	a.x.commit(a.ctx, &a.held)
+	return nil
+}
+
+// Rollback drops the samples and the held exemplars.
+func (a *guardedAppender) Rollback() error {
+	a.x.release(&a.held)
+	return a.Appender.Rollback()
 }
 
 // guardedAppenderV2 is an AppendableV2 appender checked by the guard.

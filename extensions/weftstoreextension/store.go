@@ -62,6 +62,10 @@ type Store struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	telReg  metric.Registration
+
+	// exemplars commits the exemplars of Appendable's transactions after
+	// their samples (see exemplarHold).
+	exemplars *exemplarHold
 }
 
 var errNotStarted = errors.New("weft_store: metrics storage is not open (extension not started or already shut down)")
@@ -172,6 +176,7 @@ func (s *Store) Start(_ context.Context, host component.Host) error {
 		now:       s.now,
 		refused:   s.refused,
 	}
+	s.exemplars = newExemplarHold(db)
 	s.metrics = newMetricsWriter(db, s.guard)
 	s.engine = newEngine(s.logger, s.cfg.Query)
 	if err := s.registerTelemetry(); err != nil {

@@ -253,6 +253,8 @@ type appender struct {
 	lbls    labels.Labels
 	lb      *labels.Builder
 	ex      exemplar.Exemplar
+	// exLabels builds the labels of OpenMetrics exemplars (omExemplar).
+	exLabels labels.ScratchBuilder
 	// exs are the current sample's exemplars, read once for both outputs.
 	exs []exemplar.Exemplar
 
@@ -278,6 +280,7 @@ func newAppender(targetLabels labels.Labels, honorLabels bool, limits scrapeLimi
 		metrics:       map[string]*metricState{},
 		symbols:       labels.NewSymbolTable(),
 		lb:            labels.NewBuilder(labels.EmptyLabels()),
+		exLabels:      labels.NewScratchBuilder(4),
 		pdata:         true,
 	}
 }
@@ -475,7 +478,7 @@ func (a *appender) parseChunk(b []byte, format bodyFormat) error {
 				return failf(reasonDuplicate, "series %s exposed twice", met)
 			}
 			ent.native.seen = a.iter
-			a.readExemplars(p, ts)
+			a.readExemplars(p, b, met, format, ts)
 			a.out.stage(ent.native, ts, v, a.exs)
 			continue
 		}
@@ -486,7 +489,7 @@ func (a *appender) parseChunk(b []byte, format bodyFormat) error {
 		} else if ent.role == roleValue {
 			return failf(reasonDuplicate, "series %s exposed twice", met)
 		}
-		a.readExemplars(p, ts)
+		a.readExemplars(p, b, met, format, ts)
 		if a.out != nil {
 			a.out.stage(ent.native, ts, v, a.exs)
 		}
@@ -1095,18 +1098,38 @@ func (a *appender) appendStale(ps *pointState, ms pmetric.MetricSlice, nowMs int
 
 // readExemplars reads the sample's OpenMetrics exemplars into a.exs, once
 // for both outputs; an exemplar without a timestamp takes the sample's, ts.
-func (a *appender) readExemplars(p textparse.Parser, ts int64) {
+// An OpenMetrics line (format) of chunk b, whose series is met, is read by
+// omExemplar (see there), the parser asked only when that cannot read it.
+func (a *appender) readExemplars(p textparse.Parser, b, met []byte, format bodyFormat, ts int64) {
 	a.exs = a.exs[:0]
+	if format == formatOpenMetrics {
+		if rest, ok := omLineRest(b, met); ok {
+			a.ex = exemplar.Exemplar{}
+			found, ok := omExemplar(rest, &a.exLabels, &a.ex)
+			if ok {
+				if found {
+					a.appendExemplar(ts)
+				}
+				return // OpenMetrics has at most one per sample
+			}
+		}
+	}
 	for {
 		a.ex = exemplar.Exemplar{}
 		if !p.Exemplar(&a.ex) {
 			return
 		}
-		if !a.ex.HasTs {
-			a.ex.Ts, a.ex.HasTs = ts, true
-		}
-		a.exs = append(a.exs, a.ex)
+		a.appendExemplar(ts)
 	}
+}
+
+// appendExemplar adds a.ex to a.exs, with the sample's timestamp ts if it
+// has none.
+func (a *appender) appendExemplar(ts int64) {
+	if !a.ex.HasTs {
+		a.ex.Ts, a.ex.HasTs = ts, true
+	}
+	a.exs = append(a.exs, a.ex)
 }
 
 // appendExemplars copies the sample's exemplars (a.exs) to dst; trace_id
