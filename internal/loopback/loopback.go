@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Host is the only address weft's demo, tests and benchmarks bind to.
@@ -34,11 +35,17 @@ const ephemeralRange = "/proc/sys/net/ipv4/ip_local_port_range"
 // probes are held until all n are found, so the ports differ from each other.
 func FreeAddrs(n int) ([]string, error) {
 	low, high, ok := probeRange()
-	return freeAddrs(n, low, high, ok)
+	c := openClaims(claimsFile, time.Now())
+	addrs, err := freeAddrs(n, low, high, ok, c)
+	if cerr := c.close(); err == nil && cerr != nil {
+		return nil, fmt.Errorf("record the claimed loopback ports in %s: %w", claimsFile, cerr)
+	}
+	return addrs, err
 }
 
-// freeAddrs draws n ports from [low, high) if ok, else takes the kernel's.
-func freeAddrs(n, low, high int, ok bool) ([]string, error) {
+// freeAddrs draws n ports from [low, high) if ok, else takes the kernel's,
+// skipping and recording claims (see claims.go).
+func freeAddrs(n, low, high int, ok bool, c *claims) ([]string, error) {
 	var closers []func() error
 	defer func() {
 		for _, c := range closers {
@@ -50,6 +57,12 @@ func freeAddrs(n, low, high int, ok bool) ([]string, error) {
 		port := 0 // the kernel's choice, when there is no room below its range
 		if ok {
 			port = low + rand.IntN(high-low)
+			if c.taken(port) {
+				if tries < 100*n {
+					continue
+				}
+				return nil, fmt.Errorf("find a free loopback port: every port drawn was claimed by another process (%s)", claimsFile)
+			}
 		}
 		l, err := net.Listen("tcp", net.JoinHostPort(Host, strconv.Itoa(port)))
 		if err != nil {
@@ -68,6 +81,7 @@ func freeAddrs(n, low, high int, ok bool) ([]string, error) {
 			return nil, fmt.Errorf("find a free loopback port: %w", err)
 		}
 		closers = append(closers, l.Close, u.Close)
+		c.claim(port)
 		addrs = append(addrs, net.JoinHostPort(Host, strconv.Itoa(port)))
 	}
 	return addrs, nil

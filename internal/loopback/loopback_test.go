@@ -2,8 +2,11 @@ package loopback
 
 import (
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -43,37 +46,13 @@ func TestFreeAddrs(t *testing.T) {
 // that the draw finds exactly the free third, and fails naming the cause
 // once the range is full.
 func TestFreeAddrsSkipTakenPorts(t *testing.T) {
-	// A block of 30 ports nobody holds right now.
-	var base int
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			_ = l.Close()
-		}
-	}()
-	for base = lowestPort; base+30 <= 65536; base += 30 {
-		ls = ls[:0]
-		for p := base; p < base+30; p++ {
-			l, err := net.Listen("tcp", net.JoinHostPort(Host, strconv.Itoa(p)))
-			if err != nil {
-				break
-			}
-			ls = append(ls, l)
-		}
-		if len(ls) == 30 {
-			break
-		}
-		for _, l := range ls {
-			_ = l.Close()
-		}
-	}
-	require.Len(t, ls, 30, "no free block of 30 ports")
+	base, ls := freeBlock(t, 30)
 	free := map[string]bool{}
 	for i := 2; i < 30; i += 3 { // release every third port
 		free[ls[i].Addr().String()] = true
 		require.NoError(t, ls[i].Close())
 	}
-	got, err := freeAddrs(len(free), base, base+30, true)
+	got, err := freeAddrs(len(free), base, base+30, true, noClaims())
 	require.NoError(t, err)
 	for _, a := range got {
 		require.True(t, free[a], "%s is held by a listener", a)
@@ -84,6 +63,89 @@ func TestFreeAddrsSkipTakenPorts(t *testing.T) {
 	}
 	require.Empty(t, free, "every free port is found")
 
-	_, err = freeAddrs(1, base, base+30, true)
+	_, err = freeAddrs(1, base, base+30, true, noClaims())
 	require.ErrorContains(t, err, "address already in use")
+}
+
+// freeBlock finds n consecutive ports nobody holds and holds them; the
+// listeners are closed when the test ends (or by the caller).
+func freeBlock(t *testing.T, n int) (int, []net.Listener) {
+	t.Helper()
+	var ls []net.Listener
+	t.Cleanup(func() {
+		for _, l := range ls {
+			_ = l.Close()
+		}
+	})
+	for base := lowestPort; base+n <= 65536; base += n {
+		ls = ls[:0]
+		for p := base; p < base+n; p++ {
+			l, err := net.Listen("tcp", net.JoinHostPort(Host, strconv.Itoa(p)))
+			if err != nil {
+				break
+			}
+			ls = append(ls, l)
+		}
+		if len(ls) == n {
+			return base, ls
+		}
+		for _, l := range ls {
+			_ = l.Close()
+		}
+	}
+	t.Fatalf("no free block of %d ports", n)
+	return 0, nil
+}
+
+func noClaims() *claims { return &claims{ports: map[int]time.Time{}} }
+
+// TestClaimsKeepProcessesApart: ports one draw handed out are skipped by the
+// next draw that reads the same claims file, though nothing is bound to
+// them, until claimTTL has passed; a line the file should not hold is
+// ignored.
+func TestClaimsKeepProcessesApart(t *testing.T) {
+	base, ls := freeBlock(t, 30)
+	for _, l := range ls {
+		require.NoError(t, l.Close())
+	}
+	path := filepath.Join(t.TempDir(), "claims")
+	require.NoError(t, os.WriteFile(path, []byte("garbage\n12 x\n"), 0o600))
+	now := time.Now()
+
+	c := openClaims(path, now)
+	require.NotNil(t, c.f, "the file is open and locked")
+	first, err := freeAddrs(20, base, base+30, true, c)
+	require.NoError(t, err)
+	require.NoError(t, c.close())
+
+	// Another process, a minute later: only the 10 unclaimed ports.
+	c = openClaims(path, now.Add(time.Minute))
+	second, err := freeAddrs(10, base, base+30, true, c)
+	require.NoError(t, err)
+	taken := map[string]bool{}
+	for _, a := range first {
+		taken[a] = true
+	}
+	for _, a := range second {
+		require.False(t, taken[a], "%s handed out twice within the claim time", a)
+	}
+	_, err = freeAddrs(1, base, base+30, true, c)
+	require.ErrorContains(t, err, "claimed by another process")
+	require.NoError(t, c.close())
+
+	// Once the claims are older than claimTTL, every port is free again.
+	c = openClaims(path, now.Add(time.Minute+claimTTL))
+	require.Empty(t, c.ports)
+	all, err := freeAddrs(30, base, base+30, true, c)
+	require.NoError(t, err)
+	require.Len(t, all, 30)
+	require.NoError(t, c.close())
+
+	// Without a usable file nothing is claimed and the draw still works.
+	c = openClaims(filepath.Join(path, "not-a-directory", "claims"), now)
+	require.Nil(t, c.f)
+	got, err := freeAddrs(5, base, base+30, true, c)
+	require.NoError(t, err)
+	require.Len(t, got, 5)
+	require.NoError(t, c.close())
 }
