@@ -54,15 +54,15 @@ $(THANOS):
 # on two cores under 45 minutes. With -race as well, every package was
 # compiled twice (race and not) and a cold run took an hour; the race
 # detector runs in `make unit`. Everything is compiled first, beside the
-# tools' installs (hack/test-build.sh); the tests then run one package at a
-# time (-p 1), so integration tests of different packages do not race for
-# the free loopback ports they pick.
+# tools' installs (hack/test-build.sh); the tests then run in two lanes side
+# by side, one package at a time in each (hack/test-run.sh): the ports
+# internal/loopback hands out are claimed in a file both lanes read.
 TEST_ENV   := CGO_ENABLED=0
 TEST_FLAGS := -trimpath -count=1 -tags integration
 export TEST_ENV TEST_FLAGS
 test: ## unit and integration tests (the race detector: make unit)
 	GO="$(GO)" MAKE="$(MAKE)" hack/test-build.sh
-	$(TEST_ENV) $(GO) test $(TEST_FLAGS) -timeout 30m -p 1 ./...
+	GO="$(GO)" hack/test-run.sh
 
 unit: ## unit tests only (no backends needed), with the race detector
 	$(GO) test -race -count=1 ./...

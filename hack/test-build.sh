@@ -4,13 +4,13 @@
 # Three jobs run side by side, each with its log in bin/:
 #   tools     `make tools`: the Debian packages, Jaeger and Thanos
 #             (bin/test-tools.log)
-#   tests     the test binaries of every package ($TEST_ENV, $TEST_FLAGS:
-#             the Makefile's), built and started with no test selected
+#   tests     every package with its tests ($TEST_ENV, $TEST_FLAGS: the
+#             Makefile's), compiled by `go list -export -test`
 #             (bin/test-build.log)
 #   binaries  what the tests build and start themselves, with the flags
 #             they use: weft, weft-demo, the bench peers and harnesses
 #             (bin/test-binaries.log)
-# Step 2 (`go test -p 1`) then finds every compiled package in the build
+# Step 2 (hack/test-run.sh) then finds every compiled package in the build
 # cache: the test binaries and the binaries share one compile of each
 # package, having the same flags. Run one after the other, the jobs left a
 # core idle while apt or the module proxy answered, or a linker (one core)
@@ -45,8 +45,19 @@ names=(tools tests binaries)
 logs=(bin/test-tools.log bin/test-build.log bin/test-binaries.log)
 "$MAKE" --no-print-directory -j3 tools >"${logs[0]}" 2>&1 &
 pids=($!)
-# shellcheck disable=SC2086 # the flags are words
-env ${TEST_ENV:-CGO_ENABLED=0} "$GO" test ${TEST_FLAGS:--trimpath -count=1 -tags integration} -run '^$' ./... >"${logs[1]}" 2>&1 &
+# The test packages compiled, not linked: `go list -export` compiles each
+# (export data) with go test's flags but links nothing; step 2 compiles only
+# each test's generated main and links it once. Run with `-run '^$'`, this
+# job linked and started the 43 test binaries, and step 2 linked them again.
+list_flags=()
+for f in ${TEST_FLAGS:--trimpath -count=1 -tags integration}; do
+  case "$f" in
+  -count=*) ;; # a go test flag only
+  *) list_flags+=("$f") ;;
+  esac
+done
+# shellcheck disable=SC2086 # the environment is words
+env ${TEST_ENV:-CGO_ENABLED=0} "$GO" list "${list_flags[@]}" -export -test ./... >/dev/null 2>"${logs[1]}" &
 pids+=($!)
 binaries >"${logs[2]}" 2>&1 &
 pids+=($!)
