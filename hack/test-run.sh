@@ -15,12 +15,11 @@ GO=${GO:-go}
 mkdir -p bin
 module=$("$GO" list -m)
 lane_a=(./cmd/weft ./receivers/containerlogsreceiver ./bench/evidence ./deploy)
+declare -A in_a
+for p in "${lane_a[@]}"; do in_a["$module/${p#./}"]=1; done
 lane_b=()
 while IFS= read -r pkg; do
-  case "$pkg" in
-  "$module/cmd/weft" | "$module/receivers/containerlogsreceiver" | "$module/bench/evidence" | "$module/deploy") ;;
-  *) lane_b+=("$pkg") ;;
-  esac
+  [ -n "${in_a[$pkg]:-}" ] || lane_b+=("$pkg")
 done < <("$GO" list ./...)
 
 log=bin/test-lane-a.log

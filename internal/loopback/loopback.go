@@ -61,7 +61,7 @@ func freeAddrs(n, low, high int, ok bool, c *claims) ([]string, error) {
 				if tries < 100*n {
 					continue
 				}
-				return nil, fmt.Errorf("find a free loopback port: every port drawn was claimed by another process (%s)", claimsFile)
+				return nil, fmt.Errorf("find a free loopback port: every port drawn was claimed by a draw of the last %s (%s)", claimTTL, claimsFile)
 			}
 		}
 		l, err := net.Listen("tcp", net.JoinHostPort(Host, strconv.Itoa(port)))

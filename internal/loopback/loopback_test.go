@@ -130,7 +130,7 @@ func TestClaimsKeepProcessesApart(t *testing.T) {
 		require.False(t, taken[a], "%s handed out twice within the claim time", a)
 	}
 	_, err = freeAddrs(1, base, base+30, true, c)
-	require.ErrorContains(t, err, "claimed by another process")
+	require.ErrorContains(t, err, "claimed by a draw of the last 5m0s")
 	require.NoError(t, c.close())
 
 	// Once the claims are older than claimTTL, every port is free again.
