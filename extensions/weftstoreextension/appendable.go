@@ -28,7 +28,7 @@ func (a appendable) Appender(ctx context.Context) storage.Appender {
 	if a.s.db == nil {
 		return promappend.Closed{Err: errNotStarted}
 	}
-	return &guardedAppender{Appender: a.s.db.Appender(ctx), g: a.s.guard, b: a.s.guard.bounds(), ctx: ctx, x: a.s.exemplars}
+	return &guardedAppender{Appender: a.s.db.Appender(ctx), heldTx: heldTx{x: a.s.exemplars}, g: a.s.guard, b: a.s.guard.bounds()}
 }
 
 // AppendableV2 returns the TSDB as a storage.AppendableV2: the appender
@@ -44,5 +44,5 @@ func (a appendable) AppenderV2(ctx context.Context) storage.AppenderV2 {
 	if a.s.db == nil {
 		return promappend.ClosedV2{Err: errNotStarted}
 	}
-	return &guardedAppenderV2{AppenderV2: a.s.db.AppenderV2(ctx), g: a.s.guard, b: a.s.guard.bounds()}
+	return &guardedAppenderV2{AppenderV2: a.s.db.AppenderV2(ctx), heldTx: heldTx{x: a.s.exemplars}, g: a.s.guard, b: a.s.guard.bounds()}
 }

@@ -1,7 +1,6 @@
 package weftstoreextension
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -121,14 +120,12 @@ func (g *guard) refuse(b bounds, reason string, src refusal.Source, t, n int64) 
 }
 
 // guardedAppender is an Appendable appender checked by the guard. Its
-// exemplars wait in held until the samples commit (see exemplarHold).
+// exemplars wait in heldTx until the samples commit (see exemplarHold).
 type guardedAppender struct {
 	storage.Appender
-	g    *guard
-	b    bounds
-	ctx  context.Context
-	x    *exemplarHold
-	held heldExemplars
+	heldTx
+	g *guard
+	b bounds
 }
 
 var (
@@ -177,29 +174,21 @@ func (a *guardedAppender) AppendExemplar(ref storage.SeriesRef, l labels.Labels,
 	if err != nil {
 		return 0, err
 	}
-	a.x.hold(&a.held, ref, e)
+	a.hold(ref, e)
 	return ref, nil
 }
 
 // Commit commits the samples, then the held exemplars.
-func (a *guardedAppender) Commit() error {
-	if err := a.Appender.Commit(); err != nil {
-		a.x.release(&a.held)
-		return err
-	}
-	a.x.commit(a.ctx, &a.held)
-	return nil
-}
+func (a *guardedAppender) Commit() error { return a.commit(a.Appender.Commit) }
 
 // Rollback drops the samples and the held exemplars.
-func (a *guardedAppender) Rollback() error {
-	a.x.release(&a.held)
-	return a.Appender.Rollback()
-}
+func (a *guardedAppender) Rollback() error { return a.rollback(a.Appender.Rollback) }
 
-// guardedAppenderV2 is an AppendableV2 appender checked by the guard.
+// guardedAppenderV2 is an AppendableV2 appender checked by the guard. The
+// exemplars of its samples wait in heldTx until the samples commit.
 type guardedAppenderV2 struct {
 	storage.AppenderV2
+	heldTx
 	g *guard
 	b bounds
 }
@@ -213,8 +202,28 @@ func (a *guardedAppenderV2) Append(ref storage.SeriesRef, l labels.Labels, st, t
 	if err := a.g.admitRaw(a.b, a.AppenderV2, ref, l, t); err != nil {
 		return 0, err
 	}
-	return a.AppenderV2.Append(ref, l, st, t, v, h, fh, opts)
+	es := opts.Exemplars
+	opts.Exemplars = nil
+	ref, err := a.AppenderV2.Append(ref, l, st, t, v, h, fh, opts)
+	if err != nil || len(es) == 0 {
+		return ref, err
+	}
+	// The refusals are returned as the head's appender does: in a
+	// storage.AppendPartialError, duplicates left out.
+	var errs []error
+	for _, e := range es {
+		if err := a.holdChecked(ref, e); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return ref, (&storage.AppendPartialError{ExemplarErrors: errs}).ToError()
 }
+
+// Commit commits the samples, then the held exemplars.
+func (a *guardedAppenderV2) Commit() error { return a.commit(a.AppenderV2.Commit) }
+
+// Rollback drops the samples and the held exemplars.
+func (a *guardedAppenderV2) Rollback() error { return a.rollback(a.AppenderV2.Rollback) }
 
 func (a *guardedAppenderV2) GetRef(l labels.Labels, hash uint64) (storage.SeriesRef, labels.Labels) {
 	return getRef(a.AppenderV2, l, hash)

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/weftobs/weft/extensions/weftpinsextension"
+	"github.com/weftobs/weft/extensions/weftstoreextension/internal/exemplars"
 )
 
 // Config is the configuration of the weft_store extension.
@@ -20,8 +21,10 @@ type Config struct {
 	Directory string `mapstructure:"directory"`
 	// MetricsRetention is how long metric samples are kept (default 30m).
 	MetricsRetention time.Duration `mapstructure:"metrics_retention"`
-	// MaxExemplars is the size, in exemplars, of the TSDB's circular
-	// exemplar buffer (default 100000).
+	// MaxExemplars is how many exemplars are kept, the newest, whatever
+	// their series, as Prometheus's max_exemplars (default 100000). They
+	// take 72 bytes each, plus their labels when these are not just a
+	// trace_id and a span_id in lowercase hex.
 	MaxExemplars int64 `mapstructure:"max_exemplars"`
 	// TracesMaxBytes bounds the memory of the recent-spans index; the oldest
 	// spans are evicted first (default 64 MiB).
@@ -112,8 +115,8 @@ func (c *Config) Validate() error {
 	if c.MetricsRetention < time.Minute {
 		errs = append(errs, fmt.Errorf("metrics_retention: must be at least 1m, got %s", c.MetricsRetention))
 	}
-	if c.MaxExemplars < 1 {
-		errs = append(errs, fmt.Errorf("max_exemplars: must be at least 1, got %d", c.MaxExemplars))
+	if c.MaxExemplars < 1 || c.MaxExemplars > exemplars.MaxCapacity {
+		errs = append(errs, fmt.Errorf("max_exemplars: must be from 1 to %d, got %d", exemplars.MaxCapacity, c.MaxExemplars))
 	}
 	if c.TracesMaxBytes < minIndexBytes {
 		errs = append(errs, fmt.Errorf("traces_max_bytes: must be at least %d, got %d", minIndexBytes, c.TracesMaxBytes))

@@ -1,55 +1,92 @@
 package weftstoreextension
 
 import (
-	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"path/filepath"
 
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/compression"
+	"go.uber.org/zap"
+	"go.uber.org/zap/exp/zapslog"
+
+	"github.com/weftobs/weft/extensions/weftstoreextension/internal/exemplars"
+	"github.com/weftobs/weft/extensions/weftstoreextension/internal/walsalvage"
 )
 
-// Exemplars written through Appendable (pod_scrape's native path, the
-// rules manager) reach the TSDB after their transaction's samples, in
-// transactions of their own of at most exemplarsPerCommit each.
+// Exemplars wait for their transaction's commit, then go to the store's
+// exemplar storage (internal/exemplars, in place of the TSDB's), in
+// batches of at most exemplarsPerCommit.
 //
-// Given to the head appender with the samples, a scrape's exemplars are
-// held in the appender's buffers and encoded into one WAL record at
-// Commit: for a target that exposes an exemplar on most of 100k series
-// that is ~5 MB of pending exemplars and a record buffer grown to ~10 MB
-// by doubling, tens of MB of garbage per such scrape. The head's pools do
-// not keep those buffers from one scrape to the next, because a garbage
-// collection in between empties them, so each such scrape allocated them
-// afresh, and the process's RSS is its heap's high-water mark. Committed in
-// small transactions, one after the other, the head reuses one small
-// buffer of each kind.
+// An exemplar waits for its samples' commit because its series may be new
+// in that transaction: the series' WAL record is written by that commit,
+// and the exemplar WAL's replay, after the head's, drops exemplars of
+// series the head does not know. A failed or rolled back transaction drops
+// its exemplars. Nothing a reader can see changes: exemplar storage has no
+// isolation (exemplars are visible as they are added), and the samples'
+// transaction still commits whole.
 //
-// Nothing a reader can see changes: the exemplar storage has no isolation
-// (the head adds a commit's exemplars one by one, visible as they come),
-// and the samples' transaction still commits whole. An exemplar waits for
-// its samples' commit because its series may be new in that transaction:
-// the series' WAL record is written by that commit, and a replay drops
-// exemplars of series it does not know yet. A failed or rolled back
-// transaction drops its exemplars, as before. What changes for the writer:
-// AppendExemplar no longer returns the head's refusals (out of order,
-// duplicate, labels too long); the head finds them at Commit and the
-// exemplar is dropped. The Appendable's writers ignored those errors, as
-// Prometheus's scrape loop does. AppendMetrics keeps its exemplars in the
-// samples' transaction: the translator counts every refused exemplar by
-// reason when it is appended.
+// Appendable's AppendExemplar does not return the storage's refusals (out
+// of order, duplicate, labels too long): they are found at commit and the
+// exemplar is dropped; its writers ignored those errors, as Prometheus's
+// scrape loop does. AppendMetrics checks each exemplar when it is appended
+// (the translator counts every refused exemplar by reason) and holds it
+// the same way.
+//
+// The held exemplars of a transaction are kept in fixed blocks, not one
+// slice grown by doubling: for a target that exposes an exemplar on most
+// of 100k series that would be megabytes of garbage per scrape, and the
+// process's RSS is its heap's high-water mark.
 const exemplarsPerCommit = 1024
 
-// heldExemplar is an exemplar waiting for its transaction's commit.
-type heldExemplar struct {
-	ref storage.SeriesRef
-	e   exemplar.Exemplar
+// exemplarWALDir is the exemplar WAL's directory, in the store directory.
+const exemplarWALDir = "exemplar_wal"
+
+// openExemplars returns the exemplar storage of head, of capacity
+// exemplars, with its WAL in dir replayed when the store is persistent. A
+// damaged WAL is returned as a loss, beside the storage.
+func openExemplars(capacity int64, persistent bool, dir string, compress compression.Type, head *tsdb.Head, logger *zap.Logger) (*exemplars.Storage, *StorageLoss, error) {
+	exs, err := exemplars.New(int(capacity), headLookup(head), slog.New(zapslog.NewHandler(logger.Core())))
+	if err != nil {
+		return nil, nil, fmt.Errorf("max_exemplars: %w", err)
+	}
+	if !persistent {
+		return exs, nil, nil
+	}
+	loss, err := exs.OpenWAL(filepath.Join(dir, exemplarWALDir), compress)
+	var sl *StorageLoss
+	if loss != nil {
+		sl = &StorageLoss{Reason: walsalvage.SegmentCorrupt, File: filepath.Join(exemplarWALDir, loss.File), Bytes: loss.Bytes, Err: loss.Err}
+	}
+	return exs, sl, err
+}
+
+// headLookup finds a series' labels in head by ref: the head's own, which
+// the exemplar storage shares.
+func headLookup(head *tsdb.Head) exemplars.Lookup {
+	return func(ref storage.SeriesRef) (labels.Labels, bool) {
+		ir, err := head.Index()
+		if err != nil {
+			return labels.EmptyLabels(), false
+		}
+		defer ir.Close()
+		var b labels.ScratchBuilder
+		if err := ir.Series(ref, &b, nil); err != nil {
+			return labels.EmptyLabels(), false
+		}
+		return b.Labels(), true
+	}
 }
 
 // heldExemplars are a transaction's held exemplars, in blocks of
 // exemplarsPerCommit: holding grows no slice by doubling, and each block is
-// one exemplar transaction.
+// one batch of the exemplar storage.
 type heldExemplars struct {
-	blocks [][]heldExemplar
+	blocks [][]exemplars.Held
 }
 
 // maxKeptBlocks is how many blocks the hold keeps between transactions:
@@ -57,37 +94,37 @@ type heldExemplars struct {
 // transaction needed them.
 const maxKeptBlocks = 128
 
-// exemplarHold commits held exemplars to the TSDB and keeps their blocks
-// between transactions. Unlike a sync.Pool, it keeps them across garbage
-// collections: with targets scraped every 15 s, a pool is emptied between
-// two scrapes.
+// exemplarHold adds held exemplars to the exemplar storage and keeps their
+// blocks between transactions. Unlike a sync.Pool, it keeps them across
+// garbage collections: with targets scraped every 15 s, a pool is emptied
+// between two scrapes.
 type exemplarHold struct {
-	db   storage.Appendable
-	free chan []heldExemplar
+	store *exemplars.Storage
+	free  chan []exemplars.Held
 }
 
-func newExemplarHold(db storage.Appendable) *exemplarHold {
-	return &exemplarHold{db: db, free: make(chan []heldExemplar, maxKeptBlocks)}
+func newExemplarHold(store *exemplars.Storage) *exemplarHold {
+	return &exemplarHold{store: store, free: make(chan []exemplars.Held, maxKeptBlocks)}
 }
 
 // hold adds e, for the series ref, to h.
 func (x *exemplarHold) hold(h *heldExemplars, ref storage.SeriesRef, e exemplar.Exemplar) {
 	n := len(h.blocks)
 	if n == 0 || len(h.blocks[n-1]) == exemplarsPerCommit {
-		var b []heldExemplar
+		var b []exemplars.Held
 		select {
 		case b = <-x.free:
 		default:
-			b = make([]heldExemplar, 0, exemplarsPerCommit)
+			b = make([]exemplars.Held, 0, exemplarsPerCommit)
 		}
 		h.blocks = append(h.blocks, b)
 		n++
 	}
-	h.blocks[n-1] = append(h.blocks[n-1], heldExemplar{ref: ref, e: e})
+	h.blocks[n-1] = append(h.blocks[n-1], exemplars.Held{Ref: ref, E: e})
 }
 
 // put empties block b and keeps it, unless enough are kept.
-func (x *exemplarHold) put(b []heldExemplar) {
+func (x *exemplarHold) put(b []exemplars.Held) {
 	clear(b) // the exemplars' labels
 	select {
 	case x.free <- b[:0]:
@@ -103,22 +140,55 @@ func (x *exemplarHold) release(h *heldExemplars) {
 	h.blocks = nil
 }
 
-// commit appends h's exemplars to the TSDB, one transaction per block, and
-// releases h. An exemplar the head refuses (out of order, a duplicate,
-// labels too long, a series gone) is dropped, as the head's own validation
-// did when exemplars came with the samples; so is the rest of a block
-// whose commit fails.
-func (x *exemplarHold) commit(ctx context.Context, h *heldExemplars) {
-	var none labels.Labels // the head finds the series by ref
+// commit adds h's exemplars to the exemplar storage, a block at a time,
+// and releases h. An exemplar the storage refuses (out of order, a
+// duplicate, labels too long, a series gone) is dropped.
+func (x *exemplarHold) commit(h *heldExemplars) {
 	for _, b := range h.blocks {
-		app := x.db.Appender(ctx)
-		for _, he := range b {
-			_, _ = app.AppendExemplar(he.ref, none, he.e)
-		}
-		_ = app.Commit()
+		x.store.Add(b)
 		x.put(b)
 	}
 	h.blocks = nil
+}
+
+// heldTx is the exemplar side of a transaction: its held exemplars.
+type heldTx struct {
+	x    *exemplarHold
+	held heldExemplars
+}
+
+// hold holds e for the series ref.
+func (t *heldTx) hold(ref storage.SeriesRef, e exemplar.Exemplar) { t.x.hold(&t.held, ref, e) }
+
+// holdChecked checks e against the exemplar storage, as the head's
+// appender does, and holds it when the storage would store it now. A
+// duplicate is dropped without an error.
+func (t *heldTx) holdChecked(ref storage.SeriesRef, e exemplar.Exemplar) error {
+	if err := t.x.store.Validate(ref, e); err != nil {
+		if errors.Is(err, storage.ErrDuplicateExemplar) {
+			return nil
+		}
+		return err
+	}
+	t.hold(ref, e)
+	return nil
+}
+
+// commit runs the samples' commit, then adds the held exemplars, or drops
+// them when the commit failed.
+func (t *heldTx) commit(samples func() error) error {
+	if err := samples(); err != nil {
+		t.x.release(&t.held)
+		return err
+	}
+	t.x.commit(&t.held)
+	return nil
+}
+
+// rollback drops the held exemplars and runs the samples' rollback.
+func (t *heldTx) rollback(samples func() error) error {
+	t.x.release(&t.held)
+	return samples()
 }
 
 // exemplarRef returns the series ref an exemplar is held for: ref, or when

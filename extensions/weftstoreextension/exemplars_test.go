@@ -3,14 +3,17 @@ package weftstoreextension
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/stretchr/testify/require"
 )
 
@@ -98,4 +101,79 @@ func TestHeldExemplars(t *testing.T) {
 	for i := range heldSeries {
 		require.True(t, got[fmt.Sprintf("%032x", i+1)], "exemplar of series %d", i)
 	}
+}
+
+// TestAppenderV2Exemplars: the exemplars of an AppendableV2 sample are
+// stored after the commit; refusals come back as the head's appender gives
+// them (a storage.AppendPartialError, duplicates left out); a rollback
+// drops them.
+func TestAppenderV2Exemplars(t *testing.T) {
+	st := newTestStore(t, nil)
+	ctx := context.Background()
+	at := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	l := heldLabels(1)
+
+	app := st.AppendableV2().AppenderV2(ctx)
+	first, second := heldExemplarOf(1, at), heldExemplarOf(2, at.Add(time.Millisecond))
+	_, err := app.Append(0, l, 0, at.UnixMilli(), 1, nil, nil, storage.AOptions{Exemplars: []exemplar.Exemplar{first, second}})
+	require.NoError(t, err)
+	require.Empty(t, exemplarTraces(t, st, at, at.Add(time.Second)), "before the commit")
+	require.NoError(t, app.Commit())
+	require.Equal(t, map[string]bool{first.Labels.Get("trace_id"): true, second.Labels.Get("trace_id"): true},
+		exemplarTraces(t, st, at, at.Add(time.Second)))
+
+	app = st.AppendableV2().AppenderV2(ctx)
+	older := heldExemplarOf(3, at.Add(-time.Second))
+	long := heldExemplarOf(4, at.Add(time.Second))
+	long.Labels = labels.FromStrings("trace_id", strings.Repeat("a", 32), "note", strings.Repeat("x", 120))
+	_, err = app.Append(0, l, 0, at.Add(time.Second).UnixMilli(), 2, nil, nil, storage.AOptions{Exemplars: []exemplar.Exemplar{older, second, long}})
+	var partial *storage.AppendPartialError
+	require.ErrorAs(t, err, &partial)
+	require.Len(t, partial.ExemplarErrors, 2, "the duplicate is not an error")
+	require.ErrorIs(t, partial.ExemplarErrors[0], storage.ErrOutOfOrderExemplar)
+	require.ErrorIs(t, partial.ExemplarErrors[1], storage.ErrExemplarLabelLength)
+
+	later := heldExemplarOf(5, at.Add(2*time.Second))
+	_, err = app.Append(0, l, 0, at.Add(2*time.Second).UnixMilli(), 3, nil, nil, storage.AOptions{Exemplars: []exemplar.Exemplar{later}})
+	require.NoError(t, err)
+	require.NoError(t, app.Rollback())
+	require.Len(t, exemplarTraces(t, st, at, at.Add(time.Hour)), 2, "the rolled back exemplar is not stored")
+}
+
+// TestExemplarWALDamage: a damaged exemplar WAL does not stop the store:
+// the exemplars before the damage come back, and the loss is reported with
+// the metrics WAL's.
+func TestExemplarWALDamage(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	st := startStore(t, dir)
+	ctx := context.Background()
+	at := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	for round := range 2 {
+		app := st.Appendable().Appender(ctx)
+		for i := range exemplarsPerCommit {
+			ref, err := app.Append(0, heldLabels(i), at.UnixMilli()+int64(round), 1)
+			require.NoError(t, err)
+			_, err = app.AppendExemplar(ref, heldLabels(i), heldExemplarOf(round*exemplarsPerCommit+i, at.Add(time.Duration(round)*time.Millisecond)))
+			require.NoError(t, err)
+		}
+		require.NoError(t, app.Commit())
+	}
+	require.NoError(t, st.Shutdown(ctx))
+
+	// Damage the second record: the last quarter of the first segment.
+	seg := filepath.Join(dir, exemplarWALDir, "00000000")
+	b, err := os.ReadFile(seg)
+	require.NoError(t, err)
+	b[len(b)*3/4] ^= 0xff
+	require.NoError(t, os.WriteFile(seg, b, 0o600))
+
+	st = startStore(t, dir)
+	t.Cleanup(func() { _ = st.Shutdown(ctx) })
+	require.Len(t, exemplarTraces(t, st, at, at.Add(time.Second)), exemplarsPerCommit, "the first record's")
+	losses := st.OpenLosses()
+	require.Len(t, losses, 1)
+	require.Equal(t, "segment_corrupt", losses[0].Reason)
+	require.Equal(t, filepath.Join(exemplarWALDir, "00000000"), losses[0].File)
+	require.Positive(t, losses[0].Bytes)
+	require.Equal(t, losses[0].Bytes, st.Stats().LostBytes["segment_corrupt"])
 }

@@ -20,10 +20,12 @@ import (
 type metricsWriter struct {
 	db storage.Appendable
 	g  *guard
+	x  *exemplarHold
 
 	mu  sync.Mutex // serializes the batches; guards tr and the batch state
 	tr  *translate.Translator
 	app storage.Appender // the current batch's transaction
+	ex  heldTx           // the current batch's exemplars
 	b   bounds           // the current batch's bounds
 }
 
@@ -32,8 +34,8 @@ var (
 	_ translate.Guard    = (*metricsWriter)(nil)
 )
 
-func newMetricsWriter(db storage.Appendable, g *guard) *metricsWriter {
-	return &metricsWriter{db: db, g: g, tr: translate.New()}
+func newMetricsWriter(db storage.Appendable, g *guard, x *exemplarHold) *metricsWriter {
+	return &metricsWriter{db: db, g: g, x: x, tr: translate.New()}
 }
 
 // write converts md and appends it in one transaction.
@@ -41,8 +43,12 @@ func (w *metricsWriter) write(ctx context.Context, md pmetric.Metrics) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.app = w.db.Appender(ctx)
+	w.ex = heldTx{x: w.x}
 	w.b = w.g.bounds()
-	defer func() { w.app = nil }()
+	defer func() {
+		w.app = nil
+		w.x.release(&w.ex.held) // none unless the batch ended before its commit
+	}()
 	return w.tr.Append(w, w, md)
 }
 
@@ -84,13 +90,12 @@ func (w *metricsWriter) Append(ref storage.SeriesRef, l labels.Labels, t int64, 
 	return w.app.Append(ref, l, t, v)
 }
 
-// AppendExemplar appends an exemplar to the series ref of the current
-// transaction.
+// AppendExemplar checks e against the exemplar storage and holds it for
+// the current transaction's commit (see exemplarHold). A duplicate is not
+// an error and is not stored, as with the head's appender.
 func (w *metricsWriter) AppendExemplar(ref storage.SeriesRef, e exemplar.Exemplar) error {
-	var lset labels.Labels // the head appender finds the series by ref
-	_, err := w.app.AppendExemplar(ref, lset, e)
-	return err
+	return w.ex.holdChecked(ref, e)
 }
 
-// Commit commits the current transaction.
-func (w *metricsWriter) Commit() error { return w.app.Commit() }
+// Commit commits the current transaction's samples, then its exemplars.
+func (w *metricsWriter) Commit() error { return w.ex.commit(w.app.Commit) }

@@ -3,18 +3,15 @@ package weftstoreextension
 import (
 	"context"
 	"encoding/hex"
-	"fmt"
-	"math"
 	"slices"
-	"strings"
 	"time"
 
-	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/weftobs/weft/extensions/weftstoreextension/internal/exemplars"
 	"github.com/weftobs/weft/extensions/weftstoreextension/internal/index"
 )
 
@@ -99,22 +96,9 @@ func (s *Store) exemplarsOf(ctx context.Context, traceID pcommon.TraceID) ([]Exe
 	if err != nil {
 		return nil, err
 	}
-	all := labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, ".+")
-	res, err := q.Select(math.MinInt64, math.MaxInt64, []*labels.Matcher{all})
-	if err != nil {
-		return nil, fmt.Errorf("weft_store: select exemplars: %w", err)
-	}
-	want := traceID.String()
 	var out []Exemplar
-	for _, r := range res {
+	for _, r := range q.(*exemplars.Storage).OfTrace(traceID) {
 		for _, ex := range r.Exemplars {
-			tid := ex.Labels.Get("trace_id")
-			if tid == "" {
-				tid = ex.Labels.Get("traceID")
-			}
-			if !strings.EqualFold(tid, want) {
-				continue
-			}
 			e := Exemplar{
 				Time: time.UnixMilli(ex.Ts).UTC(), TraceID: traceID, Value: ex.Value, Series: r.SeriesLabels,
 				Pod: podOfSeries(r.SeriesLabels),

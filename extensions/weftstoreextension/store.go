@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap/exp/zapslog"
 
 	"github.com/weftobs/weft/extensions/weftpinsextension"
+	"github.com/weftobs/weft/extensions/weftstoreextension/internal/exemplars"
 	"github.com/weftobs/weft/extensions/weftstoreextension/internal/index"
 	"github.com/weftobs/weft/extensions/weftstoreextension/internal/walsalvage"
 )
@@ -63,8 +64,10 @@ type Store struct {
 	wg      sync.WaitGroup
 	telReg  metric.Registration
 
-	// exemplars commits the exemplars of Appendable's transactions after
-	// their samples (see exemplarHold).
+	// exStore keeps the exemplars (in place of the TSDB's exemplar
+	// storage); exemplars adds those of a transaction after its samples
+	// (see exemplarHold).
+	exStore   *exemplars.Storage
 	exemplars *exemplarHold
 }
 
@@ -127,8 +130,10 @@ func (s *Store) Start(_ context.Context, host component.Host) error {
 		return fmt.Errorf("weft_store: directory %q: %w", dir, err)
 	}
 	opts := tsdb.DefaultOptions()
-	opts.EnableExemplarStorage = true
-	opts.MaxExemplars = s.cfg.MaxExemplars
+	// Exemplars are kept by weft's own storage (internal/exemplars), not
+	// the head's.
+	opts.EnableExemplarStorage = false
+	opts.MaxExemplars = 0
 	opts.RetentionDuration = s.cfg.MetricsRetention.Milliseconds()
 	// The head accepts in-order samples down to its newest sample minus
 	// half its chunk range: a range out of reach leaves the window to the
@@ -167,7 +172,20 @@ func (s *Store) Start(_ context.Context, host component.Host) error {
 	if err := db.Head().Truncate(time.Now().Add(-s.cfg.MetricsRetention).UnixMilli()); err != nil {
 		s.logger.Warn("weft_store: retention after WAL replay", zap.Error(err))
 	}
+	exs, loss, err := openExemplars(s.cfg.MaxExemplars, s.cfg.Directory != "", dir, opts.WALCompression, db.Head(), s.logger)
+	if loss != nil {
+		losses = append(losses, *loss)
+		s.losses = losses
+		s.logger.Error("weft_store: exemplar WAL damaged; started with what could be read",
+			zap.String("file", loss.File), zap.Int64("lost_bytes", loss.Bytes), zap.String("error", loss.Err))
+	}
+	if err != nil {
+		_ = db.Close()
+		s.removeTmp()
+		return fmt.Errorf("weft_store: %w", err)
+	}
 	s.db = db
+	s.exStore = exs
 	s.guard = &guard{
 		head:      db.Head(),
 		window:    s.cfg.AppendableWindow.Milliseconds(),
@@ -176,8 +194,8 @@ func (s *Store) Start(_ context.Context, host component.Host) error {
 		now:       s.now,
 		refused:   s.refused,
 	}
-	s.exemplars = newExemplarHold(db)
-	s.metrics = newMetricsWriter(db, s.guard)
+	s.exemplars = newExemplarHold(exs)
+	s.metrics = newMetricsWriter(db, s.guard, s.exemplars)
 	s.engine = newEngine(s.logger, s.cfg.Query)
 	if err := s.registerTelemetry(); err != nil {
 		s.logger.Warn("weft_store: self-metrics unavailable", zap.Error(err))
@@ -223,6 +241,11 @@ func (s *Store) Shutdown(context.Context) error {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.exStore != nil {
+		if err := s.exStore.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("weft_store: close exemplar WAL: %w", err))
+		}
+	}
 	if s.db != nil {
 		if err := s.db.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("weft_store: close TSDB: %w", err))
@@ -356,7 +379,7 @@ func (s *Store) Engine() *promql.Engine {
 // while the store is not open.
 func (s *Store) Queryable() storage.Queryable { return queryable{s} }
 
-// ExemplarQueryable returns the TSDB's exemplar storage, under the same
+// ExemplarQueryable returns the exemplar storage, under the same
 // conditions as Queryable.
 func (s *Store) ExemplarQueryable() storage.ExemplarQueryable { return queryable{s} }
 
@@ -371,13 +394,13 @@ func (q queryable) Querier(mint, maxt int64) (storage.Querier, error) {
 	return q.s.db.Querier(mint, maxt)
 }
 
-func (q queryable) ExemplarQuerier(ctx context.Context) (storage.ExemplarQuerier, error) {
+func (q queryable) ExemplarQuerier(context.Context) (storage.ExemplarQuerier, error) {
 	q.s.mu.RLock()
 	defer q.s.mu.RUnlock()
 	if q.s.db == nil {
 		return nil, errNotStarted
 	}
-	return q.s.db.ExemplarQuerier(ctx)
+	return q.s.exStore, nil
 }
 
 // FromHost returns the started weft_store extension id of host, or an
