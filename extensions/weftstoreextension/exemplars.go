@@ -66,16 +66,14 @@ func openExemplars(capacity int64, persistent bool, dir string, compress compres
 }
 
 // headLookup finds a series' labels in head by ref: the head's own, which
-// the exemplar storage shares.
+// the exemplar storage shares. The storage calls it under its lock, so one
+// index reader (valid for series created after it) and one builder serve
+// every call.
 func headLookup(head *tsdb.Head) exemplars.Lookup {
+	ir, err := head.Index()
+	var b labels.ScratchBuilder
 	return func(ref storage.SeriesRef) (labels.Labels, bool) {
-		ir, err := head.Index()
-		if err != nil {
-			return labels.EmptyLabels(), false
-		}
-		defer ir.Close()
-		var b labels.ScratchBuilder
-		if err := ir.Series(ref, &b, nil); err != nil {
+		if err != nil || ir.Series(ref, &b, nil) != nil {
 			return labels.EmptyLabels(), false
 		}
 		return b.Labels(), true

@@ -214,8 +214,22 @@ func (o *nativeOut) append(s *nativeSeries, t int64, v float64) {
 // stage keeps a scraped sample and its exemplars (copied: exs is reused)
 // until the scrape is known to succeed.
 func (o *nativeOut) stage(s *nativeSeries, t int64, v float64, exs []exemplar.Exemplar) {
-	o.stagedEx = append(o.stagedEx, exs...)
-	o.staged = append(o.staged, stagedSample{s: s, t: t, v: v, ex: len(o.stagedEx)})
+	o.stagedEx = appendDoubling(o.stagedEx, exs...)
+	o.staged = appendDoubling(o.staged, stagedSample{s: s, t: t, v: v, ex: len(o.stagedEx)})
+}
+
+// appendDoubling appends vs to buf, doubling buf's capacity when it is
+// full. append grows a large slice by a quarter at a time, which for the
+// staging buffers of a first scrape of 100k series allocates ~5 times
+// their final size in all (~17 MB of garbage when its exemplars come);
+// doubling allocates twice it.
+func appendDoubling[T any](buf []T, vs ...T) []T {
+	if n := len(buf) + len(vs); n > cap(buf) {
+		nb := make([]T, len(buf), max(2*cap(buf), n, 64))
+		copy(nb, buf)
+		buf = nb
+	}
+	return append(buf, vs...)
 }
 
 // flush appends the staged samples, in order, to the open transactions,

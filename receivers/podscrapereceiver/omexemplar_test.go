@@ -135,3 +135,22 @@ func FuzzOMExemplar(f *testing.F) {
 		omExemplarDiff(t, body, false)
 	})
 }
+
+// The labels omExemplar returns are the exemplar's own: the line they were
+// read from is reused for the next chunk of the body.
+func TestOMExemplarOwnsLabels(t *testing.T) {
+	line := []byte(` 1 # {trace_id="0af7651916cd43dd8448eb211c80319c",span_id="b7ad6b7169203331",user="a\"b"} 2.5 1700000000.5`)
+	sb := labels.NewScratchBuilder(3)
+	var e exemplar.Exemplar
+	found, ok := omExemplar(line, &sb, &e)
+	require.True(t, found)
+	require.True(t, ok)
+	want := labels.FromStrings("span_id", "b7ad6b7169203331", "trace_id", "0af7651916cd43dd8448eb211c80319c", "user", `a\"b`)
+	require.Equal(t, want, e.Labels)
+	for i := range line {
+		line[i] = 'x'
+	}
+	require.Equal(t, want, e.Labels, "unchanged after the line was overwritten")
+	require.Equal(t, 2.5, e.Value)
+	require.Equal(t, int64(1700000000500), e.Ts)
+}

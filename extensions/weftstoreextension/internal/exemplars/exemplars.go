@@ -43,7 +43,7 @@ import (
 
 // Lookup returns the labels of the head series ref, sharing the head's
 // (a tsdb.IndexReader's Series does), or false when the head has no such
-// series.
+// series. The storage calls it with its lock held: calls never overlap.
 type Lookup func(ref storage.SeriesRef) (labels.Labels, bool)
 
 // Held is an exemplar of the series Ref, as Add takes it.
