@@ -3,7 +3,9 @@ package weftstoreextension
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 
 	"github.com/prometheus/prometheus/model/exemplar"
@@ -26,9 +28,9 @@ import (
 // in that transaction: the series' WAL record is written by that commit,
 // and the exemplar WAL's replay, after the head's, drops exemplars of
 // series the head does not know. A failed or rolled back transaction drops
-// its exemplars. Nothing a reader can see changes: exemplar storage has no
-// isolation (exemplars are visible as they are added), and the samples'
-// transaction still commits whole.
+// its exemplars. Readers see the samples' transaction commit whole and the
+// exemplars as they are added (exemplar storage has no isolation, the
+// TSDB's had none either).
 //
 // Appendable's AppendExemplar does not return the storage's refusals (out
 // of order, duplicate, labels too long): they are found at commit and the
@@ -57,12 +59,28 @@ func openExemplars(capacity int64, persistent bool, dir string, compress compres
 	if !persistent {
 		return exs, nil, nil
 	}
-	loss, err := exs.OpenWAL(filepath.Join(dir, exemplarWALDir), compress)
+	walDir := filepath.Join(dir, exemplarWALDir)
+	_, statErr := os.Stat(walDir)
+	loss, err := exs.OpenWAL(walDir, compress)
 	var sl *StorageLoss
 	if loss != nil {
 		sl = &StorageLoss{Reason: walsalvage.SegmentCorrupt, File: filepath.Join(exemplarWALDir, loss.File), Bytes: loss.Bytes, Err: loss.Err}
 	}
-	return exs, sl, err
+	if err != nil || !errors.Is(statErr, fs.ErrNotExist) {
+		return exs, sl, err
+	}
+	// The first start with this storage: a store that ran an earlier weft
+	// kept its exemplars in the head's WAL, which the head no longer
+	// replays them from.
+	if _, err := os.Stat(filepath.Join(dir, "wal")); err == nil {
+		n, err := exs.Import(filepath.Join(dir, "wal"))
+		if err != nil {
+			logger.Warn("weft_store: exemplars of the metrics WAL not all read", zap.Int("read", n), zap.Error(err))
+		} else if n > 0 {
+			logger.Info("weft_store: exemplars moved from the metrics WAL to the exemplar WAL", zap.Int("exemplars", n))
+		}
+	}
+	return exs, sl, nil
 }
 
 // headLookup finds a series' labels in head by ref: the head's own, which

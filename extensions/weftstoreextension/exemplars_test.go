@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 	"github.com/stretchr/testify/require"
 )
 
@@ -176,4 +177,41 @@ func TestExemplarWALDamage(t *testing.T) {
 	require.Equal(t, filepath.Join(exemplarWALDir, "00000000"), losses[0].File)
 	require.Positive(t, losses[0].Bytes)
 	require.Equal(t, losses[0].Bytes, st.Stats().LostBytes["segment_corrupt"])
+}
+
+// TestUpgradeKeepsHeadWALExemplars: a store directory written by the TSDB
+// with its own exemplar storage (as weft before its exemplar WAL) keeps its
+// exemplars: the first start moves them from the head's WAL to the
+// exemplar WAL, and later starts read them from there, once.
+func TestUpgradeKeepsHeadWALExemplars(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	ctx := context.Background()
+	at := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	opts := tsdb.DefaultOptions()
+	opts.EnableExemplarStorage = true
+	opts.MaxExemplars = 1000
+	db, err := tsdb.Open(dir, nil, nil, opts, nil)
+	require.NoError(t, err)
+	app := db.Appender(ctx)
+	const n = 100
+	for i := range n {
+		ref, err := app.Append(0, heldLabels(i), at.UnixMilli(), 1)
+		require.NoError(t, err)
+		_, err = app.AppendExemplar(ref, heldLabels(i), heldExemplarOf(i, at))
+		require.NoError(t, err)
+	}
+	require.NoError(t, app.Commit())
+	require.NoError(t, db.Close())
+
+	for range 2 {
+		st := startStore(t, dir)
+		got := exemplarTraces(t, st, at, at)
+		require.Len(t, got, n)
+		for i := range n {
+			require.True(t, got[fmt.Sprintf("%032x", i+1)], "exemplar of series %d", i)
+		}
+		held, _ := st.exStore.Len()
+		require.Equal(t, n, held, "each once")
+		require.NoError(t, st.Shutdown(ctx))
+	}
 }

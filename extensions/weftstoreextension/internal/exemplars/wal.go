@@ -3,6 +3,7 @@ package exemplars
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 
@@ -234,3 +235,62 @@ func (s *Storage) Close() error {
 }
 
 func refOf(r storage.SeriesRef) chunks.HeadSeriesRef { return chunks.HeadSeriesRef(r) }
+
+// Import adds the exemplar records of the TSDB WAL in dir (its last
+// checkpoint, then the segments after it) to the ring and logs the ones it
+// stores: what a store kept in the head's WAL before it had this storage.
+// Other records are skipped. It returns how many exemplars it stored; on
+// an error, those before it stay.
+func (s *Storage) Import(dir string) (int, error) {
+	first, last, err := wlog.Segments(dir)
+	if err != nil {
+		return 0, fmt.Errorf("list WAL segments in %q: %w", dir, err)
+	}
+	var sources []func() (io.ReadCloser, error)
+	cp, cpIndex, err := wlog.LastCheckpoint(dir)
+	switch {
+	case err == nil:
+		sources = append(sources, func() (io.ReadCloser, error) { return wlog.NewSegmentsReader(cp) })
+		first = max(first, cpIndex+1)
+	case !errors.Is(err, record.ErrNotFound):
+		return 0, fmt.Errorf("find the WAL checkpoint in %q: %w", dir, err)
+	}
+	if last >= 0 && first <= last {
+		sources = append(sources, func() (io.ReadCloser, error) {
+			return wlog.NewSegmentsRangeReader(wlog.SegmentRange{Dir: dir, First: first, Last: last})
+		})
+	}
+	stored := 0
+	dec := record.NewDecoder(nil, s.logger)
+	var recs []record.RefExemplar
+	hs := make([]Held, 0, recordExemplars)
+	for _, open := range sources {
+		rc, err := open()
+		if err != nil {
+			return stored, err
+		}
+		r := wlog.NewReader(rc)
+		for r.Next() {
+			if dec.Type(r.Record()) != record.Exemplars {
+				continue
+			}
+			if recs, err = dec.Exemplars(r.Record(), recs[:0]); err != nil {
+				rc.Close()
+				return stored, fmt.Errorf("decode exemplars in %q: %w", dir, err)
+			}
+			for _, re := range recs {
+				hs = append(hs, Held{Ref: storage.SeriesRef(re.Ref), E: exemplar.Exemplar{Labels: re.Labels, Value: re.V, Ts: re.T}})
+				if len(hs) == cap(hs) {
+					stored += s.Add(hs)
+					hs = hs[:0]
+				}
+			}
+		}
+		err = r.Err()
+		rc.Close()
+		if err != nil {
+			return stored, fmt.Errorf("read WAL in %q: %w", dir, err)
+		}
+	}
+	return stored + s.Add(hs), nil
+}
