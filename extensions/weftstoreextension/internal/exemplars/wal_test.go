@@ -1,6 +1,7 @@
 package exemplars
 
 import (
+	"fmt"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -12,6 +13,8 @@ import (
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/tsdb/record"
 	"github.com/prometheus/prometheus/tsdb/wlog"
 	"github.com/prometheus/prometheus/util/compression"
 	"github.com/stretchr/testify/require"
@@ -189,4 +192,43 @@ func TestWALDamage(t *testing.T) {
 	require.Equal(t, 2*exemplarsPerBatch, n)
 	_, err = os.Stat(filepath.Join(dir, "00000000.repair"))
 	require.True(t, os.IsNotExist(err), "the repair leaves no file behind")
+}
+
+// TestImport reads the exemplar records of a TSDB WAL as the head replays
+// them: its last checkpoint, then only the segments after it; other
+// records are skipped.
+func TestImport(t *testing.T) {
+	dir := t.TempDir()
+	var enc record.Encoder
+	ex := func(ref storage.SeriesRef, ts int64) []byte {
+		return enc.Exemplars([]record.RefExemplar{{Ref: chunks.HeadSeriesRef(ref), T: ts, V: float64(ts),
+			Labels: labels.FromStrings("trace_id", fmt.Sprintf("%032x", ts))}}, nil)
+	}
+	w, err := wlog.New(nil, nil, dir, compression.None)
+	require.NoError(t, err)
+	require.NoError(t, w.Log(ex(1, 10))) // segment 0: covered by the checkpoint
+	_, err = w.NextSegmentSync()
+	require.NoError(t, err)
+	require.NoError(t, w.Log(ex(1, 20))) // segment 1: covered too
+	_, err = w.NextSegmentSync()
+	require.NoError(t, err)
+	require.NoError(t, w.Log(enc.Series([]record.RefSeries{{Ref: 1, Labels: labels.FromStrings("a", "b")}}, nil), ex(1, 30)))
+	require.NoError(t, w.Close())
+	cp, err := wlog.New(nil, nil, filepath.Join(dir, "checkpoint.00000001"), compression.None)
+	require.NoError(t, err)
+	require.NoError(t, cp.Log(ex(2, 15)))
+	require.NoError(t, cp.Close())
+
+	ss := newSeriesSet(2)
+	s := newStorage(t, 100, ss)
+	n, err := s.Import(dir)
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	got := map[string][]int64{}
+	for _, r := range selectAll(t, s) {
+		for _, e := range r.Exemplars {
+			got[r.SeriesLabels.Get("pod")] = append(got[r.SeriesLabels.Get("pod")], e.Ts)
+		}
+	}
+	require.Equal(t, map[string][]int64{"pod-0": {30}, "pod-1": {15}}, got)
 }
