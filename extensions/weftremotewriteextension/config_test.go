@@ -160,6 +160,7 @@ func TestFactory(t *testing.T) {
 	// The WAL only feeds the queues: a writer may split a commit of many
 	// new series.
 	assert.Equal(t, newSeriesPerCommit, promappend.NewSeriesPerCommit(ext.(*RemoteWrite).Appendable()))
+	assert.Equal(t, samplesPerCommit, promappend.SamplesPerCommit(ext.(*RemoteWrite).Appendable()), "and any transaction by samples")
 }
 
 func TestFromHost(t *testing.T) {

@@ -237,6 +237,15 @@ const newSeriesPerCommit = 4096
 // NewSeriesPerCommit makes the appendable a promappend.Splittable.
 func (appendable) NewSeriesPerCommit() int { return newSeriesPerCommit }
 
+// samplesPerCommit bounds a commit's samples when a writer splits a
+// scrape by samples: the agent appender's pending buffers and the WAL
+// record stay near 200 KB and are reused, where a 50k-sample scrape grew
+// them afresh each time.
+const samplesPerCommit = 8192
+
+// SamplesPerCommit makes the appendable a promappend.SampleSplittable.
+func (appendable) SamplesPerCommit() int { return samplesPerCommit }
+
 func (a appendable) Appender(ctx context.Context) storage.Appender {
 	a.r.mu.RLock()
 	defer a.r.mu.RUnlock()

@@ -31,6 +31,25 @@ type Splittable interface {
 	NewSeriesPerCommit() int
 }
 
+// SampleSplittable is a Splittable whose writers may commit a large
+// transaction's samples in parts too, of at most SamplesPerCommit each:
+// nothing reads it that needs a scrape whole (weft_remote_write: its WAL
+// feeds queues that send by sample). Smaller commits keep the appender's
+// per-transaction buffers and WAL records small.
+type SampleSplittable interface {
+	SamplesPerCommit() int
+}
+
+// SamplesPerCommit returns how many samples a transaction of a may hold
+// before the writer commits it and opens another: 0 when a's transactions
+// must not be split by samples.
+func SamplesPerCommit(a storage.Appendable) int {
+	if s, ok := a.(SampleSplittable); ok {
+		return max(s.SamplesPerCommit(), 0)
+	}
+	return 0
+}
+
 // NewSeriesPerCommit returns how many new series a transaction of a may
 // hold before the writer commits it and opens another: 0 when a's
 // transactions must not be split.

@@ -74,7 +74,11 @@ type nativeOut struct {
 	// take before flush commits it and opens another (0: never; see
 	// promappend.Splittable), created how many the open one holds.
 	split, created []int
-	ctx            context.Context // of the open transactions
+	// splitN is how many samples a transaction of each appendable may
+	// take before flush commits it (0: never; see
+	// promappend.SampleSplittable).
+	splitN []int
+	ctx    context.Context // of the open transactions
 	// failures counts samples that did not reach an appendable, by
 	// appendable and reason (kept for the target's life).
 	failures map[appendFailure]float64
@@ -112,11 +116,13 @@ func newNativeOut(names []string, apps []storage.Appendable) *nativeOut {
 		cur:      make([]storage.Appender, len(apps)),
 		pending:  make([]int, len(apps)),
 		split:    make([]int, len(apps)),
+		splitN:   make([]int, len(apps)),
 		created:  make([]int, len(apps)),
 		failures: map[appendFailure]float64{},
 	}
 	for i, a := range apps {
 		o.split[i] = promappend.NewSeriesPerCommit(a)
+		o.splitN[i] = promappend.SamplesPerCommit(a)
 	}
 	return o
 }
@@ -174,7 +180,7 @@ func (o *nativeOut) commitOne(i int) {
 // holds its share of new series, and opens the next.
 func (o *nativeOut) splitFull() {
 	for i, n := range o.split {
-		if n > 0 && o.created[i] >= n && o.cur[i] != nil {
+		if o.cur[i] != nil && (n > 0 && o.created[i] >= n || o.splitN[i] > 0 && o.pending[i] >= o.splitN[i]) {
 			o.commitOne(i)
 			o.cur[i] = o.apps[i].Appender(o.ctx)
 		}

@@ -587,6 +587,44 @@ func TestNativeSplitsNewSeries(t *testing.T) {
 	}
 }
 
+// sampleSplitRecorder is a recorder whose transactions may be split by
+// samples too (promappend.SampleSplittable), as weft_remote_write's are.
+type sampleSplitRecorder struct {
+	*recorder
+	per int
+}
+
+func (r sampleSplitRecorder) SamplesPerCommit() int { return r.per }
+
+// TestNativeSplitsSamples: every scrape commits to an appendable split by
+// samples a few samples per transaction, a sample and its exemplars in
+// the same one, and the appendable gets what an unsplit one gets.
+func TestNativeSplitsSamples(t *testing.T) {
+	body := readFile(t, omFile)
+	const per = 7
+	whole, split := newRecorder(), sampleSplitRecorder{newRecorder(), per}
+	a := newAppender(labels.FromStrings("job", "j", "instance", "i:1"), false, scrapeLimits{honorTimestamps: true}, nil)
+	a.out = newNativeOut([]string{"whole", "split"}, []storage.Appendable{whole, split})
+	a.pdata = false
+	now := time.Unix(1700000000, 0)
+	for scrape := range 2 {
+		a.out.begin(t.Context())
+		_, err := a.appendBody(body, "application/openmetrics-text; version=1.0.0", now, pmetric.MetricSlice{})
+		require.NoError(t, err)
+		require.NoError(t, a.out.commit())
+		wholeSamples, splitSamples := whole.take(), split.take()
+		require.Greater(t, len(wholeSamples), 2*per)
+		assert.Equal(t, wholeSamples, splitSamples, "scrape %d", scrape)
+		assert.Equal(t, 1, whole.commits, "scrape %d", scrape)
+		assert.Equal(t, (len(wholeSamples)+per-1)/per, split.commits, "scrape %d: every %d samples committed", scrape, per)
+		whole.commits, split.commits = 0, 0
+		now = now.Add(15 * time.Second)
+	}
+	assert.Equal(t, whole.exemplars, split.exemplars)
+	assert.NotEmpty(t, split.exemplars)
+	assert.Zero(t, split.wrongRef)
+}
+
 // TestNativeStagingKeptAcrossScrapes: the staging buffers survive a scrape
 // that needs little of them (exemplars every other scrape, as a target
 // sampling its traces gives them) and are dropped only after shrinkAfter
