@@ -558,9 +558,7 @@ func TestNativeSplitsNewSeries(t *testing.T) {
 		body := readFile(t, b.file)
 		const per = 5
 		whole, split := newRecorder(), splitRecorder{newRecorder(), per}
-		a := newAppender(labels.FromStrings("job", "j", "instance", "i:1"), false, scrapeLimits{honorTimestamps: true}, nil)
-		a.out = newNativeOut([]string{"whole", "split"}, []storage.Appendable{whole, split})
-		a.pdata = false
+		a := nativeTo(whole, split)
 		now := time.Unix(1700000000, 0)
 		for scrape := range 2 {
 			a.out.begin(t.Context())
@@ -587,6 +585,15 @@ func TestNativeSplitsNewSeries(t *testing.T) {
 	}
 }
 
+// nativeTo returns a native-path appender (no pdata) writing to whole and
+// split.
+func nativeTo(whole, split storage.Appendable) *appender {
+	a := newAppender(labels.FromStrings("job", "j", "instance", "i:1"), false, scrapeLimits{honorTimestamps: true}, nil)
+	a.out = newNativeOut([]string{"whole", "split"}, []storage.Appendable{whole, split})
+	a.pdata = false
+	return a
+}
+
 // sampleSplitRecorder is a recorder whose transactions may be split by
 // samples too (promappend.SampleSplittable), as weft_remote_write's are.
 type sampleSplitRecorder struct {
@@ -603,9 +610,7 @@ func TestNativeSplitsSamples(t *testing.T) {
 	body := readFile(t, omFile)
 	const per = 7
 	whole, split := newRecorder(), sampleSplitRecorder{newRecorder(), per}
-	a := newAppender(labels.FromStrings("job", "j", "instance", "i:1"), false, scrapeLimits{honorTimestamps: true}, nil)
-	a.out = newNativeOut([]string{"whole", "split"}, []storage.Appendable{whole, split})
-	a.pdata = false
+	a := nativeTo(whole, split)
 	now := time.Unix(1700000000, 0)
 	for scrape := range 2 {
 		a.out.begin(t.Context())
