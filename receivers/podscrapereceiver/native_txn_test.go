@@ -561,10 +561,7 @@ func TestNativeSplitsNewSeries(t *testing.T) {
 		a := nativeTo(whole, split)
 		now := time.Unix(1700000000, 0)
 		for scrape := range 2 {
-			a.out.begin(t.Context())
-			_, err := a.appendBody(body, b.ct, now, pmetric.MetricSlice{})
-			require.NoError(t, err)
-			require.NoError(t, a.out.commit())
+			scrapeCommit(t, a, body, b.ct, now)
 			wholeSamples, splitSamples := whole.take(), split.take()
 			require.NotEmpty(t, wholeSamples)
 			assert.Equal(t, wholeSamples, splitSamples, "%s scrape %d", b.file, scrape)
@@ -594,6 +591,15 @@ func nativeTo(whole, split storage.Appendable) *appender {
 	return a
 }
 
+// scrapeCommit appends body, scraped at now, and commits it.
+func scrapeCommit(t *testing.T, a *appender, body []byte, ct string, now time.Time) {
+	t.Helper()
+	a.out.begin(t.Context())
+	_, err := a.appendBody(body, ct, now, pmetric.MetricSlice{})
+	require.NoError(t, err)
+	require.NoError(t, a.out.commit())
+}
+
 // sampleSplitRecorder is a recorder whose transactions may be split by
 // samples too (promappend.SampleSplittable), as weft_remote_write's are.
 type sampleSplitRecorder struct {
@@ -613,10 +619,7 @@ func TestNativeSplitsSamples(t *testing.T) {
 	a := nativeTo(whole, split)
 	now := time.Unix(1700000000, 0)
 	for scrape := range 2 {
-		a.out.begin(t.Context())
-		_, err := a.appendBody(body, "application/openmetrics-text; version=1.0.0", now, pmetric.MetricSlice{})
-		require.NoError(t, err)
-		require.NoError(t, a.out.commit())
+		scrapeCommit(t, a, body, "application/openmetrics-text; version=1.0.0", now)
 		wholeSamples, splitSamples := whole.take(), split.take()
 		require.Greater(t, len(wholeSamples), 2*per)
 		assert.Equal(t, wholeSamples, splitSamples, "scrape %d", scrape)
