@@ -13,11 +13,11 @@
 //
 // Each record is kept serialized: a batch is marshaled once and split into
 // each record's bytes (otlpwire), and the resource and scope of a ScopeX
-// are kept once, shared by its records.
+// are kept once, shared by its records. Those bytes live in the index's
+// arena, outside the Go heap (arena.go).
 package index
 
 import (
-	"bytes"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -48,8 +48,10 @@ type Stats struct {
 // entry refers to it.
 type resource struct {
 	otlpwire.Blob
-	refs    int // entries in the ring
-	pinRefs int // entries in the pinned budget (charged there apart)
+	at      uint64 // logical offset of the blob in the arena (see release)
+	onHeap  bool   // the blob was copied to the heap (detach)
+	refs    int    // entries in the ring
+	pinRefs int    // entries in the pinned budget (charged there apart)
 }
 
 // resourceOverhead is the heap cost of a resource besides its bytes.
@@ -66,6 +68,7 @@ type core[E any] struct {
 	bytes    int64
 	ring     ring[E]
 	byTrace  map[pcommon.TraceID]*seqList
+	arena    arena // the bytes of the entries and their resources
 
 	evicted      int64
 	evictedBytes int64
@@ -84,9 +87,10 @@ type core[E any] struct {
 }
 
 // newCore returns a core of maxBytes; meta returns an entry's trace ID,
-// resource and charged bytes.
-func newCore[E any](maxBytes int64, meta func(e *E) (pcommon.TraceID, *resource, int32)) core[E] {
-	return core[E]{maxBytes: maxBytes, byTrace: make(map[pcommon.TraceID]*seqList), pin: pinned[E]{meta: meta}}
+// resource and charged bytes, data a pointer to its bytes.
+func newCore[E any](maxBytes int64, meta func(e *E) (pcommon.TraceID, *resource, int32), data func(e *E) *[]byte) core[E] {
+	return core[E]{maxBytes: maxBytes, byTrace: make(map[pcommon.TraceID]*seqList), arena: newArena(maxBytes),
+		pin: pinned[E]{meta: meta, data: data}}
 }
 
 // addTrace puts the entry seq on the list of the trace id.
@@ -139,9 +143,12 @@ func (c *core[E]) addScope(count int, insert func(k int, res *resource, data []b
 		return
 	}
 	w := &c.wire[n]
-	res := &resource{Blob: otlpwire.MakeBlob(w)}
+	buf, at := c.arena.alloc(w.Size())
+	res := &resource{Blob: otlpwire.MakeBlob(w, buf), at: at}
 	for k := range count {
-		insert(k, res, bytes.Clone(w.Recs[k]))
+		data, _ := c.arena.alloc(len(w.Recs[k]))
+		copy(data, w.Recs[k])
+		insert(k, res, data)
 	}
 }
 
@@ -206,6 +213,14 @@ func (c *core[E]) evictOverflow(unlink func(e *E, seq uint64) (*resource, int32)
 	}
 	if moved {
 		c.fitPinned()
+	}
+	// The oldest entry's resource precedes its bytes and everything newer
+	// in the arena (pinned entries hold heap copies).
+	if e, _, ok := c.ring.oldest(); ok {
+		_, res, _ := c.pin.meta(e)
+		c.arena.release(res.at)
+	} else {
+		c.arena.release(c.arena.st.head)
 	}
 }
 

@@ -11,14 +11,16 @@ import (
 )
 
 // TestEvictionBounds feeds 10x the configured bytes into each index and
-// checks that the charged bytes stay within the budget, that the heap and
-// the process's RSS stay bounded, that exactly the oldest records were
-// evicted and that every eviction was counted.
+// checks that the charged bytes stay within the budget, that the heap with
+// the arena's blocks (outside it) and the process's RSS stay bounded, that
+// exactly the oldest records were evicted and that every eviction was
+// counted.
 func TestEvictionBounds(t *testing.T) {
 	const budget = 8 << 20
 	type index struct {
 		feed  func(seq *uint64)
 		stats func() Stats
+		arena func() int64 // bytes held outside the heap
 		// oldestKept returns the sequence number of the oldest stored record.
 		oldestKept func() uint64
 	}
@@ -31,6 +33,7 @@ func TestEvictionBounds(t *testing.T) {
 			return index{
 				feed:  func(seq *uint64) { x.Append(simtest.SpanBatch(seq, 512)) },
 				stats: x.Stats,
+				arena: x.arena.mappedBytes,
 				oldestKept: func() uint64 {
 					e, _, _ := x.ring.oldest()
 					return uint64(e.spanID[7])
@@ -42,6 +45,7 @@ func TestEvictionBounds(t *testing.T) {
 			return index{
 				feed:  func(seq *uint64) { x.Append(simtest.LogBatch(seq, 512)) },
 				stats: x.Stats,
+				arena: x.arena.mappedBytes,
 				oldestKept: func() uint64 {
 					e, _, _ := x.ring.oldest()
 					return uint64(e.traceID[15])
@@ -64,15 +68,15 @@ func TestEvictionBounds(t *testing.T) {
 				s := x.stats()
 				require.LessOrEqual(t, s.Bytes, int64(budget))
 				if seq%(512*40) == 0 {
-					peak = max(peak, simtest.HeapAlloc())
+					peak = max(peak, simtest.HeapAlloc()+uint64(x.arena()))
 					rssPeak = max(rssPeak, simtest.RSSAfterFree(t))
 				}
 			}
 			s := x.stats()
-			peak = max(peak, simtest.HeapAlloc())
+			peak = max(peak, simtest.HeapAlloc()+uint64(x.arena()))
 			rssPeak = max(rssPeak, simtest.RSSAfterFree(t))
-			t.Logf("fed %d records, kept %d (%d B charged), evicted %d; heap grew by %d B, RSS by %d B (budget %d B)",
-				fed, s.Records, s.Bytes, s.Evicted, int64(peak)-int64(before), rssPeak-rssBefore, budget)
+			t.Logf("fed %d records, kept %d (%d B charged), evicted %d; heap and arena grew by %d B (arena %d B), RSS by %d B (budget %d B)",
+				fed, s.Records, s.Bytes, s.Evicted, int64(peak)-int64(before), x.arena(), rssPeak-rssBefore, budget)
 			assert.Equal(t, fed, s.Records+s.Evicted, "every record is stored or counted as evicted")
 			assert.Positive(t, s.Evicted)
 			assert.Equal(t, uint64(s.Evicted+1)%256, x.oldestKept(), "the oldest records were evicted first")

@@ -64,11 +64,13 @@ type Logs struct {
 
 // NewLogs returns an empty log index of maxBytes.
 func NewLogs(maxBytes int64) *Logs {
-	return &Logs{
-		core:  newCore(maxBytes, func(e *logEntry) (pcommon.TraceID, *resource, int32) { return e.traceID, e.res, e.size }),
+	x := &Logs{
+		core:  newCore(maxBytes, func(e *logEntry) (pcommon.TraceID, *resource, int32) { return e.traceID, e.res, e.size },
+			func(e *logEntry) *[]byte { return &e.data }),
 		byPod: make(map[Pod]*logPodPostings),
 		bySvc: make(map[string]*namedPostings),
 	}
+	return withArenaCleanup(x, x.arena)
 }
 
 // Append stores every record of ld, like Spans.Append.

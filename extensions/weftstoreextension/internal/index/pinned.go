@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"container/heap"
 	"time"
 	"unsafe"
@@ -90,8 +91,9 @@ type pinned[E any] struct {
 	full    int64 // evicted: budget_full
 	expired int64 // evicted: expired
 	// meta returns an entry's trace ID, its resource and the bytes it was
-	// charged (its size in the normal budget).
+	// charged (its size in the normal budget); data, its bytes.
 	meta func(e *E) (pcommon.TraceID, *resource, int32)
+	data func(e *E) *[]byte
 }
 
 // slotSize is what one pinned entry's slot costs.
@@ -145,6 +147,14 @@ func (c *core[E]) keep(e *E, seq uint64) bool {
 	} else if u > pt.until {
 		pt.until = u
 		heap.Fix(&p.heap, pt.pos)
+	}
+	// The arena frees what the ring no longer holds: the kept entry and its
+	// resource move to the heap (the same size: the charge stands).
+	if d := p.data(e); d != nil {
+		*d = bytes.Clone(*d)
+	}
+	if !res.onHeap {
+		res.Blob, res.onHeap = res.Blob.Clone(), true
 	}
 	pt.entries = append(pt.entries, pinnedEntry[E]{e: *e, seq: seq})
 	if c := cap(pt.entries); c > pt.slots {

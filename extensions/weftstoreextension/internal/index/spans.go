@@ -76,11 +76,13 @@ type Spans struct {
 
 // NewSpans returns an empty span index of maxBytes.
 func NewSpans(maxBytes int64) *Spans {
-	return &Spans{
-		core:  newCore(maxBytes, func(e *spanEntry) (pcommon.TraceID, *resource, int32) { return e.traceID, e.res, e.size }),
+	x := &Spans{
+		core:  newCore(maxBytes, func(e *spanEntry) (pcommon.TraceID, *resource, int32) { return e.traceID, e.res, e.size },
+			func(e *spanEntry) *[]byte { return &e.data }),
 		bySvc: make(map[string]*svcPostings),
 		byPod: make(map[Pod]*podPostings),
 	}
+	return withArenaCleanup(x, x.arena)
 }
 
 // Append stores every span of td, evicting the oldest spans beyond the
