@@ -65,7 +65,7 @@ type Logs struct {
 // NewLogs returns an empty log index of maxBytes.
 func NewLogs(maxBytes int64) *Logs {
 	x := &Logs{
-		core:  newCore(maxBytes, func(e *logEntry) (pcommon.TraceID, *resource, int32) { return e.traceID, e.res, e.size },
+		core: newCore(maxBytes, func(e *logEntry) (pcommon.TraceID, *resource, int32) { return e.traceID, e.res, e.size },
 			func(e *logEntry) *[]byte { return &e.data }),
 		byPod: make(map[Pod]*logPodPostings),
 		bySvc: make(map[string]*namedPostings),

@@ -77,7 +77,7 @@ type Spans struct {
 // NewSpans returns an empty span index of maxBytes.
 func NewSpans(maxBytes int64) *Spans {
 	x := &Spans{
-		core:  newCore(maxBytes, func(e *spanEntry) (pcommon.TraceID, *resource, int32) { return e.traceID, e.res, e.size },
+		core: newCore(maxBytes, func(e *spanEntry) (pcommon.TraceID, *resource, int32) { return e.traceID, e.res, e.size },
 			func(e *spanEntry) *[]byte { return &e.data }),
 		bySvc: make(map[string]*svcPostings),
 		byPod: make(map[Pod]*podPostings),
