@@ -47,7 +47,8 @@ type RemoteWrite struct {
 	db       *agent.DB
 	rs       *remote.Storage
 	fanout   storage.Storage // db, then rs (which only tracks the ingestion rate)
-	reg      *prometheus.Registry
+	reg      prometheus.Gatherer // the queues' and the WAL's metrics
+	queues   prometheus.Gatherer // the queues' only: what the progress marks read each second
 	prog     *catchup.Progress
 	firstSeg int             // the WAL segment this run started writing: earlier ones are the previous runs'
 	catchups []*catchupStats // by endpoint
@@ -124,9 +125,10 @@ func (r *RemoteWrite) Start(_ context.Context, _ component.Host) error {
 	if err != nil {
 		return fmt.Errorf("weft_remote_write: %w", err)
 	}
-	reg := prometheus.NewRegistry()
-	kr := keepRegisterer{reg}
-	rs := remote.NewStorage(r.slog, kr, func() (int64, error) { return 0, agent.ErrUnsupported }, dir, r.cfg.FlushDeadline, nil, false)
+	// Two registries: the progress marks gather the queues' metrics each
+	// second, and the WAL's include its size, a walk of its directory.
+	queues, wal := prometheus.NewRegistry(), prometheus.NewRegistry()
+	rs := remote.NewStorage(r.slog, keepRegisterer{queues}, func() (int64, error) { return 0, agent.ErrUnsupported }, dir, r.cfg.FlushDeadline, nil, false)
 	opts := agent.DefaultOptions()
 	opts.TruncateFrequency = r.cfg.WAL.TruncateFrequency
 	opts.MinWALTime = r.cfg.WAL.MinWALTime.Milliseconds()
@@ -134,7 +136,7 @@ func (r *RemoteWrite) Start(_ context.Context, _ component.Host) error {
 	if r.segmentSize > 0 {
 		opts.WALSegmentSize = r.segmentSize
 	}
-	db, err := agent.Open(r.slog, kr, rs, dir, opts)
+	db, err := agent.Open(r.slog, keepRegisterer{wal}, rs, dir, opts)
 	if err != nil {
 		_ = rs.Close()
 		return fmt.Errorf("weft_remote_write: open WAL in %q: %w", dir, err)
@@ -149,7 +151,8 @@ func (r *RemoteWrite) Start(_ context.Context, _ component.Host) error {
 		return fmt.Errorf("weft_remote_write: list WAL segments in %q: %w", dir, err)
 	}
 	r.firstSeg = firstSeg
-	r.db, r.rs, r.reg, r.prog = db, rs, reg, prog
+	r.db, r.rs, r.prog = db, rs, prog
+	r.reg, r.queues = prometheus.Gatherers{queues, wal}, queues
 	r.fanout = storage.NewFanout(r.slog, db, rs)
 	r.catchups = make([]*catchupStats, len(names))
 	for i := range r.catchups {
@@ -198,14 +201,14 @@ func (r *RemoteWrite) Shutdown(context.Context) error {
 	// The queues flush within flush_deadline, then the WAL closes. The
 	// marks move past what the flush sent only if it dropped nothing.
 	r.recordProgress()
-	before := gather(r.reg)
+	before := gather(r.queues)
 	if err := rs.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("weft_remote_write: stop queues: %w", err))
 	}
 	if err := db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("weft_remote_write: close WAL: %w", err))
 	}
-	r.advanceMarks(gather(r.reg), gather(r.reg), before)
+	r.advanceMarks(gather(r.queues), gather(r.queues), before)
 	if err := r.prog.Save(); err != nil {
 		errs = append(errs, fmt.Errorf("weft_remote_write: %w", err))
 	}

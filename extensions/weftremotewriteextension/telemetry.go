@@ -130,7 +130,7 @@ func (r *RemoteWrite) progressLoop(ctx context.Context) {
 // the highest timestamp it took (whole seconds), is handled. The highest
 // timestamp is read before the pending counts, so what the counts cover
 // includes it.
-func (r *RemoteWrite) recordProgress() { r.advanceMarks(gather(r.reg), gather(r.reg), nil) }
+func (r *RemoteWrite) recordProgress() { r.advanceMarks(gather(r.queues), gather(r.queues), nil) }
 
 // advanceMarks moves the marks from two snapshots taken one after the
 // other. With before (a snapshot from before the queues stopped), an
