@@ -46,7 +46,7 @@ type RemoteWrite struct {
 	mu       sync.RWMutex // guards the fields below
 	db       *agent.DB
 	rs       *remote.Storage
-	fanout   storage.Storage // db, then rs (which only tracks the ingestion rate)
+	fanout   storage.Storage     // db, then rs (which only tracks the ingestion rate)
 	reg      prometheus.Gatherer // the queues' and the WAL's metrics
 	queues   prometheus.Gatherer // the queues' only: what the progress marks read each second
 	prog     *catchup.Progress

@@ -20,6 +20,11 @@ type IndexStats struct {
 	Evicted      int64 // records dropped since creation, exactly (pinned ones included)
 	EvictedBytes int64
 	Unencodable  int64 // records that failed to serialize (not expected)
+	// OffHeapBytes are the blocks the index holds outside the Go heap:
+	// its records' and resources' serialized bytes (most of Bytes). They
+	// are in the process's RSS but in none of the Go runtime's memory
+	// figures.
+	OffHeapBytes int64
 
 	// The pinned budget: records of pinned traces that the budget above
 	// evicted, kept until their pin ends (pinned_*_max_bytes).
@@ -44,10 +49,16 @@ type Stats struct {
 	Logs              IndexStats
 	SamplesAppended   int64
 	ExemplarsAppended int64
-	SeriesCreated     int64            // cache misses: series whose labels were built
-	CachedSeries      int              // series refs in the appender cache (0 before Start)
-	RejectedSamples   map[string]int64 // by reason
-	RejectedExemplars map[string]int64 // by reason
+	// The exemplar storage: exemplars and series with exemplars held now,
+	// its capacity (max_exemplars) and its WAL writes that failed (their
+	// exemplars were kept in memory only). Zero before Start.
+	Exemplars, ExemplarSeries int
+	ExemplarCapacity          int64
+	ExemplarWALFailures       int64
+	SeriesCreated             int64            // cache misses: series whose labels were built
+	CachedSeries              int              // series refs in the appender cache (0 before Start)
+	RejectedSamples           map[string]int64 // by reason
+	RejectedExemplars         map[string]int64 // by reason
 	// RejectedSamplesBySource splits the store's own refusals
 	// (too_far_in_future, series_limit) by source: reason → source →
 	// samples. See README: where samples come from.
@@ -61,7 +72,7 @@ type Stats struct {
 func (s *Store) Stats() Stats {
 	st := Stats{Spans: IndexStats(s.spans.Stats()), Logs: IndexStats(s.logs.Stats())}
 	s.mu.RLock()
-	metrics := s.metrics
+	metrics, exs := s.metrics, s.exStore
 	st.LostBytes = make(map[string]int64, len(walsalvage.Reasons))
 	for _, r := range walsalvage.Reasons {
 		st.LostBytes[r] = 0
@@ -70,6 +81,11 @@ func (s *Store) Stats() Stats {
 		st.LostBytes[l.Reason] += l.Bytes
 	}
 	s.mu.RUnlock()
+	if exs != nil {
+		st.Exemplars, st.ExemplarSeries = exs.Len()
+		st.ExemplarCapacity = s.cfg.MaxExemplars
+		st.ExemplarWALFailures = exs.WALFailures()
+	}
 	st.RejectedSamples = map[string]int64{translate.ReasonTooFarInFuture: 0, translate.ReasonSeriesLimit: 0}
 	st.RejectedExemplars = make(map[string]int64)
 	st.RejectedSamplesBySource = s.refused.Snapshot()
@@ -156,7 +172,13 @@ func (s *Store) registerTelemetry() error {
 		metric.WithDescription("Spans or log records evicted from the pinned budget, by reason (budget_full, expired); also counted in evicted_records."), metric.WithUnit("{record}"))
 	late, err12 := m.Int64ObservableCounter("weft_store.pins_after_eviction",
 		metric.WithDescription("Pins of traces whose spans or log records the store had already evicted (those records are lost), by signal."), metric.WithUnit("{pin}"))
-	for _, err := range []error{err1, err2, err3, err4, err5, err6, err7, err8, err9, err10, err11, err12} {
+	offHeap, err13 := m.Int64ObservableGauge("weft_store.offheap_bytes",
+		metric.WithDescription("Bytes the span or log index holds outside the Go heap (its records' serialized bytes, in blocks from the operating system): in the process's RSS, in none of the Go runtime's memory metrics."), metric.WithUnit("By"))
+	exStored, err14 := m.Int64ObservableGauge("weft_store.stored_exemplars",
+		metric.WithDescription("Exemplars held in the exemplar storage (at most max_exemplars, the newest)."), metric.WithUnit("{exemplar}"))
+	exWALFailed, err15 := m.Int64ObservableCounter("weft_store.exemplar_wal_failures",
+		metric.WithDescription("Writes to the exemplar WAL that failed; their exemplars were kept in memory only and are lost at a restart."), metric.WithUnit("{write}"))
+	for _, err := range []error{err1, err2, err3, err4, err5, err6, err7, err8, err9, err10, err11, err12, err13, err14, err15} {
 		if err != nil {
 			return err
 		}
@@ -188,6 +210,10 @@ func (s *Store) registerTelemetry() error {
 		o.ObserveInt64(evPinned, st.Logs.EvictedPinnedExpired, logsExpired)
 		o.ObserveInt64(late, st.Spans.PinsAfterEviction, spansAttr)
 		o.ObserveInt64(late, st.Logs.PinsAfterEviction, logsAttr)
+		o.ObserveInt64(offHeap, st.Spans.OffHeapBytes, spansAttr)
+		o.ObserveInt64(offHeap, st.Logs.OffHeapBytes, logsAttr)
+		o.ObserveInt64(exStored, int64(st.Exemplars))
+		o.ObserveInt64(exWALFailed, st.ExemplarWALFailures)
 		o.ObserveInt64(samples, st.SamplesAppended)
 		for r, n := range st.RejectedSamples {
 			if r == translate.ReasonTooFarInFuture || r == translate.ReasonSeriesLimit {
@@ -207,7 +233,7 @@ func (s *Store) registerTelemetry() error {
 			o.ObserveInt64(rejExemplars, n, metric.WithAttributes(attribute.String("reason", r)))
 		}
 		return nil
-	}, evicted, stored, bytes, samples, rejSamples, rejExemplars, lost, pinnedRecs, pinnedBytes, moved, evPinned, late)
+	}, evicted, stored, bytes, samples, rejSamples, rejExemplars, lost, pinnedRecs, pinnedBytes, moved, evPinned, late, offHeap, exStored, exWALFailed)
 	if err != nil {
 		return err
 	}

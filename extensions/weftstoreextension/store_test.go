@@ -574,6 +574,49 @@ func TestSelfMetrics(t *testing.T) {
 		bySignal[sig.AsString()] = dp.Value
 	}
 	assert.Equal(t, map[string]int64{"spans": evicted, "logs": 0}, bySignal)
+
+	// The index's records sit outside the Go heap: reported by signal.
+	spans := st.Stats().Spans
+	require.Positive(t, spans.OffHeapBytes)
+	assert.Equal(t, map[string]int64{"spans": spans.OffHeapBytes, "logs": 0}, gaugeBySignal(t, tel, "weft_store.offheap_bytes"))
+
+	// The exemplar storage: what it holds, and its WAL's failed writes.
+	md := counter("span.calls", time.Now().Add(-10*time.Second), time.Second, 3)
+	ex := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Sum().DataPoints().At(0).Exemplars().AppendEmpty()
+	ex.SetTraceID(pcommon.TraceID{9, 9, 9})
+	ex.SetDoubleValue(1)
+	require.NoError(t, st.AppendMetrics(context.Background(), md))
+	stats := st.Stats()
+	assert.Equal(t, 1, stats.Exemplars)
+	assert.Equal(t, 1, stats.ExemplarSeries)
+	assert.Equal(t, cfg.MaxExemplars, stats.ExemplarCapacity)
+	m, err = tel.GetMetric("weft_store.stored_exemplars")
+	require.NoError(t, err)
+	gauge, ok := m.Data.(metricdata.Gauge[int64])
+	require.True(t, ok, "stored_exemplars is an int64 gauge, got %T", m.Data)
+	require.Len(t, gauge.DataPoints, 1)
+	assert.Equal(t, int64(1), gauge.DataPoints[0].Value)
+	m, err = tel.GetMetric("weft_store.exemplar_wal_failures")
+	require.NoError(t, err)
+	sum, ok = m.Data.(metricdata.Sum[int64])
+	require.True(t, ok, "exemplar_wal_failures is an int64 sum, got %T", m.Data)
+	require.Len(t, sum.DataPoints, 1)
+	assert.Zero(t, sum.DataPoints[0].Value)
+}
+
+// gaugeBySignal reads an int64 gauge of the store by its signal attribute.
+func gaugeBySignal(t *testing.T, tel *componenttest.Telemetry, name string) map[string]int64 {
+	t.Helper()
+	m, err := tel.GetMetric(name)
+	require.NoError(t, err)
+	g, ok := m.Data.(metricdata.Gauge[int64])
+	require.True(t, ok, "%s is an int64 gauge, got %T", name, m.Data)
+	out := make(map[string]int64)
+	for _, dp := range g.DataPoints {
+		sig, _ := dp.Attributes.Value("signal")
+		out[sig.AsString()] = dp.Value
+	}
+	return out
 }
 
 func withDefaults(mod func(*Config)) *Config {

@@ -421,3 +421,11 @@ func (s *Storage) Len() (exemplars, seriesWith int) {
 	defer s.mu.RUnlock()
 	return s.used, len(s.series)
 }
+
+// WALFailures returns how many WAL writes failed (their exemplars were
+// kept in memory only).
+func (s *Storage) WALFailures() int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.walErrors
+}

@@ -1,6 +1,7 @@
 package exemplars
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"math"
@@ -232,3 +233,36 @@ func TestImport(t *testing.T) {
 	}
 	require.Equal(t, map[string][]int64{"pod-0": {30}, "pod-1": {15}}, got)
 }
+
+// TestWALFailureCounted: when the WAL cannot be written the exemplars are
+// still kept in memory, and the failed writes are counted and logged.
+func TestWALFailureCounted(t *testing.T) {
+	ss := newSeriesSet(10)
+	s, err := New(100, ss.lookup, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	var logged []string
+	s.logger = slog.New(recordHandler{msgs: &logged})
+	_, err = s.OpenWAL(t.TempDir(), compression.None)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	require.NoError(t, s.wal.wl.Close()) // the WAL's file is gone from under it
+
+	bs := batches(ss, 20, 10, 3)
+	require.Equal(t, 10, s.Add(bs[0]), "stored in memory all the same")
+	require.Equal(t, 10, s.Add(bs[1]))
+	n, _ := s.Len()
+	require.Equal(t, 20, n)
+	require.Equal(t, int64(2), s.WALFailures())
+	require.Len(t, logged, 1, "logged once a minute at most")
+}
+
+// recordHandler is a slog handler that keeps the messages.
+type recordHandler struct{ msgs *[]string }
+
+func (h recordHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h recordHandler) Handle(_ context.Context, r slog.Record) error {
+	*h.msgs = append(*h.msgs, r.Message)
+	return nil
+}
+func (h recordHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h recordHandler) WithGroup(string) slog.Handler      { return h }

@@ -37,6 +37,8 @@ type Pod struct {
 // form) describes them.
 type Stats struct {
 	Records, Bytes, MaxBytes, Evicted, EvictedBytes, Unencodable int64
+	// The arena's blocks (outside the Go heap; part of Bytes).
+	OffHeapBytes int64
 	// The pinned budget (see SetPins).
 	PinnedRecords, PinnedBytes, PinnedMaxBytes, Pinned, EvictedPinnedFull, EvictedPinnedExpired int64
 	// Pins that came after records of their trace were dropped (NotePin).
@@ -237,7 +239,7 @@ func (c *core[E]) Stats() Stats {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	p := &c.pin
-	st := Stats{Records: int64(c.ring.n), Bytes: c.bytes, MaxBytes: c.maxBytes,
+	st := Stats{Records: int64(c.ring.n), Bytes: c.bytes, MaxBytes: c.maxBytes, OffHeapBytes: c.arena.mappedBytes(),
 		Evicted: c.evicted, EvictedBytes: c.evictedBytes, Unencodable: c.unencodable,
 		PinnedRecords: p.records, PinnedBytes: p.bytes, PinnedMaxBytes: p.maxBytes, Pinned: p.moved,
 		EvictedPinnedFull: p.full, EvictedPinnedExpired: p.expired}
