@@ -101,6 +101,11 @@ type keepRegisterer struct{ *prometheus.Registry }
 
 func (keepRegisterer) Unregister(prometheus.Collector) bool { return true }
 
+// walStripes is the number of stripes of the WAL's series (the agent's
+// default is 16384): as weft_store's head (headStripes there), 4096 stripes
+// hold a node's series with a fraction of the maps.
+const walStripes = 4096
+
 // Start opens the WAL (replaying what the previous run wrote) and starts,
 // for each endpoint, the catch-up that sends what the previous run left
 // unsent and then starts the endpoint's queue.
@@ -130,6 +135,7 @@ func (r *RemoteWrite) Start(_ context.Context, _ component.Host) error {
 	queues, wal := prometheus.NewRegistry(), prometheus.NewRegistry()
 	rs := remote.NewStorage(r.slog, keepRegisterer{queues}, func() (int64, error) { return 0, agent.ErrUnsupported }, dir, r.cfg.FlushDeadline, nil, false)
 	opts := agent.DefaultOptions()
+	opts.StripeSize = walStripes
 	opts.TruncateFrequency = r.cfg.WAL.TruncateFrequency
 	opts.MinWALTime = r.cfg.WAL.MinWALTime.Milliseconds()
 	opts.MaxWALTime = r.cfg.WAL.MaxWALTime.Milliseconds()

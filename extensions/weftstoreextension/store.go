@@ -71,6 +71,14 @@ type Store struct {
 	exemplars *exemplarHold
 }
 
+// headStripes is the number of stripes (lock and map shards) of the
+// head's series: a quarter of the TSDB's default 16384. Every stripe holds
+// maps of its own, so at a node's tens of thousands of series most of
+// the default's stripes hold one or two series at the cost of a map each;
+// 4096 stripes still give ~25 series per lock at max_series (100k), for a
+// handful of appenders (scrape targets, rules, pipelines) at a time.
+const headStripes = 4096
+
 var errNotStarted = errors.New("weft_store: metrics storage is not open (extension not started or already shut down)")
 
 func newStore(tel component.TelemetrySettings, cfg *Config) (*Store, error) {
@@ -135,6 +143,7 @@ func (s *Store) Start(_ context.Context, host component.Host) error {
 	opts.EnableExemplarStorage = false
 	opts.MaxExemplars = 0
 	opts.RetentionDuration = s.cfg.MetricsRetention.Milliseconds()
+	opts.StripeSize = headStripes
 	// The head accepts in-order samples down to its newest sample minus
 	// half its chunk range: a range out of reach leaves the window to the
 	// guard, which anchors it on the wall clock (see guard).
