@@ -25,6 +25,9 @@ import (
 // budget take heap copies (detach), and blocks are freed only under the
 // index's write lock. Blocks still held when the index becomes unreachable
 // are freed by a cleanup (withArenaCleanup).
+//
+// The arena also holds the ring's slots (mapRing): entries are
+// pointer-free, so the collector need not see them.
 type arena struct {
 	st *arenaState
 }
@@ -35,7 +38,21 @@ type arenaState struct {
 	head      uint64       // logical offset of the next byte
 	spare     block        // one freed block kept for reuse (buf nil: none)
 	mapped    atomic.Int64 // bytes of the blocks held outside the heap (read by Stats)
+
+	// Records too large for a block, on the heap: by location (jumboBit
+	// set), and in allocation order with the head at that moment, for
+	// release.
+	jumbo     map[uint64][]byte
+	jumboFIFO []jumboRec
+	jumboNext uint64
+
+	ringMem block // the ring's slots
 }
+
+type jumboRec struct{ pos, loc uint64 }
+
+// jumboBit marks the location of a record kept on the heap.
+const jumboBit = 1 << 63
 
 // block is a block's memory: mapped by osAlloc, or on the heap if the
 // operating system refused (the index then works as before the arena).
@@ -80,7 +97,7 @@ func withArenaCleanup[T any](owner *T, a arena) *T {
 // block is left mostly empty.
 func (a *arena) alloc(n int) ([]byte, uint64) {
 	st := a.st
-	if n > st.blockSize/4 {
+	if a.jumbo(n) {
 		return make([]byte, n), st.head
 	}
 	if len(st.blocks) == 0 || st.blocks[len(st.blocks)-1].used+n > st.blockSize {
@@ -92,6 +109,42 @@ func (a *arena) alloc(n int) ([]byte, uint64) {
 	b.used += n
 	st.head = at + uint64(n)
 	return p, at
+}
+
+// jumbo reports whether n bytes go to the heap rather than a block.
+func (a *arena) jumbo(n int) bool { return n > a.st.blockSize/4 }
+
+// allocRec returns n bytes for a record and their location, for bytes: a
+// logical offset, or for a record too large for a block (on the heap,
+// kept until release passes its place) jumboBit and a number.
+func (a *arena) allocRec(n int) ([]byte, uint64) {
+	st := a.st
+	if !a.jumbo(n) {
+		return a.alloc(n)
+	}
+	if st.jumbo == nil {
+		st.jumbo = make(map[uint64][]byte)
+	}
+	p := make([]byte, n)
+	loc := jumboBit | st.jumboNext
+	st.jumboNext++
+	st.jumbo[loc] = p
+	// One byte of a block marks its place: after its resource, before the
+	// next scope's, so release drops it exactly when its entry is gone.
+	_, pos := a.alloc(1)
+	st.jumboFIFO = append(st.jumboFIFO, jumboRec{pos: pos, loc: loc})
+	return p, loc
+}
+
+// bytes returns the n bytes of the record at loc.
+func (a *arena) bytes(loc uint64, n uint32) []byte {
+	st := a.st
+	if loc&jumboBit != 0 {
+		return st.jumbo[loc]
+	}
+	b := &st.blocks[(loc-st.blocks[0].start)/uint64(st.blockSize)]
+	off := int(loc - b.start)
+	return b.buf[off : off+int(n) : off+int(n)]
 }
 
 // grow starts a new block (the rest of the last block is left unused).
@@ -129,8 +182,9 @@ func (st *arenaState) give(b block) {
 }
 
 // release frees the blocks that end at or before the logical offset upTo,
-// the start of the oldest bytes still in use; the block being filled
-// stays. The first block freed becomes the spare if there is none.
+// the start of the oldest bytes still in use, and the heap records taken
+// before it; the block being filled stays. The first block freed becomes
+// the spare if there is none.
 func (a *arena) release(upTo uint64) {
 	st := a.st
 	k := 0
@@ -147,6 +201,38 @@ func (a *arena) release(upTo uint64) {
 		clear(st.blocks[n:])
 		st.blocks = st.blocks[:n]
 	}
+	j := 0
+	for j < len(st.jumboFIFO) && st.jumboFIFO[j].pos < upTo {
+		delete(st.jumbo, st.jumboFIFO[j].loc)
+		j++
+	}
+	if j > 0 {
+		st.jumboFIFO = append(st.jumboFIFO[:0], st.jumboFIFO[j:]...)
+	}
+}
+
+// mapRing returns n zeroed bytes for the ring's slots and the ring's
+// previous ones, which the caller frees with unmapRing once it copied
+// them.
+func (a *arena) mapRing(n int) (buf []byte, old block) {
+	st := a.st
+	old = st.ringMem
+	buf, err := osAlloc(n)
+	if err != nil {
+		buf = make([]byte, n)
+	} else {
+		st.mapped.Add(int64(n))
+	}
+	st.ringMem = block{buf: buf, os: err == nil}
+	return buf, old
+}
+
+// unmapRing frees the ring's slots b (from an earlier mapRing).
+func (a *arena) unmapRing(b block) {
+	if b.os {
+		osFree(b.buf)
+		a.st.mapped.Add(-int64(len(b.buf)))
+	}
 }
 
 // freeAll frees every block.
@@ -155,7 +241,11 @@ func (st *arenaState) freeAll() {
 		st.give(b.block)
 	}
 	st.give(st.spare)
-	st.blocks, st.spare = nil, block{}
+	if st.ringMem.os {
+		osFree(st.ringMem.buf)
+		st.mapped.Add(-int64(len(st.ringMem.buf)))
+	}
+	st.blocks, st.spare, st.ringMem = nil, block{}, block{}
 }
 
 // mappedBytes is what the arena holds outside the heap.

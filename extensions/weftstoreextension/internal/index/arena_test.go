@@ -2,10 +2,16 @@ package index
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -93,4 +99,66 @@ func TestArenaCleanup(t *testing.T) {
 		runtime.GC()
 		return st.mapped.Load() == 0
 	}, 10*time.Second, 10*time.Millisecond, "the cleanup freed every block")
+}
+
+// TestEntriesHoldNoPointers: the rings live outside the heap, so their
+// entries must hold no pointer the collector would need to see (newCore
+// panics otherwise); hasPointers itself is checked on both kinds.
+func TestEntriesHoldNoPointers(t *testing.T) {
+	assert.False(t, hasPointers(reflect.TypeFor[spanEntry]()))
+	assert.False(t, hasPointers(reflect.TypeFor[logEntry]()))
+	for _, typ := range []reflect.Type{reflect.TypeFor[spanView](), reflect.TypeFor[*int](), reflect.TypeFor[string](),
+		reflect.TypeFor[[]byte](), reflect.TypeFor[map[int]int](), reflect.TypeFor[[2]struct{ s string }]()} {
+		assert.True(t, hasPointers(typ), "%v", typ)
+	}
+	assert.Panics(t, func() { newCore[spanView, spanView](1<<20, nil, nil, nil, nil) })
+}
+
+// TestLargeRecords: records too large for a block are kept on the heap,
+// read back whole while stored and released with their eviction.
+func TestLargeRecords(t *testing.T) {
+	x := NewLogs(1 << 20) // 16 KiB blocks: records over 4 KiB go to the heap
+	big := strings.Repeat("x", 10_000)
+	batch := func(i int) plog.Logs {
+		ld := plog.NewLogs()
+		rl := ld.ResourceLogs().AppendEmpty()
+		rl.Resource().Attributes().PutStr("k8s.namespace.name", "ns")
+		rl.Resource().Attributes().PutStr("k8s.pod.name", fmt.Sprintf("pod-%d", i))
+		lr := rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
+		lr.Body().SetStr(fmt.Sprintf("%d:%s", i, big))
+		lr.SetTimestamp(pcommon.Timestamp(i + 1))
+		return ld
+	}
+	for i := range 300 {
+		x.Append(batch(i))
+		recs, err := SearchLogs(x, LogQuery{Namespace: "ns", Pod: fmt.Sprintf("pod-%d", i)}, sameLog)
+		require.NoError(t, err)
+		require.Len(t, recs, 1)
+		require.Equal(t, fmt.Sprintf("%d:%s", i, big), recs[0].Body)
+	}
+	st := x.Stats()
+	require.Positive(t, st.Evicted)
+	assert.Equal(t, int64(300), st.Records+st.Evicted)
+	assert.Equal(t, int(st.Records), len(x.arena.st.jumbo), "the evicted ones' bytes were released")
+	all, err := SearchLogs(x, LogQuery{Limit: 1000}, sameLog)
+	require.NoError(t, err)
+	require.Len(t, all, int(st.Records))
+	for _, r := range all {
+		assert.True(t, strings.HasSuffix(r.Body, big))
+	}
+}
+
+// TestTableHandles: freed handles are reused, 0 is none.
+func TestTableHandles(t *testing.T) {
+	var tb table[int]
+	a, b := 1, 2
+	ha, hb := tb.add(&a), tb.add(&b)
+	assert.NotZero(t, ha)
+	assert.NotEqual(t, ha, hb)
+	assert.Nil(t, tb.get(0))
+	assert.Same(t, &b, tb.get(hb))
+	tb.remove(ha)
+	c := 3
+	assert.Equal(t, ha, tb.add(&c))
+	assert.Same(t, &c, tb.get(ha))
 }

@@ -18,6 +18,8 @@
 package index
 
 import (
+	"fmt"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -51,6 +53,7 @@ type Stats struct {
 type resource struct {
 	otlpwire.Blob
 	at      uint64 // logical offset of the blob in the arena (see release)
+	h       handle // in core.res while entries in the ring refer to it
 	onHeap  bool   // the blob was copied to the heap (detach)
 	refs    int    // entries in the ring
 	pinRefs int    // entries in the pinned budget (charged there apart)
@@ -63,14 +66,22 @@ const resourceOverhead = int(unsafe.Sizeof(resource{})) + 16
 func (r *resource) size() int64 { return int64(r.Cap() + resourceOverhead) }
 
 // core is what the span and log indexes share: their entries E in a ring
-// in arrival order within a byte budget, and the counters.
-type core[E any] struct {
+// in arrival order within a byte budget, and the counters. E holds no
+// pointers (handles instead: table.go), so the ring lives in the arena,
+// outside the heap; V is an entry with its handles resolved (and its
+// bytes), what queries read and the pinned budget keeps.
+type core[E, V any] struct {
 	mu       sync.RWMutex
 	maxBytes int64
 	bytes    int64
 	ring     ring[E]
 	byTrace  map[pcommon.TraceID]*seqList
-	arena    arena // the bytes of the entries and their resources
+	arena    arena           // the bytes of the entries and their resources, and the ring's slots
+	res      table[resource] // the resources of the ring's entries
+	// hot returns a ring entry's trace ID, resource and charged bytes;
+	// view resolves it (valid until the index's lock is released).
+	hot  func(e *E) (pcommon.TraceID, handle, int32)
+	view func(e *E) V
 
 	evicted      int64
 	evictedBytes int64
@@ -81,22 +92,27 @@ type core[E any] struct {
 	wire  []otlpwire.Scope
 	added int
 
-	pin pinned[E] // entries of pinned traces the budget evicted
+	pin pinned[V] // entries of pinned traces the budget evicted
 
 	// The traces whose records were dropped, for NotePin; nil until
 	// SetPins (not guarded by mu: see evictedTraces).
 	gone atomic.Pointer[evictedTraces]
 }
 
-// newCore returns a core of maxBytes; meta returns an entry's trace ID,
-// resource and charged bytes, data a pointer to its bytes.
-func newCore[E any](maxBytes int64, meta func(e *E) (pcommon.TraceID, *resource, int32), data func(e *E) *[]byte) core[E] {
-	return core[E]{maxBytes: maxBytes, byTrace: make(map[pcommon.TraceID]*seqList), arena: newArena(maxBytes),
-		pin: pinned[E]{meta: meta, data: data}}
+// newCore returns a core of maxBytes (hot and view: see core); meta
+// returns a view's trace ID, resource and charged bytes, data a pointer
+// to its bytes.
+func newCore[E, V any](maxBytes int64, hot func(e *E) (pcommon.TraceID, handle, int32), view func(e *E) V,
+	meta func(v *V) (pcommon.TraceID, *resource, int32), data func(v *V) *[]byte) core[E, V] {
+	if hasPointers(reflect.TypeFor[E]()) {
+		panic(fmt.Sprintf("index: %v holds pointers: its ring lives outside the heap", reflect.TypeFor[E]()))
+	}
+	return core[E, V]{maxBytes: maxBytes, byTrace: make(map[pcommon.TraceID]*seqList), arena: newArena(maxBytes),
+		hot: hot, view: view, pin: pinned[V]{meta: meta, data: data}}
 }
 
 // addTrace puts the entry seq on the list of the trace id.
-func (c *core[E]) addTrace(id pcommon.TraceID, seq uint64) {
+func (c *core[E, V]) addTrace(id pcommon.TraceID, seq uint64) {
 	tl := c.byTrace[id]
 	if tl == nil {
 		tl = &seqList{}
@@ -106,7 +122,7 @@ func (c *core[E]) addTrace(id pcommon.TraceID, seq uint64) {
 }
 
 // removeTrace takes the oldest entry, seq, off the list of the trace id.
-func (c *core[E]) removeTrace(id pcommon.TraceID, seq uint64) {
+func (c *core[E, V]) removeTrace(id pcommon.TraceID, seq uint64) {
 	if c.byTrace[id].popFront(seq) {
 		delete(c.byTrace, id)
 	}
@@ -115,7 +131,7 @@ func (c *core[E]) removeTrace(id pcommon.TraceID, seq uint64) {
 // appendBatch stores a batch, serialized as buf (err: it could not be):
 // walk calls addScope for each of its scopes, in order. Then the oldest
 // entries are evicted until the index fits its budget (see evictOverflow).
-func (c *core[E]) appendBatch(buf []byte, err error, walk func(), unlink func(e *E, seq uint64) (*resource, int32)) {
+func (c *core[E, V]) appendBatch(buf []byte, err error, walk func(), unlink func(e *E, seq uint64)) {
 	var wire []otlpwire.Scope
 	if err == nil {
 		if wire, err = otlpwire.Split(buf, nil); err != nil {
@@ -131,10 +147,10 @@ func (c *core[E]) appendBatch(buf []byte, err error, walk func(), unlink func(e 
 }
 
 // addScope stores the count records of the next scope of the batch:
-// insert stores record k with its own bytes and the scope's shared
-// resource. A scope whose wire form does not hold count records is counted
-// as unencodable.
-func (c *core[E]) addScope(count int, insert func(k int, res *resource, data []byte)) {
+// insert stores record k with the location of its bytes (loc, n: see
+// arena.bytes) and the scope's shared resource. A scope whose wire form
+// does not hold count records is counted as unencodable.
+func (c *core[E, V]) addScope(count int, insert func(k int, res *resource, loc uint64, n uint32)) {
 	n := c.added
 	c.added++
 	if count == 0 {
@@ -147,16 +163,17 @@ func (c *core[E]) addScope(count int, insert func(k int, res *resource, data []b
 	w := &c.wire[n]
 	buf, at := c.arena.alloc(w.Size())
 	res := &resource{Blob: otlpwire.MakeBlob(w, buf), at: at}
+	res.h = c.res.add(res)
 	for k := range count {
-		data, _ := c.arena.alloc(len(w.Recs[k]))
+		data, loc := c.arena.allocRec(len(w.Recs[k]))
 		copy(data, w.Recs[k])
-		insert(k, res, data)
+		insert(k, res, loc, uint32(len(data)))
 	}
 }
 
 // charge adds an entry of size bytes that refers to res to the bytes of
 // the index.
-func (c *core[E]) charge(res *resource, size int) {
+func (c *core[E, V]) charge(res *resource, size int) {
 	if res.refs == 0 {
 		c.bytes += res.size()
 	}
@@ -165,21 +182,28 @@ func (c *core[E]) charge(res *resource, size int) {
 }
 
 // push adds e to the ring, charging the ring's growth: its slots
-// (unsafe.Sizeof of an entry each) are charged when the ring grows, for
-// its whole capacity, and never released: the ring does not shrink.
-func (c *core[E]) push(e E) {
-	if _, grown := c.ring.push(e); grown > 0 {
-		c.bytes += int64(grown) * int64(unsafe.Sizeof(e))
+// (unsafe.Sizeof of an entry each, in the arena) are charged when the
+// ring grows, for its whole capacity, and never released: the ring does
+// not shrink.
+func (c *core[E, V]) push(e E) {
+	if c.ring.full() {
+		size := int(unsafe.Sizeof(e))
+		n := max(2*len(c.ring.buf), ringFirstSlots)
+		buf, old := c.arena.mapRing(n * size)
+		c.ring.grow(unsafe.Slice((*E)(unsafe.Pointer(unsafe.SliceData(buf))), n))
+		c.arena.unmapRing(old)
+		c.bytes += int64(n-c.ring.n) * int64(size)
 	}
+	c.ring.push(e)
 }
 
 // evictOverflow removes the oldest entries until the index fits its
-// budget. unlink takes an entry off the index's lists and returns its
-// resource and the bytes it was charged. An entry whose trace is pinned
-// (asked now, at its eviction) moves into the pinned budget instead of
-// being dropped; that budget then sheds what expired and what does not
-// fit (see fitPinned).
-func (c *core[E]) evictOverflow(unlink func(e *E, seq uint64) (*resource, int32)) {
+// budget. unlink takes an entry off the index's lists (freeing the
+// handles only it used). An entry whose trace is pinned (asked now, at
+// its eviction) moves into the pinned budget, resolved, instead of being
+// dropped; that budget then sheds what expired and what does not fit
+// (see fitPinned). Last, the arena frees what no entry uses any more.
+func (c *core[E, V]) evictOverflow(unlink func(e *E, seq uint64)) {
 	c.expirePinned()
 	moved := false
 	gone := c.gone.Load()
@@ -189,18 +213,27 @@ func (c *core[E]) evictOverflow(unlink func(e *E, seq uint64) (*resource, int32)
 		if !ok {
 			break
 		}
-		res, size := unlink(e, seq)
+		id, rh, size := c.hot(e)
+		until, pinned := c.pinnedUntil(id)
+		var v V
+		if pinned {
+			v = c.view(e) // before unlink frees the handles
+		}
+		unlink(e, seq)
+		res := c.res.get(rh)
 		res.refs--
 		if res.refs == 0 {
 			c.bytes -= res.size()
+			c.res.remove(rh)
 		}
 		c.bytes -= int64(size)
-		if c.keep(e, seq) {
+		if pinned {
+			c.keep(v, seq, until)
 			moved = true
 		} else {
 			c.evicted++
 			c.evictedBytes += int64(size)
-			if id, _, _ := c.pin.meta(e); gone != nil && !id.IsEmpty() {
+			if gone != nil && !id.IsEmpty() {
 				if !locked {
 					gone.mu.Lock()
 					locked = true
@@ -219,8 +252,8 @@ func (c *core[E]) evictOverflow(unlink func(e *E, seq uint64) (*resource, int32)
 	// The oldest entry's resource precedes its bytes and everything newer
 	// in the arena (pinned entries hold heap copies).
 	if e, _, ok := c.ring.oldest(); ok {
-		_, res, _ := c.pin.meta(e)
-		c.arena.release(res.at)
+		_, rh, _ := c.hot(e)
+		c.arena.release(c.res.get(rh).at)
 	} else {
 		c.arena.release(c.arena.st.head)
 	}
@@ -228,14 +261,14 @@ func (c *core[E]) evictOverflow(unlink func(e *E, seq uint64) (*resource, int32)
 
 // ExpirePinned evicts the pinned entries whose pin has ended; appends do
 // it too, this is for an index that receives nothing.
-func (c *core[E]) ExpirePinned() {
+func (c *core[E, V]) ExpirePinned() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.expirePinned()
 }
 
 // Stats returns the index's counters.
-func (c *core[E]) Stats() Stats {
+func (c *core[E, V]) Stats() Stats {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	p := &c.pin

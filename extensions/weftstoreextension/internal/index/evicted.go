@@ -128,7 +128,7 @@ func (g *evictedTraces) count() int64 {
 
 // rememberEvicted notes that records of trace id were dropped, if the
 // index remembers evicted traces (see SetPins).
-func (c *core[E]) rememberEvicted(id pcommon.TraceID) {
+func (c *core[E, V]) rememberEvicted(id pcommon.TraceID) {
 	if g := c.gone.Load(); g != nil && !id.IsEmpty() {
 		g.add(fingerprint(id))
 	}
@@ -138,7 +138,7 @@ func (c *core[E]) rememberEvicted(id pcommon.TraceID) {
 // OnPin): if the index dropped records of that trace before (remembered as
 // evictedTraces describes), it counts a pin after eviction and reports
 // true. It takes no lock of the index's.
-func (c *core[E]) NotePin(id pcommon.TraceID) bool {
+func (c *core[E, V]) NotePin(id pcommon.TraceID) bool {
 	g := c.gone.Load()
 	if g == nil || id.IsEmpty() {
 		return false

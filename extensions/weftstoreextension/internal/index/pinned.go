@@ -28,46 +28,46 @@ const (
 
 // pinnedEntry is an entry the normal budget evicted while its trace was
 // pinned, with its sequence number (queries order by it).
-type pinnedEntry[E any] struct {
-	e   E
+type pinnedEntry[V any] struct {
+	e   V
 	seq uint64
 }
 
 // pinnedTrace holds the entries of one pinned trace that left the ring,
 // oldest first (entries[head:]).
-type pinnedTrace[E any] struct {
+type pinnedTrace[V any] struct {
 	id pcommon.TraceID
 	// until is the end of the pin (unix seconds) as last asked. A pin only
 	// grows, so the real end is never earlier; it is asked again before
 	// the trace is evicted.
 	until   int64
-	entries []pinnedEntry[E]
+	entries []pinnedEntry[V]
 	head    int
 	slots   int // capacity of entries charged to the pinned budget
 	pos     int // position in the heap
 }
 
-func (pt *pinnedTrace[E]) live() []pinnedEntry[E] { return pt.entries[pt.head:] }
+func (pt *pinnedTrace[V]) live() []pinnedEntry[V] { return pt.entries[pt.head:] }
 
 // pinnedTraceOverhead is what a pinned trace costs besides its entries: the
 // struct, its map entry and its heap slot.
 const pinnedTraceOverhead = int64(unsafe.Sizeof(pinnedTrace[spanEntry]{})) + 64 + 8
 
 // pinHeap orders pinned traces by the end of their pin, soonest first.
-type pinHeap[E any] []*pinnedTrace[E]
+type pinHeap[V any] []*pinnedTrace[V]
 
-func (h pinHeap[E]) Len() int           { return len(h) }
-func (h pinHeap[E]) Less(i, j int) bool { return h[i].until < h[j].until }
-func (h pinHeap[E]) Swap(i, j int) {
+func (h pinHeap[V]) Len() int           { return len(h) }
+func (h pinHeap[V]) Less(i, j int) bool { return h[i].until < h[j].until }
+func (h pinHeap[V]) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].pos, h[j].pos = i, j
 }
-func (h *pinHeap[E]) Push(x any) {
-	pt := x.(*pinnedTrace[E])
+func (h *pinHeap[V]) Push(x any) {
+	pt := x.(*pinnedTrace[V])
 	pt.pos = len(*h)
 	*h = append(*h, pt)
 }
-func (h *pinHeap[E]) Pop() any {
+func (h *pinHeap[V]) Pop() any {
 	old := *h
 	pt := old[len(old)-1]
 	old[len(old)-1] = nil
@@ -78,12 +78,12 @@ func (h *pinHeap[E]) Pop() any {
 // pinned is the pinned budget of an index: entries of pinned traces that
 // the normal budget evicted, kept until their pin ends, within maxBytes.
 // It is part of core and guarded by core's mutex.
-type pinned[E any] struct {
+type pinned[V any] struct {
 	pins     Pins // nil: no exemption
 	now      func() time.Time
 	maxBytes int64
-	traces   map[pcommon.TraceID]*pinnedTrace[E]
-	heap     pinHeap[E]
+	traces   map[pcommon.TraceID]*pinnedTrace[V]
+	heap     pinHeap[V]
 	bytes    int64
 	records  int64
 
@@ -92,12 +92,12 @@ type pinned[E any] struct {
 	expired int64 // evicted: expired
 	// meta returns an entry's trace ID, its resource and the bytes it was
 	// charged (its size in the normal budget); data, its bytes.
-	meta func(e *E) (pcommon.TraceID, *resource, int32)
-	data func(e *E) *[]byte
+	meta func(v *V) (pcommon.TraceID, *resource, int32)
+	data func(v *V) *[]byte
 }
 
 // slotSize is what one pinned entry's slot costs.
-func (p *pinned[E]) slotSize() int64 { return int64(unsafe.Sizeof(pinnedEntry[E]{})) }
+func (p *pinned[V]) slotSize() int64 { return int64(unsafe.Sizeof(pinnedEntry[V]{})) }
 
 // SetPins turns on the exemption of pinned traces from eviction: entries
 // of traces that pins reports pinned are kept in a budget of their own of
@@ -106,7 +106,7 @@ func (p *pinned[E]) slotSize() int64 { return int64(unsafe.Sizeof(pinnedEntry[E]
 // stay until they expire or are evicted). A non-nil pins also turns on,
 // for good, the memory of evicted traces that NotePin reads
 // (EvictedTraceBytes).
-func (c *core[E]) SetPins(pins Pins, maxBytes int64, now func() time.Time) {
+func (c *core[E, V]) SetPins(pins Pins, maxBytes int64, now func() time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if pins != nil && c.gone.Load() == nil {
@@ -118,29 +118,29 @@ func (c *core[E]) SetPins(pins Pins, maxBytes int64, now func() time.Time) {
 	c.pin.pins, c.pin.maxBytes, c.pin.now = pins, maxBytes, now
 }
 
-// keep moves e, numbered seq, that the normal budget evicted (and already
-// unlinked and uncharged) into the pinned budget if its trace is pinned,
-// and reports whether it did.
-func (c *core[E]) keep(e *E, seq uint64) bool {
+// pinnedUntil reports whether the trace id is pinned (asked of the pins
+// when an entry of it is evicted) and until when.
+func (c *core[E, V]) pinnedUntil(id pcommon.TraceID) (time.Time, bool) {
 	p := &c.pin
-	if p.pins == nil {
-		return false
+	if p.pins == nil || id.IsEmpty() || !p.pins.Pinned(id) {
+		return time.Time{}, false
 	}
-	id, res, size := p.meta(e)
-	if id.IsEmpty() || !p.pins.Pinned(id) {
-		return false
-	}
-	until, ok := p.pins.PinnedUntil(id)
-	if !ok {
-		return false
-	}
+	return p.pins.PinnedUntil(id)
+}
+
+// keep moves v, the entry numbered seq that the normal budget evicted
+// (already unlinked and uncharged, resolved before), into the pinned
+// budget: its trace is pinned until until.
+func (c *core[E, V]) keep(v V, seq uint64, until time.Time) {
+	p := &c.pin
+	id, res, size := p.meta(&v)
 	u := until.Unix()
 	pt := p.traces[id]
 	if pt == nil {
 		if p.traces == nil {
-			p.traces = make(map[pcommon.TraceID]*pinnedTrace[E])
+			p.traces = make(map[pcommon.TraceID]*pinnedTrace[V])
 		}
-		pt = &pinnedTrace[E]{id: id, until: u}
+		pt = &pinnedTrace[V]{id: id, until: u}
 		p.traces[id] = pt
 		heap.Push(&p.heap, pt)
 		p.bytes += pinnedTraceOverhead
@@ -150,13 +150,13 @@ func (c *core[E]) keep(e *E, seq uint64) bool {
 	}
 	// The arena frees what the ring no longer holds: the kept entry and its
 	// resource move to the heap (the same size: the charge stands).
-	if d := p.data(e); d != nil {
+	if d := p.data(&v); d != nil {
 		*d = bytes.Clone(*d)
 	}
 	if !res.onHeap {
 		res.Blob, res.onHeap = res.Blob.Clone(), true
 	}
-	pt.entries = append(pt.entries, pinnedEntry[E]{e: *e, seq: seq})
+	pt.entries = append(pt.entries, pinnedEntry[V]{e: v, seq: seq})
 	if c := cap(pt.entries); c > pt.slots {
 		p.bytes += int64(c-pt.slots) * p.slotSize()
 		pt.slots = c
@@ -168,12 +168,11 @@ func (c *core[E]) keep(e *E, seq uint64) bool {
 	p.bytes += int64(size)
 	p.records++
 	p.moved++
-	return true
 }
 
 // expirePinned evicts the pinned entries of traces whose pin has ended.
 // It costs one comparison while no stored expiry has passed.
-func (c *core[E]) expirePinned() {
+func (c *core[E, V]) expirePinned() {
 	p := &c.pin
 	if len(p.heap) == 0 {
 		return
@@ -200,7 +199,7 @@ func (c *core[E]) expirePinned() {
 // trace whose pin ends soonest first, its oldest entries first. Before a
 // trace is chosen its pin is asked again: an extended pin moves it back
 // in the order, an ended one is evicted whole as expired.
-func (c *core[E]) fitPinned() {
+func (c *core[E, V]) fitPinned() {
 	p := &c.pin
 	for p.bytes > p.maxBytes && len(p.heap) > 0 {
 		pt := p.heap[0]
@@ -221,12 +220,12 @@ func (c *core[E]) fitPinned() {
 }
 
 // evictPinnedOldest evicts the oldest entry of pt, counting it in reason.
-func (c *core[E]) evictPinnedOldest(pt *pinnedTrace[E], reason *int64) {
+func (c *core[E, V]) evictPinnedOldest(pt *pinnedTrace[V], reason *int64) {
 	p := &c.pin
 	pe := &pt.entries[pt.head]
 	_, res, size := p.meta(&pe.e)
 	c.releasePinned(res, size, reason)
-	*pe = pinnedEntry[E]{}
+	*pe = pinnedEntry[V]{}
 	pt.head++
 	if pt.head == len(pt.entries) {
 		c.removePinned(pt)
@@ -242,7 +241,7 @@ func (c *core[E]) evictPinnedOldest(pt *pinnedTrace[E], reason *int64) {
 // dropPinned evicts every entry of pt, counting them in reason. Its pin
 // has ended (the only reason a whole trace goes): a new pin of it comes
 // after eviction.
-func (c *core[E]) dropPinned(pt *pinnedTrace[E], reason *int64) {
+func (c *core[E, V]) dropPinned(pt *pinnedTrace[V], reason *int64) {
 	c.rememberEvicted(pt.id)
 	for _, pe := range pt.live() {
 		_, res, size := c.pin.meta(&pe.e)
@@ -251,7 +250,7 @@ func (c *core[E]) dropPinned(pt *pinnedTrace[E], reason *int64) {
 	c.removePinned(pt)
 }
 
-func (c *core[E]) releasePinned(res *resource, size int32, reason *int64) {
+func (c *core[E, V]) releasePinned(res *resource, size int32, reason *int64) {
 	p := &c.pin
 	res.pinRefs--
 	if res.pinRefs == 0 {
@@ -264,7 +263,7 @@ func (c *core[E]) releasePinned(res *resource, size int32, reason *int64) {
 	c.evictedBytes += int64(size)
 }
 
-func (c *core[E]) removePinned(pt *pinnedTrace[E]) {
+func (c *core[E, V]) removePinned(pt *pinnedTrace[V]) {
 	p := &c.pin
 	heap.Remove(&p.heap, pt.pos)
 	delete(p.traces, pt.id)
@@ -273,7 +272,7 @@ func (c *core[E]) removePinned(pt *pinnedTrace[E]) {
 
 // pinnedOf calls fn for the pinned entries of trace id, newest first,
 // until fn returns false.
-func (c *core[E]) pinnedOf(id pcommon.TraceID, fn func(e *E, seq uint64) bool) {
+func (c *core[E, V]) pinnedOf(id pcommon.TraceID, fn func(e *V, seq uint64) bool) {
 	pt := c.pin.traces[id]
 	if pt == nil {
 		return
@@ -288,7 +287,7 @@ func (c *core[E]) pinnedOf(id pcommon.TraceID, fn func(e *E, seq uint64) bool) {
 
 // allPinned calls fn for every pinned entry (in no particular order) until
 // fn returns false.
-func (c *core[E]) allPinned(fn func(e *E, seq uint64) bool) {
+func (c *core[E, V]) allPinned(fn func(e *V, seq uint64) bool) {
 	for _, pt := range c.pin.traces {
 		live := pt.live()
 		for i := range live {

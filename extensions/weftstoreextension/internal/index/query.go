@@ -8,16 +8,16 @@ import (
 
 // candidate is an entry that passed the cheap filters of a query (in the
 // ring or in the pinned budget), with the time it is ordered by.
-type candidate[E any] struct {
+type candidate[V any] struct {
 	t   int64
 	seq uint64
-	e   *E
+	v   V
 }
 
 // sortNewestFirst orders candidates by time, newest first; ties by arrival,
 // latest first.
-func sortNewestFirst[E any](cs []candidate[E]) {
-	slices.SortFunc(cs, func(a, b candidate[E]) int {
+func sortNewestFirst[V any](cs []candidate[V]) {
+	slices.SortFunc(cs, func(a, b candidate[V]) int {
 		if a.t != b.t {
 			return cmp.Compare(b.t, a.t)
 		}

@@ -53,22 +53,23 @@ type ring[E any] struct {
 // span slots) would exceed it, leaving the index empty after every append.
 const ringFirstSlots = 64
 
+// full reports whether a push needs more slots.
+func (r *ring[E]) full() bool { return r.n == len(r.buf) }
+
+// grow moves the entries into buf, a larger slice (zeroed), oldest first.
+func (r *ring[E]) grow(buf []E) {
+	k := copy(buf, r.buf[r.start:min(r.start+r.n, len(r.buf))])
+	copy(buf[k:r.n], r.buf[:r.n-k])
+	r.buf, r.start = buf, 0
+}
+
 // push appends e and returns its sequence number and the number of slots
-// the ring grew by (0 unless it was full).
+// the ring grew by (0 unless it was full: then on the heap; core grows
+// its rings outside the heap first, see core.push).
 func (r *ring[E]) push(e E) (seq uint64, grown int) {
-	if r.n == len(r.buf) {
-		grown = len(r.buf)
-		if grown == 0 {
-			grown = ringFirstSlots
-		}
-		size := 2 * len(r.buf)
-		if size == 0 {
-			size = ringFirstSlots
-		}
-		buf := make([]E, size)
-		k := copy(buf, r.buf[r.start:])
-		copy(buf[k:], r.buf[:r.start])
-		r.buf, r.start = buf, 0
+	if r.full() {
+		grown = max(len(r.buf), ringFirstSlots)
+		r.grow(make([]E, len(r.buf)+grown))
 	}
 	r.buf[(r.start+r.n)%len(r.buf)] = e
 	r.n++

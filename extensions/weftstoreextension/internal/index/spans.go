@@ -21,23 +21,37 @@ type Span struct {
 	Data               ptrace.Traces
 }
 
-// spanEntry is one stored span: its index fields and its serialized form.
+// spanEntry is one stored span in the ring: its index fields, the
+// location of its serialized form in the arena and handles (no pointers:
+// the ring lives outside the heap).
 type spanEntry struct {
-	traceID pcommon.TraceID
-	spanID  pcommon.SpanID
-	start   int64 // unix ns
-	end     int64 // unix ns
-	svc     *svcPostings
-	op      *opPostings
-	pod     *podPostings // nil when the resource names no pod
-	res     *resource
-	data    []byte // the serialized Span message
-	size    int32  // bytes charged for this entry
-	isErr   bool
+	traceID      pcommon.TraceID
+	spanID       pcommon.SpanID
+	start        int64  // unix ns
+	end          int64  // unix ns
+	loc          uint64 // its bytes: arena.bytes(loc, n)
+	n            uint32
+	res          handle // core.res
+	svc, op, pod handle // Spans.svcs, ops, pods; pod 0: the resource names no pod
+	size         int32  // bytes charged for this entry
+	isErr        bool
+}
+
+// spanView is a span with its handles resolved and its bytes: what
+// queries read, and what the pinned budget keeps (with its own copy of
+// the bytes).
+type spanView struct {
+	e    spanEntry
+	svc  *svcPostings
+	op   *opPostings
+	pod  *podPostings // nil when the resource names no pod
+	res  *resource
+	data []byte // the serialized Span message
 }
 
 type svcPostings struct {
 	name string
+	h    handle
 	all  seqList
 	errs seqList
 	ops  map[string]*opPostings
@@ -45,31 +59,36 @@ type svcPostings struct {
 
 type opPostings struct {
 	name string
+	h    handle
 	seqs seqList
 }
 
 type podPostings struct {
 	pod  Pod
+	h    handle
 	all  seqList
 	errs seqList
 }
 
 // spanEntryOverhead is what one span costs besides its serialized bytes:
-// its ring slot and its sequence number on the trace, service, operation and
-// pod lists (and the error lists when it failed), plus a share of the map
-// entries of those keys and of allocator rounding. The constant is
-// calibrated by TestEvictionBounds, which measures the heap after GC: real
-// growth stays within ~10% of the charged bytes. (The ring's slots
-// themselves are charged by core.push, for the ring's whole capacity.)
+// its sequence number on the trace, service, operation and pod lists (and
+// the error lists when it failed), plus a share of the map entries of
+// those keys and of allocator rounding. The constant is calibrated by
+// TestEvictionBounds, which measures the heap after GC: real growth stays
+// within ~10% of the charged bytes. (The ring's slots are charged by
+// core.push, for the ring's whole capacity.)
 const spanEntryOverhead = 6*8 + 160
 
 // Spans keeps recent spans within a byte budget. Its methods are safe for
 // concurrent use.
 type Spans struct {
-	core[spanEntry]
+	core[spanEntry, spanView]
 	bySvc map[string]*svcPostings
 	byPod map[Pod]*podPostings
 	errs  seqList // every failing span
+	svcs  table[svcPostings]
+	ops   table[opPostings]
+	pods  table[podPostings]
 
 	marsh ptrace.ProtoMarshaler
 }
@@ -77,12 +96,21 @@ type Spans struct {
 // NewSpans returns an empty span index of maxBytes.
 func NewSpans(maxBytes int64) *Spans {
 	x := &Spans{
-		core: newCore(maxBytes, func(e *spanEntry) (pcommon.TraceID, *resource, int32) { return e.traceID, e.res, e.size },
-			func(e *spanEntry) *[]byte { return &e.data }),
 		bySvc: make(map[string]*svcPostings),
 		byPod: make(map[Pod]*podPostings),
 	}
+	x.core = newCore(maxBytes,
+		func(e *spanEntry) (pcommon.TraceID, handle, int32) { return e.traceID, e.res, e.size },
+		x.view,
+		func(v *spanView) (pcommon.TraceID, *resource, int32) { return v.e.traceID, v.res, v.e.size },
+		func(v *spanView) *[]byte { return &v.data })
 	return withArenaCleanup(x, x.arena)
+}
+
+// view resolves the ring entry e (with the index locked).
+func (x *Spans) view(e *spanEntry) spanView {
+	return spanView{e: *e, svc: x.svcs.get(e.svc), op: x.ops.get(e.op), pod: x.pods.get(e.pod),
+		res: x.res.get(e.res), data: x.arena.bytes(e.loc, e.n)}
 }
 
 // Append stores every span of td, evicting the oldest spans beyond the
@@ -103,25 +131,27 @@ func (x *Spans) Append(td ptrace.Traces) {
 			sss := rss.At(i).ScopeSpans()
 			for j := 0; j < sss.Len(); j++ {
 				spans := sss.At(j).Spans()
-				x.addScope(spans.Len(), func(k int, res *resource, data []byte) {
-					x.insert(spans.At(k), service, pod, res, data)
+				x.addScope(spans.Len(), func(k int, res *resource, loc uint64, n uint32) {
+					x.insert(spans.At(k), service, pod, res, loc, n)
 				})
 			}
 		}
 	}, x.unlink)
 }
 
-func (x *Spans) insert(sp ptrace.Span, service string, pod Pod, res *resource, data []byte) {
+func (x *Spans) insert(sp ptrace.Span, service string, pod Pod, res *resource, loc uint64, n uint32) {
 	seq := x.ring.next()
 	svc := x.bySvc[service]
 	if svc == nil {
 		svc = &svcPostings{name: service, ops: make(map[string]*opPostings)}
+		svc.h = x.svcs.add(svc)
 		x.bySvc[service] = svc
 	}
 	name := sp.Name()
 	op := svc.ops[name]
 	if op == nil {
 		op = &opPostings{name: name}
+		op.h = x.ops.add(op)
 		svc.ops[name] = op
 	}
 	isErr := sp.Status().Code() == ptrace.StatusCodeError
@@ -131,69 +161,75 @@ func (x *Spans) insert(sp ptrace.Span, service string, pod Pod, res *resource, d
 		svc.errs.push(seq)
 		x.errs.push(seq)
 	}
-	var pp *podPostings
+	var ph handle
 	if pod.Name != "" {
-		pp = x.byPod[pod]
+		pp := x.byPod[pod]
 		if pp == nil {
 			pp = &podPostings{pod: pod}
+			pp.h = x.pods.add(pp)
 			x.byPod[pod] = pp
 		}
 		pp.all.push(seq)
 		if isErr {
 			pp.errs.push(seq)
 		}
+		ph = pp.h
 	}
 	tid := sp.TraceID()
 	x.addTrace(tid, seq)
-	size := len(data) + spanEntryOverhead
+	size := int(n) + spanEntryOverhead
 	x.charge(res, size)
 	x.push(spanEntry{
 		traceID: tid, spanID: sp.SpanID(),
 		start: int64(sp.StartTimestamp()), end: int64(sp.EndTimestamp()),
-		svc: svc, op: op, pod: pp, res: res, data: data, size: int32(size), isErr: isErr,
+		loc: loc, n: n, res: res.h, svc: svc.h, op: op.h, pod: ph, size: int32(size), isErr: isErr,
 	})
 }
 
-// unlink takes the oldest span e, numbered seq, off every list it is on.
-func (x *Spans) unlink(e *spanEntry, seq uint64) (*resource, int32) {
+// unlink takes the oldest span e, numbered seq, off every list it is on,
+// freeing the handles of the lists it leaves empty.
+func (x *Spans) unlink(e *spanEntry, seq uint64) {
 	x.removeTrace(e.traceID, seq)
-	e.op.seqs.popFront(seq)
-	if e.op.seqs.len() == 0 {
-		delete(e.svc.ops, e.op.name)
+	svc, op := x.svcs.get(e.svc), x.ops.get(e.op)
+	op.seqs.popFront(seq)
+	if op.seqs.len() == 0 {
+		delete(svc.ops, op.name)
+		x.ops.remove(op.h)
 	}
 	if e.isErr {
-		e.svc.errs.popFront(seq)
+		svc.errs.popFront(seq)
 		x.errs.popFront(seq)
 	}
-	if e.svc.all.popFront(seq) {
-		delete(x.bySvc, e.svc.name)
+	if svc.all.popFront(seq) {
+		delete(x.bySvc, svc.name)
+		x.svcs.remove(svc.h)
 	}
-	if e.pod != nil {
+	if pp := x.pods.get(e.pod); pp != nil {
 		if e.isErr {
-			e.pod.errs.popFront(seq)
+			pp.errs.popFront(seq)
 		}
-		if e.pod.all.popFront(seq) {
-			delete(x.byPod, e.pod.pod)
+		if pp.all.popFront(seq) {
+			delete(x.byPod, pp.pod)
+			x.pods.remove(pp.h)
 		}
 	}
-	return e.res, e.size
 }
 
-// decodeSpan rebuilds the span of e with its resource and scope.
-func decodeSpan(e *spanEntry) (ptrace.Traces, error) {
+// decodeSpan rebuilds the span of v with its resource and scope.
+func decodeSpan(v *spanView) (ptrace.Traces, error) {
 	var u ptrace.ProtoUnmarshaler
-	return u.UnmarshalTraces(e.res.Wrap(e.data))
+	return u.UnmarshalTraces(v.res.Wrap(v.data))
 }
 
-func (e *spanEntry) summary() Span {
+func (v *spanView) summary() Span {
 	s := Span{
-		TraceID: e.traceID, SpanID: e.spanID,
-		Service: e.svc.name, Operation: e.op.name,
-		Start: e.start, End: e.end,
-		Error: e.isErr,
+		TraceID: v.e.traceID, SpanID: v.e.spanID,
+		Service: v.svc.name, Operation: v.op.name,
+		Start: v.e.start, End: v.e.end,
+		Error: v.e.isErr,
 	}
-	if e.pod != nil {
-		s.Pod = e.pod.pod
+	if v.pod != nil {
+		s.Pod = v.pod.pod
 	}
 	return s
 }
@@ -209,9 +245,9 @@ func Trace[S any](x *Spans, traceID pcommon.TraceID, conv func(Span) S) ([]S, er
 		out = make([]S, 0, tl.len())
 	}
 	var err error
-	add := func(e *spanEntry) bool {
-		sp := e.summary()
-		if sp.Data, err = decodeSpan(e); err != nil {
+	add := func(v *spanView) bool {
+		sp := v.summary()
+		if sp.Data, err = decodeSpan(v); err != nil {
 			err = fmt.Errorf("weft_store: decode span: %w", err)
 			return false
 		}
@@ -219,11 +255,14 @@ func Trace[S any](x *Spans, traceID pcommon.TraceID, conv func(Span) S) ([]S, er
 		return true
 	}
 	if tl != nil {
-		tl.newestFirst(func(seq uint64) bool { return add(x.ring.get(seq)) })
+		tl.newestFirst(func(seq uint64) bool {
+			v := x.view(x.ring.get(seq))
+			return add(&v)
+		})
 	}
 	if err == nil {
 		// Pinned spans arrived before every span still in the ring.
-		x.pinnedOf(traceID, func(e *spanEntry, _ uint64) bool { return add(e) })
+		x.pinnedOf(traceID, func(v *spanView, _ uint64) bool { return add(v) })
 	}
 	return out, err
 }
@@ -259,31 +298,31 @@ func FailingTraces[F any](x *Spans, sel TraceSelector, conv func(Span) F) []F {
 			list = &svc.errs
 		}
 	}
-	var cands []candidate[spanEntry]
+	var cands []candidate[spanView]
 	list.newestFirst(func(seq uint64) bool {
 		e := x.ring.get(seq)
-		if (sel.Service == "" || e.svc.name == sel.Service) && inWindow(e.end, sel.Start, sel.End) {
-			cands = append(cands, candidate[spanEntry]{t: e.end, seq: seq, e: e})
+		if (sel.Service == "" || x.svcs.get(e.svc).name == sel.Service) && inWindow(e.end, sel.Start, sel.End) {
+			cands = append(cands, candidate[spanView]{t: e.end, seq: seq, v: x.view(e)})
 		}
 		return true
 	})
-	x.allPinned(func(e *spanEntry, seq uint64) bool {
-		if e.isErr && (sel.Service == "" || e.svc.name == sel.Service) &&
-			(sel.Pod.Name == "" || e.pod != nil && e.pod.pod == sel.Pod) && inWindow(e.end, sel.Start, sel.End) {
-			cands = append(cands, candidate[spanEntry]{t: e.end, seq: seq, e: e})
+	x.allPinned(func(v *spanView, seq uint64) bool {
+		if v.e.isErr && (sel.Service == "" || v.svc.name == sel.Service) &&
+			(sel.Pod.Name == "" || v.pod != nil && v.pod.pod == sel.Pod) && inWindow(v.e.end, sel.Start, sel.End) {
+			cands = append(cands, candidate[spanView]{t: v.e.end, seq: seq, v: *v})
 		}
 		return true
 	})
 	sortNewestFirst(cands)
 	seen := make(map[pcommon.TraceID]struct{})
 	var out []F
-	for _, c := range cands {
-		e := c.e
-		if _, dup := seen[e.traceID]; dup {
+	for i := range cands {
+		v := &cands[i].v
+		if _, dup := seen[v.e.traceID]; dup {
 			continue
 		}
-		seen[e.traceID] = struct{}{}
-		out = append(out, conv(e.summary()))
+		seen[v.e.traceID] = struct{}{}
+		out = append(out, conv(v.summary()))
 		if len(out) == limit {
 			break
 		}
@@ -309,22 +348,24 @@ func (x *Spans) FindTraces(q SpanQuery) ([]pcommon.TraceID, error) {
 	limit := limitOr(q.Limit, 20)
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	var cands []candidate[spanEntry]
-	var visitEntry func(e *spanEntry, seq uint64) bool
-	visit := func(seq uint64) bool { return visitEntry(x.ring.get(seq), seq) }
-	visitEntry = func(e *spanEntry, seq uint64) bool {
-		if q.Service != "" && e.svc.name != q.Service || q.Operation != "" && e.op.name != q.Operation {
+	var cands []candidate[spanView]
+	visitView := func(v *spanView, seq uint64) bool {
+		if q.Service != "" && v.svc.name != q.Service || q.Operation != "" && v.op.name != q.Operation {
 			return true
 		}
-		if !inWindow(e.start, q.Start, q.End) {
+		if !inWindow(v.e.start, q.Start, q.End) {
 			return true
 		}
-		d := time.Duration(e.end - e.start)
+		d := time.Duration(v.e.end - v.e.start)
 		if d < q.MinDuration || q.MaxDuration > 0 && d > q.MaxDuration {
 			return true
 		}
-		cands = append(cands, candidate[spanEntry]{t: e.start, seq: seq, e: e})
+		cands = append(cands, candidate[spanView]{t: v.e.start, seq: seq, v: *v})
 		return true
+	}
+	visit := func(seq uint64) bool {
+		v := x.view(x.ring.get(seq))
+		return visitView(&v, seq)
 	}
 	switch {
 	case q.Service != "" && q.Operation != "":
@@ -340,17 +381,17 @@ func (x *Spans) FindTraces(q SpanQuery) ([]pcommon.TraceID, error) {
 	default:
 		x.ring.newestFirst(visit)
 	}
-	x.allPinned(visitEntry)
+	x.allPinned(visitView)
 	sortNewestFirst(cands)
 	seen := make(map[pcommon.TraceID]struct{})
 	var out []pcommon.TraceID
-	for _, c := range cands {
-		e := c.e
-		if _, dup := seen[e.traceID]; dup {
+	for i := range cands {
+		v := &cands[i].v
+		if _, dup := seen[v.e.traceID]; dup {
 			continue
 		}
 		if len(q.Tags) > 0 {
-			ok, err := tagsMatch(e, q.Tags)
+			ok, err := tagsMatch(v, q.Tags)
 			if err != nil {
 				return out, err
 			}
@@ -358,8 +399,8 @@ func (x *Spans) FindTraces(q SpanQuery) ([]pcommon.TraceID, error) {
 				continue
 			}
 		}
-		seen[e.traceID] = struct{}{}
-		out = append(out, e.traceID)
+		seen[v.e.traceID] = struct{}{}
+		out = append(out, v.e.traceID)
 		if len(out) == limit {
 			break
 		}
@@ -367,8 +408,8 @@ func (x *Spans) FindTraces(q SpanQuery) ([]pcommon.TraceID, error) {
 	return out, nil
 }
 
-func tagsMatch(e *spanEntry, tags map[string]string) (bool, error) {
-	td, err := decodeSpan(e)
+func tagsMatch(sv *spanView, tags map[string]string) (bool, error) {
+	td, err := decodeSpan(sv)
 	if err != nil {
 		return false, fmt.Errorf("weft_store: decode span: %w", err)
 	}
@@ -376,7 +417,7 @@ func tagsMatch(e *spanEntry, tags map[string]string) (bool, error) {
 	sp := rs.ScopeSpans().At(0).Spans().At(0)
 	for k, want := range tags {
 		if k == "error" {
-			if (want == "true") != e.isErr {
+			if (want == "true") != sv.e.isErr {
 				return false, nil
 			}
 			continue
@@ -400,9 +441,9 @@ func (x *Spans) Services() []string {
 	for name := range x.bySvc {
 		out = append(out, name)
 	}
-	x.allPinned(func(e *spanEntry, _ uint64) bool {
-		if x.bySvc[e.svc.name] == nil {
-			out = append(out, e.svc.name)
+	x.allPinned(func(v *spanView, _ uint64) bool {
+		if x.bySvc[v.svc.name] == nil {
+			out = append(out, v.svc.name)
 		}
 		return true
 	})
@@ -421,9 +462,9 @@ func (x *Spans) Operations(service string) []string {
 			out = append(out, name)
 		}
 	}
-	x.allPinned(func(e *spanEntry, _ uint64) bool {
-		if e.svc.name == service {
-			out = append(out, e.op.name)
+	x.allPinned(func(v *spanView, _ uint64) bool {
+		if v.svc.name == service {
+			out = append(out, v.op.name)
 		}
 		return true
 	})
