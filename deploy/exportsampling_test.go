@@ -46,16 +46,26 @@ func graphOf(t testing.TB, conf *confmap.Conf) pipelineGraph {
 // pipeline p, its own and those of every pipeline that feeds it through a
 // connector, in no particular order.
 func (g pipelineGraph) upstream(p string) []string {
+	return g.upstreamOf(p, len(g.pipelines[p].Processors))
+}
+
+// upstreamOf is upstream with only the first n processors of p itself:
+// what data passed before it reaches p's processor n.
+func (g pipelineGraph) upstreamOf(p string, n int) []string {
 	seen := map[string]bool{}
 	var procs []string
 	var walk func(string)
-	walk = func(p string) {
-		if seen[p] {
+	walk = func(q string) {
+		if seen[q] {
 			return
 		}
-		seen[p] = true
-		pl := g.pipelines[p]
-		procs = append(procs, pl.Processors...)
+		seen[q] = true
+		pl := g.pipelines[q]
+		if q == p {
+			procs = append(procs, pl.Processors[:n]...)
+		} else {
+			procs = append(procs, pl.Processors...)
+		}
 		for q, ql := range g.pipelines {
 			for _, r := range pl.Receivers {
 				if g.conf.IsSet("connectors::"+r) && slices.Contains(ql.Exporters, r) {
@@ -99,8 +109,9 @@ func (g pipelineGraph) samplingPercentage(t testing.TB, id string) float64 {
 	return cfg.SamplingPercentage
 }
 
-// storeViolations says where data reaches weft_store or span_metrics
-// after a processor that samples: they must see every span and log line.
+// storeViolations says where data reaches weft_store (an exporter, or a
+// processor) or span_metrics after a processor that samples: they must see
+// every span and log line.
 func (g pipelineGraph) storeViolations(t testing.TB) []string {
 	var v []string
 	for _, sink := range []string{"weft_store", "span_metrics"} {
@@ -109,11 +120,24 @@ func (g pipelineGraph) storeViolations(t testing.TB) []string {
 			v = append(v, "nothing exports to "+sink)
 		}
 		for _, p := range feeding {
-			for _, proc := range g.upstream(p) {
-				if pct := g.samplingPercentage(t, proc); pct < 100 {
-					v = append(v, fmt.Sprintf("%s gets pipeline %s's data after %s (sampling_percentage %v)", sink, p, proc, pct))
-				}
-			}
+			v = append(v, g.sampledBefore(t, sink, p, g.upstream(p))...)
+		}
+	}
+	for p, pl := range g.pipelines {
+		if i := slices.Index(pl.Processors, "weft_store"); i >= 0 {
+			v = append(v, g.sampledBefore(t, "weft_store", p, g.upstreamOf(p, i))...)
+		}
+	}
+	return v
+}
+
+// sampledBefore names the processors among procs that sample pipeline p's
+// data before sink gets it.
+func (g pipelineGraph) sampledBefore(t testing.TB, sink, p string, procs []string) []string {
+	var v []string
+	for _, proc := range procs {
+		if pct := g.samplingPercentage(t, proc); pct < 100 {
+			v = append(v, fmt.Sprintf("%s gets pipeline %s's data after %s (sampling_percentage %v)", sink, p, proc, pct))
 		}
 	}
 	return v
@@ -165,7 +189,9 @@ func TestExportSamplingOnlyOffTheNode(t *testing.T) {
 				if p == "logs" {
 					assert.Greater(t, i, slices.Index(procs, "trace_context"), "logs: evidence_sampling after trace_context")
 				}
-				assert.Contains(t, g.pipelines[p].Exporters, "weft_store")
+				// The store is the pipeline's last processor (no copy of
+				// each batch for the exporters: processors/weftstoreprocessor).
+				assert.Equal(t, "weft_store", procs[len(procs)-1], p)
 			}
 		})
 	}
@@ -179,7 +205,7 @@ func TestExportSamplingChecksFail(t *testing.T) {
 	conf := mergedConfig(t, ac, env)
 	require.NoError(t, conf.Merge(confmap.NewFromStringMap(map[string]any{
 		"service": map[string]any{"pipelines": map[string]any{
-			"traces": map[string]any{"processors": []any{"memory_limiter", "evidence_sampling/export"}},
+			"traces": map[string]any{"processors": []any{"memory_limiter", "evidence_sampling/export", "weft_store"}},
 		}},
 	})))
 	g := graphOf(t, conf)

@@ -65,8 +65,10 @@ func (o options) nominalSizes(workload string) (scrapes, lines, spans int, windo
 // (cmd/weft/config/default.yaml): container_logs → trace_context →
 // weft_store, otlp → weft_store, pod_scrape → weft_store, weft_rules and
 // weft_query over the store. {{export}} adds the profile's export side:
-// the forward connector into export pipelines for logs and spans, the
-// remote-write exporter (with its WAL) beside weft_store for samples.
+// the forward connector into export pipelines for logs and spans (the
+// store then the pipeline's last processor, weft_store, as in the
+// profile), the remote-write exporter (with its WAL) beside weft_store
+// for samples.
 const nominalWeftConfig = `extensions:
   health_check:
     endpoint: {{health}}
@@ -102,7 +104,7 @@ processors:
     limit_mib: 1024
     spike_limit_mib: 256
   trace_context: {}
-{{connectors}}exporters:
+{{storeprocs}}{{connectors}}exporters:
   weft_store: {}
 {{exporters}}service:
   extensions: [health_check, weft_store{{rwextname}}, weft_rules, weft_query]
@@ -114,16 +116,16 @@ processors:
   pipelines:
     traces:
       receivers: [otlp]
-      processors: [memory_limiter]
-      exporters: [weft_store{{fwd}}]
+      processors: [memory_limiter{{storeproc}}]
+      exporters: [{{fwd}}]
     metrics/scraped:
       receivers: [pod_scrape]
       processors: [memory_limiter]
       exporters: [weft_store{{rw}}]
     logs:
       receivers: [container_logs]
-      processors: [memory_limiter, trace_context]
-      exporters: [weft_store{{fwd}}]
+      processors: [memory_limiter, trace_context{{storeproc}}]
+      exporters: [{{fwd}}]
 {{exportPipelines}}`
 
 // nominalExporters are the export side of both nominal configs: logs by
@@ -228,9 +230,14 @@ scrape_configs:
 // weft_remote_write), no pdata; without it they go through the pipeline
 // (pdata) to weft_store and the remote-write exporter with its WAL.
 func renderNominalWeft(export, native bool, vars ...string) string {
-	conn, exp, fwd, rw, pipes := "", "", "", "", ""
+	conn, exp, fwd, rw, pipes := "", "", "weft_store", "", ""
+	storeproc, storeprocs := "", ""
 	if export {
-		conn, exp, fwd, rw, pipes = "connectors:\n  forward: {}\n", nominalExporters, ", forward", ", prometheus_remote_write", nominalExportPipelines
+		conn, exp, fwd, rw, pipes = "connectors:\n  forward: {}\n", nominalExporters, "forward", ", prometheus_remote_write", nominalExportPipelines
+		// The shipped profile stores spans and logs in the pipeline's last
+		// processor, so that the batching exporters get each batch itself
+		// rather than a copy (processors/weftstoreprocessor).
+		storeproc, storeprocs = ", weft_store", "  weft_store: {}\n"
 	}
 	nat, rwext, rwextname := "", "", ""
 	if native {
@@ -247,7 +254,7 @@ func renderNominalWeft(export, native bool, vars ...string) string {
 		}
 	}
 	return replaceAll(nominalWeftConfig, append([]string{"{{connectors}}", conn, "{{exporters}}", exp, "{{fwd}}", fwd,
-		"{{rw}}", rw, "{{exportPipelines}}", pipes, "{{native}}", nat, "{{rwext}}", rwext, "{{rwextname}}", rwextname}, vars...)...)
+		"{{rw}}", rw, "{{exportPipelines}}", pipes, "{{storeproc}}", storeproc, "{{storeprocs}}", storeprocs, "{{native}}", nat, "{{rwext}}", rwext, "{{rwextname}}", rwextname}, vars...)...)
 }
 
 // withIndexBytes sets weft_store's span and log budgets in a rendered

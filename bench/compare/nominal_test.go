@@ -97,7 +97,9 @@ func TestRenderNominalWeft(t *testing.T) {
 	noPlaceholders(t, fwd)
 	for _, want := range []string{
 		"connectors:\n  forward: {}\nexporters:\n  weft_store: {}\n  otlp_http:\n    endpoint: http://127.0.0.1:5\n",
-		"      processors: [memory_limiter, trace_context]\n      exporters: [weft_store, forward]\n",
+		"  trace_context: {}\n  weft_store: {}\nconnectors:\n",
+		"      processors: [memory_limiter, trace_context, weft_store]\n      exporters: [forward]\n",
+		"      receivers: [otlp]\n      processors: [memory_limiter, weft_store]\n      exporters: [forward]\n",
 		"      receivers: [pod_scrape]\n      processors: [memory_limiter]\n      exporters: [weft_store, prometheus_remote_write]\n",
 		"    traces/export:\n      receivers: [forward]\n      exporters: [otlp_grpc]\n",
 		"    logs/export:\n      receivers: [forward]\n      exporters: [otlp_http]\n",

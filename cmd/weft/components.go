@@ -36,6 +36,7 @@ import (
 	"github.com/weftobs/weft/processors/clockguardprocessor"
 	"github.com/weftobs/weft/processors/evidencesamplingprocessor"
 	"github.com/weftobs/weft/processors/tracecontextprocessor"
+	"github.com/weftobs/weft/processors/weftstoreprocessor"
 	"github.com/weftobs/weft/receivers/containerlogsreceiver"
 	"github.com/weftobs/weft/receivers/podscrapereceiver"
 )
@@ -85,6 +86,7 @@ func components() (otelcol.Factories, error) {
 		clockguardprocessor.NewFactory(),
 		tracecontextprocessor.NewFactory(),
 		evidencesamplingprocessor.NewFactory(),
+		weftstoreprocessor.NewFactory(),
 	)
 	if err != nil {
 		return otelcol.Factories{}, err

@@ -28,7 +28,7 @@ func TestComponents(t *testing.T) {
 	require.NotNil(t, f.Telemetry, "the collector refuses to start without a telemetry factory")
 
 	assert.Equal(t, []string{"container_logs", "jaeger", "otlp", "pod_scrape", "zipkin"}, typeNames(f.Receivers))
-	assert.Equal(t, []string{"batch", "clock_guard", "evidence_sampling", "memory_limiter", "trace_context"}, typeNames(f.Processors))
+	assert.Equal(t, []string{"batch", "clock_guard", "evidence_sampling", "memory_limiter", "trace_context", "weft_store"}, typeNames(f.Processors))
 	assert.Equal(t, []string{"debug", "fluent_forward", "otlp_grpc", "otlp_http", "prometheus", "prometheus_remote_write", "weft_store"}, typeNames(f.Exporters))
 	assert.Equal(t, []string{"file_storage", "health_check", "pprof", "weft_file_storage", "weft_pins", "weft_query", "weft_remote_write", "weft_rules", "weft_store", "zpages"}, typeNames(f.Extensions))
 	assert.Equal(t, []string{"forward", "span_metrics"}, typeNames(f.Connectors))

@@ -121,14 +121,34 @@ func samplingBefore(t *testing.T, cfg *otelcol.Config, exp component.ID) float64
 			continue
 		}
 		found = true
-		for _, proc := range upstreamProcessors(cfg, p) {
-			if proc.Type() == samplingID.Type() {
-				share *= cfg.Processors[proc].(*evidencesamplingprocessor.Config).SamplingPercentage / 100
-			}
-		}
+		share *= sampled(cfg, upstreamProcessors(cfg, p))
 	}
 	require.True(t, found, "no pipeline exports to %s", exp)
 	return share
+}
+
+// sampled is the share of data that passes the evidence_sampling
+// processors among procs.
+func sampled(cfg *otelcol.Config, procs []component.ID) float64 {
+	share := 1.0
+	for _, proc := range procs {
+		if proc.Type() == samplingID.Type() {
+			share *= cfg.Processors[proc].(*evidencesamplingprocessor.Config).SamplingPercentage / 100
+		}
+	}
+	return share
+}
+
+// storeLast checks that the traces and logs pipelines end in the weft_store
+// processor (no copy of each batch for the exporters) and returns the
+// share of their data it sees.
+func storeLast(t *testing.T, cfg *otelcol.Config, p pipeline.ID) float64 {
+	t.Helper()
+	procs := cfg.Service.Pipelines[p].Processors
+	require.NotEmpty(t, procs, p)
+	assert.Equal(t, component.MustNewID("weft_store"), procs[len(procs)-1], "%s: weft_store is the last processor", p)
+	assert.NotContains(t, cfg.Service.Pipelines[p].Exporters, component.MustNewID("weft_store"), "%s: and not an exporter as well", p)
+	return sampled(cfg, upstreamProcessors(cfg, p))
 }
 
 // The embedded profile, as a laptop runs it (no key, no peers): weft_pins
@@ -162,6 +182,9 @@ func TestProfilePinsWithoutGossip(t *testing.T) {
 	}
 	for _, exp := range []string{"weft_store", "span_metrics", "otlp_grpc/jaeger", "fluent_forward"} {
 		assert.Equal(t, 1.0, samplingBefore(t, cfg, idOf(t, exp)), exp)
+	}
+	for _, p := range []pipeline.ID{pipeline.NewID(pipeline.SignalTraces), pipeline.NewID(pipeline.SignalLogs)} {
+		assert.Equal(t, 1.0, storeLast(t, cfg, p), p)
 	}
 	// Without a processor of their own, the export pipelines take the
 	// connector's batches as they are (no copy for a data-changing consumer).
@@ -220,13 +243,12 @@ func TestProfileExportSamplingComponent(t *testing.T) {
 		assert.Equal(t, 1.0, samplingBefore(t, cfg, idOf(t, sink)), "%s sees everything", sink)
 	}
 	// The data the export pipelines sample is what the store got: the
-	// traces and logs pipelines hand it over through the connector.
+	// traces and logs pipelines store it (their last processor) and hand
+	// it over through the connector.
 	fwd := idOf(t, "forward")
-	for _, p := range []string{"traces", "logs"} {
-		var id pipeline.ID
-		require.NoError(t, id.UnmarshalText([]byte(p)))
-		assert.Contains(t, cfg.Service.Pipelines[id].Exporters, fwd, p)
-		assert.Contains(t, cfg.Service.Pipelines[id].Exporters, idOf(t, "weft_store"), p)
+	for _, id := range []pipeline.ID{pipeline.NewID(pipeline.SignalTraces), pipeline.NewID(pipeline.SignalLogs)} {
+		assert.Contains(t, cfg.Service.Pipelines[id].Exporters, fwd, id)
+		assert.Equal(t, 1.0, storeLast(t, cfg, id), "the store sees all of %s", id)
 	}
 
 	// Gossip as the DaemonSet runs it, validated by weft_pins itself.
