@@ -3,9 +3,7 @@ package weftstoreexporter
 import (
 	"context"
 	"errors"
-	"sync/atomic"
 
-	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -17,27 +15,17 @@ import (
 // storeExporter writes every signal into the weft_store extension named by
 // its config. It keeps no state besides the extension it found at start.
 type storeExporter struct {
-	cfg   *Config
-	store atomic.Pointer[weftstoreextension.Store]
+	store *weftstoreextension.Handle
 }
 
 var errNoStore = errors.New("weft_store exporter: not started")
 
-func newExporter(cfg *Config) *storeExporter { return &storeExporter{cfg: cfg} }
-
-// start finds the extension. Extensions start before pipelines, so it is
-// there (and open) by the time data flows.
-func (e *storeExporter) start(_ context.Context, host component.Host) error {
-	st, err := weftstoreextension.FromHost(host, e.cfg.Store)
-	if err != nil {
-		return err
-	}
-	e.store.Store(st)
-	return nil
+func newExporter(cfg *Config) *storeExporter {
+	return &storeExporter{store: weftstoreextension.NewHandle(cfg.Store)}
 }
 
 func (e *storeExporter) pushTraces(ctx context.Context, td ptrace.Traces) error {
-	st := e.store.Load()
+	st := e.store.Get()
 	if st == nil {
 		return errNoStore
 	}
@@ -45,7 +33,7 @@ func (e *storeExporter) pushTraces(ctx context.Context, td ptrace.Traces) error 
 }
 
 func (e *storeExporter) pushLogs(ctx context.Context, ld plog.Logs) error {
-	st := e.store.Load()
+	st := e.store.Get()
 	if st == nil {
 		return errNoStore
 	}
@@ -56,7 +44,7 @@ func (e *storeExporter) pushLogs(ctx context.Context, ld plog.Logs) error {
 // (weft_store.rejected_samples) and are not an error; a failed commit is
 // permanent: retrying the same batch cannot succeed.
 func (e *storeExporter) pushMetrics(ctx context.Context, md pmetric.Metrics) error {
-	st := e.store.Load()
+	st := e.store.Get()
 	if st == nil {
 		return errNoStore
 	}

@@ -30,7 +30,7 @@ func createDefaultConfig() component.Config {
 
 func options(e *storeExporter) []exporterhelper.Option {
 	return []exporterhelper.Option{
-		exporterhelper.WithStart(e.start),
+		exporterhelper.WithStart(e.store.Find),
 		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
 	}
 }

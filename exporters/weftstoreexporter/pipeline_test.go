@@ -4,31 +4,25 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/prometheus/promql"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/confmap"
-	"go.opentelemetry.io/collector/confmap/provider/yamlprovider"
 	"go.opentelemetry.io/collector/exporter"
-	"go.opentelemetry.io/collector/extension"
 	"go.opentelemetry.io/collector/extension/extensiontest"
-	"go.opentelemetry.io/collector/otelcol"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
-	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/weftobs/weft/extensions/weftstoreextension"
+	"github.com/weftobs/weft/extensions/weftstoreextension/weftstoretest"
 	"github.com/weftobs/weft/internal/loopback"
 )
 
@@ -56,48 +50,10 @@ service:
     logs: {receivers: [otlp], exporters: [weft_store]}
 `, dir, addrs[0])
 
-	factories := func() (otelcol.Factories, error) {
-		f := otelcol.Factories{Telemetry: otelconftelemetry.NewFactory()}
-		var err error
-		if f.Extensions, err = otelcol.MakeFactoryMap[extension.Factory](weftstoreextension.NewFactory()); err != nil {
-			return f, err
-		}
-		if f.Receivers, err = otelcol.MakeFactoryMap[receiver.Factory](otlpreceiver.NewFactory()); err != nil {
-			return f, err
-		}
-		f.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](NewFactory())
-		return f, err
-	}
-	col, err := otelcol.NewCollector(otelcol.CollectorSettings{
-		BuildInfo: component.NewDefaultBuildInfo(),
-		Factories: factories,
-		ConfigProviderSettings: otelcol.ConfigProviderSettings{ResolverSettings: confmap.ResolverSettings{
-			URIs:              []string{"yaml:" + cfg},
-			ProviderFactories: []confmap.ProviderFactory{yamlprovider.NewFactory()},
-		}},
+	stop := weftstoretest.RunCollector(t, cfg, weftstoretest.Components{
+		Receivers: []receiver.Factory{otlpreceiver.NewFactory()},
+		Exporters: []exporter.Factory{NewFactory()},
 	})
-	require.NoError(t, err)
-	var wg sync.WaitGroup
-	var runErr error
-	done := make(chan struct{})
-	wg.Go(func() {
-		defer close(done)
-		runErr = col.Run(context.Background())
-	})
-	require.Eventually(t, func() bool {
-		select {
-		case <-done:
-			return true
-		default:
-			return col.GetState() == otelcol.StateRunning
-		}
-	}, 20*time.Second, 20*time.Millisecond)
-	select {
-	case <-done:
-		require.NoError(t, runErr)
-		require.FailNow(t, "the collector stopped at start")
-	default:
-	}
 
 	conn, err := grpc.NewClient(addrs[0], grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
@@ -122,9 +78,7 @@ service:
 		require.NoError(t, err)
 	}
 	require.NoError(t, conn.Close())
-	col.Shutdown()
-	wg.Wait()
-	require.NoError(t, runErr)
+	stop()
 
 	f := weftstoreextension.NewFactory()
 	scfg := f.CreateDefaultConfig().(*weftstoreextension.Config)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -411,6 +412,30 @@ func (q queryable) ExemplarQuerier(context.Context) (storage.ExemplarQuerier, er
 	}
 	return q.s.exStore, nil
 }
+
+// Handle is how a pipeline component (the weft_store exporter and
+// processor) reaches the store its configuration names: Find at Start,
+// Get on the data path, which returns nil before Find succeeded.
+type Handle struct {
+	id component.ID
+	st atomic.Pointer[Store]
+}
+
+// NewHandle returns a handle on the store extension id.
+func NewHandle(id component.ID) *Handle { return &Handle{id: id} }
+
+// Find looks the store up in host (FromHost).
+func (h *Handle) Find(_ context.Context, host component.Host) error {
+	st, err := FromHost(host, h.id)
+	if err != nil {
+		return err
+	}
+	h.st.Store(st)
+	return nil
+}
+
+// Get returns the store Find found, or nil.
+func (h *Handle) Get() *Store { return h.st.Load() }
 
 // FromHost returns the started weft_store extension id of host, or an
 // error that names what is wrong in the configuration. Components that

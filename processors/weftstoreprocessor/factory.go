@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/processor/processorhelper"
 
 	"github.com/weftobs/weft/exporters/weftstoreexporter"
+	"github.com/weftobs/weft/extensions/weftstoreextension"
 )
 
 var componentType = component.MustNewType("weft_store")
@@ -31,17 +32,17 @@ func createDefaultConfig() component.Config {
 
 func options(p *storeProcessor) []processorhelper.Option {
 	return []processorhelper.Option{
-		processorhelper.WithStart(p.start),
+		processorhelper.WithStart(p.store.Find),
 		processorhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
 	}
 }
 
 func createTraces(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Traces) (processor.Traces, error) {
-	p := &storeProcessor{cfg: cfg.(*Config)}
+	p := &storeProcessor{store: weftstoreextension.NewHandle(cfg.(*Config).Store)}
 	return processorhelper.NewTraces(ctx, set, cfg, next, p.processTraces, options(p)...)
 }
 
 func createLogs(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Logs) (processor.Logs, error) {
-	p := &storeProcessor{cfg: cfg.(*Config)}
+	p := &storeProcessor{store: weftstoreextension.NewHandle(cfg.(*Config).Store)}
 	return processorhelper.NewLogs(ctx, set, cfg, next, p.processLogs, options(p)...)
 }

@@ -6,24 +6,18 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/confmap"
-	"go.opentelemetry.io/collector/confmap/provider/yamlprovider"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/exporter"
-	"go.opentelemetry.io/collector/extension"
-	"go.opentelemetry.io/collector/otelcol"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/receiver"
-	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 
 	"github.com/weftobs/weft/exporters/weftstoreexporter"
-	"github.com/weftobs/weft/extensions/weftstoreextension"
+	"github.com/weftobs/weft/extensions/weftstoreextension/weftstoretest"
 	"github.com/weftobs/weft/internal/weftest"
 )
 
@@ -56,7 +50,11 @@ service:
   pipelines:
     logs: %s
 `, dir, tc.pipeline)
-			stop := runCollector(t, cfg, h.factory(), k.factory())
+			stop := weftstoretest.RunCollector(t, cfg, weftstoretest.Components{
+				Receivers:  []receiver.Factory{h.factory()},
+				Processors: []processor.Factory{NewFactory()},
+				Exporters:  []exporter.Factory{weftstoreexporter.NewFactory(), k.factory()},
+			})
 			next := <-h.ready
 
 			tid := weftest.TraceID(t, "4bf92f3577b34da6a3ce929d0e0e4736")
@@ -68,46 +66,6 @@ service:
 			assert.Equal(t, tc.copied, bodyOf(ld).Str() == "upstream connect error", "the exporter got a copy")
 			stop()
 		})
-	}
-}
-
-// runCollector starts a collector with cfg, the weft_store extension,
-// processor and exporter and the given test components; the returned
-// function stops it.
-func runCollector(t *testing.T, cfg string, recv receiver.Factory, exp exporter.Factory) func() {
-	t.Helper()
-	factories := func() (otelcol.Factories, error) {
-		f := otelcol.Factories{Telemetry: otelconftelemetry.NewFactory()}
-		var err error
-		if f.Extensions, err = otelcol.MakeFactoryMap[extension.Factory](weftstoreextension.NewFactory()); err != nil {
-			return f, err
-		}
-		if f.Receivers, err = otelcol.MakeFactoryMap(recv); err != nil {
-			return f, err
-		}
-		if f.Processors, err = otelcol.MakeFactoryMap[processor.Factory](NewFactory()); err != nil {
-			return f, err
-		}
-		f.Exporters, err = otelcol.MakeFactoryMap(weftstoreexporter.NewFactory(), exp)
-		return f, err
-	}
-	col, err := otelcol.NewCollector(otelcol.CollectorSettings{
-		BuildInfo: component.NewDefaultBuildInfo(),
-		Factories: factories,
-		ConfigProviderSettings: otelcol.ConfigProviderSettings{ResolverSettings: confmap.ResolverSettings{
-			URIs:              []string{"yaml:" + cfg},
-			ProviderFactories: []confmap.ProviderFactory{yamlprovider.NewFactory()},
-		}},
-	})
-	require.NoError(t, err)
-	var wg sync.WaitGroup
-	var runErr error
-	wg.Go(func() { runErr = col.Run(context.Background()) })
-	require.Eventually(t, func() bool { return col.GetState() == otelcol.StateRunning }, 20*time.Second, 20*time.Millisecond)
-	return func() {
-		col.Shutdown()
-		wg.Wait()
-		require.NoError(t, runErr)
 	}
 }
 
