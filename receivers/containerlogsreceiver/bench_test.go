@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer"
@@ -167,11 +166,11 @@ const idleWindow = 10 * time.Second
 func BenchmarkIdleFilesCPU(b *testing.B) {
 	b.Run("notify=inotify", func(b *testing.B) { benchIdleFilesCPU(b, nil) })
 	b.Run("notify=unavailable", func(b *testing.B) {
-		benchIdleFilesCPU(b, func() (*fsnotify.Watcher, error) { return nil, syscall.EMFILE })
+		benchIdleFilesCPU(b, func() (*notifier, error) { return nil, syscall.EMFILE })
 	})
 }
 
-func benchIdleFilesCPU(b *testing.B, newFS func() (*fsnotify.Watcher, error)) {
+func benchIdleFilesCPU(b *testing.B, newFS func() (*notifier, error)) {
 	const files = 1000
 	r, _ := startIdleReceiver(b, files, newFS)
 	defer func() { _ = r.Shutdown(context.Background()) }()
@@ -210,7 +209,7 @@ func BenchmarkRescanIdleFiles(b *testing.B) {
 
 // startIdleReceiver starts the receiver on idle files (newIdleReceiver)
 // and returns once every line arrived.
-func startIdleReceiver(b *testing.B, files int, newFS func() (*fsnotify.Watcher, error)) (*logsReceiver, *atomic.Int64) {
+func startIdleReceiver(b *testing.B, files int, newFS func() (*notifier, error)) (*logsReceiver, *atomic.Int64) {
 	b.Helper()
 	r, records := newIdleReceiver(b, files, newFS)
 	if err := r.Start(context.Background(), componenttest.NewNopHost()); err != nil {
@@ -226,7 +225,7 @@ func startIdleReceiver(b *testing.B, files int, newFS func() (*fsnotify.Watcher,
 // per file, all last changed an hour ago, and a receiver (default
 // configuration, reading from the beginning) that counts the records it
 // delivers. newFS, if set, replaces the inotify watcher's creation.
-func newIdleReceiver(b *testing.B, files int, newFS func() (*fsnotify.Watcher, error)) (*logsReceiver, *atomic.Int64) {
+func newIdleReceiver(b *testing.B, files int, newFS func() (*notifier, error)) (*logsReceiver, *atomic.Int64) {
 	b.Helper()
 	dir := b.TempDir()
 	old := time.Now().Add(-time.Hour)

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"github.com/stretchr/testify/require"
 	"github.com/weftobs/weft/internal/nodestatus"
 	"github.com/weftobs/weft/internal/nodestatus/nodestatustest"
@@ -132,7 +131,7 @@ func forNotifyModes(t *testing.T, test func(t *testing.T, mode func(*logsReceive
 
 // withoutNotifications makes the creation of the inotify watcher fail.
 func withoutNotifications(r *logsReceiver) {
-	r.watch.newFS = func() (*fsnotify.Watcher, error) { return nil, syscall.EMFILE }
+	r.watch.newFS = func() (*notifier, error) { return nil, syscall.EMFILE }
 }
 
 type running struct {

@@ -255,6 +255,7 @@ func (t *tailer) run(ctx context.Context) {
 	defer timer.Stop()
 	<-timer.C
 	cycle := time.Now() // start of this read cycle
+	read := false       // this cycle read something
 	for {
 		atEnd := false
 		if t.follow {
@@ -272,7 +273,7 @@ func (t *tailer) run(ctx context.Context) {
 			return
 		}
 		if n > 0 {
-			t.moved = false
+			t.moved, read = false, true
 			continue
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
@@ -284,9 +285,25 @@ func (t *tailer) run(ctx context.Context) {
 		if !t.idle(ctx) {
 			return
 		}
-		if t.polled() {
+		minRead := min(t.env.cfg.MinReadInterval, t.env.cfg.PollInterval)
+		switch {
+		case t.polled():
 			timer.Reset(t.env.cfg.PollInterval)
-		} else {
+		case read && minRead > 0:
+			// Being written: read again min_read_interval after this
+			// cycle's start without waiting for a notification (one is
+			// all but certain by then, and the wait for the rest of the
+			// interval after it would cost a second wake).
+			timer.Reset(minRead - time.Since(cycle))
+			select {
+			case <-ctx.Done():
+				return
+			case <-timer.C:
+			}
+			t.drainWake() // served by the read that follows
+			cycle, read = time.Now(), false
+			continue
+		default:
 			timer.Stop()
 		}
 		select {
@@ -295,12 +312,12 @@ func (t *tailer) run(ctx context.Context) {
 		case <-t.wake:
 			// Notifications within min_read_interval of the last cycle's
 			// start wait for its end, and the one read serves them all.
-			if d := min(t.env.cfg.MinReadInterval, t.env.cfg.PollInterval) - time.Since(cycle); d > 0 && !backoff.Sleep(ctx, d) {
+			if d := minRead - time.Since(cycle); d > 0 && !backoff.Sleep(ctx, d) {
 				return
 			}
 		case <-timer.C:
 		}
-		cycle = time.Now()
+		cycle, read = time.Now(), false
 	}
 }
 

@@ -9,20 +9,22 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 )
 
-// watcher wakes tailers on change notifications (inotify, through
-// fsnotify) so that idle files need not be polled. It holds one watch per
+// watcher wakes tailers on change notifications (inotify: notifier) so
+// that idle files need not be polled. It holds one watch per
 // directory, never one per file: the directories of the tailed files and
 // those the include patterns are listed through. An event for a name wakes
 // the tailers of that name; an entry event (create, remove, rename) also
 // makes the directory's listing stale, and a create that the include
 // patterns may match starts a rescan at once. A queue overflow wakes every
-// file and makes every listing stale.
+// file and makes every listing stale. Notifications are read in batches,
+// every notifySettle at most (see notifier): a file being written is read
+// every min_read_interval however often it is written, so one wake per
+// write would buy nothing.
 //
 // Polling stays the fallback: a file whose directory is not watched (no
 // inotify instance, a watch refused, a network filesystem) is polled every
@@ -30,14 +32,15 @@ import (
 // checked every fallback_poll_interval in case a notification was missed.
 type watcher struct {
 	r *logsReceiver
-	// newFS creates the inotify watcher (fsnotify.NewWatcher); addDir adds
-	// one directory to it (addDirWatch). Tests make them fail.
-	newFS  func() (*fsnotify.Watcher, error)
-	addDir func(*fsnotify.Watcher, string) error
+	// newFS creates the inotify instance (newNotifier); addDir adds one
+	// directory to it (addDirWatch). Tests make them fail.
+	newFS  func() (*notifier, error)
+	addDir func(*notifier, string) error
+	settle time.Duration // the notifier's wait between reads (notifySettle)
 
-	addMu sync.Mutex // serialises calls into fsnotify; never held with mu
+	addMu sync.Mutex // serialises adding and removing watches; never held with mu
 	mu    sync.Mutex
-	fs    *fsnotify.Watcher // nil: no watcher, every file is polled
+	fs    *notifier // nil: no notifications, every file is polled
 	// closed is set at shutdown, before fs is closed.
 	closed    bool
 	dirs      map[string]*watchDir
@@ -67,7 +70,7 @@ var errUnsupportedFS = errors.New("network or FUSE filesystem: inotify does not 
 
 func newWatcher(r *logsReceiver) *watcher {
 	return &watcher{
-		r: r, newFS: fsnotify.NewWatcher, addDir: addDirWatch,
+		r: r, newFS: newNotifier, addDir: addDirWatch, settle: notifySettle,
 		dirs: map[string]*watchDir{}, logged: map[string]bool{},
 	}
 }
@@ -85,17 +88,47 @@ func (w *watcher) start(ctx context.Context, wg *sync.WaitGroup) {
 	w.mu.Lock()
 	w.fs = fsw
 	w.mu.Unlock()
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		w.loop(ctx, fsw)
 	}()
+	go func() {
+		defer wg.Done()
+		fsw.run(w.settle, w.event, w.overflow, w.error)
+	}()
 }
 
-// loop dispatches the notifications and, every fallback_poll_interval,
-// wakes every file of a watched directory (the safety poll: woken
-// together, they cost one burst instead of a timer each).
-func (w *watcher) loop(ctx context.Context, fsw *fsnotify.Watcher) {
+// notifySettle is how long the notifier waits after a read before the
+// next: at most one wake per notifySettle for notifications, at most that
+// much later for the first write to an idle file after a busy moment.
+const notifySettle = 20 * time.Millisecond
+
+// notification is one inotify event: the directory's path with the
+// entry's name, or the directory alone for its own events.
+type notification struct {
+	name string
+	op   op
+}
+
+// op is what happened to a name.
+type op uint8
+
+const (
+	opCreate op = 1 << iota // created, or moved here
+	opWrite                 // written to
+	opRemove                // removed (the watched directory itself included)
+	opRename                // moved away (the watched directory itself included)
+	opChmod                 // attributes changed
+)
+
+func (o op) has(x op) bool { return o&x != 0 }
+
+// loop wakes every file of a watched directory every
+// fallback_poll_interval (the safety poll: woken together, they cost one
+// burst instead of a timer each) and closes the notifier at the end (the
+// notifier's run hands the notifications to event meanwhile).
+func (w *watcher) loop(ctx context.Context, fsw *notifier) {
 	defer func() {
 		w.mu.Lock()
 		w.closed = true
@@ -107,7 +140,7 @@ func (w *watcher) loop(ctx context.Context, fsw *fsnotify.Watcher) {
 		}
 		w.mu.Unlock()
 		w.addMu.Lock()
-		_ = fsw.Close() // also ends fsnotify's reader goroutine
+		_ = fsw.closeNotifier() // also ends its run
 		w.addMu.Unlock()
 	}()
 	sweep := time.NewTicker(w.r.cfg.FallbackPollInterval)
@@ -124,27 +157,17 @@ func (w *watcher) loop(ctx context.Context, fsw *fsnotify.Watcher) {
 				}
 			}
 			w.mu.Unlock()
-		case ev, ok := <-fsw.Events:
-			if !ok {
-				return
-			}
-			w.event(ev)
-		case err, ok := <-fsw.Errors:
-			if !ok {
-				return
-			}
-			w.error(err)
 		}
 	}
 }
 
 // event wakes the tailers of the event's name and marks the listing of its
 // directory stale when an entry was created, removed or renamed.
-func (w *watcher) event(ev fsnotify.Event) {
-	dir, base := filepath.Dir(ev.Name), filepath.Base(ev.Name)
-	entry := ev.Has(fsnotify.Create | fsnotify.Remove | fsnotify.Rename)
+func (w *watcher) event(ev notification) {
+	dir, base := filepath.Dir(ev.name), filepath.Base(ev.name)
+	entry := ev.op.has(opCreate | opRemove | opRename)
 	w.mu.Lock()
-	if d := w.dirs[ev.Name]; d != nil && ev.Has(fsnotify.Remove|fsnotify.Rename) {
+	if d := w.dirs[ev.name]; d != nil && ev.op.has(opRemove|opRename) {
 		// The watched directory itself was removed or moved: inotify
 		// dropped its watch. It is watched again when listed again.
 		d.watched = false
@@ -160,23 +183,32 @@ func (w *watcher) event(ev fsnotify.Event) {
 		}
 	}
 	w.mu.Unlock()
-	if ev.Has(fsnotify.Create) && w.r.mayMatch(ev.Name) {
+	if ev.op.has(opCreate) && w.r.mayMatch(ev.name) {
 		w.r.rescanSoon()
 	}
 }
 
-// error handles an error of the watcher. On a queue overflow events were
-// lost: every file is woken and every listing is taken again.
+// error handles the notifier's end by a read error: every file is woken,
+// every directory counts as unwatched (polled) from then on.
 func (w *watcher) error(err error) {
-	if !errors.Is(err, fsnotify.ErrEventOverflow) {
-		if !w.r.rateLimited("watch error") {
-			w.r.set.Logger.Warn("change notification error", zap.Error(err))
-		}
-		return
+	w.r.set.Logger.Warn("change notifications ended; files are polled every poll_interval", zap.Error(err))
+	w.mu.Lock()
+	for _, d := range w.dirs {
+		d.watched = false
+		d.changes++
+		d.wakeAll()
 	}
+	w.fs = nil
+	w.mu.Unlock()
+	w.r.rescanSoon()
+}
+
+// overflow handles a queue overflow: notifications were lost, so every
+// file is woken and every listing is taken again.
+func (w *watcher) overflow() {
 	w.r.tel.watchOverflows.Add(context.Background(), 1)
 	if !w.r.rateLimited("watch overflow") {
-		w.r.set.Logger.Warn("change notification queue overflowed (fs.inotify.max_queued_events); every file is checked", zap.Error(err))
+		w.r.set.Logger.Warn("change notification queue overflowed (fs.inotify.max_queued_events); every file is checked")
 	}
 	w.mu.Lock()
 	w.overflows++
@@ -248,8 +280,9 @@ func (w *watcher) ensure(dir string) *watchDir {
 	d = w.dirLocked(dir)
 	switch {
 	case err == nil:
-		d.watched, d.failed = true, ""
-	case w.closed || errors.Is(err, fsnotify.ErrClosed):
+		// Watched, unless the notifier ended meanwhile (error).
+		d.watched, d.failed = w.fs == fsw, ""
+	case w.closed || errors.Is(err, errNotifierClosed):
 		// shutting down
 	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
 		// gone: the lister or the tailer finds out by itself
@@ -293,9 +326,12 @@ func (w *watcher) remove(dir string) {
 	w.mu.Lock()
 	fsw := w.fs
 	w.mu.Unlock()
+	if fsw == nil {
+		return
+	}
 	w.addMu.Lock()
 	defer w.addMu.Unlock()
-	_ = fsw.Remove(dir) // ErrNonExistentWatch when inotify already dropped it
+	fsw.remove(dir)
 }
 
 // subscribe registers a following tailer under its path and, when the path
@@ -397,12 +433,12 @@ func watchFailReason(err error) string {
 // addDirWatch watches dir, unless it is on a filesystem where inotify only
 // sees the changes made through this machine's kernel (network and FUSE
 // filesystems): there files are polled.
-func addDirWatch(fsw *fsnotify.Watcher, dir string) error {
+func addDirWatch(fsw *notifier, dir string) error {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err == nil && remoteFS(uint32(st.Type)) { //nolint:gosec // magic numbers are 32-bit
 		return errUnsupportedFS
 	}
-	return fsw.Add(dir)
+	return fsw.add(dir)
 }
 
 // remoteFS reports whether a statfs f_type is a network or FUSE filesystem
@@ -421,6 +457,14 @@ func remoteFS(magic uint32) bool {
 		return true
 	}
 	return false
+}
+
+// drainWake takes a pending wake: the read that follows serves it.
+func (t *tailer) drainWake() {
+	select {
+	case <-t.wake:
+	default:
+	}
 }
 
 // wakeUp makes the tailer read now; a wake already pending is enough.

@@ -5,12 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
@@ -60,27 +58,6 @@ func inotifyWatches(t *testing.T) map[string]int {
 		out[e.Name()] = strings.Count(string(b), "inotify wd:")
 	}
 	return out
-}
-
-// recorded is a function-typed seam that keeps the inotify watcher the
-// receiver created, so that a test can inject into its error channel.
-type recorded struct {
-	mu  sync.Mutex
-	fsw *fsnotify.Watcher
-}
-
-func (rc *recorded) newFS() (*fsnotify.Watcher, error) {
-	w, err := fsnotify.NewWatcher()
-	rc.mu.Lock()
-	rc.fsw = w
-	rc.mu.Unlock()
-	return w, err
-}
-
-func (rc *recorded) get() *fsnotify.Watcher {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return rc.fsw
 }
 
 // A line appended to an idle file is read at once although neither the
@@ -219,11 +196,11 @@ func TestWatchUnavailableFallsBackToPolling(t *testing.T) {
 		name     string
 		reason   string
 		counted  int64 // watch_fallbacks{reason}
-		newFS    func() (*fsnotify.Watcher, error)
+		newFS    func() (*notifier, error)
 		addError error // for the container directories (the others are watched)
 	}{
 		{name: "no inotify instance", reason: watchUnavailable, counted: 1,
-			newFS: func() (*fsnotify.Watcher, error) {
+			newFS: func() (*notifier, error) {
 				return nil, fmt.Errorf("couldn't initialize inotify: %w", syscall.EMFILE)
 			}},
 		{name: "watch limit", reason: watchLimit, counted: 3, addError: syscall.ENOSPC},
@@ -250,7 +227,7 @@ func TestWatchUnavailableFallsBackToPolling(t *testing.T) {
 					r.watch.newFS = tt.newFS
 				}
 				if tt.addError != nil {
-					r.watch.addDir = func(w *fsnotify.Watcher, d string) error {
+					r.watch.addDir = func(w *notifier, d string) error {
 						if filepath.Base(d) == "c" {
 							return fmt.Errorf("add watch %q: %w", d, tt.addError)
 						}
@@ -287,7 +264,7 @@ func TestWatchUnavailableFallsBackToPolling(t *testing.T) {
 // A queue overflow means notifications were lost: every file is woken.
 // The directories' watches are faked (added to nothing), so that writes
 // bring no notification and the safety poll is a minute away; only the
-// overflow, injected into the watcher's error channel, can bring the lines.
+// overflow, handed to the watcher as the notifier does, can bring the lines.
 func TestOverflowWakesEveryFile(t *testing.T) {
 	dir := t.TempDir()
 	const files = 20
@@ -299,22 +276,23 @@ func TestOverflowWakesEveryFile(t *testing.T) {
 		appendFile(t, p, seqLines(tag, 0, 1))
 		paths, tags = append(paths, p), append(tags, tag)
 	}
-	rc := &recorded{}
 	s := &sink{}
 	run := startReceiver(t, notifiedCfg(filepath.Join(dir, "*", "*", "*.log")), s, func(r *logsReceiver) {
-		r.watch.newFS = rc.newFS
-		r.watch.addDir = func(*fsnotify.Watcher, string) error { return nil } // watched, but nothing is ever notified
+		r.watch.addDir = func(*notifier, string) error { return nil } // watched, but nothing is ever notified
 	})
 	require.Eventually(t, func() bool { return s.len() == files }, 5*time.Second, 5*time.Millisecond)
 	for _, p := range paths {
 		waitCovered(t, run, p)
 	}
+	// A file that was just read is read once more min_read_interval
+	// later (tailer.run); after that it waits for a notification.
+	time.Sleep(2*min(run.r.cfg.MinReadInterval, run.r.cfg.PollInterval) + 50*time.Millisecond)
 	for i, p := range paths {
 		appendFile(t, p, seqLines(tags[i], 1, 2))
 	}
 	// The premise: nothing reads the new lines by itself.
 	assert.Never(t, func() bool { return s.len() > files }, 300*time.Millisecond, 10*time.Millisecond, "read without a wake")
-	rc.get().Errors <- fsnotify.ErrEventOverflow
+	run.r.watch.overflow() // as the notifier reports IN_Q_OVERFLOW (TestNotifierOverflow)
 	require.Eventually(t, func() bool { return s.len() == 3*files }, 5*time.Second, 5*time.Millisecond, "not every file was woken")
 	checkExactlyOnce(t, s.records(), 3, tags...)
 	assert.Equal(t, int64(1), run.counter(t, "container_logs.watch_overflows", ""))
@@ -383,19 +361,19 @@ func TestCreateNotificationStartsRescan(t *testing.T) {
 	require.NoError(t, err)
 	tests := []struct {
 		name string
-		op   fsnotify.Op
+		op   op
 		want bool
 	}{
-		{"/var/log/pods/ns_pod_uid/c/0.log", fsnotify.Create, true},
-		{"/var/log/pods/ns_pod_uid/c", fsnotify.Create, true},
-		{"/var/log/pods/ns_pod_uid", fsnotify.Create, true},
-		{"/var/log/pods/ns_pod_uid/c/0.log.20240101-000000", fsnotify.Create, false},
-		{"/var/log/pods/ns_pod_uid/c/0.log", fsnotify.Write, false},
-		{"/var/log/other/x.log", fsnotify.Create, false},
+		{"/var/log/pods/ns_pod_uid/c/0.log", opCreate, true},
+		{"/var/log/pods/ns_pod_uid/c", opCreate, true},
+		{"/var/log/pods/ns_pod_uid", opCreate, true},
+		{"/var/log/pods/ns_pod_uid/c/0.log.20240101-000000", opCreate, false},
+		{"/var/log/pods/ns_pod_uid/c/0.log", opWrite, false},
+		{"/var/log/other/x.log", opCreate, false},
 	}
 	for _, tt := range tests {
-		t.Run(tt.op.String()+" "+tt.name, func(t *testing.T) {
-			r.watch.event(fsnotify.Event{Name: tt.name, Op: tt.op})
+		t.Run(fmt.Sprintf("op %d %s", tt.op, tt.name), func(t *testing.T) {
+			r.watch.event(notification{name: tt.name, op: tt.op})
 			select {
 			case <-r.rescanNow:
 				assert.True(t, tt.want, "rescan requested")
