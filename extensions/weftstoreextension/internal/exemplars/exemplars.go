@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -71,8 +72,10 @@ const (
 	formTrace                 // trace_id alone: entry.ids[:16]
 )
 
-// entry is one slot of the ring: 72 bytes, the exemplar's labels
-// included unless they are of formLabels.
+// entry is one slot of the ring: 56 bytes, the exemplar's labels
+// included unless they are of formLabels (then in Storage.other). It holds
+// no pointer: the ring is outside the Go heap where the platform allows
+// (ring_linux.go), and the collector never scans it.
 type entry struct {
 	ts    int64
 	value float64
@@ -81,7 +84,6 @@ type entry struct {
 	form  form
 	hasTs bool
 	ids   [24]byte
-	other labels.Labels // formLabels only
 }
 
 // series is a series with exemplars in the ring: its oldest and newest
@@ -98,8 +100,9 @@ type Storage struct {
 
 	mu     sync.RWMutex
 	ring   []entry
-	next   int32 // the slot the next exemplar takes
-	used   int   // slots holding an exemplar
+	other  map[int32]labels.Labels // the labels of the formLabels entries, by slot
+	next   int32                   // the slot the next exemplar takes
+	used   int                     // slots holding an exemplar
 	series map[storage.SeriesRef]series
 	wal    *wal // nil: exemplars are kept in memory only
 
@@ -116,12 +119,18 @@ func New(capacity int, lookup Lookup, logger *slog.Logger) (*Storage, error) {
 	if capacity < 1 || capacity > MaxCapacity {
 		return nil, fmt.Errorf("exemplar capacity %d: must be from 1 to %d", capacity, MaxCapacity)
 	}
-	return &Storage{
+	s := &Storage{
 		lookup: lookup,
 		logger: logger,
-		ring:   make([]entry, capacity),
+		other:  make(map[int32]labels.Labels),
 		series: make(map[storage.SeriesRef]series),
-	}, nil
+	}
+	var mapped []byte
+	s.ring, mapped = newRing(capacity)
+	if mapped != nil {
+		runtime.AddCleanup(s, freeRing, mapped)
+	}
+	return s, nil
 }
 
 // Validate returns the error Add would give e for the series ref now
@@ -201,10 +210,9 @@ func (s *Storage) add(ref storage.SeriesRef, e exemplar.Exemplar) error {
 			}
 		}
 	}
-	en := &s.ring[slot]
-	*en = entry{ts: e.Ts, value: e.Value, ref: ref, next: none, form: f, hasTs: e.HasTs, ids: ids}
+	s.ring[slot] = entry{ts: e.Ts, value: e.Value, ref: ref, next: none, form: f, hasTs: e.HasTs, ids: ids}
 	if f == formLabels {
-		en.other = e.Labels
+		s.other[slot] = e.Labels
 	}
 	if sr.newest == none {
 		sr.oldest = slot
@@ -231,6 +239,9 @@ func (s *Storage) evict(slot int32) {
 		sr.oldest = old.next
 		s.series[old.ref] = sr
 	}
+	if old.form == formLabels {
+		delete(s.other, slot)
+	}
 	*old = entry{}
 	s.used--
 }
@@ -251,23 +262,24 @@ func (s *Storage) check(sr series, ok bool, e exemplar.Exemplar, f form, ids *[2
 		return nil
 	}
 	newest := &s.ring[sr.newest]
-	if newest.equals(e, f, ids) {
+	if s.equals(sr.newest, e, f, ids) {
 		return storage.ErrDuplicateExemplar
 	}
 	// Exemplars at one time are ordered by value, then label hash: native
 	// histograms have several per sample.
 	if e.Ts < newest.ts ||
 		(e.Ts == newest.ts && e.Value < newest.value) ||
-		(e.Ts == newest.ts && e.Value == newest.value && e.Labels.Hash() < newest.labels().Hash()) {
+		(e.Ts == newest.ts && e.Value == newest.value && e.Labels.Hash() < s.labels(sr.newest).Hash()) {
 		return storage.ErrOutOfOrderExemplar
 	}
 	return nil
 }
 
-// equals is exemplar.Equals of the entry's exemplar and e (whose labels
+// equals is exemplar.Equals of the exemplar in slot and e (whose labels
 // are of form f with ids): without a timestamp on either side, times are
 // not compared.
-func (en *entry) equals(e exemplar.Exemplar, f form, ids *[24]byte) bool {
+func (s *Storage) equals(slot int32, e exemplar.Exemplar, f form, ids *[24]byte) bool {
+	en := &s.ring[slot]
 	if (en.hasTs || e.HasTs) && en.ts != e.Ts {
 		return false
 	}
@@ -275,24 +287,30 @@ func (en *entry) equals(e exemplar.Exemplar, f form, ids *[24]byte) bool {
 		return false
 	}
 	if f == formLabels {
-		return labels.Equal(en.other, e.Labels)
+		return labels.Equal(s.other[slot], e.Labels)
 	}
 	return en.ids == *ids
 }
 
-// labels returns the entry's exemplar labels.
-func (en *entry) labels() labels.Labels {
-	switch en.form {
-	case formTraceSpan:
-		return labels.FromStrings("span_id", hex.EncodeToString(en.ids[16:]), "trace_id", hex.EncodeToString(en.ids[:16]))
-	case formTrace:
-		return labels.FromStrings("trace_id", hex.EncodeToString(en.ids[:16]))
+// labels returns the exemplar labels of slot.
+func (s *Storage) labels(slot int32) labels.Labels {
+	if en := &s.ring[slot]; en.form != formLabels {
+		return en.idLabels()
 	}
-	return en.other
+	return s.other[slot]
 }
 
-func (en *entry) exemplar() exemplar.Exemplar {
-	return exemplar.Exemplar{Labels: en.labels(), Value: en.value, Ts: en.ts, HasTs: en.hasTs}
+// idLabels returns the labels of an entry that keeps IDs.
+func (en *entry) idLabels() labels.Labels {
+	if en.form == formTraceSpan {
+		return labels.FromStrings("span_id", hex.EncodeToString(en.ids[16:]), "trace_id", hex.EncodeToString(en.ids[:16]))
+	}
+	return labels.FromStrings("trace_id", hex.EncodeToString(en.ids[:16]))
+}
+
+func (s *Storage) exemplar(slot int32) exemplar.Exemplar {
+	en := &s.ring[slot]
+	return exemplar.Exemplar{Labels: s.labels(slot), Value: en.value, Ts: en.ts, HasTs: en.hasTs}
 }
 
 // compact returns the form of the exemplar labels l and, for the forms
@@ -350,7 +368,7 @@ func (s *Storage) Select(start, end int64, matchers ...[]*labels.Matcher) ([]exe
 				break
 			}
 			if en.ts >= start {
-				r.Exemplars = append(r.Exemplars, en.exemplar())
+				r.Exemplars = append(r.Exemplars, s.exemplar(i))
 			}
 		}
 		if len(r.Exemplars) > 0 {
@@ -394,9 +412,10 @@ func (s *Storage) OfTrace(id [16]byte) []exemplar.QueryResult {
 		case en.ref == 0:
 			continue
 		case en.form == formLabels:
-			tid := en.other.Get("trace_id")
+			other := s.other[int32(i)] //nolint:gosec // slots are int32 (MaxCapacity)
+			tid := other.Get("trace_id")
 			if tid == "" {
-				tid = en.other.Get("traceID")
+				tid = other.Get("traceID")
 			}
 			if !strings.EqualFold(tid, want) {
 				continue
@@ -410,7 +429,7 @@ func (s *Storage) OfTrace(id [16]byte) []exemplar.QueryResult {
 			at[en.ref] = j
 			ret = append(ret, exemplar.QueryResult{SeriesLabels: s.series[en.ref].lset})
 		}
-		ret[j].Exemplars = append(ret[j].Exemplars, en.exemplar())
+		ret[j].Exemplars = append(ret[j].Exemplars, s.exemplar(int32(i))) //nolint:gosec // as above
 	}
 	return ret
 }

@@ -6,9 +6,12 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
@@ -189,11 +192,11 @@ func TestCompactForms(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			f, ids := compact(c.l)
 			require.Equal(t, c.want, f)
-			en := entry{form: f, ids: ids}
+			s := &Storage{ring: []entry{{form: f, ids: ids}}, other: map[int32]labels.Labels{}}
 			if f == formLabels {
-				en.other = c.l
+				s.other[0] = c.l
 			}
-			require.Equal(t, c.l, en.labels())
+			require.Equal(t, c.l, s.labels(0))
 		})
 	}
 }
@@ -270,4 +273,37 @@ func BenchmarkAdd(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/exemplar")
+}
+
+// The ring's entries hold no pointer: on Linux the ring is outside the Go
+// heap (ring_linux.go), where the collector would not see one. The ring
+// is mapped there, its slots zero (free).
+func TestRingHoldsNoPointers(t *testing.T) {
+	require.False(t, hasPointers(reflect.TypeFor[entry]()), "entry holds a pointer")
+	ring, mapped := newRing(1000)
+	require.Len(t, ring, 1000)
+	if runtime.GOOS == "linux" {
+		require.NotNil(t, mapped, "the ring is on the heap")
+		require.Equal(t, unsafe.Pointer(unsafe.SliceData(mapped)), unsafe.Pointer(unsafe.SliceData(ring)))
+	}
+	for i := range ring {
+		require.Zero(t, ring[i].ref)
+	}
+	freeRing(mapped)
+}
+
+func hasPointers(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Pointer, reflect.String, reflect.Slice, reflect.Map, reflect.Chan, reflect.Func, reflect.Interface, reflect.UnsafePointer:
+		return true
+	case reflect.Array:
+		return hasPointers(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if hasPointers(t.Field(i).Type) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -149,11 +149,12 @@ func (s *Storage) rewrite(w *wal) error {
 	w.segs, w.total = []segCount{{seg: seg}}, 0
 	recs := make([]record.RefExemplar, 0, min(s.used, recordExemplars))
 	for i := range s.ring {
-		en := &s.ring[(int(s.next)+i)%len(s.ring)]
+		slot := int32((int(s.next) + i) % len(s.ring)) //nolint:gosec // slots are int32 (MaxCapacity)
+		en := &s.ring[slot]
 		if en.ref == 0 {
 			continue
 		}
-		recs = append(recs, record.RefExemplar{Ref: refOf(en.ref), T: en.ts, V: en.value, Labels: en.labels()})
+		recs = append(recs, record.RefExemplar{Ref: refOf(en.ref), T: en.ts, V: en.value, Labels: s.labels(slot)})
 		if len(recs) == recordExemplars {
 			if err := w.log(recs, math.MaxInt); err != nil {
 				return err
