@@ -103,6 +103,9 @@ type tailer struct {
 	after  <-chan struct{}
 	done   chan struct{}
 	wake   chan struct{} // a change notification for the file (buffered: one pending wake is enough)
+	// waits counts the times it began to wait for a notification, its file
+	// read to the end (tests: it reads nothing more until woken).
+	waits atomic.Int64
 
 	watches []watchRef // where change notifications for the file arrive (watcher.mu)
 
@@ -305,6 +308,7 @@ func (t *tailer) run(ctx context.Context) {
 			continue
 		default:
 			timer.Stop()
+			t.waits.Add(1)
 		}
 		select {
 		case <-ctx.Done():

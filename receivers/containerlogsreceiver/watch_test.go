@@ -286,7 +286,13 @@ func TestOverflowWakesEveryFile(t *testing.T) {
 	}
 	// A file that was just read is read once more min_read_interval
 	// later (tailer.run); after that it waits for a notification.
-	time.Sleep(2*min(run.r.cfg.MinReadInterval, run.r.cfg.PollInterval) + 50*time.Millisecond)
+	for _, p := range paths {
+		run.r.mu.Lock()
+		tl := run.r.byPath[p]
+		run.r.mu.Unlock()
+		require.Eventually(t, func() bool { return tl.waits.Load() > 0 }, 5*time.Second, 5*time.Millisecond,
+			"%s never waited for a notification", p)
+	}
 	for i, p := range paths {
 		appendFile(t, p, seqLines(tags[i], 1, 2))
 	}
