@@ -189,10 +189,11 @@ func (w *watcher) event(ev notification) {
 }
 
 // error handles the notifier's end by a read error: every file is woken,
-// every directory counts as unwatched (polled) from then on.
+// every directory counts as unwatched (polled) from then on; counted and
+// logged as a fall back (watch_error).
 func (w *watcher) error(err error) {
-	w.r.set.Logger.Warn("change notifications ended; files are polled every poll_interval", zap.Error(err))
 	w.mu.Lock()
+	w.fallbackLocked("", watchError, err)
 	for _, d := range w.dirs {
 		d.watched = false
 		d.changes++

@@ -1,6 +1,7 @@
 package containerlogsreceiver
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -432,4 +433,30 @@ func TestNotificationsCoalesced(t *testing.T) {
 			t.Logf("%d writes in %s: %d batches (at most %d)", n, took, batches, limit)
 		})
 	}
+}
+
+// When the notifier ends by a read error, every file falls back to
+// polling: counted (watch_fallbacks{reason=watch_error}), no longer
+// counted as watched, and its new lines still arrive.
+func TestNotifierErrorFallsBackToPolling(t *testing.T) {
+	dir := t.TempDir()
+	path := podLogPath(t, dir, "ns", "pod", "c")
+	appendFile(t, path, seqLines("e", 0, 1))
+	s := &sink{}
+	cfg := notifiedCfg(filepath.Join(dir, "*", "*", "*.log"))
+	cfg.PollInterval = 50 * time.Millisecond
+	run := startReceiver(t, cfg, s)
+	require.Eventually(t, func() bool { return s.len() == 1 }, 5*time.Second, 5*time.Millisecond)
+	waitCovered(t, run, path)
+	run.r.mu.Lock()
+	tl := run.r.byPath[path]
+	run.r.mu.Unlock()
+	require.Eventually(t, func() bool { return tl.waits.Load() > 0 }, 5*time.Second, 5*time.Millisecond,
+		"never waited for a notification")
+	run.r.watch.error(errors.New("read inotify events: input/output error"))
+	assert.False(t, run.r.watch.covers(tl), "still counted as watched")
+	assert.Equal(t, int64(1), run.counter(t, "container_logs.watch_fallbacks", watchError))
+	appendFile(t, path, seqLines("e", 1, 3))
+	require.Eventually(t, func() bool { return s.len() == 4 }, 5*time.Second, 5*time.Millisecond, "polling did not deliver")
+	checkExactlyOnce(t, s.records(), 4, "e")
 }
