@@ -34,11 +34,28 @@ func notifiedCfg(include ...string) *Config {
 func waitCovered(t *testing.T, run *running, path string) {
 	t.Helper()
 	require.Eventually(t, func() bool {
-		run.r.mu.Lock()
-		tl := run.r.byPath[path]
-		run.r.mu.Unlock()
+		tl := tailerAt(run, path)
 		return tl != nil && run.r.watch.covers(tl)
 	}, 5*time.Second, 5*time.Millisecond, "%s not covered by a watch", path)
+}
+
+// tailerAt returns the tailer of path, nil if none.
+func tailerAt(run *running, path string) *tailer {
+	run.r.mu.Lock()
+	defer run.r.mu.Unlock()
+	return run.r.byPath[path]
+}
+
+// waitWaiting waits until the tailer of path, its file read to the end,
+// waits for a notification (a file just read is read once more
+// min_read_interval later first: tailer.run), and returns it.
+func waitWaiting(t *testing.T, run *running, path string) *tailer {
+	t.Helper()
+	tl := tailerAt(run, path)
+	require.NotNil(t, tl, "no tailer for %s", path)
+	require.Eventually(t, func() bool { return tl.waits.Load() > 0 }, 5*time.Second, 5*time.Millisecond,
+		"%s never waited for a notification", path)
+	return tl
 }
 
 // inotifyWatches counts the watches of each inotify instance of this
@@ -246,9 +263,7 @@ func TestWatchUnavailableFallsBackToPolling(t *testing.T) {
 			}
 			checkExactlyOnce(t, s.records(), 20, "p0", "p1", "p2")
 			for _, p := range paths {
-				run.r.mu.Lock()
-				tl := run.r.byPath[p]
-				run.r.mu.Unlock()
+				tl := tailerAt(run, p)
 				require.NotNil(t, tl)
 				assert.False(t, run.r.watch.covers(tl), "%s counted as watched", p)
 			}
@@ -285,14 +300,8 @@ func TestOverflowWakesEveryFile(t *testing.T) {
 	for _, p := range paths {
 		waitCovered(t, run, p)
 	}
-	// A file that was just read is read once more min_read_interval
-	// later (tailer.run); after that it waits for a notification.
 	for _, p := range paths {
-		run.r.mu.Lock()
-		tl := run.r.byPath[p]
-		run.r.mu.Unlock()
-		require.Eventually(t, func() bool { return tl.waits.Load() > 0 }, 5*time.Second, 5*time.Millisecond,
-			"%s never waited for a notification", p)
+		waitWaiting(t, run, p)
 	}
 	for i, p := range paths {
 		appendFile(t, p, seqLines(tags[i], 1, 2))
@@ -448,11 +457,7 @@ func TestNotifierErrorFallsBackToPolling(t *testing.T) {
 	run := startReceiver(t, cfg, s)
 	require.Eventually(t, func() bool { return s.len() == 1 }, 5*time.Second, 5*time.Millisecond)
 	waitCovered(t, run, path)
-	run.r.mu.Lock()
-	tl := run.r.byPath[path]
-	run.r.mu.Unlock()
-	require.Eventually(t, func() bool { return tl.waits.Load() > 0 }, 5*time.Second, 5*time.Millisecond,
-		"never waited for a notification")
+	tl := waitWaiting(t, run, path)
 	run.r.watch.error(errors.New("read inotify events: input/output error"))
 	assert.False(t, run.r.watch.covers(tl), "still counted as watched")
 	assert.Equal(t, int64(1), run.counter(t, "container_logs.watch_fallbacks", watchError))
