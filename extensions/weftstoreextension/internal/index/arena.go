@@ -162,12 +162,13 @@ func (st *arenaState) grow() {
 	st.head = start
 }
 
-// take returns a new block.
+// take returns a new block, its pages resident (populate).
 func (st *arenaState) take() block {
 	buf, err := osAlloc(st.blockSize)
 	if err != nil {
 		return block{buf: make([]byte, st.blockSize)}
 	}
+	populate(buf)
 	st.mapped.Add(int64(st.blockSize))
 	return block{buf: buf, os: true}
 }
