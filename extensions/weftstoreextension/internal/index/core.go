@@ -11,10 +11,11 @@
 // lists all the same, into the pinned budget (pinned.go), which the
 // queries read besides the ring.
 //
-// Each record is kept serialized: a batch is marshaled once and split into
-// each record's bytes (otlpwire), and the resource and scope of a ScopeX
-// are kept once, shared by its records. Those bytes live in the index's
-// arena, outside the Go heap (arena.go).
+// Each record is kept serialized: otlpwire.Encoder writes each record's
+// bytes as pdata would, and the resource and scope of a ScopeX, kept once
+// and shared by its records, come from marshaling the batch without its
+// records (skeleton) and splitting that (otlpwire). Those bytes live in
+// the index's arena, outside the Go heap (arena.go).
 package index
 
 import (
@@ -87,10 +88,12 @@ type core[E, V any] struct {
 	evictedBytes int64
 	unencodable  int64 // records that failed to serialize (never expected for valid pdata)
 
-	// The batch being appended: its scopes on the wire (nil if it could
-	// not be serialized or split) and the number of scopes added.
+	// The batch being appended: its scopes on the wire, without their
+	// records (nil if it could not be serialized or split), and the
+	// number of scopes added.
 	wire  []otlpwire.Scope
 	added int
+	enc   otlpwire.Encoder // the records' bytes
 
 	pin pinned[V] // entries of pinned traces the budget evicted
 
@@ -128,8 +131,9 @@ func (c *core[E, V]) removeTrace(id pcommon.TraceID, seq uint64) {
 	}
 }
 
-// appendBatch stores a batch, serialized as buf (err: it could not be):
-// walk calls addScope for each of its scopes, in order. Then the oldest
+// appendBatch stores a batch whose resources and scopes, without their
+// records, are serialized as buf (err: they could not be): walk calls
+// addScope for each of its scopes, in order. Then the oldest
 // entries are evicted until the index fits its budget (see evictOverflow).
 func (c *core[E, V]) appendBatch(buf []byte, err error, walk func(), unlink func(e *E, seq uint64)) {
 	var wire []otlpwire.Scope
@@ -147,16 +151,17 @@ func (c *core[E, V]) appendBatch(buf []byte, err error, walk func(), unlink func
 }
 
 // addScope stores the count records of the next scope of the batch:
-// insert stores record k with the location of its bytes (loc, n: see
-// arena.bytes) and the scope's shared resource. A scope whose wire form
-// does not hold count records is counted as unencodable.
-func (c *core[E, V]) addScope(count int, insert func(k int, res *resource, loc uint64, n uint32)) {
+// encode writes record k with c.enc, and insert stores it with the
+// location of its bytes (loc, n: see arena.bytes) and the scope's shared
+// resource. The records of a scope missing from the batch's wire form
+// are counted as unencodable.
+func (c *core[E, V]) addScope(count int, encode func(e *otlpwire.Encoder, k int) []byte, insert func(k int, res *resource, loc uint64, n uint32)) {
 	n := c.added
 	c.added++
 	if count == 0 {
 		return
 	}
-	if n >= len(c.wire) || len(c.wire[n].Recs) != count {
+	if n >= len(c.wire) {
 		c.unencodable += int64(count)
 		return
 	}
@@ -165,8 +170,9 @@ func (c *core[E, V]) addScope(count int, insert func(k int, res *resource, loc u
 	res := &resource{Blob: otlpwire.MakeBlob(w, buf), at: at}
 	res.h = c.res.add(res)
 	for k := range count {
-		data, loc := c.arena.allocRec(len(w.Recs[k]))
-		copy(data, w.Recs[k])
+		rec := encode(&c.enc, k)
+		data, loc := c.arena.allocRec(len(rec))
+		copy(data, rec)
 		insert(k, res, loc, uint32(len(data)))
 	}
 }

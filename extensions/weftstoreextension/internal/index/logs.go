@@ -7,6 +7,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/weftobs/weft/extensions/weftstoreextension/internal/otlpwire"
 )
 
 // Log is a stored log record as weftstoreextension.LogRecord (its public form)
@@ -116,7 +118,7 @@ func (x *Logs) view(e *logEntry) logView {
 
 // Append stores every record of ld, like Spans.Append.
 func (x *Logs) Append(ld plog.Logs) {
-	buf, err := x.marsh.MarshalLogs(ld)
+	buf, err := x.marsh.MarshalLogs(skeletonLogs(ld))
 	x.appendBatch(buf, err, func() {
 		rls := ld.ResourceLogs()
 		for i := 0; i < rls.Len(); i++ {
@@ -127,7 +129,9 @@ func (x *Logs) Append(ld plog.Logs) {
 			sls := rls.At(i).ScopeLogs()
 			for j := 0; j < sls.Len(); j++ {
 				recs := sls.At(j).LogRecords()
-				x.addScope(recs.Len(), func(k int, res *resource, loc uint64, n uint32) {
+				x.addScope(recs.Len(), func(e *otlpwire.Encoder, k int) []byte {
+					return e.LogRecord(recs.At(k))
+				}, func(k int, res *resource, loc uint64, n uint32) {
 					x.insert(recs.At(k), service, pod, container, res, loc, n)
 				})
 			}

@@ -7,6 +7,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/weftobs/weft/extensions/weftstoreextension/internal/otlpwire"
 )
 
 // Span is a stored span as weftstoreextension.Span (its public form) describes it,
@@ -114,11 +116,12 @@ func (x *Spans) view(e *spanEntry) spanView {
 }
 
 // Append stores every span of td, evicting the oldest spans beyond the
-// budget. td is marshaled once and split into each span's bytes; a span
-// that cannot be serialized is counted as unencodable (not expected for
-// valid pdata). It does not keep td.
+// budget. Each span is encoded into the arena, its resource and scope
+// once per scope (see core); a span whose scope cannot be serialized is
+// counted as unencodable (not expected for valid pdata). It does not keep
+// td.
 func (x *Spans) Append(td ptrace.Traces) {
-	buf, err := x.marsh.MarshalTraces(td)
+	buf, err := x.marsh.MarshalTraces(skeletonTraces(td))
 	x.appendBatch(buf, err, func() {
 		rss := td.ResourceSpans()
 		for i := 0; i < rss.Len(); i++ {
@@ -131,7 +134,9 @@ func (x *Spans) Append(td ptrace.Traces) {
 			sss := rss.At(i).ScopeSpans()
 			for j := 0; j < sss.Len(); j++ {
 				spans := sss.At(j).Spans()
-				x.addScope(spans.Len(), func(k int, res *resource, loc uint64, n uint32) {
+				x.addScope(spans.Len(), func(e *otlpwire.Encoder, k int) []byte {
+					return e.Span(spans.At(k))
+				}, func(k int, res *resource, loc uint64, n uint32) {
 					x.insert(spans.At(k), service, pod, res, loc, n)
 				})
 			}
