@@ -1,8 +1,10 @@
-// Package otlpwire splits serialized OTLP TracesData and LogsData into the
-// byte ranges of their resources, scopes and records, and wraps one record
-// back into a message of its own, without decoding to pdata. The span and
-// log indexes use it to keep each record's bytes: an incoming batch is
-// marshaled once and split here, with no per-record pdata copy or marshal.
+// Package otlpwire writes spans and log records in OTLP's wire form
+// (Encoder), splits serialized OTLP TracesData and LogsData into the byte
+// ranges of their resources, scopes and records, and wraps one record back
+// into a message of its own, without decoding to pdata. The span and log
+// indexes use it to keep each record's bytes: each record is encoded into
+// a reused buffer, and a batch's resources and scopes, marshaled without
+// its records, are split here.
 //
 // TracesData and LogsData share one wire layout:
 //
