@@ -34,7 +34,11 @@ type Config struct {
 	// by change notifications: notifications that arrive sooner wait for it
 	// and are served by one read. A container that writes its log in many
 	// small pieces is then read in fewer, larger reads and batches, at the
-	// cost of up to this much delay. 0 reads at every notification; above
+	// cost of up to this much delay. A file whose last read found lines is
+	// read again on the next tick of a min_read_interval grid on the wall
+	// clock at least half an interval away, without waiting for a
+	// notification: every file being written is then read on the same
+	// tick, in one wake of the agent. 0 reads at every notification; above
 	// poll_interval, poll_interval applies (a notified file is never read
 	// less often than a polled one). At most 1s.
 	MinReadInterval time.Duration `mapstructure:"min_read_interval"`

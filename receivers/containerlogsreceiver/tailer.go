@@ -297,7 +297,7 @@ func (t *tailer) run(ctx context.Context) {
 			// cycle's start without waiting for a notification (one is
 			// all but certain by then, and the wait for the rest of the
 			// interval after it would cost a second wake).
-			timer.Reset(minRead - time.Since(cycle))
+			timer.Reset(time.Until(alignedRead(cycle, minRead)))
 			select {
 			case <-ctx.Done():
 				return
@@ -323,6 +323,20 @@ func (t *tailer) run(ctx context.Context) {
 		}
 		cycle, read = time.Now(), false
 	}
+}
+
+// alignedRead is when a file being written whose read cycle began at
+// cycle is read again: the first multiple of every (on the wall clock)
+// at least every/2 after cycle, so between every/2 and 3*every/2 later
+// and every on average. The files being written are then read together,
+// one wake of the process for all of them instead of one each.
+func alignedRead(cycle time.Time, every time.Duration) time.Time {
+	t := cycle.Add(every / 2).Round(0)
+	n := t.Truncate(every)
+	if n.Before(t) {
+		n = n.Add(every)
+	}
+	return n
 }
 
 // polled reports whether an idle file is read again after poll_interval.

@@ -465,3 +465,28 @@ func TestNotifierErrorFallsBackToPolling(t *testing.T) {
 	require.Eventually(t, func() bool { return s.len() == 4 }, 5*time.Second, 5*time.Millisecond, "polling did not deliver")
 	checkExactlyOnce(t, s.records(), 4, "e")
 }
+
+// alignedRead puts the next read of a file being written on a tick shared
+// by all files: a multiple of the interval on the wall clock, between half
+// and one and a half intervals after the cycle's start, so that files whose
+// cycles began at different moments are read in one wake of the process.
+func TestAlignedRead(t *testing.T) {
+	base := time.Date(2026, 12, 5, 17, 0, 0, 0, time.UTC)
+	for _, every := range []time.Duration{20 * time.Millisecond, 200 * time.Millisecond, time.Second} {
+		ticks := map[time.Time]int{}
+		for off := time.Duration(0); off < every; off += every / 16 {
+			cycle := base.Add(off + 3*time.Microsecond)
+			next := alignedRead(cycle, every)
+			assert.Zero(t, next.Sub(base)%every, "%s: %s is not on the %s grid", every, next, every)
+			d := next.Sub(cycle)
+			assert.True(t, d >= every/2 && d < every*3/2, "%s: read %s after the cycle's start", every, d)
+			ticks[next]++
+		}
+		// Cycles spread over one interval meet on at most two ticks, and
+		// a file read on a tick stays on the grid.
+		assert.LessOrEqual(t, len(ticks), 2, "%s: %d ticks", every, len(ticks))
+		on := base.Add(7 * every)
+		assert.Equal(t, on.Add(every), alignedRead(on, every), "%s: a read on a tick", every)
+		assert.Equal(t, on.Add(every), alignedRead(on.Add(every/4), every), "%s: a late wake", every)
+	}
+}
