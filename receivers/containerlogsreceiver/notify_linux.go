@@ -80,7 +80,18 @@ func newNotifier() (*notifier, error) {
 }
 
 // add watches dir (again: a watch of the same directory is replaced).
-func (n *notifier) add(dir string) error {
+func (n *notifier) add(dir string) error { return n.addMask(dir, dirMask) }
+
+// setWrites changes dir's watch to report writes to its files or not (a
+// watch that reports no writes still reports entries and attributes).
+func (n *notifier) setWrites(dir string, on bool) error {
+	if on {
+		return n.addMask(dir, dirMask)
+	}
+	return n.addMask(dir, dirMask&^unix.IN_MODIFY)
+}
+
+func (n *notifier) addMask(dir string, mask uint32) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -88,7 +99,7 @@ func (n *notifier) add(dir string) error {
 	}
 	var wd int
 	err := n.control(func(fd int) (err error) {
-		wd, err = unix.InotifyAddWatch(fd, dir, dirMask|unix.IN_ONLYDIR)
+		wd, err = unix.InotifyAddWatch(fd, dir, mask|unix.IN_ONLYDIR)
 		return err
 	})
 	if err != nil {

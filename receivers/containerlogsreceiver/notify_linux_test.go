@@ -10,11 +10,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // notified collects what a notifier's run hands over.
@@ -248,4 +250,172 @@ func TestNotifierOverflow(t *testing.T) {
 	got.mu.Lock()
 	assert.Empty(t, got.failed)
 	got.mu.Unlock()
+}
+
+// watchMask is the event mask of this process's inotify watch on dir, as
+// the kernel reports it (/proc/self/fdinfo); ok is false without one.
+func watchMask(t *testing.T, dir string) (mask uint32, ok bool) {
+	t.Helper()
+	st, err := os.Stat(dir)
+	require.NoError(t, err)
+	ino := st.Sys().(*syscall.Stat_t).Ino
+	ents, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	for _, e := range ents {
+		if target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err != nil || target != "anon_inode:inotify" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc/self/fdinfo", e.Name()))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			var wd int
+			var i, dev uint64
+			var m uint32
+			if _, err := fmt.Sscanf(line, "inotify wd:%x ino:%x sdev:%x mask:%x", &wd, &i, &dev, &m); err == nil && i == ino {
+				return m, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// While a file is being written it is read on its own timer, so its
+// directory's watch stops reporting writes (no wake of the notifier per
+// write batch); once it waits for notifications again, writes are
+// reported again and a new line is read at once.
+func TestWatchQuietWhileFileRead(t *testing.T) {
+	dir := t.TempDir()
+	path := podLogPath(t, dir, "ns", "pod", "c")
+	appendFile(t, path, seqLines("q", 0, 1))
+	cfg := notifiedCfg(filepath.Join(dir, "*", "*", "*.log"))
+	cfg.MinReadInterval = 50 * time.Millisecond
+	s := &sink{}
+	run := startReceiver(t, cfg, s)
+	require.Eventually(t, func() bool { return s.len() == 1 }, 5*time.Second, 5*time.Millisecond)
+	waitCovered(t, run, path)
+	tl := waitWaiting(t, run, path)
+	writes := func() bool {
+		m, ok := watchMask(t, filepath.Dir(path))
+		require.True(t, ok, "no watch on %s", filepath.Dir(path))
+		return m&unix.IN_MODIFY != 0
+	}
+	require.True(t, writes(), "an idle file's directory does not report writes")
+
+	stop := make(chan struct{})
+	done := make(chan int)
+	go func() {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			done <- 0
+			return
+		}
+		defer f.Close()
+		n := 1
+		for {
+			select {
+			case <-stop:
+				done <- n
+				return
+			default:
+			}
+			if _, err := f.WriteString(seqLines("q", n, 1)); err != nil {
+				done <- n
+				return
+			}
+			n++
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	quiet := assert.Eventually(t, func() bool { return !writes() }, 3*time.Second, 2*time.Millisecond,
+		"the watch still reports writes while the file is read on its timer")
+	close(stop)
+	n := <-done
+	require.Greater(t, n, 1, "the writer failed")
+	require.Eventually(t, func() bool { return s.len() == n }, 5*time.Second, 5*time.Millisecond)
+	waits := tl.waits.Load()
+	require.Eventually(t, func() bool { return tl.waits.Load() > waits }, 5*time.Second, 5*time.Millisecond, "never waited again")
+	assert.True(t, writes(), "writes not reported again once the file waits for them")
+	written := time.Now()
+	appendFile(t, path, seqLines("q", n, 1))
+	require.Eventually(t, func() bool { return s.len() == n+1 }, 5*time.Second, time.Millisecond,
+		"the line after the quiet spell was not read: no notification (the safety poll is a minute away)")
+	assert.Less(t, time.Since(written), cfg.PollInterval, "read no sooner than a poll")
+	checkExactlyOnce(t, s.records(), n+1, "q")
+	t.Logf("%d lines written; watch quiet while read on the timer: %v", n, quiet)
+}
+
+// A write made after the file's last read on its timer but before its
+// directory's watch reports writes again brings no notification: the
+// tailer reads once more after turning them back on, so the line is not
+// left for the safety poll.
+func TestWatchWritesBackBeforeWait(t *testing.T) {
+	dir := t.TempDir()
+	path := podLogPath(t, dir, "ns", "pod", "c")
+	appendFile(t, path, seqLines("b", 0, 1))
+	cfg := notifiedCfg(filepath.Join(dir, "*", "*", "*.log"))
+	cfg.MinReadInterval = 50 * time.Millisecond
+	s := &sink{}
+	var armed, fired atomic.Bool
+	var offs atomic.Int64
+	run := startReceiver(t, cfg, s, func(r *logsReceiver) {
+		r.watch.setWrites = func(n *notifier, d string, on bool) error {
+			if !on && armed.Load() {
+				offs.Add(1)
+			}
+			if on && armed.CompareAndSwap(true, false) {
+				// The unlucky write: after the last read, before the watch
+				// reports writes again.
+				appendFile(t, path, seqLines("b", 3, 1))
+				fired.Store(true)
+			}
+			return n.setWrites(d, on)
+		}
+	})
+	require.Eventually(t, func() bool { return s.len() == 1 }, 5*time.Second, 5*time.Millisecond)
+	waitCovered(t, run, path)
+	waitWaiting(t, run, path)
+	armed.Store(true)
+	appendFile(t, path, seqLines("b", 1, 2)) // read, then read again on the timer: quiet
+	require.Eventually(t, fired.Load, 5*time.Second, 5*time.Millisecond,
+		"the watch never reported writes again (went quiet %d times)", offs.Load())
+	assert.Equal(t, int64(1), offs.Load(), "the watch did not go quiet once")
+	require.Eventually(t, func() bool { return s.len() == 4 }, 800*time.Millisecond, 5*time.Millisecond,
+		"the write made while writes were not reported waits for the safety poll")
+	checkExactlyOnce(t, s.records(), 4, "b")
+}
+
+// When a quiet watch cannot report writes again (inotify_add_watch
+// fails), its directory no longer counts as watched: the failure is
+// counted and logged like a refused watch, and the file is polled, so its
+// new lines still arrive.
+func TestWatchWritesBackFailsFallsBackToPolling(t *testing.T) {
+	dir := t.TempDir()
+	path := podLogPath(t, dir, "ns", "pod", "c")
+	appendFile(t, path, seqLines("f", 0, 1))
+	cfg := notifiedCfg(filepath.Join(dir, "*", "*", "*.log"))
+	cfg.MinReadInterval = 50 * time.Millisecond
+	cfg.PollInterval = 100 * time.Millisecond
+	s := &sink{}
+	var refused atomic.Bool
+	run := startReceiver(t, cfg, s, func(r *logsReceiver) {
+		r.watch.setWrites = func(n *notifier, d string, on bool) error {
+			if on && filepath.Dir(path) == d {
+				refused.Store(true)
+				return &os.PathError{Op: "inotify_add_watch", Path: d, Err: syscall.EIO}
+			}
+			return n.setWrites(d, on)
+		}
+	})
+	require.Eventually(t, func() bool { return s.len() == 1 }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, refused.Load, 5*time.Second, 5*time.Millisecond, "writes never turned back on")
+	tl := tailerAt(run, path)
+	require.NotNil(t, tl)
+	require.Eventually(t, func() bool { return !run.r.watch.covers(tl) }, 5*time.Second, 5*time.Millisecond,
+		"still counted as watched")
+	assert.Equal(t, int64(1), run.counter(t, "container_logs.watch_fallbacks", watchError))
+	appendFile(t, path, seqLines("f", 1, 3))
+	require.Eventually(t, func() bool { return s.len() == 4 }, 5*time.Second, 5*time.Millisecond, "polling did not deliver")
+	checkExactlyOnce(t, s.records(), 4, "f")
 }

@@ -18,6 +18,7 @@ func newNotifier() (*notifier, error) {
 }
 
 func (*notifier) add(string) error                                           { return errors.ErrUnsupported }
+func (*notifier) setWrites(string, bool) error                               { return errors.ErrUnsupported }
 func (*notifier) remove(string)                                              {}
 func (*notifier) closeNotifier() error                                       { return nil }
 func (*notifier) run(time.Duration, func(notification), func(), func(error)) {}

@@ -102,6 +102,7 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*logsR
 		bufs: &r.bufPool, inFlight: &r.inFlight,
 		limited: r.rateLimited, skipped: r.countSkip,
 		watched:  func(t *tailer) bool { return r.watch.covers(t) },
+		timed:    func(t *tailer, on bool) { r.watch.setTimed(t, on) },
 		released: r.forget,
 	}
 	r.watch = newWatcher(r)

@@ -86,6 +86,7 @@ type tailerEnv struct {
 	limited  func(key string) bool                // a warning for key was logged recently: do not log it again
 	skipped  func(path, reason string, err error) // counts and logs a path that cannot be read
 	watched  func(t *tailer) bool                 // change notifications cover t's file
+	timed    func(t *tailer, on bool)             // t reads on its own timer, or waits for notifications again (watcher.setTimed)
 	released func(ctx context.Context, t *tailer) // t read its file to the end and gave it up
 }
 
@@ -108,6 +109,8 @@ type tailer struct {
 	waits atomic.Int64
 
 	watches []watchRef // where change notifications for the file arrive (watcher.mu)
+	timed   bool       // reads on its own timer: its directories need not report writes (watcher.mu)
+	onTimer bool       // the same, for the tailer's goroutine
 
 	fp        []byte
 	format    format
@@ -296,7 +299,12 @@ func (t *tailer) run(ctx context.Context) {
 			// Being written: read again min_read_interval after this
 			// cycle's start without waiting for a notification (one is
 			// all but certain by then, and the wait for the rest of the
-			// interval after it would cost a second wake).
+			// interval after it would cost a second wake). Meanwhile its
+			// writes need not be notified.
+			if !t.onTimer {
+				t.onTimer = true
+				t.env.timed(t, true)
+			}
 			timer.Reset(time.Until(alignedRead(cycle, minRead)))
 			select {
 			case <-ctx.Done():
@@ -305,6 +313,12 @@ func (t *tailer) run(ctx context.Context) {
 			}
 			t.drainWake() // served by the read that follows
 			cycle, read = time.Now(), false
+			continue
+		case t.onTimer:
+			// Writes are notified again from here on; one more read for a
+			// write made before.
+			t.onTimer = false
+			t.env.timed(t, false)
 			continue
 		default:
 			timer.Stop()

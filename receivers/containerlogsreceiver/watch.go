@@ -24,7 +24,8 @@ import (
 // file and makes every listing stale. Notifications are read in batches,
 // every notifySettle at most (see notifier): a file being written is read
 // every min_read_interval however often it is written, so one wake per
-// write would buy nothing.
+// write would buy nothing; while every file of a directory is read on its
+// timer, the directory's watch leaves writes out altogether (setTimed).
 //
 // Polling stays the fallback: a file whose directory is not watched (no
 // inotify instance, a watch refused, a network filesystem) is polled every
@@ -36,7 +37,10 @@ type watcher struct {
 	// directory to it (addDirWatch). Tests make them fail.
 	newFS  func() (*notifier, error)
 	addDir func(*notifier, string) error
-	settle time.Duration // the notifier's wait between reads (notifySettle)
+	// setWrites turns the write notifications of a directory's watch on or
+	// off (notifier.setWrites); tests make it fail.
+	setWrites func(*notifier, string, bool) error
+	settle    time.Duration // the notifier's wait between reads (notifySettle)
 
 	addMu sync.Mutex // serialises adding and removing watches; never held with mu
 	mu    sync.Mutex
@@ -57,7 +61,14 @@ type watchDir struct {
 	listed   bool                 // the lister lists it
 	files    map[string][]*tailer // the tailers of each name (nil: none yet)
 	refs     int                  // tailers subscribed
+	timed    int                  // of those, the ones reading on their own timer (tailer.timed)
+	quiet    bool                 // the watch reports no writes (setWrites off)
 }
+
+// wantQuiet reports whether the directory's watch may leave writes out:
+// every tailer subscribed reads on its own timer, so a write notification
+// would wake no one. Entries and attributes are still reported.
+func (d *watchDir) wantQuiet() bool { return d.watched && d.refs > 0 && d.timed == d.refs }
 
 // watchRef is a tailer's subscription: a name in a watched directory.
 type watchRef struct {
@@ -71,7 +82,8 @@ var errUnsupportedFS = errors.New("network or FUSE filesystem: inotify does not 
 func newWatcher(r *logsReceiver) *watcher {
 	return &watcher{
 		r: r, newFS: newNotifier, addDir: addDirWatch, settle: notifySettle,
-		dirs: map[string]*watchDir{}, logged: map[string]bool{},
+		setWrites: func(n *notifier, dir string, on bool) error { return n.setWrites(dir, on) },
+		dirs:      map[string]*watchDir{}, logged: map[string]bool{},
 	}
 }
 
@@ -282,7 +294,7 @@ func (w *watcher) ensure(dir string) *watchDir {
 	switch {
 	case err == nil:
 		// Watched, unless the notifier ended meanwhile (error).
-		d.watched, d.failed = w.fs == fsw, ""
+		d.watched, d.failed, d.quiet = w.fs == fsw, "", false
 	case w.closed || errors.Is(err, errNotifierClosed):
 		// shutting down
 	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
@@ -355,6 +367,78 @@ func (w *watcher) subscribe(t *tailer) {
 		t.watches = append(t.watches, watchRef{d: d, dir: dir, base: base})
 		w.mu.Unlock()
 		w.ensure(dir)
+		w.applyQuiet(dir) // it waits for notifications until it reads on its timer
+	}
+}
+
+// setTimed records whether t reads on its own timer (its file being
+// written: tailer.run) and makes the watches of its directories report
+// writes only while a tailer there waits for them. Turning it off
+// returns once writes are reported again; the tailer then reads once
+// more before it waits, for a write made before that.
+func (w *watcher) setTimed(t *tailer, on bool) {
+	w.mu.Lock()
+	if t.timed == on {
+		w.mu.Unlock()
+		return
+	}
+	t.timed = on
+	dirs := make([]string, 0, len(t.watches))
+	for _, ref := range t.watches {
+		if on {
+			ref.d.timed++
+		} else {
+			ref.d.timed--
+		}
+		if w.dirs[ref.dir] == ref.d {
+			dirs = append(dirs, ref.dir)
+		}
+	}
+	w.mu.Unlock()
+	for _, dir := range dirs {
+		w.applyQuiet(dir)
+	}
+}
+
+// applyQuiet brings the directory's watch in line with wantQuiet. Under
+// addMu, so the last call applies the latest state. A watch whose writes
+// cannot be turned back on no longer counts as watched: its files are
+// polled (and the failure counted and logged, as for a refused watch).
+func (w *watcher) applyQuiet(dir string) {
+	w.addMu.Lock()
+	defer w.addMu.Unlock()
+	w.mu.Lock()
+	d, fsw := w.dirs[dir], w.fs
+	if d == nil || fsw == nil || w.closed || !d.watched || d.wantQuiet() == d.quiet {
+		w.mu.Unlock()
+		return
+	}
+	quiet := d.wantQuiet()
+	w.mu.Unlock()
+	err := w.setWrites(fsw, dir, !quiet)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.dirs[dir] != d {
+		return // forgotten meanwhile
+	}
+	switch {
+	case err == nil:
+		d.quiet = quiet
+	case w.closed || errors.Is(err, errNotifierClosed):
+	case quiet:
+		// Still reporting writes: harmless, tried again at the next change.
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
+		// Gone, and its watch with it: polled until listed again.
+		d.watched = false
+		d.changes++
+		d.wakeAll()
+	default:
+		d.watched = false
+		d.changes++
+		d.failedAt = time.Now()
+		d.failed = watchFailReason(err)
+		w.fallbackLocked(dir, d.failed, err)
+		d.wakeAll()
 	}
 }
 
@@ -376,13 +460,16 @@ func (w *watcher) unsubscribe(t *tailer) {
 			ref.d.files[ref.base] = ts
 		}
 		ref.d.refs--
+		if t.timed {
+			ref.d.timed--
+		}
 		if w.dirs[ref.dir] == ref.d {
 			if r := w.dropLocked(ref.dir, ref.d); r != "" {
 				drop = append(drop, r)
 			}
 		}
 	}
-	t.watches = nil
+	t.watches, t.timed = nil, false
 	w.mu.Unlock()
 	for _, d := range drop {
 		w.remove(d)
