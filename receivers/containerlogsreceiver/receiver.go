@@ -103,6 +103,7 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*logsR
 		limited: r.rateLimited, skipped: r.countSkip,
 		watched:  func(t *tailer) bool { return r.watch.covers(t) },
 		timed:    func(t *tailer, on bool) { r.watch.setTimed(t, on) },
+		pathTok:  func(t *tailer) (uint64, bool) { return r.watch.pathToken(t) },
 		released: r.forget,
 	}
 	r.watch = newWatcher(r)

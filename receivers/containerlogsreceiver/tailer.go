@@ -87,6 +87,7 @@ type tailerEnv struct {
 	skipped  func(path, reason string, err error) // counts and logs a path that cannot be read
 	watched  func(t *tailer) bool                 // change notifications cover t's file
 	timed    func(t *tailer, on bool)             // t reads on its own timer, or waits for notifications again (watcher.setTimed)
+	pathTok  func(t *tailer) (uint64, bool)       // changes when an entry of t's directories may have (watcher.pathToken)
 	released func(ctx context.Context, t *tailer) // t read its file to the end and gave it up
 }
 
@@ -111,6 +112,13 @@ type tailer struct {
 	watches []watchRef // where change notifications for the file arrive (watcher.mu)
 	timed   bool       // reads on its own timer: its directories need not report writes (watcher.mu)
 	onTimer bool       // the same, for the tailer's goroutine
+	// sized: lastSize is from this read cycle's stat, and the cycle reads
+	// up to it without another stat, nor a read to confirm the end.
+	sized bool
+	// pathTok is the directories' token (watcher.pathToken) taken before
+	// the last stat that found the file at its path; pathOK: there was one.
+	pathTok uint64
+	pathOK  bool
 
 	fp        []byte
 	format    format
@@ -264,7 +272,13 @@ func (t *tailer) run(ctx context.Context) {
 	read := false       // this cycle read something
 	for {
 		atEnd := false
-		if t.follow {
+		sized := t.follow && t.sized
+		switch {
+		case sized:
+			// Read up to this cycle's stat; what was written since waits
+			// for the next cycle.
+			atEnd = t.readOff >= t.lastSize
+		case t.follow:
 			var err error
 			if atEnd, err = t.checkTruncation(ctx); err != nil {
 				return
@@ -272,7 +286,7 @@ func (t *tailer) run(ctx context.Context) {
 		}
 		var n int
 		err := io.EOF
-		if !atEnd || cap(t.buf) >= readBufSize {
+		if !atEnd || (!sized && cap(t.buf) >= readBufSize) {
 			n, err = t.readChunk(ctx)
 		}
 		if ctx.Err() != nil {
@@ -312,12 +326,12 @@ func (t *tailer) run(ctx context.Context) {
 			case <-timer.C:
 			}
 			t.drainWake() // served by the read that follows
-			cycle, read = time.Now(), false
+			cycle, read, t.sized = time.Now(), false, false
 			continue
 		case t.onTimer:
 			// Writes are notified again from here on; one more read for a
 			// write made before.
-			t.onTimer = false
+			t.onTimer, t.sized = false, false
 			t.env.timed(t, false)
 			continue
 		default:
@@ -335,7 +349,7 @@ func (t *tailer) run(ctx context.Context) {
 			}
 		case <-timer.C:
 		}
-		cycle, read = time.Now(), false
+		cycle, read, t.sized = time.Now(), false, false
 	}
 }
 
@@ -381,7 +395,7 @@ func (t *tailer) checkTruncation(ctx context.Context) (atEnd bool, err error) {
 	if size < t.readOff || (changed && !t.prefixMatches()) {
 		return false, t.truncated(ctx, size)
 	}
-	t.lastSize, t.lastMtime = size, mtime
+	t.lastSize, t.lastMtime, t.sized = size, mtime, true
 	t.publish()
 	return size == t.readOff, nil
 }
@@ -709,11 +723,20 @@ func (t *tailer) idle(ctx context.Context) bool {
 	if !t.follow {
 		return !t.release(ctx)
 	}
+	// Whether the path still leads to the file: known without a stat
+	// while no entry of its watched directories changed since the last
+	// stat found it there.
+	tok, tokOK := t.env.pathTok(t)
+	if tokOK && t.pathOK && tok == t.pathTok && !t.moved {
+		return true
+	}
 	st, err := os.Stat(t.path)
 	if err == nil && idOf(st) == t.id {
 		t.moved = false
+		t.pathTok, t.pathOK = tok, tokOK
 		return true
 	}
+	t.pathOK = false
 	// The file was renamed or deleted. Whoever rotated it may still append
 	// for a moment: release it once it stayed quiet for a poll_interval
 	// (polled meanwhile), within two polls of the change. A notification

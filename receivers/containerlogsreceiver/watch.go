@@ -476,6 +476,27 @@ func (w *watcher) unsubscribe(t *tailer) {
 	}
 }
 
+// pathToken changes whenever an entry of one of the tailer's directories
+// may have changed (created, removed, renamed; a watch lost; a queue
+// overflow); ok is false unless every one of them is watched. Taken
+// before a stat of the tailer's path, an unchanged token later means the
+// path still leads where that stat found it.
+func (w *watcher) pathToken(t *tailer) (token uint64, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(t.watches) == 0 || w.fs == nil {
+		return 0, false
+	}
+	token = w.overflows
+	for _, ref := range t.watches {
+		if !ref.d.watched || w.dirs[ref.dir] != ref.d {
+			return 0, false
+		}
+		token += ref.d.changes
+	}
+	return token, true
+}
+
 // covers reports whether every directory the tailer is registered in is
 // watched, so that a change to its file wakes it.
 func (w *watcher) covers(t *tailer) bool {
