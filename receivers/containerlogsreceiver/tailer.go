@@ -116,8 +116,10 @@ type tailer struct {
 	// up to it without another stat, nor a read to confirm the end.
 	sized bool
 	// pathTok is the directories' token (watcher.pathToken) taken before
-	// the last stat that found the file at its path; pathOK: there was one.
+	// the last stat that found the file at its path, at pathAt; pathOK:
+	// there was one.
 	pathTok uint64
+	pathAt  time.Time
 	pathOK  bool
 
 	fp        []byte
@@ -725,15 +727,17 @@ func (t *tailer) idle(ctx context.Context) bool {
 	}
 	// Whether the path still leads to the file: known without a stat
 	// while no entry of its watched directories changed since the last
-	// stat found it there.
+	// stat found it there, within fallback_poll_interval (the safety net,
+	// as for a watched directory's listing).
 	tok, tokOK := t.env.pathTok(t)
-	if tokOK && t.pathOK && tok == t.pathTok && !t.moved {
+	now := time.Now()
+	if tokOK && t.pathOK && tok == t.pathTok && !t.moved && now.Sub(t.pathAt) < t.env.cfg.FallbackPollInterval {
 		return true
 	}
 	st, err := os.Stat(t.path)
 	if err == nil && idOf(st) == t.id {
 		t.moved = false
-		t.pathTok, t.pathOK = tok, tokOK
+		t.pathTok, t.pathAt, t.pathOK = tok, now, tokOK
 		return true
 	}
 	t.pathOK = false
