@@ -259,17 +259,8 @@ func watchMask(t *testing.T, dir string) (mask uint32, ok bool) {
 	st, err := os.Stat(dir)
 	require.NoError(t, err)
 	ino := st.Sys().(*syscall.Stat_t).Ino
-	ents, err := os.ReadDir("/proc/self/fd")
-	require.NoError(t, err)
-	for _, e := range ents {
-		if target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err != nil || target != "anon_inode:inotify" {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc/self/fdinfo", e.Name()))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n") {
+	for _, info := range inotifyInfo(t) {
+		for _, line := range strings.Split(info, "\n") {
 			var wd int
 			var i, dev uint64
 			var m uint32
@@ -281,17 +272,25 @@ func watchMask(t *testing.T, dir string) (mask uint32, ok bool) {
 	return 0, false
 }
 
+// timedSetup makes a pod log file holding one line tagged tag, a
+// configuration under which only notifications bring its new lines in
+// time, reading files being written every 50ms, and a sink.
+func timedSetup(t *testing.T, tag string) (string, *Config, *sink) {
+	t.Helper()
+	dir := t.TempDir()
+	path := podLogPath(t, dir, "ns", "pod", "c")
+	appendFile(t, path, seqLines(tag, 0, 1))
+	cfg := notifiedCfg(filepath.Join(dir, "*", "*", "*.log"))
+	cfg.MinReadInterval = 50 * time.Millisecond
+	return path, cfg, &sink{}
+}
+
 // While a file is being written it is read on its own timer, so its
 // directory's watch stops reporting writes (no wake of the notifier per
 // write batch); once it waits for notifications again, writes are
 // reported again and a new line is read at once.
 func TestWatchQuietWhileFileRead(t *testing.T) {
-	dir := t.TempDir()
-	path := podLogPath(t, dir, "ns", "pod", "c")
-	appendFile(t, path, seqLines("q", 0, 1))
-	cfg := notifiedCfg(filepath.Join(dir, "*", "*", "*.log"))
-	cfg.MinReadInterval = 50 * time.Millisecond
-	s := &sink{}
+	path, cfg, s := timedSetup(t, "q")
 	run := startReceiver(t, cfg, s)
 	require.Eventually(t, func() bool { return s.len() == 1 }, 5*time.Second, 5*time.Millisecond)
 	waitCovered(t, run, path)
@@ -351,12 +350,7 @@ func TestWatchQuietWhileFileRead(t *testing.T) {
 // tailer reads once more after turning them back on, so the line is not
 // left for the safety poll.
 func TestWatchWritesBackBeforeWait(t *testing.T) {
-	dir := t.TempDir()
-	path := podLogPath(t, dir, "ns", "pod", "c")
-	appendFile(t, path, seqLines("b", 0, 1))
-	cfg := notifiedCfg(filepath.Join(dir, "*", "*", "*.log"))
-	cfg.MinReadInterval = 50 * time.Millisecond
-	s := &sink{}
+	path, cfg, s := timedSetup(t, "b")
 	var armed, fired atomic.Bool
 	var offs atomic.Int64
 	run := startReceiver(t, cfg, s, func(r *logsReceiver) {
@@ -391,13 +385,8 @@ func TestWatchWritesBackBeforeWait(t *testing.T) {
 // counted and logged like a refused watch, and the file is polled, so its
 // new lines still arrive.
 func TestWatchWritesBackFailsFallsBackToPolling(t *testing.T) {
-	dir := t.TempDir()
-	path := podLogPath(t, dir, "ns", "pod", "c")
-	appendFile(t, path, seqLines("f", 0, 1))
-	cfg := notifiedCfg(filepath.Join(dir, "*", "*", "*.log"))
-	cfg.MinReadInterval = 50 * time.Millisecond
+	path, cfg, s := timedSetup(t, "f")
 	cfg.PollInterval = 100 * time.Millisecond
-	s := &sink{}
 	var refused atomic.Bool
 	run := startReceiver(t, cfg, s, func(r *logsReceiver) {
 		r.watch.setWrites = func(n *notifier, d string, on bool) error {

@@ -62,18 +62,27 @@ func waitWaiting(t *testing.T, run *running, path string) *tailer {
 // process, by file descriptor.
 func inotifyWatches(t *testing.T) map[string]int {
 	t.Helper()
+	out := map[string]int{}
+	for fd, info := range inotifyInfo(t) {
+		out[fd] = strings.Count(info, "inotify wd:")
+	}
+	return out
+}
+
+// inotifyInfo is /proc/self/fdinfo of each inotify instance of this
+// process, by file descriptor: one "inotify wd:" line per watch.
+func inotifyInfo(t *testing.T) map[string]string {
+	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
 	require.NoError(t, err)
-	out := map[string]int{}
+	out := map[string]string{}
 	for _, e := range ents {
 		if target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err != nil || target != "anon_inode:inotify" {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc/self/fdinfo", e.Name()))
-		if err != nil {
-			continue
+		if b, err := os.ReadFile(filepath.Join("/proc/self/fdinfo", e.Name())); err == nil {
+			out[e.Name()] = string(b)
 		}
-		out[e.Name()] = strings.Count(string(b), "inotify wd:")
 	}
 	return out
 }
