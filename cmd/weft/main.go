@@ -5,6 +5,7 @@ package main
 import "os"
 
 func main() {
+	applyTimerSlack()
 	setGCPercent(os.LookupEnv)
 	if err := newCommand().Execute(); err != nil {
 		os.Exit(1)

@@ -15,6 +15,10 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
+	if os.Getenv("WEFT_TEST_TIMER_SLACK_CHILD") == "1" {
+		timerSlackChild()
+		os.Exit(0)
+	}
 	goleak.VerifyTestMain(m,
 		// The collector's OpenCensus/zap and gRPC internals start package-level
 		// goroutines on first use that live for the process.
