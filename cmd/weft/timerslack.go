@@ -23,10 +23,10 @@ const timerSlackEnv = "WEFT_TIMER_SLACK"
 // at bench/compare's nominal load on a 2-core virtual machine, sysmon woke
 // ~775 times a second and spent 0.72 s of the process's 7.37 s over 40 s.
 // With 1 ms of slack those 20 µs sleeps last ~1 ms, so a burst costs sysmon
-// one or two wakes instead of about twelve: 0.34 s of 6.79 s, context
-// switches 65,341 → 40,737 (bench/RESULTS.md, issue #21 session 20). Every
-// timer in weft may fire up to the slack late; the shortest weft waits on
-// are hundreds of milliseconds (batch flushes, read ticks).
+// one or two wakes instead of about twelve: 0.38 s of 7.26 s, context
+// switches 65,341 → 40,701 (bench/RESULTS.md, issue #21 session 20). Every
+// timed wait in weft may end up to the slack late; its own are tens of
+// milliseconds and longer (retry backoffs, batch flushes, read ticks).
 const defaultTimerSlack = time.Millisecond
 
 // maxTimerSlack bounds WEFT_TIMER_SLACK: beyond it the lateness starts to
@@ -67,6 +67,6 @@ func applyTimerSlack() {
 		return
 	}
 	if err := reexecWithTimerSlack(want); err != nil {
-		fmt.Fprintf(os.Stderr, "weft: running with the kernel's timer slack: %v\n", err)
+		fmt.Fprintf(os.Stderr, "weft: running with the timer slack it was started with: %v\n", err)
 	}
 }

@@ -1,14 +1,9 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -43,46 +38,4 @@ func TestApplyTimerSlackReexecutes(t *testing.T) {
 	lines, err = run("2 ms")
 	require.Error(t, err)
 	require.Equal(t, `weft: WEFT_TIMER_SLACK: not a duration (like 1ms, or 0 to keep the slack weft was started with): "2 ms"`, lines[len(lines)-1])
-}
-
-// timerSlackChild is TestApplyTimerSlackReexecutes's child: it prints its
-// process ID and slack, calls applyTimerSlack as main does, makes the
-// runtime start more threads and prints the slack of all its threads if
-// they agree.
-func timerSlackChild() {
-	fmt.Printf("%d start, slack %s\n", os.Getpid(), readSlack("/proc/self"))
-	applyTimerSlack()
-	var started sync.WaitGroup
-	done := make(chan struct{})
-	for range 4 { // each holds a thread of its own until done
-		started.Add(1)
-		go func() {
-			runtime.LockOSThread()
-			started.Done()
-			<-done
-		}()
-	}
-	started.Wait()
-	defer close(done)
-	tasks, _ := filepath.Glob("/proc/self/task/*")
-	var slacks []string
-	for _, t := range tasks {
-		// /proc/TID shows the thread's own slack (task/TID has none).
-		slacks = append(slacks, readSlack("/proc/"+filepath.Base(t)))
-	}
-	slices.Sort(slacks)
-	slacks = slices.Compact(slacks)
-	if len(slacks) != 1 || len(tasks) < 5 {
-		fmt.Printf("%d run, %d threads disagree: %v\n", os.Getpid(), len(tasks), slacks)
-		return
-	}
-	fmt.Printf("%d run, every thread %s\n", os.Getpid(), slacks[0])
-}
-
-func readSlack(dir string) string {
-	b, err := os.ReadFile(dir + "/timerslack_ns")
-	if err != nil {
-		return err.Error()
-	}
-	return strings.TrimSpace(string(b))
 }
