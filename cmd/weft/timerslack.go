@@ -34,10 +34,11 @@ const defaultTimerSlack = time.Millisecond
 const maxTimerSlack = 100 * time.Millisecond
 
 // timerSlack is the slack to run with, from the environment (lookup is
-// os.LookupEnv); 0 keeps the slack weft was started with.
+// os.LookupEnv; set but empty counts as unset, as a manifest's empty
+// value would be); 0 keeps the slack weft was started with.
 func timerSlack(lookup func(string) (string, bool)) (time.Duration, error) {
 	v, ok := lookup(timerSlackEnv)
-	if !ok {
+	if !ok || v == "" {
 		return defaultTimerSlack, nil
 	}
 	d, err := time.ParseDuration(v)

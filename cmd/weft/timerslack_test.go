@@ -20,16 +20,17 @@ func TestTimerSlackFromEnvironment(t *testing.T) {
 	}
 	unset := func(string) (string, bool) { return "", false }
 
-	d, err := timerSlack(unset)
-	require.NoError(t, err)
-	require.Equal(t, defaultTimerSlack, d)
+	for _, lookup := range []func(string) (string, bool){unset, env("")} {
+		d, err := timerSlack(lookup)
+		require.NoError(t, err)
+		require.Equal(t, defaultTimerSlack, d, "unset or empty: the default")
+	}
 	for v, want := range map[string]time.Duration{"0": 0, "250us": 250 * time.Microsecond, "100ms": maxTimerSlack} {
 		d, err := timerSlack(env(v))
 		require.NoError(t, err, v)
 		require.Equal(t, want, d, v)
 	}
 	for v, msg := range map[string]string{
-		"":      `WEFT_TIMER_SLACK: not a duration (like 1ms, or 0 to keep the slack weft was started with): ""`,
 		"1000":  `WEFT_TIMER_SLACK: not a duration (like 1ms, or 0 to keep the slack weft was started with): "1000"`,
 		"-1ms":  "WEFT_TIMER_SLACK: must be between 0 and 100ms, got -1ms",
 		"101ms": "WEFT_TIMER_SLACK: must be between 0 and 100ms, got 101ms",
